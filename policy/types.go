@@ -1,0 +1,228 @@
+// Package policy is the operator's description of what to provision: the
+// targets, the attributes, and for each lifecycle event the ordered steps.
+// A Policy is plain data (JSON-serializable) so workflows can carry the
+// steps they run in their history.
+package policy
+
+// Policy is a parsed policy file.
+type Policy struct {
+	// Targets by name (the name is what steps refer to and what outputs are
+	// keyed by, e.g. target "okta" of type okta produces {OktaUser.login}).
+	Targets map[string]Target `yaml:"targets" json:"targets"`
+	// CommonAttributes are transformer templates evaluated for every sync
+	// step before its own attributes (step attributes win).
+	CommonAttributes map[string]string `yaml:"common_attributes" json:"common_attributes,omitempty"`
+	// Lookups are CSV lookup tables for the LOOKUP transformer, by name.
+	Lookups map[string]Lookup `yaml:"lookups" json:"lookups,omitempty"`
+	// Password is how generated passwords are made.
+	Password PasswordPolicy `yaml:"password" json:"password"`
+	// RequiredAttributes of an HR event's employee, beyond employee_id.
+	RequiredAttributes []string `yaml:"required_attributes" json:"required_attributes,omitempty"`
+
+	Joiner        Flow          `yaml:"joiner" json:"joiner"`
+	Mover         Flow          `yaml:"mover" json:"mover"`
+	Leaver        Flow          `yaml:"leaver" json:"leaver"`
+	Rehire        Flow          `yaml:"rehire" json:"rehire"` // empty: the joiner flow with reactivation
+	AttributeSync AttributeSync `yaml:"attribute_sync" json:"attribute_sync"`
+
+	PasswordSyncGroups []PasswordSyncGroup `yaml:"password_sync_groups" json:"password_sync_groups,omitempty"`
+	Safety             Safety              `yaml:"safety" json:"safety"`
+	// Import maps CSV/JSONL column names to employee attribute names.
+	Import ImportMapping `yaml:"import" json:"import,omitempty"`
+}
+
+// Target is one system jml provisions into. Secrets are never in the file:
+// only the names of environment variables that hold them.
+type Target struct {
+	Type     string `yaml:"type" json:"type"` // okta | scim | rest | entra
+	BaseURL  string `yaml:"base_url" json:"base_url,omitempty"`
+	OrgURL   string `yaml:"org_url" json:"org_url,omitempty"` // okta
+	TokenEnv string `yaml:"token_env" json:"token_env,omitempty"`
+	// Auth for scim/rest: none | bearer | basic | header | oauth2 | login_bearer.
+	Auth Credential `yaml:"auth" json:"auth,omitempty"`
+	// EntityType names the outputs of this target's steps ({OktaUser.login}).
+	// Default: OktaUser for okta, ScimUser for scim, EntraUser for entra, the
+	// target name for rest.
+	EntityType string `yaml:"entity_type" json:"entity_type,omitempty"`
+	// RateLimit is the most requests per second jml sends (0: no limit).
+	RateLimit float64 `yaml:"rate_limit" json:"rate_limit,omitempty"`
+	// Tenant/ClientIDEnv/ClientSecretEnv for entra.
+	Tenant          string `yaml:"tenant" json:"tenant,omitempty"`
+	ClientIDEnv     string `yaml:"client_id_env" json:"client_id_env,omitempty"`
+	ClientSecretEnv string `yaml:"client_secret_env" json:"client_secret_env,omitempty"`
+}
+
+// Credential is how to authenticate to a target. Only env var names.
+type Credential struct {
+	Type            string   `yaml:"type" json:"type,omitempty"` // none|bearer|basic|header|oauth2|login_bearer
+	TokenEnv        string   `yaml:"token_env" json:"token_env,omitempty"`
+	UsernameEnv     string   `yaml:"username_env" json:"username_env,omitempty"`
+	PasswordEnv     string   `yaml:"password_env" json:"password_env,omitempty"`
+	Header          string   `yaml:"header" json:"header,omitempty"`
+	ValueEnv        string   `yaml:"value_env" json:"value_env,omitempty"`
+	TokenURL        string   `yaml:"token_url" json:"token_url,omitempty"`
+	ClientIDEnv     string   `yaml:"client_id_env" json:"client_id_env,omitempty"`
+	ClientSecretEnv string   `yaml:"client_secret_env" json:"client_secret_env,omitempty"`
+	Scopes          []string `yaml:"scopes" json:"scopes,omitempty"`
+	LoginURL        string   `yaml:"login_url" json:"login_url,omitempty"`     // login_bearer
+	TokenField      string   `yaml:"token_field" json:"token_field,omitempty"` // login_bearer: JSON field of the token
+}
+
+// Lookup is a CSV table: rows keyed by the column Key.
+type Lookup struct {
+	File string `yaml:"file" json:"file,omitempty"` // relative to the policy file
+	CSV  string `yaml:"csv" json:"csv,omitempty"`   // or inline
+	Key  string `yaml:"key" json:"key,omitempty"`   // key column; default the first
+}
+
+// PasswordPolicy is how generated passwords are made (crypto/rand).
+type PasswordPolicy struct {
+	Length         int    `yaml:"length" json:"length,omitempty"` // default 20
+	Lower          bool   `yaml:"lower" json:"lower,omitempty"`
+	Upper          bool   `yaml:"upper" json:"upper,omitempty"`
+	Digits         bool   `yaml:"digits" json:"digits,omitempty"`
+	Symbols        bool   `yaml:"symbols" json:"symbols,omitempty"`
+	ExcludeSimilar bool   `yaml:"exclude_similar" json:"exclude_similar,omitempty"` // no 0O1lI
+	ExcludeChars   string `yaml:"exclude_chars" json:"exclude_chars,omitempty"`
+}
+
+// Flow is the ordered steps of one lifecycle event kind.
+type Flow struct {
+	// Offset shifts the event's effective time: a joiner with -72h creates
+	// the account three days before the start date. Go duration syntax plus
+	// "d" for days ("-3d").
+	Offset string `yaml:"offset" json:"offset,omitempty"`
+	// LocalTime, when set ("17:00"), runs a dated event (termination) at
+	// that wall-clock time in the employee's time zone on the effective day.
+	LocalTime string `yaml:"local_time" json:"local_time,omitempty"`
+	Steps     []Step `yaml:"steps" json:"steps"`
+}
+
+// Step is one action. Exactly one action field is set.
+type Step struct {
+	// Name is the stable step name shown in the UI and used by RetryStep;
+	// default "<target>.<action>", e.g. "okta.sync_identity".
+	Name string `yaml:"name" json:"name,omitempty"`
+	// When is an optional condition on identity attributes, SCIM-filter-like:
+	// department eq "Engineering" and country_code ne "US".
+	When string `yaml:"when" json:"when,omitempty"`
+
+	SyncIdentity        *SyncIdentity        `yaml:"sync_identity" json:"sync_identity,omitempty"`
+	ManageRelationships *ManageRelationships `yaml:"manage_relationships" json:"manage_relationships,omitempty"`
+	DeprovisionIdentity *DeprovisionIdentity `yaml:"deprovision_identity" json:"deprovision_identity,omitempty"`
+	DeleteIdentity      *DeleteIdentity      `yaml:"delete_identity" json:"delete_identity,omitempty"`
+	CreateEntitlement   *CreateEntitlement   `yaml:"create_entitlement" json:"create_entitlement,omitempty"`
+	ResetPassword       *ResetPassword       `yaml:"reset_password" json:"reset_password,omitempty"`
+	SendRESTRequest     *RESTRequest         `yaml:"send_rest_request" json:"send_rest_request,omitempty"`
+	Notify              *RESTRequest         `yaml:"notify" json:"notify,omitempty"`
+}
+
+// SyncIdentity is SYNC_IDENTITIES.
+type SyncIdentity struct {
+	Target           string `yaml:"target" json:"target"`
+	CreateAllowed    bool   `yaml:"create_allowed" json:"create_allowed,omitempty"`
+	UniqueIdentifier string `yaml:"unique_identifier" json:"unique_identifier,omitempty"` // default user_name (scim) / login (okta)
+	// Password: "" (none), "generate" (from the password policy into the vault).
+	Password string `yaml:"password" json:"password,omitempty"`
+	// Attributes: destination attribute → transformer template.
+	Attributes map[string]string `yaml:"attributes" json:"attributes,omitempty"`
+	// Fallbacks: destination attribute → templates tried in order when the
+	// value is taken in the target (uniqueness), e.g. with NEXT_NUMBER.
+	Fallbacks map[string][]string `yaml:"fallbacks" json:"fallbacks,omitempty"`
+	// NotContinuouslySynced attributes are written at creation only.
+	NotContinuouslySynced []string `yaml:"not_continuously_synced" json:"not_continuously_synced,omitempty"`
+	// Groups granted at creation in the same call where possible (Okta groupIds).
+	Groups []string `yaml:"groups" json:"groups,omitempty"`
+}
+
+// ManageRelationships adds and removes group memberships (templates allowed:
+// "dept-{department | LOWER}"). On a mover, groups rendered from the old
+// attributes and not from the new ones are removed.
+type ManageRelationships struct {
+	Target        string   `yaml:"target" json:"target"`
+	Add           []string `yaml:"add" json:"add,omitempty"`
+	Remove        []string `yaml:"remove" json:"remove,omitempty"`
+	RemoveAll     bool     `yaml:"remove_all" json:"remove_all,omitempty"`
+	CreateMissing bool     `yaml:"create_missing" json:"create_missing,omitempty"`
+}
+
+// DeprovisionIdentity is DEPROVISION_IDENTITY.
+type DeprovisionIdentity struct {
+	Target        string `yaml:"target" json:"target"`
+	Mode          string `yaml:"mode" json:"mode,omitempty"` // suspend | deactivate
+	RemoveGroups  bool   `yaml:"remove_groups" json:"remove_groups,omitempty"`
+	ClearSessions bool   `yaml:"clear_sessions" json:"clear_sessions,omitempty"`
+}
+
+// DeleteIdentity is DELETE_IDENTITY, optionally after a durable delay.
+type DeleteIdentity struct {
+	Target string `yaml:"target" json:"target"`
+	After  string `yaml:"after" json:"after,omitempty"` // "30d", "720h"
+}
+
+// CreateEntitlement is CREATE_ENTITLEMENT.
+type CreateEntitlement struct {
+	Target      string `yaml:"target" json:"target"`
+	Name        string `yaml:"name" json:"name"` // template
+	Description string `yaml:"description" json:"description,omitempty"`
+}
+
+// ResetPassword is RESET_PASSWORD (temporary password into the vault).
+type ResetPassword struct {
+	Target string `yaml:"target" json:"target"`
+}
+
+// RESTRequest is SEND_REST_REQUEST and NOTIFY. URL, headers and body are
+// templates. Body is a JSON template: values substituted into it are
+// JSON-escaped.
+type RESTRequest struct {
+	Target       string            `yaml:"target" json:"target,omitempty"` // a rest target for base URL and auth
+	Method       string            `yaml:"method" json:"method,omitempty"`
+	URL          string            `yaml:"url" json:"url"`
+	Headers      map[string]string `yaml:"headers" json:"headers,omitempty"`
+	Body         string            `yaml:"body" json:"body,omitempty"`
+	SuccessCodes []int             `yaml:"success_codes" json:"success_codes,omitempty"`
+	// Extract: output name → JSONPath-like path in the response ($.id).
+	Extract map[string]string `yaml:"extract" json:"extract,omitempty"`
+	// On (notify only): completed | needs_attention | failed. Empty: completed.
+	On []string `yaml:"on" json:"on,omitempty"`
+}
+
+// AttributeSync is continuous attribute synchronization.
+type AttributeSync struct {
+	Every    string   `yaml:"every" json:"every,omitempty"` // "15m"; empty: off
+	Targets  []string `yaml:"targets" json:"targets,omitempty"`
+	PageSize int      `yaml:"page_size" json:"page_size,omitempty"`
+}
+
+// PasswordSyncGroup keeps one password across several targets.
+type PasswordSyncGroup struct {
+	Name    string        `yaml:"name" json:"name"`
+	Auth    string        `yaml:"auth" json:"auth"` // the authoritative target, changed first
+	Members []string      `yaml:"members" json:"members"`
+	Rules   PasswordRules `yaml:"rules" json:"rules"`
+}
+
+// PasswordRules are what a synced password must satisfy.
+type PasswordRules struct {
+	MinLength      int      `yaml:"min_length" json:"min_length,omitempty"`
+	MaxLength      int      `yaml:"max_length" json:"max_length,omitempty"`
+	RequireLower   bool     `yaml:"require_lower" json:"require_lower,omitempty"`
+	RequireUpper   bool     `yaml:"require_upper" json:"require_upper,omitempty"`
+	RequireDigit   bool     `yaml:"require_digit" json:"require_digit,omitempty"`
+	RequireSymbol  bool     `yaml:"require_symbol" json:"require_symbol,omitempty"`
+	History        int      `yaml:"history" json:"history,omitempty"`
+	ForbiddenWords []string `yaml:"forbidden_words" json:"forbidden_words,omitempty"` // templates: "{first_name}"
+}
+
+// Safety is the mass-change limit on destructive steps.
+type Safety struct {
+	MaxDestructivePerHour int     `yaml:"max_destructive_per_hour" json:"max_destructive_per_hour,omitempty"` // e.g. 25
+	MaxDestructivePercent float64 `yaml:"max_destructive_percent" json:"max_destructive_percent,omitempty"`   // e.g. 5
+}
+
+// ImportMapping maps file columns to employee attributes.
+type ImportMapping struct {
+	Columns map[string]string `yaml:"columns" json:"columns,omitempty"` // column → attribute
+	Type    string            `yaml:"type" json:"type,omitempty"`       // default event type: hire
+}

@@ -1,0 +1,108 @@
+package workflows
+
+import (
+	"time"
+
+	"github.com/jml-dev/jml/hr"
+)
+
+// TaskQueue is the task queue every jml worker polls.
+const TaskQueue = "jml"
+
+// Names shared by the workflows, the intake and the operator CLI.
+const (
+	IdentityWorkflowName = "Identity" // per-person ordering workflow
+	JoinerWorkflowName   = "Joiner"
+	MoverWorkflowName    = "Mover"
+	LeaverWorkflowName   = "Leaver"
+
+	// UpdateHREvent delivers an hr.Event to the identity workflow
+	// (update-with-start from the intake). Result: EventAccepted.
+	UpdateHREvent = "HREvent"
+	// SignalHREvent is the fire-and-forget alternative to UpdateHREvent.
+	SignalHREvent = "hr-event"
+
+	// Operator updates on a lifecycle workflow in NeedsAttention.
+	UpdateRetryStep = "RetryStep" // arg: RetryStepRequest
+	UpdateSkipStep  = "SkipStep"  // arg: StepRequest
+	UpdateAbort     = "Abort"     // arg: StepRequest (Step may be empty)
+	UpdateRelease   = "Release"   // arg: StepRequest; releases a Blocked step
+
+	// QuerySteps returns []StepInfo of the current (or given) lifecycle run.
+	QuerySteps = "steps"
+)
+
+// Search attributes (keyword), registered by the dev server and documented
+// for production clusters.
+const (
+	SAEmployeeID = "JmlEmployeeId"
+	SAEvent      = "JmlEvent"
+	SAState      = "JmlState"
+	SAFailedStep = "JmlFailedStep"
+)
+
+// JmlState values.
+const (
+	StateWaiting        = "Waiting" // on an effective-date timer
+	StateRunning        = "Running"
+	StateNeedsAttention = "NeedsAttention"
+	StateBlocked        = "Blocked"
+	StateCompleted      = "Completed"
+	StateAborted        = "Aborted"
+	StateIdle           = "Idle" // identity workflow with nothing to do
+)
+
+// Step states in the step table.
+const (
+	StepPending = "pending"
+	StepRunning = "running"
+	StepDone    = "done"
+	StepFailed  = "failed"
+	StepSkipped = "skipped"
+	StepBlocked = "blocked"
+)
+
+// IdentityWorkflowID is the ID of a person's ordering workflow.
+func IdentityWorkflowID(employeeID string) string { return "identity/" + employeeID }
+
+// LifecycleWorkflowID is the ID of a joiner/mover/leaver child run, e.g.
+// "joiner/E123/evt-42".
+func LifecycleWorkflowID(kind, employeeID, eventID string) string {
+	return kind + "/" + employeeID + "/" + eventID
+}
+
+// EventAccepted answers UpdateHREvent.
+type EventAccepted struct {
+	WorkflowID string `json:"workflow_id"`
+	Duplicate  bool   `json:"duplicate"` // the event ID was already handled
+}
+
+// HREventRequest is the UpdateHREvent / SignalHREvent argument.
+type HREventRequest struct {
+	Event hr.Event `json:"event"`
+}
+
+// StepRequest names the failed step an operator acts on.
+type StepRequest struct {
+	Step   string `json:"step"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// RetryStepRequest re-runs exactly the failed step, optionally with
+// corrected identity attributes.
+type RetryStepRequest struct {
+	Step       string            `json:"step"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// StepInfo is one row of the step table.
+type StepInfo struct {
+	Name      string    `json:"name"`
+	Action    string    `json:"action"`
+	Target    string    `json:"target"`
+	State     string    `json:"state"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error,omitempty"`
+	Note      string    `json:"note,omitempty"` // e.g. "password re-issued: worker lost the vault entry"
+	Time      time.Time `json:"time,omitempty"`
+}
