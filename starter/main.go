@@ -1,0 +1,83 @@
+// Command starter is jml's HR event intake and operator CLI.
+//
+//	starter serve                      HTTP intake (POST /v1/events)
+//	starter import hires.csv           batch import (CSV or JSONL)
+//	starter preview --policy P --event E  dry run of a policy for one event
+//	starter status <employeeId>        step table of a person's current run
+//	starter list --needs-attention     runs waiting for an operator
+//	starter retry|skip|abort|release <employeeId> [--step S]
+//	starter sync <employeeId>          attribute sync now for one person
+//	starter sandbox users              accounts in the dev sandbox directory
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// command runs one subcommand and returns the process exit code
+// (0 ok, 1 failure, 2 bad usage or bad input).
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+func commands() map[string]command {
+	return map[string]command{
+		"serve":   runServe,
+		"import":  runImport,
+		"preview": runPreview,
+		"status":  runStatus,
+		"list":    runList,
+		"retry":   runRetry,
+		"skip":    runSkip,
+		"abort":   runAbort,
+		"release": runRelease,
+		"sync":    runSync,
+		"sandbox": runSandbox,
+		"hire":    runHire,
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands()[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "starter: unknown command %q (see starter --help)\n", args[0])
+		return 2
+	}
+	return cmd(ctx, args[1:], stdout, stderr)
+}
+
+const usage = `usage: starter <command> [flags]
+
+commands:
+  serve                         run the HR event intake (POST /v1/events)
+  import FILE                   import hires from CSV or JSONL
+  preview --policy P --event E  show what a policy would do for an event, touching nothing
+  hire                          start the walking-skeleton joiner for one employee
+  status EMPLOYEE_ID            step table of a person's current run
+  list --needs-attention        runs waiting for an operator
+  retry EMPLOYEE_ID [--step S]  re-run the failed step
+  skip EMPLOYEE_ID --step S     skip the failed step
+  abort EMPLOYEE_ID             stop the run (state Aborted)
+  release EMPLOYEE_ID           release a run blocked by the safety limit
+  sync EMPLOYEE_ID              run attribute sync now for one person
+  sandbox users                 list accounts in the dev sandbox directory
+
+Temporal connection: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default default),
+TEMPORAL_API_KEY, TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY/TEMPORAL_TLS_CA.
+`
