@@ -28,8 +28,11 @@ const (
 	UpdateAbort     = "Abort"     // arg: StepRequest (Step may be empty)
 	UpdateRelease   = "Release"   // arg: StepRequest; releases a Blocked step
 
-	// QuerySteps returns []StepInfo of the current (or given) lifecycle run.
+	// QuerySteps returns []StepInfo of a lifecycle run (joiner/mover/leaver).
 	QuerySteps = "steps"
+	// QueryCurrent on the identity workflow returns CurrentRun: which
+	// lifecycle run is active, so the CLI can address it by employee ID.
+	QueryCurrent = "current"
 )
 
 // Search attributes (keyword), registered by the dev server and documented
@@ -69,6 +72,27 @@ func IdentityWorkflowID(employeeID string) string { return "identity/" + employe
 // "joiner/E123/evt-42".
 func LifecycleWorkflowID(kind, employeeID, eventID string) string {
 	return kind + "/" + employeeID + "/" + eventID
+}
+
+// IdentityInput starts (and continues-as-new) the identity workflow. The
+// intake starts it with only EmployeeID set; the rest is carried state.
+type IdentityInput struct {
+	EmployeeID string            `json:"employee_id"`
+	Handled    []string          `json:"handled,omitempty"`    // event IDs already processed (bounded)
+	Pending    []hr.Event        `json:"pending,omitempty"`    // queued events not yet run
+	Attributes map[string]string `json:"attributes,omitempty"` // last applied employee attributes (mover diff)
+	Status     string            `json:"status,omitempty"`     // "", active, deprovisioned
+}
+
+// CurrentRun answers QueryCurrent.
+type CurrentRun struct {
+	EmployeeID string   `json:"employee_id"`
+	WorkflowID string   `json:"workflow_id,omitempty"` // the running lifecycle child; empty when idle
+	Kind       string   `json:"kind,omitempty"`        // joiner | mover | leaver
+	EventID    string   `json:"event_id,omitempty"`
+	Pending    []string `json:"pending,omitempty"` // queued event IDs
+	Status     string   `json:"status,omitempty"`
+	LastRun    string   `json:"last_run,omitempty"` // the most recent lifecycle workflow ID
 }
 
 // EventAccepted answers UpdateHREvent.
