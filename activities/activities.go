@@ -1,0 +1,138 @@
+// Package activities holds every side effect of jml: one method per policy
+// action on one struct with injected connectors, a worker-memory password
+// vault and an HTTP sender. Workflows refer to the methods through a nil
+// *Activities (var a *Activities; workflow.ExecuteActivity(ctx, a.SyncIdentity, …)).
+//
+// Every method has "ensure" semantics (a rerun after a crash never makes a
+// duplicate), returns only non-secret outputs plus opaque vault handles, and
+// turns connector errors into Temporal errors once, here:
+//
+//   - connectors.PermanentError → non-retryable ApplicationError of its Type
+//   - connectors.RateLimitedError → retryable, NextRetryDelay = the server's delay
+//   - ErrConflict / ErrNotFound where they are final → non-retryable
+//   - anything else → retryable with the workflow's backoff
+//
+// Error messages are scrubbed of every secret the activity touched (raw,
+// JSON-escaped and base64) before they reach Temporal.
+package activities
+
+import (
+	"io"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/secret"
+)
+
+// Config wires an Activities value.
+type Config struct {
+	Policy *policy.Policy
+	// Targets maps a policy target name to its connector, which implements
+	// some of the connectors capability interfaces.
+	Targets map[string]any
+	// Vault holds generated and temporary passwords in this worker's memory.
+	Vault *secret.Vault
+	// REST sends Send REST Request / Notify calls. Nil: a built-in sender
+	// over HTTPClient.
+	REST RESTSender
+	// HTTPClient is used by the built-in REST sender (nil: a client with a
+	// 30 s timeout).
+	HTTPClient *http.Client
+	// Client reaches the governor workflow (mass-change safety limit). Nil
+	// disables the limit.
+	Client client.Client
+	Logger *zap.Logger
+	Getenv func(string) string
+	// Rand feeds password generation (nil: crypto/rand).
+	Rand io.Reader
+
+	// StepTimeout is the StartToCloseTimeout of one step attempt (default 1m).
+	StepTimeout time.Duration
+	// SessionHeartbeat is how fast a lost worker session is noticed
+	// (default 20s).
+	SessionHeartbeat time.Duration
+}
+
+// Activities is the activity struct registered with the worker.
+type Activities struct {
+	cfg  Config
+	log  *zap.Logger
+	rest RESTSender
+}
+
+// New returns Activities for cfg.
+func New(cfg Config) *Activities {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Vault == nil {
+		cfg.Vault = secret.NewVault(time.Hour)
+	}
+	if cfg.Policy == nil {
+		cfg.Policy = &policy.Policy{}
+	}
+	if cfg.StepTimeout == 0 {
+		cfg.StepTimeout = time.Minute
+	}
+	if cfg.SessionHeartbeat == 0 {
+		cfg.SessionHeartbeat = 20 * time.Second
+	}
+	a := &Activities{cfg: cfg, log: cfg.Logger, rest: cfg.REST}
+	if a.rest == nil {
+		hc := cfg.HTTPClient
+		if hc == nil {
+			hc = &http.Client{Timeout: 30 * time.Second}
+		}
+		a.rest = &httpSender{client: hc, getenv: cfg.Getenv}
+	}
+	return a
+}
+
+// Vault returns the worker's vault (tests count its entries).
+func (a *Activities) Vault() *secret.Vault { return a.cfg.Vault }
+
+// SecretRef is the history-safe form of a secret output: an opaque vault
+// handle plus where the secret belongs, so a step whose handle no longer
+// resolves can set a new one on the account.
+type SecretRef struct {
+	Handle    secret.Handle `json:"handle"`
+	Target    string        `json:"target"`
+	AccountID string        `json:"account_id"`
+}
+
+// StepInput is what every step activity receives.
+type StepInput struct {
+	// Owner is the lifecycle workflow ID; vault entries are filed under it.
+	Owner string `json:"owner"`
+	// Kind is joiner, mover or leaver.
+	Kind string      `json:"kind"`
+	Step PlannedStep `json:"step"`
+	// Attributes are the employee's (new) attributes; OldAttributes the
+	// previous ones on a mover (group diff, account lookup).
+	Attributes    map[string]string `json:"attributes"`
+	OldAttributes map[string]string `json:"old_attributes,omitempty"`
+	// Outputs of earlier steps by entity type ({OktaUser.login}); never secret.
+	Outputs map[string]map[string]string `json:"outputs,omitempty"`
+	// Secrets of earlier steps by "Entity.attr" (OktaUser.password).
+	Secrets map[string]SecretRef `json:"secrets,omitempty"`
+	// Accounts are known account IDs by target name from earlier runs.
+	Accounts map[string]string `json:"accounts,omitempty"`
+	// Inactive creates accounts disabled (pre-hire); Reactivate re-enables a
+	// disabled account found by a joiner (rehire).
+	Inactive   bool `json:"inactive,omitempty"`
+	Reactivate bool `json:"reactivate,omitempty"`
+}
+
+// StepResult is what a step activity returns. It is recorded in history,
+// so it never holds a secret value.
+type StepResult struct {
+	EntityType string               `json:"entity_type,omitempty"`
+	Outputs    map[string]string    `json:"outputs,omitempty"`
+	Secrets    map[string]SecretRef `json:"secrets,omitempty"` // by "Entity.attr"
+	AccountID  string               `json:"account_id,omitempty"`
+	Note       string               `json:"note,omitempty"`
+}

@@ -1,0 +1,616 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/secret"
+	"github.com/jml-dev/jml/transform"
+)
+
+// Notes written into the step table.
+const (
+	NoteCreated          = "account created"
+	NoteExisting         = "account existed"
+	NotePasswordSet      = "password set on the existing account"
+	NotePasswordReissued = "password re-issued: the worker that held it is gone"
+	NoteNoAccount        = "no account: nothing to do"
+)
+
+func (a *Activities) connector(target string) (any, error) {
+	c, ok := a.cfg.Targets[target]
+	if !ok {
+		return nil, permanent("PolicyInvalid", fmt.Errorf("target %q is not configured", target))
+	}
+	return c, nil
+}
+
+func unsupported(target, capability string) error {
+	return permanent(ErrTypeUnsupported, fmt.Errorf("target %q cannot %s", target, capability))
+}
+
+// renderAttributes evaluates the common attributes, then the step's own
+// (which win), against attrs.
+// TODO(policy): use policy.RenderAttributes once it lands.
+func (a *Activities) renderAttributes(step map[string]string, env *transform.Env) (connectors.Attributes, error) {
+	out := connectors.Attributes{}
+	for _, set := range []map[string]string{a.cfg.Policy.CommonAttributes, step} {
+		for _, k := range slices.Sorted(maps.Keys(set)) {
+			v, err := render(set[k], env)
+			if err != nil {
+				return nil, permanent("PolicyInvalid", fmt.Errorf("attribute %s: %v", k, err))
+			}
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+func envFor(attrs map[string]string, in StepInput) *transform.Env {
+	return &transform.Env{Attrs: attrs, Outputs: in.Outputs}
+}
+
+func uniqueIdentifier(p *policy.Policy, s *policy.SyncIdentity) string {
+	if s.UniqueIdentifier != "" {
+		return s.UniqueIdentifier
+	}
+	if p.Targets[s.Target].Type == "okta" {
+		return "login"
+	}
+	return "user_name"
+}
+
+// SyncIdentity is SYNC_IDENTITIES: find the account by its unique
+// identifier, create it when allowed (with a generated password into the
+// vault), else write only the changed attributes.
+func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult, error) {
+	spec := in.Step.Spec.SyncIdentity
+	if spec == nil {
+		return StepResult{}, permanent("PolicyInvalid", errors.New("not a sync_identity step"))
+	}
+	c, err := a.connector(spec.Target)
+	if err != nil {
+		return StepResult{}, err
+	}
+	syncer, ok := c.(connectors.AccountSyncer)
+	if !ok {
+		return StepResult{}, unsupported(spec.Target, "sync identities")
+	}
+	attrs, err := a.renderAttributes(spec.Attributes, envFor(in.Attributes, in))
+	if err != nil {
+		return StepResult{}, err
+	}
+	uid := uniqueIdentifier(a.cfg.Policy, spec)
+	var old connectors.Attributes
+	if in.OldAttributes != nil {
+		if old, err = a.renderAttributes(spec.Attributes, envFor(in.OldAttributes, in)); err != nil {
+			return StepResult{}, err
+		}
+	}
+	acct, err := a.find(ctx, syncer, uid, attrs, old)
+	if err != nil && !errors.Is(err, connectors.ErrNotFound) {
+		return StepResult{}, toTemporal(fmt.Errorf("%s: find account: %w", spec.Target, err))
+	}
+	res := StepResult{EntityType: entityType(a.cfg.Policy, spec.Target)}
+	var pw secret.Secret
+	if acct == nil {
+		if !spec.CreateAllowed {
+			return StepResult{}, permanent(ErrTypeNotFound, fmt.Errorf("%s: no account with that %s and create is not allowed", spec.Target, uid))
+		}
+		opts := connectors.CreateOptions{Activate: !in.Inactive}
+		if spec.Password == "generate" {
+			if pw, err = GeneratePassword(a.cfg.Policy.Password, a.cfg.Rand); err != nil {
+				return StepResult{}, permanent("PolicyInvalid", err)
+			}
+			opts.Password = &pw
+		}
+		if opts.GroupIDs, err = a.resolveGroups(ctx, c, spec.Target, spec.Groups, in.Attributes, in, false); err != nil {
+			return StepResult{}, err
+		}
+		if acct, err = syncer.CreateAccount(ctx, attrs, opts); err != nil {
+			return StepResult{}, toTemporal(fmt.Errorf("%s: create account: %w", spec.Target, err), pw)
+		}
+		res.Note = NoteCreated
+	} else {
+		diff := connectors.Diff{}
+		for k, v := range attrs {
+			if slices.Contains(spec.NotContinuouslySynced, k) {
+				continue
+			}
+			if old != nil && old[k] == v && acct.Attributes[k] != "" {
+				continue // mover: only what the HR change touched
+			}
+			if acct.Attributes[k] != v {
+				diff[k] = v
+			}
+		}
+		if len(diff) > 0 {
+			if err := syncer.UpdateAccount(ctx, acct.ID, diff); err != nil {
+				return StepResult{}, toTemporal(fmt.Errorf("%s: update account: %w", spec.Target, err))
+			}
+		}
+		if in.Reactivate && !acct.Active {
+			r, ok := c.(connectors.Reactivator)
+			if !ok {
+				return StepResult{}, unsupported(spec.Target, "reactivate accounts")
+			}
+			if err := r.Reactivate(ctx, acct.ID); err != nil {
+				return StepResult{}, toTemporal(fmt.Errorf("%s: reactivate: %w", spec.Target, err))
+			}
+		}
+		res.Note = NoteExisting
+		// A joiner whose create succeeded but whose result was lost (worker
+		// crash) finds the account here: the password it was created with
+		// is gone, so set a fresh one rather than hand out nothing.
+		if spec.Password == "generate" && in.Kind == KindJoiner {
+			if pw, err = a.setNewPassword(ctx, c, spec.Target, acct.ID); err != nil {
+				return StepResult{}, err
+			}
+			res.Note = NotePasswordSet
+		}
+	}
+	res.AccountID = acct.ID
+	res.Outputs = map[string]string{"id": acct.ID}
+	for k, v := range attrs {
+		res.Outputs[k] = v
+	}
+	if !pw.Empty() {
+		h := a.cfg.Vault.Put(in.Owner, pw)
+		res.Secrets = map[string]SecretRef{res.EntityType + ".password": {Handle: h, Target: spec.Target, AccountID: acct.ID}}
+	}
+	a.log.Info("step done", zap.String("step", in.Step.Name), zap.String("target", spec.Target), zap.String("note", res.Note))
+	return res, nil
+}
+
+// find looks the account up by its unique identifier, new value first, then
+// the old one (a mover may change the login itself).
+func (a *Activities) find(ctx context.Context, s connectors.AccountSyncer, uid string, attrs, old connectors.Attributes) (*connectors.Account, error) {
+	var keys []string
+	for _, set := range []connectors.Attributes{attrs, old} {
+		if v := set[uid]; v != "" && !slices.Contains(keys, v) {
+			keys = append(keys, v)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, permanent("PolicyInvalid", fmt.Errorf("unique identifier %s renders empty", uid))
+	}
+	for _, k := range keys {
+		acct, err := s.FindAccount(ctx, connectors.Key{Attribute: uid, Value: k})
+		if err == nil {
+			return acct, nil
+		}
+		if !errors.Is(err, connectors.ErrNotFound) {
+			return nil, err
+		}
+	}
+	return nil, connectors.ErrNotFound
+}
+
+func (a *Activities) setNewPassword(ctx context.Context, c any, target, accountID string) (secret.Secret, error) {
+	ps, ok := c.(connectors.PasswordSetter)
+	if !ok {
+		return secret.Secret{}, unsupported(target, "set passwords")
+	}
+	pw, err := GeneratePassword(a.cfg.Policy.Password, a.cfg.Rand)
+	if err != nil {
+		return secret.Secret{}, permanent("PolicyInvalid", err)
+	}
+	if err := ps.SetPassword(ctx, accountID, pw); err != nil {
+		return secret.Secret{}, toTemporal(fmt.Errorf("%s: set password: %w", target, err), pw)
+	}
+	return pw, nil
+}
+
+// accountID finds the account a step acts on: an output of this run, an
+// account remembered from earlier runs, or a lookup by the unique
+// identifier of the policy's sync step for that target.
+func (a *Activities) accountID(ctx context.Context, c any, target string, in StepInput) (string, error) {
+	if id := in.Outputs[entityType(a.cfg.Policy, target)]["id"]; id != "" {
+		return id, nil
+	}
+	if id := in.Accounts[target]; id != "" {
+		return id, nil
+	}
+	syncer, ok := c.(connectors.AccountSyncer)
+	if !ok {
+		return "", nil
+	}
+	for _, flow := range []policy.Flow{a.cfg.Policy.Joiner, a.cfg.Policy.Rehire, a.cfg.Policy.Mover} {
+		for _, st := range flow.Steps {
+			if st.SyncIdentity == nil || st.SyncIdentity.Target != target {
+				continue
+			}
+			attrs, err := a.renderAttributes(st.SyncIdentity.Attributes, envFor(in.Attributes, in))
+			if err != nil {
+				return "", err
+			}
+			acct, err := a.find(ctx, syncer, uniqueIdentifier(a.cfg.Policy, st.SyncIdentity), attrs, nil)
+			if errors.Is(err, connectors.ErrNotFound) {
+				return "", nil
+			}
+			if err != nil {
+				return "", toTemporal(fmt.Errorf("%s: find account: %w", target, err))
+			}
+			return acct.ID, nil
+		}
+	}
+	return "", nil
+}
+
+func renderList(tmpls []string, attrs map[string]string, in StepInput) ([]string, error) {
+	var out []string
+	for _, t := range tmpls {
+		v, err := render(t, envFor(attrs, in))
+		if err != nil {
+			return nil, permanent("PolicyInvalid", fmt.Errorf("group %q: %v", t, err))
+		}
+		if v != "" && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// GroupDiff is the mover rule: groups rendered from the old attributes and
+// not from the new ones are removed; new ones not in the old are added.
+func GroupDiff(oldGroups, newGroups []string) (add, remove []string) {
+	for _, g := range newGroups {
+		if !slices.Contains(oldGroups, g) {
+			add = append(add, g)
+		}
+	}
+	for _, g := range oldGroups {
+		if !slices.Contains(newGroups, g) {
+			remove = append(remove, g)
+		}
+	}
+	return add, remove
+}
+
+// resolveGroups turns group names into target group IDs (creating missing
+// ones when allowed). A connector without GroupFinder takes names as IDs.
+func (a *Activities) resolveGroups(ctx context.Context, c any, target string, tmpls []string, attrs map[string]string, in StepInput, create bool) ([]string, error) {
+	names, err := renderList(tmpls, attrs, in)
+	if err != nil {
+		return nil, err
+	}
+	return a.groupIDs(ctx, c, target, names, create, false)
+}
+
+func (a *Activities) groupIDs(ctx context.Context, c any, target string, names []string, create, skipMissing bool) ([]string, error) {
+	var ids []string
+	for _, n := range names {
+		var g *connectors.Group
+		var err error
+		if ec, ok := c.(connectors.EntitlementCreator); ok && create {
+			g, err = ec.EnsureGroup(ctx, connectors.Group{Name: n})
+		} else if gf, ok := c.(connectors.GroupFinder); ok {
+			g, err = gf.FindGroup(ctx, n)
+			if errors.Is(err, connectors.ErrNotFound) {
+				if skipMissing {
+					continue
+				}
+				return nil, permanent("GroupNotFound", fmt.Errorf("%s: group %q does not exist", target, n))
+			}
+		} else {
+			g = &connectors.Group{ID: n, Name: n}
+		}
+		if err != nil {
+			return nil, toTemporal(fmt.Errorf("%s: group %q: %w", target, n, err))
+		}
+		ids = append(ids, g.ID)
+	}
+	return ids, nil
+}
+
+// ManageRelationships is MANAGE_RELATIONSHIPS: ensure memberships. On a
+// mover (OldAttributes set) it applies the group diff.
+func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (StepResult, error) {
+	spec := in.Step.Spec.ManageRelationships
+	if spec == nil {
+		return StepResult{}, permanent("PolicyInvalid", errors.New("not a manage_relationships step"))
+	}
+	c, err := a.connector(spec.Target)
+	if err != nil {
+		return StepResult{}, err
+	}
+	rm, ok := c.(connectors.RelationshipManager)
+	if !ok {
+		return StepResult{}, unsupported(spec.Target, "manage relationships")
+	}
+	id, err := a.accountID(ctx, c, spec.Target, in)
+	if err != nil {
+		return StepResult{}, err
+	}
+	if id == "" {
+		return StepResult{}, permanent(ErrTypeNotFound, fmt.Errorf("%s: no account to manage", spec.Target))
+	}
+	add, err := renderList(spec.Add, in.Attributes, in)
+	if err != nil {
+		return StepResult{}, err
+	}
+	remove, err := renderList(spec.Remove, in.Attributes, in)
+	if err != nil {
+		return StepResult{}, err
+	}
+	if in.OldAttributes != nil {
+		oldAdd, err := renderList(spec.Add, in.OldAttributes, in)
+		if err != nil {
+			return StepResult{}, err
+		}
+		var drop []string
+		add, drop = GroupDiff(oldAdd, add)
+		remove = append(remove, drop...)
+	}
+	addIDs, err := a.groupIDs(ctx, c, spec.Target, add, spec.CreateMissing, false)
+	if err != nil {
+		return StepResult{}, err
+	}
+	var removeIDs []string
+	if spec.RemoveAll {
+		gs, err := rm.Memberships(ctx, id)
+		if err != nil {
+			return StepResult{}, toTemporal(fmt.Errorf("%s: memberships: %w", spec.Target, err))
+		}
+		for _, g := range gs {
+			removeIDs = append(removeIDs, g.ID)
+		}
+	} else {
+		// Leaving a group that does not exist is done.
+		if removeIDs, err = a.groupIDs(ctx, c, spec.Target, remove, false, true); err != nil {
+			return StepResult{}, err
+		}
+	}
+	for _, g := range removeIDs {
+		if err := rm.RemoveMember(ctx, g, id); err != nil {
+			return StepResult{}, toTemporal(fmt.Errorf("%s: remove member: %w", spec.Target, err))
+		}
+	}
+	for _, g := range addIDs {
+		if err := rm.AddMember(ctx, g, id); err != nil {
+			return StepResult{}, toTemporal(fmt.Errorf("%s: add member: %w", spec.Target, err))
+		}
+	}
+	note := fmt.Sprintf("%d added, %d removed", len(addIDs), len(removeIDs))
+	return StepResult{AccountID: id, Note: note}, nil
+}
+
+// DeprovisionIdentity disables the account, drops its groups and ends its
+// sessions as the policy says. A missing account is done.
+func (a *Activities) DeprovisionIdentity(ctx context.Context, in StepInput) (StepResult, error) {
+	spec := in.Step.Spec.DeprovisionIdentity
+	if spec == nil {
+		return StepResult{}, permanent("PolicyInvalid", errors.New("not a deprovision_identity step"))
+	}
+	c, err := a.connector(spec.Target)
+	if err != nil {
+		return StepResult{}, err
+	}
+	d, ok := c.(connectors.Deprovisioner)
+	if !ok {
+		return StepResult{}, unsupported(spec.Target, "deprovision")
+	}
+	id, err := a.accountID(ctx, c, spec.Target, in)
+	if err != nil {
+		return StepResult{}, err
+	}
+	if id == "" {
+		return StepResult{Note: NoteNoAccount}, nil
+	}
+	err = d.Deprovision(ctx, id, connectors.DeprovisionOptions{Mode: spec.Mode, RemoveGroups: spec.RemoveGroups, ClearSessions: spec.ClearSessions})
+	if err != nil && !errors.Is(err, connectors.ErrNotFound) {
+		return StepResult{}, toTemporal(fmt.Errorf("%s: deprovision: %w", spec.Target, err))
+	}
+	return StepResult{AccountID: id, Note: "deprovisioned"}, nil
+}
+
+// DeleteIdentity deletes the account. A missing account is done.
+func (a *Activities) DeleteIdentity(ctx context.Context, in StepInput) (StepResult, error) {
+	spec := in.Step.Spec.DeleteIdentity
+	if spec == nil {
+		return StepResult{}, permanent("PolicyInvalid", errors.New("not a delete_identity step"))
+	}
+	c, err := a.connector(spec.Target)
+	if err != nil {
+		return StepResult{}, err
+	}
+	d, ok := c.(connectors.Deleter)
+	if !ok {
+		return StepResult{}, unsupported(spec.Target, "delete accounts")
+	}
+	id, err := a.accountID(ctx, c, spec.Target, in)
+	if err != nil {
+		return StepResult{}, err
+	}
+	if id == "" {
+		return StepResult{Note: NoteNoAccount}, nil
+	}
+	if err := d.Delete(ctx, id); err != nil && !errors.Is(err, connectors.ErrNotFound) {
+		return StepResult{}, toTemporal(fmt.Errorf("%s: delete: %w", spec.Target, err))
+	}
+	return StepResult{AccountID: id, Note: "deleted"}, nil
+}
+
+// EnableAccount activates an account created inactive before the start date.
+func (a *Activities) EnableAccount(ctx context.Context, target, accountID string) error {
+	c, err := a.connector(target)
+	if err != nil {
+		return err
+	}
+	r, ok := c.(connectors.Reactivator)
+	if !ok {
+		return unsupported(target, "activate accounts")
+	}
+	return toTemporal(r.Reactivate(ctx, accountID))
+}
+
+// CreateEntitlement ensures a group exists.
+func (a *Activities) CreateEntitlement(ctx context.Context, in StepInput) (StepResult, error) {
+	spec := in.Step.Spec.CreateEntitlement
+	if spec == nil {
+		return StepResult{}, permanent("PolicyInvalid", errors.New("not a create_entitlement step"))
+	}
+	c, err := a.connector(spec.Target)
+	if err != nil {
+		return StepResult{}, err
+	}
+	ec, ok := c.(connectors.EntitlementCreator)
+	if !ok {
+		return StepResult{}, unsupported(spec.Target, "create entitlements")
+	}
+	name, err := render(spec.Name, envFor(in.Attributes, in))
+	if err != nil {
+		return StepResult{}, permanent("PolicyInvalid", fmt.Errorf("create_entitlement.name: %v", err))
+	}
+	g, err := ec.EnsureGroup(ctx, connectors.Group{Name: name, Description: spec.Description})
+	if err != nil {
+		return StepResult{}, toTemporal(fmt.Errorf("%s: ensure group: %w", spec.Target, err))
+	}
+	return StepResult{Outputs: map[string]string{"group_id": g.ID}, Note: "group ensured"}, nil
+}
+
+// ResetPassword is RESET_PASSWORD: the temporary password goes into the
+// vault; history gets the handle.
+func (a *Activities) ResetPassword(ctx context.Context, in StepInput) (StepResult, error) {
+	spec := in.Step.Spec.ResetPassword
+	if spec == nil {
+		return StepResult{}, permanent("PolicyInvalid", errors.New("not a reset_password step"))
+	}
+	c, err := a.connector(spec.Target)
+	if err != nil {
+		return StepResult{}, err
+	}
+	rp, ok := c.(connectors.PasswordResetter)
+	if !ok {
+		return StepResult{}, unsupported(spec.Target, "reset passwords")
+	}
+	id, err := a.accountID(ctx, c, spec.Target, in)
+	if err != nil {
+		return StepResult{}, err
+	}
+	if id == "" {
+		return StepResult{}, permanent(ErrTypeNotFound, fmt.Errorf("%s: no account to reset", spec.Target))
+	}
+	pw, err := rp.ResetPassword(ctx, id)
+	if err != nil {
+		return StepResult{}, toTemporal(fmt.Errorf("%s: reset password: %w", spec.Target, err))
+	}
+	et := entityType(a.cfg.Policy, spec.Target)
+	h := a.cfg.Vault.Put(in.Owner, pw)
+	return StepResult{EntityType: et, AccountID: id, Note: "temporary password issued",
+		Secrets: map[string]SecretRef{et + ".password": {Handle: h, Target: spec.Target, AccountID: id}}}, nil
+}
+
+// SendRESTRequest is SEND_REST_REQUEST. Secret references ({OktaUser.password})
+// resolve from the vault; a handle lost with its worker makes the step set
+// a new password on the account and send that one.
+func (a *Activities) SendRESTRequest(ctx context.Context, in StepInput) (StepResult, error) {
+	spec := in.Step.Spec.SendRESTRequest
+	if spec == nil {
+		spec = in.Step.Spec.Notify
+	}
+	if spec == nil {
+		return StepResult{}, permanent("PolicyInvalid", errors.New("not a REST step"))
+	}
+	var target *policy.Target
+	if spec.Target != "" {
+		t, ok := a.cfg.Policy.Targets[spec.Target]
+		if !ok {
+			return StepResult{}, permanent("PolicyInvalid", fmt.Errorf("target %q is not configured", spec.Target))
+		}
+		target = &t
+	}
+	outputs := map[string]map[string]string{}
+	for et, m := range in.Outputs {
+		outputs[et] = maps.Clone(m)
+	}
+	res := StepResult{EntityType: spec.Target}
+	var secrets []secret.Secret
+	refs, err := secretRefs(spec)
+	if err != nil {
+		return StepResult{}, err
+	}
+	for _, ref := range refs {
+		sr, ok := in.Secrets[ref]
+		if !ok {
+			continue // not a secret of this run: renders from outputs
+		}
+		s, err := a.cfg.Vault.Get(sr.Handle)
+		if errors.Is(err, secret.ErrUnknownHandle) {
+			c, cerr := a.connector(sr.Target)
+			if cerr != nil {
+				return StepResult{}, cerr
+			}
+			if s, err = a.setNewPassword(ctx, c, sr.Target, sr.AccountID); err != nil {
+				return StepResult{}, err
+			}
+			h := a.cfg.Vault.Put(in.Owner, s)
+			if res.Secrets == nil {
+				res.Secrets = map[string]SecretRef{}
+			}
+			res.Secrets[ref] = SecretRef{Handle: h, Target: sr.Target, AccountID: sr.AccountID}
+			res.Note = NotePasswordReissued
+			a.log.Warn("vault handle lost; password re-issued", zap.String("step", in.Step.Name), zap.String("target", sr.Target))
+		}
+		secrets = append(secrets, s)
+		et, attr, _ := strings.Cut(ref, ".")
+		if outputs[et] == nil {
+			outputs[et] = map[string]string{}
+		}
+		outputs[et][attr] = s.Reveal()
+	}
+	env := &transform.Env{Attrs: in.Attributes, Outputs: outputs}
+	out, err := a.rest.Send(ctx, RESTRequest{Spec: *spec, Target: target, Env: env, Secrets: secrets})
+	if err != nil {
+		return StepResult{}, toTemporal(fmt.Errorf("%s: %w", in.Step.Name, err), secrets...)
+	}
+	res.Outputs = out
+	if res.Note == "" {
+		res.Note = "sent"
+	}
+	return res, nil
+}
+
+// Notify is NOTIFY: a REST request on completion or on NeedsAttention.
+func (a *Activities) Notify(ctx context.Context, in StepInput) (StepResult, error) {
+	return a.SendRESTRequest(ctx, in)
+}
+
+// secretRefs lists the Entity.password references of a REST spec.
+func secretRefs(spec *policy.RESTRequest) ([]string, error) {
+	var refs []string
+	srcs := []string{spec.URL, spec.Body}
+	for _, k := range slices.Sorted(maps.Keys(spec.Headers)) {
+		srcs = append(srcs, spec.Headers[k])
+	}
+	for _, src := range srcs {
+		t, err := transform.Parse(src)
+		if err != nil {
+			return nil, permanent("PolicyInvalid", fmt.Errorf("rest template: %v", err))
+		}
+		for _, r := range t.Refs() {
+			if r.Entity != "" && r.Entity != "$target" && r.Attr == "password" {
+				ref := r.Entity + "." + r.Attr
+				if !slices.Contains(refs, ref) {
+					refs = append(refs, ref)
+				}
+			}
+		}
+	}
+	return refs, nil
+}
+
+// ForgetSecrets wipes the vault entries of a finished run. It runs in the
+// run's worker session; on any other worker it finds nothing, which is fine.
+func (a *Activities) ForgetSecrets(_ context.Context, owner string) error {
+	a.cfg.Vault.DeleteOwner(owner)
+	return nil
+}
