@@ -1,0 +1,474 @@
+// Package graphtest is a loopback Microsoft Graph v1.0 server for tests: the
+// Microsoft identity platform token endpoint (client credentials with a
+// secret or a certificate assertion) and the users, groups, members,
+// manager, revokeSignInSessions and $batch endpoints the Entra connector
+// uses, with Graph's status codes, OData error bodies and Retry-After
+// throttling. State lives in memory; every request is counted so tests can
+// assert a request budget.
+//
+// Behaviour follows the Graph v1.0 documentation: 201 on create, 204 on
+// PATCH/DELETE/$ref, 400 Request_BadRequest "One or more added object
+// references already exist…" for a present member, 404
+// Request_ResourceNotFound for an absent one, $filter string literals with
+// doubled single quotes, a default property set unless $select names more,
+// and soft-deleted users that leave the directory (and free their UPN).
+package graphtest
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Options configure a Server.
+type Options struct {
+	Tenant       string   // default "contoso-tenant"
+	ClientID     string   // default "jml-client"
+	ClientSecret string   // default "s3cret-value"
+	Domains      []string // verified domains; default contoso.com and contoso.onmicrosoft.com
+	// Certificate, when set, is registered on the app: a client assertion
+	// signed by its key is accepted instead of the secret.
+	Certificate   *x509.Certificate
+	TokenLifetime time.Duration // default 3599s
+}
+
+// Fault makes the next request matching Method and Path prefix (the full
+// URL path, e.g. "/v1.0/users" or "/v1.0/$batch") fail with Status. Inner
+// requests of a $batch are matched too, as Graph throttles each of them.
+type Fault struct {
+	Method     string // "" matches any method
+	Path       string // prefix of the URL path
+	Status     int
+	RetryAfter string // Retry-After header value, e.g. "7"
+	Code       string // OData error code; default from Status
+	Message    string
+	Times      int // how many requests fail; default 1
+}
+
+// Server is a running loopback Graph.
+type Server struct {
+	URL  string // e.g. http://127.0.0.1:41234
+	opts Options
+	http *httptest.Server
+
+	mu        sync.Mutex
+	seq       int
+	users     map[string]*user
+	order     []string // user IDs in creation order (paging)
+	groups    map[string]*group
+	gorder    []string
+	deleted   map[string]*user
+	tokens    map[string]time.Time
+	faults    []Fault
+	requests  int // Graph HTTP requests (a $batch counts once)
+	inner     int // requests inside $batch bodies
+	tokenReqs int
+	log       []string
+}
+
+type user struct {
+	props        map[string]any
+	password     string
+	forceChange  bool
+	manager      string
+	revocations  int
+	signInsValid time.Time
+}
+
+type group struct {
+	props   map[string]any
+	members map[string]bool
+}
+
+// New starts a server bound to 127.0.0.1 and stops it when t ends.
+func New(t testing.TB, o Options) *Server {
+	t.Helper()
+	if o.Tenant == "" {
+		o.Tenant = "contoso-tenant"
+	}
+	if o.ClientID == "" {
+		o.ClientID = "jml-client"
+	}
+	if o.ClientSecret == "" {
+		o.ClientSecret = "s3cret-value"
+	}
+	if len(o.Domains) == 0 {
+		o.Domains = []string{"contoso.com", "contoso.onmicrosoft.com"}
+	}
+	if o.TokenLifetime == 0 {
+		o.TokenLifetime = 3599 * time.Second
+	}
+	s := &Server{
+		opts:    o,
+		users:   map[string]*user{},
+		groups:  map[string]*group{},
+		deleted: map[string]*user{},
+		tokens:  map[string]time.Time{},
+	}
+	s.http = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	s.URL = s.http.URL
+	t.Cleanup(s.http.Close)
+	return s
+}
+
+// GraphURL is the v1.0 service root.
+func (s *Server) GraphURL() string { return s.URL + "/v1.0" }
+
+// AuthorityURL is the identity platform root; tokens are issued at
+// {AuthorityURL}/{tenant}/oauth2/v2.0/token.
+func (s *Server) AuthorityURL() string { return s.URL }
+
+// Options returns the effective options (tenant, client credentials).
+func (s *Server) Options() Options { return s.opts }
+
+// FailNext queues a fault.
+func (s *Server) FailNext(f Fault) {
+	if f.Times == 0 {
+		f.Times = 1
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, f)
+}
+
+// Requests is the number of Graph HTTP requests received (token requests
+// excluded; a $batch counts as one).
+func (s *Server) Requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// BatchedRequests is the number of requests carried inside $batch bodies.
+func (s *Server) BatchedRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inner
+}
+
+// TokenRequests is the number of token endpoint calls.
+func (s *Server) TokenRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokenReqs
+}
+
+// Log lists "METHOD /path" of every request, batched ones prefixed "batch ".
+func (s *Server) Log() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.log)
+}
+
+// ResetCounts zeroes the counters and the log.
+func (s *Server) ResetCounts() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests, s.inner, s.tokenReqs, s.log = 0, 0, 0, nil
+}
+
+// ExpireTokens invalidates every issued access token.
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.tokens)
+}
+
+func (s *Server) newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// AddUser seeds a user from Graph properties and returns its ID. Missing
+// accountEnabled defaults to true.
+func (s *Server) AddUser(props map[string]any) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.newID()
+	p := map[string]any{"id": id, "accountEnabled": true}
+	for k, v := range props {
+		p[k] = v
+	}
+	s.users[id] = &user{props: p}
+	s.order = append(s.order, id)
+	return id
+}
+
+// GroupSpec seeds a group.
+type GroupSpec struct {
+	Name        string
+	Description string
+	Dynamic     bool // groupTypes DynamicMembership: members cannot be changed
+	Unified     bool // a Microsoft 365 group
+	MailEnabled bool
+	OnPremises  bool // synced from on-premises AD: read-only in the cloud
+}
+
+// AddGroup seeds a group and returns its ID.
+func (s *Server) AddGroup(g GroupSpec) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.newID()
+	types := []any{}
+	if g.Unified {
+		types = append(types, "Unified")
+	}
+	if g.Dynamic {
+		types = append(types, "DynamicMembership")
+	}
+	p := map[string]any{
+		"id": id, "displayName": g.Name, "description": nullIfEmpty(g.Description),
+		"mailEnabled": g.MailEnabled || g.Unified, "securityEnabled": !g.Unified,
+		"mailNickname": nickname(g.Name), "groupTypes": types,
+		"onPremisesSyncEnabled": nil,
+	}
+	if g.OnPremises {
+		p["onPremisesSyncEnabled"] = true
+	}
+	s.groups[id] = &group{props: p, members: map[string]bool{}}
+	s.gorder = append(s.gorder, id)
+	return id
+}
+
+// AddMember seeds a membership.
+func (s *Server) AddMember(groupID, userID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.groups[groupID].members[userID] = true
+}
+
+// User returns a copy of a live user's properties, or nil.
+func (s *Server) User(id string) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[id]
+	if u == nil {
+		return nil
+	}
+	return cloneMap(u.props)
+}
+
+// UserByUPN returns the ID of the live user with that UPN, or "".
+func (s *Server) UserByUPN(upn string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.findUPN(upn); u != nil {
+		return u.props["id"].(string)
+	}
+	return ""
+}
+
+// Users is the number of live users.
+func (s *Server) Users() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.users)
+}
+
+// Password returns the user's current password and whether it must be
+// changed at next sign-in (test inspection only).
+func (s *Server) Password(id string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.users[id]; u != nil {
+		return u.password, u.forceChange
+	}
+	return "", false
+}
+
+// Manager returns the user's manager ID, or "".
+func (s *Server) Manager(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.users[id]; u != nil {
+		return u.manager
+	}
+	return ""
+}
+
+// Revocations counts revokeSignInSessions calls for a user.
+func (s *Server) Revocations(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.users[id]; u != nil {
+		return u.revocations
+	}
+	return 0
+}
+
+// Deleted reports whether the user is in deleted items.
+func (s *Server) Deleted(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.deleted[id]
+	return ok
+}
+
+// Group returns a copy of a group's properties, or nil.
+func (s *Server) Group(id string) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[id]
+	if g == nil {
+		return nil
+	}
+	return cloneMap(g.props)
+}
+
+// GroupByName returns the IDs of groups with that displayName.
+func (s *Server) GroupByName(name string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for _, id := range s.gorder {
+		if strings.EqualFold(s.groups[id].props["displayName"].(string), name) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Members lists a group's member IDs, sorted.
+func (s *Server) Members(groupID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[groupID]
+	if g == nil {
+		return nil
+	}
+	ids := make([]string, 0, len(g.members))
+	for id := range g.members {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token") {
+		s.mu.Lock()
+		s.tokenReqs++
+		s.mu.Unlock()
+		if s.fault(w, r) {
+			return
+		}
+		s.token(w, r)
+		return
+	}
+	s.mu.Lock()
+	s.requests++
+	s.log = append(s.log, r.Method+" "+r.URL.Path)
+	s.mu.Unlock()
+	s.graph(w, r)
+}
+
+// fault answers r with a queued fault, if one matches.
+func (s *Server) fault(w http.ResponseWriter, r *http.Request) bool {
+	s.mu.Lock()
+	var f *Fault
+	for i := range s.faults {
+		c := &s.faults[i]
+		if (c.Method == "" || c.Method == r.Method) && strings.HasPrefix(r.URL.Path, c.Path) {
+			f = c
+			break
+		}
+	}
+	if f == nil {
+		s.mu.Unlock()
+		return false
+	}
+	ff := *f
+	f.Times--
+	s.faults = slices.DeleteFunc(s.faults, func(c Fault) bool { return c.Times <= 0 })
+	s.mu.Unlock()
+	if ff.RetryAfter != "" {
+		w.Header().Set("Retry-After", ff.RetryAfter)
+	}
+	code, msg := ff.Code, ff.Message
+	if code == "" {
+		code = map[int]string{
+			400: "BadRequest", 401: "InvalidAuthenticationToken", 403: "Authorization_RequestDenied",
+			404: "Request_ResourceNotFound", 429: "TooManyRequests", 500: "InternalServerError",
+			502: "BadGateway", 503: "serviceNotAvailable", 504: "GatewayTimeout",
+		}[ff.Status]
+	}
+	if msg == "" {
+		msg = http.StatusText(ff.Status)
+	}
+	writeError(w, ff.Status, code, msg, nil)
+	return true
+}
+
+// writeError writes Graph's OData error body.
+func writeError(w http.ResponseWriter, status int, code, message string, details []map[string]string) {
+	inner := map[string]any{
+		"date":              time.Now().UTC().Format("2006-01-02T15:04:05"),
+		"request-id":        newRequestID(),
+		"client-request-id": newRequestID(),
+	}
+	body := map[string]any{"code": code, "message": message, "innerError": inner}
+	if len(details) > 0 {
+		body["details"] = details
+	}
+	writeJSON(w, status, map[string]any{"error": body})
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func cloneMap(m map[string]any) map[string]any {
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// nickname keeps the characters Graph allows in a mailNickname.
+func nickname(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < 128 && r > 32 && !strings.ContainsRune(`@()\[]";:<>,`, r) {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func atoi(s string, def int) int {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n
+	}
+	return def
+}
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
