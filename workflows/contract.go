@@ -12,9 +12,15 @@ const TaskQueue = "jml"
 // Names shared by the workflows, the intake and the operator CLI.
 const (
 	IdentityWorkflowName = "Identity" // per-person ordering workflow
-	JoinerWorkflowName   = "Joiner"
-	MoverWorkflowName    = "Mover"
-	LeaverWorkflowName   = "Leaver"
+	GovernorWorkflowName = "Governor" // mass-change safety limit
+	// GovernorWorkflowID is the one long-lived governor.
+	GovernorWorkflowID = "jml-governor"
+	// UpdatePermit asks the governor before a destructive step.
+	// Arg: activities.PermitRequest; result: activities.Permit.
+	UpdatePermit       = "Permit"
+	JoinerWorkflowName = "Joiner"
+	MoverWorkflowName  = "Mover"
+	LeaverWorkflowName = "Leaver"
 
 	// UpdateHREvent delivers an hr.Event to the identity workflow
 	// (update-with-start from the intake). Result: EventAccepted.
@@ -82,6 +88,9 @@ type IdentityInput struct {
 	Pending    []hr.Event        `json:"pending,omitempty"`    // queued events not yet run
 	Attributes map[string]string `json:"attributes,omitempty"` // last applied employee attributes (mover diff)
 	Status     string            `json:"status,omitempty"`     // "", active, deprovisioned
+	// Accounts are the account IDs by target name made by earlier runs
+	// (leaver and mover steps act on them).
+	Accounts map[string]string `json:"accounts,omitempty"`
 }
 
 // CurrentRun answers QueryCurrent.

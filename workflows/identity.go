@@ -1,0 +1,324 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/hr"
+)
+
+// maxHandled bounds the event IDs an identity remembers across
+// continue-as-new. Older duplicates are still caught: a child workflow ID
+// is derived from the event ID and never reused (REJECT_DUPLICATE).
+const maxHandled = 500
+
+// Identity statuses.
+const (
+	StatusActive        = "active"
+	StatusDeprovisioned = "deprovisioned"
+)
+
+type running struct {
+	kind, eventID, workflowID string
+	enableAt                  time.Time
+	cancel                    workflow.CancelFunc
+}
+
+type identity struct {
+	in       IdentityInput
+	handled  map[string]bool
+	current  *running
+	lastRun  string
+	changed  bool // the queue changed: re-evaluate the head's timer
+	schedule map[string]activities.Schedule
+}
+
+// Identity is the per-person ordering workflow (ID identity/<employeeId>).
+// Design:
+//
+//   - HR events arrive by Update (validated: same employee, known type,
+//     event ID) or Signal; an event ID seen before answers Duplicate.
+//   - Events run strictly one at a time, in arrival order, each as a child
+//     workflow joiner|mover|leaver/<employeeId>/<eventId>; a mover queued
+//     behind a joiner therefore waits for it.
+//   - The head of the queue waits on a durable timer until its effective
+//     time (Schedule local activity: policy offset, local time in the
+//     employee's time zone). Any queue change wakes the wait and re-reads
+//     the head, which is how a later event moves or cancels a timer: a new
+//     hire replaces a queued hire (new start date), a new termination a
+//     queued termination, and a termination drops queued hires and cancels
+//     a running joiner still waiting for its start date.
+//   - A hire or rehire after a leaver runs the joiner flow as a rehire
+//     (accounts reactivated).
+//   - Continue-as-new when suggested, between events, after every handler
+//     finished, carrying queue, handled IDs, attributes and accounts.
+func Identity(ctx workflow.Context, in IdentityInput) error {
+	s := &identity{in: in, handled: map[string]bool{}, schedule: map[string]activities.Schedule{}}
+	for _, id := range in.Handled {
+		s.handled[id] = true
+	}
+	if s.in.Attributes == nil {
+		s.in.Attributes = map[string]string{}
+	}
+	if s.in.Accounts == nil {
+		s.in.Accounts = map[string]string{}
+	}
+	if err := s.registerHandlers(ctx); err != nil {
+		return err
+	}
+	signals := workflow.GetSignalChannel(ctx, SignalHREvent)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var req HREventRequest
+			signals.Receive(ctx, &req)
+			if s.validate(req) == nil {
+				s.enqueue(ctx, req.Event)
+			}
+		}
+	})
+	s.setState(ctx, StateIdle, "")
+
+	for {
+		err := workflow.Await(ctx, func() bool {
+			return len(s.in.Pending) > 0 || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+		})
+		if err != nil {
+			return err
+		}
+		if len(s.in.Pending) == 0 {
+			return s.continueAsNew(ctx, signals)
+		}
+		head := s.in.Pending[0]
+		sched, err := s.scheduleOf(ctx, head)
+		if err != nil {
+			// An event that cannot be scheduled (bad time zone) is dropped
+			// visibly rather than blocking everything behind it.
+			workflow.GetLogger(ctx).Error("event cannot be scheduled; dropped", "event_id", head.EventID, "error", errorText(err))
+			s.done(head.EventID)
+			continue
+		}
+		if wait := sched.RunAt.Sub(workflow.Now(ctx)); wait > 0 {
+			s.changed = false
+			s.setState(ctx, StateWaiting, kindOf(head, s.in.Status))
+			changed, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+				Timeout:      wait,
+				TimerOptions: workflow.TimerOptions{Summary: "wait for effective date"},
+			}, func() bool { return s.changed })
+			if err != nil {
+				return err
+			}
+			if changed {
+				continue // the queue changed: look at the head again
+			}
+		}
+		s.in.Pending = s.in.Pending[1:]
+		s.runEvent(ctx, head, sched)
+		s.setState(ctx, StateIdle, "")
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return s.continueAsNew(ctx, signals)
+		}
+	}
+}
+
+func (s *identity) continueAsNew(ctx workflow.Context, signals workflow.ReceiveChannel) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	for {
+		var req HREventRequest
+		if !signals.ReceiveAsync(&req) {
+			break
+		}
+		if s.validate(req) == nil {
+			s.enqueue(ctx, req.Event)
+		}
+	}
+	return workflow.NewContinueAsNewError(ctx, IdentityWorkflowName, s.in)
+}
+
+func (s *identity) registerHandlers(ctx workflow.Context) error {
+	err := workflow.SetQueryHandler(ctx, QueryCurrent, func() (CurrentRun, error) {
+		cr := CurrentRun{EmployeeID: s.in.EmployeeID, Status: s.in.Status, LastRun: s.lastRun}
+		if s.current != nil {
+			cr.WorkflowID, cr.Kind, cr.EventID = s.current.workflowID, s.current.kind, s.current.eventID
+		}
+		for _, ev := range s.in.Pending {
+			cr.Pending = append(cr.Pending, ev.EventID)
+		}
+		return cr, nil
+	})
+	if err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateHREvent,
+		func(ctx workflow.Context, req HREventRequest) (EventAccepted, error) {
+			dup := s.enqueue(ctx, req.Event)
+			kind := kindOf(req.Event, s.in.Status)
+			return EventAccepted{WorkflowID: LifecycleWorkflowID(kind, s.in.EmployeeID, req.Event.EventID), Duplicate: dup}, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req HREventRequest) error { return s.validate(req) }})
+}
+
+func (s *identity) validate(req HREventRequest) error {
+	ev := req.Event
+	switch {
+	case ev.EventID == "":
+		return errors.New("event_id is required")
+	case ev.EmployeeID() != s.in.EmployeeID:
+		return errors.New("employee.employee_id does not match this identity")
+	}
+	switch ev.Type {
+	case hr.Hire, hr.Change, hr.Terminate, hr.Rehire:
+		return nil
+	}
+	return fmt.Errorf("type %q is not one of hire, change, terminate, rehire", ev.Type)
+}
+
+// enqueue adds ev unless it was seen; reports whether it was a duplicate.
+func (s *identity) enqueue(ctx workflow.Context, ev hr.Event) bool {
+	if s.handled[ev.EventID] || (s.current != nil && s.current.eventID == ev.EventID) ||
+		slices.ContainsFunc(s.in.Pending, func(p hr.Event) bool { return p.EventID == ev.EventID }) {
+		return true
+	}
+	drop := func(types ...string) {
+		s.in.Pending = slices.DeleteFunc(s.in.Pending, func(p hr.Event) bool {
+			if slices.Contains(types, p.Type) {
+				s.done(p.EventID)
+				return true
+			}
+			return false
+		})
+	}
+	switch ev.Type {
+	case hr.Terminate:
+		// The later termination wins; hires not started yet never happen.
+		drop(hr.Terminate, hr.Hire, hr.Rehire)
+		if c := s.current; c != nil && c.kind == activities.KindJoiner && c.enableAt.After(workflow.Now(ctx)) {
+			c.cancel() // a joiner still waiting for its start date
+		}
+	case hr.Hire, hr.Rehire:
+		drop(hr.Hire, hr.Rehire) // a corrected hire moves the start date
+	}
+	s.in.Pending = append(s.in.Pending, ev)
+	s.changed = true
+	return false
+}
+
+func (s *identity) done(eventID string) {
+	s.handled[eventID] = true
+	s.in.Handled = append(s.in.Handled, eventID)
+	if n := len(s.in.Handled); n > maxHandled {
+		for _, old := range s.in.Handled[:n-maxHandled] {
+			delete(s.handled, old)
+		}
+		s.in.Handled = slices.Clone(s.in.Handled[n-maxHandled:])
+	}
+}
+
+func kindOf(ev hr.Event, status string) string {
+	switch ev.Type {
+	case hr.Change:
+		return activities.KindMover
+	case hr.Terminate:
+		return activities.KindLeaver
+	}
+	return activities.KindJoiner
+}
+
+func (s *identity) scheduleOf(ctx workflow.Context, ev hr.Event) (activities.Schedule, error) {
+	if sc, ok := s.schedule[ev.EventID]; ok {
+		return sc, nil
+	}
+	if ev.EffectiveAt.IsZero() {
+		return activities.Schedule{}, nil
+	}
+	var a *activities.Activities
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3},
+	})
+	var sc activities.Schedule
+	attrs := maps.Clone(s.in.Attributes)
+	maps.Copy(attrs, ev.Employee)
+	in := activities.ScheduleInput{Kind: kindOf(ev, s.in.Status), EffectiveAt: ev.EffectiveAt, Attributes: attrs}
+	if err := workflow.ExecuteLocalActivity(lctx, a.Schedule, in).Get(ctx, &sc); err != nil {
+		return sc, err
+	}
+	s.schedule[ev.EventID] = sc
+	return sc, nil
+}
+
+func (s *identity) setState(ctx workflow.Context, state, kind string) {
+	upd := []temporal.SearchAttributeUpdate{saEmployeeID.ValueSet(s.in.EmployeeID), saState.ValueSet(state)}
+	if kind != "" {
+		upd = append(upd, saEvent.ValueSet(kind))
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, upd...)
+}
+
+// runEvent runs one event's lifecycle child and folds its result into the
+// identity's state.
+func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.Schedule) {
+	defer s.done(ev.EventID)
+	kind := kindOf(ev, s.in.Status)
+	attrs := maps.Clone(s.in.Attributes)
+	maps.Copy(attrs, ev.Employee)
+	in := LifecycleInput{
+		Kind: kind, EmployeeID: s.in.EmployeeID, EventID: ev.EventID,
+		Attributes: attrs, Accounts: s.in.Accounts,
+		Rehire:   kind == activities.KindJoiner && (ev.Type == hr.Rehire || s.in.Status == StatusDeprovisioned),
+		EnableAt: sched.EnableAt,
+	}
+	if kind == activities.KindMover {
+		in.OldAttributes = s.in.Attributes
+	}
+	id := LifecycleWorkflowID(kind, s.in.EmployeeID, ev.EventID)
+	cctx, cancel := workflow.WithCancel(ctx)
+	cctx = workflow.WithChildOptions(cctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            id,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WaitForCancellation:   true,
+		StaticSummary:         kind + " run",
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			saEmployeeID.ValueSet(s.in.EmployeeID), saEvent.ValueSet(kind), saState.ValueSet(StateRunning)),
+	})
+	s.current = &running{kind: kind, eventID: ev.EventID, workflowID: id, enableAt: sched.EnableAt, cancel: cancel}
+	s.setState(ctx, StateRunning, kind)
+	name := map[string]string{activities.KindJoiner: JoinerWorkflowName, activities.KindMover: MoverWorkflowName, activities.KindLeaver: LeaverWorkflowName}[kind]
+	var res LifecycleResult
+	err := workflow.ExecuteChildWorkflow(cctx, name, in).Get(ctx, &res)
+	s.current, s.lastRun = nil, id
+	cancel()
+	switch {
+	case err == nil:
+	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
+		return // this event ran before (beyond the remembered IDs)
+	case temporal.IsCanceledError(err):
+		workflow.GetLogger(ctx).Info("lifecycle run canceled", "workflow_id", id)
+		return
+	default:
+		workflow.GetLogger(ctx).Error("lifecycle run failed", "workflow_id", id, "error", errorText(err))
+		return
+	}
+	if res.Accounts != nil {
+		s.in.Accounts = res.Accounts
+	}
+	if res.State != StateCompleted {
+		return // aborted: attributes and status stay as they were
+	}
+	s.in.Attributes = res.Attributes
+	switch kind {
+	case activities.KindJoiner:
+		s.in.Status = StatusActive
+	case activities.KindLeaver:
+		s.in.Status = StatusDeprovisioned
+	}
+}

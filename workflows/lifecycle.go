@@ -1,0 +1,535 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/jml-dev/jml/activities"
+)
+
+// Typed search attribute keys (keyword).
+var (
+	saEmployeeID = temporal.NewSearchAttributeKeyKeyword(SAEmployeeID)
+	saEvent      = temporal.NewSearchAttributeKeyKeyword(SAEvent)
+	saState      = temporal.NewSearchAttributeKeyKeyword(SAState)
+	saFailedStep = temporal.NewSearchAttributeKeyKeyword(SAFailedStep)
+)
+
+// stepRetry is the retry policy of every step: retryable errors back off
+// from 1s to 5m for up to 10 attempts (about half an hour), then the run
+// goes to NeedsAttention. A 429 uses the server's delay (NextRetryDelay);
+// permanent errors are non-retryable ApplicationErrors and stop at once.
+var stepRetry = temporal.RetryPolicy{
+	InitialInterval:    time.Second,
+	BackoffCoefficient: 2,
+	MaximumInterval:    5 * time.Minute,
+	MaximumAttempts:    10,
+}
+
+// LifecycleInput starts a joiner, mover or leaver run.
+type LifecycleInput struct {
+	Kind       string `json:"kind"` // joiner | mover | leaver
+	EmployeeID string `json:"employee_id"`
+	EventID    string `json:"event_id"`
+	// Attributes are the employee's attributes after the event;
+	// OldAttributes the previous ones (mover group diff).
+	Attributes    map[string]string `json:"attributes"`
+	OldAttributes map[string]string `json:"old_attributes,omitempty"`
+	// Accounts known from earlier runs, by target name.
+	Accounts map[string]string `json:"accounts,omitempty"`
+	// Rehire reactivates accounts a leaver disabled.
+	Rehire bool `json:"rehire,omitempty"`
+	// EnableAt (pre-hire): accounts are created disabled and enabled at
+	// this time, the start date.
+	EnableAt time.Time `json:"enable_at,omitempty"`
+}
+
+// LifecycleResult is what the identity workflow carries forward.
+type LifecycleResult struct {
+	State      string            `json:"state"` // Completed | Aborted
+	Attributes map[string]string `json:"attributes"`
+	Accounts   map[string]string `json:"accounts,omitempty"`
+}
+
+// decision is an operator's answer to NeedsAttention or Blocked.
+type decision struct {
+	update string // UpdateRetryStep | UpdateSkipStep | UpdateAbort | UpdateRelease
+	attrs  map[string]string
+}
+
+type lifecycle struct {
+	in       LifecycleInput
+	plan     activities.Plan
+	steps    []StepInfo
+	attrs    map[string]string
+	outputs  map[string]map[string]string
+	secrets  map[string]activities.SecretRef
+	accounts map[string]string
+	state    string
+	// waitingOn is the failed or blocked step an operator must act on.
+	waitingOn string
+	decision  *decision
+	session   workflow.Context
+	forgets   int // numbers the vault.forget activity IDs
+}
+
+// Lifecycle runs the policy steps of one HR event, registered as Joiner,
+// Mover and Leaver. Design:
+//
+//   - The steps come from a Plan activity (policy + conditions), recorded
+//     in history, so a policy edit never changes a running workflow.
+//   - One activity per step, ActivityID = step name, PII-free Summary.
+//   - Steps run in a worker session when the plan makes or reads a secret:
+//     the vault lives in that worker's memory. A lost session (worker died)
+//     is recreated and the step re-run; a step whose vault handle no longer
+//     resolves sets a new password and says so in the step table.
+//   - The session (and the run's vault entries) is released before every
+//     long wait: a delay, NeedsAttention, Blocked, the start date.
+//   - A step failing for good sets NeedsAttention and waits for RetryStep,
+//     SkipStep or Abort; a destructive step the governor refuses waits
+//     Blocked for Release or Abort.
+func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error) {
+	r := &lifecycle{
+		in:       in,
+		attrs:    maps.Clone(in.Attributes),
+		outputs:  map[string]map[string]string{},
+		secrets:  map[string]activities.SecretRef{},
+		accounts: maps.Clone(in.Accounts),
+		state:    StateRunning,
+	}
+	if r.accounts == nil {
+		r.accounts = map[string]string{}
+	}
+	if err := r.registerHandlers(ctx); err != nil {
+		return LifecycleResult{}, err
+	}
+	r.setState(ctx, StateRunning, "")
+
+	var a *activities.Activities
+	pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		ActivityID: "plan", Summary: "plan steps from policy",
+		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry,
+	})
+	err := workflow.ExecuteActivity(pctx, a.Plan, activities.PlanInput{Kind: in.Kind, Rehire: in.Rehire, Attributes: in.Attributes}).Get(ctx, &r.plan)
+	if err != nil {
+		// Nothing ran: a broken policy is for the operator to fix and rerun.
+		r.setState(ctx, StateAborted, "")
+		return LifecycleResult{}, fmt.Errorf("plan: %w", err)
+	}
+	for _, s := range r.plan.Steps {
+		if s.Action == activities.ActionNotify && !s.OnCompleted {
+			continue // fires only on NeedsAttention
+		}
+		r.steps = append(r.steps, StepInfo{Name: s.Name, Action: s.Action, Target: s.Target, State: StepPending})
+	}
+
+	err = r.run(ctx)
+	// Wipe the run's secrets whatever happened, even when canceled.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	r.releaseSession(dctx)
+	res := LifecycleResult{State: r.state, Attributes: r.attrs, Accounts: r.accounts}
+	if err != nil {
+		if temporal.IsCanceledError(err) || ctx.Err() != nil {
+			r.setState(dctx, StateAborted, "")
+			return res, temporal.NewCanceledError()
+		}
+		return res, err
+	}
+	return res, nil
+}
+
+func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QuerySteps, func() ([]StepInfo, error) { return r.steps, nil }); err != nil {
+		return err
+	}
+	onFailed := func(step string) error {
+		if r.state != StateNeedsAttention {
+			return fmt.Errorf("no failed step: the run is %s", r.state)
+		}
+		if step != r.waitingOn {
+			return fmt.Errorf("step %q is not the failed step %q", step, r.waitingOn)
+		}
+		return nil
+	}
+	handlers := []struct {
+		name     string
+		validate func(StepRequest, map[string]string) error
+	}{
+		{UpdateSkipStep, func(q StepRequest, _ map[string]string) error { return onFailed(q.Step) }},
+		{UpdateAbort, func(q StepRequest, _ map[string]string) error {
+			if r.state != StateNeedsAttention && r.state != StateBlocked {
+				return fmt.Errorf("nothing to abort: the run is %s", r.state)
+			}
+			if q.Step != "" && q.Step != r.waitingOn {
+				return fmt.Errorf("step %q is not the waiting step %q", q.Step, r.waitingOn)
+			}
+			return nil
+		}},
+		{UpdateRelease, func(q StepRequest, _ map[string]string) error {
+			if r.state != StateBlocked {
+				return fmt.Errorf("nothing blocked: the run is %s", r.state)
+			}
+			if q.Step != "" && q.Step != r.waitingOn {
+				return fmt.Errorf("step %q is not the blocked step %q", q.Step, r.waitingOn)
+			}
+			return nil
+		}},
+	}
+	for _, h := range handlers {
+		name, validate := h.name, h.validate
+		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
+			func(ctx workflow.Context, q StepRequest) error {
+				r.decision = &decision{update: name}
+				return nil
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, q StepRequest) error { return validate(q, nil) }})
+		if err != nil {
+			return err
+		}
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateRetryStep,
+		func(ctx workflow.Context, q RetryStepRequest) error {
+			r.decision = &decision{update: UpdateRetryStep, attrs: q.Attributes}
+			return nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, q RetryStepRequest) error {
+			if q.Attributes["employee_id"] != "" && q.Attributes["employee_id"] != r.in.EmployeeID {
+				return errors.New("employee_id cannot be changed")
+			}
+			return onFailed(q.Step)
+		}})
+}
+
+func (r *lifecycle) setState(ctx workflow.Context, state, failedStep string) {
+	r.state = state
+	_ = workflow.UpsertTypedSearchAttributes(ctx,
+		saEmployeeID.ValueSet(r.in.EmployeeID),
+		saEvent.ValueSet(r.in.Kind),
+		saState.ValueSet(state),
+		saFailedStep.ValueSet(failedStep))
+}
+
+func (r *lifecycle) row(name string) *StepInfo {
+	for i := range r.steps {
+		if r.steps[i].Name == name {
+			return &r.steps[i]
+		}
+	}
+	return nil
+}
+
+func (r *lifecycle) run(ctx workflow.Context) error {
+	for _, st := range r.plan.Steps {
+		if st.Action == activities.ActionNotify && !st.OnCompleted {
+			continue
+		}
+		row := r.row(st.Name)
+		if st.Delay > 0 {
+			r.releaseSession(ctx)
+			r.setState(ctx, StateWaiting, "")
+			if err := workflow.NewTimerWithOptions(ctx, st.Delay, workflow.TimerOptions{Summary: "wait before " + st.Name}).Get(ctx, nil); err != nil {
+				return err
+			}
+			r.setState(ctx, StateRunning, "")
+		}
+		if st.Destructive && r.plan.MaxDestructivePerHour > 0 {
+			if err := r.permit(ctx, st, row); err != nil {
+				return err
+			}
+			if r.state == StateAborted {
+				return nil
+			}
+		}
+		for {
+			row.State, row.Time = StepRunning, workflow.Now(ctx)
+			row.Attempts++
+			res, err := r.exec(ctx, st)
+			if err == nil {
+				r.record(st, res, row)
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if r.sessionLost() {
+				row.Attempts--
+				continue // a new session on a live worker re-runs the step
+			}
+			row.State, row.LastError, row.Time = StepFailed, errorText(err), workflow.Now(ctx)
+			d, err := r.waitForOperator(ctx, st, StateNeedsAttention, row.LastError)
+			if err != nil {
+				return err
+			}
+			if d.update == UpdateAbort {
+				return nil
+			}
+			if d.update == UpdateSkipStep {
+				row.State, row.Time = StepSkipped, workflow.Now(ctx)
+				break
+			}
+			maps.Copy(r.attrs, d.attrs) // RetryStep with corrected attributes
+		}
+	}
+	if !r.in.EnableAt.IsZero() && r.in.EnableAt.After(workflow.Now(ctx)) {
+		if err := r.enableOnStartDate(ctx); err != nil || r.state == StateAborted {
+			return err
+		}
+	}
+	r.setState(ctx, StateCompleted, "")
+	return nil
+}
+
+// permit asks the governor; when blocked, waits for Release or Abort.
+func (r *lifecycle) permit(ctx workflow.Context, st activities.PlannedStep, row *StepInfo) error {
+	var a *activities.Activities
+	gctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		ActivityID: "governor." + st.Name, Summary: "ask safety limit before " + st.Name,
+		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry,
+	})
+	var p activities.Permit
+	call := activities.GovernorCall{
+		WorkflowID: GovernorWorkflowID, WorkflowType: GovernorWorkflowName, TaskQueue: TaskQueue, Update: UpdatePermit,
+		Request: activities.PermitRequest{Key: workflow.GetInfo(ctx).WorkflowExecution.ID + "/" + st.Name, MaxPerHour: r.plan.MaxDestructivePerHour},
+	}
+	if err := workflow.ExecuteActivity(gctx, a.AskGovernor, call).Get(ctx, &p); err != nil {
+		// The governor unreachable for good: fail safe, wait for an operator.
+		p = activities.Permit{Reason: "safety limit unavailable: " + errorText(err)}
+	}
+	if p.Granted {
+		return nil
+	}
+	row.State, row.LastError, row.Time = StepBlocked, p.Reason, workflow.Now(ctx)
+	d, err := r.waitForOperator(ctx, st, StateBlocked, p.Reason)
+	if err != nil || d.update == UpdateAbort {
+		return err
+	}
+	row.State, row.LastError = StepPending, ""
+	return nil
+}
+
+// waitForOperator parks the run in state (NeedsAttention or Blocked) until
+// an operator update arrives.
+func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedStep, state, reason string) (decision, error) {
+	r.releaseSession(ctx)
+	r.waitingOn = st.Name
+	r.decision = nil
+	r.setState(ctx, state, st.Name)
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** at step `%s` (%s)\n\n%s\n\nOperator: RetryStep / SkipStep / Abort%s",
+		state, st.Name, st.Summary(), reason, map[bool]string{true: " / Release"}[state == StateBlocked]))
+	if state == StateNeedsAttention {
+		r.alert(ctx)
+	}
+	if err := workflow.Await(ctx, func() bool { return r.decision != nil }); err != nil {
+		return decision{}, err
+	}
+	d := *r.decision
+	r.decision, r.waitingOn = nil, ""
+	workflow.SetCurrentDetails(ctx, "")
+	if d.update == UpdateAbort {
+		if row := r.row(st.Name); row != nil {
+			row.State = StepSkipped
+		}
+		r.setState(ctx, StateAborted, "")
+		return d, nil
+	}
+	r.setState(ctx, StateRunning, "")
+	return d, nil
+}
+
+// alert fires the notify steps that ask for NeedsAttention (best effort).
+func (r *lifecycle) alert(ctx workflow.Context) {
+	for _, st := range r.plan.Steps {
+		if st.Action != activities.ActionNotify || !st.OnNeedsAttention {
+			continue
+		}
+		if _, err := r.exec(ctx, st); err != nil {
+			workflow.GetLogger(ctx).Warn("needs-attention notification failed", "step", st.Name)
+		}
+	}
+	r.releaseSession(ctx)
+}
+
+func (r *lifecycle) record(st activities.PlannedStep, res activities.StepResult, row *StepInfo) {
+	row.State, row.LastError, row.Note = StepDone, "", res.Note
+	if res.EntityType != "" && len(res.Outputs) > 0 {
+		if r.outputs[res.EntityType] == nil {
+			r.outputs[res.EntityType] = map[string]string{}
+		}
+		maps.Copy(r.outputs[res.EntityType], res.Outputs)
+	}
+	maps.Copy(r.secrets, res.Secrets)
+	if st.Action == activities.ActionSyncIdentity && res.AccountID != "" {
+		r.accounts[st.Target] = res.AccountID
+	}
+	if st.Action == activities.ActionDelete {
+		delete(r.accounts, st.Target)
+	}
+}
+
+func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep) (activities.StepResult, error) {
+	sctx, err := r.stepContext(ctx)
+	if err != nil {
+		return activities.StepResult{}, err
+	}
+	actx := workflow.WithActivityOptions(sctx, workflow.ActivityOptions{
+		ActivityID:          st.Name,
+		Summary:             st.Summary(),
+		StartToCloseTimeout: r.plan.StepTimeout,
+		RetryPolicy:         &stepRetry,
+	})
+	var a *activities.Activities
+	fns := map[string]any{
+		activities.ActionSyncIdentity:        a.SyncIdentity,
+		activities.ActionManageRelationships: a.ManageRelationships,
+		activities.ActionDeprovision:         a.DeprovisionIdentity,
+		activities.ActionDelete:              a.DeleteIdentity,
+		activities.ActionCreateEntitlement:   a.CreateEntitlement,
+		activities.ActionResetPassword:       a.ResetPassword,
+		activities.ActionSendREST:            a.SendRESTRequest,
+		activities.ActionNotify:              a.Notify,
+	}
+	in := activities.StepInput{
+		Owner:         workflow.GetInfo(ctx).WorkflowExecution.ID,
+		Kind:          r.in.Kind,
+		Step:          st,
+		Attributes:    r.attrs,
+		OldAttributes: r.in.OldAttributes,
+		Outputs:       r.outputs,
+		Secrets:       r.secrets,
+		Accounts:      r.accounts,
+		Inactive:      !r.in.EnableAt.IsZero() && r.in.EnableAt.After(workflow.Now(ctx)),
+		Reactivate:    r.in.Kind == activities.KindJoiner,
+	}
+	var res activities.StepResult
+	err = workflow.ExecuteActivity(actx, fns[st.Action], in).Get(ctx, &res)
+	return res, err
+}
+
+// stepContext returns the context steps run in: a worker session when the
+// plan handles secrets.
+func (r *lifecycle) stepContext(ctx workflow.Context) (workflow.Context, error) {
+	if !r.plan.NeedsSession {
+		return ctx, nil
+	}
+	if r.session != nil && !r.sessionLost() {
+		return r.session, nil
+	}
+	r.releaseSession(ctx)
+	sctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: r.plan.StepTimeout})
+	for {
+		s, err := workflow.CreateSession(sctx, &workflow.SessionOptions{
+			CreationTimeout:  time.Minute,
+			ExecutionTimeout: 24 * time.Hour,
+			HeartbeatTimeout: r.plan.SessionHeartbeat,
+		})
+		if err == nil {
+			r.session = s
+			return s, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		// No session worker free right now: wait and try again.
+		if err := workflow.Sleep(ctx, 10*time.Second); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (r *lifecycle) sessionLost() bool {
+	return r.session != nil && workflow.GetSessionInfo(r.session).SessionState == workflow.SessionStateFailed
+}
+
+// releaseSession wipes the run's vault entries on the session's worker and
+// ends the session.
+func (r *lifecycle) releaseSession(ctx workflow.Context) {
+	if r.session == nil {
+		return
+	}
+	if !r.sessionLost() {
+		var a *activities.Activities
+		r.forgets++
+		fctx := workflow.WithActivityOptions(r.session, workflow.ActivityOptions{
+			ActivityID: fmt.Sprintf("vault.forget.%d", r.forgets), Summary: "wipe secrets of this run",
+			StartToCloseTimeout: 10 * time.Second, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 2},
+		})
+		if ctx.Err() == nil {
+			_ = workflow.ExecuteActivity(fctx, a.ForgetSecrets, workflow.GetInfo(ctx).WorkflowExecution.ID).Get(ctx, nil)
+		}
+	}
+	workflow.CompleteSession(r.session)
+	r.session = nil
+	// Handles of the wiped entries no longer resolve; a later step that
+	// needs the password re-issues it.
+}
+
+// enableOnStartDate waits for the start date, then enables every account
+// the run created disabled.
+func (r *lifecycle) enableOnStartDate(ctx workflow.Context) error {
+	r.releaseSession(ctx)
+	r.setState(ctx, StateWaiting, "")
+	wait := r.in.EnableAt.Sub(workflow.Now(ctx))
+	if err := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: "wait for start date"}).Get(ctx, nil); err != nil {
+		return err
+	}
+	r.setState(ctx, StateRunning, "")
+	var a *activities.Activities
+	for _, st := range r.plan.Steps {
+		id := r.accounts[st.Target]
+		if st.Action != activities.ActionSyncIdentity || id == "" {
+			continue
+		}
+		name := st.Target + ".enable"
+		r.steps = append(r.steps, StepInfo{Name: name, Action: "enable", Target: st.Target, State: StepPending})
+		row := &r.steps[len(r.steps)-1]
+		step := activities.PlannedStep{Name: name, Action: "enable", Target: st.Target}
+		for {
+			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				ActivityID: name, Summary: step.Summary(),
+				StartToCloseTimeout: r.plan.StepTimeout, RetryPolicy: &stepRetry,
+			})
+			row.State, row.Time = StepRunning, workflow.Now(ctx)
+			row.Attempts++
+			err := workflow.ExecuteActivity(actx, a.EnableAccount, st.Target, id).Get(ctx, nil)
+			if err == nil {
+				row.State = StepDone
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			row.State, row.LastError = StepFailed, errorText(err)
+			d, err := r.waitForOperator(ctx, step, StateNeedsAttention, row.LastError)
+			if err != nil || d.update == UpdateAbort {
+				return err
+			}
+			if d.update == UpdateSkipStep {
+				row.State = StepSkipped
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// errorText is the failure shown in the step table and the UI: the error
+// type and the (already scrubbed) message of the activity's failure.
+func errorText(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Type() + ": " + app.Message()
+	}
+	var to *temporal.TimeoutError
+	if errors.As(err, &to) {
+		return "timeout: " + to.TimeoutType().String()
+	}
+	if temporal.IsCanceledError(err) {
+		return "canceled"
+	}
+	return "error"
+}
