@@ -407,7 +407,9 @@ func (f *fakeOkta) lifecycle(w http.ResponseWriter, r *http.Request, ref, op str
 		oktaErr(w, 404, "E0000007", "Not found: Resource not found: "+ref+" (User)")
 		return
 	}
-	bad := func() { oktaErr(w, 400, "E0000001", "Api validation failed: "+op, op+": This operation is not allowed in the user's current status") }
+	bad := func() {
+		oktaErr(w, 400, "E0000001", "Api validation failed: "+op, op+": This operation is not allowed in the user's current status")
+	}
 	switch op {
 	case "activate":
 		if u.Status != "STAGED" && u.Status != "DEPROVISIONED" {
