@@ -28,8 +28,7 @@ var userProps = map[string]string{
 	"postalCode": "s", "mobilePhone": "s", "preferredLanguage": "s", "usageLocation": "s",
 	"userPrincipalName": "s", "onPremisesImmutableId": "s",
 	"accountEnabled": "b", "employeeHireDate": "d", "businessPhones": "l", "otherMails": "l",
-	"passwordProfile": "p",
-	"id": "r", "createdDateTime": "r", "userType": "r", "signInSessionsValidFromDateTime": "r",
+	"passwordProfile": "p", "id": "r", "createdDateTime": "r", "userType": "r", "signInSessionsValidFromDateTime": "r",
 }
 
 var defaultUserSelect = []string{"businessPhones", "displayName", "givenName", "jobTitle", "mail",

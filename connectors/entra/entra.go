@@ -1,0 +1,432 @@
+// Package entra provisions Microsoft Entra ID (Azure AD) accounts through
+// the Microsoft Graph v1.0 REST API with an app registration's client
+// credentials (a client secret or a certificate).
+//
+// The connector implements AccountSyncer, AccountLister,
+// RelationshipManager, GroupFinder, EntitlementCreator, Deprovisioner,
+// Reactivator, Deleter, PasswordSetter and PasswordResetter. Group changes
+// for one account are sent as one JSON $batch (up to 20 requests each), so a
+// joiner with two groups costs one find, one create and one $batch.
+//
+// Application permissions the app registration needs: User.ReadWrite.All,
+// GroupMember.ReadWrite.All, Group.Create (EnsureGroup),
+// User.RevokeSessions.All (Deprovision with ClearSessions),
+// User-PasswordProfile.ReadWrite.All and the User Administrator role
+// (passwords), User.EnableDisableAccount.All.
+package entra
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/oauth2"
+	"golang.org/x/time/rate"
+
+	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/secret"
+)
+
+// Defaults of the public Azure cloud.
+const (
+	DefaultAuthorityURL = "https://login.microsoftonline.com"
+	DefaultGraphURL     = "https://graph.microsoft.com/v1.0"
+)
+
+// maxBatch is Graph's limit of requests in one $batch.
+const maxBatch = 20
+
+// Config configures a Connector. Either ClientSecret or Certificate with
+// PrivateKey authenticates the app.
+type Config struct {
+	Tenant       string        // directory (tenant) ID or a verified domain
+	ClientID     string        // application (client) ID
+	ClientSecret secret.Secret // client secret value
+	Certificate  *x509.Certificate
+	PrivateKey   crypto.Signer // RSA key of Certificate
+
+	AuthorityURL string       // default DefaultAuthorityURL (national clouds, tests)
+	GraphURL     string       // default DefaultGraphURL
+	HTTPClient   *http.Client // default: 60s timeout
+	// VerifiedDomains, when set, lets the connector refuse a
+	// userPrincipalName outside them before sending anything.
+	VerifiedDomains []string
+	// RateLimit is the most requests per second sent (0: no limit).
+	RateLimit float64
+}
+
+// Environment variables read by ConfigFromEnv.
+const (
+	EnvTenant          = "ENTRA_TENANT_ID"
+	EnvClientID        = "ENTRA_CLIENT_ID"
+	EnvClientSecret    = "ENTRA_CLIENT_SECRET"
+	EnvCertificateFile = "ENTRA_CLIENT_CERTIFICATE_FILE" // PEM: certificate and private key
+	EnvVerifiedDomains = "ENTRA_VERIFIED_DOMAINS"        // comma-separated
+	EnvAuthorityURL    = "ENTRA_AUTHORITY_URL"
+	EnvGraphURL        = "ENTRA_GRAPH_URL"
+)
+
+// ConfigFromEnv reads a Config through getenv (os.Getenv in production).
+// The error names every missing variable.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		Tenant:       strings.TrimSpace(getenv(EnvTenant)),
+		ClientID:     strings.TrimSpace(getenv(EnvClientID)),
+		ClientSecret: secret.New(getenv(EnvClientSecret)),
+		AuthorityURL: getenv(EnvAuthorityURL),
+		GraphURL:     getenv(EnvGraphURL),
+	}
+	for _, d := range strings.Split(getenv(EnvVerifiedDomains), ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			c.VerifiedDomains = append(c.VerifiedDomains, d)
+		}
+	}
+	var missing []string
+	if c.Tenant == "" {
+		missing = append(missing, EnvTenant)
+	}
+	if c.ClientID == "" {
+		missing = append(missing, EnvClientID)
+	}
+	certFile := getenv(EnvCertificateFile)
+	if c.ClientSecret.Empty() && certFile == "" {
+		missing = append(missing, EnvClientSecret+" (or "+EnvCertificateFile+")")
+	}
+	if len(missing) > 0 {
+		return Config{}, connectors.Permanentf(TypeConfig, "entra: missing environment variable(s): %s", strings.Join(missing, ", "))
+	}
+	if certFile != "" {
+		b, err := os.ReadFile(certFile)
+		if err != nil {
+			return Config{}, connectors.Permanentf(TypeConfig, "entra: %s: %v", EnvCertificateFile, err)
+		}
+		if c.Certificate, c.PrivateKey, err = ParseCertificatePEM(b); err != nil {
+			return Config{}, connectors.Permanentf(TypeConfig, "entra: %s: %v", EnvCertificateFile, err)
+		}
+	}
+	return c, nil
+}
+
+// ParseCertificatePEM reads a certificate and its RSA private key (PKCS#1
+// or PKCS#8) from PEM blocks.
+func ParseCertificatePEM(b []byte) (*x509.Certificate, crypto.Signer, error) {
+	var cert *x509.Certificate
+	var key crypto.Signer
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			break
+		}
+		switch blk.Type {
+		case "CERTIFICATE":
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("parse certificate: %w", err)
+			}
+			cert = c
+		case "RSA PRIVATE KEY":
+			k, err := x509.ParsePKCS1PrivateKey(blk.Bytes)
+			if err != nil {
+				return nil, nil, errors.New("parse RSA private key: malformed")
+			}
+			key = k
+		case "PRIVATE KEY":
+			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+			rk, ok := k.(*rsa.PrivateKey)
+			if err != nil || !ok {
+				return nil, nil, errors.New("parse private key: not an RSA key")
+			}
+			key = rk
+		}
+	}
+	if cert == nil || key == nil {
+		return nil, nil, errors.New("need a CERTIFICATE and a PRIVATE KEY block")
+	}
+	return cert, key, nil
+}
+
+// Connector talks to one tenant. It is safe for concurrent use.
+type Connector struct {
+	graph   string // service root, no trailing slash
+	domains []string
+	hc      *http.Client
+	tokens  oauth2.TokenSource
+	limiter *rate.Limiter
+}
+
+// New validates cfg and returns a Connector. It sends nothing: the first
+// call fetches a token (use CheckAccess to verify credentials at start-up).
+// ctx carries values only; the token source outlives it.
+func New(ctx context.Context, cfg Config) (*Connector, error) {
+	bad := func(format string, args ...any) error {
+		return connectors.Permanentf(TypeConfig, "entra: config: "+format, args...)
+	}
+	switch {
+	case cfg.Tenant == "":
+		return nil, bad("Tenant is required")
+	case strings.ContainsAny(cfg.Tenant, "/?#% "):
+		return nil, bad("Tenant %q is not a tenant ID or domain", cfg.Tenant)
+	case cfg.ClientID == "":
+		return nil, bad("ClientID is required")
+	case cfg.ClientSecret.Empty() && cfg.Certificate == nil:
+		return nil, bad("ClientSecret or Certificate is required")
+	case cfg.Certificate != nil && cfg.PrivateKey == nil:
+		return nil, bad("PrivateKey is required with Certificate")
+	}
+	if cfg.PrivateKey != nil {
+		if _, ok := cfg.PrivateKey.Public().(*rsa.PublicKey); !ok {
+			return nil, bad("PrivateKey must be an RSA key")
+		}
+	}
+	authority, err := serviceURL(cmp(cfg.AuthorityURL, DefaultAuthorityURL))
+	if err != nil {
+		return nil, bad("AuthorityURL: %v", err)
+	}
+	graph, err := serviceURL(cmp(cfg.GraphURL, DefaultGraphURL))
+	if err != nil {
+		return nil, bad("GraphURL: %v", err)
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 60 * time.Second}
+	}
+	gu, _ := url.Parse(graph)
+	scope := gu.Scheme + "://" + gu.Host + "/.default"
+	tokenURL := authority + "/" + url.PathEscape(cfg.Tenant) + "/oauth2/v2.0/token"
+	tctx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, hc)
+	c := &Connector{
+		graph:   graph,
+		domains: cfg.VerifiedDomains,
+		hc:      hc,
+		tokens:  tokenSource(tctx, cfg, tokenURL, scope),
+	}
+	if cfg.RateLimit > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), 1)
+	}
+	return c, nil
+}
+
+func cmp(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// serviceURL requires https, except to a loopback host (tests): the client
+// secret and new passwords travel in these requests.
+func serviceURL(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	if u.Scheme != "https" && (u.Scheme != "http" || !isLoopback(u.Hostname())) {
+		return "", fmt.Errorf("%q must use https", raw)
+	}
+	return u.String(), nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// CheckAccess fetches a token and reads one user: a start-up probe that
+// turns bad credentials or missing consent into a clear EntraAuth error.
+func (c *Connector) CheckAccess(ctx context.Context) error {
+	return c.do(ctx, "check access", call{method: "GET", path: "/users", query: "$top=1&$select=id"}, nil)
+}
+
+// call is one Graph request. ok, when set, accepts some failures as
+// success (the idempotent "already done" answers).
+type call struct {
+	method string
+	path   string // escaped, relative to the service root: "/users/{id}"
+	query  string // encoded query, without "?"
+	body   any
+	ok     func(*apiError) bool
+}
+
+func (cl call) url() string {
+	if cl.query == "" {
+		return cl.path
+	}
+	return cl.path + "?" + cl.query
+}
+
+// do sends one request and decodes a 2xx JSON answer into out (if not nil).
+func (c *Connector) do(ctx context.Context, op string, cl call, out any) error {
+	return c.doURL(ctx, op, c.graph+cl.url(), cl, out)
+}
+
+func (c *Connector) doURL(ctx context.Context, op, u string, cl call, out any) error {
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return fmt.Errorf("entra: %s: %w", op, err)
+		}
+	}
+	tok, err := c.tokens.Token()
+	if err != nil {
+		return classifyToken(err)
+	}
+	var body io.Reader
+	if cl.body != nil {
+		b, err := json.Marshal(cl.body)
+		if err != nil {
+			return fmt.Errorf("entra: %s: encode body: %w", op, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, u, body)
+	if err != nil {
+		return fmt.Errorf("entra: %s: %w", op, err)
+	}
+	tok.SetAuthHeader(req)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("client-request-id", uuid.NewString())
+	if cl.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("entra: %s: %w", op, ctx.Err())
+		}
+		return connectors.Transient(fmt.Errorf("entra: %s: %w", op, err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return connectors.Transient(fmt.Errorf("entra: %s: read response: %w", op, err))
+	}
+	if resp.StatusCode >= 300 {
+		e := parseAPIError(resp.StatusCode, data, resp.Header.Get("Retry-After"))
+		if cl.ok != nil && cl.ok(e) {
+			return nil
+		}
+		return classify(op, e)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return connectors.Transient(fmt.Errorf("entra: %s: decode response: %w", op, err))
+		}
+	}
+	return nil
+}
+
+// run sends calls as one request when there is one, else as $batch
+// requests of up to 20. Requests in a batch are independent (Graph may run
+// them in any order); each is idempotent, so a failed run is safe to repeat.
+func (c *Connector) run(ctx context.Context, op string, calls []call) error {
+	switch len(calls) {
+	case 0:
+		return nil
+	case 1:
+		return c.do(ctx, op, calls[0], nil)
+	}
+	var errs []error
+	for start := 0; start < len(calls); start += maxBatch {
+		chunk := calls[start:min(start+maxBatch, len(calls))]
+		if err := c.batch(ctx, op, chunk); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return worst(errs)
+}
+
+type batchRequest struct {
+	ID      string            `json:"id"`
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    any               `json:"body,omitempty"`
+}
+
+type batchResponse struct {
+	Responses []struct {
+		ID      string            `json:"id"`
+		Status  int               `json:"status"`
+		Headers map[string]string `json:"headers"`
+		Body    json.RawMessage   `json:"body"`
+	} `json:"responses"`
+}
+
+func (c *Connector) batch(ctx context.Context, op string, calls []call) error {
+	reqs := make([]batchRequest, len(calls))
+	for i, cl := range calls {
+		reqs[i] = batchRequest{ID: strconv.Itoa(i + 1), Method: cl.method, URL: cl.url(), Body: cl.body}
+		if cl.body != nil {
+			reqs[i].Headers = map[string]string{"Content-Type": "application/json"}
+		}
+	}
+	var out batchResponse
+	err := c.do(ctx, op, call{method: "POST", path: "/$batch", body: map[string]any{"requests": reqs}}, &out)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	answered := 0
+	for _, r := range out.Responses {
+		i, err := strconv.Atoi(r.ID)
+		if err != nil || i < 1 || i > len(calls) {
+			continue
+		}
+		answered++
+		if r.Status < 300 {
+			continue
+		}
+		retry := ""
+		for k, v := range r.Headers {
+			if strings.EqualFold(k, "Retry-After") {
+				retry = v
+			}
+		}
+		e := parseAPIError(r.Status, r.Body, retry)
+		if cl := calls[i-1]; cl.ok == nil || !cl.ok(e) {
+			errs = append(errs, classify(op, e))
+		}
+	}
+	if answered != len(calls) {
+		errs = append(errs, connectors.Transient(fmt.Errorf("entra: %s: $batch answered %d of %d requests", op, answered, len(calls))))
+	}
+	return worst(errs)
+}
+
+// notFound accepts 404 as success (removing what is already gone).
+func notFound(e *apiError) bool { return e.Status == http.StatusNotFound }
+
+// escape quotes a $filter string literal: OData doubles single quotes.
+func escape(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+
+// query encodes OData system query options, keeping the "$" readable and
+// spaces as %20 (Graph reads "+" literally in some filters).
+func query(kv ...string) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(kv); i += 2 {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(kv[i])
+		b.WriteByte('=')
+		b.WriteString(strings.ReplaceAll(url.QueryEscape(kv[i+1]), "+", "%20"))
+	}
+	return b.String()
+}

@@ -1,0 +1,203 @@
+package entra
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/jml-dev/jml/connectors"
+)
+
+// group is a Graph group as read from memberOf or /groups.
+type group struct {
+	Type            string   `json:"@odata.type"`
+	ID              string   `json:"id"`
+	DisplayName     string   `json:"displayName"`
+	Description     string   `json:"description"`
+	GroupTypes      []string `json:"groupTypes"`
+	MailEnabled     bool     `json:"mailEnabled"`
+	SecurityEnabled bool     `json:"securityEnabled"`
+	OnPremisesSync  *bool    `json:"onPremisesSyncEnabled"`
+}
+
+const selectGroup = "id,displayName,description,groupTypes,mailEnabled,securityEnabled,onPremisesSyncEnabled"
+
+func (g group) public() connectors.Group {
+	return connectors.Group{ID: g.ID, Name: g.DisplayName, Description: g.Description}
+}
+
+// changeable reports whether Graph lets us change the members: not a
+// dynamic group, not synced from on-premises AD, and not a mail-enabled
+// security group or distribution list (Exchange owns those).
+func (g group) changeable() bool {
+	unified := slices.Contains(g.GroupTypes, "Unified")
+	return !slices.Contains(g.GroupTypes, "DynamicMembership") &&
+		(g.OnPremisesSync == nil || !*g.OnPremisesSync) &&
+		(unified || !g.MailEnabled)
+}
+
+func groupPath(id string) string { return "/groups/" + url.PathEscape(id) }
+
+// memberOf lists the groups the account is a direct member of (directory
+// roles and administrative units in memberOf are skipped).
+func (c *Connector) memberOf(ctx context.Context, id string) ([]group, error) {
+	const op = "list memberships"
+	var out []group
+	next := c.graph + userPath(id) + "/memberOf?" + query("$select", selectGroup, "$top", "999")
+	for next != "" {
+		var page struct {
+			Value    []group `json:"value"`
+			NextLink string  `json:"@odata.nextLink"`
+		}
+		if !strings.HasPrefix(next, c.graph+"/") {
+			return nil, connectors.Transient(fmt.Errorf("entra: %s: next link outside Graph", op))
+		}
+		if err := c.doURL(ctx, op, next, call{method: "GET"}, &page); err != nil {
+			return nil, err
+		}
+		for _, g := range page.Value {
+			if g.Type == "#microsoft.graph.group" {
+				out = append(out, g)
+			}
+		}
+		next = page.NextLink
+	}
+	return out, nil
+}
+
+// Memberships lists the account's direct group memberships.
+func (c *Connector) Memberships(ctx context.Context, accountID string) ([]connectors.Group, error) {
+	if err := requireID("list memberships", accountID); err != nil {
+		return nil, err
+	}
+	groups, err := c.memberOf(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]connectors.Group, len(groups))
+	for i, g := range groups {
+		out[i] = g.public()
+	}
+	return out, nil
+}
+
+// alreadyMember accepts Graph's 400 "One or more added object references
+// already exist for the following modified properties: 'members'".
+func alreadyMember(e *apiError) bool {
+	return e.Status == http.StatusBadRequest && strings.Contains(e.Message, "added object references already exist")
+}
+
+func addMemberCall(graph, groupID, accountID string) call {
+	return call{method: "POST", path: groupPath(groupID) + "/members/$ref",
+		body: map[string]string{"@odata.id": graph + "/directoryObjects/" + accountID}, ok: alreadyMember}
+}
+
+func removeMemberCall(groupID, accountID string) call {
+	return call{method: "DELETE", path: groupPath(groupID) + "/members/" + url.PathEscape(accountID) + "/$ref", ok: notFound}
+}
+
+// AddMember adds the account to the group; a present member is success.
+func (c *Connector) AddMember(ctx context.Context, groupID, accountID string) error {
+	return c.AddMemberships(ctx, accountID, []string{groupID})
+}
+
+// RemoveMember removes the account from the group; an absent member is
+// success.
+func (c *Connector) RemoveMember(ctx context.Context, groupID, accountID string) error {
+	return c.RemoveMemberships(ctx, accountID, []string{groupID})
+}
+
+// AddMemberships adds the account to several groups in one $batch (per 20
+// groups). Present memberships are success.
+func (c *Connector) AddMemberships(ctx context.Context, accountID string, groupIDs []string) error {
+	if err := checkIDs("add member", accountID, groupIDs); err != nil {
+		return err
+	}
+	calls := make([]call, len(groupIDs))
+	for i, g := range groupIDs {
+		calls[i] = addMemberCall(c.graph, g, accountID)
+	}
+	return c.run(ctx, "add member", calls)
+}
+
+// RemoveMemberships removes the account from several groups in one $batch
+// (per 20 groups). Absent memberships are success.
+func (c *Connector) RemoveMemberships(ctx context.Context, accountID string, groupIDs []string) error {
+	if err := checkIDs("remove member", accountID, groupIDs); err != nil {
+		return err
+	}
+	calls := make([]call, len(groupIDs))
+	for i, g := range groupIDs {
+		calls[i] = removeMemberCall(g, accountID)
+	}
+	return c.run(ctx, "remove member", calls)
+}
+
+func checkIDs(op, accountID string, groupIDs []string) error {
+	if err := requireID(op, accountID); err != nil {
+		return err
+	}
+	if slices.Contains(groupIDs, "") {
+		return connectors.Permanentf(TypeValidation, "entra: %s: group id is empty", op)
+	}
+	return nil
+}
+
+// FindGroup finds a group by displayName. Entra allows duplicate names:
+// more than one match is a permanent EntraConflict.
+func (c *Connector) FindGroup(ctx context.Context, name string) (*connectors.Group, error) {
+	const op = "find group"
+	if name == "" {
+		return nil, connectors.Permanentf(TypeValidation, "entra: %s: empty name", op)
+	}
+	var list struct {
+		Value []group `json:"value"`
+	}
+	err := c.do(ctx, op, call{method: "GET", path: "/groups",
+		query: query("$filter", "displayName eq "+escape(name), "$select", selectGroup)}, &list)
+	if err != nil {
+		return nil, err
+	}
+	switch len(list.Value) {
+	case 0:
+		return nil, fmt.Errorf("entra: %s %q: %w", op, name, connectors.ErrNotFound)
+	case 1:
+		g := list.Value[0].public()
+		return &g, nil
+	}
+	return nil, connectors.Permanent(TypeConflict, fmt.Errorf("entra: %s %q: %d groups have that name; %w", op, name, len(list.Value), connectors.ErrConflict))
+}
+
+// EnsureGroup finds the group by name or creates a security group (not
+// mail-enabled) with it.
+func (c *Connector) EnsureGroup(ctx context.Context, g connectors.Group) (*connectors.Group, error) {
+	found, err := c.FindGroup(ctx, g.Name)
+	if !errors.Is(err, connectors.ErrNotFound) {
+		return found, err
+	}
+	nick := mailNickname(g.Name)
+	if nick == "" { // a name without ASCII characters still needs an alias
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		nick = "group-" + hex.EncodeToString(b[:])
+	}
+	body := map[string]any{
+		"displayName": g.Name, "mailEnabled": false, "securityEnabled": true,
+		"mailNickname": nick[:min(len(nick), 64)],
+	}
+	if g.Description != "" {
+		body["description"] = g.Description
+	}
+	var created group
+	if err := c.do(ctx, "create group", call{method: "POST", path: "/groups", body: body}, &created); err != nil {
+		return nil, err
+	}
+	out := created.public()
+	return &out, nil
+}
