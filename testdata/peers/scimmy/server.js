@@ -38,15 +38,6 @@ const vendor = new Types.SchemaDefinition("MyVendorUser", "urn:ietf:params:scim:
         new Types.Attribute("string", "badgeColor", { canonicalValues: ["red", "green", "blue"] }),
     ]);
 
-SCIMMY.Config.set({
-    patch: patchSupported,
-    bulk: bulkSupported ? { maxOperations: 1000, maxPayloadSize: 1048576 } : false,
-    filter: 200,
-    sort: true,
-    etag: false,
-    changePassword: true,
-});
-
 // ---- store ---------------------------------------------------------------
 
 const users = new Map();          // id → stored user (plain JSON)
@@ -254,6 +245,12 @@ app.use("/scim/v2", (req, res, next) => {
     stats.byMethod[req.method] = (stats.byMethod[req.method] ?? 0) + 1;
     // SCIMMY's filter tokeniser rejects \" inside a string value; \u0022 is
     // the same JSON string and it survives.
+    // A provider without PATCH (or Bulk) refuses it, so tests prove the
+    // client fell back instead of the peer being lenient.
+    if ((!patchSupported && req.method === "PATCH") || (!bulkSupported && req.path === "/Bulk"))
+        return res.status(501).type("application/scim+json").json({
+            schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "501", detail: `${req.method} ${req.path} is not supported`,
+        });
     if (typeof req.query?.filter === "string") req.query.filter = req.query.filter.replaceAll('\\"', "\\u0022");
     next();
 });
@@ -266,6 +263,16 @@ app.use("/scim/v2", new SCIMMYRouters({
         return "jml";
     },
 }));
+
+// After the router: its constructor sets patch, bulk, filter and sort on.
+SCIMMY.Config.set({
+    patch: patchSupported,
+    bulk: bulkSupported ? { maxOperations: 1000, maxPayloadSize: 1048576 } : false,
+    filter: 200,
+    sort: true,
+    etag: false,
+    changePassword: true,
+});
 
 const server = app.listen(port, "127.0.0.1", () => {
     console.log(`scim peer ready on http://127.0.0.1:${server.address().port}/scim/v2`);

@@ -1,0 +1,215 @@
+package scim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/jml-dev/jml/connectors"
+)
+
+func groupPath(id string) string { return "/Groups/" + url.PathEscape(id) }
+
+func toGroup(r resource) connectors.Group {
+	id, _ := r["id"].(string)
+	name, _ := r["displayName"].(string)
+	return connectors.Group{ID: id, Name: name}
+}
+
+// FindGroup resolves a group by displayName (case-insensitively). Hits are
+// cached in the client, so a joiner's groups cost one lookup each per
+// process, not per joiner.
+func (c *Client) FindGroup(ctx context.Context, name string) (*connectors.Group, error) {
+	if strings.TrimSpace(name) == "" {
+		return nil, connectors.Permanentf("ScimValidation", "scim: find group: empty name")
+	}
+	c.mu.Lock()
+	g, ok := c.groups[strings.ToLower(name)]
+	c.mu.Unlock()
+	if ok {
+		return &g, nil
+	}
+	return c.lookupGroup(ctx, name)
+}
+
+func (c *Client) lookupGroup(ctx context.Context, name string) (*connectors.Group, error) {
+	var list listResponse
+	q := url.Values{"filter": {"displayName eq " + quote(name)}, "excludedAttributes": {"members"}}
+	if err := c.do(ctx, request{op: "find group", method: "GET", path: "/Groups", query: q}, &list); err != nil {
+		return nil, err
+	}
+	for _, r := range list.Resources {
+		if g := toGroup(r); strings.EqualFold(g.Name, name) {
+			c.remember(g)
+			return &g, nil
+		}
+	}
+	return nil, fmt.Errorf("scim: find group %q: %w", name, connectors.ErrNotFound)
+}
+
+func (c *Client) remember(g connectors.Group) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.groups[strings.ToLower(g.Name)] = g
+}
+
+func (c *Client) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, g := range c.groups {
+		if g.ID == id {
+			delete(c.groups, k)
+		}
+	}
+}
+
+// EnsureGroup finds the group by name or creates it (CREATE_ENTITLEMENT).
+// The core SCIM Group has no description, so g.Description is not sent.
+func (c *Client) EnsureGroup(ctx context.Context, g connectors.Group) (*connectors.Group, error) {
+	found, err := c.FindGroup(ctx, g.Name)
+	if !errors.Is(err, connectors.ErrNotFound) {
+		return found, err
+	}
+	var created resource
+	body := map[string]any{"schemas": []string{coreGroupURN}, "displayName": g.Name}
+	err = c.do(ctx, request{op: "create group", method: "POST", path: "/Groups", body: body}, &created)
+	if errors.Is(err, connectors.ErrConflict) {
+		return c.lookupGroup(ctx, g.Name) // created meanwhile: adopt it
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := toGroup(created)
+	c.remember(out)
+	return &out, nil
+}
+
+// AddMember adds the account to the group with one PATCH add; a member
+// already present is success (RFC 7644 §3.5.2.1).
+func (c *Client) AddMember(ctx context.Context, groupID, accountID string) error {
+	d, err := c.discover(ctx)
+	if err != nil {
+		return err
+	}
+	if d.caps.Patch {
+		err = c.do(ctx, request{op: "add group member", method: "PATCH", path: groupPath(groupID),
+			body: patchBody(patchOp{Op: "add", Path: "members", Value: []map[string]string{{"value": accountID}}})}, nil)
+	} else {
+		err = c.putMembers(ctx, "add group member", groupID, accountID, true)
+	}
+	if errors.Is(err, connectors.ErrNotFound) {
+		c.forget(groupID)
+	}
+	return err
+}
+
+// RemoveMember removes the account with PATCH remove members[value eq "id"],
+// never by rewriting the member list. An absent member, or a group that is
+// gone, is success.
+func (c *Client) RemoveMember(ctx context.Context, groupID, accountID string) error {
+	d, err := c.discover(ctx)
+	if err != nil {
+		return err
+	}
+	if d.caps.Patch {
+		err = c.do(ctx, request{op: "remove group member", method: "PATCH", path: groupPath(groupID),
+			body: patchBody(patchOp{Op: "remove", Path: "members[value eq " + quote(accountID) + "]"})}, nil)
+	} else {
+		err = c.putMembers(ctx, "remove group member", groupID, accountID, false)
+	}
+	switch {
+	case errors.Is(err, connectors.ErrNotFound):
+		c.forget(groupID)
+		return nil
+	case isNoTarget(err):
+		return nil
+	}
+	return err
+}
+
+// isNoTarget is a 400 noTarget: some providers answer it when the member
+// to remove is not there.
+func isNoTarget(err error) bool {
+	return isType(err, "ScimValidation") && strings.Contains(err.Error(), " noTarget")
+}
+
+// putMembers is the fallback for providers without PATCH: read the group,
+// change its member list, write it back. It races with concurrent writers;
+// PATCH is used whenever the provider offers it.
+func (c *Client) putMembers(ctx context.Context, op, groupID, accountID string, add bool) error {
+	var g resource
+	if err := c.do(ctx, request{op: "read group", method: "GET", path: groupPath(groupID)}, &g); err != nil {
+		return err
+	}
+	members, _ := g["members"].([]any)
+	kept := make([]any, 0, len(members)+1)
+	present := false
+	for _, m := range members {
+		if mm, ok := m.(map[string]any); ok && mm["value"] == accountID {
+			present = true
+			if !add {
+				continue
+			}
+		}
+		kept = append(kept, m)
+	}
+	if present == add {
+		return nil // already as wanted
+	}
+	if add {
+		kept = append(kept, map[string]any{"value": accountID})
+	}
+	g["members"] = kept
+	delete(g, "meta")
+	return c.do(ctx, request{op: op, method: "PUT", path: groupPath(groupID), body: g}, nil)
+}
+
+// Memberships lists the groups the account belongs to.
+func (c *Client) Memberships(ctx context.Context, accountID string) ([]connectors.Group, error) {
+	_, groups, err := c.userWithGroups(ctx, accountID)
+	return groups, err
+}
+
+// userWithGroups reads the user and its groups: from the user's read-only
+// groups attribute when the schema has one, else by filtering /Groups.
+func (c *Client) userWithGroups(ctx context.Context, id string) (*connectors.Account, []connectors.Group, error) {
+	d, err := c.discover(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var r resource
+	if err := c.do(ctx, request{op: "read user", method: "GET", path: userPath(id)}, &r); err != nil {
+		return nil, nil, err
+	}
+	acct := c.account(r)
+	if list, ok := r["groups"].([]any); ok || (d.caps.SchemasDiscovered && d.schema.attr(coreUserURN, "groups") != nil) {
+		groups := make([]connectors.Group, 0, len(list))
+		for _, it := range list {
+			if m, ok := it.(map[string]any); ok {
+				gid, _ := m["value"].(string)
+				name, _ := m["display"].(string)
+				groups = append(groups, connectors.Group{ID: gid, Name: name})
+			}
+		}
+		return acct, groups, nil
+	}
+	var groups []connectors.Group
+	for start := 1; ; {
+		var list listResponse
+		q := url.Values{"filter": {"members.value eq " + quote(id)}, "excludedAttributes": {"members"},
+			"startIndex": {strconv.Itoa(start)}, "count": {strconv.Itoa(c.pageSize)}}
+		if err := c.do(ctx, request{op: "list user groups", method: "GET", path: "/Groups", query: q}, &list); err != nil {
+			return nil, nil, err
+		}
+		for _, r := range list.Resources {
+			groups = append(groups, toGroup(r))
+		}
+		start += len(list.Resources)
+		if len(list.Resources) == 0 || start > list.TotalResults {
+			return acct, groups, nil
+		}
+	}
+}
