@@ -45,6 +45,15 @@ func ProfileName(norm string) string {
 	return norm
 }
 
+func isStandard(norm string) bool {
+	for _, a := range standardAttrs {
+		if a.norm == norm {
+			return true
+		}
+	}
+	return false
+}
+
 // NormalizedName is the normalized attribute name for an Okta profile property.
 func NormalizedName(profile string) string {
 	for _, a := range standardAttrs {

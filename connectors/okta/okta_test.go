@@ -461,7 +461,7 @@ func TestPagingAndChanges(t *testing.T) {
 	assert.Empty(t, none)
 	assert.Equal(t, since, same)
 
-	require.NoError(t, c.UpdateAccount(ctx, ids[1], connectors.Diff{"title": "Director", "nick_name": ""}))
+	require.NoError(t, c.UpdateAccount(ctx, ids[1], connectors.Diff{"title": "Director", "nick_name": "", "favorite_color": ""}))
 	require.NoError(t, c.Deprovision(ctx, ids[3], connectors.DeprovisionOptions{Mode: okta.ModeDeactivate}))
 	changes, since2, err := c.Changes(ctx, since)
 	require.NoError(t, err)
@@ -469,6 +469,7 @@ func TestPagingAndChanges(t *testing.T) {
 	assert.Equal(t, "E-b", changes[0].EmployeeID)
 	assert.Equal(t, "Director", changes[0].Attributes["title"])
 	assert.NotContains(t, changes[0].Attributes, "nick_name", "an empty diff value clears the attribute")
+	assert.NotContains(t, changes[0].Attributes, "favorite_color", "custom attributes clear too")
 	assert.Equal(t, "E-d", changes[1].EmployeeID, "deactivated users are reported too")
 	assert.False(t, changes[1].Active)
 	assert.Greater(t, since2, since)

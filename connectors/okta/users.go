@@ -148,7 +148,13 @@ func (c *Client) UpdateAccount(ctx context.Context, id string, change connectors
 					return connectors.Permanentf(TypeValidation, "okta: update account: required attribute %s cannot be cleared", k)
 				}
 			}
-			profile[ProfileName(k)] = nil // JSON null clears it
+			// Okta's spec types the standard properties as strings, so they
+			// are cleared with ""; a custom property may be of any type, so null.
+			if isStandard(k) {
+				profile[ProfileName(k)] = ""
+			} else {
+				profile[k] = nil
+			}
 			continue
 		}
 		profile[ProfileName(k)] = v
