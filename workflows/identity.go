@@ -297,6 +297,11 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	err := workflow.ExecuteChildWorkflow(cctx, name, in).Get(ctx, &res)
 	s.current, s.lastRun = nil, id
 	cancel()
+	if !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
+		// HR's latest word, whatever the run's outcome: the next event's
+		// lookups and diffs start from it.
+		s.in.Attributes = attrs
+	}
 	switch {
 	case err == nil:
 	case temporal.IsWorkflowExecutionAlreadyStartedError(err):
@@ -312,9 +317,9 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 		s.in.Accounts = res.Accounts
 	}
 	if res.State != StateCompleted {
-		return // aborted: attributes and status stay as they were
+		return // aborted: the status stays as it was
 	}
-	s.in.Attributes = res.Attributes
+	s.in.Attributes = res.Attributes // with an operator's corrections
 	switch kind {
 	case activities.KindJoiner:
 		s.in.Status = StatusActive

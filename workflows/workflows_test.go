@@ -1,0 +1,367 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/internal/e2e/memtarget"
+	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/transform"
+	"github.com/jml-dev/jml/workflows"
+)
+
+func testPolicy() *policy.Policy {
+	sync := func(create bool) policy.Step {
+		return policy.Step{SyncIdentity: &policy.SyncIdentity{
+			Target: "app", CreateAllowed: create, Password: map[bool]string{true: "generate"}[create],
+			Attributes: map[string]string{"user_name": "{email}", "department": "{department}", "employee_id": "{employee_id}"},
+		}}
+	}
+	groups := policy.Step{ManageRelationships: &policy.ManageRelationships{Target: "app", Add: []string{"everyone", "dept-{department}"}}}
+	return &policy.Policy{
+		Targets:  map[string]policy.Target{"app": {Type: "scim"}},
+		Password: policy.PasswordPolicy{Length: 18, ExcludeSimilar: true},
+		Joiner: policy.Flow{Offset: "-3d", Steps: []policy.Step{
+			sync(true), groups,
+			{SendRESTRequest: &policy.RESTRequest{URL: "https://portal.test/accounts", Body: `{"login":"{ScimUser.user_name}","password":"{ScimUser.password}"}`}},
+			{Name: "notify.done", Notify: &policy.RESTRequest{URL: "https://portal.test/notify", Body: `{"done":"{employee_id}"}`}},
+			{Name: "notify.ops", Notify: &policy.RESTRequest{URL: "https://portal.test/ops", On: []string{"needs_attention"}}},
+		}},
+		Mover: policy.Flow{Steps: []policy.Step{sync(false), groups}},
+		Leaver: policy.Flow{LocalTime: "17:00", Steps: []policy.Step{
+			{DeprovisionIdentity: &policy.DeprovisionIdentity{Target: "app", RemoveGroups: true}},
+			{DeleteIdentity: &policy.DeleteIdentity{Target: "app", After: "30d"}},
+		}},
+	}
+}
+
+type sent struct{ url, body string }
+
+type fixture struct {
+	env    *testsuite.TestWorkflowEnvironment
+	target *memtarget.Target
+	mu     sync.Mutex
+	sent   []sent
+	// restErr, when set, fails the portal request.
+	restErr error
+	updates int
+}
+
+func (f *fixture) requests() []sent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sent(nil), f.sent...)
+}
+
+func newFixture(t *testing.T, p *policy.Policy) *fixture {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	f := &fixture{env: s.NewTestWorkflowEnvironment(), target: memtarget.New()}
+	f.env.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
+	f.env.SetStartTime(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
+	rest := activities.RESTSenderFunc(func(_ context.Context, r activities.RESTRequest) (map[string]string, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.restErr != nil && strings.Contains(r.Spec.URL, "accounts") {
+			return nil, f.restErr
+		}
+		env := *r.Env
+		body, err := transform.MustParse(r.Spec.Body).Eval(&env)
+		if err != nil {
+			return nil, err
+		}
+		f.sent = append(f.sent, sent{r.Spec.URL, body})
+		return nil, nil
+	})
+	a := activities.New(activities.Config{Policy: p, Targets: map[string]any{"app": f.target}, REST: rest})
+	workflows.Register(f.env, a)
+	return f
+}
+
+func event(id, typ, emp string, attrs map[string]string) workflows.HREventRequest {
+	e := map[string]string{"employee_id": emp}
+	for k, v := range attrs {
+		e[k] = v
+	}
+	return workflows.HREventRequest{Event: hr.Event{EventID: id, Type: typ, Employee: e}}
+}
+
+func (f *fixture) send(t *testing.T, at time.Duration, req workflows.HREventRequest, dup *bool) {
+	f.env.RegisterDelayedCallback(func() {
+		f.updates++ // distinct update IDs: the workflow itself must spot the duplicate
+		f.env.UpdateWorkflow(workflows.UpdateHREvent, fmt.Sprint("u", f.updates), &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("event %s rejected: %v", req.Event.EventID, err) },
+			OnAccept: func() {},
+			OnComplete: func(res any, err error) {
+				require.NoError(t, err)
+				if dup != nil {
+					*dup = res.(workflows.EventAccepted).Duplicate
+				}
+			},
+		}, req)
+	}, at)
+}
+
+// runIdentity runs the identity workflow until end (then cancels it).
+func (f *fixture) runIdentity(end time.Duration) {
+	f.env.RegisterDelayedCallback(f.env.CancelWorkflow, end)
+	f.env.ExecuteWorkflow(workflows.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: "E1"})
+}
+
+var alice = map[string]string{"email": "alice@acme.test", "department": "eng"}
+
+func TestMoverWaitsForJoinerAndDuplicateIgnored(t *testing.T) {
+	f := newFixture(t, testPolicy())
+	var dup1, dup2 bool
+	f.send(t, time.Second, event("h1", hr.Hire, "E1", alice), &dup1)
+	f.send(t, time.Second, event("c1", hr.Change, "E1", map[string]string{"department": "sales"}), nil)
+	f.send(t, 2*time.Second, event("h1", hr.Hire, "E1", alice), &dup2)
+	f.runIdentity(time.Hour)
+
+	assert.False(t, dup1)
+	assert.True(t, dup2, "a redelivered event answers Duplicate")
+	accts := f.target.Accounts()
+	require.Len(t, accts, 1)
+	assert.Equal(t, "sales", accts[0].Attrs["department"])
+	assert.ElementsMatch(t, []string{"everyone", "dept-sales"}, accts[0].Groups)
+	calls := f.target.Calls()
+	assert.Equal(t, 1, count(calls, "create"))
+	// The mover's update comes after the joiner's groups: it waited.
+	assert.Less(t, index(calls, "add dept-eng"), index(calls, "update"))
+	assert.Less(t, index(calls, "update"), index(calls, "remove dept-eng"))
+}
+
+func count(xs []string, x string) (n int) {
+	for _, v := range xs {
+		if v == x {
+			n++
+		}
+	}
+	return n
+}
+
+func index(xs []string, x string) int {
+	for i, v := range xs {
+		if v == x {
+			return i
+		}
+	}
+	return 1 << 30
+}
+
+func TestPreHireTimerFiresAndIsRescheduled(t *testing.T) {
+	f := newFixture(t, testPolicy())
+	start := f.env.Now()
+	hire := event("h1", hr.Hire, "E1", alice)
+	hire.Event.EffectiveAt = start.Add(10 * 24 * time.Hour)
+	moved := event("h2", hr.Hire, "E1", alice)
+	moved.Event.EffectiveAt = start.Add(20 * 24 * time.Hour)
+	f.send(t, time.Second, hire, nil)
+	f.send(t, 24*time.Hour, moved, nil) // the start date moves before the first timer fired
+	check := func(at time.Duration, exists, active bool) {
+		f.env.RegisterDelayedCallback(func() {
+			a, ok := f.target.Find("user_name", "alice@acme.test")
+			assert.Equal(t, exists, ok, "account exists at %s", at)
+			assert.Equal(t, active, a.Active, "account active at %s", at)
+		}, at)
+	}
+	day := 24 * time.Hour
+	check(8*day, false, false)     // first schedule (create at day 7) was moved
+	check(17*day-time.Hour, false, false)
+	check(17*day+time.Hour, true, false) // created 3 days before the start, disabled
+	check(20*day+time.Hour, true, true)  // enabled on the start date
+	f.runIdentity(25 * day)
+	assert.Equal(t, 1, count(f.target.Calls(), "create"))
+}
+
+func TestLeaverCancelsJoinerWaitingForStartDate(t *testing.T) {
+	f := newFixture(t, testPolicy())
+	day := 24 * time.Hour
+	hire := event("h1", hr.Hire, "E1", alice)
+	hire.Event.EffectiveAt = f.env.Now().Add(10 * day)
+	f.send(t, time.Second, hire, nil)
+	f.send(t, 8*day, event("t1", hr.Terminate, "E1", nil), nil) // created (day 7), not yet enabled
+	f.runIdentity(12 * day)
+	a, ok := f.target.Find("user_name", "alice@acme.test")
+	require.True(t, ok)
+	assert.False(t, a.Active)
+	assert.Empty(t, a.Groups)
+	assert.Zero(t, count(f.target.Calls(), "activate"), "never enabled")
+	assert.Equal(t, 1, count(f.target.Calls(), "deprovision"))
+}
+
+func TestTerminationAtLocalTimeAndDelete(t *testing.T) {
+	f := newFixture(t, testPolicy())
+	f.send(t, time.Second, event("h1", hr.Hire, "E1", map[string]string{"email": "bob@acme.test", "department": "eng", "time_zone": "America/New_York"}), nil)
+	term := event("t1", hr.Terminate, "E1", nil)
+	// Effective Friday 2026-11-06; 17:00 in New York is 22:00 UTC.
+	term.Event.EffectiveAt = time.Date(2026, 11, 6, 12, 0, 0, 0, time.UTC)
+	f.send(t, time.Hour, term, nil)
+	at := func(ts time.Time) time.Duration { return ts.Sub(f.env.Now()) }
+	f.env.RegisterDelayedCallback(func() {
+		a, _ := f.target.Find("user_name", "bob@acme.test")
+		assert.True(t, a.Active, "still active at 16:59 local")
+	}, at(time.Date(2026, 11, 6, 21, 59, 0, 0, time.UTC)))
+	f.env.RegisterDelayedCallback(func() {
+		a, ok := f.target.Find("user_name", "bob@acme.test")
+		assert.True(t, ok)
+		assert.False(t, a.Active, "deprovisioned at 17:01 local")
+	}, at(time.Date(2026, 11, 6, 22, 1, 0, 0, time.UTC)))
+	f.env.RegisterDelayedCallback(func() {
+		_, ok := f.target.Find("user_name", "bob@acme.test")
+		assert.True(t, ok, "not deleted before 30 days")
+	}, at(time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC)))
+	f.runIdentity(at(time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC)))
+	_, ok := f.target.Find("user_name", "bob@acme.test")
+	assert.False(t, ok, "deleted 30 days after deprovisioning")
+}
+
+func TestPasswordReachesRESTStepOnlyThroughVault(t *testing.T) {
+	f := newFixture(t, testPolicy())
+	var res workflows.LifecycleResult
+	f.env.ExecuteWorkflow(workflows.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1", Attributes: withID(alice)})
+	require.NoError(t, f.env.GetWorkflowResult(&res))
+	a, ok := f.target.Find("user_name", "alice@acme.test")
+	require.True(t, ok)
+	require.Len(t, a.Password, 18)
+	reqs := f.requests()
+	require.NotEmpty(t, reqs)
+	assert.Contains(t, reqs[0].body, `"password":"`+a.Password+`"`)
+}
+
+func withID(m map[string]string) map[string]string {
+	out := map[string]string{"employee_id": "E1"}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func steps(t *testing.T, env *testsuite.TestWorkflowEnvironment) []workflows.StepInfo {
+	v, err := env.QueryWorkflow(workflows.QuerySteps)
+	require.NoError(t, err)
+	var s []workflows.StepInfo
+	require.NoError(t, v.Get(&s))
+	return s
+}
+
+// outcome records how an update ended (callbacks may run later).
+type outcome struct {
+	rejected error
+	accepted bool
+}
+
+func update(env *testsuite.TestWorkflowEnvironment, name string, arg any) *outcome {
+	o := &outcome{}
+	env.UpdateWorkflow(name, fmt.Sprintf("%s-%p", name, o), &testsuite.TestUpdateCallback{
+		OnReject: func(err error) { o.rejected = err }, OnAccept: func() { o.accepted = true }, OnComplete: func(any, error) {},
+	}, arg)
+	return o
+}
+
+func TestNeedsAttentionOperatorActions(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		act       func(f *fixture) *outcome
+		wantState string
+		wantStep  string // state of send_rest_request at the end
+	}{
+		{"retry after fix", func(f *fixture) *outcome {
+			f.mu.Lock()
+			f.restErr = nil
+			f.mu.Unlock()
+			return update(f.env, workflows.UpdateRetryStep, workflows.RetryStepRequest{Step: "send_rest_request"})
+		}, workflows.StateCompleted, workflows.StepDone},
+		{"skip", func(f *fixture) *outcome {
+			return update(f.env, workflows.UpdateSkipStep, workflows.StepRequest{Step: "send_rest_request"})
+		}, workflows.StateCompleted, workflows.StepSkipped},
+		{"abort", func(f *fixture) *outcome {
+			return update(f.env, workflows.UpdateAbort, workflows.StepRequest{})
+		}, workflows.StateAborted, workflows.StepSkipped},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, testPolicy())
+			f.restErr = connectors.Permanent("RestStatus400", errors.New("portal: bad request"))
+			var wrongStep, notBlocked, act *outcome
+			f.env.RegisterDelayedCallback(func() {
+				s := steps(t, f.env)
+				require.Len(t, s, 4)
+				assert.Equal(t, workflows.StepDone, s[1].State)
+				assert.Equal(t, workflows.StepFailed, s[2].State)
+				assert.Equal(t, "RestStatus400: send_rest_request: portal: bad request", s[2].LastError)
+				wrongStep = update(f.env, workflows.UpdateRetryStep, workflows.RetryStepRequest{Step: "app.sync_identity"})
+				notBlocked = update(f.env, workflows.UpdateRelease, workflows.StepRequest{})
+			}, time.Minute)
+			f.env.RegisterDelayedCallback(func() { act = tc.act(f) }, 2*time.Minute)
+			f.env.ExecuteWorkflow(workflows.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1", Attributes: withID(alice)})
+			var res workflows.LifecycleResult
+			require.NoError(t, f.env.GetWorkflowResult(&res))
+			assert.ErrorContains(t, wrongStep.rejected, "is not the failed step")
+			assert.ErrorContains(t, notBlocked.rejected, "nothing blocked")
+			require.NoError(t, act.rejected)
+			assert.True(t, act.accepted)
+			assert.Equal(t, tc.wantState, res.State)
+			s := steps(t, f.env)
+			assert.Equal(t, tc.wantStep, s[2].State)
+			var urls []string
+			for _, r := range f.requests() {
+				urls = append(urls, r.url)
+			}
+			assert.Contains(t, urls, "https://portal.test/ops", "needs-attention notification")
+			if tc.wantState == workflows.StateCompleted {
+				assert.Contains(t, urls, "https://portal.test/notify")
+			} else {
+				assert.NotContains(t, urls, "https://portal.test/notify")
+			}
+		})
+	}
+}
+
+func TestGovernorBlocksAboveThreshold(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.Governor, workflow.RegisterOptions{Name: workflows.GovernorWorkflowName})
+	var granted, blocked int
+	for i := range 30 {
+		env.RegisterDelayedCallback(func() {
+			env.UpdateWorkflow(workflows.UpdatePermit, "", &testsuite.TestUpdateCallback{
+				OnReject: func(err error) { t.Error(err) }, OnAccept: func() {},
+				OnComplete: func(v any, err error) {
+					require.NoError(t, err)
+					if v.(activities.Permit).Granted {
+						granted++
+					} else {
+						blocked++
+					}
+				},
+			}, activities.PermitRequest{Key: "leaver/E" + string(rune('A'+i)) + "/deprovision", MaxPerHour: 25})
+		}, time.Duration(i)*time.Second)
+	}
+	// An hour later the window has room again.
+	var later activities.Permit
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(workflows.UpdatePermit, "", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Error(err) }, OnAccept: func() {},
+			OnComplete: func(v any, err error) { later = v.(activities.Permit) },
+		}, activities.PermitRequest{Key: "later", MaxPerHour: 25})
+	}, 2*time.Hour)
+	env.RegisterDelayedCallback(env.CancelWorkflow, 3*time.Hour)
+	env.ExecuteWorkflow(workflows.GovernorWorkflowName, workflows.GovernorState{})
+	assert.Equal(t, 25, granted)
+	assert.Equal(t, 5, blocked)
+	assert.True(t, later.Granted)
+}
