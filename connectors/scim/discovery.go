@@ -82,17 +82,20 @@ func newSchemaIndex(defs []schemaDef) *schemaIndex {
 			if strings.EqualFold(s.ID, coreUserURN) {
 				continue
 			}
-			full := normalize(s.ID + ":" + a.Name)
-			if a.Type == "complex" {
+			// Veza lower-cases attribute names (…_user_costcenter); the
+			// snake_case spelling (…_user_cost_center) is accepted too.
+			for _, full := range []string{normalize(s.ID + ":" + a.Name), normalize(s.ID) + "_" + normalize(snake(a.Name))} {
+				if a.Type != "complex" {
+					ix.byNorm[full] = ref{urn: s.ID, attr: a.Name}
+					continue
+				}
 				if !a.MultiValued && a.sub("value") != nil {
 					ix.byNorm[full] = ref{s.ID, a.Name, a.sub("value").Name}
 				}
 				for _, sa := range a.SubAttributes {
 					ix.byNorm[full+"_"+normalize(sa.Name)] = ref{s.ID, a.Name, sa.Name}
 				}
-				continue
 			}
-			ix.byNorm[full] = ref{urn: s.ID, attr: a.Name}
 		}
 		ix.schemas[strings.ToLower(s.ID)] = attrs
 		ix.urns[strings.ToLower(s.ID)] = s.ID

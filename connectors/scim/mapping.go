@@ -314,16 +314,18 @@ func (ix *schemaIndex) flatten(r resource) connectors.Attributes {
 				urn = u
 			}
 			for a, av := range ext {
-				full := normalize(urn + ":" + a)
-				if m, ok := av.(map[string]any); ok {
-					for s, sv := range m {
-						out[full+"_"+normalize(s)] = str(sv)
+				// Both spellings resolve on write, so both read back.
+				for _, full := range []string{normalize(urn + ":" + a), normalize(urn) + "_" + normalize(snake(a))} {
+					if m, ok := av.(map[string]any); ok {
+						for s, sv := range m {
+							out[full+"_"+normalize(s)] = str(sv)
+						}
+						if val, ok := m["value"]; ok {
+							out[full] = str(val)
+						}
+					} else if _, isList := av.([]any); !isList {
+						out[full] = str(av)
 					}
-					if val, ok := m["value"]; ok {
-						out[full] = str(val)
-					}
-				} else if _, isList := av.([]any); !isList {
-					out[full] = str(av)
 				}
 			}
 		case k == "name":

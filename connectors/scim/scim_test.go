@@ -1,14 +1,19 @@
 package scim_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -471,6 +476,9 @@ type faultProxy struct {
 	mu     sync.Mutex
 	faults []func(http.ResponseWriter) bool // true: handled
 	seen   int
+	// minimal makes the peer look like a bare-bones provider: no /Schemas,
+	// no /ServiceProviderConfig, no groups attribute on users.
+	minimal bool
 }
 
 func newFaultProxy(t *testing.T, peer *scimtest.Peer) *faultProxy {
@@ -479,6 +487,30 @@ func newFaultProxy(t *testing.T, peer *scimtest.Peer) *faultProxy {
 	u.Path = ""
 	rp := httputil.NewSingleHostReverseProxy(u)
 	fp := &faultProxy{}
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if !fp.minimal || !strings.HasPrefix(resp.Request.URL.Path, "/scim/v2/Users") || resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			return err
+		}
+		resp.Body.Close()
+		delete(body, "groups")
+		if list, ok := body["Resources"].([]any); ok {
+			for _, r := range list {
+				delete(r.(map[string]any), "groups")
+			}
+		}
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+		return nil
+	}
 	fp.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fp.mu.Lock()
 		fp.seen++
@@ -488,6 +520,10 @@ func newFaultProxy(t *testing.T, peer *scimtest.Peer) *faultProxy {
 		}
 		fp.mu.Unlock()
 		if f != nil && f(w) {
+			return
+		}
+		if fp.minimal && (strings.HasSuffix(r.URL.Path, "/Schemas") || strings.HasSuffix(r.URL.Path, "/ServiceProviderConfig")) {
+			http.NotFound(w, r)
 			return
 		}
 		rp.ServeHTTP(w, r)
@@ -655,4 +691,44 @@ func TestConcurrentJoinersSameUser(t *testing.T) {
 	list, _, err := c.ListAccounts(ctx, "", 50)
 	require.NoError(t, err)
 	assert.Len(t, list, 1)
+}
+
+func TestMinimalProvider(t *testing.T) {
+	ctx := context.Background()
+	peer := scimtest.Start(t)
+	fp := newFaultProxy(t, peer)
+	fp.minimal = true
+	c := newClient(t, fp.url(), peer.Token)
+
+	caps, err := c.Discover(ctx)
+	require.NoError(t, err)
+	assert.False(t, caps.SchemasDiscovered, "RFC schemas assumed")
+	assert.True(t, caps.Patch)
+
+	_, err = c.CreateAccount(ctx, connectors.Attributes{"user_name": "m", "urn_ietf_params_scim_schemas_extension_myvendor_1_0_user_customfield": "x"}, connectors.CreateOptions{})
+	assert.ErrorContains(t, err, "urn_ietf_params_scim_schemas_extension_myvendor_1_0_user_customfield", "no /Schemas, no vendor index")
+
+	u, err := c.CreateAccount(ctx, connectors.Attributes{"user_name": "m", "department": "Ops"}, connectors.CreateOptions{Activate: true})
+	require.NoError(t, err)
+	assert.Equal(t, "Ops", u.Attributes["department"])
+	var want []string
+	for _, n := range []string{"x", "y"} {
+		g, err := c.EnsureGroup(ctx, connectors.Group{Name: n})
+		require.NoError(t, err)
+		require.NoError(t, c.AddMember(ctx, g.ID, u.ID))
+		want = append(want, g.ID)
+	}
+	// Without a groups attribute, memberships come from filtering /Groups.
+	ms, err := c.Memberships(ctx, u.ID)
+	require.NoError(t, err)
+	var got []string
+	for _, g := range ms {
+		got = append(got, g.ID)
+	}
+	assert.ElementsMatch(t, want, got)
+
+	require.NoError(t, c.Deprovision(ctx, u.ID, connectors.DeprovisionOptions{}))
+	ms, err = c.Memberships(ctx, u.ID)
+	require.NoError(t, err)
+	assert.Empty(t, ms)
 }
