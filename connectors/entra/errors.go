@@ -113,7 +113,7 @@ func classify(op string, e *apiError) error {
 	err := fmt.Errorf("entra: %s: %w", op, e)
 	switch {
 	case e.Status == http.StatusNotFound:
-		return fmt.Errorf("entra: %s: %w: %v", op, connectors.ErrNotFound, e)
+		return fmt.Errorf("entra: %s: %w: %w", op, connectors.ErrNotFound, e)
 	case e.Status == http.StatusTooManyRequests:
 		d := e.RetryAfter
 		if d == 0 {
@@ -128,7 +128,7 @@ func classify(op string, e *apiError) error {
 		// Directory_ConcurrencyViolation: Graph asks callers to retry.
 		return connectors.Transient(err)
 	case e.conflict(""):
-		return connectors.Permanent(TypeConflict, fmt.Errorf("entra: %s: %w: %v", op, connectors.ErrConflict, e))
+		return connectors.Permanent(TypeConflict, fmt.Errorf("entra: %s: %w: %w", op, connectors.ErrConflict, e))
 	case e.Status >= 500 || e.Status == http.StatusRequestTimeout:
 		return connectors.Transient(err)
 	default:
