@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -36,6 +37,11 @@ func WithoutPatch() Option { return func(a *[]string) { *a = append(*a, "--patch
 
 // WithoutBulk makes /ServiceProviderConfig say /Bulk is unsupported.
 func WithoutBulk() Option { return func(a *[]string) { *a = append(*a, "--bulk=false") } }
+
+// WithUsers preloads n users named seed00001, seed00002, … (for benchmarks).
+func WithUsers(n int) Option {
+	return func(a *[]string) { *a = append(*a, "--seed-users", strconv.Itoa(n)) }
+}
 
 var ready = regexp.MustCompile(`scim peer ready on (http://127\.0\.0\.1:\d+)/scim/v2`)
 

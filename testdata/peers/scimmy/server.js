@@ -2,7 +2,7 @@
 // in-memory store indexed by id and lower-cased userName, so lookups stay
 // O(1) at tens of thousands of users.
 //
-//   node server.js --port 0 --token T [--patch=false] [--bulk=false]
+//   node server.js --port 0 --token T [--patch=false] [--bulk=false] [--seed-users N]
 //
 // Prints "scim peer ready on http://127.0.0.1:PORT/scim/v2" once listening.
 // Requests under /scim/v2 are counted per method; GET /_peer/stats reads the
@@ -214,6 +214,18 @@ Resources.declare(Resources.Group)
         groups.delete(g.id);
         groupByName.delete(lower(g.displayName));
     });
+
+// --seed-users N preloads N users (seed00001 …) for benchmarks.
+for (let i = 1, n = Number(args["seed-users"] ?? 0); i <= n; i++) {
+    const now = new Date().toISOString();
+    const u = {
+        schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], id: newID(), userName: `seed${String(i).padStart(5, "0")}`,
+        active: true, emails: [{ type: "work", value: `seed${i}@example.com`, primary: true }],
+        meta: { resourceType: "User", created: now, lastModified: now },
+    };
+    users.set(u.id, u);
+    userByName.set(lower(u.userName), u.id);
+}
 
 // ---- HTTP ----------------------------------------------------------------
 
