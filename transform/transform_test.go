@@ -231,11 +231,11 @@ func TestEscape(t *testing.T) {
 func TestRandom(t *testing.T) {
 	env := &Env{Rand: bytes.NewReader(bytes.Repeat([]byte{7, 250, 33, 1, 200}, 400))}
 	for src, check := range map[string]func(string) bool{
-		`{RANDOM_NUMBER_GENERATOR, 6}`:       func(s string) bool { return len(s) == 6 && strings.Trim(s, "0123456789") == "" },
+		`{RANDOM_NUMBER_GENERATOR, 6}`:        func(s string) bool { return len(s) == 6 && strings.Trim(s, "0123456789") == "" },
 		`{RANDOM_ALPHANUMERIC_GENERATOR, 12}`: func(s string) bool { return len(s) == 12 },
-		`{RANDOM_STRING_GENERATOR, 8}`:       func(s string) bool { return len(s) == 8 && strings.Trim(s, "0123456789") == s },
-		`{UUID}`:                             func(s string) bool { return len(s) == 36 && s[14] == '4' },
-		`{uuid | UPPER}`:                     func(s string) bool { return len(s) == 36 && s == strings.ToUpper(s) },
+		`{RANDOM_STRING_GENERATOR, 8}`:        func(s string) bool { return len(s) == 8 && strings.Trim(s, "0123456789") == s },
+		`{UUID}`:                              func(s string) bool { return len(s) == 36 && s[14] == '4' },
+		`{uuid | UPPER}`:                      func(s string) bool { return len(s) == 36 && s == strings.ToUpper(s) },
 	} {
 		got, err := MustParse(src).Eval(env)
 		require.NoError(t, err, src)
