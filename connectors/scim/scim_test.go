@@ -732,3 +732,43 @@ func TestMinimalProvider(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, ms)
 }
+
+func TestCreateAccountsBulk(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		opts  []scimtest.Option
+		posts int
+	}{
+		{"bulk", nil, 1},
+		{"one by one", []scimtest.Option{scimtest.WithoutBulk()}, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			peer := scimtest.Start(t, tc.opts...)
+			c := peerClient(t, peer)
+			existing, err := c.CreateAccount(ctx, connectors.Attributes{"user_name": "bulk07"}, connectors.CreateOptions{Activate: true})
+			require.NoError(t, err)
+			var in []connectors.Attributes
+			for i := range 30 {
+				in = append(in, connectors.Attributes{"user_name": fmt.Sprintf("BULK%02d", i), "title": "T", "department": "D"})
+			}
+			in = append(in, connectors.Attributes{"user_name": "bad", "shoe_size": "44"})
+			peer.Reset()
+			res, err := c.CreateAccounts(ctx, in, connectors.CreateOptions{Activate: true})
+			require.NoError(t, err)
+			require.Len(t, res, 31)
+			assert.Equal(t, tc.posts, peer.Writes()["POST"])
+			for i, r := range res[:30] {
+				require.NoError(t, r.Err, i)
+				got, err := c.FindAccount(ctx, connectors.Key{Value: fmt.Sprintf("bulk%02d", i)})
+				require.NoError(t, err)
+				assert.Equal(t, got.ID, r.Account.ID)
+				if i != 7 { // bulk07 existed before, without a department
+					assert.Equal(t, "D", got.Attributes["department"])
+				}
+			}
+			assert.Equal(t, existing.ID, res[7].Account.ID, "adopted")
+			assert.ErrorContains(t, res[30].Err, "shoe_size")
+		})
+	}
+}

@@ -141,11 +141,44 @@ func sameValue(attr string, a connectors.Attributes, want string) bool {
 // existing account. GroupIDs are added after the create, one PATCH each.
 func (c *Client) CreateAccount(ctx context.Context, a connectors.Attributes, o connectors.CreateOptions) (*connectors.Account, error) {
 	if strings.TrimSpace(a["user_name"]) == "" {
-		return nil, connectors.Permanentf("ScimValidation", "scim: create user: attribute user_name (SCIM userName) is required")
+		return nil, errNoUserName()
 	}
 	d, err := c.discover(ctx)
 	if err != nil {
 		return nil, err
+	}
+	r, err := c.userResource(d, a, o)
+	if err != nil {
+		return nil, err
+	}
+	req := request{op: "create user", method: "POST", path: "/Users", body: r}
+	if o.Password != nil && !o.Password.Empty() {
+		r["password"] = o.Password.Reveal()
+		req.secret = o.Password.Reveal()
+	}
+	var created resource
+	if err := c.do(ctx, req, &created); errors.Is(err, connectors.ErrConflict) {
+		return c.adopt(ctx, a, err)
+	} else if err != nil {
+		return nil, err
+	}
+	acct := c.account(created)
+	for _, g := range o.GroupIDs {
+		if err := c.AddMember(ctx, g, acct.ID); err != nil {
+			return acct, err
+		}
+	}
+	return acct, nil
+}
+
+func errNoUserName() error {
+	return connectors.Permanentf("ScimValidation", "scim: create user: attribute user_name (SCIM userName) is required")
+}
+
+// userResource builds the SCIM User to create, without the password.
+func (c *Client) userResource(d *discovery, a connectors.Attributes, o connectors.CreateOptions) (resource, error) {
+	if strings.TrimSpace(a["user_name"]) == "" {
+		return nil, errNoUserName()
 	}
 	plan, err := d.schema.plan(a)
 	if err != nil {
@@ -160,36 +193,21 @@ func (c *Client) CreateAccount(ctx context.Context, a connectors.Attributes, o c
 	if _, ok := a["active"]; !ok {
 		r["active"] = o.Activate
 	}
-	req := request{op: "create user", method: "POST", path: "/Users", body: r}
-	if o.Password != nil && !o.Password.Empty() {
-		r["password"] = o.Password.Reveal()
-		req.secret = o.Password.Reveal()
+	return r, nil
+}
+
+// adopt finds the account whose create conflicted; conflict is returned
+// when the target refused the create but no account matches.
+func (c *Client) adopt(ctx context.Context, a connectors.Attributes, conflict error) (*connectors.Account, error) {
+	key := connectors.Key{Attribute: c.uniqueID, Value: a[c.uniqueID]}
+	if key.Value == "" {
+		key = connectors.Key{Attribute: "user_name", Value: a["user_name"]}
 	}
-	var created resource
-	err = c.do(ctx, req, &created)
-	if errors.Is(err, connectors.ErrConflict) {
-		key := connectors.Key{Attribute: c.uniqueID, Value: a[c.uniqueID]}
-		if key.Value == "" {
-			key = connectors.Key{Attribute: "user_name", Value: a["user_name"]}
-		}
-		existing, ferr := c.FindAccount(ctx, key)
-		if ferr == nil {
-			return existing, nil
-		}
-		if !errors.Is(ferr, connectors.ErrNotFound) {
-			return nil, ferr
-		}
+	existing, err := c.FindAccount(ctx, key)
+	if errors.Is(err, connectors.ErrNotFound) {
+		return nil, conflict
 	}
-	if err != nil {
-		return nil, err
-	}
-	acct := c.account(created)
-	for _, g := range o.GroupIDs {
-		if err := c.AddMember(ctx, g, acct.ID); err != nil {
-			return acct, err
-		}
-	}
-	return acct, nil
+	return existing, err
 }
 
 // UpdateAccount writes only the attributes in change, with one PATCH (or a
