@@ -64,7 +64,7 @@ func Parse(name string, data []byte) (*Policy, error) {
 	c := &checker{file: name, dir: filepath.Dir(name), nodes: map[string]*yaml.Node{}}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		c.add(yamlLine(err), 1, "", strings.TrimPrefix(err.Error(), "yaml: "))
+		c.add(yamlLine(err), 1, "", yamlMessage(err))
 		return nil, c.err()
 	}
 	if len(root.Content) == 0 {
@@ -75,7 +75,7 @@ func Parse(name string, data []byte) (*Policy, error) {
 	c.walk(doc, reflect.TypeFor[Policy](), "")
 	var p Policy
 	if err := doc.Decode(&p); err != nil && len(c.problems) == 0 {
-		c.add(yamlLine(err), 1, "", strings.TrimPrefix(err.Error(), "yaml: "))
+		c.add(yamlLine(err), 1, "", yamlMessage(err))
 	}
 	c.validate(&p)
 	if len(c.problems) > 0 {
@@ -84,7 +84,12 @@ func Parse(name string, data []byte) (*Policy, error) {
 	return &p, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+var yamlLineRE = regexp.MustCompile(`line (\d+): `)
+
+// yamlMessage is the YAML error without its "yaml: line N:" prefix.
+func yamlMessage(err error) string {
+	return yamlLineRE.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")
+}
 
 func yamlLine(err error) int {
 	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {

@@ -218,7 +218,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, nil
 	}
 	neg := strings.HasPrefix(s, "-")
-	rest := strings.TrimLeft(s, "+-")
+	rest := strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
 	var total time.Duration
 	if i := strings.IndexByte(rest, 'd'); i >= 0 {
 		days, err := strconv.ParseFloat(rest[:i], 64)

@@ -67,9 +67,15 @@ func (c *checker) envName(path, v string, required bool) {
 	}
 }
 
-func hasLower(s string) bool { return strings.ContainsFunc(s, func(r rune) bool { return r >= 'a' && r <= 'z' }) }
-func hasUpper(s string) bool { return strings.ContainsFunc(s, func(r rune) bool { return r >= 'A' && r <= 'Z' }) }
-func hasDigit(s string) bool { return strings.ContainsFunc(s, func(r rune) bool { return r >= '0' && r <= '9' }) }
+func hasLower(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r >= 'a' && r <= 'z' })
+}
+func hasUpper(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r >= 'A' && r <= 'Z' })
+}
+func hasDigit(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r >= '0' && r <= '9' })
+}
 
 func (c *checker) url(path, raw string, required bool) {
 	if raw == "" {
@@ -393,7 +399,8 @@ func (c *checker) validateStep(p *Policy, tables map[string]bool, path string, s
 				c.at(ap+".attributes", "%v", err)
 			}
 		}
-		if uid := p.UniqueIdentifier(*a); a.Target != "" && attrs[uid] == "" {
+		if _, known := p.Targets[a.Target]; known && attrs[p.UniqueIdentifier(*a)] == "" {
+			uid := p.UniqueIdentifier(*a)
 			c.at(ap, "unique_identifier %s has no template in attributes (or common_attributes)", uid)
 		}
 		switch a.Password {
