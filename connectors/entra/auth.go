@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,12 +20,41 @@ import (
 	"github.com/jml-dev/jml/connectors"
 )
 
-// tokenSource returns a caching client-credentials token source: with a
-// secret in the request body (Entra's client_secret_post), or with a
-// freshly signed certificate assertion for every token request.
-func tokenSource(ctx context.Context, cfg Config, tokenURL, scope string) oauth2.TokenSource {
+// tokenCache reuses a token until shortly before it expires, and forgets
+// it when Graph rejects it early.
+type tokenCache struct {
+	mu  sync.Mutex
+	src oauth2.TokenSource // fetches a new token on every call
+	tok *oauth2.Token
+}
+
+func (c *tokenCache) Token() (*oauth2.Token, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Valid() keeps a margin of 10s before expiry.
+	if c.tok.Valid() {
+		return c.tok, nil
+	}
+	tok, err := c.src.Token()
+	if err != nil {
+		return nil, err
+	}
+	c.tok = tok
+	return tok, nil
+}
+
+func (c *tokenCache) invalidate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tok = nil
+}
+
+// tokenSource returns the client-credentials token cache: with a secret in
+// the request body (Entra's client_secret_post), or with a freshly signed
+// certificate assertion for every token request.
+func tokenSource(ctx context.Context, cfg Config, tokenURL, scope string) *tokenCache {
 	if cfg.Certificate != nil {
-		return oauth2.ReuseTokenSource(nil, &assertionSource{ctx: ctx, cfg: cfg, tokenURL: tokenURL, scope: scope})
+		return &tokenCache{src: &assertionSource{ctx: ctx, cfg: cfg, tokenURL: tokenURL, scope: scope}}
 	}
 	cc := &clientcredentials.Config{
 		ClientID:     cfg.ClientID,
@@ -33,8 +63,12 @@ func tokenSource(ctx context.Context, cfg Config, tokenURL, scope string) oauth2
 		Scopes:       []string{scope},
 		AuthStyle:    oauth2.AuthStyleInParams,
 	}
-	return cc.TokenSource(ctx)
+	return &tokenCache{src: fetchFunc(func() (*oauth2.Token, error) { return cc.Token(ctx) })}
 }
+
+type fetchFunc func() (*oauth2.Token, error)
+
+func (f fetchFunc) Token() (*oauth2.Token, error) { return f() }
 
 // assertionSource authenticates with a certificate: a short-lived RS256
 // JWT (aud = token endpoint, iss = sub = client ID, x5t = SHA-1 thumbprint)

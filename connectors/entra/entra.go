@@ -165,7 +165,7 @@ type Connector struct {
 	graph   string // service root, no trailing slash
 	domains []string
 	hc      *http.Client
-	tokens  oauth2.TokenSource
+	tokens  *tokenCache
 	limiter *rate.Limiter
 }
 
@@ -278,58 +278,79 @@ func (c *Connector) do(ctx context.Context, op string, cl call, out any) error {
 }
 
 func (c *Connector) doURL(ctx context.Context, op, u string, cl call, out any) error {
-	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
-			return fmt.Errorf("entra: %s: %w", op, err)
-		}
-	}
-	tok, err := c.tokens.Token()
-	if err != nil {
-		return classifyToken(err)
-	}
-	var body io.Reader
+	var payload []byte
 	if cl.body != nil {
 		b, err := json.Marshal(cl.body)
 		if err != nil {
 			return fmt.Errorf("entra: %s: encode body: %w", op, err)
 		}
-		body = bytes.NewReader(b)
+		payload = b
 	}
-	req, err := http.NewRequestWithContext(ctx, cl.method, u, body)
+	for attempt := 0; ; attempt++ {
+		status, data, retryAfter, err := c.send(ctx, op, cl.method, u, payload)
+		if err != nil {
+			return err
+		}
+		if status == http.StatusUnauthorized && attempt == 0 {
+			// A token revoked or invalidated before its expiry (secret
+			// rotated, policy change): fetch a new one and try once more.
+			c.tokens.invalidate()
+			continue
+		}
+		if status >= 300 {
+			e := parseAPIError(status, data, retryAfter)
+			if cl.ok != nil && cl.ok(e) {
+				return nil
+			}
+			return classify(op, e)
+		}
+		if out != nil && len(data) > 0 {
+			if err := json.Unmarshal(data, out); err != nil {
+				return connectors.Transient(fmt.Errorf("entra: %s: decode response: %w", op, err))
+			}
+		}
+		return nil
+	}
+}
+
+// send makes one HTTP round trip with a bearer token.
+func (c *Connector) send(ctx context.Context, op, method, u string, payload []byte) (int, []byte, string, error) {
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return 0, nil, "", fmt.Errorf("entra: %s: %w", op, err)
+		}
+	}
+	tok, err := c.tokens.Token()
 	if err != nil {
-		return fmt.Errorf("entra: %s: %w", op, err)
+		return 0, nil, "", classifyToken(err)
+	}
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return 0, nil, "", fmt.Errorf("entra: %s: %w", op, err)
 	}
 	tok.SetAuthHeader(req)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("client-request-id", uuid.NewString())
-	if cl.body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("entra: %s: %w", op, ctx.Err())
+			return 0, nil, "", fmt.Errorf("entra: %s: %w", op, ctx.Err())
 		}
-		return connectors.Transient(fmt.Errorf("entra: %s: %w", op, err))
+		return 0, nil, "", connectors.Transient(fmt.Errorf("entra: %s: %w", op, err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return connectors.Transient(fmt.Errorf("entra: %s: read response: %w", op, err))
+		return 0, nil, "", connectors.Transient(fmt.Errorf("entra: %s: read response: %w", op, err))
 	}
-	if resp.StatusCode >= 300 {
-		e := parseAPIError(resp.StatusCode, data, resp.Header.Get("Retry-After"))
-		if cl.ok != nil && cl.ok(e) {
-			return nil
-		}
-		return classify(op, e)
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return connectors.Transient(fmt.Errorf("entra: %s: decode response: %w", op, err))
-		}
-	}
-	return nil
+	return resp.StatusCode, data, resp.Header.Get("Retry-After"), nil
 }
 
 // run sends calls as one request when there is one, else as $batch

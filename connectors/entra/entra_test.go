@@ -403,7 +403,7 @@ func TestErrorClassification(t *testing.T) {
 		{fault: graphtest.Fault{Status: 500}, transient: true},
 		{fault: graphtest.Fault{Status: 504}, transient: true},
 		{fault: graphtest.Fault{Status: 409, Code: "Directory_ConcurrencyViolation"}, transient: true},
-		{fault: graphtest.Fault{Status: 401}, permType: entra.TypeAuth},
+		{fault: graphtest.Fault{Status: 401, Times: 2}, permType: entra.TypeAuth}, // the first 401 refreshes the token
 		{fault: graphtest.Fault{Status: 403, Message: "Insufficient privileges to complete the operation."}, permType: entra.TypeAuth},
 		{fault: graphtest.Fault{Status: 400, Code: "Request_BadRequest", Message: "Invalid value specified for property 'department'."}, permType: entra.TypeValidation},
 	}
@@ -538,6 +538,15 @@ func TestAuth(t *testing.T) {
 		var tr *connectors.TransientError
 		require.ErrorAs(t, err, &tr)
 		require.NoError(t, c.CheckAccess(ctx))
+	})
+	t.Run("token revoked early", func(t *testing.T) {
+		srv := graphtest.New(t, graphtest.Options{})
+		c := connect(t, srv)
+		require.NoError(t, c.CheckAccess(ctx))
+		srv.ExpireTokens()
+		require.NoError(t, c.CheckAccess(ctx), "a 401 fetches a new token once")
+		assert.Equal(t, 2, srv.TokenRequests())
+		assert.Equal(t, 3, srv.Requests())
 	})
 	t.Run("certificate", func(t *testing.T) {
 		cert, key := selfSigned(t)
