@@ -173,6 +173,10 @@ func (f *fakeOkta) serve(w http.ResponseWriter, r *http.Request) {
 func (f *fakeOkta) rateLimit(w http.ResponseWriter, r *http.Request) bool {
 	f.mu.Lock()
 	b := fakeBucket(r.URL.Path)
+	if now := time.Now(); now.After(f.reset) { // a new window
+		f.reset = now.Add(time.Minute)
+		f.remaining = map[string]int{}
+	}
 	rem, ok := f.remaining[b]
 	if !ok {
 		rem = f.limit

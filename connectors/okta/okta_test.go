@@ -498,3 +498,24 @@ func TestContextCancelled(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, context.Canceled))
 }
+
+// BenchmarkJoiner measures lookup + create with cached group IDs against the
+// faithful loopback server.
+func BenchmarkJoiner(b *testing.B) {
+	f := newFakeOkta(b)
+	f.limit = 1 << 30
+	c, _ := newClient(b, f.URL, f.Token, nil)
+	ctx := context.Background()
+	g, err := c.EnsureGroup(ctx, connectors.Group{Name: "bench"})
+	require.NoError(b, err)
+	b.ResetTimer()
+	for i := range b.N {
+		login := fmt.Sprintf("u%d@acme.test", i)
+		if _, err := c.FindAccount(ctx, connectors.Key{Value: login}); !errors.Is(err, connectors.ErrNotFound) {
+			b.Fatal(err)
+		}
+		if _, err := c.CreateAccount(ctx, person(login), connectors.CreateOptions{Activate: true, GroupIDs: []string{g.ID}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
