@@ -202,6 +202,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		return connectors.Permanentf("ScimRequest", "scim: %s: %v", r.op, err)
 	}
 	req.Header.Set("Accept", "application/scim+json, application/json")
+	req.Header.Set("User-Agent", "jml-scim/1")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/scim+json")
 	}

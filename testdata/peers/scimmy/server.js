@@ -81,6 +81,25 @@ function select(filter, all, byName, nameAttr) {
                 }
                 if (lower(attr) === "id") return all.has(value) ? [all.get(value)] : [];
             }
+            // Filter.match does not resolve URN-qualified attribute paths
+            // (urn:…:User:employeeNumber): compare those here.
+            if (attr.includes(":") && Array.isArray(expr) && expr[0] === "eq") {
+                const cut = attr.lastIndexOf(":");
+                const [name, sub] = attr.slice(cut + 1).split(".");
+                const want = typeof expr[1] === "string" ? unescape(expr[1]) : expr[1];
+                return [...all.values()].filter((u) => {
+                    const ext = Object.entries(u).find(([k]) => lower(k) === lower(attr.slice(0, cut)))?.[1];
+                    const v = sub ? ext?.[name]?.[sub] : ext?.[name];
+                    return v === want;
+                });
+            }
+            // emails.value is caseExact=false too (RFC 7643 §4.1.2);
+            // Filter.match compares case-sensitively.
+            const sub = expr?.value;
+            if (lower(attr) === "emails" && Array.isArray(sub) && sub[0] === "eq" && typeof sub[1] === "string") {
+                const want = lower(unescape(sub[1]));
+                return [...all.values()].filter((u) => (u.emails ?? []).some((e) => lower(e.value) === want));
+            }
         }
     }
     const out = [];
