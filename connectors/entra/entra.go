@@ -70,6 +70,19 @@ type Config struct {
 	RateLimit float64
 }
 
+// String keeps the secret and the private key out of logs: it names the
+// tenant, the client and which credential is set.
+func (c Config) String() string {
+	cred := "secret"
+	if c.Certificate != nil {
+		cred = "certificate"
+	}
+	return fmt.Sprintf("entra.Config{Tenant: %q, ClientID: %q, credential: %s, GraphURL: %q}", c.Tenant, c.ClientID, cred, cmp(c.GraphURL, DefaultGraphURL))
+}
+
+// GoString is String, for %#v.
+func (c Config) GoString() string { return c.String() }
+
 // Environment variables read by ConfigFromEnv.
 const (
 	EnvTenant          = "ENTRA_TENANT_ID"

@@ -6,9 +6,12 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -614,6 +617,37 @@ func TestConfig(t *testing.T) {
 		_, err := entra.New(context.Background(), c)
 		assert.True(t, connectors.IsPermanent(err), name)
 	}
+}
+
+func TestCertificateFromEnv(t *testing.T) {
+	cert, key := selfSigned(t)
+	file := filepath.Join(t.TempDir(), "app.pem")
+	pemBytes := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
+		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})...)
+	require.NoError(t, os.WriteFile(file, pemBytes, 0o600))
+
+	srv := graphtest.New(t, graphtest.Options{Certificate: cert})
+	o := srv.Options()
+	cfg, err := entra.ConfigFromEnv(func(k string) string {
+		return map[string]string{
+			"ENTRA_TENANT_ID": o.Tenant, "ENTRA_CLIENT_ID": o.ClientID, "ENTRA_CLIENT_CERTIFICATE_FILE": file,
+			"ENTRA_AUTHORITY_URL": srv.AuthorityURL(), "ENTRA_GRAPH_URL": srv.GraphURL(),
+		}[k]
+	})
+	require.NoError(t, err)
+	printed := fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg)
+	assert.Contains(t, printed, "certificate")
+	assert.NotContains(t, printed, key.D.String(), "the private key never prints")
+
+	c, err := entra.New(context.Background(), cfg)
+	require.NoError(t, err)
+	require.NoError(t, c.CheckAccess(context.Background()))
+
+	_, err = entra.ConfigFromEnv(func(k string) string {
+		return map[string]string{"ENTRA_TENANT_ID": "t", "ENTRA_CLIENT_ID": "c", "ENTRA_CLIENT_CERTIFICATE_FILE": file + ".missing"}[k]
+	})
+	require.True(t, connectors.IsPermanent(err))
+	assert.Contains(t, err.Error(), "ENTRA_CLIENT_CERTIFICATE_FILE")
 }
 
 // BenchmarkJoiner measures find + create + $batch(2 groups) against the

@@ -59,6 +59,9 @@ func requireID(op, id string) error {
 // on_premises_immutable_id. More than one match is a permanent
 // EntraConflict: Entra does not keep employeeId unique.
 func (c *Connector) FindAccount(ctx context.Context, by connectors.Key) (*connectors.Account, error) {
+	if by.Attribute == "" {
+		by.Attribute = "user_principal_name"
+	}
 	op := "find account by " + by.Attribute
 	if by.Value == "" {
 		return nil, connectors.Permanentf(TypeValidation, "entra: %s: empty value", op)
