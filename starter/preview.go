@@ -1,13 +1,680 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/secret"
+	"github.com/jml-dev/jml/transform"
+	"github.com/jml-dev/jml/workflows"
 )
 
-// runPreview is not implemented yet.
-func runPreview(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "starter: not implemented yet")
-	return 1
+// previewResult is what `starter preview --json` prints.
+type previewResult struct {
+	Policy     string        `json:"policy"`
+	EventID    string        `json:"event_id"`
+	EventType  string        `json:"event_type"`
+	EmployeeID string        `json:"employee_id"`
+	Workflow   string        `json:"workflow"`
+	WorkflowID string        `json:"workflow_id"`
+	Flow       string        `json:"flow"`
+	Effective  time.Time     `json:"effective_at"`
+	RunAt      time.Time     `json:"run_at"`
+	Steps      []previewStep `json:"steps"`
+}
+
+type previewStep struct {
+	Name       string            `json:"name"`
+	Action     string            `json:"action"`
+	Target     string            `json:"target,omitempty"`
+	Skip       bool              `json:"skip,omitempty"`
+	SkipReason string            `json:"skip_reason,omitempty"`
+	When       string            `json:"when,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	// Fallbacks are the values tried in order when an attribute is taken.
+	Fallbacks map[string][]string `json:"fallbacks,omitempty"`
+	Calls     []previewCall       `json:"calls,omitempty"`
+	Outputs   []string            `json:"outputs,omitempty"`
+	Notes     []string            `json:"notes,omitempty"`
+	Error     string              `json:"error,omitempty"`
+}
+
+// previewCall is one request the step's connector would send.
+type previewCall struct {
+	Method string `json:"method"`
+	URL    string `json:"url"`
+	Body   string `json:"body,omitempty"`
+	When   string `json:"when,omitempty"` // e.g. "if not found"
+}
+
+// runPreview evaluates a policy for one HR event and prints the run it
+// would start, every step with its attributes and the exact calls, and
+// sends nothing. Exit 2 for a bad policy or event, 1 when a step would
+// fail to render.
+func runPreview(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("preview", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	policyPath := fs.String("policy", "", "policy file (YAML)")
+	eventPath := fs.String("event", "", "HR event file (JSON), - for stdin")
+	asJSON := fs.Bool("json", false, "print JSON for machines")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: starter preview --policy POLICY.yaml --event EVENT.json [--json]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *policyPath == "" || *eventPath == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	p, err := policy.Load(*policyPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "policy %s is not valid:\n%v\n", *policyPath, err)
+		return 2
+	}
+	ev, probs := readEvent(*eventPath)
+	if len(probs) == 0 {
+		for _, pr := range p.CheckEvent(ev) {
+			probs = append(probs, *eventPath+": "+pr)
+		}
+	}
+	if len(probs) > 0 {
+		fmt.Fprintf(stderr, "event %s is not valid:\n%s\n", *eventPath, strings.Join(probs, "\n"))
+		return 2
+	}
+	res, err := preview(p, ev)
+	if err != nil {
+		fmt.Fprintf(stderr, "preview: %v\n", err)
+		return 2
+	}
+	res.Policy = *policyPath
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(res); err != nil {
+			fmt.Fprintf(stderr, "preview: %v\n", err)
+			return 1
+		}
+	} else {
+		printPreview(stdout, res)
+	}
+	for _, s := range res.Steps {
+		if s.Error != "" {
+			return 1
+		}
+	}
+	return 0
+}
+
+func readEvent(path string) (hr.Event, []string) {
+	var ev hr.Event
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(os.Stdin)
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return ev, []string{err.Error()}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ev); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			return ev, []string{fmt.Sprintf("%s: byte %d: %v", path, syn.Offset, err)}
+		}
+		return ev, []string{fmt.Sprintf("%s: %v", path, err)}
+	}
+	return ev, nil
+}
+
+// preview plans the event with the same code the workflows use and
+// renders every step against placeholders for what only a run knows
+// (target IDs, generated passwords).
+func preview(p *policy.Policy, ev hr.Event) (*previewResult, error) {
+	plan, err := p.Plan(ev)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := p.Tables()
+	if err != nil {
+		return nil, err
+	}
+	res := &previewResult{EventID: ev.EventID, EventType: ev.Type, EmployeeID: plan.EmployeeID,
+		Workflow: workflowName(plan.Kind), WorkflowID: workflows.LifecycleWorkflowID(plan.Kind, plan.EmployeeID, ev.EventID),
+		Flow: plan.Flow, Effective: plan.EffectiveAt, RunAt: plan.RunAt}
+	env := &transform.Env{Attrs: ev.Employee, Lookups: tables, Outputs: map[string]map[string]string{},
+		Rand: rand.Reader, Now: plan.RunAt}
+	for _, ps := range plan.Steps {
+		st := previewStep{Name: ps.Name, Action: ps.Action, Target: ps.Target, Skip: ps.Skip,
+			SkipReason: ps.SkipReason, When: ps.Step.When}
+		if !ps.Skip {
+			r := renderer{p: p, env: env, st: &st}
+			if err := r.step(ps.Step); err != nil {
+				st.Error = err.Error()
+			}
+		}
+		res.Steps = append(res.Steps, st)
+	}
+	return res, nil
+}
+
+func workflowName(kind string) string {
+	switch kind {
+	case policy.KindJoiner:
+		return workflows.JoinerWorkflowName
+	case policy.KindMover:
+		return workflows.MoverWorkflowName
+	case policy.KindLeaver:
+		return workflows.LeaverWorkflowName
+	}
+	return kind
+}
+
+type renderer struct {
+	p   *policy.Policy
+	env *transform.Env
+	st  *previewStep
+}
+
+func (r *renderer) eval(src string, escape func(string) string) (string, error) {
+	t, err := transform.Parse(src)
+	if err != nil {
+		return "", err
+	}
+	e := *r.env
+	e.Escape = escape
+	return t.Eval(&e)
+}
+
+func (r *renderer) call(method, u, body, when string) {
+	r.st.Calls = append(r.st.Calls, previewCall{Method: method, URL: u, Body: body, When: when})
+}
+
+func (r *renderer) base(target string) string {
+	t := r.p.Targets[target]
+	if t.OrgURL != "" {
+		return strings.TrimRight(t.OrgURL, "/")
+	}
+	return strings.TrimRight(t.BaseURL, "/")
+}
+
+// idRef is the placeholder for an ID only a run knows.
+func idRef(entity string) string { return "<" + entity + ".id>" }
+
+func (r *renderer) output(entity string, attrs map[string]string, password, account bool) {
+	out := r.env.Outputs[entity]
+	if out == nil {
+		out = map[string]string{}
+		r.env.Outputs[entity] = out
+	}
+	maps.Copy(out, attrs)
+	if account {
+		out["id"] = idRef(entity)
+	}
+	if password {
+		out["password"] = secret.Redacted
+	}
+	var names []string
+	for _, k := range slices.Sorted(maps.Keys(out)) {
+		names = append(names, "{"+entity+"."+k+"}")
+	}
+	r.st.Outputs = names
+}
+
+func (r *renderer) step(s policy.Step) error {
+	switch {
+	case s.SyncIdentity != nil:
+		return r.sync(*s.SyncIdentity)
+	case s.ManageRelationships != nil:
+		return r.relationships(*s.ManageRelationships)
+	case s.DeprovisionIdentity != nil:
+		a := *s.DeprovisionIdentity
+		r.deprovision(a)
+	case s.DeleteIdentity != nil:
+		a := *s.DeleteIdentity
+		if a.After != "" {
+			r.st.Notes = append(r.st.Notes, "waits "+a.After+" (durable timer) before deleting; a rehire cancels it")
+		}
+		e, base := r.p.EntityType(a.Target), r.base(a.Target)
+		switch r.p.Targets[a.Target].Type {
+		case "okta":
+			r.call("POST", base+"/api/v1/users/"+idRef(e)+"/lifecycle/deactivate", "", "if still active")
+			r.call("DELETE", base+"/api/v1/users/"+idRef(e), "", "404 counts as done")
+		case "entra":
+			r.call("DELETE", base+"/v1.0/users/"+idRef(e), "", "404 counts as done")
+		default:
+			r.call("DELETE", base+"/Users/"+idRef(e), "", "404 counts as done")
+		}
+	case s.CreateEntitlement != nil:
+		return r.entitlement(*s.CreateEntitlement)
+	case s.ResetPassword != nil:
+		a := *s.ResetPassword
+		e := r.p.EntityType(a.Target)
+		r.call("POST", r.base(a.Target)+"/api/v1/users/"+idRef(e)+"/lifecycle/expire_password?tempPassword=true", "", "")
+		r.st.Notes = append(r.st.Notes, "the temporary password stays in worker memory (vault); history holds only a handle")
+		r.output(e, nil, true, true)
+	case s.SendRESTRequest != nil:
+		return r.rest(*s.SendRESTRequest)
+	case s.Notify != nil:
+		if on := s.Notify.On; len(on) > 0 {
+			r.st.Notes = append(r.st.Notes, "sent when the run is "+strings.Join(on, " or "))
+		}
+		return r.rest(*s.Notify)
+	}
+	return nil
+}
+
+func (r *renderer) sync(a policy.SyncIdentity) error {
+	attrs, err := policy.RenderAttributes(r.p, a, r.env)
+	if err != nil {
+		return err
+	}
+	r.st.Attributes = attrs
+	for _, name := range slices.Sorted(maps.Keys(a.Fallbacks)) {
+		cands, err := policy.Candidates(r.p, a, name)
+		if err != nil {
+			return err
+		}
+		var vals []string
+		for _, t := range cands {
+			for k := range min(t.Attempts(), 3) {
+				e := *r.env
+				e.Target, e.Counter = attrs, k
+				if v, err := t.Eval(&e); err == nil && v != "" && !slices.Contains(vals, v) {
+					vals = append(vals, v)
+				}
+			}
+		}
+		if r.st.Fallbacks == nil {
+			r.st.Fallbacks = map[string][]string{}
+		}
+		r.st.Fallbacks[name] = vals
+	}
+	var groups []string
+	for _, g := range a.Groups {
+		v, err := r.eval(g, nil)
+		if err != nil {
+			return fmt.Errorf("groups: %w", err)
+		}
+		groups = append(groups, v)
+	}
+	uid := r.p.UniqueIdentifier(a)
+	e, base, typ := r.p.EntityType(a.Target), r.base(a.Target), r.p.Targets[a.Target].Type
+	pw := a.Password == "generate"
+	create := "if not found"
+	if !a.CreateAllowed {
+		create = "never: create_allowed is false (a missing account fails the step)"
+	}
+	switch typ {
+	case "okta":
+		profile := map[string]any{}
+		for k, v := range attrs {
+			profile[oktaName(k)] = v
+		}
+		body := map[string]any{"profile": profile}
+		if pw {
+			body["credentials"] = map[string]any{"password": map[string]string{"value": secret.Redacted}}
+		}
+		if len(groups) > 0 {
+			var ids []string
+			for _, g := range groups {
+				ids = append(ids, "<group id of "+g+">")
+			}
+			body["groupIds"] = ids
+		}
+		r.call("GET", base+"/api/v1/users/"+url.PathEscape(attrs[uid]), "", "find by "+uid)
+		r.call("POST", base+"/api/v1/users?activate=true", jsonString(body), create)
+		r.call("POST", base+"/api/v1/users/"+idRef(e), jsonString(map[string]any{"profile": "<changed attributes only>"}), "if found and different")
+	case "entra":
+		r.call("GET", base+"/v1.0/users?$filter="+url.QueryEscape(fmt.Sprintf("userPrincipalName eq '%s'", attrs[uid])), "", "find by "+uid)
+		r.call("POST", base+"/v1.0/users", jsonString(attrs), create)
+		r.call("PATCH", base+"/v1.0/users/"+idRef(e), "<changed attributes only>", "if found and different")
+	default:
+		filter := fmt.Sprintf("%s eq %q", scimName(uid), attrs[uid])
+		r.call("GET", base+"/Users?filter="+url.QueryEscape(filter), "", "find by "+uid)
+		r.call("POST", base+"/Users", jsonString(scimUser(attrs, pw)), create)
+		r.call("PATCH", base+"/Users/"+idRef(e), `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[<replace changed attributes only>]}`, "if found and different")
+	}
+	if pw {
+		r.st.Notes = append(r.st.Notes, "password: generated inside the activity from the password policy; kept in worker memory only")
+	}
+	if len(a.NotContinuouslySynced) > 0 {
+		r.st.Notes = append(r.st.Notes, "written at creation only: "+strings.Join(a.NotContinuouslySynced, ", "))
+	}
+	r.output(e, attrs, pw, true)
+	return nil
+}
+
+func (r *renderer) groups(srcs []string) ([]string, error) {
+	var out []string
+	for _, g := range srcs {
+		v, err := r.eval(g, nil)
+		if err != nil {
+			return nil, fmt.Errorf("group %s: %w", g, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (r *renderer) relationships(a policy.ManageRelationships) error {
+	add, err := r.groups(a.Add)
+	if err != nil {
+		return err
+	}
+	remove, err := r.groups(a.Remove)
+	if err != nil {
+		return err
+	}
+	e, base, typ := r.p.EntityType(a.Target), r.base(a.Target), r.p.Targets[a.Target].Type
+	r.st.Attributes = map[string]string{}
+	if len(add) > 0 {
+		r.st.Attributes["add"] = strings.Join(add, ", ")
+	}
+	if len(remove) > 0 {
+		r.st.Attributes["remove"] = strings.Join(remove, ", ")
+	}
+	if a.RemoveAll {
+		r.st.Attributes["remove"] = "every group"
+	}
+	r.st.Notes = append(r.st.Notes, "on a mover, groups rendered from the previous attributes and not from these are removed")
+	gid := func(g string) string { return "<group id of " + g + ">" }
+	for _, g := range add {
+		if typ == "okta" {
+			r.call("GET", base+"/api/v1/groups?q="+url.QueryEscape(g), "", "find group")
+			if a.CreateMissing {
+				r.call("POST", base+"/api/v1/groups", jsonString(map[string]any{"profile": map[string]string{"name": g}}), "if the group is missing")
+			}
+			r.call("PUT", base+"/api/v1/groups/"+gid(g)+"/users/"+idRef(e), "", "already a member counts as done")
+		} else {
+			r.call("GET", base+"/Groups?filter="+url.QueryEscape(fmt.Sprintf("displayName eq %q", g)), "", "find group")
+			r.call("PATCH", base+"/Groups/"+gid(g), jsonString(scimPatch("add", "members", []map[string]string{{"value": idRef(e)}})), "")
+		}
+	}
+	if a.RemoveAll {
+		if typ == "okta" {
+			r.call("GET", base+"/api/v1/users/"+idRef(e)+"/groups", "", "list memberships")
+		} else {
+			r.call("GET", base+"/Users/"+idRef(e)+"?attributes=groups", "", "list memberships")
+		}
+		remove = append(remove, "each group")
+	}
+	for _, g := range remove {
+		if typ == "okta" {
+			r.call("DELETE", base+"/api/v1/groups/"+gid(g)+"/users/"+idRef(e), "", "not a member counts as done")
+		} else {
+			r.call("PATCH", base+"/Groups/"+gid(g), jsonString(scimPatch("remove", fmt.Sprintf("members[value eq %q]", idRef(e)), nil)), "not a member counts as done")
+		}
+	}
+	return nil
+}
+
+func (r *renderer) deprovision(a policy.DeprovisionIdentity) {
+	e, base := r.p.EntityType(a.Target), r.base(a.Target)
+	switch r.p.Targets[a.Target].Type {
+	case "okta":
+		mode := a.Mode
+		if mode == "" {
+			mode = "suspend"
+		}
+		r.call("POST", base+"/api/v1/users/"+idRef(e)+"/lifecycle/"+mode, "", "a missing account counts as done")
+		if a.ClearSessions {
+			r.call("DELETE", base+"/api/v1/users/"+idRef(e)+"/sessions", "", "")
+		}
+		if a.RemoveGroups {
+			r.call("GET", base+"/api/v1/users/"+idRef(e)+"/groups", "", "list memberships")
+			r.call("DELETE", base+"/api/v1/groups/<each group id>/users/"+idRef(e), "", "")
+		}
+	case "entra":
+		r.call("PATCH", base+"/v1.0/users/"+idRef(e), `{"accountEnabled":false}`, "")
+	default:
+		r.call("PATCH", base+"/Users/"+idRef(e), jsonString(scimPatch("replace", "active", false)), "a missing account counts as done")
+	}
+}
+
+func (r *renderer) entitlement(a policy.CreateEntitlement) error {
+	name, err := r.eval(a.Name, nil)
+	if err != nil {
+		return fmt.Errorf("name: %w", err)
+	}
+	desc, err := r.eval(a.Description, nil)
+	if err != nil {
+		return fmt.Errorf("description: %w", err)
+	}
+	r.st.Attributes = map[string]string{"name": name}
+	if desc != "" {
+		r.st.Attributes["description"] = desc
+	}
+	base := r.base(a.Target)
+	if r.p.Targets[a.Target].Type == "okta" {
+		r.call("GET", base+"/api/v1/groups?q="+url.QueryEscape(name), "", "find by name")
+		r.call("POST", base+"/api/v1/groups", jsonString(map[string]any{"profile": map[string]string{"name": name, "description": desc}}), "if not found")
+		return nil
+	}
+	r.call("GET", base+"/Groups?filter="+url.QueryEscape(fmt.Sprintf("displayName eq %q", name)), "", "find by name")
+	r.call("POST", base+"/Groups", jsonString(map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": name}), "if not found")
+	return nil
+}
+
+func (r *renderer) rest(a policy.RESTRequest) error {
+	u, err := r.eval(a.URL, url.PathEscape)
+	if err != nil {
+		return fmt.Errorf("url: %w", err)
+	}
+	if a.Target != "" && !strings.Contains(u, "://") {
+		u = r.base(a.Target) + "/" + strings.TrimLeft(u, "/")
+	}
+	body, err := r.eval(a.Body, transform.EscapeJSON)
+	if err != nil {
+		return fmt.Errorf("body: %w", err)
+	}
+	method := strings.ToUpper(a.Method)
+	if method == "" {
+		method = "POST"
+	}
+	r.st.Attributes = map[string]string{}
+	for _, h := range slices.Sorted(maps.Keys(a.Headers)) {
+		v, err := r.eval(a.Headers[h], nil)
+		if err != nil {
+			return fmt.Errorf("header %s: %w", h, err)
+		}
+		r.st.Attributes["header "+h] = v
+	}
+	if a.Target != "" {
+		if auth := authHeader(r.p.Targets[a.Target]); auth != "" {
+			r.st.Attributes["header "+auth] = secret.Redacted
+		}
+	}
+	when := ""
+	if len(a.SuccessCodes) > 0 {
+		var codes []string
+		for _, c := range a.SuccessCodes {
+			codes = append(codes, fmt.Sprint(c))
+		}
+		when = "success: " + strings.Join(codes, ", ")
+	}
+	r.call(method, u, body, when)
+	if len(a.Extract) > 0 && a.Target != "" {
+		e := r.p.EntityType(a.Target)
+		out := map[string]string{}
+		for k, path := range a.Extract {
+			out[k] = "<" + path + " of the response>"
+		}
+		r.output(e, out, false, false)
+	}
+	return nil
+}
+
+func authHeader(t policy.Target) string {
+	switch t.Auth.Type {
+	case "header":
+		return t.Auth.Header
+	case "none":
+		return ""
+	case "":
+		if t.TokenEnv == "" {
+			return ""
+		}
+	}
+	return "Authorization"
+}
+
+func jsonString(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return fmt.Sprintf("<%v>", err)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func scimPatch(op, path string, value any) map[string]any {
+	o := map[string]any{"op": op, "path": path}
+	if value != nil {
+		o["value"] = value
+	}
+	return map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"}, "Operations": []any{o}}
+}
+
+// oktaName is the Okta profile property for a normalized attribute.
+func oktaName(s string) string {
+	switch s {
+	case "given_name", "first_name":
+		return "firstName"
+	case "family_name", "last_name":
+		return "lastName"
+	}
+	return camel(s)
+}
+
+func camel(s string) string {
+	parts := strings.Split(s, "_")
+	for i := 1; i < len(parts); i++ {
+		if parts[i] != "" {
+			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+		}
+	}
+	return strings.Join(parts, "")
+}
+
+const enterpriseURN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+func scimName(s string) string {
+	if s == "user_name" {
+		return "userName"
+	}
+	return camel(s)
+}
+
+// scimUser is the SCIM core (and enterprise extension) body for attrs.
+func scimUser(attrs map[string]string, password bool) map[string]any {
+	schemas := []string{"urn:ietf:params:scim:schemas:core:2.0:User"}
+	u := map[string]any{"active": true}
+	name := map[string]string{}
+	ext := map[string]string{}
+	const extPrefix = "urn_ietf_params_scim_schemas_extension_enterprise_2_0_user_"
+	for _, k := range slices.Sorted(maps.Keys(attrs)) {
+		v := attrs[k]
+		switch {
+		case strings.HasPrefix(k, extPrefix):
+			ext[camel(strings.TrimPrefix(k, extPrefix))] = v
+		case k == "given_name" || k == "family_name":
+			name[camel(strings.TrimSuffix(k, "_name"))+"Name"] = v
+		case k == "email":
+			u["emails"] = []map[string]any{{"value": v, "type": "work", "primary": true}}
+		default:
+			u[scimName(k)] = v
+		}
+	}
+	if len(name) > 0 {
+		u["name"] = name
+	}
+	if len(ext) > 0 {
+		schemas = append(schemas, enterpriseURN)
+		u[enterpriseURN] = ext
+	}
+	if password {
+		u["password"] = secret.Redacted
+	}
+	u["schemas"] = schemas
+	return u
+}
+
+func printPreview(w io.Writer, r *previewResult) {
+	fmt.Fprintf(w, "Preview of %s for event %s (%s, employee %s) — nothing is sent.\n\n", r.Policy, r.EventID, r.EventType, r.EmployeeID)
+	fmt.Fprintf(w, "Workflow  %s  %s  (policy flow %q)\n", r.Workflow, r.WorkflowID, r.Flow)
+	fmt.Fprintf(w, "Effective %s\n", r.Effective.Format(time.RFC3339))
+	if !r.RunAt.Equal(r.Effective) {
+		fmt.Fprintf(w, "Runs at   %s (durable timer until then)\n", r.RunAt.Format(time.RFC3339))
+	}
+	for i, s := range r.Steps {
+		target := ""
+		if s.Target != "" {
+			target = " → " + s.Target
+		}
+		fmt.Fprintf(w, "\n%d. %s  [%s%s]\n", i+1, s.Name, s.Action, target)
+		if s.When != "" {
+			fmt.Fprintf(w, "   when: %s\n", s.When)
+		}
+		if s.Skip {
+			fmt.Fprintf(w, "   SKIPPED: %s\n", s.SkipReason)
+			continue
+		}
+		if s.Error != "" {
+			fmt.Fprintf(w, "   WOULD FAIL: %s\n", s.Error)
+			continue
+		}
+		if len(s.Attributes) > 0 {
+			fmt.Fprintln(w, "   attributes:")
+			width := 0
+			for k := range s.Attributes {
+				width = max(width, len(k))
+			}
+			for _, k := range slices.Sorted(maps.Keys(s.Attributes)) {
+				fmt.Fprintf(w, "     %-*s = %s\n", width, k, s.Attributes[k])
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(s.Fallbacks)) {
+			fmt.Fprintf(w, "   %s if taken, in order: %s …\n", k, strings.Join(s.Fallbacks[k], ", "))
+		}
+		if len(s.Calls) > 0 {
+			fmt.Fprintln(w, "   calls:")
+			for _, c := range s.Calls {
+				fmt.Fprintf(w, "     %-6s %s", c.Method, c.URL)
+				if c.When != "" {
+					fmt.Fprintf(w, "   (%s)", c.When)
+				}
+				fmt.Fprintln(w)
+				if c.Body != "" {
+					fmt.Fprintf(w, "            %s\n", c.Body)
+				}
+			}
+		}
+		if len(s.Outputs) > 0 {
+			fmt.Fprintf(w, "   outputs: %s\n", strings.Join(s.Outputs, " "))
+		}
+		for _, n := range s.Notes {
+			fmt.Fprintf(w, "   note: %s\n", n)
+		}
+	}
 }

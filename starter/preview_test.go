@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestPreviewHire(t *testing.T) {
+	code, out, errs := runCmd(t, "preview", "--policy", "../examples/policy.yaml", "--event", "../examples/events/hire.json")
+	require.Equal(t, 0, code, errs)
+	for _, want := range []string{
+		"Workflow  Joiner  joiner/E1042/evt-2026-11-22-0001",
+		"Runs at   2026-11-28T09:00:00-05:00",
+		"1. okta.sync_identity  [sync_identity → okta]",
+		"login           = lukasz.gruba@acme.com",
+		"mobile_phone    = +12125550199",
+		"nick_name if taken, in order: lgruba, lukaszg, lgruba2, lgruba3",
+		"GET    https://acme.okta.com/api/v1/users/lukasz.gruba@acme.com   (find by login)",
+		`"credentials":{"password":{"value":"••••"}}`,
+		"PUT    https://acme.okta.com/api/v1/groups/<group id of dept-engineering>/users/<OktaUser.id>",
+		"4. jira.sync_identity",
+		`POST   https://api.atlassian.com/scim/directory/acme/Users   (if not found)`,
+		"POST   https://hr.acme.example/api/accounts   (success: 200, 201, 409)",
+		`"initial_password":"••••"`,
+		"header Authorization   = ••••",
+		"portal account <$.id of the response>",
+	} {
+		assert.Contains(t, out, want)
+	}
+}
+
+func TestPreviewJSONAndConditions(t *testing.T) {
+	code, out, errs := runCmd(t, "preview", "--json", "--policy", "../examples/policy.yaml", "--event", "../examples/events/change.json")
+	require.Equal(t, 0, code, errs)
+	var res previewResult
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	assert.Equal(t, "Mover", res.Workflow)
+	assert.Equal(t, "mover/E1042/evt-2027-02-01-0002", res.WorkflowID)
+	require.Len(t, res.Steps, 3)
+	assert.Equal(t, "Sales", res.Steps[0].Attributes["department"])
+	assert.Equal(t, "jira.offboard_non_engineering", res.Steps[2].Name)
+	assert.False(t, res.Steps[2].Skip, "Sales is offboarded from Jira")
+	assert.Equal(t, "PATCH", res.Steps[2].Calls[0].Method)
+
+	code, out, errs = runCmd(t, "preview", "--json", "--policy", "../examples/policy.yaml", "--event", "../examples/events/terminate.json")
+	require.Equal(t, 0, code, errs)
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	assert.Equal(t, "Leaver", res.Workflow)
+	assert.Equal(t, "2027-06-30T17:00:00+02:00", res.RunAt.Format("2006-01-02T15:04:05Z07:00"))
+	assert.Len(t, res.Steps, 8)
+}
+
+func TestPreviewBadInput(t *testing.T) {
+	dir := t.TempDir()
+	badPolicy := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(badPolicy, []byte(`targets:
+  okta: {type: okta, org_url: https://acme.okta.com, token_env: OKTA_API_TOKEN}
+joiner:
+  - sync_identity: {target: okta, attributes: {login: '{email | LOWR}'}}
+`), 0o600))
+	tests := []struct {
+		name  string
+		args  []string
+		wants []string
+	}{
+		{"bad policy", []string{"--policy", badPolicy, "--event", "../examples/events/hire.json"},
+			[]string{"bad.yaml:4:65: joiner.steps[0].sync_identity.attributes.login: column 10: unknown function LOWR (did you mean LOWER?)"}},
+		{"bad event", []string{"--policy", "../examples/policy.yaml", "--event", "../examples/events/bad.json"},
+			[]string{"event_id: required", `type: "promote" is not one of`, "employee.employee_id: required"}},
+		{"missing event", []string{"--policy", "../examples/policy.yaml", "--event", filepath.Join(dir, "nope.json")},
+			[]string{"no such file"}},
+		{"no flags", nil, []string{"usage: starter preview"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := runCmd(t, append([]string{"preview"}, tt.args...)...)
+			assert.Equal(t, 2, code)
+			assert.Empty(t, out, "nothing on stdout")
+			for _, w := range tt.wants {
+				assert.Contains(t, errs, w)
+			}
+		})
+	}
+	// An unknown field in the event is a problem too (typos must not be dropped).
+	ev := filepath.Join(dir, "typo.json")
+	require.NoError(t, os.WriteFile(ev, []byte(`{"event_id":"e","type":"hire","effective":"2026-01-01T00:00:00Z","employee":{}}`), 0o600))
+	code, _, errs := runCmd(t, "preview", "--policy", "../examples/policy.yaml", "--event", ev)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errs, `unknown field "effective"`)
+}
