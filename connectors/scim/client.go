@@ -1,11 +1,3 @@
-// Package scim is the connector for any SCIM 2.0 service provider (RFC 7643,
-// RFC 7644): Atlassian, Egnyte, Sigma, Fivetran, Zapier, Twingate, ….
-//
-// It reads /ServiceProviderConfig and /Schemas once, lazily, and adapts:
-// PATCH where supported, else a read-modify-write PUT; extension attributes
-// are addressed by normalized name through an index built from /Schemas.
-// Every HTTP failure is classified once, in classify, into the connectors
-// error types.
 package scim
 
 import (
@@ -95,6 +87,7 @@ type Client struct {
 	auth     Auth
 	uniqueID string
 	pageSize int
+	rfc      *schemaIndex // the RFC schemas, assumed until discovery
 
 	mu     sync.Mutex
 	disc   *discovery                  // nil until discovered
@@ -142,7 +135,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		hc = &http.Client{Timeout: hc.Timeout, Transport: &oauth2.Transport{Source: cc.TokenSource(tctx), Base: hc.Transport}}
 	}
 	return &Client{base: base, http: hc, auth: cfg.Auth, uniqueID: uid, pageSize: orDefault(cfg.PageSize, 100),
-		groups: map[string]connectors.Group{}}, nil
+		rfc: newSchemaIndex(rfcSchemas()), groups: map[string]connectors.Group{}}, nil
 }
 
 func orDefault(v, def int) int {
@@ -213,7 +206,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			return fmt.Errorf("scim: %s: %w", r.op, ctx.Err())
 		}
 		var oe *oauth2.RetrieveError
-		if errors.As(err, &oe) {
+		if errors.As(err, &oe) && oe.Response != nil {
 			return classify(r.op, oe.Response, oe.Body, r.secret)
 		}
 		return connectors.Transient(fmt.Errorf("scim: %s: %s %s: %w", r.op, r.method, u.Path, err))

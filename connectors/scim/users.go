@@ -38,7 +38,7 @@ func (c *Client) index() *schemaIndex {
 	if c.disc != nil {
 		return c.disc.schema
 	}
-	return newSchemaIndex(rfcSchemas())
+	return c.rfc
 }
 
 func (c *Client) account(r resource) *connectors.Account {

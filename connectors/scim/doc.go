@@ -1,0 +1,42 @@
+// Package scim is the connector for any SCIM 2.0 service provider (RFC 7643,
+// RFC 7644): Atlassian, Egnyte, Sigma, Fivetran, Harness, Zapier, Twingate,
+// ThousandEyes, ….
+//
+// A Client reads /ServiceProviderConfig and /Schemas once, lazily, and
+// adapts: PATCH where supported, else a read-modify-write PUT; /Bulk for
+// CreateAccounts where supported; RFC 7643 schemas assumed when /Schemas is
+// missing. Every HTTP failure is classified once, in classify, into the
+// connectors error types.
+//
+// # Attribute names
+//
+// Normalized names map to SCIM as follows (flatten reads them back the same
+// way, so a re-sync of unchanged values finds nothing to write):
+//
+//	user_name, display_name, nick_name, title, user_type,   userName, displayName, …
+//	locale, timezone, preferred_language, profile_url,      (any simple core attribute, snake_case)
+//	active ("true"/"false"), external_id
+//	given_name, family_name, middle_name, formatted_name,   name.givenName, name.familyName, …
+//	honorific_prefix, honorific_suffix
+//	email                                                   primary work email: emails[type eq "work"].value
+//	emails.<type>, phone_numbers.<type>, ims.<type>,        the value of the item of that type
+//	photos.<type>, roles.<type>, entitlements.<type>
+//	addresses.<type>.<sub>                                  e.g. addresses.work.street_address
+//	employee_number, cost_center, organization,             enterprise extension attributes
+//	division, department
+//	manager                                                 enterprise manager.value (the manager's SCIM id)
+//	urn_<normalized schema URN>_<attribute>[_<sub>]         any extension attribute found in /Schemas, e.g.
+//	                                                        urn_ietf_params_scim_schemas_extension_enterprise_2_0_user_department
+//
+// A name that maps to nothing in the discovered schemas, a read-only
+// attribute, or password (use CreateOptions.Password or SetPassword) is a
+// permanent ScimMapping error naming it, before any request is sent.
+//
+// # Request budget
+//
+// After discovery: FindAccount is 1 GET; CreateAccount 1 POST (+1 GET to
+// adopt on 409); UpdateAccount 1 PATCH (+1 GET when a multi-valued attribute
+// changes), nothing when the change is empty; AddMember/RemoveMember 1
+// PATCH; Deprovision 1 GET + 1 PATCH + 1 PATCH per group; FindGroup 1 GET,
+// then cached per Client.
+package scim
