@@ -1,0 +1,230 @@
+// Package intake is jml's HTTP front door for HR events: it authenticates a
+// delivery (HMAC signature or bearer token), parses it — jml's own JSON
+// shape, or a Workday- or BambooHR-style body — validates it, and hands each
+// event to the person's identity workflow with update-with-start. Bad input
+// is answered with a 4xx that names the problem and starts nothing.
+// See docs/intake.md.
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/policy"
+)
+
+// DefaultMaxBody is the largest accepted body (1 MiB).
+const DefaultMaxBody = 1 << 20
+
+// Config configures the intake handler.
+type Config struct {
+	Client client.Client
+	// Policy supplies the required employee attributes (nil: only
+	// employee_id and the built-in fields are checked).
+	Policy *policy.Policy
+	// HMACSecret (JML_INTAKE_HMAC_SECRET) verifies signed requests;
+	// BearerToken (JML_INTAKE_TOKEN) accepts Authorization: Bearer. At least
+	// one is needed unless AllowUnauthenticated.
+	HMACSecret  string
+	BearerToken string
+	// AllowUnauthenticated accepts unsigned requests (worker --dev only).
+	AllowUnauthenticated bool
+	Logger               *zap.Logger
+	Now                  func() time.Time // default time.Now
+	MaxBody              int64            // default DefaultMaxBody
+	// SubmitTimeout bounds one delivery to Temporal (default 15s); when it
+	// passes the caller gets 503 and retries.
+	SubmitTimeout time.Duration
+	// Registry receives the intake metrics (default: a new registry, served
+	// on /metrics either way).
+	Registry *prometheus.Registry
+}
+
+// parser turns a body into events; one per payload shape.
+type parser func(body []byte) ([]hr.Event, error)
+
+type server struct {
+	cfg     Config
+	metrics *metrics
+}
+
+// New returns the intake handler:
+//
+//	POST /v1/events            jml's JSON event
+//	POST /v1/events/workday    Workday-style business process message
+//	POST /v1/events/bamboohr   BambooHR field-based webhook
+//	GET  /healthz              the process is up
+//	GET  /readyz               Temporal answers
+//	GET  /metrics              Prometheus metrics
+func New(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.SubmitTimeout <= 0 {
+		cfg.SubmitTimeout = 15 * time.Second
+	}
+	own := cfg.Registry == nil
+	if own {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &server{cfg: cfg, metrics: newMetrics(cfg.Registry, own)}
+	mux := http.NewServeMux()
+	ours := func(body []byte) ([]hr.Event, error) {
+		ev, err := hr.ParseJSON(body)
+		return []hr.Event{ev}, err
+	}
+	mux.Handle("POST /v1/events", s.events("api", ours, false))
+	mux.Handle("POST /v1/events/workday", s.events("workday", hr.ParseWorkday, false))
+	mux.Handle("POST /v1/events/bamboohr", s.events("bamboohr", hr.ParseBambooHR, true))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /metrics", s.metrics.handler(cfg.Registry))
+	return mux
+}
+
+// Response is the body of every answer to POST /v1/events*.
+type Response struct {
+	// Events lists each accepted event (several for a BambooHR batch).
+	Events []Result `json:"events,omitempty"`
+	// WorkflowID and EventID repeat the first event, for the common
+	// single-event case.
+	WorkflowID string `json:"workflow_id,omitempty"`
+	EventID    string `json:"event_id,omitempty"`
+	Duplicate  bool   `json:"duplicate,omitempty"`
+
+	Error  string          `json:"error,omitempty"`
+	Fields []hr.FieldError `json:"fields,omitempty"` // 422: every invalid field
+	Line   int             `json:"line,omitempty"`   // 400: parse position
+	Column int             `json:"column,omitempty"`
+}
+
+// Result is one delivered event.
+type Result struct {
+	EventID    string `json:"event_id"`
+	EmployeeID string `json:"employee_id"`
+	WorkflowID string `json:"workflow_id"`
+	Duplicate  bool   `json:"duplicate"`
+}
+
+func (s *server) events(source string, parse parser, bamboo bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		status, resp := s.handle(r, parse, bamboo)
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "5")
+		}
+		writeJSON(w, status, resp)
+		s.metrics.observe(source, status, time.Since(start))
+		log := s.cfg.Logger.With(zap.String("source", source), zap.Int("status", status))
+		switch {
+		case status >= 500:
+			log.Warn("hr event not delivered", zap.String("error", resp.Error))
+		case status >= 400:
+			// Field names only: the values may be PII.
+			log.Info("hr event refused", zap.String("error", resp.Error))
+		default:
+			for _, e := range resp.Events {
+				log.Info("hr event accepted", zap.String("event_id", e.EventID),
+					zap.String("workflow_id", e.WorkflowID), zap.Bool("duplicate", e.Duplicate))
+			}
+		}
+	})
+}
+
+func (s *server) handle(r *http.Request, parse parser, bamboo bool) (int, Response) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return http.StatusRequestEntityTooLarge, Response{Error: fmt.Sprintf("body larger than %d bytes", s.cfg.MaxBody)}
+		}
+		return http.StatusBadRequest, Response{Error: "reading body: " + err.Error()}
+	}
+	if err := s.authenticate(r, body, bamboo); err != nil {
+		return http.StatusUnauthorized, Response{Error: err.Error()}
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return http.StatusUnsupportedMediaType, Response{Error: fmt.Sprintf("content type %q not supported: send application/json", r.Header.Get("Content-Type"))}
+	}
+	events, err := parse(body)
+	var syn *hr.SyntaxError
+	var inv *hr.ValidationError
+	switch {
+	case errors.As(err, &syn):
+		return http.StatusBadRequest, Response{Error: syn.Error(), Line: syn.Line, Column: syn.Column}
+	case errors.As(err, &inv):
+		return http.StatusUnprocessableEntity, Response{Error: inv.Error(), Fields: inv.Fields}
+	case err != nil:
+		return http.StatusBadRequest, Response{Error: err.Error()}
+	}
+	var required []string
+	if s.cfg.Policy != nil {
+		required = s.cfg.Policy.RequiredAttributes
+	}
+	// Validate every event before delivering any: a bad batch starts nothing.
+	for _, ev := range events {
+		if err := ev.Validate(required); err != nil {
+			errors.As(err, &inv)
+			return http.StatusUnprocessableEntity, Response{Error: inv.Error(), Fields: inv.Fields}
+		}
+	}
+	resp := Response{Events: make([]Result, 0, len(events))}
+	allDup := true
+	for _, ev := range events {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.SubmitTimeout)
+		acc, err := Submit(ctx, s.cfg.Client, ev)
+		cancel()
+		var rej *RejectedError
+		switch {
+		case errors.As(err, &rej):
+			return http.StatusUnprocessableEntity, Response{Error: rej.Error(), Events: resp.Events}
+		case err != nil:
+			// Events already delivered stay delivered; a retry of the whole
+			// body finds them as duplicates.
+			return http.StatusServiceUnavailable, Response{Error: "temporal unavailable, retry later: " + err.Error(), Events: resp.Events}
+		}
+		allDup = allDup && acc.Duplicate
+		resp.Events = append(resp.Events, Result{EventID: ev.EventID, EmployeeID: ev.EmployeeID(), WorkflowID: acc.WorkflowID, Duplicate: acc.Duplicate})
+	}
+	first := resp.Events[0]
+	resp.WorkflowID, resp.EventID, resp.Duplicate = first.WorkflowID, first.EventID, allDup
+	if allDup {
+		return http.StatusOK, resp
+	}
+	return http.StatusAccepted, resp
+}
+
+func (s *server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if _, err := s.cfg.Client.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "temporal: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
