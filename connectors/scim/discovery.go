@@ -245,3 +245,23 @@ func rfcSchemas() []schemaDef {
 		}},
 	}
 }
+
+// ValidateAttributes checks that every normalized name maps to a writable
+// place in the target's schemas, so a policy can be checked before any
+// event runs. The error names every attribute that does not.
+func (c *Client) ValidateAttributes(ctx context.Context, names ...string) error {
+	d, err := c.discover(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		if _, err := d.schema.resolve(n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return connectors.Permanent("ScimMapping", errors.Join(errs...))
+}

@@ -467,6 +467,13 @@ func TestBadInputSendsNothing(t *testing.T) {
 		assert.Zero(t, peer.Requests(), name)
 	}
 
+	require.NoError(t, c.ValidateAttributes(ctx, "user_name", "email", "manager", "addresses.home.region",
+		"urn_ietf_params_scim_schemas_extension_myvendor_1_0_user_badgecolor"))
+	err = c.ValidateAttributes(ctx, "user_name", "favourite_color", "groups")
+	assert.True(t, connectors.IsPermanent(err))
+	assert.ErrorContains(t, err, "favourite_color")
+	assert.ErrorContains(t, err, "groups")
+
 	_, err = c.CreateAccount(ctx, connectors.Attributes{"user_name": "x", "active": "maybe"}, connectors.CreateOptions{})
 	assert.ErrorContains(t, err, "active")
 	_, err = c.CreateAccount(ctx, connectors.Attributes{"user_name": "x", "email": "a@x", "emails.work": "b@x"}, connectors.CreateOptions{})
