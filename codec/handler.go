@@ -1,0 +1,77 @@
+package codec
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"slices"
+	"strings"
+
+	"go.temporal.io/sdk/converter"
+)
+
+// HandlerOptions configure the codec server.
+type HandlerOptions struct {
+	// AllowOrigins are the Web UI origins allowed to call from a browser
+	// ("http://localhost:8233"); "*" allows any. Empty: no CORS headers.
+	AllowOrigins []string
+	// BearerToken, when set, must be presented as "Authorization: Bearer …".
+	BearerToken string
+	// MaxBodyBytes caps a request body; default 16 MiB.
+	MaxBodyBytes int64
+}
+
+// Handler serves POST /codec/encode and /codec/decode in the Temporal
+// remote codec protocol (Payloads as protobuf JSON) for the Web UI and CLI.
+// Preflight requests from allowed origins are answered without auth.
+func Handler(c converter.PayloadCodec, o HandlerOptions) http.Handler {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 16 << 20
+	}
+	sdk := converter.NewPayloadCodecHTTPHandler(c)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" && allowed(o.AllowOrigins, origin) {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Allow-Credentials", "true")
+			h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Namespace")
+			h.Set("Access-Control-Max-Age", "600")
+		}
+		if r.URL.Path != "/codec/encode" && r.URL.Path != "/codec/decode" {
+			http.NotFound(w, r)
+			return
+		}
+		switch r.Method {
+		case http.MethodOptions:
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case http.MethodPost:
+		default:
+			w.Header().Set("Allow", "POST, OPTIONS")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if o.BearerToken != "" && !validBearer(r.Header.Get("Authorization"), o.BearerToken) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="jml-codec"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, o.MaxBodyBytes)
+		sdk.ServeHTTP(w, r)
+	})
+}
+
+func allowed(origins []string, origin string) bool {
+	return slices.Contains(origins, "*") || slices.ContainsFunc(origins, func(o string) bool {
+		return strings.EqualFold(strings.TrimSuffix(o, "/"), origin)
+	})
+}
+
+func validBearer(header, want string) bool {
+	scheme, tok, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(want)) == 1
+}
