@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+	"golang.org/x/time/rate"
 
 	"github.com/jml-dev/jml/connectors"
 )
@@ -33,6 +34,10 @@ type Config struct {
 	UniqueIdentifier string
 	// PageSize is the count asked for per list page (100 when zero).
 	PageSize int
+	// RequestsPerSecond caps this client's request rate (0: no cap), to stay
+	// under a provider's published limit during a bulk run rather than
+	// collect 429s.
+	RequestsPerSecond float64
 }
 
 // Auth selects one way to authenticate. Set exactly one of BearerToken,
@@ -87,7 +92,8 @@ type Client struct {
 	auth     Auth
 	uniqueID string
 	pageSize int
-	rfc      *schemaIndex // the RFC schemas, assumed until discovery
+	rfc      *schemaIndex  // the RFC schemas, assumed until discovery
+	limit    *rate.Limiter // nil: no cap
 
 	mu     sync.Mutex
 	disc   *discovery                  // nil until discovered
@@ -134,7 +140,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		tctx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, hc)
 		hc = &http.Client{Timeout: hc.Timeout, Transport: &oauth2.Transport{Source: cc.TokenSource(tctx), Base: hc.Transport}}
 	}
-	return &Client{base: base, http: hc, auth: cfg.Auth, uniqueID: uid, pageSize: orDefault(cfg.PageSize, 100),
+	var limit *rate.Limiter
+	if cfg.RequestsPerSecond > 0 {
+		limit = rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), max(1, int(cfg.RequestsPerSecond)))
+	}
+	return &Client{base: base, limit: limit, http: hc, auth: cfg.Auth, uniqueID: uid, pageSize: orDefault(cfg.PageSize, 100),
 		rfc: newSchemaIndex(rfcSchemas()), groups: map[string]connectors.Group{}}, nil
 }
 
@@ -179,6 +189,11 @@ type request struct {
 // do sends r and decodes a 2xx JSON answer into out (when non-nil and the
 // answer has a body). Any other answer is classified.
 func (c *Client) do(ctx context.Context, r request, out any) error {
+	if c.limit != nil {
+		if err := c.limit.Wait(ctx); err != nil {
+			return fmt.Errorf("scim: %s: rate limit: %w", r.op, err)
+		}
+	}
 	u := *c.base
 	u.Path += r.path
 	u.RawQuery = r.query.Encode()

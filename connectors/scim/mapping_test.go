@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -155,4 +156,22 @@ func TestClassify(t *testing.T) {
 		[]byte(`{"detail":"password 'Hunter2!' is too weak"}`), "Hunter2!")
 	assert.NotContains(t, err.Error(), "Hunter2!")
 	assert.Contains(t, err.Error(), "too weak")
+}
+
+func FuzzQuote(f *testing.F) {
+	for _, s := range []string{"", `o"brien`, `\`, "\x00", "x\" or userName pr or \"", "ünï"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		var back string
+		if err := json.Unmarshal([]byte(quote(s)), &back); err != nil {
+			t.Fatalf("quote(%q) = %s: not a JSON string: %v", s, quote(s), err)
+		}
+		if back != s {
+			t.Fatalf("quote(%q) decodes to %q", s, back)
+		}
+	})
 }

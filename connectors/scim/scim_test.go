@@ -809,3 +809,36 @@ func TestCreateAccountsBulk(t *testing.T) {
 		})
 	}
 }
+
+func TestRequestsPerSecond(t *testing.T) {
+	peer := scimtest.Start(t)
+	c := peerClient(t, peer, func(cfg *scim.Config) { cfg.RequestsPerSecond = 0.01 })
+	_, err := c.FindAccount(context.Background(), connectors.Key{Value: "a"})
+	require.ErrorIs(t, err, connectors.ErrNotFound, "the first request passes")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = c.FindAccount(ctx, connectors.Key{Value: "a"})
+	assert.ErrorContains(t, err, "rate limit", "the next one would wait ~100 s, past the deadline")
+	assert.Equal(t, 1, peer.Requests())
+}
+
+func TestConcurrentEnsureGroup(t *testing.T) {
+	ctx := context.Background()
+	peer := scimtest.Start(t)
+	var wg sync.WaitGroup
+	ids := make([]string, 6)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g, err := peerClient(t, peer).EnsureGroup(ctx, connectors.Group{Name: "Race-Group"})
+			if assert.NoError(t, err) {
+				ids[i] = g.ID
+			}
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		assert.Equal(t, ids[0], id)
+	}
+}
