@@ -14,6 +14,9 @@ type Policy struct {
 	CommonAttributes map[string]string `yaml:"common_attributes" json:"common_attributes,omitempty"`
 	// Lookups are CSV lookup tables for the LOOKUP transformer, by name.
 	Lookups map[string]Lookup `yaml:"lookups" json:"lookups,omitempty"`
+	// Credentials are reusable named credentials for send_rest_request and
+	// notify steps (credential: name).
+	Credentials map[string]Credential `yaml:"credentials" json:"credentials,omitempty"`
 	// Password is how generated passwords are made.
 	Password PasswordPolicy `yaml:"password" json:"password"`
 	// RequiredAttributes of an HR event's employee, beyond employee_id.
@@ -176,7 +179,10 @@ type ResetPassword struct {
 // templates. Body is a JSON template: values substituted into it are
 // JSON-escaped.
 type RESTRequest struct {
-	Target       string            `yaml:"target" json:"target,omitempty"` // a rest target for base URL and auth
+	Target string `yaml:"target" json:"target,omitempty"` // a rest target for base URL and auth
+	// Credential names a reusable credential (Policy.Credentials); it wins
+	// over the target's auth.
+	Credential   string            `yaml:"credential" json:"credential,omitempty"`
 	Method       string            `yaml:"method" json:"method,omitempty"`
 	URL          string            `yaml:"url" json:"url"`
 	Headers      map[string]string `yaml:"headers" json:"headers,omitempty"`
