@@ -12,10 +12,15 @@ import (
 // be created with worker.Options{EnableSessionWorker: true}: steps that
 // share a generated password run in one worker session.
 func Register(w worker.Registry, a *activities.Activities) {
+	RegisterWorkflows(w)
+	w.RegisterActivityWithOptions(a, activity.RegisterOptions{SkipInvalidStructFunctions: true})
+}
+
+// RegisterWorkflows registers the workflows only (replayers).
+func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(Identity, workflow.RegisterOptions{Name: IdentityWorkflowName})
 	for _, name := range []string{JoinerWorkflowName, MoverWorkflowName, LeaverWorkflowName} {
 		w.RegisterWorkflowWithOptions(Lifecycle, workflow.RegisterOptions{Name: name})
 	}
 	w.RegisterWorkflowWithOptions(Governor, workflow.RegisterOptions{Name: GovernorWorkflowName})
-	w.RegisterActivityWithOptions(a, activity.RegisterOptions{SkipInvalidStructFunctions: true})
 }

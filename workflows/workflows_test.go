@@ -180,7 +180,7 @@ func TestPreHireTimerFiresAndIsRescheduled(t *testing.T) {
 		}, at)
 	}
 	day := 24 * time.Hour
-	check(8*day, false, false)     // first schedule (create at day 7) was moved
+	check(8*day, false, false) // first schedule (create at day 7) was moved
 	check(17*day-time.Hour, false, false)
 	check(17*day+time.Hour, true, false) // created 3 days before the start, disabled
 	check(20*day+time.Hour, true, true)  // enabled on the start date

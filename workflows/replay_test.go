@@ -1,0 +1,28 @@
+package workflows_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/jml-dev/jml/workflows"
+)
+
+// TestReplay replays histories recorded from a real end-to-end run
+// (regenerate: JML_UPDATE_HISTORIES=1 go test ./internal/e2e -run
+// TestHireChangeTerminate50). A workflow change that would break running
+// workflows fails here; guard such changes with workflow.GetVersion.
+func TestReplay(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files, "no saved histories under testdata")
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			workflows.RegisterWorkflows(r)
+			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
+		})
+	}
+}
