@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -79,6 +80,16 @@ func (a Auth) String() string {
 	return "none"
 }
 
+func (a Auth) methods() int {
+	n := 0
+	for _, set := range []bool{a.BearerToken != "", a.BasicUser != "", a.OAuth2 != nil, a.HeaderName != ""} {
+		if set {
+			n++
+		}
+	}
+	return n
+}
+
 // GoString keeps %#v from printing the fields.
 func (a Auth) GoString() string { return "scim.Auth{" + a.String() + "}" }
 
@@ -115,12 +126,15 @@ var (
 // New checks cfg and returns a client. It sends no request: discovery
 // happens on first use (or explicitly with Discover).
 func New(ctx context.Context, cfg Config) (*Client, error) {
-	base, err := parseBaseURL(cfg.BaseURL)
+	base, err := parseURL("base URL", cfg.BaseURL)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.PageSize < 0 {
 		return nil, connectors.Permanentf("ScimConfig", "scim: page size %d is negative", cfg.PageSize)
+	}
+	if n := cfg.Auth.methods(); n > 1 {
+		return nil, connectors.Permanentf("ScimConfig", "scim: auth: %d methods set, want one", n)
 	}
 	uid := cfg.UniqueIdentifier
 	if uid == "" {
@@ -131,8 +145,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
 	if o := cfg.Auth.OAuth2; o != nil {
-		if _, err := parseBaseURL(o.TokenURL); err != nil {
-			return nil, connectors.Permanentf("ScimConfig", "scim: oauth2 token URL: %v", err)
+		if _, err := parseURL("oauth2 token URL", o.TokenURL); err != nil {
+			return nil, err
 		}
 		cc := clientcredentials.Config{ClientID: o.ClientID, ClientSecret: o.ClientSecret, TokenURL: o.TokenURL, Scopes: o.Scopes}
 		// The token source outlives ctx (an activity's context ends with
@@ -155,24 +169,36 @@ func orDefault(v, def int) int {
 	return def
 }
 
-func parseBaseURL(raw string) (*url.URL, error) {
+// parseURL checks a base or token URL. Credentials travel on every request,
+// so plain http is refused except to loopback (tests, local sidecars).
+func parseURL(what, raw string) (*url.URL, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	switch {
 	case raw == "":
-		return nil, connectors.Permanentf("ScimConfig", "scim: base URL is empty")
+		return nil, connectors.Permanentf("ScimConfig", "scim: %s is empty", what)
 	case err != nil:
-		return nil, connectors.Permanentf("ScimConfig", "scim: base URL %q: %v", raw, err)
-	case u.Scheme != "https" && u.Scheme != "http":
-		return nil, connectors.Permanentf("ScimConfig", "scim: base URL %q: scheme must be https or http", raw)
-	case u.Host == "":
-		return nil, connectors.Permanentf("ScimConfig", "scim: base URL %q has no host", raw)
-	case u.RawQuery != "" || u.Fragment != "":
-		return nil, connectors.Permanentf("ScimConfig", "scim: base URL %q must not carry a query or fragment", raw)
+		return nil, connectors.Permanentf("ScimConfig", "scim: %s is not a URL: %v", what, err)
 	case u.User != nil:
-		return nil, connectors.Permanentf("ScimConfig", "scim: base URL must not carry credentials; use Auth")
+		return nil, connectors.Permanentf("ScimConfig", "scim: %s %q must not carry credentials; use Auth", what, u.Redacted())
+	case u.Scheme != "https" && u.Scheme != "http":
+		return nil, connectors.Permanentf("ScimConfig", "scim: %s %q: scheme must be https", what, raw)
+	case u.Host == "":
+		return nil, connectors.Permanentf("ScimConfig", "scim: %s %q has no host", what, raw)
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		return nil, connectors.Permanentf("ScimConfig", "scim: %s %q: plain http is only allowed to loopback; use https", what, raw)
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, connectors.Permanentf("ScimConfig", "scim: %s %q must not carry a query or fragment", what, raw)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	return u, nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // request is one SCIM call. secret, when set, is scrubbed from any error

@@ -435,7 +435,8 @@ func TestBadInputSendsNothing(t *testing.T) {
 	ctx := context.Background()
 	peer := scimtest.Start(t)
 
-	for _, raw := range []string{"", "not a url", "ftp://host/scim", "https://", "https://host/scim?x=1", "https://user:pw@host/scim"} {
+	for _, raw := range []string{"", "::not a url", "ftp://host/scim", "https://", "https://host/scim?x=1", "https://user:pw@host/scim",
+		"ftp://user:pw@host/scim", "http://scim.example.com/v2"} {
 		_, err := scim.New(ctx, scim.Config{BaseURL: raw})
 		require.Error(t, err, raw)
 		assert.True(t, connectors.IsPermanent(err), raw)
@@ -443,6 +444,8 @@ func TestBadInputSendsNothing(t *testing.T) {
 	}
 	_, err := scim.New(ctx, scim.Config{BaseURL: "ftp://host/scim"})
 	assert.ErrorContains(t, err, "ftp://host/scim", "the error names the URL")
+	_, err = scim.New(ctx, scim.Config{BaseURL: "https://host/scim", Auth: scim.Auth{BearerToken: "t", BasicUser: "u"}})
+	assert.ErrorContains(t, err, "2 methods")
 
 	c := peerClient(t, peer)
 	peer.Reset()
