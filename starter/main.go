@@ -37,6 +37,7 @@ func commands() map[string]command {
 		"sync":    runSync,
 		"sandbox": runSandbox,
 		"hire":    runHire,
+		"health":  runHealth,
 	}
 }
 
@@ -77,6 +78,7 @@ commands:
   release EMPLOYEE_ID           release a run blocked by the safety limit
   sync EMPLOYEE_ID              run attribute sync now for one person
   sandbox users                 list accounts in the dev sandbox directory
+  health --url URL              probe a health endpoint (container health checks)
 
 Temporal connection: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default default),
 TEMPORAL_API_KEY, TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY/TEMPORAL_TLS_CA.

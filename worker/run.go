@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/devstack"
+	"github.com/jml-dev/jml/intake"
+	"github.com/jml-dev/jml/internal/temporalenv"
+	"github.com/jml-dev/jml/logging"
+	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/secret"
+	"github.com/jml-dev/jml/targets"
+	"github.com/jml-dev/jml/workflows"
+)
+
+// config is the parsed command line.
+type config struct {
+	dev        bool
+	dataDir    string
+	devDB      string
+	port       int
+	uiPort     int
+	intakeAddr string
+	policyPath string
+	healthAddr string
+}
+
+// usageError is bad input from the operator: one line, exit 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func parseFlags(args []string, getenv func(string) string) (config, error) {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var c config
+	fs.BoolVar(&c.dev, "dev", false, "run an embedded Temporal server, Web UI and intake (development)")
+	fs.StringVar(&c.dataDir, "data-dir", envOr(getenv, "JML_DATA_DIR", "jml-data"), "directory for the dev server's SQLite file and sandbox data")
+	fs.StringVar(&c.devDB, "dev-db", "temporal.db", `dev server database file under --data-dir, or ":memory:"`)
+	fs.IntVar(&c.port, "port", 7233, "dev server frontend port")
+	fs.IntVar(&c.uiPort, "ui-port", 8233, "dev server Web UI port")
+	fs.StringVar(&c.intakeAddr, "intake-addr", envOr(getenv, "JML_INTAKE_ADDR", "127.0.0.1:8080"), "address of the HR event intake (--dev; empty disables)")
+	fs.StringVar(&c.policyPath, "policy", getenv("JML_POLICY"), "policy file (default examples/dev-policy.yaml with --dev)")
+	fs.StringVar(&c.healthAddr, "health-addr", getenv("JML_HEALTH_ADDR"), "address for /healthz and /readyz (empty: off)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, usageError{fmt.Sprintf("worker: %v (see worker --help)", err)}
+	}
+	if fs.NArg() > 0 {
+		return c, usageError{fmt.Sprintf("worker: unexpected argument %q (see worker --help)", fs.Arg(0))}
+	}
+	return c, nil
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stderr, helpText)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log, err := logging.New(cfg.dev)
+	if err != nil {
+		fmt.Fprintf(stderr, "worker: logger: %v\n", err)
+		return 1
+	}
+	defer func() { _ = log.Sync() }()
+	if err := serve(ctx, cfg, getenv, log, stdout); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(stderr, ue.msg)
+			return 2
+		}
+		fmt.Fprintf(stderr, "worker: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap.Logger, stdout io.Writer) error {
+	pol, err := loadPolicy(cfg)
+	if err != nil {
+		return err
+	}
+
+	var c client.Client
+	if cfg.dev {
+		st, err := startDevStack(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer st.Stop()
+		c, err = st.Dial(client.Options{Logger: logging.Temporal(log.Named("sdk"))})
+		if err != nil {
+			return fmt.Errorf("dial dev server: %w", err)
+		}
+		fmt.Fprintf(stdout, "Temporal Web UI:   %s/namespaces/%s/workflows\n", st.UIURL, st.Namespace)
+		fmt.Fprintf(stdout, "Temporal frontend: %s (namespace %s)\n", st.FrontendAddr, st.Namespace)
+		if st.DBPath != "" {
+			fmt.Fprintf(stdout, "Data:              %s\n", st.DBPath)
+		}
+	} else {
+		c, err = temporalenv.Dial(ctx, getenv, log.Named("sdk"))
+		if err != nil {
+			return err
+		}
+	}
+	defer c.Close()
+
+	conns, err := targets.Build(ctx, pol, targets.Options{Getenv: getenv, Logger: log, AllowInsecure: cfg.dev})
+	if err != nil {
+		return usageError{fmt.Sprintf("worker: %v", err)}
+	}
+	vault := secret.NewVault(time.Hour)
+	go vault.Sweep(ctx, time.Minute)
+	acts := activities.New(activities.Config{
+		Policy:  pol,
+		Targets: conns,
+		Vault:   vault,
+		Client:  c,
+		Logger:  log.Named("activities"),
+		Getenv:  getenv,
+	})
+	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
+	workflows.Register(w, acts)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer w.Stop()
+	fmt.Fprintf(stdout, "Worker:            task queue %q\n", workflows.TaskQueue)
+
+	if cfg.healthAddr != "" {
+		stopHealth, err := serveHealth(cfg.healthAddr, c)
+		if err != nil {
+			return err
+		}
+		defer stopHealth()
+	}
+
+	if cfg.dev && cfg.intakeAddr != "" {
+		stopIntake, addr, err := startIntake(cfg, c, pol, getenv, log)
+		if err != nil {
+			return err
+		}
+		defer stopIntake()
+		fmt.Fprintf(stdout, "HR event intake:   http://%s/v1/events\n", addr)
+	}
+	fmt.Fprintln(stdout, "Ready. Ctrl-C to stop.")
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "Stopping.")
+	return nil
+}
+
+func loadPolicy(cfg config) (*policy.Policy, error) {
+	path := cfg.policyPath
+	if path == "" && cfg.dev {
+		path = filepath.Join("examples", "dev-policy.yaml")
+		if _, err := os.Stat(path); err != nil {
+			return &policy.Policy{}, nil
+		}
+	}
+	if path == "" {
+		return nil, usageError{"worker: no policy: set --policy or JML_POLICY"}
+	}
+	p, err := policy.Load(path)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("worker: policy %s:\n%v", path, err)}
+	}
+	return p, nil
+}
+
+func startDevStack(ctx context.Context, cfg config, log *zap.Logger) (*devstack.Stack, error) {
+	if cfg.devDB != devstack.Memory {
+		if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+			return nil, usageError{fmt.Sprintf("worker: data dir %s: %v", cfg.dataDir, firstLine(err))}
+		}
+	}
+	st, err := devstack.Start(ctx, devstack.Options{
+		DataDir:      cfg.dataDir,
+		DBFile:       cfg.devDB,
+		FrontendPort: cfg.port,
+		UIPort:       cfg.uiPort,
+		Logger:       log.Named("temporal"),
+	})
+	if err != nil {
+		if errors.Is(err, devstack.ErrPortInUse) || strings.Contains(err.Error(), "data dir") {
+			return nil, usageError{fmt.Sprintf("worker: %v", firstLine(err))}
+		}
+		return nil, fmt.Errorf("dev server: %w", err)
+	}
+	return st, nil
+}
+
+func startIntake(cfg config, c client.Client, pol *policy.Policy, getenv func(string) string, log *zap.Logger) (func(), string, error) {
+	ln, err := net.Listen("tcp", cfg.intakeAddr)
+	if err != nil {
+		return nil, "", usageError{fmt.Sprintf("worker: intake address %s: %v", cfg.intakeAddr, firstLine(err))}
+	}
+	h := intake.New(intake.Config{
+		Client:      c,
+		Policy:      pol,
+		HMACSecret:  getenv("JML_INTAKE_HMAC_SECRET"),
+		BearerToken: getenv("JML_INTAKE_TOKEN"),
+		// The dev stack accepts unsigned events so the quick start needs no secret.
+		AllowUnauthenticated: getenv("JML_INTAKE_HMAC_SECRET") == "" && getenv("JML_INTAKE_TOKEN") == "",
+		Logger:               log.Named("intake"),
+	})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, ln.Addr().String(), nil
+}
+
+// serveHealth answers /healthz (the process is up) and /readyz (Temporal
+// answers) for container orchestrators.
+func serveHealth(addr string, c client.Client) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("worker: health address %s: %v", addr, firstLine(err))}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if _, err := c.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+			http.Error(w, "temporal unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, nil
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
+
+const helpText = `usage: worker [flags]
+
+  --dev                 run an embedded Temporal server (SQLite file under --data-dir), the Web UI,
+                        the HR event intake and the worker in one process
+  --data-dir DIR        dev data directory (default ./jml-data, env JML_DATA_DIR)
+  --dev-db FILE         dev database file, or ":memory:" for a throwaway server (default temporal.db)
+  --port N              dev frontend port (default 7233)
+  --ui-port N           dev Web UI port (default 8233)
+  --intake-addr ADDR    dev intake address (default 127.0.0.1:8080, env JML_INTAKE_ADDR)
+  --health-addr ADDR    serve /healthz and /readyz (env JML_HEALTH_ADDR)
+  --policy FILE         policy file (env JML_POLICY; default examples/dev-policy.yaml with --dev)
+
+Without --dev the worker connects to TEMPORAL_ADDRESS (namespace TEMPORAL_NAMESPACE, API key
+TEMPORAL_API_KEY, mTLS TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY / TEMPORAL_TLS_CA).
+`
