@@ -220,9 +220,11 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			return fmt.Errorf("scim: %s: rate limit: %w", r.op, err)
 		}
 	}
-	u := *c.base
-	u.Path += r.path
-	u.RawQuery = r.query.Encode()
+	// r.path is already escaped (ids go through url.PathEscape).
+	target := c.base.String() + r.path
+	if len(r.query) > 0 {
+		target += "?" + r.query.Encode()
+	}
 	var body io.Reader
 	if r.body != nil {
 		b, err := json.Marshal(r.body)
@@ -231,7 +233,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
 	if err != nil {
 		return connectors.Permanentf("ScimRequest", "scim: %s: %v", r.op, err)
 	}
@@ -250,7 +252,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		if errors.As(err, &oe) && oe.Response != nil {
 			return classify(r.op, oe.Response, oe.Body, r.secret)
 		}
-		return connectors.Transient(fmt.Errorf("scim: %s: %s %s: %w", r.op, r.method, u.Path, err))
+		return connectors.Transient(fmt.Errorf("scim: %s: %w", r.op, err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))

@@ -845,3 +845,24 @@ func TestConcurrentEnsureGroup(t *testing.T) {
 		assert.Equal(t, ids[0], id)
 	}
 }
+
+type pathRecorder struct{ paths []string }
+
+func (p *pathRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	p.paths = append(p.paths, r.URL.EscapedPath())
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestIDsAreEscapedOnce(t *testing.T) {
+	ctx := context.Background()
+	peer := scimtest.Start(t)
+	rec := &pathRecorder{}
+	c := peerClient(t, peer, func(cfg *scim.Config) { cfg.HTTPClient.Transport = rec })
+	_, err := c.FindAccount(ctx, connectors.Key{Attribute: "id", Value: "no/such?id %"})
+	assert.ErrorIs(t, err, connectors.ErrNotFound)
+	require.NoError(t, c.Delete(ctx, "no/such?id %"))
+	require.Len(t, rec.paths, 2)
+	for _, p := range rec.paths {
+		assert.True(t, strings.HasSuffix(p, "/scim/v2/Users/no%2Fsuch%3Fid%20%25"), p)
+	}
+}

@@ -43,7 +43,13 @@ func (c *Client) index() *schemaIndex {
 
 func (c *Client) account(r resource) *connectors.Account {
 	id, _ := r["id"].(string)
-	active := r["active"] != false // absent means active
+	active := true // absent means active
+	switch v := r["active"].(type) {
+	case bool:
+		active = v
+	case string: // "False", as some providers send it
+		active = !strings.EqualFold(v, "false")
+	}
 	status := "ACTIVE"
 	if !active {
 		status = "INACTIVE"
