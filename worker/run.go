@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/codec"
 	"github.com/jml-dev/jml/devstack"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/internal/temporalenv"
@@ -110,14 +112,35 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		return err
 	}
 
+	pc, err := codec.FromEnv(getenv, cfg.dev, log)
+	if err != nil {
+		return usageError{fmt.Sprintf("worker: %v", err)}
+	}
+
+	// The intake listens before the dev server starts so the Web UI can be
+	// told where the codec endpoint lives.
+	var intakeLn net.Listener
+	if cfg.dev && cfg.intakeAddr != "" {
+		if intakeLn, err = net.Listen("tcp", cfg.intakeAddr); err != nil {
+			return usageError{fmt.Sprintf("worker: intake address %s: %v", cfg.intakeAddr, firstLine(err))}
+		}
+		defer intakeLn.Close()
+	}
+
 	var c client.Client
 	if cfg.dev {
-		st, err := startDevStack(ctx, cfg, log)
+		codecURL := ""
+		if pc != nil && intakeLn != nil {
+			codecURL = "http://" + intakeLn.Addr().String() + "/codec"
+		}
+		st, err := startDevStack(ctx, cfg, codecURL, log)
 		if err != nil {
 			return err
 		}
 		defer st.Stop()
-		c, err = st.Dial(client.Options{Logger: logging.Temporal(log.Named("sdk"))})
+		o := client.Options{Logger: logging.Temporal(log.Named("sdk"))}
+		codec.Apply(&o, pc)
+		c, err = st.Dial(o)
 		if err != nil {
 			return fmt.Errorf("dial dev server: %w", err)
 		}
@@ -127,9 +150,14 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 			fmt.Fprintf(stdout, "Data:              %s\n", st.DBPath)
 		}
 	} else {
-		c, err = temporalenv.Dial(ctx, getenv, log.Named("sdk"))
+		o, err := temporalenv.Options(getenv)
 		if err != nil {
-			return err
+			return usageError{fmt.Sprintf("worker: %v", err)}
+		}
+		o.Logger = logging.Temporal(log.Named("sdk"))
+		codec.Apply(&o, pc)
+		if c, err = client.DialContext(ctx, o); err != nil {
+			return fmt.Errorf("connect to Temporal at %s (namespace %s): %w", o.HostPort, o.Namespace, err)
 		}
 	}
 	defer c.Close()
@@ -164,13 +192,10 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		defer stopHealth()
 	}
 
-	if cfg.dev && cfg.intakeAddr != "" {
-		stopIntake, addr, err := startIntake(cfg, c, pol, getenv, log)
-		if err != nil {
-			return err
-		}
+	if intakeLn != nil {
+		stopIntake := serveIntake(intakeLn, c, pol, pc, getenv, log)
 		defer stopIntake()
-		fmt.Fprintf(stdout, "HR event intake:   http://%s/v1/events\n", addr)
+		fmt.Fprintf(stdout, "HR event intake:   http://%s/v1/events\n", intakeLn.Addr())
 	}
 	fmt.Fprintln(stdout, "Ready. Ctrl-C to stop.")
 	<-ctx.Done()
@@ -196,18 +221,19 @@ func loadPolicy(cfg config) (*policy.Policy, error) {
 	return p, nil
 }
 
-func startDevStack(ctx context.Context, cfg config, log *zap.Logger) (*devstack.Stack, error) {
+func startDevStack(ctx context.Context, cfg config, codecURL string, log *zap.Logger) (*devstack.Stack, error) {
 	if cfg.devDB != devstack.Memory {
 		if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 			return nil, usageError{fmt.Sprintf("worker: data dir %s: %v", cfg.dataDir, firstLine(err))}
 		}
 	}
 	st, err := devstack.Start(ctx, devstack.Options{
-		DataDir:      cfg.dataDir,
-		DBFile:       cfg.devDB,
-		FrontendPort: cfg.port,
-		UIPort:       cfg.uiPort,
-		Logger:       log.Named("temporal"),
+		DataDir:       cfg.dataDir,
+		DBFile:        cfg.devDB,
+		FrontendPort:  cfg.port,
+		UIPort:        cfg.uiPort,
+		CodecEndpoint: codecURL,
+		Logger:        log.Named("temporal"),
 	})
 	if err != nil {
 		if errors.Is(err, devstack.ErrPortInUse) || strings.Contains(err.Error(), "data dir") {
@@ -218,12 +244,11 @@ func startDevStack(ctx context.Context, cfg config, log *zap.Logger) (*devstack.
 	return st, nil
 }
 
-func startIntake(cfg config, c client.Client, pol *policy.Policy, getenv func(string) string, log *zap.Logger) (func(), string, error) {
-	ln, err := net.Listen("tcp", cfg.intakeAddr)
-	if err != nil {
-		return nil, "", usageError{fmt.Sprintf("worker: intake address %s: %v", cfg.intakeAddr, firstLine(err))}
-	}
-	h := intake.New(intake.Config{
+// serveIntake serves the HR event intake and, when payloads are encrypted,
+// the codec endpoint the Web UI decodes them with.
+func serveIntake(ln net.Listener, c client.Client, pol *policy.Policy, pc converter.PayloadCodec, getenv func(string) string, log *zap.Logger) func() {
+	mux := http.NewServeMux()
+	mux.Handle("/", intake.New(intake.Config{
 		Client:      c,
 		Policy:      pol,
 		HMACSecret:  getenv("JML_INTAKE_HMAC_SECRET"),
@@ -231,14 +256,20 @@ func startIntake(cfg config, c client.Client, pol *policy.Policy, getenv func(st
 		// The dev stack accepts unsigned events so the quick start needs no secret.
 		AllowUnauthenticated: getenv("JML_INTAKE_HMAC_SECRET") == "" && getenv("JML_INTAKE_TOKEN") == "",
 		Logger:               log.Named("intake"),
-	})
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	}))
+	if pc != nil {
+		mux.Handle("/codec/", codec.Handler(pc, codec.HandlerOptions{
+			AllowOrigins: strings.Split(envOr(getenv, "JML_CODEC_CORS_ORIGINS", "*"), ","),
+			BearerToken:  getenv("JML_CODEC_TOKEN"),
+		}))
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
-	}, ln.Addr().String(), nil
+	}
 }
 
 // serveHealth answers /healthz (the process is up) and /readyz (Temporal
