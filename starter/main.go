@@ -1,6 +1,7 @@
 // Command starter is jml's HR event intake and operator CLI.
 //
 //	starter serve                      HTTP intake (POST /v1/events)
+//	starter post event.json            send one HR event to the intake
 //	starter import hires.csv           batch import (CSV or JSONL)
 //	starter preview --policy P --event E  dry run of a policy for one event
 //	starter status <employeeId>        step table of a person's current run
@@ -36,7 +37,7 @@ func commands() map[string]command {
 		"release": runRelease,
 		"sync":    runSync,
 		"sandbox": runSandbox,
-		"hire":    runHire,
+		"post":    runPost,
 		"health":  runHealth,
 	}
 }
@@ -69,7 +70,7 @@ commands:
   serve                         run the HR event intake (POST /v1/events)
   import FILE                   import hires from CSV or JSONL
   preview --policy P --event E  show what a policy would do for an event, touching nothing
-  hire                          start the walking-skeleton joiner for one employee
+  post EVENT.json               send an HR event to the intake (signed with JML_INTAKE_HMAC_SECRET)
   status EMPLOYEE_ID            step table of a person's current run
   list --needs-attention        runs waiting for an operator
   retry EMPLOYEE_ID [--step S]  re-run the failed step
