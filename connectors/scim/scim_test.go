@@ -597,9 +597,11 @@ func TestRetryableFaults(t *testing.T) {
 	ctx := context.Background()
 	peer := scimtest.Start(t)
 	fp := newFaultProxy(t, peer)
-	c := newClient(t, fp.url(), peer.Token, func(cfg *scim.Config) { cfg.HTTPClient.Timeout = 300 * time.Millisecond })
+	c := newClient(t, fp.url(), peer.Token)
 	_, err := c.Discover(ctx)
 	require.NoError(t, err)
+	// A client whose timeout the delayed answer outlasts by far.
+	impatient := newClient(t, fp.url(), peer.Token, func(cfg *scim.Config) { cfg.HTTPClient.Timeout = 200 * time.Millisecond })
 	when := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
 
 	for _, tc := range []struct {
@@ -614,11 +616,15 @@ func TestRetryableFaults(t *testing.T) {
 		{"503 retry-after", status(503, "Retry-After", "2"), 2 * time.Second, false},
 		{"503", status(503), 0, true},
 		{"500", status(500), 0, true},
-		{"timeout", func(http.ResponseWriter) bool { time.Sleep(time.Second); return false }, 0, true},
+		{"timeout", func(http.ResponseWriter) bool { time.Sleep(2 * time.Second); return false }, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fp.inject(tc.fault)
-			_, err := c.FindAccount(ctx, connectors.Key{Value: "anyone"})
+			client := c
+			if tc.name == "timeout" {
+				client = impatient
+			}
+			_, err := client.FindAccount(ctx, connectors.Key{Value: "anyone"})
 			require.Error(t, err)
 			assert.False(t, connectors.IsPermanent(err))
 			var rl *connectors.RateLimitedError
