@@ -7,6 +7,8 @@
 //	TEMPORAL_TLS_CERT/_KEY    client certificate and key files (mTLS)
 //	TEMPORAL_TLS_CA           CA bundle file to verify the server
 //	TEMPORAL_TLS_SERVER_NAME  server name to verify, when it differs from the address
+//	JML_CODEC_KEYS            payload encryption keys (package codec); when set,
+//	                          payloads and failure messages are encrypted
 package temporalenv
 
 import (
@@ -18,8 +20,10 @@ import (
 	"os"
 
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/log"
 	"go.uber.org/zap"
+
+	"github.com/jml-dev/jml/codec"
+	"github.com/jml-dev/jml/logging"
 )
 
 // Defaults for a local dev server.
@@ -34,6 +38,17 @@ func Options(getenv func(string) string) (client.Options, error) {
 	o := client.Options{
 		HostPort:  or(getenv("TEMPORAL_ADDRESS"), DefaultAddress),
 		Namespace: or(getenv("TEMPORAL_NAMESPACE"), DefaultNamespace),
+	}
+	keys, active, err := codec.KeysFromEnv(getenv)
+	if err != nil {
+		return client.Options{}, err
+	}
+	if len(keys) > 0 {
+		c, err := codec.New(keys, active)
+		if err != nil {
+			return client.Options{}, err
+		}
+		codec.Apply(&o, c)
 	}
 	if key := getenv("TEMPORAL_API_KEY"); key != "" {
 		o.Credentials = client.NewAPIKeyStaticCredentials(key)
@@ -75,33 +90,19 @@ func Dial(ctx context.Context, getenv func(string) string, logger *zap.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	o.Logger = ZapLogger(logger)
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if o.DataConverter == nil {
+		logger.Warn("payload encryption is off: " + codec.EnvKeys + " is not set, HR events reach Temporal history in clear text")
+	}
+	o.Logger = logging.Temporal(logger)
 	c, err := client.DialContext(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("temporalenv: connect to %s (namespace %s): %w", o.HostPort, o.Namespace, err)
 	}
 	return c, nil
 }
-
-// ZapLogger adapts zap to the Temporal SDK logger interface. nil gives a
-// logger that drops everything.
-func ZapLogger(l *zap.Logger) log.Logger {
-	if l == nil {
-		l = zap.NewNop()
-	}
-	return zapLogger{l.WithOptions(zap.AddCallerSkip(1)).Sugar()}
-}
-
-type zapLogger struct{ s *zap.SugaredLogger }
-
-func (z zapLogger) Debug(msg string, kv ...any) { z.s.Debugw(msg, kv...) }
-func (z zapLogger) Info(msg string, kv ...any)  { z.s.Infow(msg, kv...) }
-func (z zapLogger) Warn(msg string, kv ...any)  { z.s.Warnw(msg, kv...) }
-func (z zapLogger) Error(msg string, kv ...any) { z.s.Errorw(msg, kv...) }
-
-// With makes the adapter a log.WithLogger, so the SDK's per-workflow fields
-// are attached once.
-func (z zapLogger) With(kv ...any) log.Logger { return zapLogger{z.s.With(kv...)} }
 
 func or(s, def string) string {
 	if s == "" {
