@@ -217,6 +217,15 @@ func TestCreateAdoptsExisting(t *testing.T) {
 	assert.Equal(t, "A", second.Attributes["title"], "the existing account is returned as is")
 	assert.Equal(t, map[string]int{"POST": 1}, peer.Writes())
 
+	// A retried create that carries groups still grants them.
+	g, err := c.EnsureGroup(ctx, connectors.Group{Name: "retry-group"})
+	require.NoError(t, err)
+	third, err := c.CreateAccount(ctx, connectors.Attributes{"user_name": "adopt.me"}, connectors.CreateOptions{GroupIDs: []string{g.ID}})
+	require.NoError(t, err)
+	ms, err := c.Memberships(ctx, third.ID)
+	require.NoError(t, err)
+	assert.Equal(t, []connectors.Group{{ID: g.ID, Name: "retry-group"}}, ms)
+
 	list, next, err := c.ListAccounts(ctx, "", 10)
 	require.NoError(t, err)
 	assert.Len(t, list, 1, "no duplicate")

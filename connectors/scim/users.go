@@ -163,12 +163,17 @@ func (c *Client) CreateAccount(ctx context.Context, a connectors.Attributes, o c
 		req.secret = o.Password.Reveal()
 	}
 	var created resource
+	var acct *connectors.Account
 	if err := c.do(ctx, req, &created); errors.Is(err, connectors.ErrConflict) {
-		return c.adopt(ctx, a, err)
+		if acct, err = c.adopt(ctx, a, err); err != nil {
+			return nil, err
+		}
 	} else if err != nil {
 		return nil, err
+	} else {
+		acct = c.account(created)
 	}
-	acct := c.account(created)
+	// Also after adopting: a retried create must still grant the groups.
 	for _, g := range o.GroupIDs {
 		if err := c.AddMember(ctx, g, acct.ID); err != nil {
 			return acct, err
