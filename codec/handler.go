@@ -27,7 +27,10 @@ func Handler(c converter.PayloadCodec, o HandlerOptions) http.Handler {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 16 << 20
 	}
-	sdk := converter.NewPayloadCodecHTTPHandler(c)
+	sdk := converter.NewPayloadCodecHTTPHandler() // no codec (dev without keys): identity
+	if c != nil {
+		sdk = converter.NewPayloadCodecHTTPHandler(c)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if origin := r.Header.Get("Origin"); origin != "" && allowed(o.AllowOrigins, origin) {
 			h := w.Header()

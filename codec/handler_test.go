@@ -91,3 +91,15 @@ func TestHandlerWithRemoteCodec(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, in[0].Data, dec[0].Data)
 }
+
+// In dev mode without keys the handler still answers (identity), so the UI
+// configured with a codec endpoint keeps working.
+func TestHandlerWithoutCodec(t *testing.T) {
+	srv := httptest.NewServer(codec.Handler(nil, codec.HandlerOptions{}))
+	t.Cleanup(srv.Close)
+	remote := converter.NewRemotePayloadCodec(converter.RemotePayloadCodecOptions{Endpoint: srv.URL + "/codec"})
+	in := payloads(t, "plain")
+	out, err := remote.Decode(in)
+	require.NoError(t, err)
+	assert.Equal(t, in[0].Data, out[0].Data)
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/jml-dev/jml/transform"
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
+	"golang.org/x/time/rate"
 )
 
 // Options configure a Client.
@@ -57,6 +58,9 @@ type Client struct {
 	log   *zap.Logger
 	mu    sync.Mutex
 	token map[string]*oauth2.Token // by credential key
+
+	limitMu sync.Mutex
+	limits  map[string]*rate.Limiter // by target, for Target.RateLimit
 }
 
 // New returns a Client.
@@ -77,7 +81,7 @@ func New(o Options) *Client {
 	if o.MaxResponseBytes <= 0 {
 		o.MaxResponseBytes = 1 << 20
 	}
-	return &Client{http: noDowngrade(hc), o: o, log: o.Logger, token: map[string]*oauth2.Token{}}
+	return &Client{http: noDowngrade(hc), o: o, log: o.Logger, token: map[string]*oauth2.Token{}, limits: map[string]*rate.Limiter{}}
 }
 
 // noDowngrade copies hc so that a redirect from https to http (which
@@ -122,6 +126,9 @@ func (c *Client) Send(ctx context.Context, r Request) (map[string]string, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := c.wait(ctx, r); err != nil {
+		return nil, err
+	}
 	resp, body, err := c.exchange(ctx, p, red)
 	if err != nil {
 		return nil, err
@@ -134,6 +141,26 @@ func (c *Client) Send(ctx context.Context, r Request) (map[string]string, error)
 		return nil, connectors.Permanent("RestExtract", fmt.Errorf("rest: %s %s: %s: %w", p.method, red.url(p.url), resp.Status, err))
 	}
 	return out, nil
+}
+
+// wait honours the target's rate_limit (requests per second), shared by
+// every step that sends to the same target through this client.
+func (c *Client) wait(ctx context.Context, r Request) error {
+	if r.Target == nil || r.Target.RateLimit <= 0 {
+		return nil
+	}
+	key := r.Spec.Target + "|" + r.Target.BaseURL
+	c.limitMu.Lock()
+	l, ok := c.limits[key]
+	if !ok {
+		l = rate.NewLimiter(rate.Limit(r.Target.RateLimit), max(1, int(r.Target.RateLimit)))
+		c.limits[key] = l
+	}
+	c.limitMu.Unlock()
+	if err := l.Wait(ctx); err != nil {
+		return fmt.Errorf("rest: waiting for the rate limit of target %s: %w", r.Spec.Target, err)
+	}
+	return nil
 }
 
 // prepared is a rendered request ready to send (and resend after a 401).

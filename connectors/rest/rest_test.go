@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,7 +45,7 @@ func (r *recorder) all() []seen {
 	return append([]seen(nil), r.reqs...)
 }
 
-func newRecorder(t *testing.T, tls bool, respond func(w http.ResponseWriter, r *http.Request, body []byte)) *recorder {
+func newRecorder(t testing.TB, tls bool, respond func(w http.ResponseWriter, r *http.Request, body []byte)) *recorder {
 	t.Helper()
 	rec := &recorder{}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -54,10 +55,12 @@ func newRecorder(t *testing.T, tls bool, respond func(w http.ResponseWriter, r *
 		rec.mu.Unlock()
 		respond(w, r, body)
 	})
+	rec.Server = httptest.NewUnstartedServer(h)
+	rec.Config.ErrorLog = log.New(io.Discard, "", 0) // handshake errors are expected in some tests
 	if tls {
-		rec.Server = httptest.NewTLSServer(h)
+		rec.StartTLS()
 	} else {
-		rec.Server = httptest.NewServer(h)
+		rec.Start()
 	}
 	t.Cleanup(rec.Close)
 	return rec
@@ -406,4 +409,19 @@ func TestContextCancelIsNotClassified(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.False(t, connectors.IsPermanent(err))
+}
+
+func TestTargetRateLimitIsShared(t *testing.T) {
+	srv := newRecorder(t, true, reply(200, `{}`))
+	c := rest.New(rest.Options{HTTPClient: srv.Client()})
+	target := &policy.Target{Type: "rest", BaseURL: srv.URL, RateLimit: 0.001} // one request per ~17 minutes
+	r := rest.Request{Spec: policy.RESTRequest{Target: "hr", URL: "/x"}, Target: target}
+	_, err := c.Send(context.Background(), r)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = c.Send(ctx, r)
+	require.ErrorContains(t, err, "rate limit of target hr", "the limiter refuses at once: the wait would outlive the deadline")
+	assert.Len(t, srv.all(), 1)
 }
