@@ -84,6 +84,11 @@ func New(o Options) *Client {
 	return &Client{http: noDowngrade(hc), o: o, log: o.Logger, token: map[string]*oauth2.Token{}, limits: map[string]*rate.Limiter{}}
 }
 
+var (
+	errDowngrade        = errors.New("refusing redirect from https to http")
+	errTooManyRedirects = errors.New("stopped after 10 redirects")
+)
+
 // noDowngrade copies hc so that a redirect from https to http (which
 // would resend a body or credential in the clear) is refused.
 func noDowngrade(hc *http.Client) *http.Client {
@@ -91,13 +96,13 @@ func noDowngrade(hc *http.Client) *http.Client {
 	next := hc.CheckRedirect
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-			return errors.New("refusing redirect from https to http")
+			return errDowngrade
 		}
 		if next != nil {
 			return next(req, via)
 		}
 		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
+			return errTooManyRedirects
 		}
 		return nil
 	}
@@ -402,8 +407,11 @@ func transportError(ctx context.Context, method, u string, err error, red *redac
 		return fmt.Errorf("rest: %s %s: %w", method, u, ctx.Err()) // the caller cancelled: not ours to classify
 	}
 	msg := fmt.Errorf("rest: %s %s: %s", method, u, red.s(err.Error()))
-	if strings.Contains(err.Error(), "refusing redirect") || strings.Contains(err.Error(), "redirects") {
+	switch {
+	case errors.Is(err, errDowngrade):
 		return connectors.Permanent("RestInsecure", msg)
+	case errors.Is(err, errTooManyRedirects):
+		return connectors.Permanent("RestRedirect", msg)
 	}
 	if isTLSError(err) {
 		return connectors.Permanent("RestTLS", msg)

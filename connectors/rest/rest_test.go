@@ -348,8 +348,9 @@ func TestRedirectToPlainHTTPIsRefused(t *testing.T) {
 	r := accountRequest(tlsSrv.URL + "/api")
 	r.Spec.Extract = nil
 	_, err := rest.New(rest.Options{HTTPClient: tlsSrv.Client()}).Send(context.Background(), r)
-	require.Error(t, err)
-	assert.True(t, connectors.IsPermanent(err))
+	var perm *connectors.PermanentError
+	require.ErrorAs(t, err, &perm)
+	assert.Equal(t, "RestInsecure", perm.Type)
 	assert.Empty(t, plain.all(), "the body was not replayed over http")
 }
 
