@@ -384,8 +384,9 @@ func columnAttr(p *policy.Policy, col string) string {
 	return hr.SnakeCase(col)
 }
 
-// rowEvent builds the event of one flat row; event_id, type and
-// effective_at (or effective_date) are event fields, the rest attributes.
+// rowEvent builds the event of one flat row: event_id, type and
+// effective_at (or effective_date) are event fields, the rest attributes;
+// without an effective_at, start_date, hire_date or termination_date is used.
 func rowEvent(line int, vals map[string]string, o importOptions) importRow {
 	ev := hr.Event{EventID: vals["event_id"], Type: vals["type"], Source: o.format, Employee: map[string]string{}}
 	if ev.Type == "" {
@@ -398,9 +399,12 @@ func rowEvent(line int, vals map[string]string, o importOptions) importRow {
 			ev.Employee[k] = v
 		}
 	}
-	at := strings.TrimSpace(vals["effective_at"])
-	if at == "" {
-		at = strings.TrimSpace(vals["effective_date"])
+	// The first date column present is the effective time.
+	var at string
+	for _, col := range []string{"effective_at", "effective_date", "start_date", "hire_date", "termination_date"} {
+		if at = strings.TrimSpace(vals[col]); at != "" {
+			break
+		}
 	}
 	if at != "" {
 		loc := o.loc
