@@ -49,6 +49,9 @@ type Config struct {
 	Getenv func(string) string
 	// Rand feeds password generation (nil: crypto/rand).
 	Rand io.Reader
+	// Directory lists the identities the attribute sync keeps in sync and
+	// resolves one for manual sync and password sync (nil: those fail).
+	Directory Directory
 
 	// StepTimeout is the StartToCloseTimeout of one step attempt (default 1m).
 	StepTimeout time.Duration
@@ -62,6 +65,8 @@ type Activities struct {
 	cfg  Config
 	log  *zap.Logger
 	rest RESTSender
+	// snapshots are the attribute sync's desired states of running syncs.
+	snapshots snapshotCache
 }
 
 // New returns Activities for cfg.

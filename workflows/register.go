@@ -23,4 +23,5 @@ func RegisterWorkflows(w worker.WorkflowRegistry) {
 		w.RegisterWorkflowWithOptions(Lifecycle, workflow.RegisterOptions{Name: name})
 	}
 	w.RegisterWorkflowWithOptions(Governor, workflow.RegisterOptions{Name: GovernorWorkflowName})
+	w.RegisterWorkflowWithOptions(AttributeSync, workflow.RegisterOptions{Name: AttributeSyncWorkflowName})
 }

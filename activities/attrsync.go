@@ -1,0 +1,848 @@
+package activities
+
+// Continuous attribute sync (IdentityNow "attribute synchronization", Veza
+// "Attribute Sync"): keep the attributes of existing accounts equal to what
+// the policy renders from each active identity.
+//
+// Scale. The desired state of the whole population is built once per run
+// and per worker (Directory listed in pages, every identity rendered with the
+// target's sync_identity step) and kept in worker memory. The target is then
+// read in pages (ListAccounts) and each account compared in memory with its
+// identity, matched by the account ID jml remembers or else by the unique
+// identifier (case-insensitive). An in-sync run therefore costs
+// ceil(N/pageSize) reads and no writes; a changed account costs one
+// UpdateAccount carrying only the differing attributes. Reading N accounts
+// one by one would cost N lookups and hit rate limits long before that.
+//
+// Comparison (attrEqual): a missing attribute and an empty one are the same;
+// booleans compare case-insensitively; user names, logins and e-mail
+// addresses compare case-insensitively; multi-valued attributes are
+// flattened by type (emails.work, phone_numbers.mobile) so each type is its
+// own key and item order never matters. Attributes a template cannot render
+// the same way twice (UUID, RANDOM_*, NEXT_NUMBER, NOW), attributes reading
+// other steps' outputs ({OktaUser.id}), password and the step's
+// not_continuously_synced attributes are never synced.
+//
+// Loop guard: every write is remembered (GuardEntry, a hash of the value,
+// never the value). A value written and read back different twice in a row
+// is reported once as stuck and not written again until the desired value
+// changes or the target starts to agree.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.uber.org/zap"
+
+	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/transform"
+)
+
+// Identity statuses as the directory reports them.
+const (
+	IdentityActive        = "active"
+	IdentityDeprovisioned = "deprovisioned"
+)
+
+// IdentityRecord is one identity as the attribute sync sees it.
+type IdentityRecord struct {
+	EmployeeID string            `json:"employee_id"`
+	Status     string            `json:"status,omitempty"` // active | deprovisioned ("" counts as active)
+	Attributes map[string]string `json:"attributes,omitempty"`
+	// Accounts are account IDs by target name, when jml knows them.
+	Accounts map[string]string `json:"accounts,omitempty"`
+}
+
+// Directory is where the attribute sync finds the identities jml manages
+// and their current attributes.
+type Directory interface {
+	// ListIdentities returns one page; an empty next cursor ends the list.
+	ListIdentities(ctx context.Context, cursor []byte, pageSize int) (ids []IdentityRecord, next []byte, err error)
+	// Identity returns one identity, connectors.ErrNotFound when unknown.
+	Identity(ctx context.Context, employeeID string) (IdentityRecord, error)
+}
+
+// StaticDirectory is a fixed list of identities (an HR snapshot, tests).
+type StaticDirectory []IdentityRecord
+
+// ListIdentities pages through the list; the cursor is the next index.
+func (d StaticDirectory) ListIdentities(_ context.Context, cursor []byte, pageSize int) ([]IdentityRecord, []byte, error) {
+	start := 0
+	if len(cursor) > 0 {
+		if _, err := fmt.Sscan(string(cursor), &start); err != nil || start < 0 || start > len(d) {
+			return nil, nil, fmt.Errorf("static directory: bad cursor")
+		}
+	}
+	if pageSize <= 0 {
+		pageSize = 1000
+	}
+	end := min(start+pageSize, len(d))
+	if end == len(d) {
+		return d[start:end], nil, nil
+	}
+	return d[start:end], []byte(fmt.Sprint(end)), nil
+}
+
+// Identity finds one identity by employee ID.
+func (d StaticDirectory) Identity(_ context.Context, employeeID string) (IdentityRecord, error) {
+	for _, r := range d {
+		if r.EmployeeID == employeeID {
+			return r, nil
+		}
+	}
+	return IdentityRecord{}, fmt.Errorf("identity %s: %w", employeeID, connectors.ErrNotFound)
+}
+
+// GuardEntry remembers one attribute write for the loop guard. It holds a
+// hash of the written value, never the value.
+type GuardEntry struct {
+	Target    string `json:"target"`
+	AccountID string `json:"account_id"`
+	Attribute string `json:"attribute"`
+	Want      string `json:"want"`   // hash of the value written
+	Writes    int    `json:"writes"` // consecutive writes that did not stick
+	Reported  bool   `json:"reported,omitempty"`
+}
+
+// Key identifies the entry's attribute.
+func (g GuardEntry) Key() string { return g.Target + "\x00" + g.AccountID + "\x00" + g.Attribute }
+
+// guardStrikes is how many writes of one value may fail to stick before the
+// value is reported and left alone.
+const guardStrikes = 2
+
+// AttrSyncCounts are the numbers of one run (or part of one).
+type AttrSyncCounts struct {
+	IdentitiesChecked int `json:"identities_checked"` // identities whose account was compared
+	AccountsChanged   int `json:"accounts_changed"`
+	AttributesWritten int `json:"attributes_written"`
+	Failures          int `json:"failures"`
+	Stuck             int `json:"stuck"`     // values reported by the loop guard
+	Unmatched         int `json:"unmatched"` // active identities with no account in the target
+	Skipped           int `json:"skipped"`   // leavers and unknown identities (manual sync)
+	PagesRead         int `json:"pages_read"`
+}
+
+// Add adds o to c.
+func (c *AttrSyncCounts) Add(o AttrSyncCounts) {
+	c.IdentitiesChecked += o.IdentitiesChecked
+	c.AccountsChanged += o.AccountsChanged
+	c.AttributesWritten += o.AttributesWritten
+	c.Failures += o.Failures
+	c.Stuck += o.Stuck
+	c.Unmatched += o.Unmatched
+	c.Skipped += o.Skipped
+	c.PagesRead += o.PagesRead
+}
+
+// AttrSyncProblem is one failure or stuck value. It names the employee and
+// the attributes, never their values.
+type AttrSyncProblem struct {
+	Target     string   `json:"target"`
+	EmployeeID string   `json:"employee_id,omitempty"`
+	AccountID  string   `json:"account_id,omitempty"`
+	Attributes []string `json:"attributes,omitempty"`
+	Error      string   `json:"error"`
+}
+
+// maxProblems bounds the problems one chunk reports (the counts stay exact).
+const maxProblems = 50
+
+// AttrSyncTargets are the targets and page size of the policy's
+// attribute_sync.
+type AttrSyncTargets struct {
+	Targets  []string `json:"targets"`
+	PageSize int      `json:"page_size"`
+}
+
+// AttributeSyncTargets lists the targets to sync: attribute_sync.targets,
+// else every target with a sync_identity step whose connector can list
+// accounts.
+func (a *Activities) AttributeSyncTargets(_ context.Context) (AttrSyncTargets, error) {
+	p := a.cfg.Policy
+	out := AttrSyncTargets{Targets: slices.Clone(p.AttributeSync.Targets), PageSize: p.AttributeSync.PageSize}
+	if out.PageSize == 0 {
+		out.PageSize = 200
+	}
+	if len(out.Targets) == 0 {
+		for _, f := range []policy.Flow{p.Joiner, p.Rehire, p.Mover} {
+			for _, st := range f.Steps {
+				if s := st.SyncIdentity; s != nil && !slices.Contains(out.Targets, s.Target) {
+					if _, ok := a.cfg.Targets[s.Target].(connectors.AccountLister); ok {
+						out.Targets = append(out.Targets, s.Target)
+					}
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// AttrSyncPageInput asks for one chunk of a target's reconcile.
+type AttrSyncPageInput struct {
+	// Snapshot keys the desired state a worker builds once per run.
+	Snapshot string `json:"snapshot"`
+	Target   string `json:"target"`
+	Cursor   string `json:"cursor,omitempty"` // target cursor; "" starts
+	PageSize int    `json:"page_size,omitempty"`
+	// MaxPages is how many pages to reconcile before returning (default 20).
+	MaxPages int `json:"max_pages,omitempty"`
+	// EmployeeIDs, when set, syncs only these identities (manual sync): each
+	// account is looked up by its unique identifier, no paging.
+	EmployeeIDs []string `json:"employee_ids,omitempty"`
+	// Guard holds the loop-guard entries of this target.
+	Guard []GuardEntry `json:"guard,omitempty"`
+}
+
+// AttrSyncPageResult is one chunk's outcome.
+type AttrSyncPageResult struct {
+	Next     string            `json:"next,omitempty"` // "" when the target is done
+	Counts   AttrSyncCounts    `json:"counts"`
+	Problems []AttrSyncProblem `json:"problems,omitempty"`
+	// Guard entries written or updated; Cleared keys of entries resolved.
+	Guard   []GuardEntry `json:"guard,omitempty"`
+	Cleared []string     `json:"cleared,omitempty"`
+}
+
+// syncRule is one sync_identity step of a target, reduced to what can be
+// synced continuously.
+type syncRule struct {
+	when  string
+	step  policy.SyncIdentity // eligible attributes only, common ones merged in
+	uid   string
+	skip map[string]bool // not continuously synced (still rendered for $target)
+}
+
+type desired struct {
+	employeeID string
+	accountID  string
+	attrs      connectors.Attributes // compared attributes only
+}
+
+// snapshot is the desired state of one target for one run.
+type snapshot struct {
+	byAccount map[string]*desired
+	byUID     map[string]*desired // lower-cased unique identifier
+	uid       string
+	active    int // identities with desired state (for Unmatched)
+	built     time.Time
+	problems  []AttrSyncProblem
+}
+
+// snapshotCache keeps a few snapshots per worker.
+type snapshotCache struct {
+	mu      sync.Mutex
+	entries map[string]*snapshot
+}
+
+const snapshotTTL = time.Hour
+
+func (c *snapshotCache) get(key string) *snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.entries[key]
+	if s != nil && time.Since(s.built) > snapshotTTL {
+		delete(c.entries, key)
+		return nil
+	}
+	return s
+}
+
+func (c *snapshotCache) put(key string, s *snapshot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]*snapshot{}
+	}
+	for k, e := range c.entries {
+		if time.Since(e.built) > snapshotTTL {
+			delete(c.entries, k)
+		}
+	}
+	c.entries[key] = s
+}
+
+// Forget drops a run's snapshots (the workflow calls it when done).
+func (c *snapshotCache) forget(prefix string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.entries {
+		if strings.HasPrefix(k, prefix+"\x00") {
+			delete(c.entries, k)
+		}
+	}
+}
+
+// ForgetAttrSyncSnapshot frees the worker memory of a finished run.
+func (a *Activities) ForgetAttrSyncSnapshot(_ context.Context, snapshot string) error {
+	a.snapshots.forget(snapshot)
+	return nil
+}
+
+// nondeterministic functions render differently on every run.
+var nondeterministic = []string{"UUID", "RANDOM_ALPHANUMERIC_GENERATOR", "RANDOM_NUMBER_GENERATOR", "RANDOM_STRING_GENERATOR", "NEXT_NUMBER", "NOW"}
+
+// syncRules are the target's sync_identity steps (joiner, then rehire and
+// mover), each reduced to its continuously syncable attributes.
+func syncRules(p *policy.Policy, target string) ([]syncRule, error) {
+	var rules []syncRule
+	for _, f := range []policy.Flow{p.Joiner, p.Rehire, p.Mover} {
+		for _, st := range f.Steps {
+			s := st.SyncIdentity
+			if s == nil || s.Target != target {
+				continue
+			}
+			merged := map[string]string{}
+			maps.Copy(merged, p.CommonAttributes)
+			maps.Copy(merged, s.Attributes)
+			ok := map[string]bool{}
+			tmpls := map[string]*transform.Template{}
+			for name, src := range merged {
+				t, err := transform.Parse(src)
+				if err != nil {
+					return nil, fmt.Errorf("%s attribute %s: %w", target, name, err)
+				}
+				tmpls[name] = t
+				ok[name] = name != "password" && !slices.ContainsFunc(t.Calls(), func(c transform.Call) bool {
+					return slices.Contains(nondeterministic, c.Func)
+				}) && !slices.ContainsFunc(t.Refs(), func(r transform.Ref) bool {
+					return r.Entity != "" && r.Entity != transform.TargetEntity
+				})
+			}
+			// An attribute reading an ineligible $target attribute is out too.
+			for changed := true; changed; {
+				changed = false
+				for name, t := range tmpls {
+					if ok[name] && slices.ContainsFunc(t.Refs(), func(r transform.Ref) bool {
+						return r.Entity == transform.TargetEntity && !ok[r.Attr]
+					}) {
+						ok[name], changed = false, true
+					}
+				}
+			}
+			r := syncRule{when: st.When, uid: p.UniqueIdentifier(*s), skip: map[string]bool{}}
+			r.step = policy.SyncIdentity{Target: target, Attributes: map[string]string{}}
+			for name, src := range merged {
+				if ok[name] {
+					r.step.Attributes[name] = src
+				}
+			}
+			for _, n := range s.NotContinuouslySynced {
+				r.skip[n] = true
+			}
+			rules = append(rules, r)
+		}
+	}
+	if len(rules) == 0 {
+		return nil, fmt.Errorf("target %q has no sync_identity step", target)
+	}
+	return rules, nil
+}
+
+// renderDesired computes the compared attributes of one identity and its
+// unique identifier's attribute and value; nil attributes when no rule
+// applies (its condition excludes the identity).
+func (a *Activities) renderDesired(rules []syncRule, tables map[string]*transform.Table, attrs map[string]string) (connectors.Attributes, string, string, error) {
+	bare := &policy.Policy{Targets: a.cfg.Policy.Targets}
+	for _, r := range rules {
+		if r.when != "" {
+			match, err := policy.EvalCondition(r.when, attrs)
+			if err != nil {
+				return nil, "", "", err
+			}
+			if !match {
+				continue
+			}
+		}
+		out, err := policy.RenderAttributes(bare, r.step, &transform.Env{Attrs: attrs, Lookups: tables})
+		if err != nil {
+			return nil, "", "", err
+		}
+		uidValue := out[r.uid]
+		for n := range r.skip {
+			delete(out, n)
+		}
+		return out, r.uid, uidValue, nil
+	}
+	return nil, "", "", nil
+}
+
+func active(r IdentityRecord) bool { return r.Status != IdentityDeprovisioned }
+
+// buildSnapshot lists the directory and renders every active identity.
+func (a *Activities) buildSnapshot(ctx context.Context, target string) (*snapshot, error) {
+	if a.cfg.Directory == nil {
+		return nil, permanent("NoDirectory", errors.New("attribute sync: no identity directory configured"))
+	}
+	rules, err := syncRules(a.cfg.Policy, target)
+	if err != nil {
+		return nil, permanent("PolicyInvalid", err)
+	}
+	tables, err := a.cfg.Policy.Tables()
+	if err != nil {
+		return nil, permanent("PolicyInvalid", err)
+	}
+	s := &snapshot{byAccount: map[string]*desired{}, byUID: map[string]*desired{}, built: time.Now()}
+	var cursor []byte
+	for {
+		ids, next, err := a.cfg.Directory.ListIdentities(ctx, cursor, 1000)
+		if err != nil {
+			return nil, toTemporal(fmt.Errorf("attribute sync: list identities: %w", err))
+		}
+		for _, r := range ids {
+			if !active(r) || len(r.Attributes) == 0 {
+				continue // leavers; identities that published nothing yet
+			}
+			attrs, uid, uidValue, err := a.renderDesired(rules, tables, r.Attributes)
+			if err != nil {
+				s.problems = append(s.problems, AttrSyncProblem{Target: target, EmployeeID: r.EmployeeID, Error: "render: " + err.Error()})
+				continue
+			}
+			if attrs == nil {
+				continue
+			}
+			d := &desired{employeeID: r.EmployeeID, accountID: r.Accounts[target], attrs: attrs}
+			s.uid = uid
+			s.active++
+			if d.accountID != "" {
+				s.byAccount[d.accountID] = d
+			}
+			if uidValue != "" {
+				s.byUID[strings.ToLower(uidValue)] = d
+			}
+		}
+		activity.RecordHeartbeat(ctx) // listing a large directory takes a while
+		if len(next) == 0 {
+			return s, nil
+		}
+		cursor = next
+	}
+}
+
+// progress is the heartbeat of a chunk: where to resume after a retry.
+type progress struct {
+	Cursor string             `json:"cursor"`
+	Result AttrSyncPageResult `json:"result"`
+	Done   bool               `json:"done"`
+}
+
+// SyncAttributesPage reconciles up to MaxPages pages of a target (or, with
+// EmployeeIDs, just those identities). It heartbeats its cursor after every
+// page, so a retry resumes where the last attempt stopped. A permanent
+// error on one account is counted and reported; a rate limit or a transient
+// error fails the attempt, which Temporal retries (after the server's delay
+// for a 429) from the last cursor.
+func (a *Activities) SyncAttributesPage(ctx context.Context, in AttrSyncPageInput) (AttrSyncPageResult, error) {
+	c, err := a.connector(in.Target)
+	if err != nil {
+		return AttrSyncPageResult{}, err
+	}
+	syncer, ok := c.(connectors.AccountSyncer)
+	if !ok {
+		return AttrSyncPageResult{}, unsupported(in.Target, "sync identities")
+	}
+	guard := map[string]GuardEntry{}
+	for _, g := range in.Guard {
+		guard[g.Key()] = g
+	}
+	if len(in.EmployeeIDs) > 0 {
+		return a.syncIdentities(ctx, in, syncer, guard)
+	}
+	lister, ok := c.(connectors.AccountLister)
+	if !ok {
+		return AttrSyncPageResult{}, unsupported(in.Target, "list accounts")
+	}
+	key := in.Snapshot + "\x00" + in.Target
+	snap := a.snapshots.get(key)
+	if snap == nil {
+		if snap, err = a.buildSnapshot(ctx, in.Target); err != nil {
+			return AttrSyncPageResult{}, err
+		}
+		a.snapshots.put(key, snap)
+	}
+	p := progress{Cursor: in.Cursor}
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &p) // resume the last attempt
+		if p.Done {
+			return p.Result, nil
+		}
+	}
+	res := &p.Result
+	if in.Cursor == "" && p.Cursor == "" && res.Counts.PagesRead == 0 {
+		// The first chunk of a target reports identities it could not render
+		// and the population size, from which Unmatched is derived.
+		res.Problems = append(res.Problems, snap.problems...)
+		res.Counts.Failures += len(snap.problems)
+		res.Counts.Unmatched += snap.active
+	}
+	maxPages := in.MaxPages
+	if maxPages <= 0 {
+		maxPages = 20
+	}
+	for range maxPages {
+		accts, next, err := lister.ListAccounts(ctx, p.Cursor, in.PageSize)
+		if err != nil {
+			return AttrSyncPageResult{}, toTemporal(fmt.Errorf("%s: list accounts: %w", in.Target, err))
+		}
+		res.Counts.PagesRead++
+		var work []pending
+		for _, acct := range accts {
+			d := snap.byAccount[acct.ID]
+			if d == nil {
+				d = snap.byUID[strings.ToLower(acct.Attributes[snap.uid])]
+			}
+			if d == nil || (d.accountID != "" && d.accountID != acct.ID) {
+				continue // not an account of an active identity
+			}
+			res.Counts.IdentitiesChecked++
+			res.Counts.Unmatched--
+			work = append(work, pending{d: d, acct: acct})
+		}
+		if err := a.writeAll(ctx, in.Target, syncer, work, guard, res); err != nil {
+			return AttrSyncPageResult{}, err
+		}
+		p.Cursor = next
+		p.Done = next == ""
+		res.Next = next
+		activity.RecordHeartbeat(ctx, p)
+		if p.Done {
+			break
+		}
+	}
+	return *res, nil
+}
+
+// syncIdentities is the manual sync of a few identities: one lookup each.
+func (a *Activities) syncIdentities(ctx context.Context, in AttrSyncPageInput, syncer connectors.AccountSyncer, guard map[string]GuardEntry) (AttrSyncPageResult, error) {
+	if a.cfg.Directory == nil {
+		return AttrSyncPageResult{}, permanent("NoDirectory", errors.New("attribute sync: no identity directory configured"))
+	}
+	rules, err := syncRules(a.cfg.Policy, in.Target)
+	if err != nil {
+		return AttrSyncPageResult{}, permanent("PolicyInvalid", err)
+	}
+	tables, err := a.cfg.Policy.Tables()
+	if err != nil {
+		return AttrSyncPageResult{}, permanent("PolicyInvalid", err)
+	}
+	res := &AttrSyncPageResult{}
+	var work []pending
+	for _, id := range in.EmployeeIDs {
+		r, err := a.cfg.Directory.Identity(ctx, id)
+		if errors.Is(err, connectors.ErrNotFound) {
+			res.Counts.Skipped++
+			res.problem(AttrSyncProblem{Target: in.Target, EmployeeID: id, Error: "unknown identity"})
+			continue
+		}
+		if err != nil {
+			return AttrSyncPageResult{}, toTemporal(fmt.Errorf("attribute sync: identity %s: %w", id, err))
+		}
+		if !active(r) || len(r.Attributes) == 0 {
+			res.Counts.Skipped++ // leavers are never synced; nor is an identity without attributes
+			continue
+		}
+		attrs, uid, uidValue, err := a.renderDesired(rules, tables, r.Attributes)
+		if err != nil {
+			res.Counts.Failures++
+			res.problem(AttrSyncProblem{Target: in.Target, EmployeeID: id, Error: "render: " + err.Error()})
+			continue
+		}
+		if attrs == nil {
+			res.Counts.Skipped++ // the policy gives this identity no account here
+			continue
+		}
+		d := &desired{employeeID: id, accountID: r.Accounts[in.Target], attrs: attrs}
+		var acct *connectors.Account
+		if d.accountID != "" {
+			acct, err = syncer.FindAccount(ctx, connectors.Key{Attribute: "id", Value: d.accountID})
+		}
+		if acct == nil && uidValue != "" {
+			acct, err = syncer.FindAccount(ctx, connectors.Key{Attribute: uid, Value: uidValue})
+		}
+		switch {
+		case errors.Is(err, connectors.ErrNotFound) || (err == nil && acct == nil):
+			res.Counts.Unmatched++
+			res.problem(AttrSyncProblem{Target: in.Target, EmployeeID: id, Error: "no account"})
+			continue
+		case err != nil:
+			return AttrSyncPageResult{}, toTemporal(fmt.Errorf("%s: find account: %w", in.Target, err))
+		}
+		res.Counts.IdentitiesChecked++
+		work = append(work, pending{d: d, acct: *acct})
+	}
+	if err := a.writeAll(ctx, in.Target, syncer, work, guard, res); err != nil {
+		return AttrSyncPageResult{}, err
+	}
+	return *res, nil
+}
+
+func (r *AttrSyncPageResult) problem(p AttrSyncProblem) {
+	if len(r.Problems) < maxProblems {
+		r.Problems = append(r.Problems, p)
+	}
+}
+
+type pending struct {
+	d    *desired
+	acct connectors.Account
+}
+
+// writeConcurrency bounds the writes in flight per chunk; the connector's
+// own rate limit paces them further.
+const writeConcurrency = 4
+
+// writeAll diffs each account against its identity, applies the loop
+// guard and writes the differences, a few accounts at a time.
+func (a *Activities) writeAll(ctx context.Context, target string, syncer connectors.AccountSyncer, work []pending, guard map[string]GuardEntry, res *AttrSyncPageResult) error {
+	type job struct {
+		p    pending
+		diff connectors.Diff
+	}
+	var jobs []job
+	for _, w := range work {
+		diff := connectors.Diff{}
+		for name, want := range w.d.attrs {
+			k := GuardEntry{Target: target, AccountID: w.acct.ID, Attribute: name}.Key()
+			g, seen := guard[k]
+			if AttrEqual(name, want, w.acct.Attributes[name]) {
+				if seen {
+					delete(guard, k)
+					res.Cleared = append(res.Cleared, k)
+				}
+				continue
+			}
+			h := valueHash(want)
+			if seen && g.Want == h && g.Writes >= guardStrikes {
+				if !g.Reported {
+					g.Reported = true
+					guard[k] = g
+					res.Guard = append(res.Guard, g)
+					res.Counts.Stuck++
+					res.problem(AttrSyncProblem{Target: target, EmployeeID: w.d.employeeID, AccountID: w.acct.ID, Attributes: []string{name},
+						Error: fmt.Sprintf("value does not stick: written %d times and read back different; not written again", g.Writes)})
+				}
+				continue
+			}
+			diff[name] = want
+		}
+		if len(diff) > 0 {
+			jobs = append(jobs, job{p: w, diff: diff})
+		}
+	}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		retryErr error
+		sem      = make(chan struct{}, writeConcurrency)
+	)
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := syncer.UpdateAccount(ctx, j.p.acct.ID, j.diff)
+			mu.Lock()
+			defer mu.Unlock()
+			names := slices.Sorted(maps.Keys(j.diff))
+			if err != nil {
+				if connectors.IsPermanent(err) || errors.Is(err, connectors.ErrNotFound) || errors.Is(err, connectors.ErrConflict) {
+					res.Counts.Failures++
+					res.problem(AttrSyncProblem{Target: target, EmployeeID: j.p.d.employeeID, AccountID: j.p.acct.ID, Attributes: names, Error: err.Error()})
+					return
+				}
+				if retryErr == nil {
+					retryErr = err
+				}
+				return
+			}
+			res.Counts.AccountsChanged++
+			res.Counts.AttributesWritten += len(j.diff)
+			for _, name := range names {
+				e := GuardEntry{Target: target, AccountID: j.p.acct.ID, Attribute: name, Want: valueHash(j.diff[name]), Writes: 1}
+				if g, ok := guard[e.Key()]; ok && g.Want == e.Want {
+					e.Writes = g.Writes + 1
+				}
+				guard[e.Key()] = e
+				res.Guard = append(res.Guard, e)
+			}
+			a.log.Info("attribute sync: account updated", zap.String("target", target),
+				zap.String("employee_id", j.p.d.employeeID), zap.Strings("attributes", names))
+		}()
+	}
+	wg.Wait()
+	if retryErr != nil {
+		return toTemporal(fmt.Errorf("%s: update account: %w", target, retryErr))
+	}
+	return nil
+}
+
+func valueHash(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:8])
+}
+
+// caseInsensitive attributes: identifiers and e-mail addresses.
+func caseInsensitive(name string) bool {
+	switch name {
+	case "user_name", "login", "email", "second_email", "user_principal_name", "mail":
+		return true
+	}
+	return strings.HasPrefix(name, "emails.")
+}
+
+// AttrEqual compares a desired and an actual value of attribute name the
+// way the attribute sync does: null and empty are the same, surrounding
+// space is ignored, booleans and identifiers compare case-insensitively.
+func AttrEqual(name, want, got string) bool {
+	want, got = strings.TrimSpace(want), strings.TrimSpace(got)
+	if want == got {
+		return true
+	}
+	if caseInsensitive(name) || isBool(want) && isBool(got) {
+		return strings.EqualFold(want, got)
+	}
+	return false
+}
+
+func isBool(s string) bool { return strings.EqualFold(s, "true") || strings.EqualFold(s, "false") }
+
+// IdentityMemoKey is the memo key under which an Identity workflow
+// publishes its IdentityRecord (workflows.PublishIdentity). Memos go
+// through the workers' data converter, so the payload codec encrypts it.
+const IdentityMemoKey = "jml.identity"
+
+// TemporalDirectory reads identities from the Identity workflows: running
+// executions found by a visibility query, each carrying its IdentityRecord
+// in the memo IdentityMemoKey. Listing N identities costs ceil(N/1000)
+// visibility calls and no workflow task, whatever the population.
+type TemporalDirectory struct {
+	Client client.Client
+	// DataConverter decodes the memo; it must be the one the workers use
+	// (with the payload codec). Nil: the SDK default.
+	DataConverter converter.DataConverter
+}
+
+const (
+	identityWorkflowType = "Identity"
+	identityIDPrefix     = "identity/"
+)
+
+func (d TemporalDirectory) decode(employeeID string, memo *commonpb.Memo) (IdentityRecord, error) {
+	rec := IdentityRecord{EmployeeID: employeeID}
+	p := memo.GetFields()[IdentityMemoKey]
+	if p == nil {
+		return rec, nil // published nothing yet: no attributes, never synced
+	}
+	dc := d.DataConverter
+	if dc == nil {
+		dc = converter.GetDefaultDataConverter()
+	}
+	if err := dc.FromPayload(p, &rec); err != nil {
+		return rec, fmt.Errorf("identity %s: memo: %w", employeeID, err)
+	}
+	rec.EmployeeID = employeeID
+	return rec, nil
+}
+
+// ListIdentities lists running Identity workflows; the cursor is
+// Temporal's page token.
+func (d TemporalDirectory) ListIdentities(ctx context.Context, cursor []byte, pageSize int) ([]IdentityRecord, []byte, error) {
+	resp, err := d.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query:         fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", identityWorkflowType),
+		PageSize:      int32(pageSize),
+		NextPageToken: cursor,
+	})
+	if err != nil {
+		return nil, nil, connectors.Transient(fmt.Errorf("list identity workflows: %w", err))
+	}
+	out := make([]IdentityRecord, 0, len(resp.GetExecutions()))
+	for _, e := range resp.GetExecutions() {
+		id, ok := strings.CutPrefix(e.GetExecution().GetWorkflowId(), identityIDPrefix)
+		if !ok {
+			continue
+		}
+		rec, err := d.decode(id, e.GetMemo())
+		if err != nil {
+			return nil, nil, connectors.Permanent("IdentityMemo", err)
+		}
+		out = append(out, rec)
+	}
+	return out, resp.GetNextPageToken(), nil
+}
+
+// Identity describes one Identity workflow.
+func (d TemporalDirectory) Identity(ctx context.Context, employeeID string) (IdentityRecord, error) {
+	resp, err := d.Client.DescribeWorkflowExecution(ctx, identityIDPrefix+employeeID, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return IdentityRecord{}, fmt.Errorf("identity %s: %w", employeeID, connectors.ErrNotFound)
+	}
+	if err != nil {
+		return IdentityRecord{}, connectors.Transient(fmt.Errorf("describe identity %s: %w", employeeID, err))
+	}
+	rec, err := d.decode(employeeID, resp.GetWorkflowExecutionInfo().GetMemo())
+	if err != nil {
+		return IdentityRecord{}, connectors.Permanent("IdentityMemo", err)
+	}
+	return rec, nil
+}
+
+// GuardQuery finds the previous scheduled run of the attribute sync.
+type GuardQuery struct {
+	WorkflowType string `json:"workflow_type"`
+	IDPrefix     string `json:"id_prefix"` // scheduled runs only, not manual ones
+}
+
+// PreviousAttrSyncGuard returns the loop-guard entries the last completed
+// scheduled run ended with (its result's "guard"), so a value that never
+// sticks is not rewritten on every run. None when there is no such run or
+// no Client.
+func (a *Activities) PreviousAttrSyncGuard(ctx context.Context, q GuardQuery) ([]GuardEntry, error) {
+	if a.cfg.Client == nil {
+		return nil, nil
+	}
+	resp, err := a.cfg.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query:    fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Completed'", q.WorkflowType),
+		PageSize: 100,
+	})
+	if err != nil {
+		return nil, toTemporal(connectors.Transient(fmt.Errorf("attribute sync: list previous runs: %w", err)))
+	}
+	var last *workflowpb.WorkflowExecutionInfo
+	for _, e := range resp.GetExecutions() {
+		if !strings.HasPrefix(e.GetExecution().GetWorkflowId(), q.IDPrefix) {
+			continue
+		}
+		if last == nil || e.GetCloseTime().AsTime().After(last.GetCloseTime().AsTime()) {
+			last = e
+		}
+	}
+	if last == nil {
+		return nil, nil
+	}
+	var prev struct {
+		Guard []GuardEntry `json:"guard"`
+	}
+	run := a.cfg.Client.GetWorkflow(ctx, last.GetExecution().GetWorkflowId(), last.GetExecution().GetRunId())
+	if err := run.Get(ctx, &prev); err != nil {
+		a.log.Warn("attribute sync: previous run's guard unreadable; starting without", zap.Error(err))
+		return nil, nil
+	}
+	return prev.Guard, nil
+}
