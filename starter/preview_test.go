@@ -24,7 +24,7 @@ func TestPreviewHire(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	for _, want := range []string{
 		"Workflow  Joiner  joiner/E1042/evt-2026-11-22-0001",
-		"Runs at   2026-11-28T09:00:00-05:00",
+		"Runs at   2026-10-30T09:00:00-05:00",
 		"1. okta.sync_identity  [sync_identity → okta]",
 		"login           = lukasz.gruba@acme.com",
 		"mobile_phone    = +12125550199",
@@ -49,7 +49,7 @@ func TestPreviewJSONAndConditions(t *testing.T) {
 	var res previewResult
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
 	assert.Equal(t, "Mover", res.Workflow)
-	assert.Equal(t, "mover/E1042/evt-2027-02-01-0002", res.WorkflowID)
+	assert.Equal(t, "mover/E1042/evt-2026-11-16-0002", res.WorkflowID)
 	require.Len(t, res.Steps, 3)
 	assert.Equal(t, "Sales", res.Steps[0].Attributes["department"])
 	assert.Equal(t, "jira.offboard_non_engineering", res.Steps[2].Name)
@@ -60,7 +60,7 @@ func TestPreviewJSONAndConditions(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
 	assert.Equal(t, "Leaver", res.Workflow)
-	assert.Equal(t, "2027-06-30T17:00:00+02:00", res.RunAt.Format("2006-01-02T15:04:05Z07:00"))
+	assert.Equal(t, "2026-11-20T17:00:00+01:00", res.RunAt.Format("2006-01-02T15:04:05Z07:00"))
 	assert.Len(t, res.Steps, 8)
 }
 
