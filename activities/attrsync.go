@@ -223,9 +223,9 @@ type AttrSyncPageResult struct {
 // syncRule is one sync_identity step of a target, reduced to what can be
 // synced continuously.
 type syncRule struct {
-	when  string
-	step  policy.SyncIdentity // eligible attributes only, common ones merged in
-	uid   string
+	when string
+	step policy.SyncIdentity // eligible attributes only, common ones merged in
+	uid  string
 	skip map[string]bool // not continuously synced (still rendered for $target)
 }
 

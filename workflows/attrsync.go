@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -46,6 +47,9 @@ type AttributeSyncInput struct {
 	PageSize int      `json:"page_size,omitempty"`
 	// MaxPages per activity (default 20): the unit of progress in history.
 	MaxPages int `json:"max_pages,omitempty"`
+	// ChunksPerRun is how many chunks one execution runs before it
+	// continues as new (default 100).
+	ChunksPerRun int `json:"chunks_per_run,omitempty"`
 
 	Snapshot string                  `json:"snapshot,omitempty"`
 	Started  bool                    `json:"started,omitempty"`
@@ -134,7 +138,7 @@ func AttributeSync(ctx workflow.Context, in AttributeSyncInput) (AttributeSyncRe
 
 	for chunks := 0; in.Next < len(in.Targets); chunks++ {
 		target := in.Targets[in.Next]
-		if chunks >= chunksPerExecution || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		if chunks >= cmp.Or(in.ChunksPerRun, chunksPerExecution) || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			in.Guard = guardList(guard)
 			return in.Result, workflow.NewContinueAsNewError(ctx, AttributeSyncWorkflowName, in)
 		}

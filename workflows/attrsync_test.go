@@ -1,0 +1,257 @@
+package workflows_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"go.temporal.io/server/temporaltest"
+
+	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/codec"
+	"github.com/jml-dev/jml/connectors/scim"
+	"github.com/jml-dev/jml/connectors/scim/scimtest"
+	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/workflows"
+)
+
+// syncStack is a real Temporal server, a worker with the real activities
+// and the real SCIM connector against a SCIMMY peer preloaded with users
+// seed00001…, and a directory of identities whose attributes render to
+// exactly those users.
+type syncStack struct {
+	c    client.Client
+	peer *scimtest.Peer
+	dir  activities.StaticDirectory
+}
+
+func seedIdentity(i int) activities.IdentityRecord {
+	return activities.IdentityRecord{
+		EmployeeID: fmt.Sprintf("E%05d", i),
+		Status:     activities.IdentityActive,
+		Attributes: map[string]string{
+			"username": fmt.Sprintf("seed%05d", i),
+			"email":    fmt.Sprintf("seed%d@example.com", i),
+			"display":  fmt.Sprintf("Seed %d", i), // not continuously synced
+		},
+	}
+}
+
+func syncPolicy(peer *scimtest.Peer) *policy.Policy {
+	return &policy.Policy{
+		Targets: map[string]policy.Target{"app": {Type: "scim", BaseURL: peer.BaseURL}},
+		Joiner: policy.Flow{Steps: []policy.Step{{SyncIdentity: &policy.SyncIdentity{
+			Target: "app", CreateAllowed: true,
+			Attributes: map[string]string{
+				"user_name":           "{username}",
+				"email":               "{email | LOWER}",
+				"title":               "{title}",  // empty for everyone: null == empty
+				"phone_numbers.work":  "{mobile}", // multi-valued, by type
+				"display_name":        "{display}",
+				"external_id":         "{UUID}", // never the same twice: not synced
+				"nick_name":           "{username | UPPER}",
+				"urn_myvendor_unused": "{OktaUser.id}", // another step's output: not synced
+			},
+			NotContinuouslySynced: []string{"display_name", "nick_name"},
+		}}}},
+		AttributeSync: policy.AttributeSync{Every: "15m", Targets: []string{"app"}, PageSize: 200},
+	}
+}
+
+func newSyncStack(t testing.TB, users int) *syncStack {
+	t.Helper()
+	s := &syncStack{peer: scimtest.Start(t, scimtest.WithUsers(users))}
+	for i := 1; i <= users; i++ {
+		s.dir = append(s.dir, seedIdentity(i))
+	}
+	ctx := context.Background()
+	conn, err := scim.New(ctx, scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}})
+	require.NoError(t, err)
+	s.c = temporalServer(t).GetDefaultClient()
+	acts := activities.New(activities.Config{
+		Policy:    syncPolicy(s.peer),
+		Targets:   map[string]any{"app": conn},
+		Directory: s.dir,
+		Client:    s.c,
+	})
+	w := worker.New(s.c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
+	workflows.Register(w, acts)
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	return s
+}
+
+// temporalServer starts a real server for a test or a benchmark.
+func temporalServer(t testing.TB) *temporaltest.TestServer {
+	if tt, ok := t.(*testing.T); ok {
+		return temporaltest.NewServer(temporaltest.WithT(tt))
+	}
+	ts := temporaltest.NewServer()
+	t.Cleanup(ts.Stop)
+	return ts
+}
+
+func (s *syncStack) run(t testing.TB, id string, in workflows.AttributeSyncInput) workflows.AttributeSyncResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s.peer.Reset()
+	run, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
+		workflows.AttributeSyncWorkflowName, in)
+	require.NoError(t, err)
+	var res workflows.AttributeSyncResult
+	require.NoError(t, run.Get(ctx, &res))
+	return res
+}
+
+func TestAttributeSyncAgainstSCIM(t *testing.T) {
+	const n = 1000
+	s := newSyncStack(t, n)
+	// A leaver keeps an account the sync must not touch, even when HR's
+	// attributes for them change.
+	s.dir[n-1].Status = activities.IdentityDeprovisioned
+	s.dir[n-1].Attributes["email"] = "gone@example.com"
+
+	// In sync: one read per page of 200, nothing written, across several
+	// continued-as-new executions (one page per chunk, two chunks each).
+	res := s.run(t, workflows.AttributeSyncScheduleID+"-1", workflows.AttributeSyncInput{MaxPages: 1, ChunksPerRun: 2})
+	assert.Empty(t, s.peer.Writes())
+	assert.Equal(t, n/200, s.peer.Requests(), "ceil(N/page size) reads")
+	assert.Equal(t, n-1, res.IdentitiesChecked)
+	assert.Zero(t, res.AttributesWritten)
+	assert.Zero(t, res.Failures)
+	assert.Zero(t, res.Unmatched)
+	assert.Equal(t, n/200, res.PagesRead)
+
+	// Ten identities change their e-mail (and the user name's case, which
+	// is no change): exactly ten PATCHes of one attribute each.
+	for i := 0; i < 10; i++ {
+		r := s.dir[i*50]
+		r.Attributes["email"] = fmt.Sprintf("NEW.%d@Example.com", i)
+		r.Attributes["username"] = fmt.Sprintf("SEED%05d", i*50+1)
+	}
+	res = s.run(t, workflows.AttributeSyncScheduleID+"-2", workflows.AttributeSyncInput{})
+	assert.Equal(t, map[string]int{"PATCH": 10}, s.peer.Writes())
+	assert.Equal(t, 10, res.AccountsChanged)
+	assert.Equal(t, 10, res.AttributesWritten)
+	assert.Zero(t, res.Failures, "%+v", res.Problems)
+
+	// What was written reads back equal: the next run writes nothing.
+	res = s.run(t, workflows.AttributeSyncScheduleID+"-3", workflows.AttributeSyncInput{})
+	assert.Empty(t, s.peer.Writes())
+	assert.Zero(t, res.AttributesWritten)
+	assert.Empty(t, res.Guard, "every written value stuck")
+
+	// A multi-valued attribute of a new type plus another change on the
+	// same account: one write.
+	s.dir[7].Attributes["mobile"] = "+1 555 0100"
+	s.dir[7].Attributes["email"] = "seven@example.com"
+	res = s.run(t, workflows.AttributeSyncScheduleID+"-4", workflows.AttributeSyncInput{})
+	assert.Equal(t, map[string]int{"PATCH": 1}, s.peer.Writes())
+	assert.Equal(t, 1, res.AccountsChanged)
+	assert.Equal(t, 2, res.AttributesWritten)
+	res = s.run(t, workflows.AttributeSyncScheduleID+"-5", workflows.AttributeSyncInput{})
+	assert.Empty(t, s.peer.Writes(), "multi-valued item read back equal")
+
+	// Manual sync of one identity: one lookup, one write, no paging.
+	s.dir[3].Attributes["email"] = "manual@example.com"
+	res = s.run(t, workflows.ManualSyncWorkflowID("E00004", time.Now()), workflows.AttributeSyncInput{EmployeeIDs: []string{"E00004"}})
+	assert.Equal(t, map[string]int{"PATCH": 1}, s.peer.Writes())
+	assert.LessOrEqual(t, s.peer.Requests(), 3, "lookup + (multi-valued read) + write")
+	assert.Equal(t, 1, res.IdentitiesChecked)
+	assert.Equal(t, 1, res.AttributesWritten)
+
+	// A manual sync of a leaver changes nothing.
+	res = s.run(t, workflows.ManualSyncWorkflowID("E01000", time.Now()), workflows.AttributeSyncInput{EmployeeIDs: []string{"E01000"}})
+	assert.Empty(t, s.peer.Writes())
+	assert.Equal(t, 1, res.Skipped)
+}
+
+// identityStub publishes a memo the way the Identity workflow does and
+// waits; it stands in for a long-lived identity in the directory test.
+func identityStub(ctx workflow.Context, in workflows.IdentityInput) error {
+	if err := workflows.PublishIdentity(ctx, in); err != nil {
+		return err
+	}
+	return workflow.Await(ctx, func() bool { return false })
+}
+
+func TestTemporalDirectoryReadsEncryptedMemos(t *testing.T) {
+	pc, err := codec.New(map[string][]byte{"k1": make([]byte, 32)}, "k1")
+	require.NoError(t, err)
+	dc := codec.DataConverter(pc)
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	c := ts.NewClientWithOptions(client.Options{DataConverter: dc})
+	t.Cleanup(c.Close)
+	w := worker.New(c, "directory-test", worker.Options{})
+	w.RegisterWorkflowWithOptions(identityStub, workflow.RegisterOptions{Name: workflows.IdentityWorkflowName})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i, status := range []string{workflows.StatusActive, workflows.StatusActive, workflows.StatusDeprovisioned} {
+		id := fmt.Sprintf("E%d", i)
+		_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.IdentityWorkflowID(id), TaskQueue: "directory-test"},
+			workflows.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: id, Status: status,
+				Attributes: map[string]string{"email": id + "@example.com"}, Accounts: map[string]string{"app": "acct-" + id}})
+		require.NoError(t, err)
+	}
+	dir := activities.TemporalDirectory{Client: c, DataConverter: dc}
+	var all []activities.IdentityRecord
+	require.Eventually(t, func() bool {
+		all = all[:0]
+		var cursor []byte
+		for {
+			page, next, err := dir.ListIdentities(ctx, cursor, 2)
+			require.NoError(t, err)
+			all = append(all, page...)
+			if len(next) == 0 {
+				break
+			}
+			cursor = next
+		}
+		withAttrs := 0
+		for _, r := range all {
+			if len(r.Attributes) > 0 {
+				withAttrs++
+			}
+		}
+		return withAttrs == 3
+	}, 20*time.Second, 200*time.Millisecond)
+
+	one, err := dir.Identity(ctx, "E2")
+	require.NoError(t, err)
+	assert.Equal(t, activities.IdentityRecord{EmployeeID: "E2", Status: workflows.StatusDeprovisioned,
+		Attributes: map[string]string{"email": "E2@example.com"}, Accounts: map[string]string{"app": "acct-E2"}}, one)
+	_, err = dir.Identity(ctx, "nobody")
+	assert.ErrorContains(t, err, "not found")
+}
+
+// BenchmarkAttributeSync10k reconciles 10,000 in-sync identities against
+// the SCIM peer: wall time per run, requests and writes.
+func BenchmarkAttributeSync10k(b *testing.B) {
+	const n = 10000
+	s := newSyncStack(b, n)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res := s.run(b, fmt.Sprintf("%s-bench-%d", workflows.AttributeSyncScheduleID, i), workflows.AttributeSyncInput{})
+		b.StopTimer()
+		writes := 0
+		for _, v := range s.peer.Writes() {
+			writes += v
+		}
+		b.ReportMetric(float64(s.peer.Requests()), "requests/op")
+		b.ReportMetric(float64(writes), "writes/op")
+		if res.IdentitiesChecked != n || writes != 0 {
+			b.Fatalf("checked %d, wrote %d: %+v", res.IdentitiesChecked, writes, res.Problems)
+		}
+		b.StartTimer()
+	}
+}
