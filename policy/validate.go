@@ -45,6 +45,7 @@ func (c *checker) validate(p *Policy) {
 		c.validateFlow(p, tables, f.name, f.flow)
 	}
 	c.validateRest(p)
+	c.validatePasswordSyncGroups(p)
 }
 
 func keys(m map[string]string) map[string]bool {
