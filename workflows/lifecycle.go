@@ -76,6 +76,10 @@ type lifecycle struct {
 	decision  *decision
 	session   workflow.Context
 	forgets   int // numbers the vault.forget activity IDs
+	// execs counts activity executions per step: a re-run gets the ID
+	// "<step>#2", as the abandoned attempt of a lost session may still be
+	// open on the server under the plain name.
+	execs map[string]int
 }
 
 // Lifecycle runs the policy steps of one HR event, registered as Joiner,
@@ -101,6 +105,7 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 		secrets:  map[string]activities.SecretRef{},
 		accounts: maps.Clone(in.Accounts),
 		state:    StateRunning,
+		execs:    map[string]int{},
 	}
 	if r.accounts == nil {
 		r.accounts = map[string]string{}
@@ -376,8 +381,13 @@ func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep) (activ
 	if err != nil {
 		return activities.StepResult{}, err
 	}
+	r.execs[st.Name]++
+	id := st.Name
+	if n := r.execs[st.Name]; n > 1 {
+		id = fmt.Sprintf("%s#%d", st.Name, n)
+	}
 	actx := workflow.WithActivityOptions(sctx, workflow.ActivityOptions{
-		ActivityID:          st.Name,
+		ActivityID:          id,
 		Summary:             st.Summary(),
 		StartToCloseTimeout: r.plan.StepTimeout,
 		RetryPolicy:         &stepRetry,
