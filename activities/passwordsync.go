@@ -117,11 +117,17 @@ func (a *Activities) CheckSyncedPassword(ctx context.Context, req PasswordSyncRe
 	return PasswordCheck{OK: rule == "", Rule: rule, Message: redact(msg, pw)}, nil
 }
 
+// TargetAccounts are a user's accounts on one target.
+type TargetAccounts struct {
+	Target string   `json:"target"`
+	IDs    []string `json:"ids,omitempty"`
+}
+
 // PasswordAccounts finds the accounts of the user on every target of the
-// group: the request's, else the identity's known account, else a lookup
-// by the unique identifier of the target's sync_identity step. A target
-// with no account maps to no IDs.
-func (a *Activities) PasswordAccounts(ctx context.Context, req PasswordSyncRequest) (map[string][]string, error) {
+// group, the auth target first: the request's, else the identity's known
+// account, else a lookup by the unique identifier of the target's
+// sync_identity step. A target with no account has no IDs.
+func (a *Activities) PasswordAccounts(ctx context.Context, req PasswordSyncRequest) ([]TargetAccounts, error) {
 	g, err := a.group(req.Group)
 	if err != nil {
 		return nil, err
@@ -130,27 +136,26 @@ func (a *Activities) PasswordAccounts(ctx context.Context, req PasswordSyncReque
 	if err != nil {
 		return nil, err
 	}
-	out := map[string][]string{}
+	var out []TargetAccounts
 	for _, target := range g.GroupTargets() {
-		if ids := req.Accounts[target]; len(ids) > 0 {
-			out[target] = slices.Clone(ids)
-			continue
+		ta := TargetAccounts{Target: target, IDs: slices.Clone(req.Accounts[target])}
+		if len(ta.IDs) == 0 && rec.Accounts[target] != "" {
+			ta.IDs = []string{rec.Accounts[target]}
 		}
-		if id := rec.Accounts[target]; id != "" {
-			out[target] = []string{id}
-			continue
+		if len(ta.IDs) == 0 {
+			c, err := a.connector(target)
+			if err != nil {
+				return nil, err
+			}
+			id, err := a.accountID(ctx, c, target, StepInput{Attributes: rec.Attributes})
+			if err != nil {
+				return nil, err
+			}
+			if id != "" {
+				ta.IDs = []string{id}
+			}
 		}
-		c, err := a.connector(target)
-		if err != nil {
-			return nil, err
-		}
-		id, err := a.accountID(ctx, c, target, StepInput{Attributes: rec.Attributes})
-		if err != nil {
-			return nil, err
-		}
-		if id != "" {
-			out[target] = []string{id}
-		}
+		out = append(out, ta)
 	}
 	return out, nil
 }
