@@ -15,6 +15,9 @@ const (
 	rtURN         = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
 )
 
+// EnterpriseURN is the enterprise User extension (department, employeeNumber, manager).
+const EnterpriseURN = enterpriseURN
+
 // maxResults is the most resources one list page returns.
 const maxResults = 500
 

@@ -40,6 +40,7 @@ type config struct {
 	intakeAddr string
 	policyPath string
 	healthAddr string
+	sandbox    sandboxConfig
 }
 
 // usageError is bad input from the operator: one line, exit 2.
@@ -59,6 +60,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.intakeAddr, "intake-addr", envOr(getenv, "JML_INTAKE_ADDR", "127.0.0.1:8080"), "address of the HR event intake (--dev; empty disables)")
 	fs.StringVar(&c.policyPath, "policy", getenv("JML_POLICY"), "policy file (default examples/dev-policy.yaml with --dev)")
 	fs.StringVar(&c.healthAddr, "health-addr", getenv("JML_HEALTH_ADDR"), "address for /healthz and /readyz (empty: off)")
+	c.sandbox.flags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -162,6 +164,12 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	}
 	defer c.Close()
 
+	getenv, restClient, stopSandbox, err := sandboxFor(cfg, pol, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	defer stopSandbox()
+
 	conns, err := targets.Build(ctx, pol, targets.Options{Getenv: getenv, Logger: log, AllowInsecure: cfg.dev})
 	if err != nil {
 		return usageError{fmt.Sprintf("worker: %v", err)}
@@ -175,6 +183,8 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		Client:  c,
 		Logger:  log.Named("activities"),
 		Getenv:  getenv,
+		// The dev stack's REST client: it alone trusts the sandbox HR portal.
+		HTTPClient: restClient,
 	})
 	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, acts)
@@ -311,6 +321,11 @@ const helpText = `usage: worker [flags]
   --intake-addr ADDR    dev intake address (default 127.0.0.1:8080, env JML_INTAKE_ADDR)
   --health-addr ADDR    serve /healthz and /readyz (env JML_HEALTH_ADDR)
   --policy FILE         policy file (env JML_POLICY; default examples/dev-policy.yaml with --dev)
+  --sandbox             start the sandbox SCIM directory and HR portal sink without --dev (staging);
+                        --dev always starts them. Data under --data-dir/sandbox, bearer token in its
+                        token file (or env JML_SANDBOX_TOKEN), handed to the policy as JML_SANDBOX_TOKEN
+  --sandbox-addr ADDR   sandbox SCIM directory address (default 127.0.0.1:8090, env JML_SANDBOX_ADDR)
+  --hr-portal-addr ADDR sandbox HR portal HTTPS address (default 127.0.0.1:8443, env JML_HR_PORTAL_ADDR)
 
 Without --dev the worker connects to TEMPORAL_ADDRESS (namespace TEMPORAL_NAMESPACE, API key
 TEMPORAL_API_KEY, mTLS TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY / TEMPORAL_TLS_CA).
