@@ -135,7 +135,7 @@ type AttrSyncCounts struct {
 	Failures          int `json:"failures"`
 	Stuck             int `json:"stuck"`     // values reported by the loop guard
 	Unmatched         int `json:"unmatched"` // active identities with no account in the target
-	Skipped           int `json:"skipped"`   // leavers and unknown identities (manual sync)
+	Skipped           int `json:"skipped"`   // leavers (manual sync)
 	PagesRead         int `json:"pages_read"`
 }
 
@@ -546,7 +546,7 @@ func (a *Activities) syncIdentities(ctx context.Context, in AttrSyncPageInput, s
 	for _, id := range in.EmployeeIDs {
 		r, err := a.cfg.Directory.Identity(ctx, id)
 		if errors.Is(err, connectors.ErrNotFound) {
-			res.Counts.Skipped++
+			res.Counts.Failures++ // the operator named someone jml does not know
 			res.problem(AttrSyncProblem{Target: in.Target, EmployeeID: id, Error: "unknown identity"})
 			continue
 		}
