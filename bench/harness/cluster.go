@@ -1,0 +1,250 @@
+// Package harness drives jml under load for the benchmark (go run ./bench)
+// and the fault suite (faults/): an embedded Temporal server (devstack, SQLite
+// file or memory), real worker processes built from ./worker, proxies in front
+// of the target peers that count, rate-limit or break requests, and an HR
+// portal that checks each password hand-off against the peer.
+//
+// Functions take a testing.TB so the peers' own helpers (scimtest,
+// oktatest) work unchanged; the bench program passes a small adapter.
+package harness
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/jml-dev/jml/codec"
+	"github.com/jml-dev/jml/devstack"
+	"github.com/jml-dev/jml/internal/peertest"
+)
+
+// Cluster is one embedded Temporal server, a client on it, and the worker
+// processes started against it.
+type Cluster struct {
+	TB     testing.TB
+	Stack  *devstack.Stack
+	Client client.Client
+	Codec  converter.PayloadCodec
+	Dir    string
+
+	opts devstack.Options
+	env  []string // worker environment: Temporal address, codec keys, policy
+	mu   sync.Mutex
+	live []*Worker
+}
+
+// StartCluster boots a dev server (file-backed under a temp dir, or in
+// memory) with a fresh payload-codec key, and dials it.
+func StartCluster(tb testing.TB, file bool) *Cluster {
+	tb.Helper()
+	dir := tb.TempDir()
+	var key [32]byte
+	_, _ = rand.Read(key[:])
+	keys := "bench:" + base64.StdEncoding.EncodeToString(key[:])
+	pc, err := codec.New(map[string][]byte{"bench": key[:]}, "bench")
+	if err != nil {
+		tb.Fatalf("harness: codec: %v", err)
+	}
+	db := devstack.Memory
+	if file {
+		db = "temporal.db"
+	}
+	c := &Cluster{TB: tb, Codec: pc, Dir: dir,
+		opts: devstack.Options{DataDir: dir, DBFile: db, UIPort: -1}}
+	c.startServer()
+	o := client.Options{Logger: sdklog.NewStructuredLogger(discardLogger())}
+	codec.Apply(&o, pc)
+	if c.Client, err = c.Stack.Dial(o); err != nil {
+		tb.Fatalf("harness: dial: %v", err)
+	}
+	tb.Cleanup(c.Client.Close)
+	c.env = []string{
+		"TEMPORAL_ADDRESS=" + c.Stack.FrontendAddr,
+		"TEMPORAL_NAMESPACE=" + c.Stack.Namespace,
+		codec.EnvKeys + "=" + keys,
+	}
+	return c
+}
+
+func (c *Cluster) startServer() {
+	st, err := devstack.Start(context.Background(), c.opts)
+	if err != nil {
+		c.TB.Fatalf("harness: start dev server: %v", err)
+	}
+	c.Stack = st
+	// The restarted server keeps the frontend port so clients and workers
+	// reconnect without being told.
+	_, port, _ := strings.Cut(st.FrontendAddr, ":")
+	c.opts.FrontendPort, _ = strconv.Atoi(port)
+	c.TB.Cleanup(st.Stop)
+}
+
+// RestartServer stops the dev server, waits down, and starts it again on
+// the same database file and frontend port.
+func (c *Cluster) RestartServer(down time.Duration) {
+	c.TB.Helper()
+	c.Stack.Stop()
+	time.Sleep(down)
+	c.startServer()
+}
+
+// SetPolicy writes the policy the next workers load; env adds variables
+// (target tokens) to their environment.
+func (c *Cluster) SetPolicy(yaml string, env ...string) {
+	c.TB.Helper()
+	path := filepath.Join(c.Dir, fmt.Sprintf("policy-%d.yaml", time.Now().UnixNano()))
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		c.TB.Fatalf("harness: write policy: %v", err)
+	}
+	c.env = append(c.env, "JML_POLICY="+path)
+	c.env = append(c.env, env...)
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// WorkerBin builds ./worker once per process: the harness runs the binary
+// users run, so kill -9 and RSS are real.
+func WorkerBin(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "jml-bench-worker")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "worker")
+		cmd := exec.Command("go", "build", "-o", binPath, "./worker")
+		cmd.Dir = peertest.RepoRoot(tb)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./worker: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatalf("harness: %v", buildErr)
+	}
+	return binPath
+}
+
+// Worker is a running worker process.
+type Worker struct {
+	cmd  *exec.Cmd
+	Log  string // stderr (zap JSON logs) of the process
+	done chan struct{}
+}
+
+// StartWorker runs the worker binary against the cluster with the current
+// policy and waits for its "Ready." line.
+func (c *Cluster) StartWorker() *Worker {
+	c.TB.Helper()
+	cmd := exec.Command(WorkerBin(c.TB), "--health-addr", "")
+	cmd.Dir = peertest.RepoRoot(c.TB)
+	cmd.Env = append(os.Environ(), c.env...)
+	logPath := filepath.Join(c.Dir, fmt.Sprintf("worker-%d.log", time.Now().UnixNano()))
+	logf, err := os.Create(logPath)
+	if err != nil {
+		c.TB.Fatalf("harness: worker log: %v", err)
+	}
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		c.TB.Fatalf("harness: %v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		c.TB.Fatalf("harness: start worker: %v", err)
+	}
+	w := &Worker{cmd: cmd, Log: logPath, done: make(chan struct{})}
+	ready := make(chan struct{})
+	go func() {
+		defer close(w.done)
+		defer logf.Close()
+		sc := bufio.NewScanner(out)
+		once := sync.Once{}
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "Ready.") {
+				once.Do(func() { close(ready) })
+			}
+		}
+		_ = cmd.Wait()
+	}()
+	c.TB.Cleanup(w.Kill)
+	select {
+	case <-ready:
+	case <-w.done:
+		b, _ := os.ReadFile(logPath)
+		c.TB.Fatalf("harness: worker exited before ready:\n%s", b)
+	case <-time.After(60 * time.Second):
+		c.TB.Fatalf("harness: worker not ready after 60s")
+	}
+	c.mu.Lock()
+	c.live = append(c.live, w)
+	c.mu.Unlock()
+	return w
+}
+
+// Pid is the worker's process ID.
+func (w *Worker) Pid() int { return w.cmd.Process.Pid }
+
+// Kill sends SIGKILL (kill -9) and waits for the process to go.
+func (w *Worker) Kill() {
+	_ = w.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-w.done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// Exited reports whether the process has ended.
+func (w *Worker) Exited() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// PeakRSS is the process's resident-set high-water mark in bytes (VmHWM),
+// 0 when it cannot be read.
+func (w *Worker) PeakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.Pid()))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// Logs returns everything the cluster's workers logged.
+func (c *Cluster) Logs() string {
+	var b strings.Builder
+	matches, _ := filepath.Glob(filepath.Join(c.Dir, "worker-*.log"))
+	for _, m := range matches {
+		data, _ := os.ReadFile(m)
+		b.Write(data)
+	}
+	return b.String()
+}

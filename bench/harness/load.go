@@ -1,0 +1,363 @@
+package harness
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/intake"
+	"github.com/jml-dev/jml/workflows"
+)
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Departments people are spread over (one group each: dept-<name>).
+var Departments = []string{"eng", "sales", "ops"}
+
+// Person is employee i of a batch; prefix keeps batches apart.
+func Person(prefix string, i int) map[string]string {
+	id := fmt.Sprintf("%s%05d", prefix, i)
+	return map[string]string{
+		"employee_id": id,
+		"first_name":  fmt.Sprintf("First%d", i),
+		"last_name":   "Load" + strings.ToLower(prefix),
+		"email":       strings.ToLower(id) + "@acme.test",
+		"department":  Departments[i%len(Departments)],
+	}
+}
+
+// Hire is person i's hire event.
+func Hire(prefix string, i int) hr.Event {
+	p := Person(prefix, i)
+	return hr.Event{EventID: p["employee_id"] + "-hire", Type: hr.Hire, Employee: p, Source: "bench"}
+}
+
+// JoinerID is the lifecycle workflow ID of a hire event.
+func JoinerID(ev hr.Event) string {
+	return workflows.LifecycleWorkflowID("joiner", ev.EmployeeID(), ev.EventID)
+}
+
+// SubmitAll delivers events with update-with-start, parallel workers at a
+// time, and returns when each was handed to Temporal. Delivery errors are
+// retried (the server may be restarting).
+func (c *Cluster) SubmitAll(ctx context.Context, evs []hr.Event, parallel int) map[string]time.Time {
+	sent := make(map[string]time.Time, len(evs))
+	var mu sync.Mutex
+	work := make(chan hr.Event)
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Go(func() {
+			for ev := range work {
+				at := time.Now()
+				for ctx.Err() == nil {
+					if _, err := intake.Submit(ctx, c.Client, ev); err == nil {
+						break
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				mu.Lock()
+				if _, ok := sent[ev.EventID]; !ok {
+					sent[ev.EventID] = at
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, ev := range evs {
+		work <- ev
+	}
+	close(work)
+	wg.Wait()
+	return sent
+}
+
+// Count counts workflows matching a visibility query; -1 on error.
+func (c *Cluster) Count(ctx context.Context, query string) int {
+	r, err := c.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: query})
+	if err != nil {
+		return -1
+	}
+	return int(r.Count)
+}
+
+// WaitCount polls until query matches at least n workflows or timeout
+// passes; it returns the last count.
+func (c *Cluster) WaitCount(ctx context.Context, query string, n int, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	got := 0
+	for {
+		if v := c.Count(ctx, query); v >= 0 {
+			got = v
+		}
+		if got >= n || time.Now().After(deadline) || ctx.Err() != nil {
+			return got
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// Closed lists workflows of a type with their close times (zero while
+// running) and statuses.
+func (c *Cluster) Closed(ctx context.Context, workflowType string) (map[string]time.Time, map[string]enumspb.WorkflowExecutionStatus, error) {
+	times := map[string]time.Time{}
+	status := map[string]enumspb.WorkflowExecutionStatus{}
+	var token []byte
+	for {
+		r, err := c.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowType = '%s'", workflowType), PageSize: 1000, NextPageToken: token,
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("list %s: %w", workflowType, err)
+		}
+		for _, e := range r.Executions {
+			id := e.Execution.WorkflowId
+			status[id] = e.Status
+			if e.CloseTime != nil {
+				times[id] = e.CloseTime.AsTime()
+			}
+		}
+		if token = r.NextPageToken; len(token) == 0 {
+			return times, status, nil
+		}
+	}
+}
+
+// HistoryLength is a workflow's event count (latest run).
+func (c *Cluster) HistoryLength(ctx context.Context, id string) int {
+	d, err := c.Client.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return 0
+	}
+	return int(d.WorkflowExecutionInfo.HistoryLength)
+}
+
+// Steps is a lifecycle run's step table.
+func (c *Cluster) Steps(ctx context.Context, id string) ([]workflows.StepInfo, error) {
+	v, err := c.Client.QueryWorkflow(ctx, id, "", workflows.QuerySteps)
+	if err != nil {
+		return nil, err
+	}
+	var steps []workflows.StepInfo
+	return steps, v.Get(&steps)
+}
+
+// Scan reads every workflow's full history and description, decrypts every
+// payload with the cluster's codec, adds the workers' logs, and counts the
+// secrets in raw, JSON-escaped and base64 form.
+func (c *Cluster) Scan(ctx context.Context, secrets []string) (workflowsSeen, found int, err error) {
+	var blob strings.Builder
+	var token []byte
+	for {
+		r, err := c.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 1000, NextPageToken: token})
+		if err != nil {
+			return 0, 0, fmt.Errorf("scan: list: %w", err)
+		}
+		for _, e := range r.Executions {
+			workflowsSeen++
+			it := c.Client.GetWorkflowHistory(ctx, e.Execution.WorkflowId, e.Execution.RunId, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			for it.HasNext() {
+				ev, err := it.Next()
+				if err != nil {
+					return 0, 0, fmt.Errorf("scan: history of %s: %w", e.Execution.WorkflowId, err)
+				}
+				if err := c.plain(ev, &blob); err != nil {
+					return 0, 0, err
+				}
+			}
+			d, err := c.Client.DescribeWorkflowExecution(ctx, e.Execution.WorkflowId, e.Execution.RunId)
+			if err != nil {
+				return 0, 0, fmt.Errorf("scan: describe %s: %w", e.Execution.WorkflowId, err)
+			}
+			if err := c.plain(d, &blob); err != nil {
+				return 0, 0, err
+			}
+		}
+		if token = r.NextPageToken; len(token) == 0 {
+			break
+		}
+	}
+	blob.WriteString(c.Logs())
+	all := blob.String()
+	for _, s := range secrets {
+		js, _ := json.Marshal(s)
+		for _, form := range []string{s, strings.Trim(string(js), `"`), base64.StdEncoding.EncodeToString([]byte(s)), base64.RawStdEncoding.EncodeToString([]byte(s))} {
+			found += strings.Count(all, form)
+		}
+	}
+	return workflowsSeen, found, nil
+}
+
+// plain writes m's bytes and the decrypted data of every payload in it.
+func (c *Cluster) plain(m proto.Message, out *strings.Builder) error {
+	b, _ := proto.Marshal(m)
+	out.Write(b)
+	var walkErr error
+	var walk func(protoreflect.Message)
+	visit := func(v protoreflect.Value) {
+		msg := v.Message()
+		if p, ok := msg.Interface().(*commonpb.Payload); ok {
+			dec, err := c.Codec.Decode([]*commonpb.Payload{p})
+			if err != nil {
+				walkErr = fmt.Errorf("scan: decode payload: %w", err)
+				return
+			}
+			out.Write(dec[0].Data)
+			return
+		}
+		walk(msg)
+	}
+	walk = func(m protoreflect.Message) {
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.IsList() && fd.Message() != nil:
+				for i := range v.List().Len() {
+					visit(v.List().Get(i))
+				}
+			case fd.IsMap() && fd.MapValue().Message() != nil:
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool { visit(mv); return true })
+			case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
+				visit(v)
+			}
+			return walkErr == nil
+		})
+	}
+	walk(m.ProtoReflect())
+	return walkErr
+}
+
+// SCIMUser is a user as the peer stores it.
+type SCIMUser struct {
+	ID         string   `json:"id"`
+	UserName   string   `json:"userName"`
+	Active     bool     `json:"active"`
+	Department string   `json:"-"`
+	Groups     []string `json:"-"`
+}
+
+// SCIMState reads every user and group from a SCIM peer directly (not
+// through any proxy), resolving group memberships.
+func SCIMState(ctx context.Context, baseURL, token string) (users []SCIMUser, dupMembers int, err error) {
+	type member struct {
+		Value string `json:"value"`
+	}
+	type group struct {
+		DisplayName string   `json:"displayName"`
+		Members     []member `json:"members"`
+	}
+	type user struct {
+		SCIMUser
+		Enterprise struct {
+			Department string `json:"department"`
+		} `json:"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"`
+	}
+	var us []user
+	var gs []group
+	for _, res := range []struct {
+		path string
+		out  func(json.RawMessage) error
+	}{
+		{"/Users", func(r json.RawMessage) error {
+			var p []user
+			err := json.Unmarshal(r, &p)
+			us = append(us, p...)
+			return err
+		}},
+		{"/Groups", func(r json.RawMessage) error {
+			var p []group
+			err := json.Unmarshal(r, &p)
+			gs = append(gs, p...)
+			return err
+		}},
+	} {
+		for start := 1; ; start += 500 {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s%s?startIndex=%d&count=500", baseURL, res.path, start), nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return nil, 0, fmt.Errorf("scim state: %w", err)
+			}
+			var page struct {
+				TotalResults int             `json:"totalResults"`
+				Resources    json.RawMessage `json:"Resources"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&page)
+			resp.Body.Close()
+			if err != nil {
+				return nil, 0, fmt.Errorf("scim state: %s: %w", res.path, err)
+			}
+			if len(page.Resources) > 0 {
+				if err := res.out(page.Resources); err != nil {
+					return nil, 0, fmt.Errorf("scim state: %s: %w", res.path, err)
+				}
+			}
+			if start+500 > page.TotalResults {
+				break
+			}
+		}
+	}
+	groupsOf := map[string][]string{}
+	for _, g := range gs {
+		seen := map[string]bool{}
+		for _, m := range g.Members {
+			if seen[m.Value] {
+				dupMembers++
+			}
+			seen[m.Value] = true
+			groupsOf[m.Value] = append(groupsOf[m.Value], g.DisplayName)
+		}
+	}
+	for _, u := range us {
+		u.SCIMUser.Department = u.Enterprise.Department
+		u.SCIMUser.Groups = groupsOf[u.ID]
+		sort.Strings(u.SCIMUser.Groups)
+		users = append(users, u.SCIMUser)
+	}
+	return users, dupMembers, nil
+}
+
+// Duplicates counts user names held by more than one account (case-
+// insensitively) and names of want that have no account.
+func Duplicates(users []SCIMUser, want []string) (dups, missing int) {
+	n := map[string]int{}
+	for _, u := range users {
+		n[strings.ToLower(u.UserName)]++
+	}
+	for _, c := range n {
+		if c > 1 {
+			dups += c - 1
+		}
+	}
+	for _, w := range want {
+		if n[strings.ToLower(w)] == 0 {
+			missing++
+		}
+	}
+	return dups, missing
+}
+
+// Percentile of sorted-able durations (p in 0..100).
+func Percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}

@@ -1,0 +1,159 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/codec"
+	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/secret"
+	"github.com/jml-dev/jml/workflows"
+)
+
+// SCIMTokenEnv names the variable that carries the SCIM peer's token.
+const SCIMTokenEnv = "JML_BENCH_SCIM_TOKEN"
+
+// OktaTokenEnv names the variable that carries the Okta stand-in's token.
+const OktaTokenEnv = "JML_BENCH_OKTA_TOKEN"
+
+// SCIMPolicy is the benchmark's joiner against a SCIM target at baseURL:
+// find + create with a generated password, membership in "everyone" and
+// the department group, then the password hand-off to the portal (skipped
+// when portalURL is empty). Movers regroup; leavers deprovision.
+func SCIMPolicy(baseURL, portalURL string) string {
+	handoff := ""
+	if portalURL != "" {
+		handoff = fmt.Sprintf(`
+    - name: portal.account
+      send_rest_request:
+        method: POST
+        url: %s/accounts
+        body: '{"id":"{ScimUser.id}","login":"{ScimUser.user_name}","password":"{ScimUser.password}"}'`, portalURL)
+	}
+	return fmt.Sprintf(`targets:
+  app:
+    type: scim
+    base_url: %s
+    token_env: %s
+password: {length: 20, lower: true, upper: true, digits: true, symbols: true}
+joiner:
+  steps:
+    - sync_identity:
+        target: app
+        create_allowed: true
+        password: generate
+        attributes:
+          user_name: '{email}'
+          given_name: '{first_name}'
+          department: '{department}'
+    - manage_relationships:
+        target: app
+        create_missing: true
+        add: ['everyone', 'dept-{department}']%s
+mover:
+  steps:
+    - sync_identity:
+        target: app
+        attributes:
+          user_name: '{email}'
+          given_name: '{first_name}'
+          department: '{department}'
+    - manage_relationships:
+        target: app
+        create_missing: true
+        add: ['everyone', 'dept-{department}']
+leaver:
+  steps:
+    - deprovision_identity: {target: app, remove_groups: true}
+`, baseURL, SCIMTokenEnv, handoff)
+}
+
+// OktaPolicy is the joiner against Okta: one lookup by login, one create.
+func OktaPolicy(orgURL string) string {
+	return fmt.Sprintf(`targets:
+  okta:
+    type: okta
+    org_url: %s
+    token_env: %s
+joiner:
+  steps:
+    - sync_identity:
+        target: okta
+        create_allowed: true
+        attributes:
+          login: '{email}'
+          email: '{email}'
+          first_name: '{first_name}'
+          last_name: '{last_name}'
+`, orgURL, OktaTokenEnv)
+}
+
+// InProcess runs the real workflows and activities in this process with
+// the given connectors (targets by name) and REST sender (nil: HTTP). It
+// is the engine-ceiling worker (no-op targets) and the worker for targets
+// the binary refuses outside --dev (plain-http Okta stand-in).
+func (c *Cluster) InProcess(policyYAML string, targets map[string]any, rest activities.RESTSender) (stop func()) {
+	c.TB.Helper()
+	path := filepath.Join(c.Dir, fmt.Sprintf("inproc-%d.yaml", time.Now().UnixNano()))
+	if err := os.WriteFile(path, []byte(policyYAML), 0o600); err != nil {
+		c.TB.Fatalf("harness: %v", err)
+	}
+	pol, err := policy.Load(path)
+	if err != nil {
+		c.TB.Fatalf("harness: policy: %v", err)
+	}
+	o := client.Options{Logger: sdklog.NewStructuredLogger(discardLogger())}
+	codec.Apply(&o, c.Codec)
+	wc, err := c.Stack.Dial(o)
+	if err != nil {
+		c.TB.Fatalf("harness: dial: %v", err)
+	}
+	a := activities.New(activities.Config{Policy: pol, Targets: targets, Vault: secret.NewVault(time.Hour), REST: rest, Client: wc})
+	w := worker.New(wc, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
+	workflows.Register(w, a)
+	if err := w.Start(); err != nil {
+		c.TB.Fatalf("harness: start worker: %v", err)
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { w.Stop(); wc.Close() }) }
+	c.TB.Cleanup(stop)
+	return stop
+}
+
+// Getenv is os.Getenv with extra KEY=VALUE pairs on top.
+func Getenv(extra ...string) func(string) string {
+	return func(k string) string {
+		for _, kv := range extra {
+			if key, v, ok := strings.Cut(kv, "="); ok && key == k {
+				return v
+			}
+		}
+		return os.Getenv(k)
+	}
+}
+
+// NoREST is a REST sender that does nothing (engine ceiling).
+func NoREST() activities.RESTSender {
+	return activities.RESTSenderFunc(func(context.Context, activities.RESTRequest) (map[string]string, error) {
+		return map[string]string{}, nil
+	})
+}
+
+// LoadPolicy parses policy YAML.
+func LoadPolicy(dir, yaml string) (*policy.Policy, error) {
+	path := filepath.Join(dir, fmt.Sprintf("policy-%d.yaml", time.Now().UnixNano()))
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		return nil, err
+	}
+	return policy.Load(path)
+}

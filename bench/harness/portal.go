@@ -1,0 +1,101 @@
+package harness
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+)
+
+// Portal is the HR portal of the joiner's password hand-off: it accepts an
+// account only when the password sent equals the one the target holds, so
+// an accepted hand-off proves the step resolved the password on the worker
+// that generated it (or on the worker that re-issued it).
+type Portal struct {
+	URL string
+
+	check    func(accountID string) string // hex SHA-256 the target holds
+	mu       sync.Mutex
+	accepted map[string]int // by account ID
+	rejected int
+	secrets  []string
+	// arrived receives the remote address of each hand-off as it arrives.
+	arrived chan string
+	hold    chan struct{}
+}
+
+// StartPortal serves POST /accounts {"id","login","password"}; check returns
+// the hex SHA-256 of the password the target holds for an account.
+func StartPortal(tb testing.TB, check func(accountID string) string) *Portal {
+	tb.Helper()
+	p := &Portal{check: check, accepted: map[string]int{}, arrived: make(chan string, 10000)}
+	srv := httptest.NewServer(http.HandlerFunc(p.serve))
+	tb.Cleanup(srv.Close)
+	p.URL = srv.URL
+	return p
+}
+
+// Hold makes hand-offs wait until Release (or until their client gives up).
+func (p *Portal) Hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hold = make(chan struct{})
+}
+
+// Release lets held and later hand-offs through.
+func (p *Portal) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.hold != nil {
+		close(p.hold)
+		p.hold = nil
+	}
+}
+
+// Arrived delivers the client address of every hand-off as it arrives.
+func (p *Portal) Arrived() <-chan string { return p.arrived }
+
+func (p *Portal) serve(w http.ResponseWriter, r *http.Request) {
+	var body struct{ ID, Login, Password string }
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, "bad json", http.StatusBadRequest)
+		return
+	}
+	select {
+	case p.arrived <- r.RemoteAddr:
+	default:
+	}
+	p.mu.Lock()
+	hold := p.hold
+	p.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	sum := sha256.Sum256([]byte(body.Password))
+	ok := body.Password != "" && p.check(body.ID) == hex.EncodeToString(sum[:])
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !ok {
+		p.rejected++
+		http.Error(w, "login failed", http.StatusUnauthorized)
+		return
+	}
+	p.accepted[body.ID]++
+	p.secrets = append(p.secrets, body.Password)
+	w.WriteHeader(http.StatusCreated)
+}
+
+// Result is the hand-offs so far: accounts accepted (each at least once),
+// rejections, and every password received (for history scans).
+func (p *Portal) Result() (accounts, rejected int, passwords []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.accepted), p.rejected, append([]string(nil), p.secrets...)
+}

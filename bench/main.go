@@ -1,0 +1,303 @@
+// Command bench measures jml on this machine and prints a table (or JSON):
+// the engine ceiling, joiners against the real SCIM peer and the Okta
+// stand-in, a rate-limited target, reconcile, and scale-out over 1-3 worker
+// processes, all against the embedded Temporal server (SQLite file and in
+// memory).
+//
+//	go run ./bench                 defaults finish in under 5 minutes on 2 cores
+//	go run ./bench --json > out.json
+//	go run ./bench --joiners 1000 --db file
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jml-dev/jml/bench/harness"
+	"github.com/jml-dev/jml/connectors/okta/oktatest"
+	"github.com/jml-dev/jml/connectors/scim/scimtest"
+	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/internal/e2e/memtarget"
+	"github.com/jml-dev/jml/targets"
+	"github.com/jml-dev/jml/workflows"
+)
+
+type config struct {
+	joiners, oktaJoiners, rateJoiners, scaleJoiners int
+	rate, parallel, reconcile                       int
+	db                                              string
+	scaleOut                                        []int
+	json                                            bool
+	timeout                                         time.Duration
+}
+
+// row is one line of the result table.
+type row struct {
+	Scenario     string  `json:"scenario"`
+	DB           string  `json:"db,omitempty"`
+	Workflows    int     `json:"workflows,omitempty"`
+	Completed    int     `json:"completed,omitempty"`
+	PerSecond    float64 `json:"workflows_per_second,omitempty"`
+	Ratio        float64 `json:"ratio_to_ceiling,omitempty"`
+	P50ms        float64 `json:"p50_ms,omitempty"`
+	P95ms        float64 `json:"p95_ms,omitempty"`
+	ReqPerJoiner float64 `json:"target_requests_per_joiner,omitempty"`
+	Floor        float64 `json:"request_floor,omitempty"`
+	JoinerEvents float64 `json:"history_events_per_joiner,omitempty"`
+	IdentityEvts float64 `json:"history_events_per_identity,omitempty"`
+	RSSMB        float64 `json:"worker_peak_rss_mb,omitempty"`
+	RateUse      float64 `json:"rate_share_used,omitempty"`
+	Failed       int     `json:"failed_workflows"`
+	Note         string  `json:"note,omitempty"`
+}
+
+func main() {
+	var c config
+	var scale string
+	flag.IntVar(&c.joiners, "joiners", 200, "joiners per ceiling and SCIM run")
+	flag.IntVar(&c.oktaJoiners, "okta-joiners", 100, "joiners against the Okta stand-in")
+	flag.IntVar(&c.rate, "rate", 20, "requests per second the rate-limited target allows")
+	flag.IntVar(&c.rateJoiners, "rate-joiners", 60, "joiners against the rate-limited target")
+	flag.IntVar(&c.scaleJoiners, "scale-joiners", 150, "joiners per scale-out run")
+	flag.StringVar(&scale, "workers", "1,2,3", "worker process counts for scale-out")
+	flag.IntVar(&c.reconcile, "reconcile", 10000, "in-sync identities for the reconcile row")
+	flag.IntVar(&c.parallel, "parallel", 32, "concurrent HR event deliveries")
+	flag.StringVar(&c.db, "db", "both", "dev server database: file, memory or both")
+	flag.BoolVar(&c.json, "json", false, "print JSON instead of a table")
+	flag.DurationVar(&c.timeout, "timeout", 3*time.Minute, "longest wait for one run's workflows")
+	flag.Parse()
+	for _, s := range strings.Split(scale, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bench: --workers %q: want a list of counts like 1,2,3\n", scale)
+			os.Exit(2)
+		}
+		c.scaleOut = append(c.scaleOut, n)
+	}
+	var dbs []bool // file?
+	switch c.db {
+	case "both":
+		dbs = []bool{true, false}
+	case "file":
+		dbs = []bool{true}
+	case "memory":
+		dbs = []bool{false}
+	default:
+		fmt.Fprintf(os.Stderr, "bench: --db %q: want file, memory or both\n", c.db)
+		os.Exit(2)
+	}
+	if c.json {
+		log.SetOutput(os.Stderr)
+	}
+	start := time.Now()
+	var rows []row
+	ceiling := map[string]float64{}
+	for _, file := range dbs {
+		r := scenario("ceiling", func(tb *runTB) row { return runCeiling(tb, c, file) })
+		ceiling[r.DB] = r.PerSecond
+		rows = append(rows, r)
+		r = scenario("scim joiners", func(tb *runTB) row { return runSCIM(tb, c, file, c.joiners, 0, []int{1}) })
+		rows = append(rows, r)
+	}
+	rows = append(rows, scenario("okta joiners", func(tb *runTB) row { return runOkta(tb, c, dbs[0]) }))
+	rows = append(rows, scenario("rate-limited scim", func(tb *runTB) row { return runSCIM(tb, c, dbs[0], c.rateJoiners, c.rate, []int{1}) }))
+	rows = append(rows, row{Scenario: "reconcile", DB: dbName(dbs[0]), Workflows: c.reconcile,
+		Note: "n/a (pending): attribute sync (workflows/attrsync.go) has not landed"})
+	for _, k := range c.scaleOut {
+		rows = append(rows, scenario(fmt.Sprintf("scale-out %d worker(s)", k), func(tb *runTB) row {
+			return runSCIM(tb, c, dbs[0], c.scaleJoiners, 0, []int{k})
+		}))
+	}
+	for i := range rows {
+		if ce := ceiling[rows[i].DB]; ce > 0 && rows[i].Scenario != "ceiling" && rows[i].PerSecond > 0 {
+			rows[i].Ratio = rows[i].PerSecond / ce
+		}
+	}
+	if c.json {
+		out := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "cpus": runtime.NumCPU(),
+			"go": runtime.Version(), "seconds": time.Since(start).Seconds(), "rows": rows}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+		return
+	}
+	printTable(os.Stdout, rows)
+	fmt.Printf("\n%d CPUs, %s, total %s\n", runtime.NumCPU(), runtime.Version(), time.Since(start).Round(time.Second))
+}
+
+func dbName(file bool) string {
+	if file {
+		return "file"
+	}
+	return "memory"
+}
+
+func printTable(w io.Writer, rows []row) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tdb\tjoiners\tdone\twf/s\tvs ceiling\tp50 ms\tp95 ms\treq/joiner (floor)\thist ev joiner+identity\tRSS MB\trate used\tfailed\t")
+	f := func(v float64, format string) string {
+		if v == 0 {
+			return "-"
+		}
+		return fmt.Sprintf(format, v)
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r.Scenario, r.DB, r.Workflows, r.Completed,
+			f(r.PerSecond, "%.1f"), f(r.Ratio, "%.2f"), f(r.P50ms, "%.0f"), f(r.P95ms, "%.0f"),
+			f(r.ReqPerJoiner, "%.2f")+" ("+f(r.Floor, "%.0f")+")", f(r.JoinerEvents, "%.0f")+"+"+f(r.IdentityEvts, "%.0f"),
+			f(r.RSSMB, "%.0f"), f(r.RateUse, "%.0f%%"), r.Failed)
+	}
+	tw.Flush()
+	for _, r := range rows {
+		if r.Note != "" {
+			fmt.Fprintf(w, "  %s: %s\n", r.Scenario, r.Note)
+		}
+	}
+}
+
+func hires(prefix string, n int) []hr.Event {
+	evs := make([]hr.Event, n)
+	for i := range evs {
+		evs[i] = harness.Hire(prefix, i)
+	}
+	return evs
+}
+
+// drive submits the hires, waits for their joiners, and fills the
+// throughput, completion and history columns.
+func drive(c *harness.Cluster, cfg config, evs []hr.Event, r *row) map[string]time.Time {
+	ctx := context.Background()
+	begin := time.Now()
+	sent := c.SubmitAll(ctx, evs, cfg.parallel)
+	r.Workflows = len(evs)
+	r.Completed = c.WaitCount(ctx, "WorkflowType = 'Joiner' AND ExecutionStatus = 'Completed'", len(evs), cfg.timeout)
+	r.Failed = len(evs) - r.Completed
+	closed, _, err := c.Closed(ctx, workflows.JoinerWorkflowName)
+	if err == nil {
+		var last time.Time
+		for _, t := range closed {
+			if t.After(last) {
+				last = t
+			}
+		}
+		if d := last.Sub(begin).Seconds(); d > 0 {
+			r.PerSecond = float64(r.Completed) / d
+		}
+	}
+	sample := min(len(evs), 20)
+	for _, ev := range evs[:sample] {
+		r.JoinerEvents += float64(c.HistoryLength(ctx, harness.JoinerID(ev))) / float64(sample)
+		r.IdentityEvts += float64(c.HistoryLength(ctx, workflows.IdentityWorkflowID(ev.EmployeeID()))) / float64(sample)
+	}
+	return sent
+}
+
+// latency fills p50/p95 of HR event → account created at the target.
+func latency(p *harness.Proxy, evs []hr.Event, sent map[string]time.Time, r *row) {
+	var ds []time.Duration
+	for _, ev := range evs {
+		created, ok := p.Created(ev.Employee["email"])
+		if at, sentOK := sent[ev.EventID]; ok && sentOK {
+			ds = append(ds, created.Sub(at))
+		}
+	}
+	r.P50ms = float64(harness.Percentile(ds, 50)) / float64(time.Millisecond)
+	r.P95ms = float64(harness.Percentile(ds, 95)) / float64(time.Millisecond)
+}
+
+// runCeiling runs the joiner's exact workflow shape (identity → joiner
+// child → plan, sync with password in a session, groups, hand-off) with
+// in-memory no-op targets in this process.
+func runCeiling(tb *runTB, cfg config, file bool) row {
+	r := row{Scenario: "ceiling", DB: dbName(file)}
+	c := harness.StartCluster(tb, file)
+	c.InProcess(harness.SCIMPolicy("https://noop.invalid/scim/v2", "https://noop.invalid"),
+		map[string]any{"app": memtarget.New()}, harness.NoREST())
+	drive(c, cfg, hires("C", cfg.joiners), &r)
+	r.Note = "engine ceiling: real workflows, no-op activities (in-memory target, no HTTP)"
+	return r
+}
+
+// runSCIM runs joiners through worker processes against the SCIMMY peer,
+// optionally behind a rate limit of rate requests per second.
+func runSCIM(tb *runTB, cfg config, file bool, n, rate int, workerCounts []int) row {
+	name := "scim joiners"
+	switch {
+	case rate > 0:
+		name = fmt.Sprintf("rate-limited scim (%d req/s)", rate)
+	case workerCounts[0] > 1 || len(cfg.scaleOut) > 0 && n == cfg.scaleJoiners:
+		name = fmt.Sprintf("scale-out %d worker(s)", workerCounts[0])
+	}
+	r := row{Scenario: name, DB: dbName(file), Floor: 2 + 2}
+	peer := scimtest.Start(tb)
+	proxy := harness.StartProxy(tb, strings.TrimSuffix(peer.BaseURL, "/scim/v2"))
+	portal := harness.StartPortal(tb, peer.PasswordSHA256)
+	c := harness.StartCluster(tb, file)
+	c.SetPolicy(harness.SCIMPolicy(proxy.URL+"/scim/v2", portal.URL), harness.SCIMTokenEnv+"="+peer.Token)
+	var ws []*harness.Worker
+	for range workerCounts[0] {
+		ws = append(ws, c.StartWorker())
+	}
+	proxy.Reset() // worker start-up reads /ServiceProviderConfig
+	proxy.Limit(rate)
+	evs := hires("S", n)
+	sent := drive(c, cfg, evs, &r)
+	latency(proxy, evs, sent, &r)
+	st := proxy.Stats()
+	r.ReqPerJoiner = float64(st.Total-st.Limited) / float64(n)
+	for _, w := range ws {
+		r.RSSMB = max(r.RSSMB, float64(w.PeakRSS())/(1<<20))
+	}
+	if rate > 0 {
+		r.RateUse = 100 * proxy.RateUse()
+		r.Note = fmt.Sprintf("%d requests answered 429 above %d req/s; req/joiner counts requests let through", st.Limited, rate)
+	}
+	accounts, rejected, _ := portal.Result()
+	reissued := 0
+	ctx := context.Background()
+	for _, ev := range evs {
+		steps, _ := c.Steps(ctx, harness.JoinerID(ev))
+		for _, s := range steps {
+			if strings.Contains(s.Note, "password") {
+				reissued++
+			}
+		}
+	}
+	hand := fmt.Sprintf("password hand-offs verified at the portal: %d/%d, rejected %d, re-issued %d", accounts, n, rejected, reissued)
+	r.Note = strings.TrimPrefix(r.Note+"; "+hand, "; ")
+	return r
+}
+
+// runOkta runs joiners against the emulate Okta stand-in. The worker binary
+// refuses a plain-http Okta org outside --dev, so this worker runs in
+// process with the same workflows, activities and connector.
+func runOkta(tb *runTB, cfg config, file bool) row {
+	r := row{Scenario: "okta joiners", DB: dbName(file), Floor: 2}
+	peer := oktatest.Start(tb)
+	proxy := harness.StartProxy(tb, peer.OrgURL)
+	c := harness.StartCluster(tb, file)
+	pol := harness.OktaPolicy(proxy.URL)
+	conns, err := targets.Build(context.Background(), mustPolicy(tb, pol), targets.Options{
+		Getenv: harness.Getenv(harness.OktaTokenEnv + "=" + peer.Token), AllowInsecure: true})
+	if err != nil {
+		tb.Fatalf("okta target: %v", err)
+	}
+	c.InProcess(pol, conns, nil)
+	proxy.Reset()
+	evs := hires("O", cfg.oktaJoiners)
+	sent := drive(c, cfg, evs, &r)
+	latency(proxy, evs, sent, &r)
+	r.ReqPerJoiner = float64(proxy.Stats().Total) / float64(len(evs))
+	r.Note = "in-process worker (the binary refuses a plain-http Okta org outside --dev)"
+	return r
+}
