@@ -257,6 +257,11 @@ func submitWithRetry(ctx context.Context, c client.Client, ev hr.Event) (workflo
 		res, err := intake.Submit(sctx, c, ev)
 		cancel()
 		var rej *intake.RejectedError
+		if err == nil && attempt > 1 {
+			// An earlier attempt that timed out on our side may have been
+			// delivered; its duplicate is this row's own delivery.
+			res.Duplicate = false
+		}
 		if err == nil || errors.As(err, &rej) || attempt == 4 || ctx.Err() != nil {
 			return res, err
 		}
