@@ -192,6 +192,9 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
+	if err := ensureSchedules(ctx, c, pol, log.Named("schedules")); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "Worker:            task queue %q\n", workflows.TaskQueue)
 
 	if cfg.healthAddr != "" {
@@ -324,8 +327,10 @@ const helpText = `usage: worker [flags]
   --sandbox             start the sandbox SCIM directory and HR portal sink without --dev (staging);
                         --dev always starts them. Data under --data-dir/sandbox, bearer token in its
                         token file (or env JML_SANDBOX_TOKEN), handed to the policy as JML_SANDBOX_TOKEN
-  --sandbox-addr ADDR   sandbox SCIM directory address (default 127.0.0.1:8090, env JML_SANDBOX_ADDR)
-  --hr-portal-addr ADDR sandbox HR portal HTTPS address (default 127.0.0.1:8443, env JML_HR_PORTAL_ADDR)
+  --sandbox-addr ADDR   sandbox SCIM directory address (env JML_SANDBOX_ADDR; default 127.0.0.1:8090,
+                        or a free port when that one is busy)
+  --hr-portal-addr ADDR sandbox HR portal HTTPS address (env JML_HR_PORTAL_ADDR; default 127.0.0.1:8443,
+                        or a free port when that one is busy)
 
 Without --dev the worker connects to TEMPORAL_ADDRESS (namespace TEMPORAL_NAMESPACE, API key
 TEMPORAL_API_KEY, mTLS TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY / TEMPORAL_TLS_CA).

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -27,8 +28,8 @@ const (
 // sandboxConfig is the sandbox part of the command line.
 type sandboxConfig struct {
 	enabled bool   // --sandbox; --dev always starts it
-	addr    string // --sandbox-addr
-	hrAddr  string // --hr-portal-addr
+	addr    string // --sandbox-addr; "" is the default address, or any free port when it is busy
+	hrAddr  string // --hr-portal-addr; likewise
 	// observe sees every password the HR portal receives. Only tests set
 	// it, to scan workflow histories for that exact value.
 	observe func(secret.Secret)
@@ -36,8 +37,8 @@ type sandboxConfig struct {
 
 func (s *sandboxConfig) flags(fs *flag.FlagSet, getenv func(string) string) {
 	fs.BoolVar(&s.enabled, "sandbox", false, "start the sandbox directory and HR portal sink without --dev (staging)")
-	fs.StringVar(&s.addr, "sandbox-addr", envOr(getenv, "JML_SANDBOX_ADDR", defaultSandboxAddr), "sandbox SCIM directory address")
-	fs.StringVar(&s.hrAddr, "hr-portal-addr", envOr(getenv, "JML_HR_PORTAL_ADDR", defaultHRPortalAddr), "sandbox HR portal (HTTPS) address")
+	fs.StringVar(&s.addr, "sandbox-addr", getenv("JML_SANDBOX_ADDR"), "sandbox SCIM directory address (default "+defaultSandboxAddr+")")
+	fs.StringVar(&s.hrAddr, "hr-portal-addr", getenv("JML_HR_PORTAL_ADDR"), "sandbox HR portal (HTTPS) address (default "+defaultHRPortalAddr+")")
 }
 
 // sandboxFor starts the sandbox when --dev or --sandbox asks for it and
@@ -54,8 +55,10 @@ func sandboxFor(cfg config, pol *policy.Policy, getenv func(string) string, stdo
 	if cfg.dev && cfg.devDB == devstack.Memory {
 		dir = "" // a throwaway dev server gets a throwaway sandbox
 	}
+	scimAddr, scimMoved := pickAddr(cfg.sandbox.addr, defaultSandboxAddr)
+	hrAddr, hrMoved := pickAddr(cfg.sandbox.hrAddr, defaultHRPortalAddr)
 	sb, err := sandbox.Start(sandbox.Config{
-		Dir: dir, SCIMAddr: cfg.sandbox.addr, HRPortalAddr: cfg.sandbox.hrAddr,
+		Dir: dir, SCIMAddr: scimAddr, HRPortalAddr: hrAddr,
 		Token: getenv(sandboxTokenEnv), Observe: cfg.sandbox.observe,
 	})
 	if err != nil {
@@ -74,10 +77,16 @@ func sandboxFor(cfg config, pol *policy.Policy, getenv func(string) string, stdo
 	case dir == "":
 		tokenNote = "bearer token in memory; set " + sandboxTokenEnv + " to choose it"
 	}
+	if scimMoved {
+		tokenNote += "; " + defaultSandboxAddr + " is busy"
+	}
 	fmt.Fprintf(stdout, "Sandbox SCIM:      %s  (%s)\n", sb.SCIMURL, tokenNote)
 	certNote := "self-signed, trusted by this worker only"
 	if dir != "" {
 		certNote += "; certificate " + filepath.Join(dir, sandbox.CertFile)
+	}
+	if hrMoved {
+		certNote += "; " + defaultHRPortalAddr + " is busy"
 	}
 	fmt.Fprintf(stdout, "HR portal sink:    %s  (%s)\n", sb.HRPortalURL, certNote)
 
@@ -88,6 +97,22 @@ func sandboxFor(cfg config, pol *policy.Policy, getenv func(string) string, stdo
 		return getenv(key)
 	}
 	return env, sb.Portal.TrustingClient(30 * time.Second), func() { _ = sb.Close() }, nil
+}
+
+// pickAddr is addr when the operator chose one (taken or not: that error
+// is theirs to see); else the default, or any free loopback port when
+// something else holds the default (another dev stack, a test run), which
+// the policy then follows and the worker prints.
+func pickAddr(addr, def string) (string, bool) {
+	if addr != "" {
+		return addr, false
+	}
+	ln, err := net.Listen("tcp", def)
+	if err != nil {
+		return "127.0.0.1:0", true
+	}
+	_ = ln.Close()
+	return def, false
 }
 
 // pointPolicyAt rewrites target base URLs on the sandbox's default
