@@ -84,7 +84,8 @@ func decodeStrict(body []byte, v any) error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		return syntaxAt(body, se.Offset, se.Error())
+		// Offset counts the offending byte: point at it.
+		return syntaxAt(body, se.Offset-1, se.Error())
 	case errors.As(err, &te):
 		return syntaxAt(body, te.Offset, fmt.Sprintf("field %q: expected a JSON %s, got %s", te.Field, te.Type, te.Value))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

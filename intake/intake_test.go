@@ -156,7 +156,7 @@ func TestBadInput(t *testing.T) {
 		field   string
 	}{
 		{name: "malformed JSON", body: []byte("{\"type\": \"hire\",\n  \"employee\": {\"employee_id\": \"E9\",}\n}"),
-			status: 400, wantMsg: []string{"line 2, column 37"}},
+			status: 400, wantMsg: []string{"line 2, column 36"}},
 		{name: "truncated JSON", body: []byte(`{"type": "hire", "employee": {`), status: 400, wantMsg: []string{"line 1, column 31", "unexpected end"}},
 		{name: "wrong JSON type", body: []byte(`{"type": 7}`), status: 400, wantMsg: []string{"line 1, column 11", `"type"`}},
 		{name: "unknown type", body: []byte(`{"type":"promote","effective_at":"2026-12-01T09:00:00Z","employee":{"employee_id":"E9","first_name":"A","last_name":"B"}}`),
