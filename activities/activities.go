@@ -24,8 +24,10 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/connectors/rest"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
+	"github.com/jml-dev/jml/transform"
 )
 
 // Config wires an Activities value.
@@ -36,12 +38,15 @@ type Config struct {
 	Targets map[string]any
 	// Vault holds generated and temporary passwords in this worker's memory.
 	Vault *secret.Vault
-	// REST sends Send REST Request / Notify calls. Nil: a built-in sender
-	// over HTTPClient.
+	// REST sends Send REST Request / Notify calls. Nil: a connectors/rest
+	// client over HTTPClient with the policy's named credentials.
 	REST RESTSender
-	// HTTPClient is used by the built-in REST sender (nil: a client with a
-	// 30 s timeout).
+	// HTTPClient is used by the REST client (nil: http.DefaultClient with
+	// rest's 30 s per-exchange timeout).
 	HTTPClient *http.Client
+	// AllowInsecureLoopback lets REST requests that carry a secret use
+	// plain http to a loopback address (tests only).
+	AllowInsecureLoopback bool
 	// Client reaches the governor workflow (mass-change safety limit). Nil
 	// disables the limit.
 	Client client.Client
@@ -65,6 +70,11 @@ type Activities struct {
 	cfg  Config
 	log  *zap.Logger
 	rest RESTSender
+	// lookups are the policy's LOOKUP tables, parsed once.
+	lookups   map[string]*transform.Table
+	lookupErr error
+	// population is the governor's count of active identities.
+	population populationCache
 	// snapshots are the attribute sync's desired states of running syncs.
 	snapshots snapshotCache
 }
@@ -88,17 +98,12 @@ func New(cfg Config) *Activities {
 	}
 	a := &Activities{cfg: cfg, log: cfg.Logger, rest: cfg.REST}
 	if a.rest == nil {
-		hc := cfg.HTTPClient
-		if hc == nil {
-			hc = &http.Client{Timeout: 30 * time.Second}
-		}
-		a.rest = &httpSender{client: hc, getenv: cfg.Getenv}
+		a.rest = rest.New(rest.Options{HTTPClient: cfg.HTTPClient, Getenv: cfg.Getenv, Logger: cfg.Logger,
+			Credentials: cfg.Policy.Credentials, AllowInsecureLoopback: cfg.AllowInsecureLoopback})
 	}
+	a.lookups, a.lookupErr = cfg.Policy.Tables()
 	return a
 }
-
-// Vault returns the worker's vault (tests count its entries).
-func (a *Activities) Vault() *secret.Vault { return a.cfg.Vault }
 
 // SecretRef is the history-safe form of a secret output: an opaque vault
 // handle plus where the secret belongs, so a step whose handle no longer
@@ -130,6 +135,11 @@ type StepInput struct {
 	// disabled account found by a joiner (rehire).
 	Inactive   bool `json:"inactive,omitempty"`
 	Reactivate bool `json:"reactivate,omitempty"`
+	// Outcome is what a notify step reports: rest.OnCompleted (default) or
+	// rest.OnNeedsAttention with the failed step and its scrubbed error.
+	Outcome    string `json:"outcome,omitempty"`
+	FailedStep string `json:"failed_step,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // StepResult is what a step activity returns. It is recorded in history,

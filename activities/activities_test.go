@@ -63,13 +63,13 @@ func TestSchedule(t *testing.T) {
 		Leaver: policy.Flow{LocalTime: "17:00"},
 	}})
 	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	s, err := a.Schedule(t.Context(), ScheduleInput{Kind: KindJoiner, EffectiveAt: start})
+	s, err := a.Schedule(t.Context(), ScheduleInput{Kind: policy.KindJoiner, EffectiveAt: start})
 	require.NoError(t, err)
 	assert.Equal(t, start.Add(-72*time.Hour), s.RunAt)
 	assert.Equal(t, start, s.EnableAt)
-	s, err = a.Schedule(t.Context(), ScheduleInput{Kind: KindLeaver, EffectiveAt: start.Add(12 * time.Hour), Attributes: map[string]string{"time_zone": "Europe/Paris"}})
+	s, err = a.Schedule(t.Context(), ScheduleInput{Kind: policy.KindLeaver, EffectiveAt: start.Add(12 * time.Hour), Attributes: map[string]string{"time_zone": "Europe/Paris"}})
 	require.NoError(t, err)
 	assert.Equal(t, time.Date(2026, 12, 1, 16, 0, 0, 0, time.UTC), s.RunAt)
-	_, err = a.Schedule(t.Context(), ScheduleInput{Kind: KindLeaver, EffectiveAt: start, Attributes: map[string]string{"time_zone": "Mars/Base"}})
+	_, err = a.Schedule(t.Context(), ScheduleInput{Kind: policy.KindLeaver, EffectiveAt: start, Attributes: map[string]string{"time_zone": "Mars/Base"}})
 	assert.Error(t, err)
 }

@@ -34,7 +34,7 @@ func toTemporal(err error, secrets ...secret.Secret) error {
 	}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
-		return err // already classified (and built from scrubbed text)
+		return appErr // already classified (and built from scrubbed text)
 	}
 	msg := redact(err.Error(), secrets...)
 	var perm *connectors.PermanentError

@@ -3,6 +3,8 @@ package activities
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -14,6 +16,25 @@ type PermitRequest struct {
 	// twice with one key gets the same answer and counts once.
 	Key        string `json:"key"`
 	MaxPerHour int    `json:"max_per_hour"`
+	// MaxPercent limits destructive steps in the hour to this percentage
+	// of Population, the active identities (AskGovernor counts them).
+	MaxPercent float64 `json:"max_percent,omitempty"`
+	Population int     `json:"population,omitempty"`
+}
+
+// Limit is the number of destructive steps allowed in the window: the
+// smaller of MaxPerHour and MaxPercent of Population (rounded down, at
+// least 1 so a small company can still lose one person an hour); 0 means
+// no limit. A percentage without a known population does not limit.
+func (r PermitRequest) Limit() int {
+	limit := r.MaxPerHour
+	if r.MaxPercent > 0 && r.Population > 0 {
+		pl := max(1, int(r.MaxPercent*float64(r.Population)/100))
+		if limit <= 0 || pl < limit {
+			limit = pl
+		}
+	}
+	return limit
 }
 
 // Permit is the governor's answer.
@@ -36,7 +57,17 @@ type GovernorCall struct {
 // is not running (update-with-start). The update ID is the request key, so
 // a retried activity is answered once.
 func (a *Activities) AskGovernor(ctx context.Context, in GovernorCall) (Permit, error) {
-	if a.cfg.Client == nil || in.Request.MaxPerHour <= 0 {
+	if in.Request.MaxPercent > 0 {
+		n, err := a.population.count(ctx, a.cfg.Directory)
+		if err != nil {
+			return Permit{}, toTemporal(fmt.Errorf("governor: count active identities: %w", err))
+		}
+		if n == 0 {
+			a.log.Warn("safety limit: max_destructive_percent ignored: no identity directory to count the population")
+		}
+		in.Request.Population = n
+	}
+	if a.cfg.Client == nil || in.Request.Limit() <= 0 {
 		return Permit{Granted: true, Reason: "no limit"}, nil
 	}
 	start := a.cfg.Client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
@@ -61,4 +92,48 @@ func (a *Activities) AskGovernor(ctx context.Context, in GovernorCall) (Permit, 
 		return Permit{}, toTemporal(fmt.Errorf("governor: %w", err))
 	}
 	return p, nil
+}
+
+// populationTTL is how long a population count is reused: counting pages
+// through every identity, and a burst of leavers asks many times a minute.
+const populationTTL = 5 * time.Minute
+
+// populationCache counts the active population: identities of the
+// directory whose status is not deprovisioned. A person being deprovisioned
+// counts until their leaver run completes, so a burst does not shrink the
+// base it is measured against while it runs.
+type populationCache struct {
+	mu sync.Mutex
+	n  int
+	at time.Time
+}
+
+func (p *populationCache) count(ctx context.Context, d Directory) (int, error) {
+	if d == nil {
+		return 0, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.at.IsZero() && time.Since(p.at) < populationTTL {
+		return p.n, nil
+	}
+	n := 0
+	var cursor []byte
+	for {
+		ids, next, err := d.ListIdentities(ctx, cursor, 1000)
+		if err != nil {
+			return 0, err
+		}
+		for _, id := range ids {
+			if id.Status != IdentityDeprovisioned {
+				n++
+			}
+		}
+		if len(next) == 0 {
+			break
+		}
+		cursor = next
+	}
+	p.n, p.at = n, time.Now()
+	return n, nil
 }

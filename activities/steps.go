@@ -2,15 +2,18 @@ package activities
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/connectors/rest"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/transform"
@@ -37,40 +40,48 @@ func unsupported(target, capability string) error {
 	return permanent(ErrTypeUnsupported, fmt.Errorf("target %q cannot %s", target, capability))
 }
 
-// renderAttributes evaluates the common attributes, then the step's own
-// (which win), against attrs.
-// TODO(policy): use policy.RenderAttributes once it lands.
-func (a *Activities) renderAttributes(step map[string]string, env *transform.Env) (connectors.Attributes, error) {
-	out := connectors.Attributes{}
-	for _, set := range []map[string]string{a.cfg.Policy.CommonAttributes, step} {
-		for _, k := range slices.Sorted(maps.Keys(set)) {
-			v, err := render(set[k], env)
-			if err != nil {
-				return nil, permanent("PolicyInvalid", fmt.Errorf("attribute %s: %v", k, err))
-			}
-			out[k] = v
-		}
+// env is the template environment of a step: the identity's attributes,
+// the run's outputs, the policy's lookup tables; random functions read
+// crypto/rand (Config.Rand in tests), which only activities may do.
+func (a *Activities) env(attrs map[string]string, in StepInput) (*transform.Env, error) {
+	if a.lookupErr != nil {
+		return nil, permanent("PolicyInvalid", a.lookupErr)
 	}
-	return out, nil
+	r := a.cfg.Rand
+	if r == nil {
+		r = rand.Reader
+	}
+	return &transform.Env{Attrs: attrs, Outputs: in.Outputs, Lookups: a.lookups, Rand: r, Now: time.Now()}, nil
 }
 
-func envFor(attrs map[string]string, in StepInput) *transform.Env {
-	return &transform.Env{Attrs: attrs, Outputs: in.Outputs}
+// render evaluates one template source.
+func render(src string, env *transform.Env) (string, error) {
+	t, err := transform.Parse(src)
+	if err != nil {
+		return "", err
+	}
+	return t.Eval(env)
 }
 
-func uniqueIdentifier(p *policy.Policy, s *policy.SyncIdentity) string {
-	if s.UniqueIdentifier != "" {
-		return s.UniqueIdentifier
+// renderAttributes is policy.RenderAttributes for a sync step against
+// attrs, as a Temporal-classified error.
+func (a *Activities) renderAttributes(spec *policy.SyncIdentity, attrs map[string]string, in StepInput) (connectors.Attributes, *transform.Env, error) {
+	env, err := a.env(attrs, in)
+	if err != nil {
+		return nil, nil, err
 	}
-	if p.Targets[s.Target].Type == "okta" {
-		return "login"
+	out, err := policy.RenderAttributes(a.cfg.Policy, *spec, env)
+	if err != nil {
+		return nil, nil, permanent("PolicyInvalid", err)
 	}
-	return "user_name"
+	return out, env, nil
 }
 
 // SyncIdentity is SYNC_IDENTITIES: find the account by its unique
 // identifier, create it when allowed (with a generated password into the
-// vault), else write only the changed attributes.
+// vault), else write only the changed attributes. When the identifier is
+// held by another person's account, the step's fallback formatters
+// (policy.Candidates, NEXT_NUMBER) pick a free value for a new account.
 func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult, error) {
 	spec := in.Step.Spec.SyncIdentity
 	if spec == nil {
@@ -84,22 +95,33 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 	if !ok {
 		return StepResult{}, unsupported(spec.Target, "sync identities")
 	}
-	attrs, err := a.renderAttributes(spec.Attributes, envFor(in.Attributes, in))
+	attrs, env, err := a.renderAttributes(spec, in.Attributes, in)
 	if err != nil {
 		return StepResult{}, err
 	}
-	uid := uniqueIdentifier(a.cfg.Policy, spec)
+	uid := a.cfg.Policy.UniqueIdentifier(*spec)
 	var old connectors.Attributes
 	if in.OldAttributes != nil {
-		if old, err = a.renderAttributes(spec.Attributes, envFor(in.OldAttributes, in)); err != nil {
+		if old, _, err = a.renderAttributes(spec, in.OldAttributes, in); err != nil {
 			return StepResult{}, err
 		}
 	}
-	acct, err := a.find(ctx, syncer, uid, attrs, old)
+	acct, held, err := find(ctx, syncer, uid, attrs, attrs[uid], old[uid])
 	if err != nil && !errors.Is(err, connectors.ErrNotFound) {
 		return StepResult{}, toTemporal(fmt.Errorf("%s: find account: %w", spec.Target, err))
 	}
-	res := StepResult{EntityType: entityType(a.cfg.Policy, spec.Target)}
+	if acct == nil && held && spec.CreateAllowed {
+		v, err := a.uniqueValue(ctx, syncer, spec, uid, attrs, env)
+		if err != nil {
+			return StepResult{}, err
+		}
+		attrs[uid] = v
+		// v is free or ours: an earlier attempt may have created it.
+		if acct, _, err = find(ctx, syncer, uid, attrs, v); err != nil && !errors.Is(err, connectors.ErrNotFound) {
+			return StepResult{}, toTemporal(fmt.Errorf("%s: find account: %w", spec.Target, err))
+		}
+	}
+	res := StepResult{EntityType: a.cfg.Policy.EntityType(spec.Target)}
 	var pw secret.Secret
 	if acct == nil {
 		if !spec.CreateAllowed {
@@ -150,7 +172,7 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		// A joiner whose create succeeded but whose result was lost (worker
 		// crash) finds the account here: the password it was created with
 		// is gone, so set a fresh one rather than hand out nothing.
-		if spec.Password == "generate" && in.Kind == KindJoiner {
+		if spec.Password == "generate" && in.Kind == policy.KindJoiner {
 			if pw, err = a.setNewPassword(ctx, c, spec.Target, acct.ID); err != nil {
 				return StepResult{}, err
 			}
@@ -159,9 +181,7 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 	}
 	res.AccountID = acct.ID
 	res.Outputs = map[string]string{"id": acct.ID}
-	for k, v := range attrs {
-		res.Outputs[k] = v
-	}
+	maps.Copy(res.Outputs, attrs)
 	if !pw.Empty() {
 		h := a.cfg.Vault.Put(in.Owner, pw)
 		res.Secrets = map[string]SecretRef{res.EntityType + ".password": {Handle: h, Target: spec.Target, AccountID: acct.ID}}
@@ -170,28 +190,83 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 	return res, nil
 }
 
-// find looks the account up by its unique identifier, new value first, then
-// the old one (a mover may change the login itself).
-func (a *Activities) find(ctx context.Context, s connectors.AccountSyncer, uid string, attrs, old connectors.Attributes) (*connectors.Account, error) {
-	var keys []string
-	for _, set := range []connectors.Attributes{attrs, old} {
-		if v := set[uid]; v != "" && !slices.Contains(keys, v) {
-			keys = append(keys, v)
+// correlationKeys are the attributes that tie an account to one person.
+// An account whose value differs from the rendered one belongs to someone
+// else; without any of them an account found by the unique identifier is
+// taken as this person's (adopted).
+var correlationKeys = []string{"employee_id", "external_id", "employee_number"}
+
+// belongsTo reports whether acct may be the account of the person whose
+// rendered attributes are attrs.
+func belongsTo(acct *connectors.Account, attrs connectors.Attributes) bool {
+	for _, k := range correlationKeys {
+		want, got := attrs[k], acct.Attributes[k]
+		if want != "" && got != "" && !strings.EqualFold(want, got) {
+			return false
 		}
 	}
-	if len(keys) == 0 {
-		return nil, permanent("PolicyInvalid", fmt.Errorf("unique identifier %s renders empty", uid))
-	}
-	for _, k := range keys {
+	return true
+}
+
+// find looks the account up by the unique identifier uid, trying keys in
+// order (a mover's new value, then its old one) and skipping accounts of
+// other people. held reports that the first key is another person's.
+func find(ctx context.Context, s connectors.AccountSyncer, uid string, attrs connectors.Attributes, keys ...string) (acct *connectors.Account, held bool, err error) {
+	tried := 0
+	for i, k := range keys {
+		if k == "" || slices.Contains(keys[:i], k) {
+			continue
+		}
+		tried++
 		acct, err := s.FindAccount(ctx, connectors.Key{Attribute: uid, Value: k})
-		if err == nil {
-			return acct, nil
+		if errors.Is(err, connectors.ErrNotFound) {
+			continue
 		}
-		if !errors.Is(err, connectors.ErrNotFound) {
-			return nil, err
+		if err != nil {
+			return nil, false, err
 		}
+		if belongsTo(acct, attrs) {
+			return acct, false, nil
+		}
+		held = held || i == 0
 	}
-	return nil, connectors.ErrNotFound
+	if tried == 0 {
+		return nil, false, permanent("PolicyInvalid", fmt.Errorf("unique identifier %s renders empty", uid))
+	}
+	return nil, held, connectors.ErrNotFound
+}
+
+// uniqueValue picks the unique identifier of a new account whose first
+// choice is another person's: the step's fallbacks in order, each
+// NEXT_NUMBER value checked with FindAccount (transform.EvalUnique).
+func (a *Activities) uniqueValue(ctx context.Context, s connectors.AccountSyncer, spec *policy.SyncIdentity, uid string, attrs connectors.Attributes, env *transform.Env) (string, error) {
+	if len(spec.Fallbacks[uid]) == 0 {
+		return "", permanent(ErrTypeConflict, fmt.Errorf("%s: the %s is held by another person's account and the step has no fallbacks for it", spec.Target, uid))
+	}
+	cands, err := policy.Candidates(a.cfg.Policy, *spec, uid)
+	if err != nil {
+		return "", permanent("PolicyInvalid", err)
+	}
+	e := *env
+	e.Target = attrs
+	taken := func(ctx context.Context, v string) (bool, error) {
+		acct, err := s.FindAccount(ctx, connectors.Key{Attribute: uid, Value: v})
+		if errors.Is(err, connectors.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return !belongsTo(acct, attrs), nil
+	}
+	v, err := transform.EvalUnique(ctx, cands, &e, taken)
+	switch {
+	case errors.Is(err, transform.ErrNoUniqueValue):
+		return "", permanent(ErrTypeConflict, fmt.Errorf("%s: every fallback for %s is taken", spec.Target, uid))
+	case err != nil:
+		return "", toTemporal(fmt.Errorf("%s: fallbacks for %s: %w", spec.Target, uid, err))
+	}
+	return v, nil
 }
 
 func (a *Activities) setNewPassword(ctx context.Context, c any, target, accountID string) (secret.Secret, error) {
@@ -213,7 +288,7 @@ func (a *Activities) setNewPassword(ctx context.Context, c any, target, accountI
 // account remembered from earlier runs, or a lookup by the unique
 // identifier of the policy's sync step for that target.
 func (a *Activities) accountID(ctx context.Context, c any, target string, in StepInput) (string, error) {
-	if id := in.Outputs[entityType(a.cfg.Policy, target)]["id"]; id != "" {
+	if id := in.Outputs[a.cfg.Policy.EntityType(target)]["id"]; id != "" {
 		return id, nil
 	}
 	if id := in.Accounts[target]; id != "" {
@@ -228,11 +303,12 @@ func (a *Activities) accountID(ctx context.Context, c any, target string, in Ste
 			if st.SyncIdentity == nil || st.SyncIdentity.Target != target {
 				continue
 			}
-			attrs, err := a.renderAttributes(st.SyncIdentity.Attributes, envFor(in.Attributes, in))
+			attrs, _, err := a.renderAttributes(st.SyncIdentity, in.Attributes, in)
 			if err != nil {
 				return "", err
 			}
-			acct, err := a.find(ctx, syncer, uniqueIdentifier(a.cfg.Policy, st.SyncIdentity), attrs, nil)
+			uid := a.cfg.Policy.UniqueIdentifier(*st.SyncIdentity)
+			acct, _, err := find(ctx, syncer, uid, attrs, attrs[uid])
 			if errors.Is(err, connectors.ErrNotFound) {
 				return "", nil
 			}
@@ -245,10 +321,14 @@ func (a *Activities) accountID(ctx context.Context, c any, target string, in Ste
 	return "", nil
 }
 
-func renderList(tmpls []string, attrs map[string]string, in StepInput) ([]string, error) {
+func (a *Activities) renderList(tmpls []string, attrs map[string]string, in StepInput) ([]string, error) {
+	env, err := a.env(attrs, in)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, t := range tmpls {
-		v, err := render(t, envFor(attrs, in))
+		v, err := render(t, env)
 		if err != nil {
 			return nil, permanent("PolicyInvalid", fmt.Errorf("group %q: %v", t, err))
 		}
@@ -278,7 +358,7 @@ func GroupDiff(oldGroups, newGroups []string) (add, remove []string) {
 // resolveGroups turns group names into target group IDs (creating missing
 // ones when allowed). A connector without GroupFinder takes names as IDs.
 func (a *Activities) resolveGroups(ctx context.Context, c any, target string, tmpls []string, attrs map[string]string, in StepInput, create bool) ([]string, error) {
-	names, err := renderList(tmpls, attrs, in)
+	names, err := a.renderList(tmpls, attrs, in)
 	if err != nil {
 		return nil, err
 	}
@@ -333,16 +413,16 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 	if id == "" {
 		return StepResult{}, permanent(ErrTypeNotFound, fmt.Errorf("%s: no account to manage", spec.Target))
 	}
-	add, err := renderList(spec.Add, in.Attributes, in)
+	add, err := a.renderList(spec.Add, in.Attributes, in)
 	if err != nil {
 		return StepResult{}, err
 	}
-	remove, err := renderList(spec.Remove, in.Attributes, in)
+	remove, err := a.renderList(spec.Remove, in.Attributes, in)
 	if err != nil {
 		return StepResult{}, err
 	}
 	if in.OldAttributes != nil {
-		oldAdd, err := renderList(spec.Add, in.OldAttributes, in)
+		oldAdd, err := a.renderList(spec.Add, in.OldAttributes, in)
 		if err != nil {
 			return StepResult{}, err
 		}
@@ -466,7 +546,11 @@ func (a *Activities) CreateEntitlement(ctx context.Context, in StepInput) (StepR
 	if !ok {
 		return StepResult{}, unsupported(spec.Target, "create entitlements")
 	}
-	name, err := render(spec.Name, envFor(in.Attributes, in))
+	env, err := a.env(in.Attributes, in)
+	if err != nil {
+		return StepResult{}, err
+	}
+	name, err := render(spec.Name, env)
 	if err != nil {
 		return StepResult{}, permanent("PolicyInvalid", fmt.Errorf("create_entitlement.name: %v", err))
 	}
@@ -503,28 +587,71 @@ func (a *Activities) ResetPassword(ctx context.Context, in StepInput) (StepResul
 	if err != nil {
 		return StepResult{}, toTemporal(fmt.Errorf("%s: reset password: %w", spec.Target, err))
 	}
-	et := entityType(a.cfg.Policy, spec.Target)
+	et := a.cfg.Policy.EntityType(spec.Target)
 	h := a.cfg.Vault.Put(in.Owner, pw)
 	return StepResult{EntityType: et, AccountID: id, Note: "temporary password issued",
 		Secrets: map[string]SecretRef{et + ".password": {Handle: h, Target: spec.Target, AccountID: id}}}, nil
 }
 
-// SendRESTRequest is SEND_REST_REQUEST. Secret references ({OktaUser.password})
-// resolve from the vault; a handle lost with its worker makes the step set
-// a new password on the account and send that one.
+// SendRESTRequest is SEND_REST_REQUEST (connectors/rest). Secret
+// references ({OktaUser.password}) resolve from the vault; a handle lost
+// with its worker makes the step set a new password on the account and
+// send that one.
 func (a *Activities) SendRESTRequest(ctx context.Context, in StepInput) (StepResult, error) {
 	spec := in.Step.Spec.SendRESTRequest
 	if spec == nil {
-		spec = in.Step.Spec.Notify
+		return StepResult{}, permanent("PolicyInvalid", errors.New("not a send_rest_request step"))
 	}
+	req, res, err := a.restRequest(ctx, in, spec)
+	if err != nil {
+		return StepResult{}, err
+	}
+	out, err := a.rest.Send(ctx, req)
+	if err != nil {
+		return StepResult{}, toTemporal(fmt.Errorf("%s: %w", in.Step.Name, err), req.Secrets...)
+	}
+	res.Outputs = out
+	if res.Note == "" {
+		res.Note = "sent"
+	}
+	return res, nil
+}
+
+// Notify is NOTIFY (rest.Notify): it fires when the step subscribes to
+// in.Outcome, a run completed or needing attention.
+func (a *Activities) Notify(ctx context.Context, in StepInput) (StepResult, error) {
+	spec := in.Step.Spec.Notify
 	if spec == nil {
-		return StepResult{}, permanent("PolicyInvalid", errors.New("not a REST step"))
+		return StepResult{}, permanent("PolicyInvalid", errors.New("not a notify step"))
 	}
+	req, res, err := a.restRequest(ctx, in, spec)
+	if err != nil {
+		return StepResult{}, err
+	}
+	ev := rest.Event{Kind: in.Outcome, Workflow: in.Kind, WorkflowID: in.Owner,
+		EmployeeID: in.Attributes["employee_id"], FailedStep: in.FailedStep, Error: in.Error}
+	if ev.Kind == "" {
+		ev.Kind = rest.OnCompleted
+	}
+	sent, err := a.rest.Notify(ctx, req, ev)
+	if err != nil {
+		return StepResult{}, toTemporal(fmt.Errorf("%s: %w", in.Step.Name, err), req.Secrets...)
+	}
+	if res.Note == "" {
+		res.Note = map[bool]string{true: "sent", false: "not subscribed to " + ev.Kind}[sent]
+	}
+	return res, nil
+}
+
+// restRequest builds the request of a REST step: target, template
+// environment with the run's secrets resolved from the vault (in memory
+// only), the secrets themselves (HTTPS only, scrubbed from errors).
+func (a *Activities) restRequest(ctx context.Context, in StepInput, spec *policy.RESTRequest) (rest.Request, StepResult, error) {
 	var target *policy.Target
 	if spec.Target != "" {
 		t, ok := a.cfg.Policy.Targets[spec.Target]
 		if !ok {
-			return StepResult{}, permanent("PolicyInvalid", fmt.Errorf("target %q is not configured", spec.Target))
+			return rest.Request{}, StepResult{}, permanent("PolicyInvalid", fmt.Errorf("target %q is not configured", spec.Target))
 		}
 		target = &t
 	}
@@ -532,12 +659,12 @@ func (a *Activities) SendRESTRequest(ctx context.Context, in StepInput) (StepRes
 	for et, m := range in.Outputs {
 		outputs[et] = maps.Clone(m)
 	}
-	res := StepResult{EntityType: spec.Target}
-	var secrets []secret.Secret
+	res := StepResult{EntityType: a.cfg.Policy.EntityType(spec.Target)}
 	refs, err := secretRefs(spec)
 	if err != nil {
-		return StepResult{}, err
+		return rest.Request{}, StepResult{}, err
 	}
+	var secrets []secret.Secret
 	for _, ref := range refs {
 		sr, ok := in.Secrets[ref]
 		if !ok {
@@ -547,10 +674,10 @@ func (a *Activities) SendRESTRequest(ctx context.Context, in StepInput) (StepRes
 		if errors.Is(err, secret.ErrUnknownHandle) {
 			c, cerr := a.connector(sr.Target)
 			if cerr != nil {
-				return StepResult{}, cerr
+				return rest.Request{}, StepResult{}, cerr
 			}
 			if s, err = a.setNewPassword(ctx, c, sr.Target, sr.AccountID); err != nil {
-				return StepResult{}, err
+				return rest.Request{}, StepResult{}, err
 			}
 			h := a.cfg.Vault.Put(in.Owner, s)
 			if res.Secrets == nil {
@@ -567,21 +694,12 @@ func (a *Activities) SendRESTRequest(ctx context.Context, in StepInput) (StepRes
 		}
 		outputs[et][attr] = s.Reveal()
 	}
-	env := &transform.Env{Attrs: in.Attributes, Outputs: outputs}
-	out, err := a.rest.Send(ctx, RESTRequest{Spec: *spec, Target: target, Env: env, Secrets: secrets})
+	env, err := a.env(in.Attributes, in)
 	if err != nil {
-		return StepResult{}, toTemporal(fmt.Errorf("%s: %w", in.Step.Name, err), secrets...)
+		return rest.Request{}, StepResult{}, err
 	}
-	res.Outputs = out
-	if res.Note == "" {
-		res.Note = "sent"
-	}
-	return res, nil
-}
-
-// Notify is NOTIFY: a REST request on completion or on NeedsAttention.
-func (a *Activities) Notify(ctx context.Context, in StepInput) (StepResult, error) {
-	return a.SendRESTRequest(ctx, in)
+	env.Outputs = outputs
+	return rest.Request{Spec: *spec, Target: target, Env: env, Secrets: secrets}, res, nil
 }
 
 // secretRefs lists the Entity.password references of a REST spec.

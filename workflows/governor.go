@@ -27,7 +27,9 @@ type GovernorState struct {
 
 // Governor is the long-lived mass-change safety limit (ID jml-governor).
 // Every destructive step asks it through the Permit update; it grants at
-// most MaxPerHour steps in a sliding hour and answers "blocked" beyond,
+// most PermitRequest.Limit() steps in a sliding hour (policy safety:
+// max_destructive_per_hour, and max_destructive_percent of the active
+// population counted by the asking activity) and answers "blocked" beyond,
 // so a runaway HR feed stops at the limit and waits for an operator
 // (Release or Abort on each blocked run). Asking again with the same key
 // returns the same grant without counting twice.
@@ -39,8 +41,8 @@ func Governor(ctx workflow.Context, st GovernorState) error {
 			if slices.ContainsFunc(st.Grants, func(g Grant) bool { return g.Key == req.Key }) {
 				return activities.Permit{Granted: true}, nil
 			}
-			if req.MaxPerHour > 0 && len(st.Grants) >= req.MaxPerHour {
-				return activities.Permit{Reason: fmt.Sprintf("safety limit: more than %d destructive steps in the last hour; release or abort", req.MaxPerHour)}, nil
+			if limit := req.Limit(); limit > 0 && len(st.Grants) >= limit {
+				return activities.Permit{Reason: fmt.Sprintf("safety limit: more than %d destructive steps in the last hour; release or abort", limit)}, nil
 			}
 			st.Grants = append(st.Grants, Grant{Key: req.Key, At: now})
 			return activities.Permit{Granted: true}, nil

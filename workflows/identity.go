@@ -13,6 +13,7 @@ import (
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/policy"
 )
 
 // maxHandled bounds the event IDs an identity remembers across
@@ -39,6 +40,10 @@ type identity struct {
 	lastRun  string
 	changed  bool // the queue changed: re-evaluate the head's timer
 	schedule map[string]activities.Schedule
+	// publish: this run keeps its IdentityRecord memo current
+	// (PublishIdentity), read by the attribute sync and the governor's
+	// population count. Runs started before that change do not.
+	publish bool
 }
 
 // Identity is the per-person ordering workflow (ID identity/<employeeId>).
@@ -85,6 +90,10 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 		}
 	})
 	s.setState(ctx, StateIdle, "")
+	s.publish = workflow.GetVersion(ctx, "publish-identity", workflow.DefaultVersion, 1) == 1
+	if s.publish {
+		s.publishRecord(ctx)
+	}
 
 	for {
 		err := workflow.Await(ctx, func() bool {
@@ -121,6 +130,9 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 		}
 		s.in.Pending = s.in.Pending[1:]
 		s.runEvent(ctx, head, sched)
+		if s.publish {
+			s.publishRecord(ctx)
+		}
 		s.setState(ctx, StateIdle, "")
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			return s.continueAsNew(ctx, signals)
@@ -201,7 +213,7 @@ func (s *identity) enqueue(ctx workflow.Context, ev hr.Event) bool {
 	case hr.Terminate:
 		// The later termination wins; hires not started yet never happen.
 		drop(hr.Terminate, hr.Hire, hr.Rehire)
-		if c := s.current; c != nil && c.kind == activities.KindJoiner && c.enableAt.After(workflow.Now(ctx)) {
+		if c := s.current; c != nil && c.kind == policy.KindJoiner && c.enableAt.After(workflow.Now(ctx)) {
 			c.cancel() // a joiner still waiting for its start date
 		}
 	case hr.Hire, hr.Rehire:
@@ -226,11 +238,11 @@ func (s *identity) done(eventID string) {
 func kindOf(ev hr.Event, status string) string {
 	switch ev.Type {
 	case hr.Change:
-		return activities.KindMover
+		return policy.KindMover
 	case hr.Terminate:
-		return activities.KindLeaver
+		return policy.KindLeaver
 	}
-	return activities.KindJoiner
+	return policy.KindJoiner
 }
 
 func (s *identity) scheduleOf(ctx workflow.Context, ev hr.Event) (activities.Schedule, error) {
@@ -256,6 +268,12 @@ func (s *identity) scheduleOf(ctx workflow.Context, ev hr.Event) (activities.Sch
 	return sc, nil
 }
 
+func (s *identity) publishRecord(ctx workflow.Context) {
+	if err := PublishIdentity(ctx, s.in); err != nil {
+		workflow.GetLogger(ctx).Error("identity record not published", "error", err)
+	}
+}
+
 func (s *identity) setState(ctx workflow.Context, state, kind string) {
 	upd := []temporal.SearchAttributeUpdate{saEmployeeID.ValueSet(s.in.EmployeeID), saState.ValueSet(state)}
 	if kind != "" {
@@ -274,10 +292,10 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	in := LifecycleInput{
 		Kind: kind, EmployeeID: s.in.EmployeeID, EventID: ev.EventID,
 		Attributes: attrs, Accounts: s.in.Accounts,
-		Rehire:   kind == activities.KindJoiner && (ev.Type == hr.Rehire || s.in.Status == StatusDeprovisioned),
+		Rehire:   kind == policy.KindJoiner && (ev.Type == hr.Rehire || s.in.Status == StatusDeprovisioned),
 		EnableAt: sched.EnableAt,
 	}
-	if kind == activities.KindMover {
+	if kind == policy.KindMover {
 		in.OldAttributes = s.in.Attributes
 	}
 	id := LifecycleWorkflowID(kind, s.in.EmployeeID, ev.EventID)
@@ -292,7 +310,7 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	})
 	s.current = &running{kind: kind, eventID: ev.EventID, workflowID: id, enableAt: sched.EnableAt, cancel: cancel}
 	s.setState(ctx, StateRunning, kind)
-	name := map[string]string{activities.KindJoiner: JoinerWorkflowName, activities.KindMover: MoverWorkflowName, activities.KindLeaver: LeaverWorkflowName}[kind]
+	name := map[string]string{policy.KindJoiner: JoinerWorkflowName, policy.KindMover: MoverWorkflowName, policy.KindLeaver: LeaverWorkflowName}[kind]
 	var res LifecycleResult
 	err := workflow.ExecuteChildWorkflow(cctx, name, in).Get(ctx, &res)
 	s.current, s.lastRun = nil, id
@@ -321,9 +339,9 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	}
 	s.in.Attributes = res.Attributes // with an operator's corrections
 	switch kind {
-	case activities.KindJoiner:
+	case policy.KindJoiner:
 		s.in.Status = StatusActive
-	case activities.KindLeaver:
+	case policy.KindLeaver:
 		s.in.Status = StatusDeprovisioned
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/connectors/rest"
+	"github.com/jml-dev/jml/policy"
 )
 
 // Typed search attribute keys (keyword).
@@ -120,17 +122,21 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 		ActivityID: "plan", Summary: "plan steps from policy",
 		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry,
 	})
-	err := workflow.ExecuteActivity(pctx, a.Plan, activities.PlanInput{Kind: in.Kind, Rehire: in.Rehire, Attributes: in.Attributes}).Get(ctx, &r.plan)
+	err := workflow.ExecuteActivity(pctx, a.Plan, activities.PlanInput{Kind: in.Kind, Rehire: in.Rehire, EventID: in.EventID, Attributes: in.Attributes}).Get(ctx, &r.plan)
 	if err != nil {
 		// Nothing ran: a broken policy is for the operator to fix and rerun.
 		r.setState(ctx, StateAborted, "")
 		return LifecycleResult{}, fmt.Errorf("plan: %w", err)
 	}
 	for _, s := range r.plan.Steps {
-		if s.Action == activities.ActionNotify && !s.OnCompleted {
+		if s.Action == policy.ActionNotify && !s.OnCompleted {
 			continue // fires only on NeedsAttention
 		}
-		r.steps = append(r.steps, StepInfo{Name: s.Name, Action: s.Action, Target: s.Target, State: StepPending})
+		row := StepInfo{Name: s.Name, Action: s.Action, Target: s.Target, State: StepPending}
+		if s.SkipReason != "" {
+			row.State, row.Note = StepSkipped, s.SkipReason
+		}
+		r.steps = append(r.steps, row)
 	}
 
 	err = r.run(ctx)
@@ -230,7 +236,7 @@ func (r *lifecycle) row(name string) *StepInfo {
 
 func (r *lifecycle) run(ctx workflow.Context) error {
 	for _, st := range r.plan.Steps {
-		if st.Action == activities.ActionNotify && !st.OnCompleted {
+		if st.Action == policy.ActionNotify && !st.OnCompleted || st.SkipReason != "" {
 			continue
 		}
 		row := r.row(st.Name)
@@ -242,7 +248,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			}
 			r.setState(ctx, StateRunning, "")
 		}
-		if st.Destructive && r.plan.MaxDestructivePerHour > 0 {
+		if st.Destructive && r.plan.Limited() {
 			if err := r.permit(ctx, st, row); err != nil {
 				return err
 			}
@@ -253,7 +259,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 		for {
 			row.State, row.Time = StepRunning, workflow.Now(ctx)
 			row.Attempts++
-			res, err := r.exec(ctx, st)
+			res, err := r.exec(ctx, st, notice{outcome: rest.OnCompleted})
 			if err == nil {
 				r.record(st, res, row)
 				break
@@ -299,7 +305,8 @@ func (r *lifecycle) permit(ctx workflow.Context, st activities.PlannedStep, row 
 	var p activities.Permit
 	call := activities.GovernorCall{
 		WorkflowID: GovernorWorkflowID, WorkflowType: GovernorWorkflowName, TaskQueue: TaskQueue, Update: UpdatePermit,
-		Request: activities.PermitRequest{Key: workflow.GetInfo(ctx).WorkflowExecution.ID + "/" + st.Name, MaxPerHour: r.plan.MaxDestructivePerHour},
+		Request: activities.PermitRequest{Key: workflow.GetInfo(ctx).WorkflowExecution.ID + "/" + st.Name,
+			MaxPerHour: r.plan.MaxDestructivePerHour, MaxPercent: r.plan.MaxDestructivePercent},
 	}
 	if err := workflow.ExecuteActivity(gctx, a.AskGovernor, call).Get(ctx, &p); err != nil {
 		// The governor unreachable for good: fail safe, wait for an operator.
@@ -327,7 +334,7 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** at step `%s` (%s)\n\n%s\n\nOperator: RetryStep / SkipStep / Abort%s",
 		state, st.Name, st.Summary(), reason, map[bool]string{true: " / Release"}[state == StateBlocked]))
 	if state == StateNeedsAttention {
-		r.alert(ctx)
+		r.alert(ctx, notice{outcome: rest.OnNeedsAttention, step: st.Name, err: reason})
 	}
 	if err := workflow.Await(ctx, func() bool { return r.decision != nil }); err != nil {
 		return decision{}, err
@@ -347,12 +354,12 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 }
 
 // alert fires the notify steps that ask for NeedsAttention (best effort).
-func (r *lifecycle) alert(ctx workflow.Context) {
+func (r *lifecycle) alert(ctx workflow.Context, n notice) {
 	for _, st := range r.plan.Steps {
-		if st.Action != activities.ActionNotify || !st.OnNeedsAttention {
+		if st.Action != policy.ActionNotify || !st.OnNeedsAttention || st.SkipReason != "" {
 			continue
 		}
-		if _, err := r.exec(ctx, st); err != nil {
+		if _, err := r.exec(ctx, st, n); err != nil {
 			workflow.GetLogger(ctx).Warn("needs-attention notification failed", "step", st.Name)
 		}
 	}
@@ -368,15 +375,19 @@ func (r *lifecycle) record(st activities.PlannedStep, res activities.StepResult,
 		maps.Copy(r.outputs[res.EntityType], res.Outputs)
 	}
 	maps.Copy(r.secrets, res.Secrets)
-	if st.Action == activities.ActionSyncIdentity && res.AccountID != "" {
+	if st.Action == policy.ActionSyncIdentity && res.AccountID != "" {
 		r.accounts[st.Target] = res.AccountID
 	}
-	if st.Action == activities.ActionDelete {
+	if st.Action == policy.ActionDeleteIdentity {
 		delete(r.accounts, st.Target)
 	}
 }
 
-func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep) (activities.StepResult, error) {
+// notice is what a notify step reports: the run's outcome
+// (rest.OnCompleted, rest.OnNeedsAttention) and the failed step.
+type notice struct{ outcome, step, err string }
+
+func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep, n notice) (activities.StepResult, error) {
 	sctx, err := r.stepContext(ctx)
 	if err != nil {
 		return activities.StepResult{}, err
@@ -394,14 +405,14 @@ func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep) (activ
 	})
 	var a *activities.Activities
 	fns := map[string]any{
-		activities.ActionSyncIdentity:        a.SyncIdentity,
-		activities.ActionManageRelationships: a.ManageRelationships,
-		activities.ActionDeprovision:         a.DeprovisionIdentity,
-		activities.ActionDelete:              a.DeleteIdentity,
-		activities.ActionCreateEntitlement:   a.CreateEntitlement,
-		activities.ActionResetPassword:       a.ResetPassword,
-		activities.ActionSendREST:            a.SendRESTRequest,
-		activities.ActionNotify:              a.Notify,
+		policy.ActionSyncIdentity:        a.SyncIdentity,
+		policy.ActionManageRelationships: a.ManageRelationships,
+		policy.ActionDeprovisionIdentity: a.DeprovisionIdentity,
+		policy.ActionDeleteIdentity:      a.DeleteIdentity,
+		policy.ActionCreateEntitlement:   a.CreateEntitlement,
+		policy.ActionResetPassword:       a.ResetPassword,
+		policy.ActionSendRESTRequest:     a.SendRESTRequest,
+		policy.ActionNotify:              a.Notify,
 	}
 	in := activities.StepInput{
 		Owner:         workflow.GetInfo(ctx).WorkflowExecution.ID,
@@ -413,7 +424,10 @@ func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep) (activ
 		Secrets:       r.secrets,
 		Accounts:      r.accounts,
 		Inactive:      !r.in.EnableAt.IsZero() && r.in.EnableAt.After(workflow.Now(ctx)),
-		Reactivate:    r.in.Kind == activities.KindJoiner,
+		Reactivate:    r.in.Kind == policy.KindJoiner,
+	}
+	if st.Action == policy.ActionNotify {
+		in.Outcome, in.FailedStep, in.Error = n.outcome, n.step, n.err
 	}
 	var res activities.StepResult
 	err = workflow.ExecuteActivity(actx, fns[st.Action], in).Get(ctx, &res)
@@ -491,7 +505,7 @@ func (r *lifecycle) enableOnStartDate(ctx workflow.Context) error {
 	var a *activities.Activities
 	for _, st := range r.plan.Steps {
 		id := r.accounts[st.Target]
-		if st.Action != activities.ActionSyncIdentity || id == "" {
+		if st.Action != policy.ActionSyncIdentity || id == "" {
 			continue
 		}
 		name := st.Target + ".enable"

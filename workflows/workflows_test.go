@@ -1,9 +1,9 @@
 package workflows_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -16,11 +16,9 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
-	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/internal/e2e/memtarget"
 	"github.com/jml-dev/jml/policy"
-	"github.com/jml-dev/jml/transform"
 	"github.com/jml-dev/jml/workflows"
 )
 
@@ -56,9 +54,27 @@ type fixture struct {
 	target *memtarget.Target
 	mu     sync.Mutex
 	sent   []sent
-	// restErr, when set, fails the portal request.
-	restErr error
-	updates int
+	// restFail, when set, makes the portal answer 400 to account requests.
+	restFail bool
+	updates  int
+}
+
+// RoundTrip is the portal: the real connectors/rest client sends to it.
+func (f *fixture) RoundTrip(r *http.Request) (*http.Response, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	status := http.StatusCreated
+	if f.restFail && strings.Contains(r.URL.Path, "accounts") {
+		status = http.StatusBadRequest
+	} else {
+		f.sent = append(f.sent, sent{r.URL.String(), string(body)})
+	}
+	return &http.Response{StatusCode: status, Status: fmt.Sprint(status, " ", http.StatusText(status)), Header: http.Header{},
+		Body: io.NopCloser(strings.NewReader("{}")), Request: r}, nil
 }
 
 func (f *fixture) requests() []sent {
@@ -73,21 +89,7 @@ func newFixture(t *testing.T, p *policy.Policy) *fixture {
 	f := &fixture{env: s.NewTestWorkflowEnvironment(), target: memtarget.New()}
 	f.env.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
 	f.env.SetStartTime(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
-	rest := activities.RESTSenderFunc(func(_ context.Context, r activities.RESTRequest) (map[string]string, error) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if f.restErr != nil && strings.Contains(r.Spec.URL, "accounts") {
-			return nil, f.restErr
-		}
-		env := *r.Env
-		body, err := transform.MustParse(r.Spec.Body).Eval(&env)
-		if err != nil {
-			return nil, err
-		}
-		f.sent = append(f.sent, sent{r.Spec.URL, body})
-		return nil, nil
-	})
-	a := activities.New(activities.Config{Policy: p, Targets: map[string]any{"app": f.target}, REST: rest})
+	a := activities.New(activities.Config{Policy: p, Targets: map[string]any{"app": f.target}, HTTPClient: &http.Client{Transport: f}})
 	workflows.Register(f.env, a)
 	return f
 }
@@ -282,7 +284,7 @@ func TestNeedsAttentionOperatorActions(t *testing.T) {
 	}{
 		{"retry after fix", func(f *fixture) *outcome {
 			f.mu.Lock()
-			f.restErr = nil
+			f.restFail = false
 			f.mu.Unlock()
 			return update(f.env, workflows.UpdateRetryStep, workflows.RetryStepRequest{Step: "send_rest_request"})
 		}, workflows.StateCompleted, workflows.StepDone},
@@ -295,14 +297,14 @@ func TestNeedsAttentionOperatorActions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, testPolicy())
-			f.restErr = connectors.Permanent("RestStatus400", errors.New("portal: bad request"))
+			f.restFail = true
 			var wrongStep, notBlocked, act *outcome
 			f.env.RegisterDelayedCallback(func() {
 				s := steps(t, f.env)
 				require.Len(t, s, 4)
 				assert.Equal(t, workflows.StepDone, s[1].State)
 				assert.Equal(t, workflows.StepFailed, s[2].State)
-				assert.Equal(t, "RestStatus400: send_rest_request: portal: bad request", s[2].LastError)
+				assert.Equal(t, "RestBadRequest: send_rest_request: rest: POST https://portal.test/accounts: 400 Bad Request: {}", s[2].LastError)
 				wrongStep = update(f.env, workflows.UpdateRetryStep, workflows.RetryStepRequest{Step: "app.sync_identity"})
 				notBlocked = update(f.env, workflows.UpdateRelease, workflows.StepRequest{})
 			}, time.Minute)

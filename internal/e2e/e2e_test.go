@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,11 +27,9 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/temporaltest"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -40,35 +37,20 @@ import (
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
 	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/logging"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/workflows"
 )
-
-// syncBuffer collects logs from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type stack struct {
 	ts     *temporaltest.TestServer
 	c      client.Client
 	peer   *scimtest.Peer
 	portal *httptest.Server
-	logs   *syncBuffer
+	// log records everything the workers and clients log (logs reads it).
+	log    *zap.Logger
+	logs   func() string
 	policy *policy.Policy
 
 	mu        sync.Mutex
@@ -78,11 +60,10 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{logs: &syncBuffer{}, peer: scimtest.Start(t)}
+	s := &stack{peer: scimtest.Start(t)}
+	s.log, s.logs = logging.Capture()
 	s.ts = temporaltest.NewServer(temporaltest.WithT(t))
-	s.c = s.ts.NewClientWithOptions(client.Options{
-		Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
-	})
+	s.c = s.ts.NewClientWithOptions(client.Options{Logger: logging.Temporal(s.log)})
 	t.Cleanup(s.c.Close)
 	ctx := context.Background()
 	sa := map[string]enumspb.IndexedValueType{}
@@ -138,19 +119,25 @@ func newStack(t *testing.T) *stack {
 	return s
 }
 
-// worker starts a worker with its own client, vault and REST sender; stop
-// kills it.
-func (s *stack) worker(t *testing.T, rest activities.RESTSender) (stop func()) {
+// worker starts a worker with its own client and vault, sending REST
+// requests through hc (nil: the portal's client); stop kills it.
+func (s *stack) worker(t *testing.T, hc *http.Client) (stop func()) {
 	t.Helper()
-	c := s.ts.NewClientWithOptions(client.Options{
-		Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(s.logs, nil))),
-	})
 	sc, err := scim.New(context.Background(), scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}})
 	require.NoError(t, err)
-	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(s.logs), zap.DebugLevel))
+	return s.workerWith(t, map[string]any{"app": sc}, hc)
+}
+
+func (s *stack) workerWith(t *testing.T, targets map[string]any, hc *http.Client) (stop func()) {
+	t.Helper()
+	c := s.ts.NewClientWithOptions(client.Options{Logger: logging.Temporal(s.log)})
+	if hc == nil {
+		hc = s.portal.Client()
+	}
 	a := activities.New(activities.Config{
-		Policy: s.policy, Targets: map[string]any{"app": sc}, Vault: secret.NewVault(time.Hour),
-		REST: rest, HTTPClient: s.portal.Client(), Client: c, Logger: logger,
+		Policy: s.policy, Targets: targets, Vault: secret.NewVault(time.Hour),
+		HTTPClient: hc, Client: c, Logger: s.log,
+		Directory:   activities.TemporalDirectory{Client: c},
 		StepTimeout: 10 * time.Second, SessionHeartbeat: 2 * time.Second,
 	})
 	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true, WorkflowPanicPolicy: worker.FailWorkflow})
@@ -305,7 +292,7 @@ func (s *stack) assertNoSecrets(t *testing.T, pws []string) {
 		}
 	}
 	require.Greater(t, workflowsSeen, len(pws))
-	logs := s.logs.String()
+	logs := s.logs()
 	require.NotEmpty(t, logs)
 	hist := blob.String()
 	found := 0
@@ -325,11 +312,11 @@ func (s *stack) assertNoSecrets(t *testing.T, pws []string) {
 func TestWorkerKilledMidJoiners(t *testing.T) {
 	s := newStack(t)
 	arrived := make(chan struct{}, 100)
-	stuck := activities.RESTSenderFunc(func(ctx context.Context, _ activities.RESTRequest) (map[string]string, error) {
+	stuck := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		arrived <- struct{}{}
-		<-ctx.Done() // the worker dies before the request goes out
-		return nil, ctx.Err()
-	})
+		<-r.Context().Done() // the worker dies before the request goes out
+		return nil, r.Context().Err()
+	})}
 	kill := s.worker(t, stuck)
 	ctx := context.Background()
 	const n = 10
@@ -398,3 +385,7 @@ func saveHistories(t *testing.T, s *stack, emp string) {
 		require.NoError(t, os.WriteFile(filepath.Join("..", "..", "workflows", "testdata", name), b, 0o644))
 	}
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
