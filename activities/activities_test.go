@@ -10,8 +10,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/internal/e2e/memtarget"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 )
@@ -72,4 +74,82 @@ func TestSchedule(t *testing.T) {
 	assert.Equal(t, time.Date(2026, 12, 1, 16, 0, 0, 0, time.UTC), s.RunAt)
 	_, err = a.Schedule(t.Context(), ScheduleInput{Kind: policy.KindLeaver, EffectiveAt: start, Attributes: map[string]string{"time_zone": "Mars/Base"}})
 	assert.Error(t, err)
+}
+
+func TestSyncIdentityFallbackWhenIdentifierIsAnotherPersons(t *testing.T) {
+	target := memtarget.New()
+	ctx := t.Context()
+	// jsmith belongs to someone else (another employee_id).
+	_, err := target.CreateAccount(ctx, connectors.Attributes{"user_name": "jsmith", "employee_id": "E9"}, connectors.CreateOptions{Activate: true})
+	require.NoError(t, err)
+	spec := &policy.SyncIdentity{Target: "app", CreateAllowed: true,
+		Attributes: map[string]string{"user_name": "{first_name | FIRST_N, 1 | LOWER}{last_name | LOWER}", "employee_id": "{employee_id}"},
+		Fallbacks:  map[string][]string{"user_name": {"{first_name | FIRST_N, 1 | LOWER}{last_name | LOWER | NEXT_NUMBER}"}},
+	}
+	a := New(Config{Policy: &policy.Policy{Targets: map[string]policy.Target{"app": {Type: "scim"}}}, Targets: map[string]any{"app": target}})
+	in := StepInput{Owner: "joiner/E1/h1", Kind: policy.KindJoiner,
+		Step:       PlannedStep{Name: "app.sync_identity", Action: policy.ActionSyncIdentity, Target: "app", Spec: policy.Step{SyncIdentity: spec}},
+		Attributes: map[string]string{"employee_id": "E1", "first_name": "John", "last_name": "Smith"}}
+
+	res, err := a.SyncIdentity(ctx, in)
+	require.NoError(t, err)
+	assert.Equal(t, NoteCreated, res.Note)
+	assert.Equal(t, "jsmith2", res.Outputs["user_name"])
+	// A rerun (result lost) finds its own jsmith2 rather than making jsmith3.
+	res2, err := a.SyncIdentity(ctx, in)
+	require.NoError(t, err)
+	assert.Equal(t, res.AccountID, res2.AccountID)
+	assert.Len(t, target.Accounts(), 2)
+
+	// Without fallbacks the step refuses to adopt another person's account.
+	spec.Fallbacks = nil
+	in.Attributes["employee_id"] = "E3"
+	_, err = a.SyncIdentity(ctx, in)
+	var app *temporal.ApplicationError
+	require.ErrorAs(t, err, &app)
+	assert.Equal(t, ErrTypeConflict, app.Type())
+	assert.True(t, app.NonRetryable())
+}
+
+func TestPlanFromPolicy(t *testing.T) {
+	p := &policy.Policy{
+		Targets: map[string]policy.Target{"app": {Type: "scim"}},
+		Leaver: policy.Flow{Steps: []policy.Step{
+			{DeprovisionIdentity: &policy.DeprovisionIdentity{Target: "app"}},
+			{When: `department eq "eng"`, DeleteIdentity: &policy.DeleteIdentity{Target: "app", After: "30d"}},
+			{Name: "ops", Notify: &policy.RESTRequest{URL: "https://ops.test", On: []string{"needs_attention"}}},
+		}},
+		Safety: policy.Safety{MaxDestructivePerHour: 25, MaxDestructivePercent: 5},
+	}
+	a := New(Config{Policy: p})
+	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
+	env.RegisterActivity(a.Plan)
+	for _, dept := range []string{"eng", "sales"} {
+		v, err := env.ExecuteActivity(a.Plan, PlanInput{Kind: policy.KindLeaver, EventID: "t1", Attributes: map[string]string{"employee_id": "E1", "department": dept}})
+		require.NoError(t, err)
+		var plan Plan
+		require.NoError(t, v.Get(&plan))
+		require.Len(t, plan.Steps, 3)
+		assert.True(t, plan.Limited())
+		assert.True(t, plan.Steps[0].Destructive)
+		assert.Equal(t, 30*24*time.Hour, plan.Steps[1].Delay)
+		assert.Equal(t, dept != "eng", plan.Steps[1].SkipReason != "", dept)
+		assert.True(t, plan.Steps[2].OnNeedsAttention)
+		assert.False(t, plan.Steps[2].OnCompleted)
+	}
+}
+
+func TestPermitLimit(t *testing.T) {
+	for _, tc := range []struct {
+		req  PermitRequest
+		want int
+	}{
+		{PermitRequest{MaxPerHour: 25}, 25},
+		{PermitRequest{MaxPerHour: 25, MaxPercent: 5, Population: 5000}, 25},
+		{PermitRequest{MaxPerHour: 25, MaxPercent: 5, Population: 200}, 10},
+		{PermitRequest{MaxPercent: 5, Population: 10}, 1},
+		{PermitRequest{MaxPercent: 5}, 0}, // population unknown: no limit from the percentage
+	} {
+		assert.Equal(t, tc.want, tc.req.Limit(), "%+v", tc.req)
+	}
 }

@@ -6,6 +6,7 @@ package memtarget
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"maps"
 	"slices"
@@ -251,6 +252,22 @@ func (t *Target) SetPassword(_ context.Context, id string, pw secret.Secret) err
 	}
 	a.Password = pw.Reveal()
 	return nil
+}
+
+// ResetPassword sets a random temporary password (RESET_PASSWORD) and
+// returns it.
+func (t *Target) ResetPassword(_ context.Context, id string) (secret.Secret, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.op("reset_password"); err != nil {
+		return secret.Secret{}, err
+	}
+	a, err := t.get(id)
+	if err != nil {
+		return secret.Secret{}, err
+	}
+	a.Password = "Tmp-" + rand.Text()
+	return secret.New(a.Password), nil
 }
 
 // CheckPassword reports whether pw is the account's password (a "login").
