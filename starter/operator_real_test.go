@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/intake"
+	"github.com/jml-dev/jml/intake/intaketest"
+	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/workflows"
+)
+
+// TestOperatorRetryRealWorkflow drives jml's own identity and joiner
+// workflows: a REST step answered 400 leaves the run in NeedsAttention;
+// once the target is fixed, `starter retry` moves it on to Completed.
+func TestOperatorRetryRealWorkflow(t *testing.T) {
+	var healthy atomic.Bool
+	var calls atomic.Int32
+	portal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if !healthy.Load() {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":"department unknown"}`))
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"id":"acct-1"}`))
+	}))
+	defer portal.Close()
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+targets:
+  portal: {type: rest, base_url: `+portal.URL+`, auth: {type: none}}
+joiner:
+  steps:
+    - name: portal.create
+      send_rest_request: {target: portal, method: POST, url: /accounts, body: '{"id":"{employee_id}"}'}
+`), 0o600))
+	p, err := policy.Load(path)
+	require.NoError(t, err)
+
+	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
+	useTemporal(t, env)
+	env.Server.NewWorkerWithOptions(workflows.TaskQueue, func(r worker.Registry) {
+		workflows.Register(r, activities.New(activities.Config{Policy: p, AllowInsecureLoopback: true}))
+	}, worker.Options{EnableSessionWorker: true})
+
+	ev := hr.Event{EventID: "evt-1", Type: hr.Hire, EffectiveAt: time.Now().Add(-time.Hour),
+		Employee: map[string]string{"employee_id": "Q1", "first_name": "Ada", "last_name": "L"}}
+	acc, err := intake.Submit(context.Background(), env.Client, ev)
+	require.NoError(t, err)
+	require.Equal(t, "joiner/Q1/evt-1", acc.WorkflowID)
+
+	require.Eventually(t, func() bool {
+		return countWorkflows(t, env, `JmlState = "NeedsAttention"`) == 1
+	}, 30*time.Second, 100*time.Millisecond)
+	code, out, errs := starter(t, "list")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "joiner/Q1/evt-1")
+	assert.Contains(t, out, "portal.create")
+
+	code, out, errs = starter(t, "status", "Q1")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "state     NeedsAttention at portal.create")
+	assert.Regexp(t, `portal\.create\s+\S+\s+portal\s+failed`, out)
+	before := calls.Load()
+
+	healthy.Store(true)
+	code, out, errs = starter(t, "retry", "Q1")
+	require.Equal(t, 0, code, "%s%s", out, errs)
+	assert.Contains(t, out, "retry portal.create: accepted by joiner/Q1/evt-1")
+	require.Eventually(t, func() bool {
+		return countWorkflows(t, env, `WorkflowId = "joiner/Q1/evt-1" AND JmlState = "Completed"`) == 1
+	}, 30*time.Second, 100*time.Millisecond)
+	assert.Equal(t, before+1, calls.Load(), "exactly the failed step ran again")
+}
