@@ -192,9 +192,6 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
-	if err := ensureSchedules(ctx, c, pol, log.Named("schedules")); err != nil {
-		return err
-	}
 	fmt.Fprintf(stdout, "Worker:            task queue %q\n", workflows.TaskQueue)
 
 	if cfg.healthAddr != "" {
