@@ -83,6 +83,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // runStatusResult is what `status` shows.
 type runStatusResult struct {
 	EmployeeID string                `json:"employee_id"`
+	Identity   string                `json:"identity_state,omitempty"` // JmlState of identity/<id>: Idle, Waiting, Running
+	Status     string                `json:"status,omitempty"`         // active, deprovisioned
 	Run        string                `json:"run,omitempty"`
 	Kind       string                `json:"kind,omitempty"`
 	EventID    string                `json:"event_id,omitempty"`
@@ -106,7 +108,10 @@ func status(ctx context.Context, c client.Client, employeeID, run string) (*runS
 		if err != nil {
 			return nil, err
 		}
-		st.Current, st.Pending, st.Kind, st.EventID = cur, cur.Pending, cur.Kind, cur.EventID
+		st.Current, st.Pending, st.Kind, st.EventID, st.Status = cur, cur.Pending, cur.Kind, cur.EventID, cur.Status
+		if d, err := c.DescribeWorkflow(ctx, workflows.IdentityWorkflowID(employeeID), ""); err == nil {
+			st.Identity, _ = d.TypedSearchAttributes.GetKeyword(stateKey)
+		}
 		st.Run = cur.WorkflowID
 		if st.Run == "" {
 			st.Run = cur.LastRun
@@ -151,7 +156,14 @@ func current(ctx context.Context, c client.Client, employeeID string) (*workflow
 }
 
 func printStatus(w io.Writer, st *runStatusResult) {
-	fmt.Fprintf(w, "employee  %s\n", st.EmployeeID)
+	fmt.Fprintf(w, "employee  %s", st.EmployeeID)
+	if st.Status != "" {
+		fmt.Fprintf(w, " (%s)", st.Status)
+	}
+	if st.Identity != "" {
+		fmt.Fprintf(w, ", identity workflow %s", st.Identity)
+	}
+	fmt.Fprintln(w)
 	if st.Run == "" {
 		fmt.Fprintln(w, "run       none yet")
 	} else {
