@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -53,9 +54,14 @@ type stack struct {
 	logs   func() string
 	policy *policy.Policy
 
+	// check tells the portal whether a login works (default: the SCIM
+	// peer holds exactly that password for the account).
+	check func(id, login, password string) bool
+
 	mu        sync.Mutex
 	passwords []string // every password the portal received and verified
 	rejected  int
+	notices   []string // bodies the portal's /notify received
 }
 
 func newStack(t *testing.T) *stack {
@@ -75,16 +81,27 @@ func newStack(t *testing.T) *stack {
 	})
 	require.NoError(t, err)
 
-	// The HR portal: accepts a login only if the SCIM peer holds exactly
-	// that password for the account.
+	s.check = func(id, _, password string) bool {
+		sum := sha256.Sum256([]byte(password))
+		return s.peer.PasswordSHA256(id) == hex.EncodeToString(sum[:])
+	}
+	// The HR portal: accepts a login only if check does; /notify records
+	// notifications.
 	s.portal = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/notify" {
+			b, _ := io.ReadAll(r.Body)
+			s.mu.Lock()
+			s.notices = append(s.notices, string(b))
+			s.mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		var body struct{ ID, Login, Password string }
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 			http.Error(w, "bad json", http.StatusBadRequest)
 			return
 		}
-		sum := sha256.Sum256([]byte(body.Password))
-		ok := body.Password != "" && s.peer.PasswordSHA256(body.ID) == hex.EncodeToString(sum[:])
+		ok := body.Password != "" && s.check(body.ID, body.Login, body.Password)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if !ok {
