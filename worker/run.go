@@ -192,6 +192,11 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
+	go func() {
+		if err := ensureSchedules(ctx, c, pol, log.Named("schedules")); err != nil && ctx.Err() == nil {
+			log.Error("attribute sync schedule not in line with the policy", zap.Error(err))
+		}
+	}()
 	fmt.Fprintf(stdout, "Worker:            task queue %q\n", workflows.TaskQueue)
 
 	if cfg.healthAddr != "" {
