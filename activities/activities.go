@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
 	"github.com/jml-dev/jml/connectors/rest"
@@ -55,8 +56,12 @@ type Config struct {
 	// Rand feeds password generation (nil: crypto/rand).
 	Rand io.Reader
 	// Directory lists the identities the attribute sync keeps in sync and
-	// resolves one for manual sync and password sync (nil: those fail).
-	Directory Directory
+	// resolves one for manual sync and password sync. Nil: the Identity
+	// workflows' memos through Client (TemporalDirectory), decoded with
+	// DataConverter (set it to the workers' converter when payloads are
+	// encrypted; nil: the SDK default).
+	Directory     Directory
+	DataConverter converter.DataConverter
 
 	// StepTimeout is the StartToCloseTimeout of one step attempt (default 1m).
 	StepTimeout time.Duration
@@ -83,6 +88,9 @@ type Activities struct {
 func New(cfg Config) *Activities {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Directory == nil && cfg.Client != nil {
+		cfg.Directory = TemporalDirectory{Client: cfg.Client, DataConverter: cfg.DataConverter}
 	}
 	if cfg.Vault == nil {
 		cfg.Vault = secret.NewVault(time.Hour)
