@@ -220,7 +220,7 @@ func (c *sandboxCLI) users(ctx context.Context, w io.Writer, asJSON bool) error 
 		return writeSandboxJSON(w, users)
 	}
 	if len(users) == 0 {
-		fmt.Fprintf(w, "No accounts in the sandbox directory at %s yet.\n", c.scimURL)
+		fmt.Fprintf(w, "No accounts in the sandbox directory at %s.\n", c.scimURL)
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -249,7 +249,7 @@ func (c *sandboxCLI) groups(ctx context.Context, w io.Writer, asJSON bool) error
 		return writeSandboxJSON(w, groups)
 	}
 	if len(groups) == 0 {
-		fmt.Fprintf(w, "No groups in the sandbox directory at %s yet.\n", c.scimURL)
+		fmt.Fprintf(w, "No groups in the sandbox directory at %s.\n", c.scimURL)
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
