@@ -553,8 +553,13 @@ func (a *Activities) syncIdentities(ctx context.Context, in AttrSyncPageInput, s
 		if err != nil {
 			return AttrSyncPageResult{}, toTemporal(fmt.Errorf("attribute sync: identity %s: %w", id, err))
 		}
-		if !active(r) || len(r.Attributes) == 0 {
-			res.Counts.Skipped++ // leavers are never synced; nor is an identity without attributes
+		if !active(r) {
+			res.Counts.Skipped++ // leavers are never synced
+			continue
+		}
+		if len(r.Attributes) == 0 {
+			res.Counts.Failures++
+			res.problem(AttrSyncProblem{Target: in.Target, EmployeeID: id, Error: "no attributes known for this identity yet"})
 			continue
 		}
 		attrs, uid, uidValue, err := a.renderDesired(rules, tables, r.Attributes)
