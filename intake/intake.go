@@ -49,14 +49,18 @@ type Config struct {
 	// Registry receives the intake metrics (default: a new registry, served
 	// on /metrics either way).
 	Registry *prometheus.Registry
+	// MaxInFlight bounds concurrent event deliveries (default 64); beyond it
+	// callers get 503 and retry, instead of piling up on a slow Temporal.
+	MaxInFlight int
 }
 
 // parser turns a body into events; one per payload shape.
 type parser func(body []byte) ([]hr.Event, error)
 
 type server struct {
-	cfg     Config
-	metrics *metrics
+	cfg      Config
+	metrics  *metrics
+	inflight chan struct{}
 }
 
 // New returns the intake handler:
@@ -80,11 +84,14 @@ func New(cfg Config) http.Handler {
 	if cfg.SubmitTimeout <= 0 {
 		cfg.SubmitTimeout = 15 * time.Second
 	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 64
+	}
 	own := cfg.Registry == nil
 	if own {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &server{cfg: cfg, metrics: newMetrics(cfg.Registry, own)}
+	s := &server{cfg: cfg, metrics: newMetrics(cfg.Registry, own), inflight: make(chan struct{}, cfg.MaxInFlight)}
 	mux := http.NewServeMux()
 	ours := func(body []byte) ([]hr.Event, error) {
 		ev, err := hr.ParseJSON(body)
@@ -128,7 +135,17 @@ type Result struct {
 func (s *server) events(source string, parse parser, bamboo bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		status, resp := s.handle(r, parse, bamboo)
+		var status int
+		var resp Response
+		select {
+		case s.inflight <- struct{}{}:
+			s.metrics.inflight.Inc()
+			status, resp = s.handle(r, source, parse, bamboo)
+			s.metrics.inflight.Dec()
+			<-s.inflight
+		default:
+			status, resp = http.StatusServiceUnavailable, Response{Error: "too many deliveries in flight, retry later"}
+		}
 		if status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "5")
 		}
@@ -150,7 +167,7 @@ func (s *server) events(source string, parse parser, bamboo bool) http.Handler {
 	})
 }
 
-func (s *server) handle(r *http.Request, parse parser, bamboo bool) (int, Response) {
+func (s *server) handle(r *http.Request, source string, parse parser, bamboo bool) (int, Response) {
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -202,6 +219,11 @@ func (s *server) handle(r *http.Request, parse parser, bamboo bool) (int, Respon
 			// body finds them as duplicates.
 			return http.StatusServiceUnavailable, Response{Error: "temporal unavailable, retry later: " + err.Error(), Events: resp.Events}
 		}
+		outcome := "new"
+		if acc.Duplicate {
+			outcome = "duplicate"
+		}
+		s.metrics.events.WithLabelValues(source, ev.Type, outcome).Inc()
 		allDup = allDup && acc.Duplicate
 		resp.Events = append(resp.Events, Result{EventID: ev.EventID, EmployeeID: ev.EmployeeID(), WorkflowID: acc.WorkflowID, Duplicate: acc.Duplicate})
 	}

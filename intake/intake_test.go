@@ -311,5 +311,48 @@ func TestHealthReadyMetrics(t *testing.T) {
 	text, _ := io.ReadAll(resp.Body)
 	assert.Contains(t, string(text), `jml_intake_requests_total{code="202",source="api"} 1`)
 	assert.Contains(t, string(text), `jml_intake_requests_total{code="401",source="api"} 1`)
+	assert.Contains(t, string(text), `jml_intake_events_total{outcome="new",source="api",type="hire"} 1`)
+	assert.Contains(t, string(text), "jml_intake_in_flight_requests 0")
 	assert.Contains(t, string(text), "go_goroutines")
+}
+
+func TestTooManyInFlightIs503(t *testing.T) {
+	// A "Temporal" that accepts connections and never answers.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+		}
+	}()
+	hung, err := client.NewLazyClient(client.Options{HostPort: l.Addr().String()})
+	require.NoError(t, err)
+	defer hung.Close()
+	srv := httptest.NewServer(intake.New(intake.Config{
+		Client: hung, BearerToken: "tok", MaxInFlight: 1, SubmitTimeout: 3 * time.Second,
+	}))
+	defer srv.Close()
+	auth := map[string]string{"Authorization": "Bearer tok"}
+
+	first := make(chan reply, 1)
+	go func() { first <- post(t, srv.URL+"/v1/events", hireJSON("E1", "e1"), auth) }()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(srv.URL + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		text, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(text), "jml_intake_in_flight_requests 1")
+	}, 5*time.Second, 20*time.Millisecond)
+
+	r := post(t, srv.URL+"/v1/events", hireJSON("E2", "e2"), auth)
+	assert.Equal(t, http.StatusServiceUnavailable, r.status)
+	assert.Contains(t, r.body.Error, "too many deliveries in flight")
+	assert.Equal(t, http.StatusServiceUnavailable, (<-first).status)
 }

@@ -12,6 +12,8 @@ import (
 
 type metrics struct {
 	requests *prometheus.CounterVec
+	events   *prometheus.CounterVec
+	inflight prometheus.Gauge
 	duration *prometheus.HistogramVec
 }
 
@@ -23,13 +25,21 @@ func newMetrics(reg *prometheus.Registry, own bool) *metrics {
 			Name: "jml_intake_requests_total",
 			Help: "HR event deliveries by source (api, workday, bamboohr) and HTTP status code.",
 		}, []string{"source", "code"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jml_intake_events_total",
+			Help: "HR events handed to identity workflows, by source, event type and outcome (new, duplicate).",
+		}, []string{"source", "type", "outcome"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "jml_intake_in_flight_requests",
+			Help: "Event deliveries being handled now.",
+		}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "jml_intake_request_duration_seconds",
 			Help:    "Time to answer an HR event delivery, including the hand-off to Temporal.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"source"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	reg.MustRegister(m.requests, m.events, m.inflight, m.duration)
 	if own {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
