@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/codec"
+	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
 	"github.com/jml-dev/jml/policy"
@@ -66,6 +68,12 @@ func syncPolicy(peer *scimtest.Peer) *policy.Policy {
 
 func newSyncStack(t testing.TB, users int) *syncStack {
 	t.Helper()
+	return newSyncStackWith(t, users, func(c *scim.Client) any { return c })
+}
+
+// newSyncStackWith lets a test wrap the SCIM connector.
+func newSyncStackWith(t testing.TB, users int, wrap func(*scim.Client) any) *syncStack {
+	t.Helper()
 	s := &syncStack{peer: scimtest.Start(t, scimtest.WithUsers(users))}
 	for i := 1; i <= users; i++ {
 		s.dir = append(s.dir, seedIdentity(i))
@@ -76,7 +84,7 @@ func newSyncStack(t testing.TB, users int) *syncStack {
 	s.c = temporalServer(t).GetDefaultClient()
 	acts := activities.New(activities.Config{
 		Policy:    syncPolicy(s.peer),
-		Targets:   map[string]any{"app": conn},
+		Targets:   map[string]any{"app": wrap(conn)},
 		Directory: s.dir,
 		Client:    s.c,
 	})
@@ -171,6 +179,36 @@ func TestAttributeSyncAgainstSCIM(t *testing.T) {
 	res = s.run(t, workflows.ManualSyncWorkflowID("E01000", time.Now()), workflows.AttributeSyncInput{EmployeeIDs: []string{"E01000"}})
 	assert.Empty(t, s.peer.Writes())
 	assert.Equal(t, 1, res.Skipped)
+}
+
+// rateLimitedOnce is the real SCIM connector answering one 429 when the
+// reconcile reaches a given page.
+type rateLimitedOnce struct {
+	*scim.Client
+	at      string
+	tripped bool
+}
+
+func (r *rateLimitedOnce) ListAccounts(ctx context.Context, cursor string, n int) ([]connectors.Account, string, error) {
+	if cursor == r.at && !r.tripped {
+		r.tripped = true
+		return nil, "", &connectors.RateLimitedError{RetryAfter: 200 * time.Millisecond, Err: errors.New("429 Too Many Requests")}
+	}
+	return r.Client.ListAccounts(ctx, cursor, n)
+}
+
+func TestAttributeSyncResumesAfterRateLimit(t *testing.T) {
+	var rl *rateLimitedOnce
+	s := newSyncStackWith(t, 1000, func(c *scim.Client) any {
+		rl = &rateLimitedOnce{Client: c, at: "601"} // the fourth page of 200
+		return rl
+	})
+	res := s.run(t, workflows.AttributeSyncScheduleID+"-429", workflows.AttributeSyncInput{})
+	assert.True(t, rl.tripped)
+	assert.Equal(t, 5, s.peer.Requests(), "the retry resumed at the page that was refused: no page read twice")
+	assert.Equal(t, 5, res.PagesRead)
+	assert.Equal(t, 1000, res.IdentitiesChecked)
+	assert.Empty(t, s.peer.Writes())
 }
 
 // identityStub publishes a memo the way the Identity workflow does and
