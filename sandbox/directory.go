@@ -14,11 +14,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +41,9 @@ type Directory struct {
 	groups map[string]object // id → group (members hold only "value")
 	hashes map[string]string // user id → bcrypt hash of the password
 	names  map[string]string // lower(userName) → id
+	// userOrder and groupOrder are ids in creation order: list pages are
+	// stable and need no sorting.
+	userOrder, groupOrder []string
 }
 
 // state is the file format.
@@ -76,10 +79,12 @@ func Open(path string) (*Directory, error) {
 		name, _ := u["userName"].(string)
 		d.users[id] = u
 		d.names[strings.ToLower(name)] = id
+		d.userOrder = append(d.userOrder, id)
 	}
 	for _, g := range st.Groups {
 		id, _ := g["id"].(string)
 		d.groups[id] = g
+		d.groupOrder = append(d.groupOrder, id)
 	}
 	if st.PasswordHashes != nil {
 		d.hashes = st.PasswordHashes
@@ -92,7 +97,7 @@ func (d *Directory) save() error {
 	if d.path == "" {
 		return nil
 	}
-	st := state{Users: sorted(d.users), Groups: sorted(d.groups), PasswordHashes: d.hashes}
+	st := state{Users: inOrder(d.userOrder, d.users), Groups: inOrder(d.groupOrder, d.groups), PasswordHashes: d.hashes}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("sandbox: save: %w", err)
@@ -110,26 +115,13 @@ func (d *Directory) save() error {
 	return nil
 }
 
-// sorted lists resources in creation order (then id), so pages are stable.
-func sorted(m map[string]object) []object {
-	out := make([]object, 0, len(m))
-	for _, o := range m {
-		out = append(out, o)
+// inOrder lists the resources of m by ids.
+func inOrder(ids []string, m map[string]object) []object {
+	out := make([]object, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, m[id])
 	}
-	sort.Slice(out, func(i, j int) bool {
-		ci, cj := created(out[i]), created(out[j])
-		if ci != cj {
-			return ci < cj
-		}
-		return out[i]["id"].(string) < out[j]["id"].(string)
-	})
 	return out
-}
-
-func created(o object) string {
-	m, _ := o["meta"].(map[string]any)
-	s, _ := m["created"].(string)
-	return s
 }
 
 // CheckPassword reports whether password is the password of the user with
@@ -354,6 +346,9 @@ func (d *Directory) putUser(id string, u object, prev object, hash string) error
 	}
 	u["id"] = id
 	d.stamp(u, prev)
+	if prev == nil {
+		d.userOrder = append(d.userOrder, id)
+	}
 	d.users[id] = u
 	d.names[name] = id
 	if hash != "" {
@@ -368,6 +363,9 @@ func (d *Directory) putGroup(id string, g object, prev object) error {
 	}
 	g["id"] = id
 	d.stamp(g, prev)
+	if prev == nil {
+		d.groupOrder = append(d.groupOrder, id)
+	}
 	d.groups[id] = g
 	return d.save()
 }
@@ -389,7 +387,7 @@ func (d *Directory) CreateUser(body object) (object, error) {
 	if err := d.putUser(uuid.NewString(), u, nil, hash); err != nil {
 		return nil, err
 	}
-	return d.userView(u), nil
+	return d.userView(u, d.groupsOf(u["id"].(string))), nil
 }
 
 // User returns the user with id.
@@ -400,7 +398,7 @@ func (d *Directory) User(id string) (object, error) {
 	if !ok {
 		return nil, notFound("User", id)
 	}
-	return d.userView(u), nil
+	return d.userView(u, d.groupsOf(u["id"].(string))), nil
 }
 
 // ReplaceUser is PUT: the body replaces every writable attribute; a body
@@ -425,7 +423,7 @@ func (d *Directory) ReplaceUser(id string, body object) (object, error) {
 	if err := d.putUser(id, u, prev, hash); err != nil {
 		return nil, err
 	}
-	return d.userView(u), nil
+	return d.userView(u, d.groupsOf(u["id"].(string))), nil
 }
 
 // PatchUser applies RFC 7644 §3.5.2 operations.
@@ -454,7 +452,7 @@ func (d *Directory) PatchUser(id string, ops []patchOp) (object, error) {
 	if err := d.putUser(id, u, prev, hash); err != nil {
 		return nil, err
 	}
-	return d.userView(u), nil
+	return d.userView(u, d.groupsOf(u["id"].(string))), nil
 }
 
 // DeleteUser removes the user and its group memberships.
@@ -466,6 +464,7 @@ func (d *Directory) DeleteUser(id string) error {
 		return notFound("User", id)
 	}
 	delete(d.users, id)
+	d.userOrder = slices.DeleteFunc(d.userOrder, func(x string) bool { return x == id })
 	delete(d.hashes, id)
 	delete(d.names, strings.ToLower(u["userName"].(string)))
 	for _, g := range d.groups {
@@ -485,19 +484,37 @@ func memberID(m any) string {
 	return id
 }
 
-// userView is what a client reads: the stored user plus its groups.
-// Callers hold mu.
-func (d *Directory) userView(u object) object {
-	v := clone(u)
-	id := u["id"].(string)
-	var groups []any
-	for _, g := range sorted(d.groups) {
+// memberships maps user id → the user's groups (as the read-only User
+// groups attribute lists them), in group creation order. Callers hold mu.
+func (d *Directory) memberships() map[string][]any {
+	out := map[string][]any{}
+	for _, g := range inOrder(d.groupOrder, d.groups) {
 		members, _ := g["members"].([]any)
-		if slices.ContainsFunc(members, func(m any) bool { return memberID(m) == id }) {
-			groups = append(groups, object{"value": g["id"], "display": g["displayName"], "type": "direct"})
+		for _, m := range members {
+			id := memberID(m)
+			out[id] = append(out[id], object{"value": g["id"], "display": g["displayName"], "type": "direct"})
 		}
 	}
-	if len(groups) > 0 {
+	return out
+}
+
+// groupsOf is memberships for one user. Callers hold mu.
+func (d *Directory) groupsOf(id string) map[string][]any {
+	var gs []any
+	for _, g := range inOrder(d.groupOrder, d.groups) {
+		members, _ := g["members"].([]any)
+		if slices.ContainsFunc(members, func(m any) bool { return memberID(m) == id }) {
+			gs = append(gs, object{"value": g["id"], "display": g["displayName"], "type": "direct"})
+		}
+	}
+	return map[string][]any{id: gs}
+}
+
+// userView is what a client reads: the stored user plus its groups from
+// ms (see memberships). Callers hold mu.
+func (d *Directory) userView(u object, ms map[string][]any) object {
+	v := clone(u)
+	if groups := ms[u["id"].(string)]; len(groups) > 0 {
 		v["groups"] = groups
 	}
 	return v
@@ -531,13 +548,30 @@ func (d *Directory) Users(f filter) []object {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []object
-	for _, u := range sorted(d.users) {
-		v := d.userView(u)
-		if f == nil || f(v) {
-			out = append(out, v)
+	ms := d.memberships()
+	for _, u := range inOrder(d.userOrder, d.users) {
+		probe := u // filter first, deep-copy only the matches
+		if gs := ms[u["id"].(string)]; len(gs) > 0 && f != nil {
+			probe = maps.Clone(u)
+			probe["groups"] = gs
+		}
+		if f == nil || f(probe) {
+			out = append(out, d.userView(u, ms))
 		}
 	}
 	return out
+}
+
+// UserByName is the user whose userName is name (case-insensitive), by
+// index: the lookup a SCIM client makes for every joiner.
+func (d *Directory) UserByName(name string) (object, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	id, ok := d.names[strings.ToLower(name)]
+	if !ok {
+		return nil, false
+	}
+	return d.userView(d.users[id], d.groupsOf(id)), true
 }
 
 // Groups lists groups matching f (nil: all) in creation order.
@@ -545,7 +579,7 @@ func (d *Directory) Groups(f filter) []object {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []object
-	for _, g := range sorted(d.groups) {
+	for _, g := range inOrder(d.groupOrder, d.groups) {
 		if f == nil || f(g) {
 			out = append(out, d.groupView(g))
 		}
@@ -627,5 +661,6 @@ func (d *Directory) DeleteGroup(id string) error {
 		return notFound("Group", id)
 	}
 	delete(d.groups, id)
+	d.groupOrder = slices.DeleteFunc(d.groupOrder, func(x string) bool { return x == id })
 	return d.save()
 }

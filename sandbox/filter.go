@@ -28,6 +28,19 @@ func parseFilter(src string) (filter, error) {
 	return f, nil
 }
 
+// userNameEq recognizes the filter `userName eq "value"`, which an index
+// answers.
+func userNameEq(src string) (string, bool) {
+	toks, err := lex(src)
+	if err != nil || len(toks) != 3 || toks[0].quoted || toks[1].quoted || !toks[2].quoted {
+		return "", false
+	}
+	if !strings.EqualFold(toks[0].text, "userName") && !strings.EqualFold(toks[0].text, coreUserURN+":userName") {
+		return "", false
+	}
+	return toks[2].text, strings.EqualFold(toks[1].text, "eq")
+}
+
 type token struct {
 	text   string
 	quoted bool // a JSON string literal, already unquoted

@@ -216,7 +216,14 @@ func (d *Directory) list(r *http.Request, endpoint string, all func(filter) []ob
 		}
 		count = min(max(n, 0), maxResults)
 	}
-	items := all(f)
+	var items []object
+	if name, ok := userNameEq(q.Get("filter")); ok && endpoint == "Users" {
+		if u, found := d.UserByName(name); found {
+			items = []object{u}
+		}
+	} else {
+		items = all(f)
+	}
 	total := len(items)
 	lo := min(start-1, total)
 	hi := min(lo+count, total)
