@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -17,9 +19,12 @@ import (
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/codec"
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/connectors/okta"
+	"github.com/jml-dev/jml/connectors/okta/oktatest"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
 	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/workflows"
 )
 
@@ -292,4 +297,78 @@ func BenchmarkAttributeSync10k(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+}
+
+// TestAttributeSyncLoopGuardOnOkta runs scheduled syncs against the Okta
+// stand-in, which silently drops "title" (a value that never sticks):
+// written twice, then reported once and left alone across runs, while a
+// real change still goes through.
+func TestAttributeSyncLoopGuardOnOkta(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	peer := oktatest.Start(t)
+	conn, err := okta.New(ctx, okta.Config{OrgURL: peer.OrgURL, Token: secret.New(peer.Token), AllowInsecure: true})
+	require.NoError(t, err)
+	var dir activities.StaticDirectory
+	for i := 1; i <= 5; i++ {
+		attrs := map[string]string{"login": fmt.Sprintf("u%d@acme.test", i), "first": "Ada", "last": fmt.Sprintf("L%d", i), "title": "Engineer"}
+		_, err := conn.CreateAccount(ctx, connectors.Attributes{"login": attrs["login"], "email": attrs["login"],
+			"first_name": "Ada", "last_name": attrs["last"]}, connectors.CreateOptions{Activate: true})
+		require.NoError(t, err)
+		dir = append(dir, activities.IdentityRecord{EmployeeID: fmt.Sprint("E", i), Attributes: attrs})
+	}
+	c := temporalServer(t).GetDefaultClient()
+	acts := activities.New(activities.Config{
+		Policy: &policy.Policy{
+			Targets: map[string]policy.Target{"okta": {Type: "okta", OrgURL: peer.OrgURL}},
+			Joiner: policy.Flow{Steps: []policy.Step{{SyncIdentity: &policy.SyncIdentity{Target: "okta", Attributes: map[string]string{
+				"login": "{login}", "email": "{login}", "first_name": "{first}", "last_name": "{last}", "title": "{title}"}}}}},
+			AttributeSync: policy.AttributeSync{Every: "15m", Targets: []string{"okta"}, PageSize: 2},
+		},
+		Targets: map[string]any{"okta": conn}, Directory: dir, Client: c,
+	})
+	w := worker.New(c, workflows.TaskQueue, worker.Options{})
+	workflows.Register(w, acts)
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	runs := 0
+	run := func() (workflows.AttributeSyncResult, int) {
+		t.Helper()
+		peer.Reset()
+		runs++
+		id := fmt.Sprintf("%s-%d", workflows.AttributeSyncScheduleID, runs)
+		r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.AttributeSyncWorkflowName, workflows.AttributeSyncInput{})
+		require.NoError(t, err)
+		var res workflows.AttributeSyncResult
+		require.NoError(t, r.Get(ctx, &res))
+		// The next run reads this one's guard through visibility.
+		require.Eventually(t, func() bool {
+			resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+				Query: fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'Completed'", id)})
+			return err == nil && len(resp.GetExecutions()) == 1
+		}, 10*time.Second, 50*time.Millisecond)
+		writes := 0
+		for _, l := range peer.Log() {
+			if !strings.HasPrefix(l, "GET ") {
+				writes++
+			}
+		}
+		return res, writes
+	}
+
+	for i, want := range []struct{ writes, stuck int }{{5, 0}, {5, 0}, {0, 5}, {0, 0}} {
+		res, writes := run()
+		assert.Equal(t, want.writes, writes, "run %d", i+1)
+		assert.Equal(t, want.stuck, res.Stuck, "run %d", i+1)
+		assert.Equal(t, 5, res.IdentitiesChecked, "run %d", i+1)
+	}
+	dir[2].Attributes["last"] = "Lovelace"
+	res, writes := run()
+	assert.Equal(t, 1, writes, "the real change goes through; the stuck title stays alone")
+	assert.Equal(t, 1, res.AttributesWritten)
+	acct, err := conn.FindAccount(ctx, connectors.Key{Attribute: "login", Value: "u3@acme.test"})
+	require.NoError(t, err)
+	assert.Equal(t, "Lovelace", acct.Attributes["last_name"])
+	_, writes = run()
+	assert.Zero(t, writes)
 }
