@@ -633,6 +633,9 @@ func (a *Activities) Notify(ctx context.Context, in StepInput) (StepResult, erro
 	if ev.Kind == "" {
 		ev.Kind = rest.OnCompleted
 	}
+	if ev.Kind == rest.OnNeedsAttention && !rest.Subscribed(*spec, ev.Kind) && rest.Subscribed(*spec, rest.OnFailed) {
+		ev.Kind = rest.OnFailed // a run waiting for an operator is what "failed" subscribers want to hear
+	}
 	sent, err := a.rest.Notify(ctx, req, ev)
 	if err != nil {
 		return StepResult{}, toTemporal(fmt.Errorf("%s: %w", in.Step.Name, err), req.Secrets...)

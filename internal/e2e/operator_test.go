@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -227,7 +228,7 @@ func TestNeedsAttentionRetrySkipAbort(t *testing.T) {
 		for _, g := range gs {
 			ids = append(ids, g.ID)
 		}
-		assert.Equal(t, emp == "E001", contains(ids, role.ID), "%s in the role group", emp)
+		assert.Equal(t, emp == "E001", slices.Contains(ids, role.ID), "%s in the role group", emp)
 	}
 
 	s.mu.Lock()
@@ -239,15 +240,6 @@ func TestNeedsAttentionRetrySkipAbort(t *testing.T) {
 	assert.Equal(t, 3, strings.Count(notices, `"step":"app.role"`))
 	assert.Equal(t, 2, strings.Count(notices, `"kind":"completed"`))
 	s.assertNoSecrets(t, pws)
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // TestResetPasswordNeverInHistory runs RESET_PASSWORD and a later Send REST
