@@ -181,8 +181,10 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		Targets: conns,
 		Vault:   vault,
 		Client:  c,
-		Logger:  log.Named("activities"),
-		Getenv:  getenv,
+		// The identity directory reads memos, encrypted like every payload.
+		DataConverter: codec.DataConverter(pc),
+		Logger:        log.Named("activities"),
+		Getenv:        getenv,
 		// The dev stack's REST client: it alone trusts the sandbox HR portal.
 		HTTPClient: restClient,
 	})
