@@ -115,7 +115,7 @@ func main() {
 	rows = append(rows, scenario("okta joiners", func(tb *runTB) row { return runOkta(tb, c, db) }))
 	rows = append(rows, scenario("rate-limited scim", func(tb *runTB) row { return runSCIM(tb, c, db, c.rateJoiners, c.rate, []int{1}) }))
 	rows = append(rows, row{Scenario: "reconcile", DB: dbName(db), Workflows: c.reconcile,
-		Note: "n/a (pending): attribute sync (workflows/attrsync.go) has not landed"})
+		Note: "n/a (pending): attribute sync (workflows/attrsync.go) landed after this bench was written; not wired in yet"})
 	for _, k := range c.scaleOut {
 		rows = append(rows, scenario(fmt.Sprintf("scale-out %d worker(s)", k), func(tb *runTB) row {
 			return runSCIM(tb, c, db, c.scaleJoiners, 0, []int{k})
