@@ -13,9 +13,9 @@ import (
 
 func groupPath(id string) string { return "/Groups/" + url.PathEscape(id) }
 
-// noMembers asks a provider that answers a group PATCH with the group
-// (RFC 7644 §3.9) to leave out the member list, which can be thousands long.
-func noMembers() url.Values { return url.Values{"excludedAttributes": {"members"}} }
+// Group PATCHes carry no excludedAttributes=members: some providers (SCIMMY
+// among them) apply the PATCH to the group as read with that projection, so
+// an "add" replaces every other member. The fault suite caught it.
 
 func toGroup(r resource) connectors.Group {
 	id, _ := r["id"].(string)
@@ -99,7 +99,7 @@ func (c *Client) AddMember(ctx context.Context, groupID, accountID string) error
 		return err
 	}
 	if d.caps.Patch {
-		err = c.do(ctx, request{op: "add group member", method: "PATCH", path: groupPath(groupID), query: noMembers(),
+		err = c.do(ctx, request{op: "add group member", method: "PATCH", path: groupPath(groupID),
 			body: patchBody(patchOp{Op: "add", Path: "members", Value: []map[string]string{{"value": accountID}}})}, nil)
 	} else {
 		err = c.putMembers(ctx, "add group member", groupID, accountID, true)
@@ -119,7 +119,7 @@ func (c *Client) RemoveMember(ctx context.Context, groupID, accountID string) er
 		return err
 	}
 	if d.caps.Patch {
-		err = c.do(ctx, request{op: "remove group member", method: "PATCH", path: groupPath(groupID), query: noMembers(),
+		err = c.do(ctx, request{op: "remove group member", method: "PATCH", path: groupPath(groupID),
 			body: patchBody(patchOp{Op: "remove", Path: "members[value eq " + quote(accountID) + "]"})}, nil)
 	} else {
 		err = c.putMembers(ctx, "remove group member", groupID, accountID, false)

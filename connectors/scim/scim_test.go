@@ -334,6 +334,35 @@ func TestGroupsAreIdempotent(t *testing.T) {
 	assert.ErrorIs(t, err, connectors.ErrNotFound)
 }
 
+// TestMembershipChangesKeepOtherMembers: adding or removing one member
+// leaves everyone else in the group (a provider that applies a PATCH to a
+// projected read would drop them).
+func TestMembershipChangesKeepOtherMembers(t *testing.T) {
+	ctx := context.Background()
+	peer := scimtest.Start(t)
+	c := peerClient(t, peer)
+	g, err := c.EnsureGroup(ctx, connectors.Group{Name: "Everyone"})
+	require.NoError(t, err)
+	var ids []string
+	for _, name := range []string{"ann", "bob", "cyd"} {
+		u, err := c.CreateAccount(ctx, connectors.Attributes{"user_name": name}, connectors.CreateOptions{Activate: true})
+		require.NoError(t, err)
+		require.NoError(t, c.AddMember(ctx, g.ID, u.ID))
+		ids = append(ids, u.ID)
+	}
+	for _, id := range ids {
+		ms, err := c.Memberships(ctx, id)
+		require.NoError(t, err)
+		assert.Len(t, ms, 1, "member %s kept", id)
+	}
+	require.NoError(t, c.RemoveMember(ctx, g.ID, ids[1]))
+	for i, id := range ids {
+		ms, err := c.Memberships(ctx, id)
+		require.NoError(t, err)
+		assert.Equal(t, i != 1, len(ms) == 1, "member %d after removing bob", i)
+	}
+}
+
 func TestLeaverLifecycle(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
