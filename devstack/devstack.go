@@ -7,6 +7,7 @@ package devstack
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,7 @@ import (
 	"go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
 	"go.uber.org/zap"
+	_ "modernc.org/sqlite" // the driver the server itself uses
 )
 
 // Memory is the DBFile value for a throwaway in-memory database.
@@ -255,8 +257,27 @@ func sqlConfig(o Options) (*config.SQL, string, error) {
 		if err := sqlite.SetupSchema(c); err != nil {
 			return nil, "", fmt.Errorf("devstack: set up schema in %s: %w", path, err)
 		}
+	} else if err := forgetMembership(path); err != nil {
+		return nil, "", err
 	}
 	return c, path, nil
+}
+
+// forgetMembership drops the cluster membership rows of the previous run.
+// The services of this process get new ports, and while the old rows are
+// unexpired the ring waits on hosts that are gone: a restart then serves
+// nothing for about a minute ("Not enough hosts to serve the request").
+// Only this process uses the file, so every row is stale.
+func forgetMembership(path string) error {
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return fmt.Errorf("devstack: open %s: %w", path, err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("DELETE FROM cluster_membership"); err != nil {
+		return fmt.Errorf("devstack: reset cluster membership in %s: %w", path, err)
+	}
+	return nil
 }
 
 func serverConfig(o Options, sqlCfg *config.SQL) (*config.Config, error) {
