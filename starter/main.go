@@ -78,7 +78,7 @@ commands:
   abort EMPLOYEE_ID             stop the run (state Aborted)
   release EMPLOYEE_ID           release a run blocked by the safety limit
   sync EMPLOYEE_ID              run attribute sync now for one person
-  sandbox users                 list accounts in the dev sandbox directory
+  sandbox users|groups|handoffs  the dev sandbox directory: accounts, groups, HR portal hand-offs
   health --url URL              probe a health endpoint (container health checks)
 
 Temporal connection: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default default),
