@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -317,7 +319,9 @@ func TestAttributeSyncLoopGuardOnOkta(t *testing.T) {
 		require.NoError(t, err)
 		dir = append(dir, activities.IdentityRecord{EmployeeID: fmt.Sprint("E", i), Attributes: attrs})
 	}
-	c := temporalServer(t).GetDefaultClient()
+	metrics := &countingMetrics{counts: map[string]int64{}}
+	c := temporalServer(t).NewClientWithOptions(client.Options{MetricsHandler: metrics})
+	t.Cleanup(c.Close)
 	acts := activities.New(activities.Config{
 		Policy: &policy.Policy{
 			Targets: map[string]policy.Target{"okta": {Type: "okta", OrgURL: peer.OrgURL}},
@@ -371,4 +375,55 @@ func TestAttributeSyncLoopGuardOnOkta(t *testing.T) {
 	assert.Equal(t, "Lovelace", acct.Attributes["last_name"])
 	_, writes = run()
 	assert.Zero(t, writes)
+	assert.Equal(t, int64(11), metrics.get("jml_attribute_sync_attributes_written", "okta"))
+	assert.Equal(t, int64(5), metrics.get("jml_attribute_sync_stuck", "okta"))
+	assert.Equal(t, int64(30), metrics.get("jml_attribute_sync_identities_checked", "okta"))
 }
+
+// countingMetrics sums counters by name and target tag.
+type countingMetrics struct {
+	mu     sync.Mutex
+	tags   map[string]string
+	counts map[string]int64
+	parent *countingMetrics
+}
+
+func (m *countingMetrics) root() *countingMetrics {
+	if m.parent != nil {
+		return m.parent
+	}
+	return m
+}
+
+func (m *countingMetrics) WithTags(tags map[string]string) client.MetricsHandler {
+	merged := maps.Clone(m.tags)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	maps.Copy(merged, tags)
+	return &countingMetrics{tags: merged, parent: m.root()}
+}
+
+func (m *countingMetrics) Counter(name string) client.MetricsCounter {
+	key := name + "|" + m.tags["target"]
+	r := m.root()
+	return counterFunc(func(d int64) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.counts[key] += d
+	})
+}
+
+func (m *countingMetrics) Gauge(string) client.MetricsGauge { return client.MetricsNopHandler.Gauge("") }
+func (m *countingMetrics) Timer(string) client.MetricsTimer { return client.MetricsNopHandler.Timer("") }
+
+func (m *countingMetrics) get(name, target string) int64 {
+	r := m.root()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counts[name+"|"+target]
+}
+
+type counterFunc func(int64)
+
+func (f counterFunc) Inc(d int64) { f(d) }

@@ -114,7 +114,9 @@ func TestPasswordSyncGroup(t *testing.T) {
 		}
 	})
 
-	t.Run("every member changed, two accounts on one target", func(t *testing.T) {
+	t.Run("every member changed, two accounts on one target, one of them disabled", func(t *testing.T) {
+		// A disabled account still gets the attempt; the target decides.
+		require.NoError(t, wikiC.Deprovision(ctx, wikiAdmin, connectors.DeprovisionOptions{}))
 		pw := "Correct-Horse-42"
 		res := change(pw, map[string][]string{"wiki": {wikiID, wikiAdmin}})
 		require.Equal(t, workflows.PasswordChanged, res.State, "%+v", res)
