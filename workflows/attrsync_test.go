@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,11 +14,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.temporal.io/server/temporaltest"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/codec"
@@ -102,6 +107,25 @@ func newSyncStackWith(t testing.TB, users int, wrap func(*scim.Client) any) *syn
 	return s
 }
 
+// saveHistory records a history for TestReplay when JML_UPDATE_HISTORIES
+// is set (JML_UPDATE_HISTORIES=1 go test ./workflows -run 'AttributeSyncAgainstSCIM|PasswordSyncGroup').
+func saveHistory(t testing.TB, c client.Client, workflowID, name string) {
+	t.Helper()
+	if os.Getenv("JML_UPDATE_HISTORIES") == "" {
+		return
+	}
+	var h historypb.History
+	it := c.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join("testdata", name), b, 0o644))
+}
+
 // temporalServer starts a real server for a test or a benchmark.
 func temporalServer(t testing.TB) *temporaltest.TestServer {
 	if tt, ok := t.(*testing.T); ok {
@@ -152,6 +176,7 @@ func TestAttributeSyncAgainstSCIM(t *testing.T) {
 		r.Attributes["username"] = fmt.Sprintf("SEED%05d", i*50+1)
 	}
 	res = s.run(t, workflows.AttributeSyncScheduleID+"-2", workflows.AttributeSyncInput{})
+	saveHistory(t, s.c, workflows.AttributeSyncScheduleID+"-2", "attrsync.json")
 	assert.Equal(t, map[string]int{"PATCH": 10}, s.peer.Writes())
 	assert.Equal(t, 10, res.AccountsChanged)
 	assert.Equal(t, 10, res.AttributesWritten)

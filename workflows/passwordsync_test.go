@@ -80,7 +80,13 @@ func TestPasswordSyncGroup(t *testing.T) {
 	}
 
 	var passwords []string
+	var changeID func(pw string, accounts map[string][]string) (workflows.PasswordSyncResult, string)
 	change := func(pw string, accounts map[string][]string) workflows.PasswordSyncResult {
+		t.Helper()
+		res, _ := changeID(pw, accounts)
+		return res
+	}
+	changeID = func(pw string, accounts map[string][]string) (workflows.PasswordSyncResult, string) {
 		t.Helper()
 		passwords = append(passwords, pw)
 		corp.Reset()
@@ -92,7 +98,7 @@ func TestPasswordSyncGroup(t *testing.T) {
 		var res workflows.PasswordSyncResult
 		require.NoError(t, run.Get(ctx, &res))
 		assert.Zero(t, vault.Len(), "the password is wiped when the run ends")
-		return res
+		return res, run.GetID()
 	}
 	sum := func(pw string) string { s := sha256.Sum256([]byte(pw)); return hex.EncodeToString(s[:]) }
 	noWrites := func() {
@@ -118,7 +124,8 @@ func TestPasswordSyncGroup(t *testing.T) {
 		// A disabled account still gets the attempt; the target decides.
 		require.NoError(t, wikiC.Deprovision(ctx, wikiAdmin, connectors.DeprovisionOptions{}))
 		pw := "Correct-Horse-42"
-		res := change(pw, map[string][]string{"wiki": {wikiID, wikiAdmin}})
+		res, id := changeID(pw, map[string][]string{"wiki": {wikiID, wikiAdmin}})
+		saveHistory(t, c, id, "passwordsync.json")
 		require.Equal(t, workflows.PasswordChanged, res.State, "%+v", res)
 		assert.Equal(t, []workflows.PasswordOutcome{
 			{Target: "corp", AccountID: corpID, Auth: true, Outcome: workflows.AccountChanged},
