@@ -423,9 +423,24 @@ func (a *Activities) buildSnapshot(ctx context.Context, target string) (*snapsho
 			if d.accountID != "" {
 				s.byAccount[d.accountID] = d
 			}
-			if uidValue != "" {
-				s.byUID[strings.ToLower(uidValue)] = d
+			if uidValue == "" {
+				continue
 			}
+			k := strings.ToLower(uidValue)
+			if other, taken := s.byUID[k]; taken {
+				// Two people render the same identifier: writing either's
+				// attributes could put one person's data on the other's
+				// account, so neither is matched by it.
+				if other != nil {
+					s.active--
+					s.problems = append(s.problems, AttrSyncProblem{Target: target, EmployeeID: other.employeeID, Attributes: []string{uid}, Error: "unique identifier shared with another identity; not synced"})
+				}
+				s.problems = append(s.problems, AttrSyncProblem{Target: target, EmployeeID: r.EmployeeID, Attributes: []string{uid}, Error: "unique identifier shared with another identity; not synced"})
+				s.byUID[k] = nil
+				s.active--
+				continue
+			}
+			s.byUID[k] = d
 		}
 		activity.RecordHeartbeat(ctx) // listing a large directory takes a while
 		if len(next) == 0 {
@@ -487,7 +502,9 @@ func (a *Activities) SyncAttributesPage(ctx context.Context, in AttrSyncPageInpu
 	if in.Cursor == "" && p.Cursor == "" && res.Counts.PagesRead == 0 {
 		// The first chunk of a target reports identities it could not render
 		// and the population size, from which Unmatched is derived.
-		res.Problems = append(res.Problems, snap.problems...)
+		for _, p := range snap.problems {
+			res.problem(p)
+		}
 		res.Counts.Failures += len(snap.problems)
 		res.Counts.Unmatched += snap.active
 	}

@@ -146,3 +146,32 @@ func TestLoopGuard(t *testing.T) {
 	assert.NotEmpty(t, res.Cleared)
 	assert.Empty(t, guard)
 }
+
+func TestSharedIdentifierIsNotSynced(t *testing.T) {
+	target := &stubborn{accts: map[string]connectors.Attributes{"a1": {"user_name": "jdoe", "title": "Old"}}}
+	dir := activities.StaticDirectory{
+		{EmployeeID: "E1", Attributes: map[string]string{"username": "jdoe", "title": "Boss"}},
+		{EmployeeID: "E2", Attributes: map[string]string{"username": "JDoe", "title": "Intern"}},
+		{EmployeeID: "E3", Status: activities.IdentityDeprovisioned, Attributes: map[string]string{"username": "jdoe", "title": "Gone"}},
+	}
+	acts := activities.New(activities.Config{
+		Policy: &policy.Policy{
+			Targets: map[string]policy.Target{"app": {Type: "scim"}},
+			Joiner: policy.Flow{Steps: []policy.Step{{SyncIdentity: &policy.SyncIdentity{Target: "app",
+				Attributes: map[string]string{"user_name": "{username}", "title": "{title}"}}}}},
+		},
+		Targets: map[string]any{"app": target}, Directory: dir,
+	})
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	v, err := env.ExecuteActivity(acts.SyncAttributesPage, activities.AttrSyncPageInput{Snapshot: "s", Target: "app"})
+	require.NoError(t, err)
+	var res activities.AttrSyncPageResult
+	require.NoError(t, v.Get(&res))
+	assert.Zero(t, target.updates, "neither person's title lands on the shared account")
+	assert.Equal(t, 2, res.Counts.Failures)
+	assert.Zero(t, res.Counts.Unmatched)
+	require.Len(t, res.Problems, 2)
+	assert.Contains(t, res.Problems[0].Error, "shared with another identity")
+}
