@@ -491,6 +491,9 @@ func (a *Activities) SyncAttributesPage(ctx context.Context, in AttrSyncPageInpu
 		}
 		a.snapshots.put(key, snap)
 	}
+	if snap.active == 0 && len(snap.problems) == 0 {
+		return AttrSyncPageResult{}, nil // nobody to sync: spare the target its reads
+	}
 	p := progress{Cursor: in.Cursor}
 	if activity.HasHeartbeatDetails(ctx) {
 		_ = activity.GetHeartbeatDetails(ctx, &p) // resume the last attempt
