@@ -779,7 +779,7 @@ func (d TemporalDirectory) decode(employeeID string, memo *commonpb.Memo) (Ident
 		dc = converter.GetDefaultDataConverter()
 	}
 	if err := dc.FromPayload(p, &rec); err != nil {
-		return rec, fmt.Errorf("identity %s: memo: %w", employeeID, err)
+		return rec, fmt.Errorf("identity %s: memo: %w (the directory must decode with the workers' data converter, payload codec included)", employeeID, err)
 	}
 	rec.EmployeeID = employeeID
 	return rec, nil
