@@ -100,7 +100,8 @@ func (s *server) authenticate(r *http.Request, body []byte, bamboo bool) error {
 type errStale struct{ age time.Duration }
 
 func (e errStale) Error() string {
-	return "stale timestamp: signed " + e.age.Round(time.Second).String() + " from now; requests older than 5m are refused (replay protection)"
+	return "stale timestamp: " + e.age.Abs().Round(time.Second).String() +
+		" away from the server clock; more than 5m is refused (replay protection)"
 }
 
 // parseTimestamp reads Unix seconds or an RFC 3339 time.
