@@ -278,23 +278,6 @@ func (c *snapshotCache) put(key string, s *snapshot) {
 	c.entries[key] = s
 }
 
-// Forget drops a run's snapshots (the workflow calls it when done).
-func (c *snapshotCache) forget(prefix string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k := range c.entries {
-		if strings.HasPrefix(k, prefix+"\x00") {
-			delete(c.entries, k)
-		}
-	}
-}
-
-// ForgetAttrSyncSnapshot frees the worker memory of a finished run.
-func (a *Activities) ForgetAttrSyncSnapshot(_ context.Context, snapshot string) error {
-	a.snapshots.forget(snapshot)
-	return nil
-}
-
 // nondeterministic functions render differently on every run.
 var nondeterministic = []string{"UUID", "RANDOM_ALPHANUMERIC_GENERATOR", "RANDOM_NUMBER_GENERATOR", "RANDOM_STRING_GENERATOR", "NEXT_NUMBER", "NOW"}
 
