@@ -40,6 +40,7 @@ type config struct {
 	intakeAddr string
 	policyPath string
 	healthAddr string
+	pwAddr     string
 	sandbox    sandboxConfig
 }
 
@@ -60,6 +61,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.intakeAddr, "intake-addr", envOr(getenv, "JML_INTAKE_ADDR", "127.0.0.1:8080"), "address of the HR event intake (--dev; empty disables)")
 	fs.StringVar(&c.policyPath, "policy", getenv("JML_POLICY"), "policy file (default examples/dev-policy.yaml with --dev)")
 	fs.StringVar(&c.healthAddr, "health-addr", getenv("JML_HEALTH_ADDR"), "address for /healthz and /readyz (empty: off)")
+	fs.StringVar(&c.pwAddr, "password-addr", getenv("JML_PASSWORD_ADDR"), "address for POST /v1/password-changes (HTTPS with JML_PASSWORD_TLS_CERT/KEY unless loopback; empty: off)")
 	c.sandbox.flags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -201,6 +203,21 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	}()
 	fmt.Fprintf(stdout, "Worker:            task queue %q\n", workflows.TaskQueue)
 
+	queue := hostQueue()
+	hw, err := startHostWorker(c, queue, acts)
+	if err != nil {
+		return err
+	}
+	defer hw.Stop()
+	pwHandler := passwordHandler(pol, getenv("JML_PASSWORD_TOKEN"), temporalStarter(c, vault, queue))
+	if cfg.pwAddr != "" {
+		stopPW, err := servePasswords(cfg.pwAddr, pwHandler, getenv)
+		if err != nil {
+			return err
+		}
+		defer stopPW()
+	}
+
 	if cfg.healthAddr != "" {
 		stopHealth, err := serveHealth(cfg.healthAddr, c)
 		if err != nil {
@@ -210,7 +227,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	}
 
 	if intakeLn != nil {
-		stopIntake := serveIntake(intakeLn, c, pol, pc, getenv, log)
+		stopIntake := serveIntake(intakeLn, c, pol, pc, pwHandler, getenv, log)
 		defer stopIntake()
 		fmt.Fprintf(stdout, "HR event intake:   http://%s/v1/events\n", intakeLn.Addr())
 	}
@@ -263,7 +280,7 @@ func startDevStack(ctx context.Context, cfg config, codecURL string, log *zap.Lo
 
 // serveIntake serves the HR event intake and, when payloads are encrypted,
 // the codec endpoint the Web UI decodes them with.
-func serveIntake(ln net.Listener, c client.Client, pol *policy.Policy, pc converter.PayloadCodec, getenv func(string) string, log *zap.Logger) func() {
+func serveIntake(ln net.Listener, c client.Client, pol *policy.Policy, pc converter.PayloadCodec, pw http.Handler, getenv func(string) string, log *zap.Logger) func() {
 	mux := http.NewServeMux()
 	mux.Handle("/", intake.New(intake.Config{
 		Client:      c,
@@ -274,6 +291,7 @@ func serveIntake(ln net.Listener, c client.Client, pol *policy.Policy, pc conver
 		AllowUnauthenticated: getenv("JML_INTAKE_HMAC_SECRET") == "" && getenv("JML_INTAKE_TOKEN") == "",
 		Logger:               log.Named("intake"),
 	}))
+	mux.Handle("/v1/password-changes", pw)
 	if pc != nil {
 		mux.Handle("/codec/", codec.Handler(pc, codec.HandlerOptions{
 			AllowOrigins: strings.Split(envOr(getenv, "JML_CODEC_CORS_ORIGINS", "*"), ","),
@@ -287,6 +305,35 @@ func serveIntake(ln net.Listener, c client.Client, pol *policy.Policy, pc conver
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}
+}
+
+// servePasswords serves the password-change endpoint on its own address:
+// HTTPS, or plain HTTP on loopback only.
+func servePasswords(addr string, h http.Handler, getenv func(string) string) (func(), error) {
+	cert, key := getenv("JML_PASSWORD_TLS_CERT"), getenv("JML_PASSWORD_TLS_KEY")
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("worker: password address %s: %v", addr, err)}
+	}
+	loopback := host == "localhost" || net.ParseIP(host).IsLoopback()
+	if (cert == "" || key == "") && !loopback {
+		return nil, usageError{fmt.Sprintf("worker: password address %s is not loopback: set JML_PASSWORD_TLS_CERT and JML_PASSWORD_TLS_KEY", addr)}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("worker: password address %s: %v", addr, firstLine(err))}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/password-changes", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if cert != "" && key != "" {
+			_ = srv.ServeTLS(ln, cert, key)
+			return
+		}
+		_ = srv.Serve(ln)
+	}()
+	return func() { _ = srv.Close() }, nil
 }
 
 // serveHealth answers /healthz (the process is up) and /readyz (Temporal
@@ -327,6 +374,8 @@ const helpText = `usage: worker [flags]
   --ui-port N           dev Web UI port (default 8233)
   --intake-addr ADDR    dev intake address (default 127.0.0.1:8080, env JML_INTAKE_ADDR)
   --health-addr ADDR    serve /healthz and /readyz (env JML_HEALTH_ADDR)
+  --password-addr ADDR  serve POST /v1/password-changes for password sync groups (env JML_PASSWORD_ADDR;
+                        bearer JML_PASSWORD_TOKEN; HTTPS with JML_PASSWORD_TLS_CERT/KEY unless loopback)
   --policy FILE         policy file (env JML_POLICY; default examples/dev-policy.yaml with --dev)
   --sandbox             start the sandbox SCIM directory and HR portal sink without --dev (staging);
                         --dev always starts them. Data under --data-dir/sandbox, bearer token in its
