@@ -68,18 +68,20 @@ const usage = `usage: starter <command> [flags]
 
 commands:
   serve                         run the HR event intake (POST /v1/events)
-  import FILE                   import hires from CSV or JSONL
+  import FILE [--dry-run]        import events from CSV or JSONL (columns mapped by the policy)
   preview --policy P --event E  show what a policy would do for an event, touching nothing
   post EVENT.json               send an HR event to the intake (signed with JML_INTAKE_HMAC_SECRET)
   status EMPLOYEE_ID            step table of a person's current run
-  list --needs-attention        runs waiting for an operator
+  list [--needs-attention|--blocked|--state S]  runs waiting for an operator
   retry EMPLOYEE_ID [--step S]  re-run the failed step
   skip EMPLOYEE_ID --step S     skip the failed step
   abort EMPLOYEE_ID             stop the run (state Aborted)
   release EMPLOYEE_ID           release a run blocked by the safety limit
-  sync EMPLOYEE_ID              run attribute sync now for one person
+  sync EMPLOYEE_ID... | --all   run attribute sync now
   sandbox users|groups|handoffs  the dev sandbox directory: accounts, groups, HR portal hand-offs
   health --url URL              probe a health endpoint (container health checks)
+
+Operator commands take --json for scripts.
 
 Temporal connection: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default default),
 TEMPORAL_API_KEY, TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY/TEMPORAL_TLS_CA.
