@@ -42,6 +42,10 @@ type config struct {
 	healthAddr string
 	pwAddr     string
 	sandbox    sandboxConfig
+	// stepTimeout and sessionHeartbeat override the activities' defaults
+	// (1m, 20s); zero keeps them.
+	stepTimeout      time.Duration
+	sessionHeartbeat time.Duration
 }
 
 // usageError is bad input from the operator: one line, exit 2.
@@ -63,6 +67,22 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.healthAddr, "health-addr", getenv("JML_HEALTH_ADDR"), "address for /healthz and /readyz (empty: off)")
 	fs.StringVar(&c.pwAddr, "password-addr", getenv("JML_PASSWORD_ADDR"), "address for POST /v1/password-changes (HTTPS with JML_PASSWORD_TLS_CERT/KEY unless loopback; empty: off)")
 	c.sandbox.flags(fs, getenv)
+	for _, d := range []struct {
+		v         *time.Duration
+		name, env string
+		usage     string
+	}{
+		{&c.stepTimeout, "step-timeout", "JML_STEP_TIMEOUT", "longest attempt of one step before it is retried (default 1m)"},
+		{&c.sessionHeartbeat, "session-heartbeat", "JML_SESSION_HEARTBEAT", "how soon a run notices the worker holding its passwords is gone (default 20s)"},
+	} {
+		if v := getenv(d.env); v != "" {
+			var err error
+			if *d.v, err = time.ParseDuration(v); err != nil {
+				return c, usageError{fmt.Sprintf("worker: %s=%q: want a duration like 30s", d.env, v)}
+			}
+		}
+		fs.DurationVar(d.v, d.name, *d.v, d.usage)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -71,6 +91,9 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, usageError{fmt.Sprintf("worker: unexpected argument %q (see worker --help)", fs.Arg(0))}
+	}
+	if c.stepTimeout < 0 || c.sessionHeartbeat < 0 {
+		return c, usageError{"worker: --step-timeout and --session-heartbeat must not be negative"}
 	}
 	return c, nil
 }
@@ -188,7 +211,9 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		Logger:        log.Named("activities"),
 		Getenv:        getenv,
 		// The dev stack's REST client: it alone trusts the sandbox HR portal.
-		HTTPClient: restClient,
+		HTTPClient:       restClient,
+		StepTimeout:      cfg.stepTimeout,
+		SessionHeartbeat: cfg.sessionHeartbeat,
 	})
 	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, acts)
@@ -377,6 +402,9 @@ const helpText = `usage: worker [flags]
   --password-addr ADDR  serve POST /v1/password-changes for password sync groups (env JML_PASSWORD_ADDR;
                         bearer JML_PASSWORD_TOKEN; HTTPS with JML_PASSWORD_TLS_CERT/KEY unless loopback)
   --policy FILE         policy file (env JML_POLICY; default examples/dev-policy.yaml with --dev)
+  --step-timeout D      longest attempt of one step before it is retried (env JML_STEP_TIMEOUT; default 1m)
+  --session-heartbeat D how soon a run notices that the worker holding its passwords is gone
+                        (env JML_SESSION_HEARTBEAT; default 20s)
   --sandbox             start the sandbox SCIM directory and HR portal sink without --dev (staging);
                         --dev always starts them. Data under --data-dir/sandbox, bearer token in its
                         token file (or env JML_SANDBOX_TOKEN), handed to the policy as JML_SANDBOX_TOKEN
