@@ -2,7 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -68,12 +71,18 @@ func (p *devProc) output() string {
 // startDev runs `worker --dev` on free ports and waits for "Ready.".
 func startDev(t *testing.T, dataDir string, extra ...string) (*devProc, string, string) {
 	t.Helper()
+	return startDevEnv(t, dataDir, nil, extra...)
+}
+
+// startDevEnv is startDev with extra environment variables.
+func startDevEnv(t *testing.T, dataDir string, env []string, extra ...string) (*devProc, string, string) {
+	t.Helper()
 	port, uiPort := peertest.FreePort(t), peertest.FreePort(t)
 	args := append([]string{"--dev", "--data-dir", dataDir,
 		"--port", fmt.Sprint(port), "--ui-port", fmt.Sprint(uiPort), "--intake-addr", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(workerBin(t), args...)
 	cmd.Dir = repoRoot(t)
-	cmd.Env = append(os.Environ(), "JML_POLICY=")
+	cmd.Env = append(append(os.Environ(), "JML_POLICY="), env...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = cmd.Stdout
@@ -223,4 +232,39 @@ func TestBadInputOneLineExit2(t *testing.T) {
 			assert.NotContains(t, string(out), "panic", "no panic")
 		})
 	}
+}
+
+// TestDevModeWiresCodecIntoUI: with payload keys set, the embedded Web UI is
+// told to decode through the codec endpoint the dev intake serves, and that
+// endpoint answers the UI's origin.
+func TestDevModeWiresCodecIntoUI(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	p, _, ui := startDevEnv(t, t.TempDir(), []string{"JML_CODEC_KEYS=k1:" + key, "JML_CODEC_ACTIVE_KEY=k1"}, "--dev-db", ":memory:")
+	m := regexp.MustCompile(`HR event intake:\s+http://(\S+)/v1/events`).FindStringSubmatch(p.output())
+	require.NotNil(t, m, p.output())
+	codecURL := "http://" + m[1] + "/codec"
+
+	resp, err := http.Get(ui + "/api/v1/settings")
+	require.NoError(t, err)
+	var settings struct {
+		Codec struct{ Endpoint string }
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&settings))
+	resp.Body.Close()
+	assert.Equal(t, codecURL, settings.Codec.Endpoint)
+
+	body := `{"payloads":[{"metadata":{"encoding":"anNvbi9wbGFpbg=="},"data":"ImhpIg=="}]}`
+	req, err := http.NewRequest(http.MethodPost, codecURL+"/encode", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", ui)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, string(out))
+	assert.Equal(t, ui, resp.Header.Get("Access-Control-Allow-Origin"))
+	assert.Contains(t, string(out), base64.StdEncoding.EncodeToString([]byte("binary/encrypted")))
+	code, _ := p.interrupt(t)
+	assert.Equal(t, 0, code)
 }
