@@ -181,8 +181,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		if err != nil {
 			return usageError{fmt.Sprintf("worker: %v", err)}
 		}
-		o.Logger = logging.Temporal(log.Named("sdk"))
-		codec.Apply(&o, pc)
+		o.Logger = logging.Temporal(log.Named("sdk")) // temporalenv already applied the codec
 		if c, err = client.DialContext(ctx, o); err != nil {
 			return fmt.Errorf("connect to Temporal at %s (namespace %s): %w", o.HostPort, o.Namespace, err)
 		}

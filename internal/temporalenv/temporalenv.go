@@ -55,6 +55,10 @@ func Options(getenv func(string) string) (client.Options, error) {
 	}
 	cert, key, ca, name := getenv("TEMPORAL_TLS_CERT"), getenv("TEMPORAL_TLS_KEY"), getenv("TEMPORAL_TLS_CA"), getenv("TEMPORAL_TLS_SERVER_NAME")
 	if cert == "" && key == "" && ca == "" && name == "" {
+		if o.Credentials != nil {
+			// An API key (Temporal Cloud) only ever travels over TLS.
+			o.ConnectionOptions.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
 		return o, nil
 	}
 	tc := &tls.Config{ServerName: name, MinVersion: tls.VersionTLS12}

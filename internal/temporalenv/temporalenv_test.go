@@ -40,6 +40,9 @@ func TestOptions(t *testing.T) {
 			assert.Equal(t, or(tc.env["TEMPORAL_ADDRESS"], "127.0.0.1:7233"), o.HostPort)
 			assert.Equal(t, or(tc.env["TEMPORAL_NAMESPACE"], "default"), o.Namespace)
 			assert.Equal(t, tc.env["TEMPORAL_API_KEY"] != "", o.Credentials != nil)
+			if tc.env["TEMPORAL_API_KEY"] != "" {
+				assert.NotNil(t, o.ConnectionOptions.TLS, "an API key is never sent in clear")
+			}
 			assert.Equal(t, tc.env["JML_CODEC_KEYS"] != "", o.DataConverter != nil)
 			if name := tc.env["TEMPORAL_TLS_SERVER_NAME"]; name != "" {
 				require.NotNil(t, o.ConnectionOptions.TLS)
