@@ -64,6 +64,7 @@ type Options struct {
 // Stack is a running dev stack.
 type Stack struct {
 	server       temporal.Server
+	quiet        zap.AtomicLevel
 	ui           *uiserver.Server
 	uiDone       chan error
 	FrontendAddr string // host:port for client.Dial
@@ -112,6 +113,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, fmt.Errorf("devstack: create namespace: %w", err)
 	}
 
+	// The server logs errors only, and nothing once Stop begins: shutting
+	// down makes its services complain about each other.
+	quiet := zap.NewAtomicLevelAt(zap.ErrorLevel)
 	dyn := dynamicconfig.StaticClient{
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 		// Activity pause/reset from the UI and CLI (operator re-runs).
@@ -120,7 +124,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),
 		temporal.ForServices(temporal.DefaultServices),
-		temporal.WithLogger(serverlog.NewZapLogger(o.Logger.WithOptions(zap.IncreaseLevel(zap.ErrorLevel)))),
+		temporal.WithLogger(serverlog.NewZapLogger(o.Logger.WithOptions(zap.IncreaseLevel(quiet)))),
 		temporal.WithDynamicConfigClient(dyn),
 	)
 	if err != nil {
@@ -131,6 +135,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	s := &Stack{
 		server:       srv,
+		quiet:        quiet,
 		FrontendAddr: net.JoinHostPort(o.IP, strconv.Itoa(o.FrontendPort)),
 		Namespace:    o.Namespace,
 		DBPath:       dbPath,
@@ -168,6 +173,7 @@ func (s *Stack) Stop() {
 		s.ui.Stop()
 	}
 	if s.server != nil {
+		s.quiet.SetLevel(zap.FatalLevel)
 		_ = s.server.Stop()
 	}
 }

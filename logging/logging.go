@@ -11,12 +11,15 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// New returns a production JSON logger at info level, or with dev a
-// human-readable console logger at debug level. Both redact secret fields.
+// New returns a production JSON logger, or with dev a human-readable
+// console logger; both at info level, and both redact secret fields. The dev
+// logger prints no stack traces: a warning is a line, not a screenful.
 func New(dev bool) (*zap.Logger, error) {
 	cfg := zap.NewProductionConfig()
 	if dev {
 		cfg = zap.NewDevelopmentConfig()
+		cfg.Level = zap.NewAtomicLevelAt(zap.InfoLevel)
+		cfg.DisableStacktrace = true
 	}
 	l, err := cfg.Build(Redact())
 	if err != nil {
