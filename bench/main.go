@@ -16,12 +16,16 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/jml-dev/jml/activities"
+	"go.temporal.io/sdk/client"
 
 	"github.com/jml-dev/jml/bench/harness"
 	"github.com/jml-dev/jml/connectors/okta/oktatest"
@@ -57,8 +61,19 @@ type row struct {
 	IdentityEvts float64 `json:"history_events_per_identity,omitempty"`
 	RSSMB        float64 `json:"worker_peak_rss_mb,omitempty"`
 	RateUse      float64 `json:"rate_share_used,omitempty"`
+	Seconds      float64 `json:"wall_seconds,omitempty"`
+	Reads        int     `json:"target_reads,omitempty"`
+	Writes       int     `json:"target_writes"`
 	Failed       int     `json:"failed_workflows"`
 	Note         string  `json:"note,omitempty"`
+}
+
+// note adds a remark to the row's notes.
+func (r *row) note(s string) {
+	if r.Note != "" {
+		s = r.Note + "; " + s
+	}
+	r.Note = s
 }
 
 func main() {
@@ -114,15 +129,14 @@ func main() {
 	db := dbs[len(dbs)-1]
 	rows = append(rows, scenario("okta joiners", func(tb *runTB) row { return runOkta(tb, c, db) }))
 	rows = append(rows, scenario("rate-limited scim", func(tb *runTB) row { return runSCIM(tb, c, db, c.rateJoiners, c.rate, []int{1}) }))
-	rows = append(rows, row{Scenario: "reconcile", DB: dbName(db), Workflows: c.reconcile,
-		Note: "n/a (pending): attribute sync (workflows/attrsync.go) landed after this bench was written; not wired in yet"})
+	rows = append(rows, scenario("reconcile", func(tb *runTB) row { return runReconcile(tb, c, db) }))
 	for _, k := range c.scaleOut {
 		rows = append(rows, scenario(fmt.Sprintf("scale-out %d worker(s)", k), func(tb *runTB) row {
 			return runSCIM(tb, c, db, c.scaleJoiners, 0, []int{k})
 		}))
 	}
 	for i := range rows {
-		if ce := ceiling[rows[i].DB]; ce > 0 && rows[i].Scenario != "ceiling" && rows[i].PerSecond > 0 {
+		if ce := ceiling[rows[i].DB]; ce > 0 && rows[i].Floor > 0 && rows[i].PerSecond > 0 {
 			rows[i].Ratio = rows[i].PerSecond / ce
 		}
 	}
@@ -147,7 +161,7 @@ func dbName(file bool) string {
 
 func printTable(w io.Writer, rows []row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tdb\tjoiners\tdone\twf/s\tvs ceiling\tp50 ms\tp95 ms\treq/joiner (floor)\thist ev joiner+identity\tRSS MB\trate used\tfailed\t")
+	fmt.Fprintln(tw, "scenario\tdb\tjoiners\tdone\twf/s\tvs ceiling\tp50 ms\tp95 ms\treq/joiner (floor)\thist ev joiner+identity\tRSS MB\trate used\twall s\treads/writes\tfailed\t")
 	f := func(v float64, format string) string {
 		if v == 0 {
 			return "-"
@@ -155,10 +169,14 @@ func printTable(w io.Writer, rows []row) {
 		return fmt.Sprintf(format, v)
 	}
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r.Scenario, r.DB, r.Workflows, r.Completed,
+		rw := "-"
+		if r.Reads > 0 {
+			rw = fmt.Sprintf("%d/%d", r.Reads, r.Writes)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r.Scenario, r.DB, r.Workflows, r.Completed,
 			f(r.PerSecond, "%.1f"), f(r.Ratio, "%.2f"), f(r.P50ms, "%.0f"), f(r.P95ms, "%.0f"),
 			f(r.ReqPerJoiner, "%.2f")+" ("+f(r.Floor, "%.0f")+")", f(r.JoinerEvents, "%.0f")+"+"+f(r.IdentityEvts, "%.0f"),
-			f(r.RSSMB, "%.0f"), f(r.RateUse, "%.0f%%"), r.Failed)
+			f(r.RSSMB, "%.0f"), f(r.RateUse, "%.0f%%"), f(r.Seconds, "%.1f"), rw, r.Failed)
 	}
 	tw.Flush()
 	for _, r := range rows {
@@ -183,8 +201,12 @@ func drive(c *harness.Cluster, cfg config, evs []hr.Event, r *row) map[string]ti
 	begin := time.Now()
 	sent := c.SubmitAll(ctx, evs, cfg.parallel)
 	r.Workflows = len(evs)
-	r.Completed = c.WaitCount(ctx, "WorkflowType = 'Joiner' AND ExecutionStatus = 'Completed'", len(evs), cfg.timeout)
+	var err error
+	r.Completed, err = c.WaitCount(ctx, "WorkflowType = 'Joiner' AND ExecutionStatus = 'Completed'", len(evs), cfg.timeout)
 	r.Failed = len(evs) - r.Completed
+	if err != nil {
+		r.note("error: " + err.Error())
+	}
 	closed, _, err := c.Closed(ctx, workflows.JoinerWorkflowName)
 	if err == nil {
 		var last time.Time
@@ -225,9 +247,9 @@ func runCeiling(tb *runTB, cfg config, file bool) row {
 	r := row{Scenario: "ceiling", DB: dbName(file)}
 	c := harness.StartCluster(tb, file)
 	c.InProcess(harness.SCIMPolicy("https://noop.invalid/scim/v2", "https://noop.invalid"),
-		map[string]any{"app": memtarget.New()}, harness.NoREST())
+		activities.Config{Targets: map[string]any{"app": memtarget.New()}, REST: harness.NoREST()})
 	drive(c, cfg, hires("C", cfg.joiners), &r)
-	r.Note = "engine ceiling: real workflows, no-op activities (in-memory target, no HTTP)"
+	r.note("engine ceiling: real workflows, no-op activities (in-memory target, no HTTP)")
 	return r
 }
 
@@ -246,6 +268,7 @@ func runSCIM(tb *runTB, cfg config, file bool, n, rate int, workerCounts []int) 
 	proxy := harness.StartProxy(tb, strings.TrimSuffix(peer.BaseURL, "/scim/v2"))
 	portal := harness.StartPortal(tb, peer.PasswordSHA256)
 	c := harness.StartCluster(tb, file)
+	c.Trust(portal)
 	c.SetPolicy(harness.SCIMPolicy(proxy.URL+"/scim/v2", portal.URL), harness.SCIMTokenEnv+"="+peer.Token)
 	var ws []*harness.Worker
 	for range workerCounts[0] {
@@ -263,7 +286,7 @@ func runSCIM(tb *runTB, cfg config, file bool, n, rate int, workerCounts []int) 
 	}
 	if rate > 0 {
 		r.RateUse = 100 * proxy.RateUse()
-		r.Note = fmt.Sprintf("%d requests answered 429 above %d req/s; req/joiner counts requests let through", st.Limited, rate)
+		r.note(fmt.Sprintf("%d requests answered 429 above %d req/s; req/joiner counts requests let through", st.Limited, rate))
 	}
 	accounts, rejected, _ := portal.Result()
 	reissued := 0
@@ -277,7 +300,7 @@ func runSCIM(tb *runTB, cfg config, file bool, n, rate int, workerCounts []int) 
 		}
 	}
 	hand := fmt.Sprintf("password hand-offs verified at the portal: %d/%d, rejected %d, re-issued %d", accounts, n, rejected, reissued)
-	r.Note = strings.TrimPrefix(r.Note+"; "+hand, "; ")
+	r.note(hand)
 	return r
 }
 
@@ -295,12 +318,58 @@ func runOkta(tb *runTB, cfg config, file bool) row {
 	if err != nil {
 		tb.Fatalf("okta target: %v", err)
 	}
-	c.InProcess(pol, conns, nil)
+	c.InProcess(pol, activities.Config{Targets: conns})
 	proxy.Reset()
 	evs := hires("O", cfg.oktaJoiners)
 	sent := drive(c, cfg, evs, &r)
 	latency(proxy, evs, sent, &r)
 	r.ReqPerJoiner = float64(proxy.Stats().Total) / float64(len(evs))
-	r.Note = "in-process worker (the binary refuses a plain-http Okta org outside --dev)"
+	r.note("in-process worker (the binary refuses a plain-http Okta org outside --dev)")
+	return r
+}
+
+// runReconcile runs one attribute sync over cfg.reconcile identities that
+// are already in sync with the SCIM peer's preloaded users: the real
+// AttributeSync workflow and SCIM connector through the counting proxy, in
+// process because the identities come from a static directory (in
+// production they are the Identity workflows' memos; listing those is not
+// measured here). Goal: 0 writes, ceil(N/page size) reads.
+func runReconcile(tb *runTB, cfg config, file bool) row {
+	n := cfg.reconcile
+	r := row{Scenario: "reconcile", DB: dbName(file), Workflows: n}
+	peer := scimtest.Start(tb, scimtest.WithUsers(n))
+	proxy := harness.StartProxy(tb, strings.TrimSuffix(peer.BaseURL, "/scim/v2"))
+	c := harness.StartCluster(tb, file)
+	pol := harness.ReconcilePolicy(proxy.URL + "/scim/v2")
+	ctx := context.Background()
+	conns, err := targets.Build(ctx, mustPolicy(tb, pol), targets.Options{
+		Getenv: harness.Getenv(harness.SCIMTokenEnv + "=" + peer.Token)})
+	if err != nil {
+		tb.Fatalf("scim target: %v", err)
+	}
+	c.InProcess(pol, activities.Config{Targets: conns, Directory: harness.ReconcileIdentities(n)})
+	proxy.Reset() // connector start-up reads /ServiceProviderConfig
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	begin := time.Now()
+	id := workflows.AttributeSyncScheduleID + "-bench"
+	run, err := c.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
+		workflows.AttributeSyncWorkflowName, workflows.AttributeSyncInput{})
+	if err != nil {
+		tb.Fatalf("start attribute sync: %v", err)
+	}
+	var res workflows.AttributeSyncResult
+	if err := run.Get(ctx, &res); err != nil {
+		tb.Fatalf("attribute sync: %v", err)
+	}
+	r.Seconds = time.Since(begin).Seconds()
+	st := proxy.Stats()
+	r.Reads = st.ByMethod[http.MethodGet]
+	r.Writes = st.Total - r.Reads
+	r.Completed = res.IdentitiesChecked
+	r.Failed = res.Failures
+	r.PerSecond = float64(res.IdentitiesChecked) / r.Seconds
+	r.note(fmt.Sprintf("identities checked/s in wf/s; %d pages read, %d accounts changed, %d unmatched, %d history events; "+
+		"in-process worker, identities from a static directory", res.PagesRead, res.AccountsChanged, res.Unmatched, c.HistoryLength(ctx, id)))
 	return r
 }

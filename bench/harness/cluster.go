@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,8 +45,10 @@ type Cluster struct {
 
 	opts devstack.Options
 	env  []string // worker environment: Temporal address, codec keys, policy
-	mu   sync.Mutex
-	live []*Worker
+	// httpClient is the in-process workers' REST client (nil: default).
+	httpClient *http.Client
+	mu         sync.Mutex
+	live       []*Worker
 }
 
 // StartCluster boots a dev server (file-backed under a temp dir, or in
@@ -102,6 +105,18 @@ func (c *Cluster) RestartServer(down time.Duration) {
 	time.Sleep(down)
 	c.startServer()
 }
+
+// Trust makes the cluster's workers trust the portal's certificate:
+// worker processes get it as their only root (SSL_CERT_FILE), in-process
+// workers the portal's client.
+func (c *Cluster) Trust(p *Portal) {
+	c.env = append(c.env, "SSL_CERT_FILE="+p.CertFile)
+	c.httpClient = p.Client
+}
+
+// WorkerEnv adds variables to the environment of workers started from now
+// on (later values win).
+func (c *Cluster) WorkerEnv(kv ...string) { c.env = append(c.env, kv...) }
 
 // SetPolicy writes the policy the next workers load; env adds variables
 // (target tokens) to their environment.

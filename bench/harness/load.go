@@ -17,6 +17,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -96,20 +97,61 @@ func (c *Cluster) Count(ctx context.Context, query string) int {
 	return int(r.Count)
 }
 
-// WaitCount polls until query matches at least n workflows or timeout
-// passes; it returns the last count.
-func (c *Cluster) WaitCount(ctx context.Context, query string, n int, timeout time.Duration) int {
+// WaitCount polls until query matches at least n workflows and returns
+// the last count. It gives up with an error when timeout passes or, so a
+// regression costs seconds rather than the whole timeout, as soon as any
+// run waits for an operator (JmlState = NeedsAttention): the error names
+// the run, its failed step and the step's last error.
+func (c *Cluster) WaitCount(ctx context.Context, query string, n int, timeout time.Duration) (int, error) {
 	deadline := time.Now().Add(timeout)
 	got := 0
 	for {
 		if v := c.Count(ctx, query); v >= 0 {
 			got = v
 		}
-		if got >= n || time.Now().After(deadline) || ctx.Err() != nil {
-			return got
+		if got >= n {
+			return got, nil
+		}
+		if err := c.NeedsAttention(ctx); err != nil {
+			return got, err
+		}
+		if ctx.Err() != nil {
+			return got, ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return got, fmt.Errorf("%d of %d workflows after %s (%s)", got, n, timeout, query)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// NeedsAttention returns an error describing the runs waiting for an
+// operator, nil when there are none.
+func (c *Cluster) NeedsAttention(ctx context.Context) error {
+	q := fmt.Sprintf("%s = '%s'", workflows.SAState, workflows.StateNeedsAttention)
+	r, err := c.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, PageSize: 3})
+	if err != nil || len(r.Executions) == 0 {
+		return nil
+	}
+	n := c.Count(ctx, q)
+	var runs []string
+	for _, e := range r.Executions {
+		id := e.Execution.WorkflowId
+		var step string
+		if p := e.SearchAttributes.GetIndexedFields()[workflows.SAFailedStep]; p != nil {
+			_ = converter.GetDefaultDataConverter().FromPayload(p, &step)
+		}
+		lastErr := "(no step error)"
+		if steps, err := c.Steps(ctx, id); err == nil {
+			for _, s := range steps {
+				if s.LastError != "" && (step == "" || s.Name == step) {
+					lastErr = s.LastError
+				}
+			}
+		}
+		runs = append(runs, fmt.Sprintf("%s: %s=%q: %s", id, workflows.SAFailedStep, step, lastErr))
+	}
+	return fmt.Errorf("%d run(s) in %s, e.g.\n  %s", n, workflows.StateNeedsAttention, strings.Join(runs, "\n  "))
 }
 
 // Closed lists workflows of a type with their close times (zero while

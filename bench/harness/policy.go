@@ -99,10 +99,12 @@ joiner:
 }
 
 // InProcess runs the real workflows and activities in this process with
-// the given connectors (targets by name) and REST sender (nil: HTTP). It
-// is the engine-ceiling worker (no-op targets) and the worker for targets
-// the binary refuses outside --dev (plain-http Okta stand-in).
-func (c *Cluster) InProcess(policyYAML string, targets map[string]any, rest activities.RESTSender) (stop func()) {
+// cfg's connectors (Targets), REST sender (nil: HTTP) and identity
+// directory; the harness fills in the policy, vault, client and, after
+// Trust, the HTTP client. It is the engine-ceiling worker (no-op targets),
+// the worker for targets the binary refuses outside --dev (plain-http Okta
+// stand-in) and the reconcile's worker (a static directory).
+func (c *Cluster) InProcess(policyYAML string, cfg activities.Config) (stop func()) {
 	c.TB.Helper()
 	path := filepath.Join(c.Dir, fmt.Sprintf("inproc-%d.yaml", time.Now().UnixNano()))
 	if err := os.WriteFile(path, []byte(policyYAML), 0o600); err != nil {
@@ -118,7 +120,12 @@ func (c *Cluster) InProcess(policyYAML string, targets map[string]any, rest acti
 	if err != nil {
 		c.TB.Fatalf("harness: dial: %v", err)
 	}
-	a := activities.New(activities.Config{Policy: pol, Targets: targets, Vault: secret.NewVault(time.Hour), REST: rest, Client: wc})
+	cfg.Policy, cfg.Vault, cfg.Client = pol, secret.NewVault(time.Hour), wc
+	cfg.DataConverter = codec.DataConverter(c.Codec)
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = c.httpClient
+	}
+	a := activities.New(cfg)
 	w := worker.New(wc, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, a)
 	if err := w.Start(); err != nil {
@@ -128,6 +135,41 @@ func (c *Cluster) InProcess(policyYAML string, targets map[string]any, rest acti
 	stop = func() { once.Do(func() { w.Stop(); wc.Close() }) }
 	c.TB.Cleanup(stop)
 	return stop
+}
+
+// ReconcilePolicy is a joiner whose sync_identity renders exactly the users
+// the SCIM peer preloads (scimtest.WithUsers) from ReconcileIdentities, and
+// an attribute sync of that target.
+func ReconcilePolicy(baseURL string) string {
+	return fmt.Sprintf(`targets:
+  app:
+    type: scim
+    base_url: %s
+    token_env: %s
+joiner:
+  steps:
+    - sync_identity:
+        target: app
+        create_allowed: true
+        attributes:
+          user_name: '{username}'
+          email: '{email}'
+attribute_sync: {every: 15m, targets: [app], page_size: 200}
+`, baseURL, SCIMTokenEnv)
+}
+
+// ReconcileIdentities are n active identities in sync with the peer's
+// preloaded users seed00001 … seedN.
+func ReconcileIdentities(n int) activities.StaticDirectory {
+	dir := make(activities.StaticDirectory, n)
+	for i := range dir {
+		dir[i] = activities.IdentityRecord{
+			EmployeeID: fmt.Sprintf("E%05d", i+1),
+			Status:     activities.IdentityActive,
+			Attributes: map[string]string{"username": fmt.Sprintf("seed%05d", i+1), "email": fmt.Sprintf("seed%d@example.com", i+1)},
+		}
+	}
+	return dir
 }
 
 // Getenv is os.Getenv with extra KEY=VALUE pairs on top.

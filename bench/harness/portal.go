@@ -4,8 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -14,8 +17,16 @@ import (
 // account only when the password sent equals the one the target holds, so
 // an accepted hand-off proves the step resolved the password on the worker
 // that generated it (or on the worker that re-issued it).
+//
+// It serves HTTPS only: jml refuses to send a password over plain HTTP.
+// Workers trust its self-signed certificate the way a production worker
+// trusts a corporate CA (Cluster.Trust).
 type Portal struct {
 	URL string
+	// CertFile is the PEM certificate of the portal, for SSL_CERT_FILE.
+	CertFile string
+	// Client trusts the portal (for in-process workers).
+	Client *http.Client
 
 	check    func(accountID string) string // hex SHA-256 the target holds
 	mu       sync.Mutex
@@ -32,9 +43,14 @@ type Portal struct {
 func StartPortal(tb testing.TB, check func(accountID string) string) *Portal {
 	tb.Helper()
 	p := &Portal{check: check, accepted: map[string]int{}, arrived: make(chan string, 10000)}
-	srv := httptest.NewServer(http.HandlerFunc(p.serve))
+	srv := httptest.NewTLSServer(http.HandlerFunc(p.serve))
 	tb.Cleanup(srv.Close)
-	p.URL = srv.URL
+	p.URL, p.Client = srv.URL, srv.Client()
+	p.CertFile = filepath.Join(tb.TempDir(), "portal.pem")
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(p.CertFile, cert, 0o600); err != nil {
+		tb.Fatalf("harness: portal certificate: %v", err)
+	}
 	return p
 }
 
