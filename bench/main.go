@@ -7,6 +7,7 @@
 //	go run ./bench                 defaults finish in under 5 minutes on 2 cores
 //	go run ./bench --json > out.json
 //	go run ./bench --joiners 1000 --db file
+//	go run ./bench --only reconcile --reconcile 50000
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -85,6 +87,7 @@ func main() {
 	flag.IntVar(&c.rateJoiners, "rate-joiners", 30, "joiners against the rate-limited target")
 	flag.IntVar(&c.scaleJoiners, "scale-joiners", 40, "joiners per scale-out run")
 	flag.StringVar(&scale, "workers", "1,2,3", "worker process counts for scale-out")
+	only := flag.String("only", "", "comma-separated rows to run: ceiling, scim, okta, rate, reconcile, scale (default all)")
 	flag.IntVar(&c.reconcile, "reconcile", 10000, "in-sync identities for the reconcile row")
 	flag.IntVar(&c.parallel, "parallel", 32, "concurrent HR event deliveries")
 	flag.StringVar(&c.db, "db", "both", "dev server database: file, memory or both")
@@ -99,6 +102,19 @@ func main() {
 		}
 		c.scaleOut = append(c.scaleOut, n)
 	}
+	rowKinds := []string{"ceiling", "scim", "okta", "rate", "reconcile", "scale"}
+	selected := map[string]bool{}
+	for _, k := range strings.Split(*only, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		if !slices.Contains(rowKinds, k) {
+			fmt.Fprintf(os.Stderr, "bench: --only %q: want some of %s\n", *only, strings.Join(rowKinds, ", "))
+			os.Exit(2)
+		}
+		selected[k] = true
+	}
+	want := func(kind string) bool { return len(selected) == 0 || selected[kind] }
 	var dbs []bool // file?
 	switch c.db {
 	case "both":
@@ -118,22 +134,33 @@ func main() {
 	var rows []row
 	ceiling := map[string]float64{}
 	for _, file := range dbs {
-		r := scenario("ceiling", func(tb *runTB) row { return runCeiling(tb, c, file) })
-		ceiling[r.DB] = r.PerSecond
-		rows = append(rows, r)
-		r = scenario("scim joiners", func(tb *runTB) row { return runSCIM(tb, c, file, c.joiners, 0, []int{1}) })
-		rows = append(rows, r)
+		if want("ceiling") {
+			r := scenario("ceiling", func(tb *runTB) row { return runCeiling(tb, c, file) })
+			ceiling[r.DB] = r.PerSecond
+			rows = append(rows, r)
+		}
+		if want("scim") {
+			rows = append(rows, scenario("scim joiners", func(tb *runTB) row { return runSCIM(tb, c, file, c.joiners, 0, []int{1}) }))
+		}
 	}
 	// The remaining runs use the faster database asked for: they measure
 	// jml, not SQLite's fsync.
 	db := dbs[len(dbs)-1]
-	rows = append(rows, scenario("okta joiners", func(tb *runTB) row { return runOkta(tb, c, db) }))
-	rows = append(rows, scenario("rate-limited scim", func(tb *runTB) row { return runSCIM(tb, c, db, c.rateJoiners, c.rate, []int{1}) }))
-	rows = append(rows, scenario("reconcile", func(tb *runTB) row { return runReconcile(tb, c, db) }))
+	if want("okta") {
+		rows = append(rows, scenario("okta joiners", func(tb *runTB) row { return runOkta(tb, c, db) }))
+	}
+	if want("rate") {
+		rows = append(rows, scenario("rate-limited scim", func(tb *runTB) row { return runSCIM(tb, c, db, c.rateJoiners, c.rate, []int{1}) }))
+	}
+	if want("reconcile") {
+		rows = append(rows, scenario("reconcile", func(tb *runTB) row { return runReconcile(tb, c, db) }))
+	}
 	for _, k := range c.scaleOut {
-		rows = append(rows, scenario(fmt.Sprintf("scale-out %d worker(s)", k), func(tb *runTB) row {
-			return runSCIM(tb, c, db, c.scaleJoiners, 0, []int{k})
-		}))
+		if want("scale") {
+			rows = append(rows, scenario(fmt.Sprintf("scale-out %d worker(s)", k), func(tb *runTB) row {
+				return runSCIM(tb, c, db, c.scaleJoiners, 0, []int{k})
+			}))
+		}
 	}
 	for i := range rows {
 		if ce := ceiling[rows[i].DB]; ce > 0 && rows[i].Floor > 0 && rows[i].PerSecond > 0 {
@@ -369,6 +396,9 @@ func runReconcile(tb *runTB, cfg config, file bool) row {
 	r.Completed = res.IdentitiesChecked
 	r.Failed = res.Failures
 	r.PerSecond = float64(res.IdentitiesChecked) / r.Seconds
+	if res.IdentitiesChecked != n || res.Unmatched > 0 || res.Failures > 0 {
+		r.note(fmt.Sprintf("error: %d of %d identities checked, %d unmatched, problems %+v", res.IdentitiesChecked, n, res.Unmatched, res.Problems))
+	}
 	r.note(fmt.Sprintf("identities checked/s in wf/s; %d pages read, %d accounts changed, %d unmatched, %d history events; "+
 		"in-process worker, identities from a static directory", res.PagesRead, res.AccountsChanged, res.Unmatched, c.HistoryLength(ctx, id)))
 	return r

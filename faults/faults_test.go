@@ -205,11 +205,14 @@ func TestKillPasswordHolder(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); e.c.SubmitAll(ctx, evs, 16) }()
 	var victim *harness.Worker
+	giveUp := time.After(*wait)
 	for victim == nil {
 		select {
 		case addr := <-e.portal.Arrived():
 			victim, _ = harness.OwnerOf(ws, addr)
-		case <-time.After(2 * time.Minute):
+		case <-time.After(time.Second):
+			require.NoError(t, e.c.NeedsAttention(ctx), "waiting for a password hand-off")
+		case <-giveUp:
 			t.Fatal("no password hand-off arrived")
 		}
 	}
