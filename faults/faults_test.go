@@ -6,8 +6,14 @@
 // SCIM peer, no duplicate group members, every password hand-off accepted
 // by the portal, and (where passwords flow) none in any history or log.
 //
-//	go test ./faults/ -v                      CI sizes: 30 joiners per scenario
-//	go test ./faults/ -v -faults.joiners=200  the full size
+//	go test ./faults/ -v    CI sizes: 30 joiners per scenario (about 2 minutes on 2 cores)
+//	go test ./faults/ -v -timeout 60m -faults.joiners=200 -faults.wait=15m    the full size
+//
+// The password portal serves HTTPS with a self-signed certificate that the
+// worker processes trust through SSL_CERT_FILE, as production workers trust
+// a corporate CA. Workers run with short step timeouts and session
+// heartbeats, and any run that ends up waiting for an operator fails the
+// scenario at once with its failed step and error.
 package faults
 
 import (
