@@ -62,7 +62,8 @@ type identity struct {
 //     queued termination, and a termination drops queued hires and cancels
 //     a running joiner still waiting for its start date.
 //   - A hire or rehire after a leaver runs the joiner flow as a rehire
-//     (accounts reactivated).
+//     (accounts reactivated); a change after a leaver only records the
+//     attributes: it grants nothing.
 //   - Continue-as-new when suggested, between events, after every handler
 //     finished, carrying queue, handled IDs, attributes and accounts.
 func Identity(ctx workflow.Context, in IdentityInput) error {
@@ -129,6 +130,16 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 			}
 		}
 		s.in.Pending = s.in.Pending[1:]
+		if head.Type == hr.Change && s.in.Status == StatusDeprovisioned &&
+			workflow.GetVersion(ctx, "no-mover-after-leaver", workflow.DefaultVersion, 1) == 1 {
+			// A change for someone who has left (often a late or reordered
+			// delivery) must not grant access again: its attributes are
+			// kept for a rehire, and no mover runs.
+			maps.Copy(s.in.Attributes, head.Employee)
+			workflow.GetLogger(ctx).Info("change after termination: attributes recorded, no access granted", "event_id", head.EventID)
+			s.done(head.EventID)
+			continue
+		}
 		s.runEvent(ctx, head, sched)
 		if s.publish {
 			s.publishRecord(ctx)

@@ -206,6 +206,32 @@ func TestLeaverCancelsJoinerWaitingForStartDate(t *testing.T) {
 	assert.Equal(t, 1, count(f.target.Calls(), "deprovision"))
 }
 
+// TestChangeAfterLeaverGrantsNothing: a change delivered after the
+// termination (late, or reordered by the HR feed) must not put the leaver
+// back into groups; a rehire later uses its attributes.
+func TestChangeAfterLeaverGrantsNothing(t *testing.T) {
+	p := testPolicy()
+	p.Leaver = policy.Flow{Steps: p.Leaver.Steps[:1]} // deprovision now, no delayed delete
+	f := newFixture(t, p)
+	f.send(t, time.Second, event("h1", hr.Hire, "E1", alice), nil)
+	f.send(t, time.Minute, event("t1", hr.Terminate, "E1", nil), nil)
+	f.send(t, time.Hour, event("c1", hr.Change, "E1", map[string]string{"department": "sales"}), nil)
+	f.send(t, 2*time.Hour, event("r1", hr.Rehire, "E1", alice), nil)
+	f.env.RegisterDelayedCallback(func() {
+		a, ok := f.target.Find("user_name", "alice@acme.test")
+		require.True(t, ok)
+		assert.False(t, a.Active, "still deprovisioned after the late change")
+		assert.Empty(t, a.Groups, "the late change granted nothing")
+	}, 90*time.Minute)
+	f.runIdentity(3 * time.Hour)
+	calls := f.target.Calls()
+	assert.Zero(t, count(calls, "update"), "no mover ran for the leaver")
+	assert.NotContains(t, calls, "add dept-sales")
+	a, ok := f.target.Find("user_name", "alice@acme.test")
+	require.True(t, ok)
+	assert.True(t, a.Active, "the rehire restores access")
+}
+
 func TestTerminationAtLocalTimeAndDelete(t *testing.T) {
 	f := newFixture(t, testPolicy())
 	f.send(t, time.Second, event("h1", hr.Hire, "E1", map[string]string{"email": "bob@acme.test", "department": "eng", "time_zone": "America/New_York"}), nil)
