@@ -84,7 +84,7 @@ func build(ctx context.Context, name string, t policy.Target, o Options) (any, e
 		if err != nil {
 			return nil, err
 		}
-		return scim.New(ctx, scim.Config{BaseURL: t.BaseURL, Auth: auth, HTTPClient: o.HTTPClient})
+		return scim.New(ctx, scim.Config{BaseURL: t.BaseURL, Auth: auth, HTTPClient: o.HTTPClient, RequestsPerSecond: t.RateLimit})
 	case "entra":
 		cfg, err := entra.ConfigFromEnv(o.Getenv)
 		if err != nil {
