@@ -41,6 +41,7 @@ import (
 type config struct {
 	joiners, oktaJoiners, rateJoiners, scaleJoiners int
 	rate, parallel, reconcile                       int
+	pace, rateLimit                                 float64
 	db                                              string
 	scaleOut                                        []int
 	json                                            bool
@@ -63,11 +64,24 @@ type row struct {
 	IdentityEvts float64 `json:"history_events_per_identity,omitempty"`
 	RSSMB        float64 `json:"worker_peak_rss_mb,omitempty"`
 	RateUse      float64 `json:"rate_share_used,omitempty"`
-	Seconds      float64 `json:"wall_seconds,omitempty"`
-	Reads        int     `json:"target_reads,omitempty"`
-	Writes       int     `json:"target_writes"`
-	Failed       int     `json:"failed_workflows"`
-	Note         string  `json:"note,omitempty"`
+	// RateUseAll is the share over every window from the first request
+	// to the last, the drain included (RateUse: the saturated windows).
+	RateUseAll float64 `json:"rate_share_used_all_windows,omitempty"`
+	// Pace is the fixed arrival rate of a paced row (events/s); 0: burst.
+	Pace    float64   `json:"paced_events_per_second,omitempty"`
+	Phases  []phaseMS `json:"latency_phases_p50_ms,omitempty"`
+	Seconds float64   `json:"wall_seconds,omitempty"`
+	Reads   int       `json:"target_reads,omitempty"`
+	Writes  int       `json:"target_writes"`
+	Failed  int       `json:"failed_workflows"`
+	Note    string    `json:"note,omitempty"`
+}
+
+// phaseMS is the median time between two milestones of a hire.
+type phaseMS struct {
+	From string  `json:"from"`
+	To   string  `json:"to"`
+	MS   float64 `json:"ms"`
 }
 
 // note adds a remark to the row's notes.
@@ -84,7 +98,9 @@ func main() {
 	flag.IntVar(&c.joiners, "joiners", 50, "joiners per ceiling and SCIM run")
 	flag.IntVar(&c.oktaJoiners, "okta-joiners", 30, "joiners against the Okta stand-in")
 	flag.IntVar(&c.rate, "rate", 20, "requests per second the rate-limited target allows")
-	flag.IntVar(&c.rateJoiners, "rate-joiners", 30, "joiners against the rate-limited target")
+	flag.IntVar(&c.rateJoiners, "rate-joiners", 60, "joiners against the rate-limited target")
+	flag.Float64Var(&c.rateLimit, "rate-limit", -1, "the rate-limited target's policy rate_limit in req/s (-1: 95% of --rate)")
+	flag.Float64Var(&c.pace, "pace", 0, "arrival rate of the paced SCIM rows in events/s (0: half the ceiling measured in the same run)")
 	flag.IntVar(&c.scaleJoiners, "scale-joiners", 40, "joiners per scale-out run")
 	flag.StringVar(&scale, "workers", "1,2,3", "worker process counts for scale-out")
 	only := flag.String("only", "", "comma-separated rows to run: ceiling, scim, okta, rate, reconcile, scale (default all)")
@@ -102,7 +118,10 @@ func main() {
 		}
 		c.scaleOut = append(c.scaleOut, n)
 	}
-	rowKinds := []string{"ceiling", "scim", "okta", "rate", "reconcile", "scale"}
+	if c.rateLimit < 0 {
+		c.rateLimit = 0.95 * float64(c.rate)
+	}
+	rowKinds := []string{"ceiling", "scim", "paced", "okta", "rate", "reconcile", "scale"}
 	selected := map[string]bool{}
 	for _, k := range strings.Split(*only, ",") {
 		if k = strings.TrimSpace(k); k == "" {
@@ -140,7 +159,22 @@ func main() {
 			rows = append(rows, r)
 		}
 		if want("scim") {
-			rows = append(rows, scenario("scim joiners", func(tb *runTB) row { return runSCIM(tb, c, file, c.joiners, 0, []int{1}) }))
+			rows = append(rows, scenario("scim joiners", func(tb *runTB) row {
+				return runSCIM(tb, c, file, scimRun{name: "scim joiners burst", n: c.joiners, workers: 1})
+			}))
+		}
+		if want("paced") {
+			pace := c.pace
+			if pace == 0 {
+				pace = ceiling[dbName(file)] / 2
+			}
+			name := fmt.Sprintf("scim joiners paced %.1f/s", pace)
+			rows = append(rows, scenario(name, func(tb *runTB) row {
+				if pace <= 0 {
+					tb.Fatalf("no pace: run the ceiling row too or set --pace")
+				}
+				return runSCIM(tb, c, file, scimRun{name: name, n: c.joiners, workers: 1, pace: pace})
+			}))
 		}
 	}
 	// The remaining runs use the faster database asked for: they measure
@@ -150,20 +184,33 @@ func main() {
 		rows = append(rows, scenario("okta joiners", func(tb *runTB) row { return runOkta(tb, c, db) }))
 	}
 	if want("rate") {
-		rows = append(rows, scenario("rate-limited scim", func(tb *runTB) row { return runSCIM(tb, c, db, c.rateJoiners, c.rate, []int{1}) }))
+		for _, limit := range []float64{0, c.rateLimit} {
+			name := fmt.Sprintf("rate-limited scim (%d req/s, no rate_limit)", c.rate)
+			if limit > 0 {
+				name = fmt.Sprintf("rate-limited scim (%d req/s, rate_limit %g)", c.rate, limit)
+			}
+			rows = append(rows, scenario(name, func(tb *runTB) row {
+				return runSCIM(tb, c, db, scimRun{name: name, n: c.rateJoiners, workers: 1, rate: c.rate, rateLimit: limit})
+			}))
+			if c.rateLimit == 0 {
+				break
+			}
+		}
 	}
 	if want("reconcile") {
 		rows = append(rows, scenario("reconcile", func(tb *runTB) row { return runReconcile(tb, c, db) }))
 	}
 	for _, k := range c.scaleOut {
 		if want("scale") {
-			rows = append(rows, scenario(fmt.Sprintf("scale-out %d worker(s)", k), func(tb *runTB) row {
-				return runSCIM(tb, c, db, c.scaleJoiners, 0, []int{k})
+			name := fmt.Sprintf("scale-out %d worker(s)", k)
+			rows = append(rows, scenario(name, func(tb *runTB) row {
+				return runSCIM(tb, c, db, scimRun{name: name, n: c.scaleJoiners, workers: k})
 			}))
 		}
 	}
 	for i := range rows {
-		if ce := ceiling[rows[i].DB]; ce > 0 && rows[i].Floor > 0 && rows[i].PerSecond > 0 {
+		// A paced row's wf/s is its arrival rate, not a throughput.
+		if ce := ceiling[rows[i].DB]; ce > 0 && rows[i].Floor > 0 && rows[i].PerSecond > 0 && rows[i].Pace == 0 {
 			rows[i].Ratio = rows[i].PerSecond / ce
 		}
 	}
@@ -203,7 +250,7 @@ func printTable(w io.Writer, rows []row) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r.Scenario, r.DB, r.Workflows, r.Completed,
 			f(r.PerSecond, "%.1f"), f(r.Ratio, "%.2f"), f(r.P50ms, "%.0f"), f(r.P95ms, "%.0f"),
 			f(r.ReqPerJoiner, "%.2f")+" ("+f(r.Floor, "%.0f")+")", f(r.JoinerEvents, "%.0f")+"+"+f(r.IdentityEvts, "%.0f"),
-			f(r.RSSMB, "%.0f"), f(r.RateUse, "%.0f%%"), f(r.Seconds, "%.1f"), rw, r.Failed)
+			f(r.RSSMB, "%.0f"), rateCol(r), f(r.Seconds, "%.1f"), rw, r.Failed)
 	}
 	tw.Flush()
 	for _, r := range rows {
@@ -211,6 +258,14 @@ func printTable(w io.Writer, rows []row) {
 			fmt.Fprintf(w, "  %s: %s\n", r.Scenario, r.Note)
 		}
 	}
+}
+
+// rateCol is the saturated share, then the share over all windows.
+func rateCol(r row) string {
+	if r.RateUse == 0 && r.RateUseAll == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%% (%.0f%%)", r.RateUse, r.RateUseAll)
 }
 
 func hires(prefix string, n int) []hr.Event {
@@ -223,10 +278,17 @@ func hires(prefix string, n int) []hr.Event {
 
 // drive submits the hires, waits for their joiners, and fills the
 // throughput, completion and history columns.
-func drive(c *harness.Cluster, cfg config, evs []hr.Event, r *row) map[string]time.Time {
+// With pace > 0 the events arrive open-loop at that rate, else all at
+// once (cfg.parallel deliveries at a time).
+func drive(c *harness.Cluster, cfg config, evs []hr.Event, pace float64, r *row) map[string]time.Time {
 	ctx := context.Background()
 	begin := time.Now()
-	sent := c.SubmitAll(ctx, evs, cfg.parallel)
+	var sent map[string]time.Time
+	if pace > 0 {
+		sent = c.SubmitPaced(ctx, evs, pace)
+	} else {
+		sent = c.SubmitAll(ctx, evs, cfg.parallel)
+	}
 	r.Workflows = len(evs)
 	var err error
 	r.Completed, err = c.WaitCount(ctx, "WorkflowType = 'Joiner' AND ExecutionStatus = 'Completed'", len(evs), cfg.timeout)
@@ -275,58 +337,73 @@ func runCeiling(tb *runTB, cfg config, file bool) row {
 	c := harness.StartCluster(tb, file)
 	c.InProcess(harness.SCIMPolicy("https://noop.invalid/scim/v2", "https://noop.invalid"),
 		activities.Config{Targets: map[string]any{"app": memtarget.New()}, REST: harness.NoREST()})
-	drive(c, cfg, hires("C", cfg.joiners), &r)
+	drive(c, cfg, hires("C", cfg.joiners), 0, &r)
 	r.note("engine ceiling: real workflows, no-op activities (in-memory target, no HTTP)")
 	return r
 }
 
+// scimRun is one SCIM row: n joiners through worker processes against the
+// SCIMMY peer.
+type scimRun struct {
+	name      string
+	n         int
+	workers   int
+	rate      int     // the proxy's allowance in req/s (0: none)
+	rateLimit float64 // the target's policy rate_limit (0: none)
+	pace      float64 // open-loop arrivals per second (0: all at once)
+}
+
 // runSCIM runs joiners through worker processes against the SCIMMY peer,
-// optionally behind a rate limit of rate requests per second.
-func runSCIM(tb *runTB, cfg config, file bool, n, rate int, workerCounts []int) row {
-	name := "scim joiners"
-	switch {
-	case rate > 0:
-		name = fmt.Sprintf("rate-limited scim (%d req/s)", rate)
-	case workerCounts[0] > 1 || len(cfg.scaleOut) > 0 && n == cfg.scaleJoiners:
-		name = fmt.Sprintf("scale-out %d worker(s)", workerCounts[0])
-	}
-	r := row{Scenario: name, DB: dbName(file), Floor: 2 + 2}
+// optionally behind a rate limit, optionally paced.
+func runSCIM(tb *runTB, cfg config, file bool, s scimRun) row {
+	r := row{Scenario: s.name, DB: dbName(file), Floor: 2 + 2, Pace: s.pace}
 	peer := scimtest.Start(tb)
 	proxy := harness.StartProxy(tb, strings.TrimSuffix(peer.BaseURL, "/scim/v2"))
 	portal := harness.StartPortal(tb, peer.PasswordSHA256)
 	c := harness.StartCluster(tb, file)
 	c.Trust(portal)
-	c.SetPolicy(harness.SCIMPolicy(proxy.URL+"/scim/v2", portal.URL), harness.SCIMTokenEnv+"="+peer.Token)
+	pol := harness.SCIMPolicy(proxy.URL+"/scim/v2", portal.URL)
+	if s.rateLimit > 0 {
+		pol = harness.SCIMPolicyLimited(proxy.URL+"/scim/v2", portal.URL, s.rateLimit)
+	}
+	c.SetPolicy(pol, harness.SCIMTokenEnv+"="+peer.Token)
 	var ws []*harness.Worker
-	for range workerCounts[0] {
+	for range s.workers {
 		ws = append(ws, c.StartWorker())
 	}
 	proxy.Reset() // worker start-up reads /ServiceProviderConfig
-	proxy.Limit(rate)
-	evs := hires("S", n)
-	sent := drive(c, cfg, evs, &r)
+	proxy.Limit(s.rate)
+	evs := hires("S", s.n)
+	sent := drive(c, cfg, evs, s.pace, &r)
 	latency(proxy, evs, sent, &r)
 	st := proxy.Stats()
-	r.ReqPerJoiner = float64(st.Total-st.Limited) / float64(n)
+	r.ReqPerJoiner = float64(st.Total-st.Limited) / float64(s.n)
 	for _, w := range ws {
 		r.RSSMB = max(r.RSSMB, float64(w.PeakRSS())/(1<<20))
 	}
-	if rate > 0 {
-		r.RateUse = 100 * proxy.RateUse()
-		r.note(fmt.Sprintf("%d requests answered 429 above %d req/s; req/joiner counts requests let through", st.Limited, rate))
+	if s.pace > 0 {
+		phases(c, proxy, evs, sent, &r)
+	}
+	if s.rate > 0 {
+		share, windows, per := proxy.SaturatedRateUse()
+		r.RateUse = 100 * share
+		r.RateUseAll = 100 * proxy.RateUse()
+		r.note(fmt.Sprintf("%d requests answered 429 above %d req/s; req/joiner counts requests let through; "+
+			"rate used over %d saturated 1-s windows (all windows in brackets); requests let through per window: %v",
+			st.Limited, s.rate, windows, per))
 	}
 	accounts, rejected, _ := portal.Result()
 	reissued := 0
 	ctx := context.Background()
 	for _, ev := range evs {
 		steps, _ := c.Steps(ctx, harness.JoinerID(ev))
-		for _, s := range steps {
-			if strings.Contains(s.Note, "password") {
+		for _, step := range steps {
+			if strings.Contains(step.Note, "password") {
 				reissued++
 			}
 		}
 	}
-	hand := fmt.Sprintf("password hand-offs verified at the portal: %d/%d, rejected %d, re-issued %d", accounts, n, rejected, reissued)
+	hand := fmt.Sprintf("password hand-offs verified at the portal: %d/%d, rejected %d, re-issued %d", accounts, s.n, rejected, reissued)
 	r.note(hand)
 	return r
 }
@@ -348,7 +425,7 @@ func runOkta(tb *runTB, cfg config, file bool) row {
 	c.InProcess(pol, activities.Config{Targets: conns})
 	proxy.Reset()
 	evs := hires("O", cfg.oktaJoiners)
-	sent := drive(c, cfg, evs, &r)
+	sent := drive(c, cfg, evs, 0, &r)
 	latency(proxy, evs, sent, &r)
 	r.ReqPerJoiner = float64(proxy.Stats().Total) / float64(len(evs))
 	r.note("in-process worker (the binary refuses a plain-http Okta org outside --dev)")
@@ -402,4 +479,37 @@ func runReconcile(tb *runTB, cfg config, file bool) row {
 	r.note(fmt.Sprintf("identities checked/s in wf/s; %d pages read, %d accounts changed, %d unmatched, %d history events; "+
 		"in-process worker, identities from a static directory", res.PagesRead, res.AccountsChanged, res.Unmatched, c.HistoryLength(ctx, id)))
 	return r
+}
+
+// phases fills the median time between consecutive milestones of the hires
+// (history event timestamps; the send and create stamps are the bench's
+// and the proxy's, on the same clock) and notes them.
+func phases(c *harness.Cluster, p *harness.Proxy, evs []hr.Event, sent map[string]time.Time, r *row) {
+	ms := harness.Milestones()
+	deltas := make([][]time.Duration, len(ms)-1)
+	for _, ev := range evs {
+		tl, err := c.Timeline(context.Background(), ev)
+		if err != nil {
+			r.note("timeline: " + err.Error())
+			return
+		}
+		tl[harness.MSent] = sent[ev.EventID]
+		if t, ok := p.Created(ev.Employee["email"]); ok {
+			tl[harness.MCreated] = t
+		}
+		for i := range deltas {
+			from, ok1 := tl[ms[i]]
+			to, ok2 := tl[ms[i+1]]
+			if ok1 && ok2 && !from.IsZero() {
+				deltas[i] = append(deltas[i], to.Sub(from))
+			}
+		}
+	}
+	var parts []string
+	for i, ds := range deltas {
+		v := float64(harness.Percentile(ds, 50)) / float64(time.Millisecond)
+		r.Phases = append(r.Phases, phaseMS{From: ms[i], To: ms[i+1], MS: v})
+		parts = append(parts, fmt.Sprintf("%.0f → %s", v, ms[i+1]))
+	}
+	r.note("p50 ms per phase from " + ms[0] + ": " + strings.Join(parts, ", "))
 }

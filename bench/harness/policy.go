@@ -78,6 +78,13 @@ leaver:
 `, baseURL, SCIMTokenEnv, handoff)
 }
 
+// SCIMPolicyLimited is SCIMPolicy with the target's rate_limit set, the way
+// an operator stays under a provider's published request rate.
+func SCIMPolicyLimited(baseURL, portalURL string, rateLimit float64) string {
+	return strings.Replace(SCIMPolicy(baseURL, portalURL), "    type: scim\n",
+		fmt.Sprintf("    type: scim\n    rate_limit: %g\n", rateLimit), 1)
+}
+
 // OktaPolicy is the joiner against Okta: one lookup by login, one create.
 func OktaPolicy(orgURL string) string {
 	return fmt.Sprintf(`targets:

@@ -142,6 +142,45 @@ func (p *Proxy) RateUse() float64 {
 	return float64(len(p.passed)) / float64(windows*p.rate)
 }
 
+// SaturatedRateUse is the share of the allowed rate used while the work
+// left could fill it: requests let through in the whole one-second windows
+// from the first request to the last rate requests, over rate per window.
+// The final second's worth of work belongs to the last few runs, whose
+// steps are sequential and cannot fill a window whatever the engine does;
+// partial windows at either end would count time the proxy's per-second
+// allowance does not. windows is how many windows were counted; perWindow
+// is the requests let through in every window from the first to the last.
+func (p *Proxy) SaturatedRateUse() (share float64, windows int, perWindow []int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rate == 0 || len(p.passed) == 0 {
+		return 0, 0, nil
+	}
+	first := p.passed[0].Truncate(time.Second)
+	for _, t := range p.passed {
+		i := int(t.Truncate(time.Second).Sub(first) / time.Second)
+		for len(perWindow) <= i {
+			perWindow = append(perWindow, 0)
+		}
+		perWindow[i]++
+	}
+	if len(p.passed) <= p.rate {
+		return 0, 0, perWindow
+	}
+	// Windows 1 … end-1: window 0 began before the first request, window
+	// end holds the cut.
+	end := int(p.passed[len(p.passed)-p.rate].Truncate(time.Second).Sub(first) / time.Second)
+	n := 0
+	for i := 1; i < end; i++ {
+		n += perWindow[i]
+		windows++
+	}
+	if windows == 0 {
+		return 0, 0, perWindow
+	}
+	return float64(n) / float64(windows*p.rate), windows, perWindow
+}
+
 func (p *Proxy) handler(rp *httputil.ReverseProxy) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)

@@ -1,0 +1,157 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/intake"
+	"github.com/jml-dev/jml/workflows"
+)
+
+// SubmitPaced delivers events open-loop at perSecond: event i leaves at
+// start + i/perSecond whether or not earlier deliveries have returned, the
+// way HR events arrive. It returns each event's scheduled send time, so a
+// slow engine cannot hide its queueing by delaying later sends.
+func (c *Cluster) SubmitPaced(ctx context.Context, evs []hr.Event, perSecond float64) map[string]time.Time {
+	sent := make(map[string]time.Time, len(evs))
+	gap := time.Duration(float64(time.Second) / perSecond)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, ev := range evs {
+		at := start.Add(time.Duration(i) * gap)
+		time.Sleep(time.Until(at))
+		sent[ev.EventID] = at
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if _, err := intake.Submit(ctx, c.Client, ev); err == nil {
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	return sent
+}
+
+// Milestones of one hire on its way to an account, in order. Each is the
+// history event timestamp of the first matching event.
+const (
+	MAccepted      = "update accepted"       // Identity: WorkflowExecutionUpdateAccepted
+	MChildStarting = "child start initiated" // Identity: StartChildWorkflowExecutionInitiated
+	MJoinerStarted = "joiner started"        // Joiner: WorkflowExecutionStarted
+	MJoinerTask    = "joiner first task"     // Joiner: first WorkflowTaskStarted
+	MPlanStarted   = "plan started"          // Joiner: ActivityTaskStarted of Plan
+	MPlanDone      = "plan completed"        // Joiner: ActivityTaskCompleted of Plan
+	MSession       = "session created"       // Joiner: the session-creation signal
+	MSyncScheduled = "sync scheduled"        // Joiner: ActivityTaskScheduled of SyncIdentity
+	MSyncStarted   = "sync started"          // Joiner: ActivityTaskStarted of SyncIdentity
+	MCreated       = "POST /Users answered"  // proxy stamp, added by the caller
+	MSent          = "HR event sent"         // bench stamp, added by the caller
+)
+
+// Milestones lists the milestones in the order a hire passes them.
+func Milestones() []string {
+	return []string{MSent, MAccepted, MChildStarting, MJoinerStarted, MJoinerTask, MPlanStarted,
+		MPlanDone, MSession, MSyncScheduled, MSyncStarted, MCreated}
+}
+
+// Activity type names as registered (the session one is the SDK's prefix).
+const (
+	activityPlan    = "Plan"
+	activitySync    = "SyncIdentity"
+	activitySession = "internalSessionCreation"
+)
+
+// Timeline reads the identity and joiner histories of a hire and returns
+// the milestones found (missing ones are absent).
+func (c *Cluster) Timeline(ctx context.Context, ev hr.Event) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	set := func(k string, t time.Time) {
+		if _, ok := out[k]; !ok {
+			out[k] = t
+		}
+	}
+	err := c.history(ctx, workflows.IdentityWorkflowID(ev.EmployeeID()), func(e historyEvent) {
+		switch e.Type {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+			set(MAccepted, e.Time)
+		case enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+			set(MChildStarting, e.Time)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	sessionScheduled := false
+	err = c.history(ctx, JoinerID(ev), func(e historyEvent) {
+		switch e.Type {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+			set(MJoinerStarted, e.Time)
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+			set(MJoinerTask, e.Time)
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			switch {
+			case e.Activity == activitySync:
+				set(MSyncScheduled, e.Time)
+			case strings.HasPrefix(e.Activity, activitySession):
+				sessionScheduled = true
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			switch e.Activity {
+			case activityPlan:
+				set(MPlanStarted, e.Time)
+			case activitySync:
+				set(MSyncStarted, e.Time)
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			if e.Activity == activityPlan {
+				set(MPlanDone, e.Time)
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+			// The SDK's session worker signals the workflow once the
+			// session exists on a host.
+			if sessionScheduled {
+				set(MSession, e.Time)
+			}
+		}
+	})
+	return out, err
+}
+
+type historyEvent struct {
+	Type     enumspb.EventType
+	Time     time.Time
+	Activity string // activity type, for activity events
+}
+
+// history calls fn for each event of the workflow's latest run, with the
+// activity type resolved for started/completed events.
+func (c *Cluster) history(ctx context.Context, id string, fn func(historyEvent)) error {
+	types := map[int64]string{} // scheduled event ID → activity type
+	it := c.Client.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			return fmt.Errorf("history of %s: %w", id, err)
+		}
+		he := historyEvent{Type: e.EventType, Time: e.EventTime.AsTime()}
+		switch {
+		case e.GetActivityTaskScheduledEventAttributes() != nil:
+			he.Activity = e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
+			types[e.EventId] = he.Activity
+		case e.GetActivityTaskStartedEventAttributes() != nil:
+			he.Activity = types[e.GetActivityTaskStartedEventAttributes().ScheduledEventId]
+		case e.GetActivityTaskCompletedEventAttributes() != nil:
+			he.Activity = types[e.GetActivityTaskCompletedEventAttributes().ScheduledEventId]
+		}
+		fn(he)
+	}
+	return nil
+}
