@@ -370,17 +370,22 @@ func (d *Directory) putGroup(id string, g object, prev object) error {
 	return d.save()
 }
 
+// userFromBody validates a SCIM User body and hashes its password, if it
+// has one ("" otherwise).
+func userFromBody(body object) (u object, hash string, err error) {
+	u, pw, err := cleanUser(body)
+	if err != nil || pw == nil {
+		return u, "", err
+	}
+	hash, err = hashPassword(*pw)
+	return u, hash, err
+}
+
 // CreateUser adds a user from a SCIM User body.
 func (d *Directory) CreateUser(body object) (object, error) {
-	u, pw, err := cleanUser(body)
+	u, hash, err := userFromBody(body)
 	if err != nil {
 		return nil, err
-	}
-	hash := ""
-	if pw != nil {
-		if hash, err = hashPassword(*pw); err != nil {
-			return nil, err
-		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -404,15 +409,9 @@ func (d *Directory) User(id string) (object, error) {
 // ReplaceUser is PUT: the body replaces every writable attribute; a body
 // without a password keeps the current one.
 func (d *Directory) ReplaceUser(id string, body object) (object, error) {
-	u, pw, err := cleanUser(body)
+	u, hash, err := userFromBody(body)
 	if err != nil {
 		return nil, err
-	}
-	hash := ""
-	if pw != nil {
-		if hash, err = hashPassword(*pw); err != nil {
-			return nil, err
-		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
