@@ -49,10 +49,16 @@ func TestToTemporalClassifiesAndRedacts(t *testing.T) {
 	assert.NotContains(t, app.Error(), `p\"w/1+x`)
 	assert.NotContains(t, app.Error(), b64)
 
-	err = toTemporal(&connectors.RateLimitedError{RetryAfter: 7 * time.Second, Err: errors.New("429")})
-	require.ErrorAs(t, err, &app)
-	assert.False(t, app.NonRetryable())
-	assert.Equal(t, 7*time.Second, app.NextRetryDelay())
+	delays := map[time.Duration]bool{}
+	for range 20 {
+		err = toTemporal(&connectors.RateLimitedError{RetryAfter: 7 * time.Second, Err: errors.New("429")})
+		require.ErrorAs(t, err, &app)
+		assert.False(t, app.NonRetryable())
+		assert.GreaterOrEqual(t, app.NextRetryDelay(), 7*time.Second, "never before the server's reset")
+		assert.LessOrEqual(t, app.NextRetryDelay(), 7*time.Second+3500*time.Millisecond)
+		delays[app.NextRetryDelay()] = true
+	}
+	assert.Greater(t, len(delays), 1, "throttled runs do not retry in lockstep")
 
 	err = toTemporal(connectors.Transient(errors.New("503")))
 	require.ErrorAs(t, err, &app)

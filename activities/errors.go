@@ -4,7 +4,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -44,7 +46,7 @@ func toTemporal(err error, secrets ...secret.Secret) error {
 		return temporal.NewNonRetryableApplicationError(msg, perm.Type, nil)
 	case errors.As(err, &rate):
 		return temporal.NewApplicationErrorWithOptions(msg, ErrTypeRateLimited,
-			temporal.ApplicationErrorOptions{NextRetryDelay: rate.RetryAfter})
+			temporal.ApplicationErrorOptions{NextRetryDelay: spread(rate.RetryAfter)})
 	case errors.Is(err, connectors.ErrConflict):
 		return temporal.NewNonRetryableApplicationError(msg, ErrTypeConflict, nil)
 	}
@@ -70,4 +72,14 @@ func redact(s string, secrets ...secret.Secret) string {
 		}
 	}
 	return s
+}
+
+// spread adds up to half of d again, at random: every run throttled by the
+// same 429 burst would otherwise retry at the same instant, be throttled
+// again together, and spend its attempts in lockstep.
+func spread(d time.Duration) time.Duration {
+	if d <= 0 {
+		d = time.Second
+	}
+	return d + rand.N(d/2+1)
 }

@@ -23,14 +23,15 @@ var (
 )
 
 // stepRetry is the retry policy of every step: retryable errors back off
-// from 1s to 5m for up to 10 attempts (about half an hour), then the run
-// goes to NeedsAttention. A 429 uses the server's delay (NextRetryDelay);
-// permanent errors are non-retryable ApplicationErrors and stop at once.
+// from 1s to 5m for up to 20 attempts (about an hour, so a target's short
+// outage heals by itself), then the run goes to NeedsAttention. A 429 uses
+// the server's delay plus jitter (NextRetryDelay); permanent errors are
+// non-retryable ApplicationErrors and stop at once.
 var stepRetry = temporal.RetryPolicy{
 	InitialInterval:    time.Second,
 	BackoffCoefficient: 2,
 	MaximumInterval:    5 * time.Minute,
-	MaximumAttempts:    10,
+	MaximumAttempts:    20,
 }
 
 // LifecycleInput starts a joiner, mover or leaver run.
