@@ -76,9 +76,9 @@ func (s *stubborn) UpdateAccount(_ context.Context, id string, d connectors.Diff
 	return nil
 }
 
-func TestLoopGuard(t *testing.T) {
-	target := &stubborn{accts: map[string]connectors.Attributes{"a1": {"user_name": "u1"}}, ignore: map[string]bool{"title": true}}
-	dir := activities.StaticDirectory{{EmployeeID: "E1", Attributes: map[string]string{"username": "u1", "title": "Boss"}}}
+// syncEnv is an activity environment whose policy syncs user_name and
+// title of target "app" from the directory's username and title.
+func syncEnv(target any, dir activities.StaticDirectory) (*activities.Activities, *testsuite.TestActivityEnvironment) {
 	acts := activities.New(activities.Config{
 		Policy: &policy.Policy{
 			Targets: map[string]policy.Target{"app": {Type: "scim"}},
@@ -90,6 +90,13 @@ func TestLoopGuard(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
+	return acts, env
+}
+
+func TestLoopGuard(t *testing.T) {
+	target := &stubborn{accts: map[string]connectors.Attributes{"a1": {"user_name": "u1"}}, ignore: map[string]bool{"title": true}}
+	dir := activities.StaticDirectory{{EmployeeID: "E1", Attributes: map[string]string{"username": "u1", "title": "Boss"}}}
+	acts, env := syncEnv(target, dir)
 
 	var guard []activities.GuardEntry
 	run := func(n int) activities.AttrSyncPageResult {
@@ -154,17 +161,7 @@ func TestSharedIdentifierIsNotSynced(t *testing.T) {
 		{EmployeeID: "E2", Attributes: map[string]string{"username": "JDoe", "title": "Intern"}},
 		{EmployeeID: "E3", Status: activities.IdentityDeprovisioned, Attributes: map[string]string{"username": "jdoe", "title": "Gone"}},
 	}
-	acts := activities.New(activities.Config{
-		Policy: &policy.Policy{
-			Targets: map[string]policy.Target{"app": {Type: "scim"}},
-			Joiner: policy.Flow{Steps: []policy.Step{{SyncIdentity: &policy.SyncIdentity{Target: "app",
-				Attributes: map[string]string{"user_name": "{username}", "title": "{title}"}}}}},
-		},
-		Targets: map[string]any{"app": target}, Directory: dir,
-	})
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(acts)
+	acts, env := syncEnv(target, dir)
 	v, err := env.ExecuteActivity(acts.SyncAttributesPage, activities.AttrSyncPageInput{Snapshot: "s", Target: "app"})
 	require.NoError(t, err)
 	var res activities.AttrSyncPageResult
