@@ -40,6 +40,9 @@ type Account struct {
 	Active     bool       // false when suspended/deactivated
 	Status     string     // the target's raw status, e.g. ACTIVE, SUSPENDED, DEPROVISIONED
 	Attributes Attributes // normalized attributes as read back
+	// Groups are the account's memberships when the read returned them
+	// (a SCIM User's groups attribute); nil when the read says nothing.
+	Groups []Group
 }
 
 // Group is an entitlement (a group) in a target system.
@@ -76,6 +79,12 @@ type AccountSyncer interface {
 	CreateAccount(ctx context.Context, a Attributes, o CreateOptions) (*Account, error)
 	// UpdateAccount writes only the attributes in change.
 	UpdateAccount(ctx context.Context, id string, change Diff) error
+}
+
+// AccountReader reads one account by the target's own ID: the read-back
+// that verifies a write. ErrNotFound when the account is absent.
+type AccountReader interface {
+	ReadAccount(ctx context.Context, id string) (*Account, error)
 }
 
 // AccountLister reads a target in pages for reconciliation.

@@ -2,7 +2,12 @@
 // workflow, and its validation.
 package hr
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
 
 // Event types.
 const (
@@ -26,3 +31,16 @@ type Event struct {
 
 // EmployeeID is the person's stable identifier (never email or name).
 func (e Event) EmployeeID() string { return e.Employee["employee_id"] }
+
+// Digest identifies the event's content, so a resend of an event ID with
+// different content is told apart from a duplicate. Deterministic
+// (encoding/json sorts map keys), so workflows may call it.
+func (e Event) Digest() string {
+	b, _ := json.Marshal(struct {
+		Type        string            `json:"type"`
+		EffectiveAt time.Time         `json:"effective_at"`
+		Employee    map[string]string `json:"employee"`
+	}{e.Type, e.EffectiveAt.UTC(), e.Employee})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
+}

@@ -108,6 +108,10 @@ type CurrentRun struct {
 type EventAccepted struct {
 	WorkflowID string `json:"workflow_id"`
 	Duplicate  bool   `json:"duplicate"` // the event ID was already handled
+	// Conflict: the event ID was received before with different content;
+	// WorkflowID names the run that holds the first one. The intake
+	// answers 409, never a silent duplicate.
+	Conflict bool `json:"conflict,omitempty"`
 }
 
 // HREventRequest is the UpdateHREvent / SignalHREvent argument.
