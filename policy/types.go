@@ -136,7 +136,22 @@ type SyncIdentity struct {
 	NotContinuouslySynced []string `yaml:"not_continuously_synced" json:"not_continuously_synced,omitempty"`
 	// Groups granted at creation in the same call where possible (Okta groupIds).
 	Groups []string `yaml:"groups" json:"groups,omitempty"`
+	// OnExistingAccount is what a joiner does to the password of an
+	// account it adopts (found unlinked, matched by correlation keys):
+	// keep_password (default) or set_password.
+	OnExistingAccount string `yaml:"on_existing_account" json:"on_existing_account,omitempty"`
+	// Rename says whether a linked account's unique identifier follows HR
+	// changes: never (default; Okta logins cannot change) or allowed.
+	Rename string `yaml:"rename" json:"rename,omitempty"`
 }
+
+// Values of SyncIdentity.OnExistingAccount and SyncIdentity.Rename.
+const (
+	KeepPassword  = "keep_password"
+	SetPassword   = "set_password"
+	RenameNever   = "never"
+	RenameAllowed = "allowed"
+)
 
 // ManageRelationships adds and removes group memberships (templates allowed:
 // "dept-{department | LOWER}"). On a mover, groups rendered from the old

@@ -409,6 +409,20 @@ func (c *checker) validateStep(p *Policy, tables map[string]bool, path string, s
 		default:
 			c.at(ap+".password", "password %q: want generate or leave it out (never a literal password)", "…")
 		}
+		switch a.OnExistingAccount {
+		case "", KeepPassword, SetPassword:
+		default:
+			c.at(ap+".on_existing_account", "%q: want keep_password or set_password", a.OnExistingAccount)
+		}
+		switch a.Rename {
+		case "", RenameNever:
+		case RenameAllowed:
+			if p.Targets[a.Target].Type == "okta" {
+				c.at(ap+".rename", "okta logins cannot change after creation: want never")
+			}
+		default:
+			c.at(ap+".rename", "%q: want never or allowed", a.Rename)
+		}
 		for _, k := range slices.Sorted(maps.Keys(a.Fallbacks)) {
 			if _, ok := attrs[k]; !ok {
 				c.at(ap+".fallbacks."+k, "fallbacks for %s, which is not an attribute of this step", k)
