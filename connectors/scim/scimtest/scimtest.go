@@ -65,6 +65,10 @@ func Start(t testing.TB, opts ...Option) *Peer {
 	return &Peer{BaseURL: m[1] + "/scim/v2", Token: token, t: t, root: m[1]}
 }
 
+// Root is the peer's scheme://host:port, without the SCIM base path (what
+// a proxy in front of the peer forwards to).
+func (p *Peer) Root() string { return p.root }
+
 // Stats are the peer's request counters since start or the last Reset.
 type Stats struct {
 	Total    int            `json:"total"`
