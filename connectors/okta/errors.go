@@ -21,6 +21,7 @@ const (
 	TypeAuth           = "OktaAuth"           // 401/403: token invalid or lacks a scope
 	TypeRequest        = "OktaRequest"        // any other 4xx, e.g. E0000038 wrong lifecycle state
 	TypeAmbiguousReset = "OktaAmbiguousReset" // reset may or may not have happened: an operator decides
+	TypeImmutable      = "OktaImmutable"      // an attribute Okta never changes after creation (login)
 )
 
 // call runs one SDK call with a probe and classifies its error.

@@ -88,6 +88,7 @@ type cachedGroup struct {
 // Interface checks.
 var (
 	_ connectors.AccountSyncer       = (*Client)(nil)
+	_ connectors.AccountReader       = (*Client)(nil)
 	_ connectors.AccountLister       = (*Client)(nil)
 	_ connectors.RelationshipManager = (*Client)(nil)
 	_ connectors.GroupFinder         = (*Client)(nil)

@@ -99,8 +99,8 @@ func TestBadInputSendsNothing(t *testing.T) {
 		})
 	}
 	err := c.UpdateAccount(ctx, "00u1", connectors.Diff{"login": "new@acme.test"})
-	assert.Equal(t, okta.TypeValidation, permanentType(t, err))
-	assert.Contains(t, err.Error(), "login cannot change")
+	assert.Equal(t, okta.TypeImmutable, permanentType(t, err))
+	assert.Contains(t, err.Error(), "login cannot be changed")
 	err = c.UpdateAccount(ctx, "00u1", connectors.Diff{"email": ""})
 	assert.Equal(t, okta.TypeValidation, permanentType(t, err))
 	assert.Contains(t, err.Error(), "email cannot be cleared")

@@ -54,6 +54,21 @@ func (c *Client) FindAccount(ctx context.Context, by connectors.Key) (*connector
 	return toAccount(found[0]), nil
 }
 
+// ReadAccount reads the user by its Okta ID in one request (GET
+// /api/v1/users/{id}): the read-back that verifies a write. Active follows
+// the status as FindAccount maps it (SUSPENDED, DEPROVISIONED and STAGED are
+// not active). A missing user is ErrNotFound.
+func (c *Client) ReadAccount(ctx context.Context, id string) (*connectors.Account, error) {
+	if id == "" {
+		return nil, connectors.Permanentf(TypeValidation, "okta: read account: empty id")
+	}
+	u, err := c.getUser(ctx, "read account", id)
+	if err != nil {
+		return nil, err
+	}
+	return toAccount(u), nil
+}
+
 func keyName(attr string) string {
 	if attr == "" {
 		return "login"
@@ -131,17 +146,20 @@ func (c *Client) adopt(ctx context.Context, login string, groupIDs []string, con
 	return acct, nil
 }
 
-// UpdateAccount writes only the attributes in change (partial update). The
-// login cannot change; required attributes cannot be cleared.
+// UpdateAccount writes only the attributes in change (partial update).
+// Required attributes cannot be cleared. The login (the unique identifier,
+// normalized name "login") cannot change after creation: a change naming it
+// is refused as a whole with the permanent type OktaImmutable, before
+// anything is sent.
 func (c *Client) UpdateAccount(ctx context.Context, id string, change connectors.Diff) error {
 	if len(change) == 0 {
 		return nil
 	}
+	if _, ok := change["login"]; ok {
+		return connectors.Permanentf(TypeImmutable, "okta: login cannot be changed after creation")
+	}
 	profile := sdk.UserProfile{}
 	for k, v := range change {
-		if k == "login" {
-			return connectors.Permanentf(TypeValidation, "okta: update account: login cannot change after creation")
-		}
 		if v == "" {
 			for _, r := range requiredAttrs {
 				if k == r {
@@ -281,10 +299,22 @@ func (c *Client) Changes(ctx context.Context, since string) ([]connectors.Identi
 	return out, next, nil
 }
 
-// Deprovision ends the user's sessions (and OAuth tokens), drops every
-// group membership Okta lets an admin remove, then suspends or deactivates.
-// Suspend applies only to ACTIVE users; any other live state is
+// Deprovision disables the user first — suspend, or deactivate per
+// o.Mode (default: the client's DeprovisionMode) — and only then, with
+// o.RemoveGroups, drops every group membership Okta lets an admin remove,
+// and then, with o.ClearSessions, ends the user's sessions and OAuth
+// tokens. Suspend applies only to ACTIVE users; any other live state is
 // deactivated instead so the leaver cannot sign in. The profile is kept.
+//
+// Requests: GET the user, the disable (none when already disabled), then
+// with o.RemoveGroups one GET of the groups plus one DELETE per removable
+// group, then with o.ClearSessions one DELETE of the sessions.
+//
+// A failure after the disable never undoes it and never stops the later
+// steps: the session step runs even when the group step failed, and the
+// error (of the class of the failure that matters most for a retry: rate
+// limited, then transient, then permanent) says the account was disabled
+// and what failed. Rerunning is safe. A missing user is success.
 func (c *Client) Deprovision(ctx context.Context, id string, o connectors.DeprovisionOptions) error {
 	mode := o.Mode
 	if mode == "" {
@@ -301,30 +331,78 @@ func (c *Client) Deprovision(ctx context.Context, id string, o connectors.Deprov
 		return err
 	}
 	id = u.Id
-	if o.ClearSessions && u.Status != "DEPROVISIONED" {
-		if err := c.clearSessions(ctx, id); err != nil {
-			return err
-		}
+	disabled, err := c.disable(ctx, u, mode)
+	if err != nil {
+		return err
 	}
+	var failed []error
 	if o.RemoveGroups {
 		if err := c.removeAllGroups(ctx, id); err != nil {
-			return err
+			failed = append(failed, fmt.Errorf("removing its groups failed: %w", err))
 		}
 	}
+	if o.ClearSessions {
+		if err := c.clearSessions(ctx, id); err != nil {
+			failed = append(failed, fmt.Errorf("clearing its sessions failed: %w", err))
+		}
+	}
+	return afterDisable(id, disabled, failed)
+}
+
+// disable suspends or deactivates u as mode asks and says what the user
+// now is ("suspended", "deactivated"). A user already in that state (or
+// DEPROVISIONED) is left alone.
+func (c *Client) disable(ctx context.Context, u *sdk.User, mode string) (string, error) {
 	switch {
-	case u.Status == "DEPROVISIONED", mode == ModeSuspend && u.Status == "SUSPENDED":
-		return nil
+	case u.Status == "DEPROVISIONED":
+		return "deactivated", nil
+	case mode == ModeSuspend && u.Status == "SUSPENDED":
+		return "suspended", nil
 	case mode == ModeSuspend && u.Status == "ACTIVE":
-		return ignoreNotFound(call(ctx, "suspend", func(ctx context.Context) error {
-			_, err := c.sdk.User.SuspendUser(ctx, id)
+		err := ignoreNotFound(call(ctx, "suspend", func(ctx context.Context) error {
+			_, err := c.sdk.User.SuspendUser(ctx, u.Id)
 			return err
 		}))
+		return "suspended", err
 	default:
 		if mode == ModeSuspend {
-			c.log.Info("okta: user cannot be suspended in its status; deactivating", zap.String("user_id", id), zap.String("status", u.Status))
+			c.log.Info("okta: user cannot be suspended in its status; deactivating", zap.String("user_id", u.Id), zap.String("status", u.Status))
 		}
-		return c.deactivate(ctx, id)
+		return "deactivated", c.deactivate(ctx, u.Id)
 	}
+}
+
+// afterDisable reports the steps that failed once the user was disabled.
+// The error keeps the class of the failure a retry depends on most (rate
+// limited, then transient, then permanent with its type).
+func afterDisable(id, disabled string, failed []error) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(failed))
+	for i, err := range failed {
+		msgs[i] = err.Error()
+	}
+	msg := fmt.Errorf("okta: deprovision: user %s was %s, but %s", id, disabled, strings.Join(msgs, "; and "))
+	var rl *connectors.RateLimitedError
+	for _, err := range failed {
+		var r *connectors.RateLimitedError
+		if errors.As(err, &r) && (rl == nil || r.RetryAfter > rl.RetryAfter) {
+			rl = r
+		}
+	}
+	if rl != nil {
+		return &connectors.RateLimitedError{RetryAfter: rl.RetryAfter, Err: msg}
+	}
+	for _, err := range failed {
+		var p *connectors.PermanentError
+		if !errors.As(err, &p) {
+			return connectors.Transient(msg)
+		}
+	}
+	var p *connectors.PermanentError
+	errors.As(failed[0], &p)
+	return connectors.Permanent(p.Type, msg)
 }
 
 func (c *Client) clearSessions(ctx context.Context, id string) error {
@@ -409,7 +487,10 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 	}))
 }
 
-// ResetPassword expires the password and returns Okta's temporary one. It is
+// ResetPassword expires the password and returns Okta's temporary one, in
+// one request: POST /api/v1/users/{id}/lifecycle/expire_password?tempPassword=true.
+// It never sets a permanent password. Calling it again (a worker holding the
+// first temporary password died) expires that one and returns a new one. It is
 // not idempotent: when the request may have reached Okta but no clear answer
 // came back (timeout, lost connection, 5xx, unreadable body), it fails with
 // the permanent type OktaAmbiguousReset so an operator decides, rather than
@@ -434,8 +515,11 @@ func (c *Client) ResetPassword(ctx context.Context, id string) (secret.Secret, e
 	return secret.New(tp.TempPassword), nil
 }
 
-// SetPassword sets a known password. Setting the same password twice is
-// harmless, so it may be retried.
+// SetPassword sets a known, permanent password (POST /api/v1/users/{id}
+// with credentials.password): the user is not asked to change it. Use it
+// for password sync only; re-issuing a generated password whose holder was
+// lost goes through ResetPassword, which hands out a temporary one. Setting
+// the same password twice is harmless, so it may be retried.
 func (c *Client) SetPassword(ctx context.Context, id string, pw secret.Secret) error {
 	if pw.Empty() {
 		return connectors.Permanentf(TypeValidation, "okta: set password: empty password")
