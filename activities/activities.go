@@ -120,6 +120,9 @@ type SecretRef struct {
 	Handle    secret.Handle `json:"handle"`
 	Target    string        `json:"target"`
 	AccountID string        `json:"account_id"`
+	// Temporary: a reset_password temporary password. Re-issuing it
+	// expires the password again; it is never made permanent.
+	Temporary bool `json:"temporary,omitempty"`
 }
 
 // StepInput is what every step activity receives.
@@ -139,6 +142,12 @@ type StepInput struct {
 	Secrets map[string]SecretRef `json:"secrets,omitempty"`
 	// Accounts are known account IDs by target name from earlier runs.
 	Accounts map[string]string `json:"accounts,omitempty"`
+	// Identifiers are the linked accounts' unique identifiers by target
+	// name, as chosen at creation (fallbacks and NEXT_NUMBER included).
+	Identifiers map[string]string `json:"identifiers,omitempty"`
+	// Rerun: an earlier execution of this step in this run (a lost worker,
+	// an operator's RetryStep) may have created the account it finds.
+	Rerun bool `json:"rerun,omitempty"`
 	// Inactive creates accounts disabled (pre-hire); Reactivate re-enables a
 	// disabled account found by a joiner (rehire).
 	Inactive   bool `json:"inactive,omitempty"`
@@ -158,4 +167,18 @@ type StepResult struct {
 	Secrets    map[string]SecretRef `json:"secrets,omitempty"` // by "Entity.attr"
 	AccountID  string               `json:"account_id,omitempty"`
 	Note       string               `json:"note,omitempty"`
+	// Identifier is the linked account's unique identifier (sync steps).
+	Identifier string `json:"identifier,omitempty"`
+	// Correlation is how a sync step found its account: Linked, Adopted or
+	// Created.
+	Correlation string `json:"correlation,omitempty"`
 }
+
+// Correlation outcomes of a sync step, after midPoint's synchronization
+// situations. A conflict (the identifier is another person's) is an error
+// of type ErrTypeConflict and never written.
+const (
+	Linked  = "linked"  // the account this person's link names
+	Adopted = "adopted" // an unlinked account matched by the correlation keys
+	Created = "created"
+)

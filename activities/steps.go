@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
 	"github.com/jml-dev/jml/connectors"
@@ -21,11 +22,13 @@ import (
 
 // Notes written into the step table.
 const (
-	NoteCreated          = "account created"
-	NoteExisting         = "account existed"
-	NotePasswordSet      = "password set on the existing account"
-	NotePasswordReissued = "password re-issued: the worker that held it is gone"
-	NoteNoAccount        = "no account: nothing to do"
+	NoteCreated             = "account created"
+	NoteExisting            = "account existed"
+	NoteAdopted             = "existing account adopted; its password kept"
+	NotePasswordSet         = "password set: an earlier attempt of this step may have created the account"
+	NotePasswordSetByPolicy = "existing account adopted; password set (on_existing_account: set_password)"
+	NotePasswordReissued    = "password re-issued: the worker that held it is gone"
+	NoteNoAccount           = "no account: nothing to do"
 )
 
 func (a *Activities) connector(target string) (any, error) {
@@ -77,11 +80,16 @@ func (a *Activities) renderAttributes(spec *policy.SyncIdentity, attrs map[strin
 	return out, env, nil
 }
 
-// SyncIdentity is SYNC_IDENTITIES: find the account by its unique
-// identifier, create it when allowed (with a generated password into the
-// vault), else write only the changed attributes. When the identifier is
-// held by another person's account, the step's fallback formatters
-// (policy.Candidates, NEXT_NUMBER) pick a free value for a new account.
+// SyncIdentity is SYNC_IDENTITIES. The account is, in order: the one this
+// person's link names (Linked); an unlinked account found by the unique
+// identifier whose correlation keys match (Adopted); a new one (Created),
+// whose identifier comes from the step's fallbacks (NEXT_NUMBER) when the
+// first choice is another person's. A linked account keeps its identifier
+// unless the step allows renames, and is never renamed onto a value another
+// account holds. Passwords: a created account gets the generated one; an
+// adopted one keeps its own unless on_existing_account is set_password or
+// this step's earlier attempt may have created it; a linked one is never
+// touched. Every write is read back before the step is done.
 func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult, error) {
 	spec := in.Step.Spec.SyncIdentity
 	if spec == nil {
@@ -106,88 +114,227 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 			return StepResult{}, err
 		}
 	}
-	acct, held, err := find(ctx, syncer, uid, attrs, attrs[uid], old[uid])
-	if err != nil && !errors.Is(err, connectors.ErrNotFound) {
-		return StepResult{}, toTemporal(fmt.Errorf("%s: find account: %w", spec.Target, err))
+	res := StepResult{EntityType: a.cfg.Policy.EntityType(spec.Target)}
+	acct, err := a.linkedAccount(ctx, c, syncer, spec.Target, uid, in)
+	if err != nil {
+		return StepResult{}, err
 	}
-	if acct == nil && held && spec.CreateAllowed {
-		v, err := a.uniqueValue(ctx, syncer, spec, uid, attrs, env)
-		if err != nil {
+	if acct != nil {
+		res.Correlation = Linked
+		if err := a.keepIdentifier(ctx, syncer, spec, uid, attrs, acct, in.Identifiers[spec.Target]); err != nil {
 			return StepResult{}, err
 		}
-		attrs[uid] = v
-		// v is free or ours: an earlier attempt may have created it.
-		if acct, _, err = find(ctx, syncer, uid, attrs, v); err != nil && !errors.Is(err, connectors.ErrNotFound) {
+	} else {
+		var held bool
+		acct, held, err = find(ctx, syncer, uid, attrs, attrs[uid], old[uid])
+		if err != nil && !errors.Is(err, connectors.ErrNotFound) {
 			return StepResult{}, toTemporal(fmt.Errorf("%s: find account: %w", spec.Target, err))
 		}
+		if acct == nil && held {
+			if !spec.CreateAllowed {
+				return StepResult{}, permanent(ErrTypeConflict, fmt.Errorf("%s: the %s is held by another person's account", spec.Target, uid))
+			}
+			v, err := a.uniqueValue(ctx, syncer, spec, uid, attrs, env)
+			if err != nil {
+				return StepResult{}, err
+			}
+			attrs[uid] = v
+			// v is free or ours: an earlier attempt may have created it.
+			if acct, _, err = find(ctx, syncer, uid, attrs, v); err != nil && !errors.Is(err, connectors.ErrNotFound) {
+				return StepResult{}, toTemporal(fmt.Errorf("%s: find account: %w", spec.Target, err))
+			}
+		}
+		if acct != nil {
+			res.Correlation = Adopted
+			attrs[uid] = acct.Attributes[uid]
+		}
 	}
-	res := StepResult{EntityType: a.cfg.Policy.EntityType(spec.Target)}
 	var pw secret.Secret
 	if acct == nil {
 		if !spec.CreateAllowed {
 			return StepResult{}, permanent(ErrTypeNotFound, fmt.Errorf("%s: no account with that %s and create is not allowed", spec.Target, uid))
 		}
-		opts := connectors.CreateOptions{Activate: !in.Inactive}
-		if spec.Password == "generate" {
-			if pw, err = GeneratePassword(a.cfg.Policy.Password, a.cfg.Rand); err != nil {
-				return StepResult{}, permanent("PolicyInvalid", err)
-			}
-			opts.Password = &pw
-		}
-		if opts.GroupIDs, err = a.resolveGroups(ctx, c, spec.Target, spec.Groups, in.Attributes, in, false); err != nil {
+		if acct, pw, err = a.create(ctx, c, syncer, spec, attrs, in); err != nil {
 			return StepResult{}, err
 		}
-		if acct, err = syncer.CreateAccount(ctx, attrs, opts); err != nil {
-			return StepResult{}, toTemporal(fmt.Errorf("%s: create account: %w", spec.Target, err), pw)
-		}
-		res.Note = NoteCreated
+		res.Correlation, res.Note = Created, NoteCreated
 	} else {
-		diff := connectors.Diff{}
-		for k, v := range attrs {
-			if slices.Contains(spec.NotContinuouslySynced, k) {
-				continue
-			}
-			if old != nil && old[k] == v && acct.Attributes[k] != "" {
-				continue // mover: only what the HR change touched
-			}
-			if acct.Attributes[k] != v {
-				diff[k] = v
-			}
-		}
-		if len(diff) > 0 {
-			if err := syncer.UpdateAccount(ctx, acct.ID, diff); err != nil {
-				return StepResult{}, toTemporal(fmt.Errorf("%s: update account: %w", spec.Target, err))
-			}
-		}
-		if in.Reactivate && !acct.Active {
-			r, ok := c.(connectors.Reactivator)
-			if !ok {
-				return StepResult{}, unsupported(spec.Target, "reactivate accounts")
-			}
-			if err := r.Reactivate(ctx, acct.ID); err != nil {
-				return StepResult{}, toTemporal(fmt.Errorf("%s: reactivate: %w", spec.Target, err))
-			}
+		if err := a.update(ctx, c, syncer, spec, uid, acct, attrs, old, in.Reactivate); err != nil {
+			return StepResult{}, err
 		}
 		res.Note = NoteExisting
-		// A joiner whose create succeeded but whose result was lost (worker
-		// crash) finds the account here: the password it was created with
-		// is gone, so set a fresh one rather than hand out nothing.
-		if spec.Password == "generate" && in.Kind == policy.KindJoiner {
-			if pw, err = a.setNewPassword(ctx, c, spec.Target, acct.ID); err != nil {
-				return StepResult{}, err
+		if res.Correlation == Adopted {
+			res.Note = NoteAdopted
+		}
+		if spec.Password == "generate" && in.Kind == policy.KindJoiner && res.Correlation == Adopted {
+			switch {
+			case in.Rerun || activity.GetInfo(ctx).Attempt > 1:
+				// This step's earlier attempt may have created the account
+				// and lost the password with its result: set a fresh one
+				// rather than hand out nothing.
+				res.Note = NotePasswordSet
+			case spec.OnExistingAccount == policy.SetPassword:
+				res.Note = NotePasswordSetByPolicy
 			}
-			res.Note = NotePasswordSet
+			if res.Note != NoteAdopted {
+				if pw, err = a.setNewPassword(ctx, c, spec.Target, acct.ID); err != nil {
+					return StepResult{}, err
+				}
+			}
 		}
 	}
-	res.AccountID = acct.ID
+	res.AccountID, res.Identifier = acct.ID, attrs[uid]
 	res.Outputs = map[string]string{"id": acct.ID}
 	maps.Copy(res.Outputs, attrs)
 	if !pw.Empty() {
 		h := a.cfg.Vault.Put(in.Owner, pw)
 		res.Secrets = map[string]SecretRef{res.EntityType + ".password": {Handle: h, Target: spec.Target, AccountID: acct.ID}}
 	}
-	a.log.Info("step done", zap.String("step", in.Step.Name), zap.String("target", spec.Target), zap.String("note", res.Note))
+	a.log.Info("step done", zap.String("step", in.Step.Name), zap.String("target", spec.Target),
+		zap.String("correlation", res.Correlation), zap.String("note", res.Note))
 	return res, nil
+}
+
+// linkedAccount reads the account this person's link names. A link whose
+// account is gone (deleted outside jml) is dropped: the step correlates
+// again.
+func (a *Activities) linkedAccount(ctx context.Context, c any, s connectors.AccountSyncer, target, uid string, in StepInput) (*connectors.Account, error) {
+	id := in.Accounts[target]
+	if id == "" {
+		return nil, nil
+	}
+	var acct *connectors.Account
+	var err error
+	if r, ok := c.(connectors.AccountReader); ok {
+		acct, err = r.ReadAccount(ctx, id)
+	} else if v := in.Identifiers[target]; v != "" {
+		if acct, err = s.FindAccount(ctx, connectors.Key{Attribute: uid, Value: v}); err == nil && acct.ID != id {
+			acct, err = nil, connectors.ErrNotFound
+		}
+	} else {
+		return nil, nil
+	}
+	if errors.Is(err, connectors.ErrNotFound) {
+		a.log.Warn("linked account is gone; correlating again", zap.String("target", target))
+		return nil, nil
+	}
+	if err != nil {
+		return nil, toTemporal(fmt.Errorf("%s: read linked account: %w", target, err))
+	}
+	return acct, nil
+}
+
+// keepIdentifier decides the unique identifier of a linked account: its
+// own, unless the step allows renames and the new value is free.
+func (a *Activities) keepIdentifier(ctx context.Context, s connectors.AccountSyncer, spec *policy.SyncIdentity, uid string, attrs connectors.Attributes, acct *connectors.Account, linked string) error {
+	cur := acct.Attributes[uid]
+	if cur == "" {
+		cur = linked
+	}
+	if cur == "" || same(cur, attrs[uid]) {
+		attrs[uid] = cur
+		return nil
+	}
+	if spec.Rename != policy.RenameAllowed {
+		attrs[uid] = cur
+		return nil
+	}
+	other, err := s.FindAccount(ctx, connectors.Key{Attribute: uid, Value: attrs[uid]})
+	switch {
+	case errors.Is(err, connectors.ErrNotFound):
+		return nil
+	case err != nil:
+		return toTemporal(fmt.Errorf("%s: find account: %w", spec.Target, err))
+	case other.ID != acct.ID:
+		return permanent(ErrTypeConflict, fmt.Errorf("%s: cannot rename the linked account: the new %s is held by another account", spec.Target, uid))
+	}
+	return nil
+}
+
+// create makes the account (with a generated password when the step says
+// so) and checks the created account shows what was written.
+func (a *Activities) create(ctx context.Context, c any, s connectors.AccountSyncer, spec *policy.SyncIdentity, attrs connectors.Attributes, in StepInput) (*connectors.Account, secret.Secret, error) {
+	var pw secret.Secret
+	opts := connectors.CreateOptions{Activate: !in.Inactive}
+	var err error
+	if spec.Password == "generate" {
+		if pw, err = GeneratePassword(a.cfg.Policy.Password, a.cfg.Rand); err != nil {
+			return nil, pw, permanent("PolicyInvalid", err)
+		}
+		opts.Password = &pw
+	}
+	if opts.GroupIDs, err = a.resolveGroups(ctx, c, spec.Target, spec.Groups, in.Attributes, in, false); err != nil {
+		return nil, pw, err
+	}
+	acct, err := s.CreateAccount(ctx, attrs, opts)
+	if err != nil {
+		return nil, pw, toTemporal(fmt.Errorf("%s: create account: %w", spec.Target, err), pw)
+	}
+	// The create answer is the target's stored representation: it is the
+	// read-back, at no extra request. Only a disagreement reads again.
+	uid := a.cfg.Policy.UniqueIdentifier(*spec)
+	if attrsDiffer(acct, attrs, uid) != "" || acct.Active == in.Inactive {
+		if _, err := readBack(ctx, c, spec.Target, acct.ID, func(got *connectors.Account) string {
+			if got == nil {
+				return "absent after create"
+			}
+			if d := attrsDiffer(got, attrs, uid); d != "" {
+				return d
+			}
+			return wantActive(!in.Inactive)(got)
+		}); err != nil {
+			return nil, pw, err
+		}
+	}
+	return acct, pw, nil
+}
+
+// update writes what differs (a mover: only what the HR change touched),
+// reactivates when asked, and reads the account back.
+func (a *Activities) update(ctx context.Context, c any, s connectors.AccountSyncer, spec *policy.SyncIdentity, uid string, acct *connectors.Account, attrs, old connectors.Attributes, reactivate bool) error {
+	diff := connectors.Diff{}
+	for k, v := range attrs {
+		if slices.Contains(spec.NotContinuouslySynced, k) {
+			continue
+		}
+		if old != nil && old[k] == v && acct.Attributes[k] != "" {
+			continue // mover: only what the HR change touched
+		}
+		if acct.Attributes[k] != v {
+			diff[k] = v
+		}
+	}
+	if len(diff) > 0 {
+		if err := s.UpdateAccount(ctx, acct.ID, diff); err != nil {
+			return toTemporal(fmt.Errorf("%s: update account: %w", spec.Target, err))
+		}
+	}
+	reactivate = reactivate && !acct.Active
+	if reactivate {
+		r, ok := c.(connectors.Reactivator)
+		if !ok {
+			return unsupported(spec.Target, "reactivate accounts")
+		}
+		if err := r.Reactivate(ctx, acct.ID); err != nil {
+			return toTemporal(fmt.Errorf("%s: reactivate: %w", spec.Target, err))
+		}
+	}
+	if len(diff) == 0 && !reactivate {
+		return nil // nothing written: nothing to verify
+	}
+	_, err := readBack(ctx, c, spec.Target, acct.ID, func(got *connectors.Account) string {
+		if got == nil {
+			return "absent after update"
+		}
+		if d := attrsDiffer(got, diff, uid); d != "" {
+			return d
+		}
+		if reactivate {
+			return wantActive(true)(got)
+		}
+		return ""
+	})
+	return err
 }
 
 // correlationKeys are the attributes that tie an account to one person.
@@ -460,7 +607,39 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 		}
 	}
 	note := fmt.Sprintf("%d added, %d removed", len(addIDs), len(removeIDs))
+	if len(addIDs)+len(removeIDs) > 0 {
+		if err := verifyMemberships(ctx, rm, spec.Target, id, addIDs, removeIDs); err != nil {
+			return StepResult{}, err
+		}
+	}
 	return StepResult{AccountID: id, Note: note}, nil
+}
+
+// verifyMemberships reads the account's groups back once: every added
+// group present, every removed one gone.
+func verifyMemberships(ctx context.Context, rm connectors.RelationshipManager, target, id string, added, removed []string) error {
+	gs, err := rm.Memberships(ctx, id)
+	if err != nil {
+		return toTemporal(fmt.Errorf("%s: read back memberships: %w", target, err))
+	}
+	in := func(g string) bool {
+		return slices.ContainsFunc(gs, func(m connectors.Group) bool { return m.ID == g })
+	}
+	var bad []string
+	for _, g := range added {
+		if !in(g) {
+			bad = append(bad, "missing group "+g)
+		}
+	}
+	for _, g := range removed {
+		if in(g) {
+			bad = append(bad, "still in group "+g)
+		}
+	}
+	if len(bad) > 0 {
+		return permanent(ErrTypePostcondition, fmt.Errorf("%s: account %s read back %s", target, id, strings.Join(bad, ", ")))
+	}
+	return nil
 }
 
 // DeprovisionIdentity disables the account, drops its groups and ends its
@@ -485,11 +664,45 @@ func (a *Activities) DeprovisionIdentity(ctx context.Context, in StepInput) (Ste
 	if id == "" {
 		return StepResult{Note: NoteNoAccount}, nil
 	}
-	err = d.Deprovision(ctx, id, connectors.DeprovisionOptions{Mode: spec.Mode, RemoveGroups: spec.RemoveGroups, ClearSessions: spec.ClearSessions})
-	if err != nil && !errors.Is(err, connectors.ErrNotFound) {
-		return StepResult{}, toTemporal(fmt.Errorf("%s: deprovision: %w", spec.Target, err))
+	opts := connectors.DeprovisionOptions{Mode: spec.Mode, RemoveGroups: spec.RemoveGroups, ClearSessions: spec.ClearSessions}
+	derr := d.Deprovision(ctx, id, opts)
+	if derr != nil && !errors.Is(derr, connectors.ErrNotFound) && !connectors.IsPermanent(derr) {
+		return StepResult{}, toTemporal(fmt.Errorf("%s: deprovision: %w", spec.Target, derr))
 	}
-	return StepResult{AccountID: id, Note: "deprovisioned"}, nil
+	// Done when the target says so: the account reads back disabled (and
+	// without groups when they were to go), or absent.
+	gone := false
+	note, err := readBack(ctx, c, spec.Target, id, func(got *connectors.Account) string {
+		switch {
+		case got == nil:
+			gone = true
+			return ""
+		case got.Active:
+			return fmt.Sprintf("active (status %s), expected disabled", got.Status)
+		case opts.RemoveGroups && derr == nil && len(got.Groups) > 0:
+			return fmt.Sprintf("still in %d group(s), expected none", len(got.Groups))
+		}
+		return ""
+	})
+	if err != nil && derr != nil && !errors.Is(derr, connectors.ErrNotFound) {
+		return StepResult{}, toTemporal(fmt.Errorf("%s: deprovision: %w", spec.Target, derr))
+	}
+	if err != nil {
+		return StepResult{}, err
+	}
+	if derr != nil && !errors.Is(derr, connectors.ErrNotFound) {
+		// The disable held; what failed after it (groups, sessions) is for
+		// an operator, and the message says the account is disabled.
+		return StepResult{}, toTemporal(fmt.Errorf("%s: account disabled, then: %w", spec.Target, derr))
+	}
+	res := StepResult{AccountID: id, Note: "deprovisioned"}
+	if gone {
+		res.Note = NoteNoAccount
+	}
+	if note != "" {
+		res.Note += "; " + note
+	}
+	return res, nil
 }
 
 // DeleteIdentity deletes the account. A missing account is done.
@@ -516,7 +729,20 @@ func (a *Activities) DeleteIdentity(ctx context.Context, in StepInput) (StepResu
 	if err := d.Delete(ctx, id); err != nil && !errors.Is(err, connectors.ErrNotFound) {
 		return StepResult{}, toTemporal(fmt.Errorf("%s: delete: %w", spec.Target, err))
 	}
-	return StepResult{AccountID: id, Note: "deleted"}, nil
+	note, err := readBack(ctx, c, spec.Target, id, func(got *connectors.Account) string {
+		if got != nil {
+			return fmt.Sprintf("present (status %s), expected absent", got.Status)
+		}
+		return ""
+	})
+	if err != nil {
+		return StepResult{}, err
+	}
+	res := StepResult{AccountID: id, Note: "deleted"}
+	if note != "" {
+		res.Note += "; " + note
+	}
+	return res, nil
 }
 
 // EnableAccount activates an account created inactive before the start date.
@@ -529,7 +755,11 @@ func (a *Activities) EnableAccount(ctx context.Context, target, accountID string
 	if !ok {
 		return unsupported(target, "activate accounts")
 	}
-	return toTemporal(r.Reactivate(ctx, accountID))
+	if err := r.Reactivate(ctx, accountID); err != nil {
+		return toTemporal(fmt.Errorf("%s: enable: %w", target, err))
+	}
+	_, err = readBack(ctx, c, target, accountID, wantActive(true))
+	return err
 }
 
 // CreateEntitlement ensures a group exists.
@@ -590,7 +820,7 @@ func (a *Activities) ResetPassword(ctx context.Context, in StepInput) (StepResul
 	et := a.cfg.Policy.EntityType(spec.Target)
 	h := a.cfg.Vault.Put(in.Owner, pw)
 	return StepResult{EntityType: et, AccountID: id, Note: "temporary password issued",
-		Secrets: map[string]SecretRef{et + ".password": {Handle: h, Target: spec.Target, AccountID: id}}}, nil
+		Secrets: map[string]SecretRef{et + ".password": {Handle: h, Target: spec.Target, AccountID: id, Temporary: true}}}, nil
 }
 
 // SendRESTRequest is SEND_REST_REQUEST (connectors/rest). Secret
@@ -679,14 +909,14 @@ func (a *Activities) restRequest(ctx context.Context, in StepInput, spec *policy
 			if cerr != nil {
 				return rest.Request{}, StepResult{}, cerr
 			}
-			if s, err = a.setNewPassword(ctx, c, sr.Target, sr.AccountID); err != nil {
+			if s, err = a.reissue(ctx, c, sr); err != nil {
 				return rest.Request{}, StepResult{}, err
 			}
 			h := a.cfg.Vault.Put(in.Owner, s)
 			if res.Secrets == nil {
 				res.Secrets = map[string]SecretRef{}
 			}
-			res.Secrets[ref] = SecretRef{Handle: h, Target: sr.Target, AccountID: sr.AccountID}
+			res.Secrets[ref] = SecretRef{Handle: h, Target: sr.Target, AccountID: sr.AccountID, Temporary: sr.Temporary}
 			res.Note = NotePasswordReissued
 			a.log.Warn("vault handle lost; password re-issued", zap.String("step", in.Step.Name), zap.String("target", sr.Target))
 		}
@@ -703,6 +933,24 @@ func (a *Activities) restRequest(ctx context.Context, in StepInput, spec *policy
 	}
 	env.Outputs = outputs
 	return rest.Request{Spec: *spec, Target: target, Env: env, Secrets: secrets}, res, nil
+}
+
+// reissue replaces a password whose vault entry was lost with its worker,
+// by the rules of the target: a temporary password is expired again (the
+// user must still change it at first sign-in), never made permanent.
+func (a *Activities) reissue(ctx context.Context, c any, sr SecretRef) (secret.Secret, error) {
+	if !sr.Temporary {
+		return a.setNewPassword(ctx, c, sr.Target, sr.AccountID)
+	}
+	rp, ok := c.(connectors.PasswordResetter)
+	if !ok {
+		return secret.Secret{}, unsupported(sr.Target, "reset passwords")
+	}
+	pw, err := rp.ResetPassword(ctx, sr.AccountID)
+	if err != nil {
+		return secret.Secret{}, toTemporal(fmt.Errorf("%s: reset password again: %w", sr.Target, err))
+	}
+	return pw, nil
 }
 
 // secretRefs lists the Entity.password references of a REST spec.

@@ -109,6 +109,25 @@ func (t *Target) FindAccount(_ context.Context, by connectors.Key) (*connectors.
 	return nil, connectors.ErrNotFound
 }
 
+// ReadAccount is the read-back by ID, with the account's groups.
+func (t *Target) ReadAccount(_ context.Context, id string) (*connectors.Account, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.op("read"); err != nil {
+		return nil, err
+	}
+	a, err := t.get(id)
+	if err != nil {
+		return nil, err
+	}
+	acct := a.public()
+	acct.Groups = []connectors.Group{}
+	for _, g := range a.Groups {
+		acct.Groups = append(acct.Groups, connectors.Group{ID: g, Name: g})
+	}
+	return acct, nil
+}
+
 func (t *Target) CreateAccount(_ context.Context, attrs connectors.Attributes, o connectors.CreateOptions) (*connectors.Account, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

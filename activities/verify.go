@@ -1,0 +1,92 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jml-dev/jml/connectors"
+)
+
+// ErrTypePostcondition is a step whose write the target does not show when
+// read back: the run goes to an operator with what was expected and read.
+const ErrTypePostcondition = "PostconditionFailed"
+
+// rereads are the pauses before reading back again when the first read
+// disagrees: some targets (Entra) are eventually consistent. A read that
+// agrees at once costs exactly one request.
+var rereads = []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}
+
+// readBack reads the account by ID and asks check whether it is in the
+// intended state (check returns "" when it is, else what it found wrong;
+// a nil account means the target says the account is absent). A target
+// without AccountReader cannot be verified; the note says so.
+func readBack(ctx context.Context, c any, target, id string, check func(*connectors.Account) string) (note string, err error) {
+	r, ok := c.(connectors.AccountReader)
+	if !ok {
+		return "not verified: the connector cannot read accounts back", nil
+	}
+	for i := 0; ; i++ {
+		acct, err := r.ReadAccount(ctx, id)
+		if errors.Is(err, connectors.ErrNotFound) {
+			acct, err = nil, nil
+		}
+		if err != nil {
+			return "", toTemporal(fmt.Errorf("%s: read back: %w", target, err))
+		}
+		wrong := check(acct)
+		if wrong == "" {
+			return "", nil
+		}
+		if i == len(rereads) {
+			return "", permanent(ErrTypePostcondition, fmt.Errorf("%s: account %s read back %s", target, id, wrong))
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(rereads[i]):
+		}
+	}
+}
+
+// same compares attribute values as targets normalize them: trimmed and
+// case-insensitive.
+func same(a, b string) bool { return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b)) }
+
+// attrsDiffer lists the written attributes the account shows with another
+// value. An attribute the target does not return is not compared (targets
+// drop what they do not store; the attribute sync's loop guard knows them),
+// except the unique identifier, which every target returns.
+func attrsDiffer(acct *connectors.Account, want map[string]string, uid string) string {
+	var bad []string
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		got, ok := acct.Attributes[k]
+		if (!ok || got == "") && k != uid {
+			continue
+		}
+		if !same(got, want[k]) {
+			bad = append(bad, fmt.Sprintf("%s=%q (expected %q)", k, got, want[k]))
+		}
+	}
+	if len(bad) == 0 {
+		return ""
+	}
+	return "with " + strings.Join(bad, ", ")
+}
+
+// wantActive is the check of a disable or an enable.
+func wantActive(active bool) func(*connectors.Account) string {
+	return func(a *connectors.Account) string {
+		switch {
+		case a == nil:
+			return "absent"
+		case a.Active != active:
+			return fmt.Sprintf("active=%t (status %s), expected active=%t", a.Active, a.Status, active)
+		}
+		return ""
+	}
+}
