@@ -63,10 +63,22 @@ func TestLifecycleOnEmulate(t *testing.T) {
 	assert.Equal(t, []string{"jml-apollo"}, groupNames(t, c, acct.ID))
 
 	// Leaver: suspend, drop groups; profile kept; rerun is a no-op.
+	// Order: disable first, then groups, then sessions (emulate has no
+	// sessions endpoint: its 404 reads as done).
 	leave := connectors.DeprovisionOptions{RemoveGroups: true, ClearSessions: true}
+	peer.Reset()
 	require.NoError(t, c.Deprovision(ctx, acct.ID, leave))
-	got, err = c.FindAccount(ctx, connectors.Key{Value: login})
+	assert.Equal(t, []string{
+		"GET /api/v1/users/" + acct.ID,
+		"POST /api/v1/users/" + acct.ID + "/lifecycle/suspend",
+		"GET /api/v1/users/" + acct.ID + "/groups",
+		"DELETE /api/v1/groups/" + apollo.ID + "/users/" + acct.ID,
+		"DELETE /api/v1/users/" + acct.ID + "/sessions?oauthTokens=true",
+	}, peer.Log(), "leaver budget and order")
+	peer.Reset()
+	got, err = c.ReadAccount(ctx, acct.ID)
 	require.NoError(t, err)
+	assert.Equal(t, 1, peer.Requests(), "a read-back is one request: %v", peer.Log())
 	assert.Equal(t, "SUSPENDED", got.Status)
 	assert.False(t, got.Active)
 	assert.Equal(t, "Hamilton", got.Attributes["last_name"])
@@ -89,6 +101,8 @@ func TestLifecycleOnEmulate(t *testing.T) {
 	require.ErrorIs(t, err, connectors.ErrNotFound)
 	require.NoError(t, c.Delete(ctx, acct.ID))
 	require.NoError(t, c.Deprovision(ctx, acct.ID, leave), "deprovisioning a deleted user is done")
+	_, err = c.ReadAccount(ctx, acct.ID)
+	require.ErrorIs(t, err, connectors.ErrNotFound)
 	require.NoError(t, c.RemoveMember(ctx, apollo.ID, acct.ID))
 
 	// A user deleted without being deactivated first.
