@@ -427,13 +427,7 @@ func (c *Connector) batch(ctx context.Context, op string, calls []call) error {
 		if r.Status < 300 {
 			continue
 		}
-		retry := ""
-		for k, v := range r.Headers {
-			if strings.EqualFold(k, "Retry-After") {
-				retry = v
-			}
-		}
-		e := parseAPIError(r.Status, r.Body, retry)
+		e := parseAPIError(r.Status, r.Body, header(r.Headers, "Retry-After"))
 		if cl := calls[i-1]; cl.ok == nil || !cl.ok(e) {
 			errs = append(errs, classify(op, e))
 		}
@@ -442,6 +436,16 @@ func (c *Connector) batch(ctx context.Context, op string, calls []call) error {
 		errs = append(errs, connectors.Transient(fmt.Errorf("entra: %s: $batch answered %d of %d requests", op, answered, len(calls))))
 	}
 	return worst(errs)
+}
+
+// header finds a $batch response header by name, case-insensitively.
+func header(h map[string]string, name string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
 }
 
 // notFound accepts 404 as success (removing what is already gone).

@@ -202,3 +202,17 @@ func worst(errs []error) error {
 	}
 	return nil
 }
+
+// reclass gives msg the class of err: rate limited (with its delay),
+// permanent (with its type) or transient.
+func reclass(err, msg error) error {
+	var rl *connectors.RateLimitedError
+	var p *connectors.PermanentError
+	switch {
+	case errors.As(err, &rl):
+		return &connectors.RateLimitedError{RetryAfter: rl.RetryAfter, Err: msg}
+	case errors.As(err, &p):
+		return connectors.Permanent(p.Type, msg)
+	}
+	return connectors.Transient(msg)
+}

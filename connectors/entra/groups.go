@@ -47,25 +47,44 @@ func groupPath(id string) string { return "/groups/" + url.PathEscape(id) }
 // memberOf lists the groups the account is a direct member of (directory
 // roles and administrative units in memberOf are skipped).
 func (c *Connector) memberOf(ctx context.Context, id string) ([]group, error) {
-	const op = "list memberships"
+	return c.memberPages(ctx, c.graph+memberOfURL(id), nil)
+}
+
+// memberOfURL is the first memberOf page, relative to the service root.
+func memberOfURL(id string) string {
+	return userPath(id) + "/memberOf?" + query("$select", selectGroup, "$top", "999")
+}
+
+// groupPage is one page of memberOf.
+type groupPage struct {
+	Value    []group `json:"value"`
+	NextLink string  `json:"@odata.nextLink"`
+}
+
+// groups keeps the groups of the page (not roles or administrative units).
+func (p groupPage) groups() []group {
 	var out []group
-	next := c.graph + userPath(id) + "/memberOf?" + query("$select", selectGroup, "$top", "999")
-	for next != "" {
-		var page struct {
-			Value    []group `json:"value"`
-			NextLink string  `json:"@odata.nextLink"`
+	for _, g := range p.Value {
+		if g.Type == "#microsoft.graph.group" {
+			out = append(out, g)
 		}
+	}
+	return out
+}
+
+// memberPages reads memberOf from the page at next on, after the groups
+// already in out.
+func (c *Connector) memberPages(ctx context.Context, next string, out []group) ([]group, error) {
+	const op = "list memberships"
+	for next != "" {
+		var page groupPage
 		if !strings.HasPrefix(next, c.graph+"/") {
 			return nil, connectors.Transient(fmt.Errorf("entra: %s: next link outside Graph", op))
 		}
 		if err := c.doURL(ctx, op, next, call{method: "GET"}, &page); err != nil {
 			return nil, err
 		}
-		for _, g := range page.Value {
-			if g.Type == "#microsoft.graph.group" {
-				out = append(out, g)
-			}
-		}
+		out = append(out, page.groups()...)
 		next = page.NextLink
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package entra
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -17,6 +18,7 @@ import (
 // Compile-time checks of the capabilities this connector offers.
 var (
 	_ connectors.AccountSyncer       = (*Connector)(nil)
+	_ connectors.AccountReader       = (*Connector)(nil)
 	_ connectors.AccountLister       = (*Connector)(nil)
 	_ connectors.RelationshipManager = (*Connector)(nil)
 	_ connectors.GroupFinder         = (*Connector)(nil)
@@ -92,6 +94,24 @@ func (c *Connector) FindAccount(ctx context.Context, by connectors.Key) (*connec
 		return toAccount(list.Value[0]), nil
 	}
 	return nil, connectors.Permanent(TypeConflict, fmt.Errorf("entra: %s: %d accounts match; %w", op, len(list.Value), connectors.ErrConflict))
+}
+
+// ReadAccount reads the account by its object ID in one request (GET
+// /users/{id} with the $select FindAccount uses, accountEnabled included):
+// the read-back that verifies a write. Active is accountEnabled. A missing
+// account is ErrNotFound.
+func (c *Connector) ReadAccount(ctx context.Context, id string) (*connectors.Account, error) {
+	const op = "read account"
+	if err := requireID(op, id); err != nil {
+		return nil, err
+	}
+	var u map[string]any
+	err := c.do(ctx, op, call{method: "GET", path: userPath(id),
+		query: query("$select", selectUser(), "$expand", expandManager)}, &u)
+	if err != nil {
+		return nil, err
+	}
+	return toAccount(u), nil
 }
 
 // ListAccounts reads users in pages; the cursor is Graph's @odata.nextLink.
@@ -305,11 +325,26 @@ func (c *Connector) UpdateAccount(ctx context.Context, id string, change connect
 	return c.run(ctx, op, calls)
 }
 
-// Deprovision disables the account, removes its group memberships and
-// revokes its sign-in sessions, in one $batch after reading the
-// memberships. Groups Graph cannot change (dynamic, synced from
+// Deprovision disables the account (accountEnabled=false) first, and only
+// once Graph has confirmed that: with o.RemoveGroups removes its group
+// memberships, then with o.ClearSessions revokes its sign-in sessions
+// (revokeSignInSessions). Groups Graph cannot change (dynamic, synced from
 // on-premises AD, mail-enabled security or distribution lists) are left
-// alone: their owners manage them. A missing account is success.
+// alone: their owners manage them. o.Mode is accepted for symmetry with
+// Okta: suspend and deactivate both disable sign-in. A missing account is
+// success.
+//
+// Requests: without o.RemoveGroups the disable is one PATCH; with it, the
+// disable and the memberOf read travel in one $batch (the read changes
+// nothing, so its order does not matter), then the removals are one more
+// request (a $batch per 20 groups; none when there is nothing to remove).
+// o.ClearSessions adds one POST after those.
+//
+// A failure after the disable never undoes it and never stops the later
+// steps: sessions are revoked even when the group step failed, and the
+// error (of the class that matters most for a retry: rate limited, then
+// transient, then permanent) says the account was disabled and what
+// failed. Rerunning is safe.
 func (c *Connector) Deprovision(ctx context.Context, id string, o connectors.DeprovisionOptions) error {
 	const op = "deprovision"
 	if err := requireID(op, id); err != nil {
@@ -320,25 +355,100 @@ func (c *Connector) Deprovision(ctx context.Context, id string, o connectors.Dep
 	default:
 		return connectors.Permanentf(TypeValidation, "entra: %s: mode %q: want suspend or deactivate (both disable sign-in)", op, o.Mode)
 	}
-	calls := []call{{method: "PATCH", path: userPath(id), body: map[string]any{"accountEnabled": false}, ok: notFound}}
+	var failed []error
 	if o.RemoveGroups {
-		groups, err := c.memberOf(ctx, id)
+		groups, readErr, err := c.disableReadingGroups(ctx, id)
 		if errors.Is(err, connectors.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		for _, g := range groups {
-			if g.changeable() {
-				calls = append(calls, removeMemberCall(g.ID, id))
+		if readErr != nil {
+			failed = append(failed, fmt.Errorf("reading its groups failed: %w", readErr))
+		} else {
+			var calls []call
+			for _, g := range groups {
+				if g.changeable() {
+					calls = append(calls, removeMemberCall(g.ID, id))
+				}
 			}
+			if err := c.run(ctx, "remove groups", calls); err != nil {
+				failed = append(failed, fmt.Errorf("removing its groups failed: %w", err))
+			}
+		}
+	} else {
+		err := c.do(ctx, "disable", call{method: "PATCH", path: userPath(id), body: map[string]any{"accountEnabled": false}}, nil)
+		if errors.Is(err, connectors.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if o.ClearSessions {
-		calls = append(calls, call{method: "POST", path: userPath(id) + "/revokeSignInSessions", ok: notFound})
+		err := c.do(ctx, "revoke sessions", call{method: "POST", path: userPath(id) + "/revokeSignInSessions", ok: notFound}, nil)
+		if err != nil {
+			failed = append(failed, fmt.Errorf("revoking its sign-in sessions failed: %w", err))
+		}
 	}
-	return c.run(ctx, op, calls)
+	if len(failed) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(failed))
+	for i, err := range failed {
+		msgs[i] = err.Error()
+	}
+	msg := fmt.Errorf("entra: deprovision: account %s was disabled, but %s", id, strings.Join(msgs, "; and "))
+	return reclass(worst(failed), msg)
+}
+
+// disableReadingGroups sends the disable and the first memberOf page in
+// one $batch and reads any further pages. err means the account was not
+// (known to be) disabled — ErrNotFound when it does not exist; readErr
+// means it was disabled but its groups could not be read.
+func (c *Connector) disableReadingGroups(ctx context.Context, id string) (groups []group, readErr, err error) {
+	reqs := []batchRequest{
+		{ID: "1", Method: "PATCH", URL: userPath(id), Headers: map[string]string{"Content-Type": "application/json"},
+			Body: map[string]any{"accountEnabled": false}},
+		{ID: "2", Method: "GET", URL: memberOfURL(id)},
+	}
+	var out batchResponse
+	if err := c.do(ctx, "disable", call{method: "POST", path: "/$batch", body: map[string]any{"requests": reqs}}, &out); err != nil {
+		return nil, nil, err
+	}
+	answers := map[string]int{}
+	for i, r := range out.Responses {
+		answers[r.ID] = i
+	}
+	i, ok := answers["1"]
+	if !ok {
+		return nil, nil, connectors.Transient(fmt.Errorf("entra: disable: $batch answered without the disable"))
+	}
+	if r := out.Responses[i]; r.Status >= 300 {
+		return nil, nil, classify("disable", parseAPIError(r.Status, r.Body, header(r.Headers, "Retry-After")))
+	}
+	j, ok := answers["2"]
+	if !ok {
+		return nil, connectors.Transient(fmt.Errorf("entra: list memberships: $batch answered without the read")), nil
+	}
+	r := out.Responses[j]
+	if r.Status >= 300 {
+		e := classify("list memberships", parseAPIError(r.Status, r.Body, header(r.Headers, "Retry-After")))
+		if errors.Is(e, connectors.ErrNotFound) {
+			return nil, nil, e // deleted meanwhile: nothing left to do
+		}
+		return nil, e, nil
+	}
+	var page groupPage
+	if err := json.Unmarshal(r.Body, &page); err != nil {
+		return nil, connectors.Transient(fmt.Errorf("entra: list memberships: decode response: %w", err)), nil
+	}
+	groups, err = c.memberPages(ctx, page.NextLink, page.groups())
+	if errors.Is(err, connectors.ErrNotFound) {
+		return nil, nil, err
+	}
+	return groups, err, nil
 }
 
 // Reactivate enables the account again (rehire).
