@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -109,10 +110,15 @@ type Client struct {
 	mu     sync.Mutex
 	disc   *discovery                  // nil until discovered
 	groups map[string]connectors.Group // lower(displayName) → group
+
+	// noMembersFilter: the provider answered 400 invalidFilter to
+	// members.value eq; memberships are found by listing /Groups.
+	noMembersFilter atomic.Bool
 }
 
 var (
 	_ connectors.AccountSyncer       = (*Client)(nil)
+	_ connectors.AccountReader       = (*Client)(nil)
 	_ connectors.AccountLister       = (*Client)(nil)
 	_ connectors.RelationshipManager = (*Client)(nil)
 	_ connectors.GroupFinder         = (*Client)(nil)
@@ -260,7 +266,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		return connectors.Transient(fmt.Errorf("scim: %s: read answer: %w", r.op, err))
 	}
 	if resp.StatusCode >= 300 {
-		return classify(r.op, resp, data, r.secret)
+		return notFoundAt(r.op, r.path, classify(r.op, resp, data, r.secret))
 	}
 	if out == nil || len(bytes.TrimSpace(data)) == 0 {
 		return nil

@@ -171,49 +171,112 @@ func (c *Client) putMembers(ctx context.Context, op, groupID, accountID string, 
 	return c.do(ctx, request{op: op, method: "PUT", path: groupPath(groupID), body: g}, nil)
 }
 
-// Memberships lists the groups the account belongs to.
+// Memberships lists the groups the account belongs to: from the User's
+// groups attribute when the provider returns it (one request), else from
+// /Groups — filtered on members.value where the provider accepts that
+// filter, else listed page by page and matched here. ErrNotFound when the
+// user is absent; ScimUnsupported when the answer needs /Groups and the
+// provider has none.
 func (c *Client) Memberships(ctx context.Context, accountID string) ([]connectors.Group, error) {
-	_, groups, err := c.userWithGroups(ctx, accountID)
-	return groups, err
-}
-
-// userWithGroups reads the user and its groups: from the user's read-only
-// groups attribute when the schema has one, else by filtering /Groups.
-func (c *Client) userWithGroups(ctx context.Context, id string) (*connectors.Account, []connectors.Group, error) {
 	d, err := c.discover(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var r resource
-	if err := c.do(ctx, request{op: "read user", method: "GET", path: userPath(id)}, &r); err != nil {
-		return nil, nil, err
+	if err := c.do(ctx, request{op: "read user", method: "GET", path: userPath(accountID)}, &r); err != nil {
+		return nil, err
 	}
-	acct := c.account(r)
-	if list, ok := r["groups"].([]any); ok || (d.caps.SchemasDiscovered && d.schema.attr(coreUserURN, "groups") != nil) {
-		groups := make([]connectors.Group, 0, len(list))
-		for _, it := range list {
-			if m, ok := it.(map[string]any); ok {
-				gid, _ := m["value"].(string)
-				name, _ := m["display"].(string)
+	if groups, ok := groupsOf(r, d); ok {
+		return groups, nil
+	}
+	return c.listMemberships(ctx, accountID)
+}
+
+// groupsOf reads a User's groups attribute. ok is false when the answer says
+// nothing about groups: the attribute is absent and the provider's /Schemas
+// (d, when discovered) does not declare it. Absent but declared means none
+// (RFC 7644 §3.4.2: unassigned and empty are the same).
+func groupsOf(r resource, d *discovery) (groups []connectors.Group, ok bool) {
+	if r == nil {
+		return nil, false
+	}
+	list, present := r["groups"].([]any)
+	if !present && (d == nil || !d.caps.SchemasDiscovered || d.schema.attr(coreUserURN, "groups") == nil) {
+		return nil, false
+	}
+	groups = make([]connectors.Group, 0, len(list))
+	for _, it := range list {
+		if m, ok := it.(map[string]any); ok {
+			gid, _ := m["value"].(string)
+			name, _ := m["display"].(string)
+			if gid != "" {
 				groups = append(groups, connectors.Group{ID: gid, Name: name})
 			}
 		}
-		return acct, groups, nil
 	}
-	var groups []connectors.Group
-	for start := 1; ; {
+	return groups, true
+}
+
+// maxListPages bounds a /Groups listing against a provider that ignores
+// startIndex and answers the same page forever.
+const maxListPages = 100000
+
+// listMemberships finds the account's groups in /Groups: with the
+// members.value filter unless the provider refused it (400 invalidFilter,
+// remembered for the client's lifetime), else by listing every group.
+func (c *Client) listMemberships(ctx context.Context, id string) ([]connectors.Group, error) {
+	if !c.noMembersFilter.Load() {
+		q := url.Values{"filter": {"members.value eq " + quote(id)}, "excludedAttributes": {"members"}}
+		groups, err := c.pagedGroups(ctx, "list user groups", q, id, true)
+		if !isScimType(err, "invalidFilter") {
+			return groups, err
+		}
+		c.noMembersFilter.Store(true)
+	}
+	// No excludedAttributes: the members are what is matched, and some
+	// providers do not support the parameter anyway.
+	return c.pagedGroups(ctx, "list groups", url.Values{}, id, false)
+}
+
+// pagedGroups reads /Groups with q in pages and keeps the groups that list
+// id as a member; when filtered, also those that come without members (the
+// members were excluded from the answer). Pages advance by what the provider returned, not by
+// what was asked: many cap count at 100 whatever the request says.
+func (c *Client) pagedGroups(ctx context.Context, op string, q url.Values, id string, filtered bool) ([]connectors.Group, error) {
+	groups := []connectors.Group{}
+	for start, pages := 1, 0; pages < maxListPages; pages++ {
 		var list listResponse
-		q := url.Values{"filter": {"members.value eq " + quote(id)}, "excludedAttributes": {"members"},
-			"startIndex": {strconv.Itoa(start)}, "count": {strconv.Itoa(c.pageSize)}}
-		if err := c.do(ctx, request{op: "list user groups", method: "GET", path: "/Groups", query: q}, &list); err != nil {
-			return nil, nil, err
+		q.Set("startIndex", strconv.Itoa(start))
+		q.Set("count", strconv.Itoa(c.pageSize))
+		if err := c.do(ctx, request{op: op, method: "GET", path: "/Groups", query: q}, &list); err != nil {
+			return nil, err
 		}
 		for _, r := range list.Resources {
-			groups = append(groups, toGroup(r))
+			if hasMember(r, id, filtered) {
+				groups = append(groups, toGroup(r))
+			}
 		}
 		start += len(list.Resources)
 		if len(list.Resources) == 0 || start > list.TotalResults {
-			return acct, groups, nil
+			return groups, nil
 		}
 	}
+	return nil, connectors.Permanentf("ScimPaging", "scim: %s: more than %d pages; the provider ignores startIndex", op, maxListPages)
+}
+
+// hasMember reports whether the group lists id among its members. A group
+// without a members attribute is a hit of a filtered read (the provider
+// matched it; the members were excluded), else not a hit.
+func hasMember(r resource, id string, filtered bool) bool {
+	members, present := r["members"]
+	if !present {
+		return filtered
+	}
+	list, _ := members.([]any)
+	for _, m := range list {
+		if mm, ok := m.(map[string]any); ok && mm["value"] == id {
+			return true
+		}
+	}
+	return false
 }

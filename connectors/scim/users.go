@@ -69,11 +69,7 @@ func (c *Client) FindAccount(ctx context.Context, by connectors.Key) (*connector
 		return nil, connectors.Permanentf("ScimValidation", "scim: find user: empty value for %q", attr)
 	}
 	if attr == "id" {
-		var r resource
-		if err := c.do(ctx, request{op: "read user", method: "GET", path: userPath(by.Value)}, &r); err != nil {
-			return nil, err
-		}
-		return c.account(r), nil
+		return c.ReadAccount(ctx, by.Value)
 	}
 	path, err := c.filterPath(ctx, attr)
 	if err != nil {
@@ -323,56 +319,128 @@ func (c *Client) putUser(ctx context.Context, op, id string, r resource, pw stri
 	return c.do(ctx, request{op: op, method: "PUT", path: userPath(id), body: r, secret: pw}, nil)
 }
 
-func (c *Client) setActive(ctx context.Context, id string, active bool, op string) error {
+// setActive writes active; it returns the provider's answer, nil when the
+// answer had no body (a PATCH answered 204).
+func (c *Client) setActive(ctx context.Context, id string, active bool, op string) (resource, error) {
 	d, err := c.discover(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var out resource
 	if d.caps.Patch {
-		return c.do(ctx, request{op: op, method: "PATCH", path: userPath(id),
-			body: patchBody(patchOp{Op: "replace", Path: "active", Value: active})}, nil)
+		err := c.do(ctx, request{op: op, method: "PATCH", path: userPath(id),
+			body: patchBody(patchOp{Op: "replace", Path: "active", Value: active})}, &out)
+		return out, err
 	}
 	var cur resource
 	if err := c.do(ctx, request{op: "read user", method: "GET", path: userPath(id)}, &cur); err != nil {
-		return err
+		return nil, err
 	}
 	cur["active"] = active
-	return c.putUser(ctx, op, id, cur, "")
+	delete(cur, "meta")
+	delete(cur, "groups")
+	err = c.do(ctx, request{op: op, method: "PUT", path: userPath(id), body: cur}, &out)
+	return out, err
 }
 
-// Deprovision sets active=false and removes every group membership, one
-// PATCH remove of members[value eq "<id>"] per group; the account and its
-// attributes stay, so Reactivate undoes it. A missing account is success.
-// SCIM has no sessions; the groups are always dropped, whatever the options
-// say, because that is what DEPROVISION_IDENTITY means for SCIM targets.
-func (c *Client) Deprovision(ctx context.Context, id string, _ connectors.DeprovisionOptions) error {
-	acct, groups, err := c.userWithGroups(ctx, id)
+// Deprovision disables the account first (active=false: one PATCH, or a
+// GET and a PUT where PATCH is unsupported) and only then, when
+// o.RemoveGroups, removes every group membership, one PATCH remove of
+// members[value eq "<id>"] per group. The account and its attributes stay,
+// so Reactivate undoes it. A missing account is success. SCIM has no
+// sessions: ClearSessions has nothing to do.
+//
+// A failed membership read or removal never hides the disable: the error
+// says the account was disabled and what failed, and keeps its class
+// (permanent, e.g. ScimUnsupported for a provider without /Groups, or
+// transient).
+func (c *Client) Deprovision(ctx context.Context, id string, o connectors.DeprovisionOptions) error {
+	got, err := c.setActive(ctx, id, false, "deprovision user")
 	if errors.Is(err, connectors.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if acct.Active {
-		if err := c.setActive(ctx, id, false, "deprovision user"); err != nil {
-			if errors.Is(err, connectors.ErrNotFound) {
-				return nil
-			}
-			return err
-		}
+	if !o.RemoveGroups {
+		return nil
 	}
+	d, err := c.discover(ctx) // done by setActive: no request
+	if err != nil {
+		return disabledBut("reading its group memberships", err)
+	}
+	// The write's out usually carries the user's groups; a 204 does not.
+	groups, ok := groupsOf(got, d)
+	switch {
+	case ok:
+	case got != nil: // the provider's users carry no groups attribute
+		groups, err = c.listMemberships(ctx, id)
+	default:
+		groups, err = c.Memberships(ctx, id)
+	}
+	if errors.Is(err, connectors.ErrNotFound) && !isType(err, "ScimUnsupported") {
+		return nil // deleted meanwhile
+	}
+	if err != nil {
+		return disabledBut("reading its group memberships", err)
+	}
+	var transient, first error
+	failed := 0
 	for _, g := range groups {
 		if err := c.RemoveMember(ctx, g.ID, id); err != nil {
-			return fmt.Errorf("scim: deprovision user: %w", err)
+			failed++
+			if first == nil {
+				first = err
+			}
+			if transient == nil && !connectors.IsPermanent(err) {
+				transient = err
+			}
 		}
 	}
-	return nil
+	if failed == 0 {
+		return nil
+	}
+	if transient != nil {
+		first = transient // worth a retry: the removals are idempotent
+	}
+	return disabledBut(fmt.Sprintf("removing %d of %d group memberships", failed, len(groups)), first)
+}
+
+// disabledBut is Deprovision's error after the disable succeeded; err's
+// class (permanent type, transient, rate limited) is kept.
+func disabledBut(what string, err error) error {
+	return fmt.Errorf("scim: deprovision user: the account was disabled, but %s failed: %w", what, err)
 }
 
 // Reactivate sets active=true. Group memberships are not restored: the
 // mover/joiner policy grants them again.
 func (c *Client) Reactivate(ctx context.Context, id string) error {
-	return c.setActive(ctx, id, true, "reactivate user")
+	_, err := c.setActive(ctx, id, true, "reactivate user")
+	return err
+}
+
+// ReadAccount reads the user by its SCIM id with one GET: the read-back
+// that verifies a write. ErrNotFound only when the user is absent. Groups
+// come from the User's groups attribute when the answer has it; when it does
+// not, Groups is empty if the discovered /Schemas declares the attribute
+// (absent means none) and nil otherwise (the answer says nothing). It does
+// not discover by itself.
+func (c *Client) ReadAccount(ctx context.Context, id string) (*connectors.Account, error) {
+	if id == "" {
+		return nil, connectors.Permanentf("ScimValidation", "scim: read user: empty id")
+	}
+	var r resource
+	if err := c.do(ctx, request{op: "read user", method: "GET", path: userPath(id)}, &r); err != nil {
+		return nil, err
+	}
+	acct := c.account(r)
+	c.mu.Lock()
+	d := c.disc
+	c.mu.Unlock()
+	if groups, ok := groupsOf(r, d); ok {
+		acct.Groups = groups
+	}
+	return acct, nil
 }
 
 // Delete removes the user. A user already gone is success.
