@@ -30,6 +30,8 @@
 //     an answer (single resource and list) and from the core User schema
 //     in …/Schemas.
 //   - Patch204: a successful PATCH is answered 204 with no body.
+//   - MaxCount: a list request's count above MaxCount is lowered to it
+//     before the peer sees it (counted when lowered).
 //
 // Switches can be changed while the proxy runs (Set). Requests counts what
 // reached the proxy, by method.
@@ -56,6 +58,7 @@ const (
 	FaultNoGroups            = "no_groups"
 	FaultNoUserGroupsAttr    = "no_user_groups_attr"
 	FaultPatch204            = "patch_204"
+	FaultMaxCount            = "max_count"
 )
 
 // SCIMSwitches select the hostile behaviours; the zero value proxies
@@ -71,6 +74,9 @@ type SCIMSwitches struct {
 	NoUserGroupsAttr bool
 	// Patch204: a successful PATCH is answered 204 with no body.
 	Patch204 bool
+	// MaxCount > 0 caps the count of a list request at MaxCount, whatever
+	// the client asked (many providers cap at 100).
+	MaxCount int
 }
 
 // NoGroupsBody is the HTML body of the NoGroups 404.
@@ -211,6 +217,14 @@ func (p *SCIMProxy) handler(rp *httputil.ReverseProxy) http.Handler {
 				"detail":   "Filtering on members is not supported",
 			})
 			return
+		}
+		if sw.MaxCount > 0 && r.Method == http.MethodGet {
+			q := r.URL.Query()
+			if n, err := strconv.Atoi(q.Get("count")); err == nil && n > sw.MaxCount {
+				p.fired(FaultMaxCount)
+				q.Set("count", strconv.Itoa(sw.MaxCount))
+				r.URL.RawQuery = q.Encode()
+			}
 		}
 		rp.ServeHTTP(w, r)
 	})
