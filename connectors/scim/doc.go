@@ -37,6 +37,28 @@
 // After discovery: FindAccount is 1 GET; CreateAccount 1 POST (+1 GET to
 // adopt on 409); UpdateAccount 1 PATCH (+1 GET when a multi-valued attribute
 // changes), nothing when the change is empty; AddMember/RemoveMember 1
-// PATCH; Deprovision 1 GET + 1 PATCH + 1 PATCH per group; FindGroup 1 GET,
-// then cached per Client.
+// PATCH; ReadAccount 1 GET; Deprovision 1 PATCH (active=false), then with
+// RemoveGroups 1 PATCH per group, plus 1 GET when the PATCH answer is a 204
+// or carries no groups; FindGroup 1 GET, then cached per Client.
+//
+// # Providers that differ from the RFC's friendliest reading
+//
+//   - Memberships come from the User's groups attribute when the provider
+//     returns it (or declares it in /Schemas: absent then means none), else
+//     from GET /Groups?filter=members.value eq "id"; a 400 invalidFilter
+//     switches the Client, for its lifetime, to listing /Groups page by page
+//     (advancing by what each page returned: count may be capped) and
+//     matching the members here.
+//   - A provider without /Groups (404 on the collection, or a non-JSON 404
+//     on a group) makes group operations fail with the permanent
+//     ScimUnsupported error, never ErrNotFound; a non-JSON 404 on /Users is
+//     ScimEndpoint (a wrong base URL), not "the user is absent".
+//   - Deprovision disables before it touches groups; a failed membership
+//     read or removal is returned as "the account was disabled, but …" with
+//     the failure's class kept.
+//   - PATCH answered 204 with no body works everywhere; a non-JSON error
+//     body (an HTML page) is summarized in one line (its title, or the first
+//     120 characters of its text).
+//
+// internal/hostile reproduces each of these in front of the SCIMMY peer.
 package scim

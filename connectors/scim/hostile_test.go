@@ -61,9 +61,11 @@ func TestHostileServers(t *testing.T) {
 		{"no groups endpoint", hostile.SCIMSwitches{NoGroups: true}, []string{hostile.FaultNoGroups}},
 		{"no user groups attribute", hostile.SCIMSwitches{NoUserGroupsAttr: true}, []string{hostile.FaultNoUserGroupsAttr}},
 		{"patch 204", hostile.SCIMSwitches{Patch204: true}, []string{hostile.FaultPatch204}},
-		{"all but no groups", hostile.SCIMSwitches{RejectMembersFilter: true, NoUserGroupsAttr: true, Patch204: true},
-			[]string{hostile.FaultRejectMembersFilter, hostile.FaultNoUserGroupsAttr, hostile.FaultPatch204}},
-		{"all", hostile.SCIMSwitches{RejectMembersFilter: true, NoGroups: true, NoUserGroupsAttr: true, Patch204: true},
+		{"count capped", hostile.SCIMSwitches{RejectMembersFilter: true, NoUserGroupsAttr: true, MaxCount: 1},
+			[]string{hostile.FaultRejectMembersFilter, hostile.FaultMaxCount}},
+		{"all but no groups", hostile.SCIMSwitches{RejectMembersFilter: true, NoUserGroupsAttr: true, Patch204: true, MaxCount: 1},
+			[]string{hostile.FaultRejectMembersFilter, hostile.FaultNoUserGroupsAttr, hostile.FaultPatch204, hostile.FaultMaxCount}},
+		{"all", hostile.SCIMSwitches{RejectMembersFilter: true, NoGroups: true, NoUserGroupsAttr: true, Patch204: true, MaxCount: 1},
 			[]string{hostile.FaultNoGroups, hostile.FaultNoUserGroupsAttr, hostile.FaultPatch204}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,7 +149,17 @@ func TestHostileServers(t *testing.T) {
 			// Leaver.
 			reset()
 			err = c.Deprovision(ctx, u.ID, connectors.DeprovisionOptions{RemoveGroups: true, ClearSessions: true})
-			t.Logf("leaver: %d requests (%v)", px.Requests(""), err)
+			leaver := px.Requests("")
+			t.Logf("leaver: %d requests (%v)", leaver, err)
+			if !tc.sw.NoGroups && !tc.sw.RejectMembersFilter {
+				// PATCH active=false, whose answer carries the groups (else
+				// one read), then one PATCH per group.
+				budget := 1 + len(want)
+				if tc.sw.Patch204 || tc.sw.NoUserGroupsAttr {
+					budget++
+				}
+				assert.Equal(t, budget, leaver, "leaver requests")
+			}
 			acct, rerr := direct.ReadAccount(ctx, u.ID)
 			require.NoError(t, rerr)
 			assert.False(t, acct.Active, "disabled at the peer")
