@@ -178,6 +178,15 @@ func TestHostileServers(t *testing.T) {
 			} else {
 				require.NoError(t, err)
 				assert.Empty(t, left, "in no group at the peer")
+				got, err := c.ReadAccount(ctx, u.ID)
+				require.NoError(t, err)
+				assert.False(t, got.Active)
+				if tc.sw.NoUserGroupsAttr {
+					assert.Nil(t, got.Groups, "unknown")
+				} else {
+					assert.NotNil(t, got.Groups, "declared in /Schemas: absent means none")
+					assert.Empty(t, got.Groups)
+				}
 			}
 
 			reset()

@@ -68,8 +68,11 @@ func (c *Client) FindAccount(ctx context.Context, by connectors.Key) (*connector
 	if by.Value == "" {
 		return nil, connectors.Permanentf("ScimValidation", "scim: find user: empty value for %q", attr)
 	}
-	if attr == "id" {
-		return c.ReadAccount(ctx, by.Value)
+	if attr == "id" { // no discovery: a lookup is one request
+		c.mu.Lock()
+		d := c.disc
+		c.mu.Unlock()
+		return c.readUser(ctx, by.Value, d)
 	}
 	path, err := c.filterPath(ctx, attr)
 	if err != nil {
@@ -422,21 +425,29 @@ func (c *Client) Reactivate(ctx context.Context, id string) error {
 // ReadAccount reads the user by its SCIM id with one GET: the read-back
 // that verifies a write. ErrNotFound only when the user is absent. Groups
 // come from the User's groups attribute when the answer has it; when it does
-// not, Groups is empty if the discovered /Schemas declares the attribute
-// (absent means none) and nil otherwise (the answer says nothing). It does
-// not discover by itself.
+// not, Groups is empty if the provider's /Schemas declares the attribute
+// (absent means none) and nil otherwise (the answer says nothing). The
+// first call of a Client discovers (as every write does), so the answer
+// does not depend on what the Client did before.
 func (c *Client) ReadAccount(ctx context.Context, id string) (*connectors.Account, error) {
 	if id == "" {
 		return nil, connectors.Permanentf("ScimValidation", "scim: read user: empty id")
 	}
+	d, err := c.discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.readUser(ctx, id, d)
+}
+
+// readUser is one GET of the user; d (nil before discovery) tells whether
+// an absent groups attribute means none.
+func (c *Client) readUser(ctx context.Context, id string, d *discovery) (*connectors.Account, error) {
 	var r resource
 	if err := c.do(ctx, request{op: "read user", method: "GET", path: userPath(id)}, &r); err != nil {
 		return nil, err
 	}
 	acct := c.account(r)
-	c.mu.Lock()
-	d := c.disc
-	c.mu.Unlock()
 	if groups, ok := groupsOf(r, d); ok {
 		acct.Groups = groups
 	}
