@@ -60,12 +60,14 @@ func TestHostileServers(t *testing.T) {
 			[]string{hostile.FaultRejectMembersFilter, hostile.FaultNoUserGroupsAttr}},
 		{"no groups endpoint", hostile.SCIMSwitches{NoGroups: true}, []string{hostile.FaultNoGroups}},
 		{"no user groups attribute", hostile.SCIMSwitches{NoUserGroupsAttr: true}, []string{hostile.FaultNoUserGroupsAttr}},
+		{"excludedAttributes ignored", hostile.SCIMSwitches{NoUserGroupsAttr: true, IgnoreExcludedAttributes: true},
+			[]string{hostile.FaultNoUserGroupsAttr, hostile.FaultIgnoreExcluded}},
 		{"patch 204", hostile.SCIMSwitches{Patch204: true}, []string{hostile.FaultPatch204}},
 		{"count capped", hostile.SCIMSwitches{RejectMembersFilter: true, NoUserGroupsAttr: true, MaxCount: 1},
 			[]string{hostile.FaultRejectMembersFilter, hostile.FaultMaxCount}},
-		{"all but no groups", hostile.SCIMSwitches{RejectMembersFilter: true, NoUserGroupsAttr: true, Patch204: true, MaxCount: 1},
+		{"all but no groups", hostile.SCIMSwitches{RejectMembersFilter: true, NoUserGroupsAttr: true, Patch204: true, MaxCount: 1, IgnoreExcludedAttributes: true},
 			[]string{hostile.FaultRejectMembersFilter, hostile.FaultNoUserGroupsAttr, hostile.FaultPatch204, hostile.FaultMaxCount}},
-		{"all", hostile.SCIMSwitches{RejectMembersFilter: true, NoGroups: true, NoUserGroupsAttr: true, Patch204: true, MaxCount: 1},
+		{"all", hostile.SCIMSwitches{RejectMembersFilter: true, NoGroups: true, NoUserGroupsAttr: true, Patch204: true, MaxCount: 1, IgnoreExcludedAttributes: true},
 			[]string{hostile.FaultNoGroups, hostile.FaultNoUserGroupsAttr, hostile.FaultPatch204}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,6 +32,8 @@
 //   - Patch204: a successful PATCH is answered 204 with no body.
 //   - MaxCount: a list request's count above MaxCount is lowered to it
 //     before the peer sees it (counted when lowered).
+//   - IgnoreExcludedAttributes: excludedAttributes is dropped from the
+//     request, so the answer comes in full (counted when dropped).
 //
 // Switches can be changed while the proxy runs (Set). Requests counts what
 // reached the proxy, by method.
@@ -59,6 +61,7 @@ const (
 	FaultNoUserGroupsAttr    = "no_user_groups_attr"
 	FaultPatch204            = "patch_204"
 	FaultMaxCount            = "max_count"
+	FaultIgnoreExcluded      = "ignore_excluded_attributes"
 )
 
 // SCIMSwitches select the hostile behaviours; the zero value proxies
@@ -77,6 +80,10 @@ type SCIMSwitches struct {
 	// MaxCount > 0 caps the count of a list request at MaxCount, whatever
 	// the client asked (many providers cap at 100).
 	MaxCount int
+	// IgnoreExcludedAttributes drops excludedAttributes from requests, as
+	// a server that does not support it answers in full (a group with
+	// its members).
+	IgnoreExcludedAttributes bool
 }
 
 // NoGroupsBody is the HTML body of the NoGroups 404.
@@ -218,11 +225,19 @@ func (p *SCIMProxy) handler(rp *httputil.ReverseProxy) http.Handler {
 			})
 			return
 		}
-		if sw.MaxCount > 0 && r.Method == http.MethodGet {
-			q := r.URL.Query()
-			if n, err := strconv.Atoi(q.Get("count")); err == nil && n > sw.MaxCount {
+		if q := r.URL.Query(); sw.MaxCount > 0 || sw.IgnoreExcludedAttributes {
+			changed := false
+			if n, err := strconv.Atoi(q.Get("count")); err == nil && sw.MaxCount > 0 && n > sw.MaxCount {
 				p.fired(FaultMaxCount)
 				q.Set("count", strconv.Itoa(sw.MaxCount))
+				changed = true
+			}
+			if sw.IgnoreExcludedAttributes && q.Has("excludedAttributes") {
+				p.fired(FaultIgnoreExcluded)
+				q.Del("excludedAttributes")
+				changed = true
+			}
+			if changed {
 				r.URL.RawQuery = q.Encode()
 			}
 		}

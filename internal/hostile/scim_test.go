@@ -98,6 +98,11 @@ func TestSCIMSwitches(t *testing.T) {
 			func(t *testing.T, status int, _ http.Header, body string) {
 				assert.Contains(t, body, `"count":"100"`)
 			}},
+		{"ignore excludedAttributes", hostile.SCIMSwitches{IgnoreExcludedAttributes: true}, "GET", "/scim/v2/Users?count=7&excludedAttributes=groups",
+			hostile.FaultIgnoreExcluded,
+			func(t *testing.T, status int, _ http.Header, body string) {
+				assert.Contains(t, body, `"count":"7"`, "the rest of the query kept")
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			px := hostile.StartSCIM(t, up.URL, tc.sw)
