@@ -240,8 +240,9 @@ func (c *Client) listMemberships(ctx context.Context, id string) ([]connectors.G
 
 // pagedGroups reads /Groups with q in pages and keeps the groups that list
 // id as a member; when filtered, also those that come without members (the
-// members were excluded from the answer). Pages advance by what the provider returned, not by
-// what was asked: many cap count at 100 whatever the request says.
+// members were excluded from the answer). Pages advance by what the
+// provider returned, not by what was asked: many cap count at 100 whatever
+// the request says.
 func (c *Client) pagedGroups(ctx context.Context, op string, q url.Values, id string, filtered bool) ([]connectors.Group, error) {
 	groups := []connectors.Group{}
 	for start, pages := 1, 0; pages < maxListPages; pages++ {

@@ -372,7 +372,7 @@ func (c *Client) Deprovision(ctx context.Context, id string, o connectors.Deprov
 	if err != nil {
 		return disabledBut("reading its group memberships", err)
 	}
-	// The write's out usually carries the user's groups; a 204 does not.
+	// The write's answer usually carries the user's groups; a 204 does not.
 	groups, ok := groupsOf(got, d)
 	switch {
 	case ok:
