@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/policy"
 )
 
 func TestParseJSON(t *testing.T) {
@@ -67,7 +68,8 @@ func TestValidate(t *testing.T) {
 		return hr.Event{EventID: "e1", Type: hr.Hire, EffectiveAt: at,
 			Employee: map[string]string{"employee_id": "E1", "first_name": "Ada", "last_name": "L"}}
 	}
-	required := []string{"employee_id", "first_name", "last_name"}
+	// The list form: required for hire and rehire, the policy decides.
+	pol := &policy.Policy{RequiredAttributes: policy.RequiredAttributes{List: []string{"employee_id", "first_name", "last_name"}}}
 	tests := []struct {
 		name   string
 		mutate func(*hr.Event)
@@ -89,7 +91,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := ok()
 			tc.mutate(&ev)
-			err := ev.Validate(required)
+			err := ev.Validate(pol.RequiredFor(ev.Type))
 			if len(tc.fields) == 0 {
 				require.NoError(t, err)
 				return
@@ -198,4 +200,18 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestValidateRequiredByType(t *testing.T) {
+	at := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	pol := &policy.Policy{RequiredAttributes: policy.RequiredAttributes{ByType: map[string][]string{
+		hr.Hire: {"first_name"}, hr.Terminate: {"termination_reason"}}}}
+	term := hr.Event{EventID: "e1", Type: hr.Terminate, EffectiveAt: at, Employee: map[string]string{"employee_id": "E1"}}
+	var ve *hr.ValidationError
+	require.ErrorAs(t, term.Validate(pol.RequiredFor(term.Type)), &ve)
+	assert.Equal(t, "employee.termination_reason", ve.Fields[0].Field)
+	term.Employee["termination_reason"] = "resigned"
+	require.NoError(t, term.Validate(pol.RequiredFor(term.Type)))
+	change := hr.Event{EventID: "e2", Type: hr.Change, EffectiveAt: at, Employee: map[string]string{"employee_id": "E1"}}
+	require.NoError(t, change.Validate(pol.RequiredFor(change.Type)), "a type left out of the mapping requires nothing")
 }

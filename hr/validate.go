@@ -44,10 +44,11 @@ func (e *ValidationError) add(field, format string, args ...any) {
 const MaxIDLen = 128
 
 // Validate checks the event: a known type, an effective time, an employee
-// ID and event ID usable in a workflow ID, a loadable time zone, and — for
-// hire and rehire, which create accounts — every attribute in required.
-// Change and terminate events only need the employee ID: the identity
-// workflow already knows the rest. It returns a *ValidationError.
+// ID and event ID usable in a workflow ID, a loadable time zone, and every
+// attribute in required — the attributes the policy requires of this
+// event's type, policy.(*Policy).RequiredFor(e.Type), the one rule that
+// decides them (by default hire and rehire need them, change and terminate
+// only the employee ID). It returns a *ValidationError.
 func (e Event) Validate(required []string) error {
 	var v ValidationError
 	if !slices.Contains(types, e.Type) {
@@ -73,14 +74,12 @@ func (e Event) Validate(required []string) error {
 			v.add("employee.time_zone", "unknown IANA time zone %q", tz)
 		}
 	}
-	if e.Type == Hire || e.Type == Rehire {
-		for _, attr := range required {
-			if attr == "employee_id" {
-				continue
-			}
-			if strings.TrimSpace(e.Employee[attr]) == "" {
-				v.add("employee."+attr, "required attribute missing")
-			}
+	for _, attr := range required {
+		if attr == "employee_id" {
+			continue
+		}
+		if strings.TrimSpace(e.Employee[attr]) == "" {
+			v.add("employee."+attr, "required attribute missing")
 		}
 	}
 	if len(v.Fields) > 0 {

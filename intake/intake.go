@@ -193,13 +193,10 @@ func (s *server) handle(r *http.Request, source string, parse parser, bamboo boo
 	case err != nil:
 		return http.StatusBadRequest, Response{Error: err.Error()}
 	}
-	var required []string
-	if s.cfg.Policy != nil {
-		required = s.cfg.Policy.RequiredAttributes
-	}
 	// Validate every event before delivering any: a bad batch starts nothing.
+	// The policy decides which attributes each event type requires.
 	for _, ev := range events {
-		if err := ev.Validate(required); err != nil {
+		if err := ev.Validate(s.cfg.Policy.RequiredFor(ev.Type)); err != nil {
 			errors.As(err, &inv)
 			return http.StatusUnprocessableEntity, Response{Error: inv.Error(), Fields: inv.Fields}
 		}

@@ -33,7 +33,7 @@ func newIntake(t *testing.T, c client.Client) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(intake.New(intake.Config{
 		Client:        c,
-		Policy:        &policy.Policy{RequiredAttributes: []string{"first_name", "last_name"}},
+		Policy:        &policy.Policy{RequiredAttributes: policy.RequiredAttributes{List: []string{"first_name", "last_name"}}},
 		HMACSecret:    secret,
 		BearerToken:   "tok-123",
 		Now:           func() time.Time { return now },
@@ -355,4 +355,33 @@ func TestTooManyInFlightIs503(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, r.status)
 	assert.Contains(t, r.body.Error, "too many deliveries in flight")
 	assert.Equal(t, http.StatusServiceUnavailable, (<-first).status)
+}
+
+// TestRequiredAttributesByEventType: the policy's rule for a terminate is
+// enforced at the intake, so an event Plan would refuse starts nothing.
+func TestRequiredAttributesByEventType(t *testing.T) {
+	env := intaketest.Start(t, intaketest.Options{})
+	pol, err := policy.Parse("p.yaml", []byte(`targets: {o: {type: okta, org_url: "https://o.example", token_env: T}}
+required_attributes:
+  hire: [first_name, last_name]
+  terminate: [termination_reason]
+`))
+	require.NoError(t, err)
+	srv := httptest.NewServer(intake.New(intake.Config{Client: env.Client, Policy: pol, BearerToken: "tok", SubmitTimeout: 5 * time.Second}))
+	t.Cleanup(srv.Close)
+	auth := map[string]string{"Authorization": "Bearer tok"}
+
+	term := []byte(`{"event_id":"evt-t","type":"terminate","effective_at":"2026-12-04T17:00:00Z","employee":{"employee_id":"T1"}}`)
+	r := post(t, srv.URL+"/v1/events", term, auth)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+	require.Len(t, r.body.Fields, 1, r.raw)
+	assert.Equal(t, "employee.termination_reason", r.body.Fields[0].Field)
+	assert.Contains(t, r.body.Error, "employee.termination_reason")
+	requireNoIdentity(t, env.Client, "T1")
+	assert.Equal(t, 0, workflowCount(t, env))
+
+	term = []byte(`{"event_id":"evt-t","type":"terminate","effective_at":"2026-12-04T17:00:00Z","employee":{"employee_id":"T1","termination_reason":"resigned"}}`)
+	r = post(t, srv.URL+"/v1/events", term, auth)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	assert.Equal(t, "leaver/T1/evt-t", r.body.WorkflowID)
 }

@@ -167,6 +167,8 @@ var secretKeys = []string{"token", "password", "secret", "api_key", "apikey", "a
 
 var flowType = reflect.TypeFor[Flow]()
 
+func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
+
 // walk checks n against type t: unknown fields (with suggestions), the
 // kind of every value, and records each path's node for later problems.
 func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
@@ -176,6 +178,10 @@ func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
 	c.nodes[path] = n
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if t == requiredType {
+		c.walkRequired(n, path)
+		return
 	}
 	if t == flowType && n.Kind == yaml.SequenceNode {
 		c.walk(n, reflect.TypeFor[[]Step](), path+".steps")

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -269,8 +270,69 @@ func TestFlowAndPlan(t *testing.T) {
 	_, err = p.Plan(hr.Event{Type: "promote", Employee: map[string]string{"first_name": "x"}})
 	require.Error(t, err)
 	for _, w := range []string{"event_id: required", `type: "promote"`, "effective_at: required",
-		"employee.employee_id: required", "employee.last_name: required by the policy"} {
+		"employee.employee_id: required"} {
 		assert.Contains(t, err.Error(), w)
+	}
+	_, err = p.Plan(hr.Event{EventID: "e2", Type: hr.Hire, EffectiveAt: ev.EffectiveAt, Employee: map[string]string{"employee_id": "E1", "first_name": "x"}})
+	assert.ErrorContains(t, err, "employee.last_name: required by the policy")
+}
+
+func TestRequiredAttributes(t *testing.T) {
+	const targets = "targets: {o: {type: okta, org_url: \"https://o.example\", token_env: T}}\n"
+	list, err := Parse("x.yaml", []byte(targets+"required_attributes: [first_name, last_name]\n"))
+	require.NoError(t, err)
+	byType, err := Parse("x.yaml", []byte(targets+`required_attributes:
+  hire: [first_name, last_name]
+  rehire: [first_name]
+  change: []
+  terminate: [termination_reason]
+`))
+	require.NoError(t, err)
+	for _, tt := range []struct {
+		p    *Policy
+		typ  string
+		want []string
+	}{
+		{list, hr.Hire, []string{"first_name", "last_name"}},
+		{list, hr.Rehire, []string{"first_name", "last_name"}},
+		{list, hr.Change, nil},
+		{list, hr.Terminate, nil},
+		{byType, hr.Hire, []string{"first_name", "last_name"}},
+		{byType, hr.Rehire, []string{"first_name"}},
+		{byType, hr.Change, []string{}},
+		{byType, hr.Terminate, []string{"termination_reason"}},
+		{byType, "promote", nil},
+		{nil, hr.Hire, nil},
+	} {
+		assert.Equal(t, tt.want, tt.p.RequiredFor(tt.typ), tt.typ)
+	}
+
+	// CheckEvent (Plan) applies the same rule as the intake.
+	term := hr.Event{EventID: "e1", Type: hr.Terminate, EffectiveAt: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC),
+		Employee: map[string]string{"employee_id": "E1"}}
+	assert.Empty(t, list.CheckEvent(term), "the list form requires nothing of a terminate")
+	assert.Equal(t, []string{"employee.termination_reason: required by the policy"}, byType.CheckEvent(term))
+
+	// JSON round trip keeps the form.
+	for _, p := range []*Policy{list, byType} {
+		b, err := json.Marshal(p)
+		require.NoError(t, err)
+		var back Policy
+		require.NoError(t, json.Unmarshal(b, &back))
+		assert.Equal(t, p.RequiredAttributes, back.RequiredAttributes)
+	}
+
+	for _, tt := range []struct{ src, want string }{
+		{"required_attributes: {hire: [first_name], terminat: [x]}", `x.yaml:2:43: required_attributes.terminat: unknown event type "terminat" (did you mean terminate?)`},
+		{"required_attributes: {promote: [x]}", `x.yaml:2:23: required_attributes.promote: unknown event type "promote" (want hire, change, terminate or rehire)`},
+		{"required_attributes: {hire: [First-Name]}", `x.yaml:2:30: required_attributes.hire[0]: "First-Name" is not an attribute name (snake_case)`},
+		{"required_attributes: [ok, bad name]", `x.yaml:2:27: required_attributes[1]: "bad name" is not an attribute name (snake_case)`},
+		{"required_attributes: first_name", `x.yaml:2:22: required_attributes: expected a list of attribute names (required for hire and rehire) or a mapping by event type`},
+		{"required_attributes: {hire: first_name}", `x.yaml:2:29: required_attributes.hire: expected a list, found "first_name"`},
+	} {
+		_, err := Parse("x.yaml", []byte(targets+tt.src+"\n"))
+		require.Error(t, err, tt.src)
+		assert.Contains(t, err.Error(), tt.want)
 	}
 }
 

@@ -397,7 +397,10 @@ func (p *Policy) CheckEvent(ev hr.Event) []string {
 	if strings.TrimSpace(ev.EmployeeID()) == "" {
 		probs = append(probs, "employee.employee_id: required")
 	}
-	for _, a := range p.RequiredAttributes {
+	for _, a := range p.RequiredFor(ev.Type) {
+		if a == "employee_id" {
+			continue
+		}
 		if strings.TrimSpace(ev.Employee[a]) == "" {
 			probs = append(probs, fmt.Sprintf("employee.%s: required by the policy", a))
 		}

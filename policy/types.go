@@ -19,8 +19,9 @@ type Policy struct {
 	Credentials map[string]Credential `yaml:"credentials" json:"credentials,omitempty"`
 	// Password is how generated passwords are made.
 	Password PasswordPolicy `yaml:"password" json:"password"`
-	// RequiredAttributes of an HR event's employee, beyond employee_id.
-	RequiredAttributes []string `yaml:"required_attributes" json:"required_attributes,omitempty"`
+	// RequiredAttributes of an HR event's employee, beyond employee_id, by
+	// event type: read them with RequiredFor.
+	RequiredAttributes RequiredAttributes `yaml:"required_attributes" json:"required_attributes,omitzero"`
 
 	Joiner        Flow          `yaml:"joiner" json:"joiner"`
 	Mover         Flow          `yaml:"mover" json:"mover"`
@@ -205,7 +206,7 @@ type RESTRequest struct {
 	SuccessCodes []int             `yaml:"success_codes" json:"success_codes,omitempty"`
 	// Extract: output name → JSONPath-like path in the response ($.id).
 	Extract map[string]string `yaml:"extract" json:"extract,omitempty"`
-	// On (notify only): completed | needs_attention | failed. Empty: completed.
+	// On (notify only): completed | needs_attention | failed | aborted. Empty: completed.
 	On []string `yaml:"on" json:"on,omitempty"`
 }
 

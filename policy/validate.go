@@ -556,8 +556,8 @@ func (c *checker) request(p *Policy, tables map[string]bool, path string, r *RES
 	}
 	if notify {
 		for i, on := range r.On {
-			if !slices.Contains([]string{"completed", "needs_attention", "failed"}, on) {
-				c.at(fmt.Sprintf("%s.on[%d]", path, i), "on %q: want completed, needs_attention or failed", on)
+			if !slices.Contains([]string{"completed", "needs_attention", "failed", "aborted"}, on) {
+				c.at(fmt.Sprintf("%s.on[%d]", path, i), "on %q: want completed, needs_attention, failed or aborted", on)
 			}
 		}
 	} else if len(r.On) > 0 {
@@ -602,11 +602,7 @@ func (c *checker) validateRest(p *Policy) {
 	if v := p.Safety.MaxDestructivePercent; v < 0 || v > 100 {
 		c.at("safety.max_destructive_percent", "must be 0 to 100")
 	}
-	for i, a := range p.RequiredAttributes {
-		if !identRE.MatchString(a) {
-			c.at(fmt.Sprintf("required_attributes[%d]", i), "%q is not an attribute name (snake_case)", a)
-		}
-	}
+	c.validateRequired(p)
 	if t := p.Import.Type; t != "" && !slices.Contains([]string{hr.Hire, hr.Change, hr.Terminate, hr.Rehire}, t) {
 		c.at("import.type", "type %q: want hire, change, terminate or rehire", t)
 	}

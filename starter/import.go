@@ -202,10 +202,6 @@ func importEvents(ctx context.Context, c client.Client, in io.Reader, o importOp
 		})
 	}
 
-	var required []string
-	if o.policy != nil {
-		required = o.policy.RequiredAttributes
-	}
 	read := readCSV
 	if o.format == "jsonl" {
 		read = readJSONL
@@ -213,7 +209,7 @@ func importEvents(ctx context.Context, c client.Client, in io.Reader, o importOp
 	err := read(in, o, func(row importRow) bool {
 		record(func() { sum.Rows++ })
 		if row.reason == "" {
-			if err := row.event.Validate(required); err != nil {
+			if err := row.event.Validate(o.policy.RequiredFor(row.event.Type)); err != nil {
 				row.reason = err.Error()
 			}
 		}
