@@ -60,6 +60,7 @@ type PlannedStep struct {
 	// (rest.Subscribed).
 	OnCompleted      bool `json:"on_completed,omitempty"`
 	OnNeedsAttention bool `json:"on_needs_attention,omitempty"`
+	OnAborted        bool `json:"on_aborted,omitempty"`
 }
 
 // Summary is the PII-free line the Temporal UI shows for the step.
@@ -147,6 +148,7 @@ func planStep(s policy.PlannedStep) (PlannedStep, error) {
 	case policy.ActionNotify:
 		ps.OnCompleted = rest.Subscribed(*st.Notify, rest.OnCompleted)
 		ps.OnNeedsAttention = rest.Subscribed(*st.Notify, rest.OnNeedsAttention) || rest.Subscribed(*st.Notify, rest.OnFailed)
+		ps.OnAborted = rest.Subscribed(*st.Notify, rest.OnAborted)
 	}
 	return ps, nil
 }

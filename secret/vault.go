@@ -77,6 +77,21 @@ func (v *Vault) DeleteOwner(owner string) {
 	}
 }
 
+// Owners lists the owners that hold live entries.
+func (v *Vault) Owners() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, e := range v.entries {
+		if !seen[e.owner] {
+			seen[e.owner] = true
+			out = append(out, e.owner)
+		}
+	}
+	return out
+}
+
 // Len is the number of live entries (for metrics and tests).
 func (v *Vault) Len() int {
 	v.mu.Lock()

@@ -34,6 +34,10 @@ const (
 	UpdateAbort     = "Abort"     // arg: StepRequest (Step may be empty)
 	UpdateRelease   = "Release"   // arg: StepRequest; releases a Blocked step
 
+	// SignalSupersede tells a leaver that a rehire arrived: its pending
+	// delayed steps (the delete after the grace period) never run.
+	SignalSupersede = "supersede"
+
 	// QuerySteps returns []StepInfo of a lifecycle run (joiner/mover/leaver).
 	QuerySteps = "steps"
 	// QueryCurrent on the identity workflow returns CurrentRun: which
@@ -69,6 +73,11 @@ const (
 	StepFailed  = "failed"
 	StepSkipped = "skipped"
 	StepBlocked = "blocked"
+	// StepAborted: the step an operator aborted the run at.
+	StepAborted = "aborted"
+	// StepSuperseded: a delayed step a later event made moot (a leaver's
+	// pending delete when the person is rehired).
+	StepSuperseded = "superseded"
 )
 
 // IdentityWorkflowID is the ID of a person's ordering workflow.
@@ -91,6 +100,19 @@ type IdentityInput struct {
 	// Accounts are the account IDs by target name made by earlier runs
 	// (leaver and mover steps act on them).
 	Accounts map[string]string `json:"accounts,omitempty"`
+	// Identifiers are the linked accounts' unique identifiers by target,
+	// as chosen at creation (fallbacks and NEXT_NUMBER included).
+	Identifiers map[string]string `json:"identifiers,omitempty"`
+	// Receipts remember each received event's content digest and run,
+	// by event ID (bounded like Handled): a resend with other content is
+	// a conflict, not a duplicate.
+	Receipts map[string]Receipt `json:"receipts,omitempty"`
+}
+
+// Receipt is what an identity remembers of a received event.
+type Receipt struct {
+	Digest     string `json:"digest"`
+	WorkflowID string `json:"workflow_id"`
 }
 
 // CurrentRun answers QueryCurrent.

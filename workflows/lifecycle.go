@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -43,20 +44,31 @@ type LifecycleInput struct {
 	// OldAttributes the previous ones (mover group diff).
 	Attributes    map[string]string `json:"attributes"`
 	OldAttributes map[string]string `json:"old_attributes,omitempty"`
-	// Accounts known from earlier runs, by target name.
-	Accounts map[string]string `json:"accounts,omitempty"`
+	// Accounts known from earlier runs (the person's links), by target
+	// name; Identifiers their unique identifiers as chosen at creation.
+	Accounts    map[string]string `json:"accounts,omitempty"`
+	Identifiers map[string]string `json:"identifiers,omitempty"`
 	// Rehire reactivates accounts a leaver disabled.
 	Rehire bool `json:"rehire,omitempty"`
 	// EnableAt (pre-hire): accounts are created disabled and enabled at
 	// this time, the start date.
 	EnableAt time.Time `json:"enable_at,omitempty"`
+	// ScheduleError: the identity could not compute the event's effective
+	// time (e.g. a bad time zone). The run waits for an operator, whose
+	// RetryStep (with corrected attributes) schedules it again.
+	ScheduleError string    `json:"schedule_error,omitempty"`
+	EffectiveAt   time.Time `json:"effective_at,omitempty"`
 }
 
 // LifecycleResult is what the identity workflow carries forward.
 type LifecycleResult struct {
-	State      string            `json:"state"` // Completed | Aborted
-	Attributes map[string]string `json:"attributes"`
-	Accounts   map[string]string `json:"accounts,omitempty"`
+	State       string            `json:"state"` // Completed | Aborted
+	Attributes  map[string]string `json:"attributes"`
+	Accounts    map[string]string `json:"accounts,omitempty"`
+	Identifiers map[string]string `json:"identifiers,omitempty"`
+	// LeftInPlace lists, on an aborted run, what it created and left
+	// (accounts, group grants), for the operator to keep or undo.
+	LeftInPlace []string `json:"left_in_place,omitempty"`
 }
 
 // decision is an operator's answer to NeedsAttention or Blocked.
@@ -73,7 +85,12 @@ type lifecycle struct {
 	outputs  map[string]map[string]string
 	secrets  map[string]activities.SecretRef
 	accounts map[string]string
-	state    string
+	idents   map[string]string
+	// made is what this run created (accounts, grants), listed on abort.
+	made []string
+	// superseded: a rehire arrived; delayed steps no longer run.
+	superseded bool
+	state      string
 	// waitingOn is the failed or blocked step an operator must act on.
 	waitingOn string
 	decision  *decision
@@ -107,27 +124,35 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 		outputs:  map[string]map[string]string{},
 		secrets:  map[string]activities.SecretRef{},
 		accounts: maps.Clone(in.Accounts),
+		idents:   maps.Clone(in.Identifiers),
 		state:    StateRunning,
 		execs:    map[string]int{},
 	}
 	if r.accounts == nil {
 		r.accounts = map[string]string{}
 	}
+	if r.idents == nil {
+		r.idents = map[string]string{}
+	}
 	if err := r.registerHandlers(ctx); err != nil {
 		return LifecycleResult{}, err
 	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		workflow.GetSignalChannel(ctx, SignalSupersede).Receive(ctx, nil)
+		r.superseded = true
+	})
 	r.setState(ctx, StateRunning, "")
 
-	var a *activities.Activities
-	pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		ActivityID: "plan", Summary: "plan steps from policy",
-		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry,
-	})
-	err := workflow.ExecuteActivity(pctx, a.Plan, activities.PlanInput{Kind: in.Kind, Rehire: in.Rehire, EventID: in.EventID, Attributes: in.Attributes}).Get(ctx, &r.plan)
-	if err != nil {
-		// Nothing ran: a broken policy is for the operator to fix and rerun.
-		r.setState(ctx, StateAborted, "")
-		return LifecycleResult{}, fmt.Errorf("plan: %w", err)
+	if in.ScheduleError != "" {
+		if err := r.reschedule(ctx); err != nil || r.state == StateAborted {
+			return r.result(), err
+		}
+	}
+	if err := r.planSteps(ctx); err != nil {
+		return LifecycleResult{}, err
+	}
+	if r.state == StateAborted {
+		return r.result(), nil
 	}
 	for _, s := range r.plan.Steps {
 		if s.Action == policy.ActionNotify && !s.OnCompleted {
@@ -140,11 +165,11 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 		r.steps = append(r.steps, row)
 	}
 
-	err = r.run(ctx)
+	err := r.run(ctx)
 	// Wipe the run's secrets whatever happened, even when canceled.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	r.releaseSession(dctx)
-	res := LifecycleResult{State: r.state, Attributes: r.attrs, Accounts: r.accounts}
+	res := r.result()
 	if err != nil {
 		if temporal.IsCanceledError(err) || ctx.Err() != nil {
 			r.setState(dctx, StateAborted, "")
@@ -172,7 +197,12 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 		name     string
 		validate func(StepRequest, map[string]string) error
 	}{
-		{UpdateSkipStep, func(q StepRequest, _ map[string]string) error { return onFailed(q.Step) }},
+		{UpdateSkipStep, func(q StepRequest, _ map[string]string) error {
+			if q.Step == stepPlan || q.Step == stepSchedule {
+				return fmt.Errorf("step %q cannot be skipped: retry it (with corrected attributes) or abort", q.Step)
+			}
+			return onFailed(q.Step)
+		}},
 		{UpdateAbort, func(q StepRequest, _ map[string]string) error {
 			if r.state != StateNeedsAttention && r.state != StateBlocked {
 				return fmt.Errorf("nothing to abort: the run is %s", r.state)
@@ -242,12 +272,13 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 		}
 		row := r.row(st.Name)
 		if st.Delay > 0 {
-			r.releaseSession(ctx)
-			r.setState(ctx, StateWaiting, "")
-			if err := workflow.NewTimerWithOptions(ctx, st.Delay, workflow.TimerOptions{Summary: "wait before " + st.Name}).Get(ctx, nil); err != nil {
+			if err := r.delay(ctx, st); err != nil {
 				return err
 			}
-			r.setState(ctx, StateRunning, "")
+		}
+		if r.superseded && st.Action != policy.ActionNotify {
+			row.State, row.Note, row.Time = StepSuperseded, "a rehire arrived: not run", workflow.Now(ctx)
+			continue
 		}
 		if st.Destructive && r.plan.Limited() {
 			if err := r.permit(ctx, st, row); err != nil {
@@ -293,6 +324,25 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 		}
 	}
 	r.setState(ctx, StateCompleted, "")
+	return nil
+}
+
+// delay waits before a delayed step (a leaver's delete after the grace
+// period). A rehire's SignalSupersede ends the wait: the step and the ones
+// after it are superseded.
+func (r *lifecycle) delay(ctx workflow.Context, st activities.PlannedStep) error {
+	r.releaseSession(ctx)
+	r.setState(ctx, StateWaiting, "")
+	opts := workflow.TimerOptions{Summary: "wait before " + st.Name}
+	if workflow.GetVersion(ctx, "supersede-delay", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		if err := workflow.NewTimerWithOptions(ctx, st.Delay, opts).Get(ctx, nil); err != nil {
+			return err
+		}
+	} else if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: st.Delay, TimerOptions: opts},
+		func() bool { return r.superseded }); err != nil {
+		return err
+	}
+	r.setState(ctx, StateRunning, "")
 	return nil
 }
 
@@ -345,9 +395,16 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 	workflow.SetCurrentDetails(ctx, "")
 	if d.update == UpdateAbort {
 		if row := r.row(st.Name); row != nil {
-			row.State = StepSkipped
+			row.State, row.Time = StepAborted, workflow.Now(ctx)
 		}
 		r.setState(ctx, StateAborted, "")
+		left := "nothing"
+		if len(r.made) > 0 {
+			left = "\n- " + strings.Join(r.made, "\n- ")
+		}
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Aborted** at step `%s`. Left in place by this run: %s", st.Name, left))
+		r.notify(ctx, notice{outcome: rest.OnAborted, step: st.Name, err: reason},
+			func(p activities.PlannedStep) bool { return p.OnAborted })
 		return d, nil
 	}
 	r.setState(ctx, StateRunning, "")
@@ -356,12 +413,17 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 
 // alert fires the notify steps that ask for NeedsAttention (best effort).
 func (r *lifecycle) alert(ctx workflow.Context, n notice) {
+	r.notify(ctx, n, func(p activities.PlannedStep) bool { return p.OnNeedsAttention })
+}
+
+// notify fires the notify steps that want n (best effort).
+func (r *lifecycle) notify(ctx workflow.Context, n notice, wants func(activities.PlannedStep) bool) {
 	for _, st := range r.plan.Steps {
-		if st.Action != policy.ActionNotify || !st.OnNeedsAttention || st.SkipReason != "" {
+		if st.Action != policy.ActionNotify || !wants(st) || st.SkipReason != "" {
 			continue
 		}
 		if _, err := r.exec(ctx, st, n); err != nil {
-			workflow.GetLogger(ctx).Warn("needs-attention notification failed", "step", st.Name)
+			workflow.GetLogger(ctx).Warn("notification failed", "step", st.Name, "outcome", n.outcome)
 		}
 	}
 	r.releaseSession(ctx)
@@ -376,11 +438,24 @@ func (r *lifecycle) record(st activities.PlannedStep, res activities.StepResult,
 		maps.Copy(r.outputs[res.EntityType], res.Outputs)
 	}
 	maps.Copy(r.secrets, res.Secrets)
+	if res.Correlation != "" {
+		row.Note = res.Correlation + ": " + res.Note
+	}
 	if st.Action == policy.ActionSyncIdentity && res.AccountID != "" {
 		r.accounts[st.Target] = res.AccountID
+		if res.Identifier != "" {
+			r.idents[st.Target] = res.Identifier
+		}
+		if res.Correlation == activities.Created {
+			r.made = append(r.made, fmt.Sprintf("account %s in %s (created by this run)", res.AccountID, st.Target))
+		}
+	}
+	if st.Action == policy.ActionManageRelationships && res.AccountID != "" {
+		r.made = append(r.made, fmt.Sprintf("group changes in %s for account %s: %s", st.Target, res.AccountID, res.Note))
 	}
 	if st.Action == policy.ActionDeleteIdentity {
 		delete(r.accounts, st.Target)
+		delete(r.idents, st.Target)
 	}
 }
 
@@ -424,6 +499,8 @@ func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep, n noti
 		Outputs:       r.outputs,
 		Secrets:       r.secrets,
 		Accounts:      r.accounts,
+		Identifiers:   r.idents,
+		Rerun:         r.execs[st.Name] > 1,
 		Inactive:      !r.in.EnableAt.IsZero() && r.in.EnableAt.After(workflow.Now(ctx)),
 		Reactivate:    r.in.Kind == policy.KindJoiner,
 	}
@@ -479,7 +556,9 @@ func (r *lifecycle) releaseSession(ctx workflow.Context) {
 	if !r.sessionLost() {
 		var a *activities.Activities
 		r.forgets++
-		fctx := workflow.WithActivityOptions(r.session, workflow.ActivityOptions{
+		// Disconnected: a canceled run must still wipe its secrets.
+		sctx, _ := workflow.NewDisconnectedContext(r.session)
+		fctx := workflow.WithActivityOptions(sctx, workflow.ActivityOptions{
 			ActivityID: fmt.Sprintf("vault.forget.%d", r.forgets), Summary: "wipe secrets of this run",
 			StartToCloseTimeout: 10 * time.Second, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 2},
 		})
@@ -557,4 +636,107 @@ func errorText(err error) string {
 		return "canceled"
 	}
 	return "error"
+}
+
+// Pseudo-steps of the step table: computing the run's effective time and
+// its plan. They fail like steps and wait for an operator like steps, so
+// no HR event ends without a decision.
+const (
+	stepSchedule = "schedule"
+	stepPlan     = "plan"
+)
+
+func (r *lifecycle) result() LifecycleResult {
+	res := LifecycleResult{State: r.state, Attributes: r.attrs, Accounts: r.accounts, Identifiers: r.idents}
+	if r.state == StateAborted {
+		res.LeftInPlace = r.made
+	}
+	return res
+}
+
+// planSteps runs the Plan activity. A plan that fails (a policy the event
+// does not satisfy) waits for an operator: RetryStep re-plans with the
+// current policy and the corrected attributes, Abort ends the run.
+func (r *lifecycle) planSteps(ctx workflow.Context) error {
+	var a *activities.Activities
+	for attempt := 1; ; attempt++ {
+		id := stepPlan
+		if attempt > 1 {
+			id = fmt.Sprintf("%s#%d", stepPlan, attempt)
+		}
+		pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			ActivityID: id, Summary: "plan steps from policy",
+			StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry,
+		})
+		in := activities.PlanInput{Kind: r.in.Kind, Rehire: r.in.Rehire, EventID: r.in.EventID, Attributes: r.attrs}
+		err := workflow.ExecuteActivity(pctx, a.Plan, in).Get(ctx, &r.plan)
+		row := r.row(stepPlan)
+		if err == nil {
+			if row != nil {
+				row.State, row.LastError, row.Time = StepDone, "", workflow.Now(ctx)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if workflow.GetVersion(ctx, "plan-needs-attention", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			r.setState(ctx, StateAborted, "")
+			return fmt.Errorf("plan: %w", err)
+		}
+		if row == nil {
+			r.steps = append(r.steps, StepInfo{Name: stepPlan, Action: stepPlan})
+			row = &r.steps[len(r.steps)-1]
+		}
+		row.Attempts++
+		row.State, row.LastError, row.Time = StepFailed, errorText(err), workflow.Now(ctx)
+		d, err := r.waitForOperator(ctx, activities.PlannedStep{Name: stepPlan, Action: stepPlan}, StateNeedsAttention, row.LastError)
+		if err != nil || d.update == UpdateAbort {
+			return err
+		}
+		maps.Copy(r.attrs, d.attrs)
+	}
+}
+
+// reschedule is the schedule pseudo-step of an event the identity could
+// not schedule: it waits for an operator's RetryStep (with corrected
+// attributes), computes the effective time again, and waits for it.
+func (r *lifecycle) reschedule(ctx workflow.Context) error {
+	r.steps = append(r.steps, StepInfo{Name: stepSchedule, Action: stepSchedule, State: StepFailed,
+		Attempts: 1, LastError: r.in.ScheduleError, Time: workflow.Now(ctx)})
+	reason := r.in.ScheduleError
+	var a *activities.Activities
+	for attempt := 2; ; attempt++ {
+		d, err := r.waitForOperator(ctx, activities.PlannedStep{Name: stepSchedule, Action: stepSchedule}, StateNeedsAttention, reason)
+		if err != nil || d.update == UpdateAbort {
+			return err
+		}
+		maps.Copy(r.attrs, d.attrs)
+		row := r.row(stepSchedule)
+		row.State, row.Attempts, row.Time = StepRunning, attempt, workflow.Now(ctx)
+		sctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			ActivityID: fmt.Sprintf("%s#%d", stepSchedule, attempt), Summary: "compute the effective time",
+			StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry,
+		})
+		var sc activities.Schedule
+		in := activities.ScheduleInput{Kind: r.in.Kind, EffectiveAt: r.in.EffectiveAt, Attributes: r.attrs}
+		if err := workflow.ExecuteActivity(sctx, a.Schedule, in).Get(ctx, &sc); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			reason = errorText(err)
+			row.State, row.LastError = StepFailed, reason
+			continue
+		}
+		row.State, row.LastError = StepDone, ""
+		r.in.EnableAt = sc.EnableAt
+		if wait := sc.RunAt.Sub(workflow.Now(ctx)); wait > 0 {
+			r.setState(ctx, StateWaiting, "")
+			if err := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: "wait for effective date"}).Get(ctx, nil); err != nil {
+				return err
+			}
+			r.setState(ctx, StateRunning, "")
+		}
+		return nil
+	}
 }

@@ -319,7 +319,7 @@ func TestNeedsAttentionOperatorActions(t *testing.T) {
 		}, workflows.StateCompleted, workflows.StepSkipped},
 		{"abort", func(f *fixture) *outcome {
 			return update(f.env, workflows.UpdateAbort, workflows.StepRequest{})
-		}, workflows.StateAborted, workflows.StepSkipped},
+		}, workflows.StateAborted, workflows.StepAborted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, testPolicy())
@@ -345,6 +345,11 @@ func TestNeedsAttentionOperatorActions(t *testing.T) {
 			assert.Equal(t, tc.wantState, res.State)
 			s := steps(t, f.env)
 			assert.Equal(t, tc.wantStep, s[2].State)
+			if tc.wantState == workflows.StateAborted {
+				require.Len(t, res.LeftInPlace, 2, "what the joiner created is listed")
+				assert.Contains(t, res.LeftInPlace[0], "created by this run")
+				assert.Contains(t, res.LeftInPlace[1], "2 added")
+			}
 			var urls []string
 			for _, r := range f.requests() {
 				urls = append(urls, r.url)

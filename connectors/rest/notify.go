@@ -15,6 +15,7 @@ const (
 	OnCompleted      = "completed"
 	OnNeedsAttention = "needs_attention"
 	OnFailed         = "failed"
+	OnAborted        = "aborted" // an operator aborted the run
 )
 
 // Event is the workflow outcome a notification reports. Its fields are
@@ -49,6 +50,11 @@ func (e Event) Message() string {
 	switch e.Kind {
 	case OnNeedsAttention:
 		b.WriteString(" needs attention: step " + e.FailedStep + " failed")
+	case OnAborted:
+		b.WriteString(" aborted by an operator")
+		if e.FailedStep != "" {
+			b.WriteString(" at step " + e.FailedStep)
+		}
 	case OnFailed:
 		b.WriteString(" failed")
 		if e.FailedStep != "" {
