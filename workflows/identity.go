@@ -31,6 +31,7 @@ type running struct {
 	kind, eventID, workflowID string
 	enableAt                  time.Time
 	cancel                    workflow.CancelFunc
+	child                     workflow.ChildWorkflowFuture
 }
 
 type identity struct {
@@ -77,6 +78,12 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 	if s.in.Accounts == nil {
 		s.in.Accounts = map[string]string{}
 	}
+	if s.in.Identifiers == nil {
+		s.in.Identifiers = map[string]string{}
+	}
+	if s.in.Receipts == nil {
+		s.in.Receipts = map[string]Receipt{}
+	}
 	if err := s.registerHandlers(ctx); err != nil {
 		return err
 	}
@@ -109,10 +116,20 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 		head := s.in.Pending[0]
 		sched, err := s.scheduleOf(ctx, head)
 		if err != nil {
-			// An event that cannot be scheduled (bad time zone) is dropped
-			// visibly rather than blocking everything behind it.
-			workflow.GetLogger(ctx).Error("event cannot be scheduled; dropped", "event_id", head.EventID, "error", errorText(err))
-			s.done(head.EventID)
+			if workflow.GetVersion(ctx, "schedule-needs-attention", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+				workflow.GetLogger(ctx).Error("event cannot be scheduled; dropped", "event_id", head.EventID, "error", errorText(err))
+				s.done(head.EventID)
+				continue
+			}
+			// An event that cannot be scheduled (bad time zone) runs at
+			// once as a run waiting for an operator, who corrects it: it
+			// is never dropped.
+			s.in.Pending = s.in.Pending[1:]
+			s.runEvent(ctx, head, activities.Schedule{}, errorText(err))
+			s.afterEvent(ctx)
+			if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+				return s.continueAsNew(ctx, signals)
+			}
 			continue
 		}
 		if wait := sched.RunAt.Sub(workflow.Now(ctx)); wait > 0 {
@@ -140,15 +157,19 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 			s.done(head.EventID)
 			continue
 		}
-		s.runEvent(ctx, head, sched)
-		if s.publish {
-			s.publishRecord(ctx)
-		}
-		s.setState(ctx, StateIdle, "")
+		s.runEvent(ctx, head, sched, "")
+		s.afterEvent(ctx)
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			return s.continueAsNew(ctx, signals)
 		}
 	}
+}
+
+func (s *identity) afterEvent(ctx workflow.Context) {
+	if s.publish {
+		s.publishRecord(ctx)
+	}
+	s.setState(ctx, StateIdle, "")
 }
 
 func (s *identity) continueAsNew(ctx workflow.Context, signals workflow.ReceiveChannel) error {
@@ -183,9 +204,16 @@ func (s *identity) registerHandlers(ctx workflow.Context) error {
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateHREvent,
 		func(ctx workflow.Context, req HREventRequest) (EventAccepted, error) {
+			if r, ok := s.in.Receipts[req.Event.EventID]; ok && r.Digest != req.Event.Digest() {
+				return EventAccepted{WorkflowID: r.WorkflowID, Conflict: true}, nil
+			}
 			dup := s.enqueue(ctx, req.Event)
 			kind := kindOf(req.Event, s.in.Status)
-			return EventAccepted{WorkflowID: LifecycleWorkflowID(kind, s.in.EmployeeID, req.Event.EventID), Duplicate: dup}, nil
+			id := LifecycleWorkflowID(kind, s.in.EmployeeID, req.Event.EventID)
+			if r, ok := s.in.Receipts[req.Event.EventID]; ok {
+				id = r.WorkflowID
+			}
+			return EventAccepted{WorkflowID: id, Duplicate: dup}, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req HREventRequest) error { return s.validate(req) }})
 }
@@ -229,8 +257,15 @@ func (s *identity) enqueue(ctx workflow.Context, ev hr.Event) bool {
 		}
 	case hr.Hire, hr.Rehire:
 		drop(hr.Hire, hr.Rehire) // a corrected hire moves the start date
+		if c := s.current; c != nil && c.kind == policy.KindLeaver && c.child != nil &&
+			workflow.GetVersion(ctx, "rehire-supersedes-leaver", workflow.DefaultVersion, 1) == 1 {
+			// A rehire during the grace period: the leaver's pending delete
+			// never runs, and the rehire reactivates the account at once.
+			c.child.SignalChildWorkflow(ctx, SignalSupersede, nil)
+		}
 	}
 	s.in.Pending = append(s.in.Pending, ev)
+	s.in.Receipts[ev.EventID] = Receipt{Digest: ev.Digest(), WorkflowID: LifecycleWorkflowID(kindOf(ev, s.in.Status), s.in.EmployeeID, ev.EventID)}
 	s.changed = true
 	return false
 }
@@ -241,6 +276,7 @@ func (s *identity) done(eventID string) {
 	if n := len(s.in.Handled); n > maxHandled {
 		for _, old := range s.in.Handled[:n-maxHandled] {
 			delete(s.handled, old)
+			delete(s.in.Receipts, old)
 		}
 		s.in.Handled = slices.Clone(s.in.Handled[n-maxHandled:])
 	}
@@ -295,16 +331,20 @@ func (s *identity) setState(ctx workflow.Context, state, kind string) {
 
 // runEvent runs one event's lifecycle child and folds its result into the
 // identity's state.
-func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.Schedule) {
+func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.Schedule, schedErr string) {
 	defer s.done(ev.EventID)
 	kind := kindOf(ev, s.in.Status)
 	attrs := maps.Clone(s.in.Attributes)
 	maps.Copy(attrs, ev.Employee)
 	in := LifecycleInput{
 		Kind: kind, EmployeeID: s.in.EmployeeID, EventID: ev.EventID,
-		Attributes: attrs, Accounts: s.in.Accounts,
-		Rehire:   kind == policy.KindJoiner && (ev.Type == hr.Rehire || s.in.Status == StatusDeprovisioned),
-		EnableAt: sched.EnableAt,
+		Attributes: attrs, Accounts: s.in.Accounts, Identifiers: s.in.Identifiers,
+		Rehire:        kind == policy.KindJoiner && (ev.Type == hr.Rehire || s.in.Status == StatusDeprovisioned),
+		EnableAt:      sched.EnableAt,
+		ScheduleError: schedErr,
+	}
+	if schedErr != "" {
+		in.EffectiveAt = ev.EffectiveAt
 	}
 	if kind == policy.KindMover {
 		in.OldAttributes = s.in.Attributes
@@ -323,7 +363,8 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	s.setState(ctx, StateRunning, kind)
 	name := map[string]string{policy.KindJoiner: JoinerWorkflowName, policy.KindMover: MoverWorkflowName, policy.KindLeaver: LeaverWorkflowName}[kind]
 	var res LifecycleResult
-	err := workflow.ExecuteChildWorkflow(cctx, name, in).Get(ctx, &res)
+	s.current.child = workflow.ExecuteChildWorkflow(cctx, name, in)
+	err := s.current.child.Get(ctx, &res)
 	s.current, s.lastRun = nil, id
 	cancel()
 	if !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
@@ -344,6 +385,9 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	}
 	if res.Accounts != nil {
 		s.in.Accounts = res.Accounts
+	}
+	if res.Identifiers != nil {
+		s.in.Identifiers = res.Identifiers
 	}
 	if res.State != StateCompleted {
 		return // aborted: the status stays as it was

@@ -88,8 +88,9 @@ type lifecycle struct {
 	idents   map[string]string
 	// made is what this run created (accounts, grants), listed on abort.
 	made []string
-	// superseded: a rehire arrived; delayed steps no longer run.
-	superseded bool
+	// superseded: a rehire arrived; skipRest: so the delayed step it cut
+	// short and the steps after it do not run.
+	superseded, skipRest bool
 	state      string
 	// waitingOn is the failed or blocked step an operator must act on.
 	waitingOn string
@@ -275,8 +276,10 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			if err := r.delay(ctx, st); err != nil {
 				return err
 			}
+			// Only what waits for a delay is moot after a rehire.
+			r.skipRest = r.superseded
 		}
-		if r.superseded && st.Action != policy.ActionNotify {
+		if r.skipRest && st.Action != policy.ActionNotify {
 			row.State, row.Note, row.Time = StepSuperseded, "a rehire arrived: not run", workflow.Now(ctx)
 			continue
 		}
