@@ -22,6 +22,7 @@ import (
 
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/workflows"
 )
 
 // DefaultMaxBody is the largest accepted body (1 MiB).
@@ -52,6 +53,9 @@ type Config struct {
 	// MaxInFlight bounds concurrent event deliveries (default 64); beyond it
 	// callers get 503 and retry, instead of piling up on a slow Temporal.
 	MaxInFlight int
+	// Submit delivers one event (default: Submit with Client). Tests
+	// replace it to script the workflow's answers.
+	Submit func(ctx context.Context, ev hr.Event) (workflows.EventAccepted, error)
 }
 
 // parser turns a body into events; one per payload shape.
@@ -118,10 +122,14 @@ type Response struct {
 	EventID    string `json:"event_id,omitempty"`
 	Duplicate  bool   `json:"duplicate,omitempty"`
 
+	// Error says what went wrong. On 409 EventID and WorkflowID name the
+	// conflicting event and the run that holds its first version.
 	Error  string          `json:"error,omitempty"`
 	Fields []hr.FieldError `json:"fields,omitempty"` // 422: every invalid field
 	Line   int             `json:"line,omitempty"`   // 400: parse position
 	Column int             `json:"column,omitempty"`
+
+	events []hr.Event // validated, not yet delivered
 }
 
 // Result is one delivered event.
@@ -137,10 +145,11 @@ func (s *server) events(source string, parse parser, bamboo bool) http.Handler {
 		start := time.Now()
 		var status int
 		var resp Response
+		var cause error // why Temporal did not take the event (503)
 		select {
 		case s.inflight <- struct{}{}:
 			s.metrics.inflight.Inc()
-			status, resp = s.handle(r, source, parse, bamboo)
+			status, resp, cause = s.handle(r, source, parse, bamboo)
 			s.metrics.inflight.Dec()
 			<-s.inflight
 		default:
@@ -153,6 +162,10 @@ func (s *server) events(source string, parse parser, bamboo bool) http.Handler {
 		s.metrics.observe(source, status, time.Since(start))
 		log := s.cfg.Logger.With(zap.String("source", source), zap.Int("status", status))
 		switch {
+		case cause != nil:
+			// Temporal refused or did not answer: the sender retries, but an
+			// operator may have to act (e.g. register a search attribute).
+			log.Error("hr event not delivered: temporal did not take it, the sender will retry", zap.Error(cause))
 		case status >= 500:
 			log.Warn("hr event not delivered", zap.String("error", resp.Error))
 		case status >= 400:
@@ -167,7 +180,20 @@ func (s *server) events(source string, parse parser, bamboo bool) http.Handler {
 	})
 }
 
-func (s *server) handle(r *http.Request, source string, parse parser, bamboo bool) (int, Response) {
+// handle answers one delivery. The error is set when Temporal did not take
+// an event (503): only the workflow refusing the event itself is a 4xx,
+// because HR systems drop an event answered with a 4xx for good.
+func (s *server) handle(r *http.Request, source string, parse parser, bamboo bool) (int, Response, error) {
+	status, resp := s.check(r, parse, bamboo)
+	if status != 0 {
+		return status, resp, nil
+	}
+	return s.deliver(r.Context(), source, resp.events)
+}
+
+// check reads, authenticates, parses and validates a delivery; status 0
+// means every event is valid (in resp.events).
+func (s *server) check(r *http.Request, parse parser, bamboo bool) (int, Response) {
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -201,20 +227,34 @@ func (s *server) handle(r *http.Request, source string, parse parser, bamboo boo
 			return http.StatusUnprocessableEntity, Response{Error: inv.Error(), Fields: inv.Fields}
 		}
 	}
+	return 0, Response{events: events}
+}
+
+// deliver hands the events to their identity workflows in order, stopping
+// at the first that is not taken.
+func (s *server) deliver(ctx context.Context, source string, events []hr.Event) (int, Response, error) {
 	resp := Response{Events: make([]Result, 0, len(events))}
 	allDup := true
 	for _, ev := range events {
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.SubmitTimeout)
-		acc, err := Submit(ctx, s.cfg.Client, ev)
+		sctx, cancel := context.WithTimeout(ctx, s.cfg.SubmitTimeout)
+		acc, err := s.submit(sctx, ev)
 		cancel()
+		if err == nil && acc.Conflict {
+			err = &ConflictError{EventID: ev.EventID, WorkflowID: acc.WorkflowID}
+		}
 		var rej *RejectedError
+		var conflict *ConflictError
 		switch {
 		case errors.As(err, &rej):
-			return http.StatusUnprocessableEntity, Response{Error: rej.Error(), Events: resp.Events}
+			return http.StatusUnprocessableEntity, Response{Error: rej.Error(), Events: resp.Events}, nil
+		case errors.As(err, &conflict):
+			s.metrics.events.WithLabelValues(source, ev.Type, "conflict").Inc()
+			return http.StatusConflict, Response{Error: conflict.Error(), Events: resp.Events,
+				EventID: conflict.EventID, WorkflowID: conflict.WorkflowID}, nil
 		case err != nil:
 			// Events already delivered stay delivered; a retry of the whole
 			// body finds them as duplicates.
-			return http.StatusServiceUnavailable, Response{Error: "temporal unavailable, retry later: " + err.Error(), Events: resp.Events}
+			return http.StatusServiceUnavailable, Response{Error: "event not delivered to Temporal, retry later: " + err.Error(), Events: resp.Events}, err
 		}
 		outcome := "new"
 		if acc.Duplicate {
@@ -227,9 +267,16 @@ func (s *server) handle(r *http.Request, source string, parse parser, bamboo boo
 	first := resp.Events[0]
 	resp.WorkflowID, resp.EventID, resp.Duplicate = first.WorkflowID, first.EventID, allDup
 	if allDup {
-		return http.StatusOK, resp
+		return http.StatusOK, resp, nil
 	}
-	return http.StatusAccepted, resp
+	return http.StatusAccepted, resp, nil
+}
+
+func (s *server) submit(ctx context.Context, ev hr.Event) (workflows.EventAccepted, error) {
+	if s.cfg.Submit != nil {
+		return s.cfg.Submit(ctx, ev)
+	}
+	return Submit(ctx, s.cfg.Client, ev)
 }
 
 func (s *server) ready(w http.ResponseWriter, r *http.Request) {

@@ -27,7 +27,7 @@ func newMetrics(reg *prometheus.Registry, own bool) *metrics {
 		}, []string{"source", "code"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jml_intake_events_total",
-			Help: "HR events handed to identity workflows, by source, event type and outcome (new, duplicate).",
+			Help: "HR events handed to identity workflows, by source, event type and outcome (new, duplicate, conflict).",
 		}, []string{"source", "type", "outcome"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "jml_intake_in_flight_requests",

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -23,8 +22,12 @@ var employeeIDKey = temporal.NewSearchAttributeKeyKeyword(workflows.SAEmployeeID
 // update returns once the workflow has recorded (or recognized as a
 // duplicate) the event. Safe to repeat: the workflow dedupes by event ID.
 //
-// A *RejectedError means the workflow refused the event (do not retry);
-// any other error means it was not delivered (retry later).
+// A *RejectedError means the workflow's update validator (or handler)
+// refused the event, and a *ConflictError that the event ID was received
+// before with different content: resending will not help. Any other error —
+// Temporal unreachable, or refusing the request itself (a search attribute
+// not registered, an unknown namespace, no permission) — means the event
+// was not delivered: retry later.
 func Submit(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventAccepted, error) {
 	id := ev.EmployeeID()
 	start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
@@ -33,6 +36,7 @@ func Submit(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventA
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(employeeIDKey.ValueSet(id)),
 	}, workflows.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: id})
+	var res workflows.EventAccepted
 	handle, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
@@ -41,23 +45,26 @@ func Submit(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventA
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})
-	var res workflows.EventAccepted
 	if err == nil {
 		err = handle.Get(ctx, &res)
 	}
 	if err != nil {
+		// Only the update's own outcome — the workflow's validator or
+		// handler returned an error, which reaches the client as an
+		// ApplicationError — refuses the event. A service error (even
+		// InvalidArgument, e.g. a search attribute the namespace lacks) is
+		// Temporal refusing the request: not the event's fault.
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) {
 			return res, &RejectedError{Msg: app.Error()}
-		}
-		var inv *serviceerror.InvalidArgument
-		if errors.As(err, &inv) {
-			return res, &RejectedError{Msg: inv.Error()}
 		}
 		return res, fmt.Errorf("intake: deliver event %s to %s: %w", ev.EventID, workflows.IdentityWorkflowID(id), err)
 	}
 	if res.WorkflowID == "" {
 		res.WorkflowID = workflows.IdentityWorkflowID(id)
+	}
+	if res.Conflict {
+		return res, &ConflictError{EventID: ev.EventID, WorkflowID: res.WorkflowID}
 	}
 	return res, nil
 }
@@ -67,3 +74,15 @@ func Submit(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventA
 type RejectedError struct{ Msg string }
 
 func (e *RejectedError) Error() string { return "event rejected by the workflow: " + e.Msg }
+
+// ConflictError is an event whose ID the identity workflow received before
+// with different content. WorkflowID is the run that holds the first one.
+// The HR system must send the change under a new event ID.
+type ConflictError struct {
+	EventID    string
+	WorkflowID string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("event %s was received before with different content (held by workflow %s): send the change with a new event ID", e.EventID, e.WorkflowID)
+}

@@ -182,10 +182,13 @@ func importEvents(ctx context.Context, c client.Client, in io.Reader, o importOp
 				}
 				acc, err := submitWithRetry(ctx, c, row.event)
 				var rej *intake.RejectedError
+				var conflict *intake.ConflictError
 				record(func() {
 					switch {
 					case errors.As(err, &rej):
 						sum.Rejected = append(sum.Rejected, Rejection{row.line, rej.Error()})
+					case errors.As(err, &conflict):
+						sum.Rejected = append(sum.Rejected, Rejection{row.line, conflict.Error()})
 					case err != nil:
 						sum.Failed++
 						if sum.Stopped == "" {
@@ -253,12 +256,13 @@ func submitWithRetry(ctx context.Context, c client.Client, ev hr.Event) (workflo
 		res, err := intake.Submit(sctx, c, ev)
 		cancel()
 		var rej *intake.RejectedError
+		var conflict *intake.ConflictError
 		if err == nil && attempt > 1 {
 			// An earlier attempt that timed out on our side may have been
 			// delivered; its duplicate is this row's own delivery.
 			res.Duplicate = false
 		}
-		if err == nil || errors.As(err, &rej) || attempt == 4 || ctx.Err() != nil {
+		if err == nil || errors.As(err, &rej) || errors.As(err, &conflict) || attempt == 4 || ctx.Err() != nil {
 			return res, err
 		}
 		select {

@@ -136,6 +136,34 @@ func TestImportJSONL(t *testing.T) {
 	assert.Equal(t, "2026-12-01T23:00:00Z", ev.event.EffectiveAt.UTC().Format(time.RFC3339))
 }
 
+// TestImportConflictIsRejected: a row whose event ID was delivered before
+// with other content is rejected with the workflow's conflict, naming the
+// run that holds the first version.
+func TestImportConflictIsRejected(t *testing.T) {
+	env := intaketest.Start(t, intaketest.Options{})
+	useTemporal(t, env)
+	first := `{"event_id":"k-1","type":"hire","effective_at":"2026-12-01T09:00:00Z","employee":{"employee_id":"K1","first_name":"Ada","last_name":"L","department":"R&D","country_code":"GB"}}`
+	path := filepath.Join(t.TempDir(), "first.jsonl")
+	require.NoError(t, os.WriteFile(path, []byte(first), 0o600))
+	code, out, errs := starter(t, "import", "--policy", "../examples/policy.yaml", path)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errs)
+
+	resend := strings.Replace(first, `"last_name":"L"`, `"last_name":"Lovelace"`, 1)
+	path = filepath.Join(t.TempDir(), "resend.jsonl")
+	require.NoError(t, os.WriteFile(path, []byte(resend), 0o600))
+	code, out, errs = starter(t, "import", "--policy", "../examples/policy.yaml", "--json", path)
+	require.Equal(t, 2, code, errs)
+	var sum importSummary
+	require.NoError(t, json.Unmarshal([]byte(out), &sum), out)
+	assert.Equal(t, 0, sum.Started)
+	assert.Equal(t, 0, sum.Skipped)
+	assert.Equal(t, 0, sum.Failed)
+	require.Len(t, sum.Rejected, 1)
+	assert.Equal(t, 1, sum.Rejected[0].Line)
+	assert.Contains(t, sum.Rejected[0].Reason, "joiner/K1/k-1")
+	assert.Contains(t, sum.Rejected[0].Reason, "k-1 was received before with different content")
+}
+
 // TestOperatorCLI drives runs stuck in NeedsAttention and Blocked through
 // list, status, retry, skip, abort and release.
 func TestOperatorCLI(t *testing.T) {

@@ -1,7 +1,8 @@
 // Package intaketest runs a real Temporal test server (temporaltest) with
 // jml's search attributes and stand-in identity and lifecycle workflows
 // that honour the contract of package workflows: update-with-start of
-// HREvent deduplicated by event ID, the current and steps queries, and the
+// HREvent deduplicated by event ID (a resend with other content is a
+// Conflict), the current and steps queries, and the
 // RetryStep / SkipStep / Abort / Release updates of a run that needs an
 // operator. Tests of the intake and the operator CLI use it until — and
 // alongside — the real workflows.
@@ -9,6 +10,7 @@ package intaketest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -31,6 +33,9 @@ import (
 const (
 	AttrFailStep  = "test_fail_step"  // this step fails for good → NeedsAttention
 	AttrBlockStep = "test_block_step" // this step hits the safety limit → Blocked
+	// AttrReject makes the identity workflow's update validator refuse the
+	// event with this message.
+	AttrReject = "test_reject"
 )
 
 // Steps are the stand-in lifecycle's steps, in order.
@@ -54,6 +59,9 @@ type Options struct {
 	Lifecycle bool
 	// NoWorker starts no worker (register your own, e.g. the real workflows).
 	NoWorker bool
+	// NoSearchAttributes leaves jml's search attributes unregistered, like
+	// a fresh namespace of a self-hosted cluster or Temporal Cloud.
+	NoSearchAttributes bool
 }
 
 // Start starts the server, registers jml's search attributes and, unless
@@ -73,14 +81,16 @@ func Start(t testing.TB, o Options) *Env {
 	c := ts.GetDefaultClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	sa := map[string]enumspb.IndexedValueType{}
-	for _, name := range []string{workflows.SAEmployeeID, workflows.SAEvent, workflows.SAState, workflows.SAFailedStep} {
-		sa[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
-	}
-	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		SearchAttributes: sa, Namespace: ts.GetDefaultNamespace(),
-	}); err != nil {
-		t.Fatalf("intaketest: add search attributes: %v", err)
+	if !o.NoSearchAttributes {
+		sa := map[string]enumspb.IndexedValueType{}
+		for _, name := range []string{workflows.SAEmployeeID, workflows.SAEvent, workflows.SAState, workflows.SAFailedStep} {
+			sa[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+		}
+		if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+			SearchAttributes: sa, Namespace: ts.GetDefaultNamespace(),
+		}); err != nil {
+			t.Fatalf("intaketest: add search attributes: %v", err)
+		}
 	}
 	if !o.NoWorker {
 		ts.NewWorker(workflows.TaskQueue, func(r worker.Registry) { Register(r, o) })
@@ -117,20 +127,31 @@ func Kind(eventType string) string {
 func identity(ctx workflow.Context, in workflows.IdentityInput, runChildren bool) error {
 	handled := slices.Clone(in.Handled)
 	pending := slices.Clone(in.Pending)
+	// first remembers each event ID's content and run, so a resend with
+	// other content is a conflict, not a duplicate.
+	type seen struct{ digest, workflowID string }
+	first := map[string]seen{}
 	cur := workflows.CurrentRun{EmployeeID: in.EmployeeID}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, workflows.UpdateHREvent,
 		func(ctx workflow.Context, req workflows.HREventRequest) (workflows.EventAccepted, error) {
 			ev := req.Event
 			id := workflows.LifecycleWorkflowID(Kind(ev.Type), in.EmployeeID, ev.EventID)
+			if f, ok := first[ev.EventID]; ok && f.digest != ev.Digest() {
+				return workflows.EventAccepted{WorkflowID: f.workflowID, Conflict: true}, nil
+			}
 			if slices.Contains(handled, ev.EventID) {
 				return workflows.EventAccepted{WorkflowID: id, Duplicate: true}, nil
 			}
 			handled = append(handled, ev.EventID)
+			first[ev.EventID] = seen{ev.Digest(), id}
 			pending = append(pending, ev)
 			return workflows.EventAccepted{WorkflowID: id}, nil
 		}, workflow.UpdateHandlerOptions{Validator: func(req workflows.HREventRequest) error {
 			if req.Event.EmployeeID() != in.EmployeeID {
 				return fmt.Errorf("event for %q sent to identity/%s", req.Event.EmployeeID(), in.EmployeeID)
+			}
+			if msg := req.Event.Employee[AttrReject]; msg != "" {
+				return errors.New(msg)
 			}
 			return nil
 		}}); err != nil {
