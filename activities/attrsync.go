@@ -67,6 +67,9 @@ type IdentityRecord struct {
 	Attributes map[string]string `json:"attributes,omitempty"`
 	// Accounts are account IDs by target name, when jml knows them.
 	Accounts map[string]string `json:"accounts,omitempty"`
+	// Identifiers are the linked accounts' unique identifiers by target,
+	// as chosen at creation (a fallback such as jane.doe2 included).
+	Identifiers map[string]string `json:"identifiers,omitempty"`
 }
 
 // Directory is where the attribute sync finds the identities jml manages
@@ -227,6 +230,8 @@ type syncRule struct {
 	step policy.SyncIdentity // eligible attributes only, common ones merged in
 	uid  string
 	skip map[string]bool // not continuously synced (still rendered for $target)
+	// rename: the step lets a linked account's identifier follow HR.
+	rename bool
 }
 
 type desired struct {
@@ -319,7 +324,7 @@ func syncRules(p *policy.Policy, target string) ([]syncRule, error) {
 					}
 				}
 			}
-			r := syncRule{when: st.When, uid: p.UniqueIdentifier(*s), skip: map[string]bool{}}
+			r := syncRule{when: st.When, uid: p.UniqueIdentifier(*s), skip: map[string]bool{}, rename: s.Rename == policy.RenameAllowed}
 			r.step = policy.SyncIdentity{Target: target, Attributes: map[string]string{}}
 			for name, src := range merged {
 				if ok[name] {
@@ -340,8 +345,10 @@ func syncRules(p *policy.Policy, target string) ([]syncRule, error) {
 
 // renderDesired computes the compared attributes of one identity and its
 // unique identifier's attribute and value; nil attributes when no rule
-// applies (its condition excludes the identity).
-func (a *Activities) renderDesired(rules []syncRule, tables map[string]*transform.Table, attrs map[string]string) (connectors.Attributes, string, string, error) {
+// applies (its condition excludes the identity). A linked account keeps
+// the identifier it was created with (linked) unless the rule allows
+// renames: the second Jane Doe stays jane.doe2.
+func (a *Activities) renderDesired(rules []syncRule, tables map[string]*transform.Table, attrs map[string]string, linked string) (connectors.Attributes, string, string, error) {
 	bare := &policy.Policy{Targets: a.cfg.Policy.Targets}
 	for _, r := range rules {
 		if r.when != "" {
@@ -356,6 +363,9 @@ func (a *Activities) renderDesired(rules []syncRule, tables map[string]*transfor
 		out, err := policy.RenderAttributes(bare, r.step, &transform.Env{Attrs: attrs, Lookups: tables})
 		if err != nil {
 			return nil, "", "", err
+		}
+		if linked != "" && !r.rename {
+			out[r.uid] = linked
 		}
 		uidValue := out[r.uid]
 		for n := range r.skip {
@@ -392,7 +402,7 @@ func (a *Activities) buildSnapshot(ctx context.Context, target string) (*snapsho
 			if !active(r) || len(r.Attributes) == 0 {
 				continue // leavers; identities that published nothing yet
 			}
-			attrs, uid, uidValue, err := a.renderDesired(rules, tables, r.Attributes)
+			attrs, uid, uidValue, err := a.renderDesired(rules, tables, r.Attributes, r.Identifiers[target])
 			if err != nil {
 				s.problems = append(s.problems, AttrSyncProblem{Target: target, EmployeeID: r.EmployeeID, Error: "render: " + err.Error()})
 				continue
@@ -565,7 +575,7 @@ func (a *Activities) syncIdentities(ctx context.Context, in AttrSyncPageInput, s
 			res.problem(AttrSyncProblem{Target: in.Target, EmployeeID: id, Error: "no attributes known for this identity yet"})
 			continue
 		}
-		attrs, uid, uidValue, err := a.renderDesired(rules, tables, r.Attributes)
+		attrs, uid, uidValue, err := a.renderDesired(rules, tables, r.Attributes, r.Identifiers[in.Target])
 		if err != nil {
 			res.Counts.Failures++
 			res.problem(AttrSyncProblem{Target: in.Target, EmployeeID: id, Error: "render: " + err.Error()})

@@ -215,7 +215,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		SessionHeartbeat: cfg.sessionHeartbeat,
 	})
 	// Canceled and terminated runs lose their secrets within seconds.
-	go acts.WipeClosedRuns(ctx, 2*time.Second)
+	go activities.WipeClosedRuns(ctx, c, vault, log.Named("vault"), 2*time.Second)
 	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, acts)
 	if err := w.Start(); err != nil {

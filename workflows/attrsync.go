@@ -33,6 +33,7 @@ func ManualSyncWorkflowID(employeeID string, at time.Time) string {
 func PublishIdentity(ctx workflow.Context, in IdentityInput) error {
 	return workflow.UpsertMemo(ctx, map[string]any{activities.IdentityMemoKey: activities.IdentityRecord{
 		EmployeeID: in.EmployeeID, Status: in.Status, Attributes: in.Attributes, Accounts: in.Accounts,
+		Identifiers: in.Identifiers,
 	}})
 }
 
