@@ -49,6 +49,9 @@ type stack struct {
 	c      client.Client
 	peer   *scimtest.Peer
 	portal *httptest.Server
+	// vault, when set, is the vault of the workers started next (tests
+	// that watch what a worker holds).
+	vault *secret.Vault
 	// log records everything the workers and clients log (logs reads it).
 	log    *zap.Logger
 	logs   func() string
@@ -151,8 +154,12 @@ func (s *stack) workerWith(t *testing.T, targets map[string]any, hc *http.Client
 	if hc == nil {
 		hc = s.portal.Client()
 	}
+	vault := s.vault
+	if vault == nil {
+		vault = secret.NewVault(time.Hour)
+	}
 	a := activities.New(activities.Config{
-		Policy: s.policy, Targets: targets, Vault: secret.NewVault(time.Hour),
+		Policy: s.policy, Targets: targets, Vault: vault,
 		HTTPClient: hc, Client: c, Logger: s.log,
 		Directory:   activities.TemporalDirectory{Client: c},
 		StepTimeout: 10 * time.Second, SessionHeartbeat: 2 * time.Second,
