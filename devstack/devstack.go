@@ -21,8 +21,6 @@ import (
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uioptions "github.com/temporalio/ui-server/v2/server/server_options"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
@@ -33,20 +31,17 @@ import (
 	"go.temporal.io/server/temporal"
 	"go.uber.org/zap"
 	_ "modernc.org/sqlite" // the driver the server itself uses
+
+	"github.com/jml-dev/jml/internal/temporalenv"
 )
 
 // Memory is the DBFile value for a throwaway in-memory database.
 const Memory = ":memory:"
 
-// SearchAttributes are jml's custom search attributes (all keyword).
+// SearchAttributes are jml's custom search attributes (all keyword),
+// created with the dev namespace: temporalenv.SearchAttributes, the one list.
 func SearchAttributes() map[string]enumspb.IndexedValueType {
-	kw := enumspb.INDEXED_VALUE_TYPE_KEYWORD
-	return map[string]enumspb.IndexedValueType{
-		"JmlEmployeeId": kw,
-		"JmlEvent":      kw,
-		"JmlState":      kw,
-		"JmlFailedStep": kw,
-	}
+	return temporalenv.SearchAttributes()
 }
 
 // Options configure a Stack. Zero ports mean "pick a free one".
@@ -207,15 +202,11 @@ func (s *Stack) waitFrontend(ctx context.Context) error {
 }
 
 // RegisterSearchAttributes adds jml's search attributes to a namespace of a
-// running cluster (temporaltest, or a production cluster at set-up time).
-// Existing attributes are fine.
+// running cluster (temporaltest, or a production cluster at set-up time)
+// with temporalenv.EnsureSearchAttributes, the check the worker and the
+// intake run at start-up. Existing attributes are fine.
 func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
-	_, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		SearchAttributes: SearchAttributes(),
-		Namespace:        namespace,
-	})
-	var exists *serviceerror.AlreadyExists
-	if err != nil && !errors.As(err, &exists) {
+	if _, err := temporalenv.EnsureSearchAttributes(ctx, c.OperatorService(), namespace); err != nil {
 		return fmt.Errorf("register search attributes: %w", err)
 	}
 	return nil

@@ -72,6 +72,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	defer c.Close()
 	cfg.Client = c
+	// The intake starts identity workflows with JmlEmployeeId: register
+	// jml's search attributes, or stop with the commands that do. Temporal
+	// down is no reason to stop (the intake answers 503 until it is back):
+	// the check then gives up after a few seconds with a warning.
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = temporalenv.CheckSearchAttributes(cctx, c.OperatorService(), opts.Namespace, logger)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(stderr, "starter serve: %v\n", err)
+		return 2
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

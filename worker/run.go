@@ -155,6 +155,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	}
 
 	var c client.Client
+	namespace := ""
 	if cfg.dev {
 		codecURL := ""
 		if pc != nil && intakeLn != nil {
@@ -171,6 +172,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		if err != nil {
 			return fmt.Errorf("dial dev server: %w", err)
 		}
+		namespace = st.Namespace
 		fmt.Fprintf(stdout, "Temporal Web UI:   %s/namespaces/%s/workflows\n", st.UIURL, st.Namespace)
 		fmt.Fprintf(stdout, "Temporal frontend: %s (namespace %s)\n", st.FrontendAddr, st.Namespace)
 		if st.DBPath != "" {
@@ -185,8 +187,14 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		if c, err = client.DialContext(ctx, o); err != nil {
 			return fmt.Errorf("connect to Temporal at %s (namespace %s): %w", o.HostPort, o.Namespace, err)
 		}
+		namespace = o.Namespace
 	}
 	defer c.Close()
+	// Runs set and query jml's search attributes: register missing ones,
+	// or stop here with the commands that do.
+	if err := temporalenv.CheckSearchAttributes(ctx, c.OperatorService(), namespace, log); err != nil {
+		return usageError{"worker: " + err.Error()}
+	}
 
 	getenv, restClient, stopSandbox, err := sandboxFor(cfg, pol, getenv, stdout)
 	if err != nil {
