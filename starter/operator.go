@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -339,8 +340,11 @@ func runSkip(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func runAbort(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := newOpFlags("abort", stderr)
 	reason := f.fs.String("reason", "", "why, recorded in the workflow history")
-	return stepCommand(ctx, f, args, nil, stdout, stderr, "abort EMPLOYEE_ID [--reason R]",
-		"", workflows.UpdateAbort, func(s string) any { return workflows.StepRequest{Step: s, Reason: *reason} })
+	rollback := f.fs.Bool("rollback", false, "also disable every account this run created (never deletes)")
+	return stepCommand(ctx, f, args, nil, stdout, stderr, "abort EMPLOYEE_ID [--reason R] [--rollback]",
+		"", workflows.UpdateAbort, func(s string) any {
+			return workflows.StepRequest{Step: s, Reason: *reason, Rollback: *rollback}
+		})
 }
 
 // runRelease lets a run blocked by the safety limit go on.
@@ -430,12 +434,24 @@ type attrFlag map[string]string
 
 func (a attrFlag) String() string { return "" }
 
+// attrNameRE is an employee attribute name (snake_case, as in the policy).
+var attrNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 func (a attrFlag) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
-	if !ok || strings.TrimSpace(k) == "" {
-		return fmt.Errorf("want name=value, got %q", s)
+	k = strings.TrimSpace(k)
+	switch {
+	case !ok || k == "":
+		return fmt.Errorf("want name=value (e.g. --set last_name=Lovelace), got %q", s)
+	case !attrNameRE.MatchString(k):
+		return fmt.Errorf("%q is not an attribute name (snake_case, e.g. last_name)", k)
+	case k == "employee_id":
+		return errors.New("employee_id cannot be changed: it names the person's workflows")
 	}
-	a[strings.TrimSpace(k)] = v
+	if _, dup := a[k]; dup {
+		return fmt.Errorf("%s is set twice", k)
+	}
+	a[k] = v
 	return nil
 }
 

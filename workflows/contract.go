@@ -145,6 +145,9 @@ type HREventRequest struct {
 type StepRequest struct {
 	Step   string `json:"step"`
 	Reason string `json:"reason,omitempty"`
+	// Rollback (Abort only): also deprovision every account this run
+	// created (disable and drop groups; never delete).
+	Rollback bool `json:"rollback,omitempty"`
 }
 
 // RetryStepRequest re-runs exactly the failed step, optionally with

@@ -73,8 +73,9 @@ type LifecycleResult struct {
 
 // decision is an operator's answer to NeedsAttention or Blocked.
 type decision struct {
-	update string // UpdateRetryStep | UpdateSkipStep | UpdateAbort | UpdateRelease
-	attrs  map[string]string
+	update   string // UpdateRetryStep | UpdateSkipStep | UpdateAbort | UpdateRelease
+	attrs    map[string]string
+	rollback bool
 }
 
 type lifecycle struct {
@@ -86,8 +87,10 @@ type lifecycle struct {
 	secrets  map[string]activities.SecretRef
 	accounts map[string]string
 	idents   map[string]string
-	// made is what this run created (accounts, grants), listed on abort.
-	made []string
+	// made is what this run created (accounts, grants), listed on abort;
+	// created the accounts it created, by target (abort --rollback).
+	made    []string
+	created []string
 	// superseded: a rehire arrived; skipRest: so the delayed step it cut
 	// short and the steps after it do not run.
 	superseded, skipRest bool
@@ -227,7 +230,7 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 		name, validate := h.name, h.validate
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
 			func(ctx workflow.Context, q StepRequest) error {
-				r.decision = &decision{update: name}
+				r.decision = &decision{update: name, rollback: q.Rollback && name == UpdateAbort}
 				return nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, q StepRequest) error { return validate(q, nil) }})
@@ -400,6 +403,9 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 		if row := r.row(st.Name); row != nil {
 			row.State, row.Time = StepAborted, workflow.Now(ctx)
 		}
+		if d.rollback {
+			r.rollback(ctx)
+		}
 		r.setState(ctx, StateAborted, "")
 		left := "nothing"
 		if len(r.made) > 0 {
@@ -450,6 +456,7 @@ func (r *lifecycle) record(st activities.PlannedStep, res activities.StepResult,
 			r.idents[st.Target] = res.Identifier
 		}
 		if res.Correlation == activities.Created {
+			r.created = append(r.created, st.Target)
 			r.made = append(r.made, fmt.Sprintf("account %s in %s (created by this run)", res.AccountID, st.Target))
 		}
 	}
@@ -741,5 +748,28 @@ func (r *lifecycle) reschedule(ctx workflow.Context) error {
 			r.setState(ctx, StateRunning, "")
 		}
 		return nil
+	}
+}
+
+// rollback deprovisions (disables, drops the groups of) every account this
+// run created: abort --rollback. It never deletes. Each shows in the step
+// table as <target>.rollback; a failure is recorded there, not retried
+// by an operator: the run is being aborted.
+func (r *lifecycle) rollback(ctx workflow.Context) {
+	for _, target := range r.created {
+		name := target + ".rollback"
+		st := activities.PlannedStep{Name: name, Action: policy.ActionDeprovisionIdentity, Target: target,
+			Spec: policy.Step{DeprovisionIdentity: &policy.DeprovisionIdentity{Target: target, RemoveGroups: true}}}
+		r.steps = append(r.steps, StepInfo{Name: name, Action: st.Action, Target: target, State: StepRunning, Attempts: 1, Time: workflow.Now(ctx)})
+		row := &r.steps[len(r.steps)-1]
+		res, err := r.exec(ctx, st, notice{})
+		row.Time = workflow.Now(ctx)
+		if err != nil {
+			row.State, row.LastError = StepFailed, errorText(err)
+			r.made = append(r.made, fmt.Sprintf("rollback of account %s in %s failed: %s", r.accounts[target], target, row.LastError))
+			continue
+		}
+		row.State, row.Note = StepDone, "rolled back: "+res.Note
+		r.made = append(r.made, fmt.Sprintf("rollback: account %s in %s disabled, groups dropped", r.accounts[target], target))
 	}
 }

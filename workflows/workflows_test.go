@@ -320,6 +320,9 @@ func TestNeedsAttentionOperatorActions(t *testing.T) {
 		{"abort", func(f *fixture) *outcome {
 			return update(f.env, workflows.UpdateAbort, workflows.StepRequest{})
 		}, workflows.StateAborted, workflows.StepAborted},
+		{"abort with rollback", func(f *fixture) *outcome {
+			return update(f.env, workflows.UpdateAbort, workflows.StepRequest{Rollback: true})
+		}, workflows.StateAborted, workflows.StepAborted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, testPolicy())
@@ -346,9 +349,20 @@ func TestNeedsAttentionOperatorActions(t *testing.T) {
 			s := steps(t, f.env)
 			assert.Equal(t, tc.wantStep, s[2].State)
 			if tc.wantState == workflows.StateAborted {
-				require.Len(t, res.LeftInPlace, 2, "what the joiner created is listed")
 				assert.Contains(t, res.LeftInPlace[0], "created by this run")
 				assert.Contains(t, res.LeftInPlace[1], "2 added")
+				accts := f.target.Accounts()
+				require.Len(t, accts, 1)
+				if strings.Contains(tc.name, "rollback") {
+					require.Len(t, res.LeftInPlace, 3)
+					assert.Contains(t, res.LeftInPlace[2], "rollback: account")
+					assert.False(t, accts[0].Active, "rolled back: disabled")
+					assert.Empty(t, accts[0].Groups)
+					assert.Equal(t, workflows.StepDone, s[len(s)-1].State, "app.rollback")
+				} else {
+					require.Len(t, res.LeftInPlace, 2, "what the joiner created is listed")
+					assert.True(t, accts[0].Active, "left in place")
+				}
 			}
 			var urls []string
 			for _, r := range f.requests() {
