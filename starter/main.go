@@ -73,7 +73,7 @@ commands:
   post EVENT.json               send an HR event to the intake (signed with JML_INTAKE_HMAC_SECRET)
   status EMPLOYEE_ID            step table of a person's current run
   list [--needs-attention|--blocked|--state S]  runs waiting for an operator
-  retry EMPLOYEE_ID [--step S]  re-run the failed step
+  retry EMPLOYEE_ID [--step S] [--set attr=value]…  re-run the failed step (--set corrects an attribute; repeatable)
   skip EMPLOYEE_ID --step S     skip the failed step
   abort EMPLOYEE_ID             stop the run (state Aborted)
   release EMPLOYEE_ID           release a run blocked by the safety limit
