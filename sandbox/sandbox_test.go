@@ -142,7 +142,7 @@ func TestConnectorLifecycleAndRestart(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, ok, "the password hash survives a restart")
 
-	require.NoError(t, c.Deprovision(ctx, acct.ID, connectors.DeprovisionOptions{}))
+	require.NoError(t, c.Deprovision(ctx, acct.ID, connectors.DeprovisionOptions{RemoveGroups: true}))
 	acct, err = c.FindAccount(ctx, connectors.Key{Attribute: "id", Value: acct.ID})
 	require.NoError(t, err)
 	assert.False(t, acct.Active)

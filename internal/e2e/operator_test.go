@@ -210,7 +210,7 @@ func TestNeedsAttentionRetrySkipAbort(t *testing.T) {
 	want := map[string]map[string]string{
 		"E001": {"app.role": workflows.StepDone, "portal.account": workflows.StepDone, "ops.notify": workflows.StepDone},
 		"E002": {"app.role": workflows.StepSkipped, "portal.account": workflows.StepDone, "ops.notify": workflows.StepDone},
-		"E003": {"app.role": workflows.StepSkipped, "portal.account": workflows.StepPending, "ops.notify": workflows.StepPending},
+		"E003": {"app.role": workflows.StepAborted, "portal.account": workflows.StepPending, "ops.notify": workflows.StepPending},
 	}
 	for emp, rows := range want {
 		got := s.steps(t, joiner(emp))
