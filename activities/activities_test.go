@@ -159,3 +159,61 @@ func TestPermitLimit(t *testing.T) {
 		assert.Equal(t, tc.want, tc.req.Limit(), "%+v", tc.req)
 	}
 }
+
+func TestJoinerAdoptsWithoutTouchingThePassword(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		rerun     bool
+		onExist   string
+		wantNote  string
+		wantReset bool
+	}{
+		{"adopted keeps its password", false, "", NoteAdopted, false},
+		{"policy says set_password", false, policy.SetPassword, NotePasswordSetByPolicy, true},
+		{"own earlier attempt may have created it", true, "", NotePasswordSet, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target := memtarget.New()
+			ctx := t.Context()
+			old := secret.New("Old-Passw0rd-that-works")
+			_, err := target.CreateAccount(ctx, connectors.Attributes{"user_name": "jdoe", "employee_id": "E1"}, connectors.CreateOptions{Activate: true, Password: &old})
+			require.NoError(t, err)
+			spec := &policy.SyncIdentity{Target: "app", CreateAllowed: true, Password: "generate", OnExistingAccount: tc.onExist,
+				Attributes: map[string]string{"user_name": "jdoe", "employee_id": "{employee_id}"}}
+			a := New(Config{Policy: &policy.Policy{Targets: map[string]policy.Target{"app": {Type: "scim"}},
+				Password: policy.PasswordPolicy{Length: 16, Lower: true, Upper: true, Digits: true}}, Targets: map[string]any{"app": target}})
+			res, err := a.SyncIdentity(ctx, StepInput{Owner: "joiner/E1/h1", Kind: policy.KindJoiner, Rerun: tc.rerun,
+				Step:       PlannedStep{Name: "app.sync_identity", Action: policy.ActionSyncIdentity, Target: "app", Spec: policy.Step{SyncIdentity: spec}},
+				Attributes: map[string]string{"employee_id": "E1"}})
+			require.NoError(t, err)
+			assert.Equal(t, Adopted, res.Correlation)
+			assert.Equal(t, tc.wantNote, res.Note)
+			assert.Equal(t, !tc.wantReset, target.CheckPassword("jdoe", old.Reveal()), "the old password still works")
+			assert.Equal(t, tc.wantReset, len(res.Secrets) == 1, "a password is handed on only when one was set")
+		})
+	}
+}
+
+func TestLostTemporaryPasswordIsReissuedAsTemporary(t *testing.T) {
+	target := memtarget.New()
+	ctx := t.Context()
+	acct, err := target.CreateAccount(ctx, connectors.Attributes{"user_name": "jdoe"}, connectors.CreateOptions{Activate: true})
+	require.NoError(t, err)
+	a := New(Config{Policy: &policy.Policy{Targets: map[string]policy.Target{"app": {Type: "okta"}},
+		Password: policy.PasswordPolicy{Length: 16, Lower: true, Upper: true, Digits: true}}, Targets: map[string]any{"app": target}})
+	// The handle names an entry of a worker that died: it resolves nowhere.
+	lost := SecretRef{Handle: "vault:gone", Target: "app", AccountID: acct.ID}
+	for _, tc := range []struct {
+		temporary bool
+		want      string
+	}{{true, "reset_password"}, {false, "set_password"}} {
+		before := len(target.Calls())
+		ref := lost
+		ref.Temporary = tc.temporary
+		s, err := a.reissue(ctx, a.cfg.Targets["app"], ref)
+		require.NoError(t, err)
+		assert.False(t, s.Empty())
+		calls := target.Calls()[before:]
+		assert.Equal(t, []string{tc.want}, calls, "temporary=%t", tc.temporary)
+	}
+}

@@ -168,7 +168,7 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		}
 		if spec.Password == "generate" && in.Kind == policy.KindJoiner && res.Correlation == Adopted {
 			switch {
-			case in.Rerun || activity.GetInfo(ctx).Attempt > 1:
+			case in.Rerun || activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt > 1:
 				// This step's earlier attempt may have created the account
 				// and lost the password with its result: set a fresh one
 				// rather than hand out nothing.
