@@ -1,6 +1,6 @@
 // Command starter is jml's HR event intake and operator CLI.
 //
-//	starter serve                      HTTP intake (POST /v1/events)
+//	starter serve                      HTTP intake (POST /v1/events) and codec endpoint (/codec)
 //	starter post event.json            send one HR event to the intake
 //	starter import hires.csv           batch import (CSV or JSONL)
 //	starter preview --policy P --event E  dry run of a policy for one event
@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 const usage = `usage: starter <command> [flags]
 
 commands:
-  serve                         run the HR event intake (POST /v1/events)
+  serve                         run the HR event intake (POST /v1/events) and the Web UI's codec endpoint (/codec)
   import FILE [--dry-run]        import events from CSV or JSONL (columns mapped by the policy)
   preview --policy P --event E  show what a policy would do for an event, touching nothing
   post EVENT.json               send an HR event to the intake (signed with JML_INTAKE_HMAC_SECRET)

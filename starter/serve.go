@@ -9,19 +9,24 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/codec"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/internal/temporalenv"
 	"github.com/jml-dev/jml/logging"
 	"github.com/jml-dev/jml/policy"
 )
 
-// runServe runs the HTTP intake until ctx ends (SIGINT/SIGTERM), then
-// drains in-flight requests.
+// runServe runs the HTTP intake and, beside it, the codec endpoint the
+// Temporal Web UI decodes payloads with (/codec/encode, /codec/decode) until
+// ctx ends (SIGINT/SIGTERM), then drains in-flight requests. Outside --dev it
+// refuses to start without payload encryption keys (JML_CODEC_KEYS): events
+// would otherwise reach Temporal history in clear text.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -30,7 +35,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	certFile := fs.String("tls-cert", os.Getenv("JML_INTAKE_TLS_CERT"), "serve HTTPS with this certificate (env JML_INTAKE_TLS_CERT)")
 	keyFile := fs.String("tls-key", os.Getenv("JML_INTAKE_TLS_KEY"), "and this key (env JML_INTAKE_TLS_KEY)")
 	noAuth := fs.Bool("insecure-no-auth", false, "accept unsigned events (local testing only)")
-	dev := fs.Bool("dev", false, "human-readable debug logs")
+	dev := fs.Bool("dev", false, "development: human-readable debug logs, and JML_CODEC_KEYS may be unset (events then reach history in clear text)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -49,6 +54,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if cfg.HMACSecret == "" && cfg.BearerToken == "" && !*noAuth {
 		fmt.Fprintln(stderr, "starter serve: set JML_INTAKE_HMAC_SECRET (signed requests) and/or JML_INTAKE_TOKEN (bearer token), or pass --insecure-no-auth for local testing")
+		return 2
+	}
+	// The worker refuses to run without keys; so does the intake, which
+	// writes every event into history (and could not read the worker's
+	// encrypted results back).
+	pc, err := codec.FromEnv(os.Getenv, *dev, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "starter serve: %v\n", err)
 		return 2
 	}
 	if *policyPath != "" {
@@ -89,8 +102,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "starter serve: %v\n", err)
 		return 1
 	}
+	mux := http.NewServeMux()
+	mux.Handle("/", intake.New(cfg))
+	origins := codecOrigins(os.Getenv("JML_CODEC_CORS_ORIGINS"))
+	if pc != nil {
+		mux.Handle("/codec/", codec.Handler(pc, codec.HandlerOptions{
+			AllowOrigins: origins,
+			BearerToken:  os.Getenv("JML_CODEC_TOKEN"),
+		}))
+	}
 	srv := &http.Server{
-		Handler:           intake.New(cfg),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -104,6 +126,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		zap.String("temporal", opts.HostPort), zap.String("namespace", opts.Namespace),
 		zap.Bool("hmac", cfg.HMACSecret != ""), zap.Bool("bearer", cfg.BearerToken != ""))
 	fmt.Fprintf(stdout, "intake listening on %s://%s\n", scheme, ln.Addr())
+	if pc != nil {
+		logger.Info("codec endpoint listening", zap.String("url", scheme+"://"+ln.Addr().String()+"/codec"),
+			zap.Strings("cors_origins", origins), zap.Bool("bearer", os.Getenv("JML_CODEC_TOKEN") != ""))
+		if len(origins) == 0 {
+			logger.Warn("JML_CODEC_CORS_ORIGINS is not set: the Web UI cannot call the codec endpoint from a browser (the CLI can)")
+		}
+		fmt.Fprintf(stdout, "codec endpoint on %s://%s/codec\n", scheme, ln.Addr())
+	}
 
 	errc := make(chan error, 1)
 	go func() {
@@ -129,6 +159,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	return 0
+}
+
+// codecOrigins splits JML_CODEC_CORS_ORIGINS ("https://ui.example,
+// http://127.0.0.1:8233"; "*" allows any) into the origins allowed to call
+// the codec endpoint from a browser.
+func codecOrigins(v string) []string {
+	var out []string
+	for _, o := range strings.Split(v, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // envOr is the value of the environment variable key, or def.

@@ -3,16 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/jml-dev/jml/codec"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/intake/intaketest"
 )
@@ -30,7 +36,7 @@ func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr, "--policy", "../examples/policy.yaml"}, io.Discard, io.Discard)
+		done <- run(ctx, []string{"serve", "--dev", "--addr", addr, "--policy", "../examples/policy.yaml"}, io.Discard, io.Discard)
 	}()
 	require.Eventually(t, func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
@@ -98,7 +104,7 @@ func TestServeRegistersSearchAttributes(t *testing.T) {
 	defer cancel()
 	done := make(chan int, 1)
 	var errs bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve", "--addr", addr}, io.Discard, &errs) }()
+	go func() { done <- run(ctx, []string{"serve", "--dev", "--addr", addr}, io.Discard, &errs) }()
 	require.Eventually(t, func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
@@ -123,6 +129,103 @@ func TestServeRegistersSearchAttributes(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+
+	cancel()
+	select {
+	case code := <-done:
+		assert.Equal(t, 0, code, errs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+// TestServeRefusesToRunWithoutCodecKeys: outside --dev the intake would
+// write events to history in clear text; it stops with one line instead.
+func TestServeRefusesToRunWithoutCodecKeys(t *testing.T) {
+	t.Setenv("JML_INTAKE_HMAC_SECRET", "serve-secret")
+	t.Setenv("JML_CODEC_KEYS", "")
+	t.Setenv("JML_CODEC_ACTIVE_KEY", "")
+	code, out, errs := starter(t, "serve", "--addr", "127.0.0.1:0")
+	assert.Equal(t, 2, code)
+	assert.Empty(t, out)
+	assert.Equal(t, 1, strings.Count(strings.TrimSpace(errs), "\n")+1, "one line: %q", errs)
+	assert.Contains(t, errs, "starter serve: codec: JML_CODEC_KEYS is not set")
+}
+
+// TestServeCodecEndpoint: serve answers the Web UI's codec calls beside
+// the intake — CORS for the configured origin, the optional bearer token —
+// and decodes what a client with the same keys encoded.
+func TestServeCodecEndpoint(t *testing.T) {
+	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
+	useTemporal(t, env)
+	const uiOrigin = "http://ui.example:8233"
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	t.Setenv("JML_CODEC_KEYS", "k1:"+base64.StdEncoding.EncodeToString(key))
+	t.Setenv("JML_CODEC_CORS_ORIGINS", "https://other.example, "+uiOrigin)
+	t.Setenv("JML_CODEC_TOKEN", "codec-token")
+	t.Setenv("JML_INTAKE_HMAC_SECRET", "serve-secret")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var errs bytes.Buffer
+	go func() { done <- run(ctx, []string{"serve", "--addr", addr}, io.Discard, &errs) }()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 20*time.Second, 50*time.Millisecond, errs.String())
+
+	pc, err := codec.New(map[string][]byte{"k1": key}, "k1")
+	require.NoError(t, err)
+	plain, err := converter.GetDefaultDataConverter().ToPayload(map[string]string{"first_name": "Zenobia"})
+	require.NoError(t, err)
+	enc, err := pc.Encode([]*commonpb.Payload{plain})
+	require.NoError(t, err)
+	require.NotContains(t, string(enc[0].Data), "Zenobia")
+	body, err := protojson.Marshal(&commonpb.Payloads{Payloads: enc})
+	require.NoError(t, err)
+
+	call := func(method, origin, auth string) (*http.Response, []byte) {
+		req, err := http.NewRequest(method, "http://"+addr+"/codec/decode", bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Namespace", env.Namespace)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp, b
+	}
+	resp, _ := call(http.MethodOptions, uiOrigin, "")
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode, "preflight")
+	assert.Equal(t, uiOrigin, resp.Header.Get("Access-Control-Allow-Origin"))
+	resp, _ = call(http.MethodPost, uiOrigin, "")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "no bearer")
+	resp, got := call(http.MethodPost, uiOrigin, "Bearer codec-token")
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(got))
+	assert.Equal(t, uiOrigin, resp.Header.Get("Access-Control-Allow-Origin"))
+	var dec commonpb.Payloads
+	require.NoError(t, protojson.Unmarshal(got, &dec))
+	require.Len(t, dec.Payloads, 1)
+	assert.Contains(t, string(dec.Payloads[0].Data), "Zenobia")
+	resp, _ = call(http.MethodPost, "https://evil.example", "Bearer codec-token")
+	assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"), "an origin not listed gets no CORS headers")
 
 	cancel()
 	select {
