@@ -38,7 +38,7 @@ type Policy struct {
 // Target is one system jml provisions into. Secrets are never in the file:
 // only the names of environment variables that hold them.
 type Target struct {
-	Type     string `yaml:"type" json:"type"` // okta | scim | rest | entra
+	Type     string `yaml:"type" json:"type"` // okta | scim | rest | entra | smtp
 	BaseURL  string `yaml:"base_url" json:"base_url,omitempty"`
 	OrgURL   string `yaml:"org_url" json:"org_url,omitempty"` // okta
 	TokenEnv string `yaml:"token_env" json:"token_env,omitempty"`
@@ -54,6 +54,13 @@ type Target struct {
 	Tenant          string `yaml:"tenant" json:"tenant,omitempty"`
 	ClientIDEnv     string `yaml:"client_id_env" json:"client_id_env,omitempty"`
 	ClientSecretEnv string `yaml:"client_secret_env" json:"client_secret_env,omitempty"`
+	// Host, Port, TLS and From for smtp targets (mail servers): TLS is
+	// starttls (default, port 587), implicit (465) or none (25); auth is
+	// none or basic (username_env, password_env).
+	Host string `yaml:"host" json:"host,omitempty"`
+	Port int    `yaml:"port" json:"port,omitempty"`
+	TLS  string `yaml:"tls" json:"tls,omitempty"`
+	From string `yaml:"from" json:"from,omitempty"`
 }
 
 // Credential is how to authenticate to a target. Only env var names.
@@ -206,8 +213,36 @@ type RESTRequest struct {
 	SuccessCodes []int             `yaml:"success_codes" json:"success_codes,omitempty"`
 	// Extract: output name → JSONPath-like path in the response ($.id).
 	Extract map[string]string `yaml:"extract" json:"extract,omitempty"`
-	// On (notify only): completed | needs_attention | failed | aborted. Empty: completed.
+	// On (notify only): completed | needs_attention | failed | blocked |
+	// aborted. Empty: completed.
 	On []string `yaml:"on" json:"on,omitempty"`
+
+	// The fields below are notify only (docs/notifications.md).
+
+	// Channel is webhook (default; a REST request as above), email (an
+	// smtp target), slack or teams (incoming webhooks).
+	Channel string `yaml:"channel" json:"channel,omitempty"`
+	// URLEnv names the environment variable holding the webhook URL (a
+	// Slack or Teams webhook URL is a credential); it replaces url.
+	URLEnv string `yaml:"url_env" json:"url_env,omitempty"`
+	// To, Cc and Bcc are recipient templates ({email}, {Manager.email},
+	// fixed addresses); a value may render to a comma-separated list.
+	To  []string `yaml:"to" json:"to,omitempty"`
+	Cc  []string `yaml:"cc" json:"cc,omitempty"`
+	Bcc []string `yaml:"bcc" json:"bcc,omitempty"`
+	// Subject (email) or title (chat) template.
+	Subject string `yaml:"subject" json:"subject,omitempty"`
+	// Text and HTML are the message templates; TextFile and HTMLFile name
+	// files next to the policy, which Load reads into Text and HTML.
+	Text     string `yaml:"text" json:"text,omitempty"`
+	HTML     string `yaml:"html" json:"html,omitempty"`
+	TextFile string `yaml:"text_file" json:"text_file,omitempty"`
+	HTMLFile string `yaml:"html_file" json:"html_file,omitempty"`
+	// After names an earlier step of the flow: the notification is sent
+	// right after that step is done.
+	After string `yaml:"after" json:"after,omitempty"`
+	// MaxAttempts bounds the step's attempts (default: every step's 20).
+	MaxAttempts int `yaml:"max_attempts" json:"max_attempts,omitempty"`
 }
 
 // AttributeSync is continuous attribute synchronization.

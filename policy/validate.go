@@ -21,7 +21,7 @@ import (
 )
 
 var (
-	targetTypes = []string{"okta", "scim", "rest", "entra"}
+	targetTypes = []string{"okta", "scim", "rest", "entra", "smtp"}
 	authTypes   = []string{"none", "bearer", "basic", "header", "oauth2", "login_bearer"}
 	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	nameRE      = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
@@ -138,6 +138,8 @@ func (c *checker) validateTargets(p *Policy) {
 		case "rest":
 			c.url(path+".base_url", t.BaseURL, false)
 			c.envName(path+".token_env", t.TokenEnv, false)
+		case "smtp":
+			c.smtpTarget(path, t)
 		case "entra":
 			if t.Tenant == "" {
 				c.at(path, "entra targets need tenant")
@@ -365,6 +367,11 @@ func (c *checker) validateFlow(p *Policy, tables map[string]bool, name string, f
 			c.at(path, "step name %q is also used by %s: give one of them a name", stepName, prev)
 		}
 		seen[stepName] = path
+		if s.Notify != nil && s.Notify.After != "" {
+			if _, ok := seen[s.Notify.After]; !ok || s.Notify.After == stepName {
+				c.at(path+".notify.after", "after %q: not an earlier step of this flow%s", s.Notify.After, didYouMean(s.Notify.After, slices.Sorted(maps.Keys(seen))))
+			}
+		}
 		if s.When != "" {
 			if _, err := CompileCondition(s.When); err != nil {
 				c.at(path+".when", "%v", err)
@@ -486,7 +493,7 @@ func (c *checker) validateStep(p *Policy, tables map[string]bool, path string, s
 	case s.SendRESTRequest != nil:
 		c.request(p, tables, path+".send_rest_request", s.SendRESTRequest, sc, false)
 	case s.Notify != nil:
-		c.request(p, tables, path+".notify", s.Notify, sc, true)
+		c.notify(p, tables, path+".notify", s.Notify, sc)
 	}
 }
 
@@ -554,13 +561,7 @@ func (c *checker) request(p *Policy, tables map[string]bool, path string, r *RES
 			sc.outputs[e] = true
 		}
 	}
-	if notify {
-		for i, on := range r.On {
-			if !slices.Contains([]string{"completed", "needs_attention", "failed", "aborted"}, on) {
-				c.at(fmt.Sprintf("%s.on[%d]", path, i), "on %q: want completed, needs_attention, failed or aborted", on)
-			}
-		}
-	} else if len(r.On) > 0 {
+	if !notify && len(r.On) > 0 { // notify checks its own (policy/notify.go)
 		c.at(path+".on", "on is only for notify steps")
 	}
 }

@@ -96,10 +96,10 @@ func build(ctx context.Context, name string, t policy.Target, o Options) (any, e
 		cfg.HTTPClient = o.HTTPClient
 		cfg.RateLimit = t.RateLimit
 		return entra.New(ctx, cfg)
-	case "rest":
+	case "rest", "smtp": // requests and mail are sent by the notify and REST steps themselves
 		return nil, nil
 	default:
-		return nil, fmt.Errorf("unknown type %q (want okta, scim, entra or rest)", t.Type)
+		return nil, fmt.Errorf("unknown type %q (want okta, scim, entra, rest or smtp)", t.Type)
 	}
 }
 
