@@ -63,6 +63,15 @@ type Config struct {
 	Directory     Directory
 	DataConverter converter.DataConverter
 
+	// HostQueue is this worker process's own task queue (polled by a second
+	// worker with the same activities). A step that puts a secret into this
+	// process's vault returns it, and the run schedules the steps that read
+	// the secret there. Empty: steps run on the shared queue (one process).
+	HostQueue string
+	// HostTimeout is how long a step waits to be picked up on HostQueue
+	// before the run takes the holder for gone and re-issues (default 20s).
+	HostTimeout time.Duration
+
 	// StepTimeout is the StartToCloseTimeout of one step attempt (default 1m).
 	StepTimeout time.Duration
 	// SessionHeartbeat is how fast a lost worker session is noticed
@@ -100,6 +109,9 @@ func New(cfg Config) *Activities {
 	}
 	if cfg.StepTimeout == 0 {
 		cfg.StepTimeout = time.Minute
+	}
+	if cfg.HostTimeout == 0 {
+		cfg.HostTimeout = 20 * time.Second
 	}
 	if cfg.SessionHeartbeat == 0 {
 		cfg.SessionHeartbeat = 20 * time.Second
@@ -172,6 +184,10 @@ type StepResult struct {
 	// Correlation is how a sync step found its account: Linked, Adopted or
 	// Created.
 	Correlation string `json:"correlation,omitempty"`
+	// Queue is the task queue of the worker whose vault now holds the
+	// step's secrets (Config.HostQueue); later steps that read them run
+	// there.
+	Queue string `json:"queue,omitempty"`
 }
 
 // Correlation outcomes of a sync step, after midPoint's synchronization

@@ -8,7 +8,6 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
-	"github.com/jml-dev/jml/connectors/rest"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
 )
@@ -31,6 +30,9 @@ type Plan struct {
 	// NeedsSession: some step makes or reads a secret, so the run's steps
 	// share one worker (the vault is in its memory).
 	NeedsSession bool `json:"needs_session,omitempty"`
+	// HostTimeout is the schedule-to-start timeout of a step sent to the
+	// worker that holds the run's secrets (runs without sessions).
+	HostTimeout time.Duration `json:"host_timeout,omitempty"`
 	// MaxDestructivePerHour and MaxDestructivePercent are the governor
 	// thresholds (policy safety; 0: no limit).
 	MaxDestructivePerHour int     `json:"max_destructive_per_hour,omitempty"`
@@ -52,6 +54,9 @@ type PlannedStep struct {
 	// SkipReason is set when the step's condition is false: it shows in the
 	// step table and never runs.
 	SkipReason string `json:"skip_reason,omitempty"`
+	// Secret: the step makes or reads a secret, so it runs on the worker
+	// whose vault holds the run's secrets.
+	Secret bool `json:"secret,omitempty"`
 	// Destructive steps ask the governor first.
 	Destructive bool `json:"destructive,omitempty"`
 	// Delay is a durable wait before the step (DeleteIdentity.After).
@@ -61,6 +66,10 @@ type PlannedStep struct {
 	OnCompleted      bool `json:"on_completed,omitempty"`
 	OnNeedsAttention bool `json:"on_needs_attention,omitempty"`
 	OnAborted        bool `json:"on_aborted,omitempty"`
+	OnBlocked        bool `json:"on_blocked,omitempty"`
+	// MaxAttempts bounds a step's attempts (notify max_attempts; 0: the
+	// workflow's default).
+	MaxAttempts int `json:"max_attempts,omitempty"`
 }
 
 // Summary is the PII-free line the Temporal UI shows for the step.
@@ -104,6 +113,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 	plan := Plan{
 		StepTimeout:           a.cfg.StepTimeout,
 		SessionHeartbeat:      a.cfg.SessionHeartbeat,
+		HostTimeout:           a.cfg.HostTimeout,
 		MaxDestructivePerHour: p.Safety.MaxDestructivePerHour,
 		MaxDestructivePercent: p.Safety.MaxDestructivePercent,
 	}
@@ -119,9 +129,11 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 		}
 		if !s.Skip && usesSecret(s.Step) {
 			plan.NeedsSession = true
+			ps.Secret = true
 		}
 		plan.Steps = append(plan.Steps, ps)
 	}
+	plan.Steps = placeAfter(plan.Steps)
 	return plan, nil
 }
 
@@ -146,9 +158,7 @@ func planStep(s policy.PlannedStep) (PlannedStep, error) {
 		}
 		ps.Delay = d
 	case policy.ActionNotify:
-		ps.OnCompleted = rest.Subscribed(*st.Notify, rest.OnCompleted)
-		ps.OnNeedsAttention = rest.Subscribed(*st.Notify, rest.OnNeedsAttention) || rest.Subscribed(*st.Notify, rest.OnFailed)
-		ps.OnAborted = rest.Subscribed(*st.Notify, rest.OnAborted)
+		notifyPlan(&ps, *st.Notify)
 	}
 	return ps, nil
 }

@@ -189,6 +189,7 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 	if !pw.Empty() {
 		h := a.cfg.Vault.Put(in.Owner, pw)
 		res.Secrets = map[string]SecretRef{res.EntityType + ".password": {Handle: h, Target: spec.Target, AccountID: acct.ID}}
+		res.Queue = a.cfg.HostQueue
 	}
 	a.log.Info("step done", zap.String("step", in.Step.Name), zap.String("target", spec.Target),
 		zap.String("correlation", res.Correlation), zap.String("note", res.Note))
@@ -819,7 +820,7 @@ func (a *Activities) ResetPassword(ctx context.Context, in StepInput) (StepResul
 	}
 	et := a.cfg.Policy.EntityType(spec.Target)
 	h := a.cfg.Vault.Put(in.Owner, pw)
-	return StepResult{EntityType: et, AccountID: id, Note: "temporary password issued",
+	return StepResult{EntityType: et, AccountID: id, Note: "temporary password issued", Queue: a.cfg.HostQueue,
 		Secrets: map[string]SecretRef{et + ".password": {Handle: h, Target: spec.Target, AccountID: id, Temporary: true}}}, nil
 }
 
@@ -843,35 +844,6 @@ func (a *Activities) SendRESTRequest(ctx context.Context, in StepInput) (StepRes
 	res.Outputs = out
 	if res.Note == "" {
 		res.Note = "sent"
-	}
-	return res, nil
-}
-
-// Notify is NOTIFY (rest.Notify): it fires when the step subscribes to
-// in.Outcome, a run completed or needing attention.
-func (a *Activities) Notify(ctx context.Context, in StepInput) (StepResult, error) {
-	spec := in.Step.Spec.Notify
-	if spec == nil {
-		return StepResult{}, permanent("PolicyInvalid", errors.New("not a notify step"))
-	}
-	req, res, err := a.restRequest(ctx, in, spec)
-	if err != nil {
-		return StepResult{}, err
-	}
-	ev := rest.Event{Kind: in.Outcome, Workflow: in.Kind, WorkflowID: in.Owner,
-		EmployeeID: in.Attributes["employee_id"], FailedStep: in.FailedStep, Error: in.Error}
-	if ev.Kind == "" {
-		ev.Kind = rest.OnCompleted
-	}
-	if ev.Kind == rest.OnNeedsAttention && !rest.Subscribed(*spec, ev.Kind) && rest.Subscribed(*spec, rest.OnFailed) {
-		ev.Kind = rest.OnFailed // a run waiting for an operator is what "failed" subscribers want to hear
-	}
-	sent, err := a.rest.Notify(ctx, req, ev)
-	if err != nil {
-		return StepResult{}, toTemporal(fmt.Errorf("%s: %w", in.Step.Name, err), req.Secrets...)
-	}
-	if res.Note == "" {
-		res.Note = map[bool]string{true: "sent", false: "not subscribed to " + ev.Kind}[sent]
 	}
 	return res, nil
 }
@@ -917,6 +889,7 @@ func (a *Activities) restRequest(ctx context.Context, in StepInput, spec *policy
 				res.Secrets = map[string]SecretRef{}
 			}
 			res.Secrets[ref] = SecretRef{Handle: h, Target: sr.Target, AccountID: sr.AccountID, Temporary: sr.Temporary}
+			res.Queue = a.cfg.HostQueue
 			res.Note = NotePasswordReissued
 			a.log.Warn("vault handle lost; password re-issued", zap.String("step", in.Step.Name), zap.String("target", sr.Target))
 		}
@@ -960,6 +933,7 @@ func secretRefs(spec *policy.RESTRequest) ([]string, error) {
 	for _, k := range slices.Sorted(maps.Keys(spec.Headers)) {
 		srcs = append(srcs, spec.Headers[k])
 	}
+	srcs = append(srcs, notifySources(spec)...)
 	for _, src := range srcs {
 		t, err := transform.Parse(src)
 		if err != nil {
@@ -977,8 +951,9 @@ func secretRefs(spec *policy.RESTRequest) ([]string, error) {
 	return refs, nil
 }
 
-// ForgetSecrets wipes the vault entries of a finished run. It runs in the
-// run's worker session; on any other worker it finds nothing, which is fine.
+// ForgetSecrets wipes the vault entries of a run. It runs on the queue of
+// the worker that holds them (or in the run's worker session); on any
+// other worker it finds nothing, which is fine.
 func (a *Activities) ForgetSecrets(_ context.Context, owner string) error {
 	a.cfg.Vault.DeleteOwner(owner)
 	return nil

@@ -61,6 +61,9 @@ type Target struct {
 	Port int    `yaml:"port" json:"port,omitempty"`
 	TLS  string `yaml:"tls" json:"tls,omitempty"`
 	From string `yaml:"from" json:"from,omitempty"`
+	// CAFile (smtp): PEM file of the CA that signed the mail server's
+	// certificate, for a private CA (default: the system roots).
+	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
 }
 
 // Credential is how to authenticate to a target. Only env var names.

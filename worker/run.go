@@ -206,6 +206,9 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	if err != nil {
 		return usageError{fmt.Sprintf("worker: %v", err)}
 	}
+	// This process's own task queue: steps that read a secret held in this
+	// vault are sent here (and password sync changes enter here).
+	queue := hostQueue()
 	vault := secret.NewVault(time.Hour)
 	go vault.Sweep(ctx, time.Minute)
 	acts := activities.New(activities.Config{
@@ -219,6 +222,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		Getenv:        getenv,
 		// The dev stack's REST client: it alone trusts the sandbox HR portal.
 		HTTPClient:       restClient,
+		HostQueue:        queue,
 		StepTimeout:      cfg.stepTimeout,
 		SessionHeartbeat: cfg.sessionHeartbeat,
 	})
@@ -237,7 +241,6 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	}()
 	fmt.Fprintf(stdout, "Worker:            task queue %q\n", workflows.TaskQueue)
 
-	queue := hostQueue()
 	hw, err := startHostWorker(c, queue, acts)
 	if err != nil {
 		return err

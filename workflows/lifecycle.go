@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -99,6 +100,11 @@ type lifecycle struct {
 	waitingOn string
 	decision  *decision
 	session   workflow.Context
+	// queues: secret steps run on the task queue of the worker whose vault
+	// holds the run's secrets (holder), not in a worker session (runs
+	// started before this change keep their sessions).
+	queues bool
+	holder string
 	forgets   int // numbers the vault.forget activity IDs
 	// execs counts activity executions per step: a re-run gets the ID
 	// "<step>#2", as the abandoned attempt of a lost session may still be
@@ -145,6 +151,7 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 		workflow.GetSignalChannel(ctx, SignalSupersede).Receive(ctx, nil)
 		r.superseded = true
 	})
+	r.queues = workflow.GetVersion(ctx, "host-queues", workflow.DefaultVersion, 1) == 1
 	r.setState(ctx, StateRunning, "")
 
 	if in.ScheduleError != "" {
@@ -170,9 +177,13 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 	}
 
 	err := r.run(ctx)
-	// Wipe the run's secrets whatever happened, even when canceled.
+	// Wipe the run's secrets whatever happened, even when canceled. (A run
+	// that completes leaves that to the holder's janitor, which wipes the
+	// entries of closed runs: one activity less per run.)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	r.releaseSession(dctx)
+	if !r.queues || err != nil {
+		r.releaseSession(dctx)
+	}
 	res := r.result()
 	if err != nil {
 		if temporal.IsCanceledError(err) || ctx.Err() != nil {
@@ -305,9 +316,9 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if r.sessionLost() {
+			if r.sessionLost() || r.holderLost(ctx, err) {
 				row.Attempts--
-				continue // a new session on a live worker re-runs the step
+				continue // a live worker re-runs the step (and re-issues the secret)
 			}
 			row.State, row.LastError, row.Time = StepFailed, errorText(err), workflow.Now(ctx)
 			d, err := r.waitForOperator(ctx, st, StateNeedsAttention, row.LastError)
@@ -447,6 +458,9 @@ func (r *lifecycle) record(st activities.PlannedStep, res activities.StepResult,
 		maps.Copy(r.outputs[res.EntityType], res.Outputs)
 	}
 	maps.Copy(r.secrets, res.Secrets)
+	if res.Queue != "" {
+		r.holder = res.Queue
+	}
 	if res.Correlation != "" {
 		row.Note = res.Correlation + ": " + res.Note
 	}
@@ -483,12 +497,18 @@ func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep, n noti
 	if n := r.execs[st.Name]; n > 1 {
 		id = fmt.Sprintf("%s#%d", st.Name, n)
 	}
-	actx := workflow.WithActivityOptions(sctx, workflow.ActivityOptions{
+	opts := workflow.ActivityOptions{
 		ActivityID:          id,
 		Summary:             st.Summary(),
 		StartToCloseTimeout: r.plan.StepTimeout,
 		RetryPolicy:         &stepRetry,
-	})
+	}
+	if r.queues && st.Secret && r.holder != "" {
+		// The worker that holds the run's secrets; if it does not pick
+		// the step up soon, it is gone (holderLost).
+		opts.TaskQueue, opts.ScheduleToStartTimeout = r.holder, r.hostTimeout()
+	}
+	actx := workflow.WithActivityOptions(sctx, opts)
 	var a *activities.Activities
 	fns := map[string]any{
 		policy.ActionSyncIdentity:        a.SyncIdentity,
@@ -525,7 +545,7 @@ func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep, n noti
 // stepContext returns the context steps run in: a worker session when the
 // plan handles secrets.
 func (r *lifecycle) stepContext(ctx workflow.Context) (workflow.Context, error) {
-	if !r.plan.NeedsSession {
+	if r.queues || !r.plan.NeedsSession {
 		return ctx, nil
 	}
 	if r.session != nil && !r.sessionLost() {
@@ -557,9 +577,46 @@ func (r *lifecycle) sessionLost() bool {
 	return r.session != nil && workflow.GetSessionInfo(r.session).SessionState == workflow.SessionStateFailed
 }
 
-// releaseSession wipes the run's vault entries on the session's worker and
-// ends the session.
+func (r *lifecycle) hostTimeout() time.Duration {
+	if r.plan.HostTimeout > 0 {
+		return r.plan.HostTimeout
+	}
+	return 20 * time.Second
+}
+
+// holderLost reports whether err says the worker holding the run's
+// secrets never picked the step up (it is gone); the run then forgets it,
+// and the step re-runs on any worker, which re-issues the secret.
+func (r *lifecycle) holderLost(ctx workflow.Context, err error) bool {
+	var te *temporal.TimeoutError
+	if r.queues && r.holder != "" && errors.As(err, &te) && te.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START {
+		workflow.GetLogger(ctx).Warn("the worker holding the run's secrets is gone; the step re-runs elsewhere", "queue", r.holder)
+		r.holder = ""
+		return true
+	}
+	return false
+}
+
+// releaseSession wipes the run's vault entries on the worker that holds
+// them (its task queue, or its session, which it then ends), from a
+// disconnected context so a canceled run wipes too.
 func (r *lifecycle) releaseSession(ctx workflow.Context) {
+	if r.queues {
+		if r.holder == "" {
+			return
+		}
+		var a *activities.Activities
+		r.forgets++
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		fctx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
+			ActivityID: fmt.Sprintf("vault.forget.%d", r.forgets), Summary: "wipe secrets of this run",
+			TaskQueue: r.holder, ScheduleToStartTimeout: 10 * time.Second,
+			StartToCloseTimeout: 10 * time.Second, RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+		})
+		_ = workflow.ExecuteActivity(fctx, a.ForgetSecrets, workflow.GetInfo(ctx).WorkflowExecution.ID).Get(dctx, nil)
+		r.holder = ""
+		return
+	}
 	if r.session == nil {
 		return
 	}
@@ -674,12 +731,23 @@ func (r *lifecycle) planSteps(ctx workflow.Context) error {
 		if attempt > 1 {
 			id = fmt.Sprintf("%s#%d", stepPlan, attempt)
 		}
-		pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			ActivityID: id, Summary: "plan steps from policy",
-			StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry,
-		})
 		in := activities.PlanInput{Kind: r.in.Kind, Rehire: r.in.Rehire, EventID: r.in.EventID, Attributes: r.attrs}
-		err := workflow.ExecuteActivity(pctx, a.Plan, in).Get(ctx, &r.plan)
+		var err error
+		if r.queues {
+			// A local activity: no task round trip, and its result is still
+			// recorded in history (a marker), so a policy edit never
+			// changes a running workflow.
+			lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+				StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry, Summary: "plan steps from policy",
+			})
+			err = workflow.ExecuteLocalActivity(lctx, a.Plan, in).Get(ctx, &r.plan)
+		} else {
+			pctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				ActivityID: id, Summary: "plan steps from policy",
+				StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry,
+			})
+			err = workflow.ExecuteActivity(pctx, a.Plan, in).Get(ctx, &r.plan)
+		}
 		row := r.row(stepPlan)
 		if err == nil {
 			if row != nil {

@@ -27,6 +27,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/temporaltest"
@@ -158,8 +159,9 @@ func (s *stack) workerWith(t *testing.T, targets map[string]any, hc *http.Client
 	if vault == nil {
 		vault = secret.NewVault(time.Hour)
 	}
+	host := workflows.HostTaskQueue(fmt.Sprintf("e2e-%d", time.Now().UnixNano()))
 	a := activities.New(activities.Config{
-		Policy: s.policy, Targets: targets, Vault: vault,
+		Policy: s.policy, Targets: targets, Vault: vault, HostQueue: host, HostTimeout: 5 * time.Second,
 		HTTPClient: hc, Client: c, Logger: s.log,
 		Directory:   activities.TemporalDirectory{Client: c},
 		StepTimeout: 10 * time.Second, SessionHeartbeat: 2 * time.Second,
@@ -167,8 +169,11 @@ func (s *stack) workerWith(t *testing.T, targets map[string]any, hc *http.Client
 	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true, WorkflowPanicPolicy: worker.FailWorkflow})
 	workflows.Register(w, a)
 	require.NoError(t, w.Start())
+	hw := worker.New(c, host, worker.Options{})
+	hw.RegisterActivityWithOptions(a, activity.RegisterOptions{SkipInvalidStructFunctions: true})
+	require.NoError(t, hw.Start())
 	var once sync.Once
-	stop = func() { once.Do(func() { w.Stop(); c.Close() }) }
+	stop = func() { once.Do(func() { hw.Stop(); w.Stop(); c.Close() }) }
 	t.Cleanup(stop)
 	return stop
 }
