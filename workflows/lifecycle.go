@@ -152,7 +152,11 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 		r.superseded = true
 	})
 	r.queues = workflow.GetVersion(ctx, "host-queues", workflow.DefaultVersion, 1) == 1
-	r.setState(ctx, StateRunning, "")
+	if st, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(saState); !r.queues || st != StateRunning {
+		// (The identity workflow starts each run with its attributes set:
+		// upsert only what the start did not.)
+		r.setState(ctx, StateRunning, "")
+	}
 
 	if in.ScheduleError != "" {
 		if err := r.reschedule(ctx); err != nil || r.state == StateAborted {
@@ -384,6 +388,10 @@ func (r *lifecycle) permit(ctx workflow.Context, st activities.PlannedStep, row 
 		return nil
 	}
 	row.State, row.LastError, row.Time = StepBlocked, p.Reason, workflow.Now(ctx)
+	if workflow.GetVersion(ctx, "notify-blocked", workflow.DefaultVersion, 1) == 1 {
+		r.notify(ctx, notice{outcome: activities.OnBlocked, step: st.Name, err: p.Reason},
+			func(p activities.PlannedStep) bool { return p.OnBlocked })
+	}
 	d, err := r.waitForOperator(ctx, st, StateBlocked, p.Reason)
 	if err != nil || d.update == UpdateAbort {
 		return err
@@ -502,6 +510,12 @@ func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep, n noti
 		Summary:             st.Summary(),
 		StartToCloseTimeout: r.plan.StepTimeout,
 		RetryPolicy:         &stepRetry,
+	}
+	if st.MaxAttempts > 0 {
+		// A notify step's own max_attempts (only plans made since carry it).
+		rp := stepRetry
+		rp.MaximumAttempts = int32(st.MaxAttempts)
+		opts.RetryPolicy = &rp
 	}
 	if r.queues && st.Secret && r.holder != "" {
 		// The worker that holds the run's secrets; if it does not pick
