@@ -14,9 +14,11 @@ import (
 // (regenerate: JML_UPDATE_HISTORIES=1 go test ./internal/e2e -run
 // TestHireChangeTerminate50). A workflow change that would break running
 // workflows fails here; guard such changes with workflow.GetVersion.
-// Histories of older code stay beside the current ones (*-before-links:
-// recorded before account links and the GetVersion guards of the
-// trustworthy-lifecycle change), so both shapes keep replaying.
+// Histories of older code stay beside the current ones, so every shape
+// keeps replaying: *-before-links (before account links and the GetVersion
+// guards), *-sessions (worker sessions, before the host-queues version),
+// *-waiting-sessions (a joiner of the session shape waiting in
+// NeedsAttention, and its identity: such runs resume on the session path).
 func TestReplay(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
