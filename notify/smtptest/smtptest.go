@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"io"
 	"math/big"
 	"mime"
@@ -58,6 +59,8 @@ type Server struct {
 	Port int
 	// RootCAs trusts the server's certificate (nil in mode None).
 	RootCAs *x509.CertPool
+	// CAPEM is that certificate in PEM (for a policy's ca_file).
+	CAPEM []byte
 
 	opts Options
 	srv  *smtp.Server
@@ -84,6 +87,7 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.Mode != None {
 		cert, pool := selfSigned(t)
 		s.RootCAs = pool
+		s.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	} else {
 		srv.AllowInsecureAuth = true
