@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: installs the Debian packages the tests need when they
+# are missing (PostgreSQL, for the production-shape test in internal/prodshape),
+# then runs go test ./... (arguments are passed on, e.g. ./test.sh -short).
+# The npm test peers install themselves on first use.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's postgresql (production-shape test)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    echo "installing Debian's postgresql (production-shape test)"
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "PostgreSQL is not installed and cannot be installed here: the production-shape test will be skipped (apt-get install -y postgresql)" >&2
+  fi
+fi
+
+exec go test "$@" ./...
