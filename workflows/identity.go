@@ -41,6 +41,8 @@ type identity struct {
 	lastRun  string
 	changed  bool // the queue changed: re-evaluate the head's timer
 	schedule map[string]activities.Schedule
+	// hostQueues: children run secret steps on the holder's task queue.
+	hostQueues bool
 	// publish: this run keeps its IdentityRecord memo current
 	// (PublishIdentity), read by the attribute sync and the governor's
 	// population count. Runs started before that change do not.
@@ -98,7 +100,10 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 		}
 	})
 	s.setState(ctx, StateIdle, "")
-	s.publish = workflow.GetVersion(ctx, "publish-identity", workflow.DefaultVersion, 1) == 1
+	// 1: publish the IdentityRecord memo; 2: children run without worker
+	// sessions (LifecycleInput.HostQueues).
+	v := workflow.GetVersion(ctx, "publish-identity", workflow.DefaultVersion, 2)
+	s.publish, s.hostQueues = v >= 1, v >= 2
 	if s.publish {
 		s.publishRecord(ctx)
 	}
@@ -342,6 +347,7 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 		Rehire:        kind == policy.KindJoiner && (ev.Type == hr.Rehire || s.in.Status == StatusDeprovisioned),
 		EnableAt:      sched.EnableAt,
 		ScheduleError: schedErr,
+		HostQueues:    s.hostQueues,
 	}
 	if schedErr != "" {
 		in.EffectiveAt = ev.EffectiveAt

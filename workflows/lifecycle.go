@@ -59,6 +59,10 @@ type LifecycleInput struct {
 	// RetryStep (with corrected attributes) schedules it again.
 	ScheduleError string    `json:"schedule_error,omitempty"`
 	EffectiveAt   time.Time `json:"effective_at,omitempty"`
+	// HostQueues: secret steps run on the task queue of the worker that
+	// holds the secret; false (runs started by older identities): in a
+	// worker session.
+	HostQueues bool `json:"host_queues,omitempty"`
 }
 
 // LifecycleResult is what the identity workflow carries forward.
@@ -151,7 +155,9 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 		workflow.GetSignalChannel(ctx, SignalSupersede).Receive(ctx, nil)
 		r.superseded = true
 	})
-	r.queues = workflow.GetVersion(ctx, "host-queues", workflow.DefaultVersion, 1) == 1
+	// The identity workflow decides the shape (its own version): no
+	// version marker per run.
+	r.queues = in.HostQueues
 	if st, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(saState); !r.queues || st != StateRunning {
 		// (The identity workflow starts each run with its attributes set:
 		// upsert only what the start did not.)

@@ -261,7 +261,7 @@ func TestTerminationAtLocalTimeAndDelete(t *testing.T) {
 func TestPasswordReachesRESTStepOnlyThroughVault(t *testing.T) {
 	f := newFixture(t, testPolicy())
 	var res workflows.LifecycleResult
-	f.env.ExecuteWorkflow(workflows.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1", Attributes: withID(alice)})
+	f.env.ExecuteWorkflow(workflows.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1", Attributes: withID(alice), HostQueues: true})
 	require.NoError(t, f.env.GetWorkflowResult(&res))
 	a, ok := f.target.Find("user_name", "alice@acme.test")
 	require.True(t, ok)
@@ -338,7 +338,7 @@ func TestNeedsAttentionOperatorActions(t *testing.T) {
 				notBlocked = update(f.env, workflows.UpdateRelease, workflows.StepRequest{})
 			}, time.Minute)
 			f.env.RegisterDelayedCallback(func() { act = tc.act(f) }, 2*time.Minute)
-			f.env.ExecuteWorkflow(workflows.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1", Attributes: withID(alice)})
+			f.env.ExecuteWorkflow(workflows.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1", Attributes: withID(alice), HostQueues: true})
 			var res workflows.LifecycleResult
 			require.NoError(t, f.env.GetWorkflowResult(&res))
 			assert.ErrorContains(t, wrongStep.rejected, "is not the failed step")
