@@ -78,6 +78,10 @@ func TestProductionShape(t *testing.T) {
 	t0 = time.Now()
 	setupSchemas(t, pg, logger)
 	phase("schemas create + update (sql tool)", t0)
+	// The compose job runs on every `up`: a second run changes nothing.
+	t0 = time.Now()
+	setupSchemas(t, pg, logger)
+	phase("schemas again (idempotent)", t0)
 	t0 = time.Now()
 	addr := startTemporal(t, pg, logger)
 	setupNamespace(t, addr, namespace)
