@@ -2,12 +2,14 @@
 // the engine ceiling, joiners against the real SCIM peer and the Okta
 // stand-in, a rate-limited target, reconcile, and scale-out over 1-3 worker
 // processes, all against the embedded Temporal server (SQLite file and in
-// memory).
+// memory), each next to the minimal workflow that does the same work (one
+// workflow, four sequential no-op activities).
 //
 //	go run ./bench                 defaults finish in under 5 minutes on 2 cores
 //	go run ./bench --json > out.json
 //	go run ./bench --joiners 1000 --db file
 //	go run ./bench --only reconcile --reconcile 50000
+//	go run ./bench --only minimal,ceiling,scim
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"os"
 	"runtime"
@@ -50,12 +53,14 @@ type config struct {
 
 // row is one line of the result table.
 type row struct {
-	Scenario     string  `json:"scenario"`
-	DB           string  `json:"db,omitempty"`
-	Workflows    int     `json:"workflows,omitempty"`
-	Completed    int     `json:"completed,omitempty"`
-	PerSecond    float64 `json:"workflows_per_second,omitempty"`
-	Ratio        float64 `json:"ratio_to_ceiling,omitempty"`
+	Scenario  string  `json:"scenario"`
+	DB        string  `json:"db,omitempty"`
+	Workflows int     `json:"workflows,omitempty"`
+	Completed int     `json:"completed,omitempty"`
+	PerSecond float64 `json:"workflows_per_second,omitempty"`
+	Ratio     float64 `json:"ratio_to_ceiling,omitempty"`
+	// RatioMinimal is wf/s over the minimal row's (same database, same run).
+	RatioMinimal float64 `json:"ratio_to_minimal,omitempty"`
 	P50ms        float64 `json:"p50_ms,omitempty"`
 	P95ms        float64 `json:"p95_ms,omitempty"`
 	ReqPerJoiner float64 `json:"target_requests_per_joiner,omitempty"`
@@ -103,7 +108,7 @@ func main() {
 	flag.Float64Var(&c.pace, "pace", 0, "arrival rate of the paced SCIM rows in events/s (0: half the ceiling measured in the same run)")
 	flag.IntVar(&c.scaleJoiners, "scale-joiners", 40, "joiners per scale-out run")
 	flag.StringVar(&scale, "workers", "1,2,3", "worker process counts for scale-out")
-	only := flag.String("only", "", "comma-separated rows to run: ceiling, scim, okta, rate, reconcile, scale (default all)")
+	only := flag.String("only", "", "comma-separated rows to run: minimal, ceiling, scim, paced, okta, rate, reconcile, scale (default all; minimal runs whenever ceiling or scim does)")
 	flag.IntVar(&c.reconcile, "reconcile", 10000, "in-sync identities for the reconcile row")
 	flag.IntVar(&c.parallel, "parallel", 32, "concurrent HR event deliveries")
 	flag.StringVar(&c.db, "db", "both", "dev server database: file, memory or both")
@@ -121,7 +126,7 @@ func main() {
 	if c.rateLimit < 0 {
 		c.rateLimit = 0.95 * float64(c.rate)
 	}
-	rowKinds := []string{"ceiling", "scim", "paced", "okta", "rate", "reconcile", "scale"}
+	rowKinds := []string{"minimal", "ceiling", "scim", "paced", "okta", "rate", "reconcile", "scale"}
 	selected := map[string]bool{}
 	for _, k := range strings.Split(*only, ",") {
 		if k = strings.TrimSpace(k); k == "" {
@@ -134,6 +139,8 @@ func main() {
 		selected[k] = true
 	}
 	want := func(kind string) bool { return len(selected) == 0 || selected[kind] }
+	// The ratios to minimal need the minimal row of the same database.
+	wantMinimal := want("minimal") || want("ceiling") || want("scim")
 	var dbs []bool // file?
 	switch c.db {
 	case "both":
@@ -152,7 +159,13 @@ func main() {
 	start := time.Now()
 	var rows []row
 	ceiling := map[string]float64{}
+	minimal := map[string]float64{}
 	for _, file := range dbs {
+		if wantMinimal {
+			r := scenario("minimal", func(tb *runTB) row { return runMinimal(tb, c, file) })
+			minimal[r.DB] = r.PerSecond
+			rows = append(rows, r)
+		}
 		if want("ceiling") {
 			r := scenario("ceiling", func(tb *runTB) row { return runCeiling(tb, c, file) })
 			ceiling[r.DB] = r.PerSecond
@@ -213,6 +226,10 @@ func main() {
 		if ce := ceiling[rows[i].DB]; ce > 0 && rows[i].Floor > 0 && rows[i].PerSecond > 0 && rows[i].Pace == 0 {
 			rows[i].Ratio = rows[i].PerSecond / ce
 		}
+		joinerRow := rows[i].Scenario == "ceiling" || rows[i].Floor > 0 && rows[i].Pace == 0
+		if m := minimal[rows[i].DB]; m > 0 && joinerRow && rows[i].PerSecond > 0 {
+			rows[i].RatioMinimal = rows[i].PerSecond / m
+		}
 	}
 	if c.json {
 		out := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "cpus": runtime.NumCPU(),
@@ -235,7 +252,7 @@ func dbName(file bool) string {
 
 func printTable(w io.Writer, rows []row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tdb\tjoiners\tdone\twf/s\tvs ceiling\tp50 ms\tp95 ms\treq/joiner (floor)\thist ev joiner+identity\tRSS MB\trate used\twall s\treads/writes\tfailed\t")
+	fmt.Fprintln(tw, "scenario\tdb\tjoiners\tdone\twf/s\tvs minimal\tvs ceiling\tp50 ms\tp95 ms\treq/joiner (floor)\thist ev joiner+identity\tRSS MB\trate used\twall s\treads/writes\tfailed\t")
 	f := func(v float64, format string) string {
 		if v == 0 {
 			return "-"
@@ -247,8 +264,8 @@ func printTable(w io.Writer, rows []row) {
 		if r.Reads > 0 {
 			rw = fmt.Sprintf("%d/%d", r.Reads, r.Writes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r.Scenario, r.DB, r.Workflows, r.Completed,
-			f(r.PerSecond, "%.1f"), f(r.Ratio, "%.2f"), f(r.P50ms, "%.0f"), f(r.P95ms, "%.0f"),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r.Scenario, r.DB, r.Workflows, r.Completed,
+			f(r.PerSecond, "%.1f"), f(r.RatioMinimal, "%.2f"), f(r.Ratio, "%.2f"), f(r.P50ms, "%.0f"), f(r.P95ms, "%.0f"),
 			f(r.ReqPerJoiner, "%.2f")+" ("+f(r.Floor, "%.0f")+")", f(r.JoinerEvents, "%.0f")+"+"+f(r.IdentityEvts, "%.0f"),
 			f(r.RSSMB, "%.0f"), rateCol(r), f(r.Seconds, "%.1f"), rw, r.Failed)
 	}
@@ -284,13 +301,16 @@ func drive(c *harness.Cluster, cfg config, evs []hr.Event, pace float64, r *row)
 	ctx := context.Background()
 	begin := time.Now()
 	var sent map[string]time.Time
+	var err error
 	if pace > 0 {
-		sent = c.SubmitPaced(ctx, evs, pace)
+		sent, err = c.SubmitPaced(ctx, evs, pace)
 	} else {
-		sent = c.SubmitAll(ctx, evs, cfg.parallel)
+		sent, err = c.SubmitAll(ctx, evs, cfg.parallel)
+	}
+	if err != nil {
+		r.note("error: " + err.Error())
 	}
 	r.Workflows = len(evs)
-	var err error
 	r.Completed, err = c.WaitCount(ctx, "WorkflowType = 'Joiner' AND ExecutionStatus = 'Completed'", len(evs), cfg.timeout)
 	r.Failed = len(evs) - r.Completed
 	if err != nil {
@@ -331,8 +351,47 @@ func latency(p *harness.Proxy, evs []hr.Event, sent map[string]time.Time, r *row
 	r.P95ms = float64(harness.Percentile(ds, 95)) / float64(time.Millisecond)
 }
 
+// runMinimal runs the smallest workflow that does a joiner's work: one
+// workflow, four sequential no-op activities, in this process, with the
+// ceiling's count and concurrency. Its wf/s is the yardstick of the
+// "vs minimal" column.
+func runMinimal(tb *runTB, cfg config, file bool) row {
+	r := row{Scenario: "minimal", DB: dbName(file), Workflows: cfg.joiners}
+	c := harness.StartCluster(tb, file)
+	c.InProcessMinimal()
+	ctx := context.Background()
+	begin := time.Now()
+	if err := c.StartMinimal(ctx, cfg.joiners, cfg.parallel); err != nil {
+		tb.Fatalf("%v", err)
+	}
+	var err error
+	r.Completed, err = c.WaitCount(ctx, fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Completed'", harness.MinimalWorkflowName), cfg.joiners, cfg.timeout)
+	r.Failed = cfg.joiners - r.Completed
+	if err != nil {
+		r.note(fmt.Sprintf("error: %v", err))
+	}
+	if closed, _, err := c.Closed(ctx, harness.MinimalWorkflowName); err == nil {
+		var last time.Time
+		for _, t := range closed {
+			if t.After(last) {
+				last = t
+			}
+		}
+		if d := last.Sub(begin).Seconds(); d > 0 {
+			r.PerSecond = float64(r.Completed) / d
+		}
+	}
+	sample := min(cfg.joiners, 20)
+	for i := range sample {
+		r.JoinerEvents += float64(c.HistoryLength(ctx, harness.MinimalID(i))) / float64(sample)
+	}
+	r.note(fmt.Sprintf("1 workflow, %d sequential no-op activities, in process (the smallest workflow doing a joiner's work)", harness.MinimalSteps))
+	return r
+}
+
 // runCeiling runs the joiner's exact workflow shape (identity → joiner
-// child → plan, sync with password in a session, groups, hand-off) with
+// child → plan as a local activity, sync with generated password, groups,
+// hand-off on the host queue of the worker holding the password) with
 // in-memory no-op targets in this process.
 func runCeiling(tb *runTB, cfg config, file bool) row {
 	r := row{Scenario: "ceiling", DB: dbName(file)}
@@ -485,10 +544,13 @@ func runReconcile(tb *runTB, cfg config, file bool) row {
 
 // phases fills the median time between consecutive milestones of the hires
 // (history event timestamps; the send and create stamps are the bench's
-// and the proxy's, on the same clock) and notes them.
+// and the proxy's, on the same clock) and notes them. A milestone a hire
+// does not pass (the session of the old shape) is skipped: the phase runs
+// from the last milestone it did pass.
 func phases(c *harness.Cluster, p *harness.Proxy, evs []hr.Event, sent map[string]time.Time, r *row) {
 	ms := harness.Milestones()
-	deltas := make([][]time.Duration, len(ms)-1)
+	type pair struct{ from, to int }
+	deltas := map[pair][]time.Duration{}
 	for _, ev := range evs {
 		tl, err := c.Timeline(context.Background(), ev)
 		if err != nil {
@@ -499,19 +561,39 @@ func phases(c *harness.Cluster, p *harness.Proxy, evs []hr.Event, sent map[strin
 		if t, ok := p.Created(ev.Employee["email"]); ok {
 			tl[harness.MCreated] = t
 		}
-		for i := range deltas {
-			from, ok1 := tl[ms[i]]
-			to, ok2 := tl[ms[i+1]]
-			if ok1 && ok2 && !from.IsZero() {
-				deltas[i] = append(deltas[i], to.Sub(from))
+		prev := -1
+		for i, m := range ms {
+			t, ok := tl[m]
+			if !ok || t.IsZero() {
+				continue
 			}
+			if prev >= 0 {
+				k := pair{prev, i}
+				deltas[k] = append(deltas[k], t.Sub(tl[ms[prev]]))
+			}
+			prev = i
 		}
 	}
+	keys := slices.Collect(maps.Keys(deltas))
+	slices.SortFunc(keys, func(a, b pair) int {
+		if a.to != b.to {
+			return a.to - b.to
+		}
+		return a.from - b.from
+	})
 	var parts []string
-	for i, ds := range deltas {
+	for _, k := range keys {
+		ds := deltas[k]
 		v := float64(harness.Percentile(ds, 50)) / float64(time.Millisecond)
-		r.Phases = append(r.Phases, phaseMS{From: ms[i], To: ms[i+1], MS: v})
-		parts = append(parts, fmt.Sprintf("%.0f → %s", v, ms[i+1]))
+		r.Phases = append(r.Phases, phaseMS{From: ms[k.from], To: ms[k.to], MS: v})
+		part := fmt.Sprintf("%.0f → %s", v, ms[k.to])
+		if k.from != k.to-1 {
+			part = fmt.Sprintf("%.0f → %s (from %s)", v, ms[k.to], ms[k.from])
+		}
+		if len(ds) < len(evs) {
+			part += fmt.Sprintf(" (%d of %d hires)", len(ds), len(evs))
+		}
+		parts = append(parts, part)
 	}
 	r.note("p50 ms per phase from " + ms[0] + ": " + strings.Join(parts, ", "))
 }

@@ -34,7 +34,6 @@ import (
 	"github.com/jml-dev/jml/bench/harness"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
 	"github.com/jml-dev/jml/hr"
-	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/workflows"
 )
 
@@ -146,35 +145,61 @@ func (e *env) verify(t *testing.T, evs []hr.Event) outcome {
 	return o
 }
 
-// TestWorkerKill9 kills the worker process with SIGKILL at random points
-// while joiners run, restarting it each time.
+// submit delivers evs in the background (16 at a time, each retried until
+// the scenario's wait passes, none after a permanent refusal); the returned
+// function waits for the deliveries and fails the test if any was not made.
+func (e *env) submit(t *testing.T, evs []hr.Event) (delivered func()) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), *wait)
+		defer cancel()
+		_, err := e.c.SubmitAll(ctx, evs, 16)
+		errc <- err
+	}()
+	return func() {
+		t.Helper()
+		require.NoError(t, <-errc, "every HR event delivered")
+	}
+}
+
+const completedJoiners = "WorkflowType = 'Joiner' AND ExecutionStatus = 'Completed'"
+
+// TestWorkerKill9 kills the worker process with SIGKILL while joiners run,
+// restarting it each time: kill i of k comes once i/(k+1) of the joiners
+// have completed, so every kill lands while runs are in flight however
+// fast the machine is, and the test asserts that all k happened.
 func TestWorkerKill9(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
+	require.Greater(t, *joiners, *kills, "more joiners than kills, so each kill lands mid-run")
 	e := setup(t, true)
 	w := e.c.StartWorker()
 	evs := hires("K", *joiners)
-	done := make(chan struct{})
-	go func() { defer close(done); e.c.SubmitAll(context.Background(), evs, 16) }()
+	delivered := e.submit(t, evs)
 	ctx := context.Background()
 	killed := 0
-	for killed < *kills {
-		time.Sleep(time.Duration(500+int(time.Now().UnixNano()%2500)) * time.Millisecond)
-		if e.c.Count(ctx, "WorkflowType = 'Joiner' AND ExecutionStatus = 'Completed'") >= len(evs) {
-			break
-		}
+	var at []int // joiners completed when each kill came
+	for i := 1; i <= *kills; i++ {
+		threshold := i * len(evs) / (*kills + 1)
+		got, err := e.c.WaitCount(ctx, completedJoiners, threshold, *wait)
+		require.NoError(t, err, "waiting for %d completed joiners before kill %d", threshold, i)
+		require.Less(t, got, len(evs), "kill %d: joiners still running", i)
 		w.Kill()
+		require.True(t, w.Exited(), "kill %d: the worker process ended", i)
 		killed++
+		at = append(at, got)
 		w = e.c.StartWorker()
 	}
-	<-done
+	delivered()
+	require.Equal(t, *kills, killed, "every kill happened")
 	o := e.verify(t, evs)
 	_, found, err := e.c.Scan(ctx, o.passwords)
 	require.NoError(t, err)
 	assert.Zero(t, found, "passwords in histories or logs")
 	st := e.proxy.Stats()
-	report(t, "workflows=%d completed=%d faults=%d (kill -9) duplicates=%d dup_members=%d passwords_in_history=%d target_requests=%d time=%s",
-		len(evs), o.completed, killed, o.duplicates, o.dupMembers, found, st.Total, time.Since(start).Round(time.Second))
+	report(t, "workflows=%d completed=%d faults=%d (kill -9 at %v completed) duplicates=%d dup_members=%d passwords_in_history=%d target_requests=%d time=%s",
+		len(evs), o.completed, killed, at, o.duplicates, o.dupMembers, found, st.Total, time.Since(start).Round(time.Second))
 }
 
 // TestServerRestart stops the file-backed dev server while joiners run and
@@ -186,12 +211,12 @@ func TestServerRestart(t *testing.T) {
 	e.c.StartWorker()
 	evs := hires("R", *joiners)
 	ctx := context.Background()
-	done := make(chan struct{})
-	go func() { defer close(done); e.c.SubmitAll(ctx, evs, 16) }()
-	_, err := e.c.WaitCount(ctx, "WorkflowType = 'Joiner' AND ExecutionStatus = 'Completed'", len(evs)/4, *wait)
+	delivered := e.submit(t, evs)
+	got, err := e.c.WaitCount(ctx, completedJoiners, len(evs)/4, *wait)
 	require.NoError(t, err)
-	e.c.RestartServer(2 * time.Second)
-	<-done
+	require.Less(t, got, len(evs), "joiners still running at the restart")
+	e.c.RestartServer(2 * time.Second) // the server stays down 2 s: the fault, not a wait
+	delivered()
 	o := e.verify(t, evs)
 	report(t, "workflows=%d completed=%d faults=1 (server stop/start) duplicates=%d dup_members=%d time=%s",
 		len(evs), o.completed, o.duplicates, o.dupMembers, time.Since(start).Round(time.Second))
@@ -208,8 +233,7 @@ func TestKillPasswordHolder(t *testing.T) {
 	e.portal.Hold()
 	evs := hires("P", *joiners)
 	ctx := context.Background()
-	done := make(chan struct{})
-	go func() { defer close(done); e.c.SubmitAll(ctx, evs, 16) }()
+	delivered := e.submit(t, evs)
 	var victim *harness.Worker
 	giveUp := time.After(*wait)
 	for victim == nil {
@@ -222,10 +246,35 @@ func TestKillPasswordHolder(t *testing.T) {
 			t.Fatal("no password hand-off arrived")
 		}
 	}
-	time.Sleep(time.Second) // let more hand-offs queue up on every worker
+	// Let more hand-offs queue up: wait until the portal holds at least
+	// two per worker (or every joiner's), one of them still the victim's.
+	wantHeld := min(len(evs), 2*len(ws))
+	deadline := time.Now().Add(*wait)
+	for {
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := e.portal.WaitHeld(wctx, func(held []string) bool {
+			if len(held) < wantHeld {
+				return false
+			}
+			for _, addr := range held {
+				if w, _ := harness.OwnerOf(ws, addr); w == victim {
+					return true
+				}
+			}
+			return false
+		})
+		cancel()
+		if err == nil {
+			break
+		}
+		require.NoError(t, e.c.NeedsAttention(ctx), "waiting for %d held hand-offs", wantHeld)
+		require.True(t, time.Now().Before(deadline), "%d held hand-offs, one the victim's, within %s: %v", wantHeld, *wait, err)
+	}
+	held := len(e.portal.Held())
 	victim.Kill()
+	require.True(t, victim.Exited(), "the password holder's process ended")
 	e.portal.Release()
-	<-done
+	delivered()
 	o := e.verify(t, evs)
 	reissued := 0
 	for _, ev := range evs {
@@ -241,8 +290,8 @@ func TestKillPasswordHolder(t *testing.T) {
 	seen, found, err := e.c.Scan(ctx, o.passwords)
 	require.NoError(t, err)
 	assert.Zero(t, found, "passwords in histories or logs")
-	report(t, "workflows=%d completed=%d faults=1 (kill -9 of the password holder) passwords_reissued=%d duplicates=%d passwords_in_history=%d (%d workflows scanned) time=%s",
-		len(evs), o.completed, reissued, o.duplicates, found, seen, time.Since(start).Round(time.Second))
+	report(t, "workflows=%d completed=%d faults=1 (kill -9 of the password holder, %d hand-offs held) passwords_reissued=%d duplicates=%d passwords_in_history=%d (%d workflows scanned) time=%s",
+		len(evs), o.completed, held, reissued, o.duplicates, found, seen, time.Since(start).Round(time.Second))
 }
 
 // TestFaultyTarget breaks 20% of the requests to the SCIM peer: 500, 503,
@@ -254,7 +303,7 @@ func TestFaultyTarget(t *testing.T) {
 	e.c.StartWorker()
 	e.proxy.Inject(0.2, stepTimeout+5*time.Second)
 	evs := hires("F", max(*joiners*2/3, 1))
-	e.c.SubmitAll(context.Background(), evs, 16)
+	e.submit(t, evs)()
 	o := e.verify(t, evs)
 	st := e.proxy.Stats()
 	injected := 0
@@ -291,14 +340,15 @@ func TestDuplicateAndReorderedDeliveries(t *testing.T) {
 		}
 		return evs
 	}
+	// Each delivery is retried until the scenario's wait passes and not
+	// after a permanent refusal (harness.Deliver); a failed one fails the
+	// test.
+	dctx, cancel := context.WithTimeout(ctx, *wait)
+	defer cancel()
 	deliver := func(ev hr.Event) bool {
-		for {
-			acc, err := intake.Submit(ctx, e.c.Client, ev)
-			if err == nil {
-				return acc.Duplicate
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		acc, err := harness.Deliver(dctx, e.c.Client, ev)
+		assert.NoError(t, err, "delivery of %s", ev.EventID)
+		return err == nil && acc.Duplicate
 	}
 	var wg sync.WaitGroup
 	var dupMu sync.Mutex

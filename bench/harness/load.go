@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -54,26 +56,62 @@ func JoinerID(ev hr.Event) string {
 	return workflows.LifecycleWorkflowID("joiner", ev.EmployeeID(), ev.EventID)
 }
 
+// DefaultDeliveryTimeout bounds the delivery of one event when the
+// caller's context has no deadline.
+const DefaultDeliveryTimeout = 3 * time.Minute
+
+// Deliver hands one event to its identity workflow with update-with-start
+// (intake.Submit), retrying transient errors (the server may be
+// restarting, a worker may have been killed) until ctx ends or, when ctx
+// has no deadline, DefaultDeliveryTimeout passes. It stops at once on a
+// permanent refusal (the workflow rejected the event, or a conflicting
+// resend): retrying would not help.
+func Deliver(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventAccepted, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultDeliveryTimeout)
+		defer cancel()
+	}
+	var last error
+	for attempt := 1; ; attempt++ {
+		acc, err := intake.Submit(ctx, c, ev)
+		if err == nil {
+			return acc, nil
+		}
+		var rej *intake.RejectedError
+		var conflict *intake.ConflictError
+		if errors.As(err, &rej) || errors.As(err, &conflict) {
+			return acc, fmt.Errorf("event %s: permanent refusal: %w", ev.EventID, err)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return acc, fmt.Errorf("event %s: not delivered after %d attempts (%w): %w", ev.EventID, attempt, ctx.Err(), last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // SubmitAll delivers events with update-with-start, parallel workers at a
-// time, and returns when each was handed to Temporal. Delivery errors are
-// retried (the server may be restarting).
-func (c *Cluster) SubmitAll(ctx context.Context, evs []hr.Event, parallel int) map[string]time.Time {
+// time, and returns when each was handed to Temporal or given up on:
+// transient errors are retried until ctx's deadline (DefaultDeliveryTimeout
+// per event without one), a permanent refusal is not. The error lists the
+// events not delivered; sent has the rest.
+func (c *Cluster) SubmitAll(ctx context.Context, evs []hr.Event, parallel int) (map[string]time.Time, error) {
 	sent := make(map[string]time.Time, len(evs))
 	var mu sync.Mutex
+	var errs []error
 	work := make(chan hr.Event)
 	var wg sync.WaitGroup
 	for range parallel {
 		wg.Go(func() {
 			for ev := range work {
 				at := time.Now()
-				for ctx.Err() == nil {
-					if _, err := intake.Submit(ctx, c.Client, ev); err == nil {
-						break
-					}
-					time.Sleep(200 * time.Millisecond)
-				}
+				_, err := Deliver(ctx, c.Client, ev)
 				mu.Lock()
-				if _, ok := sent[ev.EventID]; !ok {
+				if err != nil {
+					errs = append(errs, err)
+				} else if _, ok := sent[ev.EventID]; !ok {
 					sent[ev.EventID] = at
 				}
 				mu.Unlock()
@@ -85,7 +123,15 @@ func (c *Cluster) SubmitAll(ctx context.Context, evs []hr.Event, parallel int) m
 	}
 	close(work)
 	wg.Wait()
-	return sent
+	return sent, deliveryError(errs, len(evs))
+}
+
+// deliveryError summarises failed deliveries (nil: none).
+func deliveryError(errs []error, total int) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d events not delivered: %w", len(errs), total, errors.Join(errs...))
 }
 
 // Count counts workflows matching a visibility query; -1 on error.

@@ -10,46 +10,50 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/jml-dev/jml/hr"
-	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/workflows"
 )
 
 // SubmitPaced delivers events open-loop at perSecond: event i leaves at
 // start + i/perSecond whether or not earlier deliveries have returned, the
 // way HR events arrive. It returns each event's scheduled send time, so a
-// slow engine cannot hide its queueing by delaying later sends.
-func (c *Cluster) SubmitPaced(ctx context.Context, evs []hr.Event, perSecond float64) map[string]time.Time {
+// slow engine cannot hide its queueing by delaying later sends. Each
+// delivery is retried like SubmitAll's (Deliver); the error lists the
+// events not delivered.
+func (c *Cluster) SubmitPaced(ctx context.Context, evs []hr.Event, perSecond float64) (map[string]time.Time, error) {
 	sent := make(map[string]time.Time, len(evs))
 	gap := time.Duration(float64(time.Second) / perSecond)
 	start := time.Now()
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
 	for i, ev := range evs {
 		at := start.Add(time.Duration(i) * gap)
-		time.Sleep(time.Until(at))
+		time.Sleep(time.Until(at)) // the arrival schedule, not synchronisation
 		sent[ev.EventID] = at
 		wg.Go(func() {
-			for ctx.Err() == nil {
-				if _, err := intake.Submit(ctx, c.Client, ev); err == nil {
-					return
-				}
-				time.Sleep(200 * time.Millisecond)
+			if _, err := Deliver(ctx, c.Client, ev); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	return sent
+	return sent, deliveryError(errs, len(evs))
 }
 
 // Milestones of one hire on its way to an account, in order. Each is the
-// history event timestamp of the first matching event.
+// history event timestamp of the first matching event. A run of the
+// current shape (plan as a local activity, no worker session) has no
+// "plan started" or "session created"; runs of the session shape have all.
 const (
 	MAccepted      = "update accepted"       // Identity: WorkflowExecutionUpdateAccepted
 	MChildStarting = "child start initiated" // Identity: StartChildWorkflowExecutionInitiated
 	MJoinerStarted = "joiner started"        // Joiner: WorkflowExecutionStarted
 	MJoinerTask    = "joiner first task"     // Joiner: first WorkflowTaskStarted
-	MPlanStarted   = "plan started"          // Joiner: ActivityTaskStarted of Plan
-	MPlanDone      = "plan completed"        // Joiner: ActivityTaskCompleted of Plan
-	MSession       = "session created"       // Joiner: the session-creation signal
+	MPlanStarted   = "plan started"          // Joiner: ActivityTaskStarted of Plan (session shape)
+	MPlanDone      = "plan completed"        // Joiner: ActivityTaskCompleted of Plan, or the plan's local-activity marker
+	MSession       = "session created"       // Joiner: the session-creation signal (session shape)
 	MSyncScheduled = "sync scheduled"        // Joiner: ActivityTaskScheduled of SyncIdentity
 	MSyncStarted   = "sync started"          // Joiner: ActivityTaskStarted of SyncIdentity
 	MCreated       = "POST /Users answered"  // proxy stamp, added by the caller
@@ -67,6 +71,9 @@ const (
 	activityPlan    = "Plan"
 	activitySync    = "SyncIdentity"
 	activitySession = "internalSessionCreation"
+	// markerLocalActivity is the SDK's marker of a local activity's result
+	// (the plan is the joiner's first and only one).
+	markerLocalActivity = "LocalActivity"
 )
 
 // Timeline reads the identity and joiner histories of a hire and returns
@@ -114,6 +121,10 @@ func (c *Cluster) Timeline(ctx context.Context, ev hr.Event) (map[string]time.Ti
 			if e.Activity == activityPlan {
 				set(MPlanDone, e.Time)
 			}
+		case enumspb.EVENT_TYPE_MARKER_RECORDED:
+			if e.Marker == markerLocalActivity {
+				set(MPlanDone, e.Time)
+			}
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
 			// The SDK's session worker signals the workflow once the
 			// session exists on a host.
@@ -129,6 +140,7 @@ type historyEvent struct {
 	Type     enumspb.EventType
 	Time     time.Time
 	Activity string // activity type, for activity events
+	Marker   string // marker name, for marker events
 }
 
 // history calls fn for each event of the workflow's latest run, with the
@@ -150,6 +162,8 @@ func (c *Cluster) history(ctx context.Context, id string, fn func(historyEvent))
 			he.Activity = types[e.GetActivityTaskStartedEventAttributes().ScheduledEventId]
 		case e.GetActivityTaskCompletedEventAttributes() != nil:
 			he.Activity = types[e.GetActivityTaskCompletedEventAttributes().ScheduledEventId]
+		case e.GetMarkerRecordedEventAttributes() != nil:
+			he.Marker = e.GetMarkerRecordedEventAttributes().GetMarkerName()
 		}
 		fn(he)
 	}

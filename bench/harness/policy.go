@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
@@ -108,9 +109,12 @@ joiner:
 // InProcess runs the real workflows and activities in this process with
 // cfg's connectors (Targets), REST sender (nil: HTTP) and identity
 // directory; the harness fills in the policy, vault, client and, after
-// Trust, the HTTP client. It is the engine-ceiling worker (no-op targets),
-// the worker for targets the binary refuses outside --dev (plain-http Okta
-// stand-in) and the reconcile's worker (a static directory).
+// Trust, the HTTP client. Like the worker binary it also polls its own
+// host task queue (cfg.HostQueue, generated when empty), where the steps
+// that read a secret it holds are sent. It is the engine-ceiling worker
+// (no-op targets), the worker for targets the binary refuses outside --dev
+// (plain-http Okta stand-in) and the reconcile's worker (a static
+// directory).
 func (c *Cluster) InProcess(policyYAML string, cfg activities.Config) (stop func()) {
 	c.TB.Helper()
 	path := filepath.Join(c.Dir, fmt.Sprintf("inproc-%d.yaml", time.Now().UnixNano()))
@@ -132,14 +136,25 @@ func (c *Cluster) InProcess(policyYAML string, cfg activities.Config) (stop func
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = c.httpClient
 	}
+	// Like the worker binary, this process polls its own task queue too:
+	// steps that read a secret it holds are sent there.
+	if cfg.HostQueue == "" {
+		cfg.HostQueue = workflows.HostTaskQueue(fmt.Sprintf("bench-inproc-%d", time.Now().UnixNano()))
+	}
 	a := activities.New(cfg)
 	w := worker.New(wc, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, a)
 	if err := w.Start(); err != nil {
 		c.TB.Fatalf("harness: start worker: %v", err)
 	}
+	hw := worker.New(wc, cfg.HostQueue, worker.Options{})
+	hw.RegisterActivityWithOptions(a, activity.RegisterOptions{SkipInvalidStructFunctions: true})
+	if err := hw.Start(); err != nil {
+		w.Stop()
+		c.TB.Fatalf("harness: start host worker: %v", err)
+	}
 	var once sync.Once
-	stop = func() { once.Do(func() { w.Stop(); wc.Close() }) }
+	stop = func() { once.Do(func() { hw.Stop(); w.Stop(); wc.Close() }) }
 	c.TB.Cleanup(stop)
 	return stop
 }

@@ -1,16 +1,20 @@
 package harness
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -38,13 +42,19 @@ type Portal struct {
 	// arrived receives the remote address of each hand-off as it arrives.
 	arrived chan string
 	hold    chan struct{}
+	// held is the client address of each hand-off waiting on hold, by
+	// request number; heldChanged is closed (and replaced) when it changes.
+	held        map[int]string
+	heldSeq     int
+	heldChanged chan struct{}
 }
 
 // StartPortal serves POST /accounts {"id","login","password"}; check returns
 // the hex SHA-256 of the password the target holds for an account.
 func StartPortal(tb testing.TB, check func(accountID string) string) *Portal {
 	tb.Helper()
-	p := &Portal{check: check, accepted: map[string]int{}, arrived: make(chan string, 10000)}
+	p := &Portal{check: check, accepted: map[string]int{}, arrived: make(chan string, 10000),
+		held: map[int]string{}, heldChanged: make(chan struct{})}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(p.serve))
 	// A worker that does not trust the portal fails its step with the
 	// reason; the portal's own handshake log would only repeat it.
@@ -77,6 +87,39 @@ func (p *Portal) Release() {
 	}
 }
 
+// notifyHeld wakes WaitHeld callers; p.mu is held.
+func (p *Portal) notifyHeld() {
+	close(p.heldChanged)
+	p.heldChanged = make(chan struct{})
+}
+
+// Held is the client address of each hand-off waiting on hold now (one
+// per request; a client gone away is no longer held).
+func (p *Portal) Held() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Collect(maps.Values(p.held))
+}
+
+// WaitHeld waits until cond holds for the client addresses of the
+// hand-offs held now (re-checked whenever they change), or ctx ends.
+func (p *Portal) WaitHeld(ctx context.Context, cond func(held []string) bool) error {
+	for {
+		p.mu.Lock()
+		held := slices.Collect(maps.Values(p.held))
+		changed := p.heldChanged
+		p.mu.Unlock()
+		if cond(held) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("portal: %d hand-off(s) held when the wait ended: %w", len(held), ctx.Err())
+		}
+	}
+}
+
 // Arrived delivers the client address of every hand-off as it arrives.
 func (p *Portal) Arrived() <-chan string { return p.arrived }
 
@@ -92,11 +135,26 @@ func (p *Portal) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	p.mu.Lock()
 	hold := p.hold
+	var n int
+	if hold != nil {
+		p.heldSeq++
+		n = p.heldSeq
+		p.held[n] = r.RemoteAddr
+		p.notifyHeld()
+	}
 	p.mu.Unlock()
 	if hold != nil {
+		var gone bool
 		select {
 		case <-hold:
 		case <-r.Context().Done():
+			gone = true
+		}
+		p.mu.Lock()
+		delete(p.held, n)
+		p.notifyHeld()
+		p.mu.Unlock()
+		if gone {
 			return
 		}
 	}
