@@ -13,9 +13,12 @@ import (
 	"github.com/jml-dev/jml/workflows"
 )
 
-// employeeIDKey is the typed search attribute set when the identity
-// workflow starts, so the UI can find a person's runs.
-var employeeIDKey = temporal.NewSearchAttributeKeyKeyword(workflows.SAEmployeeID)
+// The typed search attributes an identity workflow starts with, so the UI
+// finds a person's runs at once.
+var (
+	employeeIDKey = temporal.NewSearchAttributeKeyKeyword(workflows.SAEmployeeID)
+	stateKey      = temporal.NewSearchAttributeKeyKeyword(workflows.SAState)
+)
 
 // Submit delivers a validated event to the person's identity workflow with
 // update-with-start: the workflow is started if it is not running, and the
@@ -34,7 +37,7 @@ func Submit(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventA
 		ID:                       workflows.IdentityWorkflowID(id),
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(employeeIDKey.ValueSet(id)),
+		TypedSearchAttributes:    temporal.NewSearchAttributes(employeeIDKey.ValueSet(id), stateKey.ValueSet(workflows.StateIdle)),
 	}, workflows.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: id})
 	var res workflows.EventAccepted
 	handle, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{

@@ -99,12 +99,15 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 			}
 		}
 	})
-	s.setState(ctx, StateIdle, "")
+	if st, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(saState); st != StateIdle {
+		s.setState(ctx, StateIdle, "") // (the intake starts identities Idle)
+	}
 	// 1: publish the IdentityRecord memo; 2: children run without worker
-	// sessions (LifecycleInput.HostQueues).
+	// sessions (LifecycleInput.HostQueues), and a new identity publishes
+	// once it knows something.
 	v := workflow.GetVersion(ctx, "publish-identity", workflow.DefaultVersion, 2)
 	s.publish, s.hostQueues = v >= 1, v >= 2
-	if s.publish {
+	if s.publish && (v < 2 || len(s.in.Attributes) > 0 || s.in.Status != "") {
 		s.publishRecord(ctx)
 	}
 

@@ -39,6 +39,7 @@ import (
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
 	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/logging"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
@@ -178,24 +179,9 @@ func (s *stack) workerWith(t *testing.T, targets map[string]any, hc *http.Client
 	return stop
 }
 
+// deliver sends an HR event the way the intake does.
 func deliver(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventAccepted, error) {
-	emp := ev.EmployeeID()
-	op := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID: workflows.IdentityWorkflowID(emp), TaskQueue: workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, workflows.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: emp})
-	h, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
-		StartWorkflowOperation: op,
-		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName: workflows.UpdateHREvent, Args: []any{workflows.HREventRequest{Event: ev}},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		},
-	})
-	var acc workflows.EventAccepted
-	if err != nil {
-		return acc, err
-	}
-	return acc, h.Get(ctx, &acc)
+	return intake.Submit(ctx, c, ev)
 }
 
 func person(i int) map[string]string {
