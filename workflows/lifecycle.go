@@ -99,7 +99,7 @@ type lifecycle struct {
 	// superseded: a rehire arrived; skipRest: so the delayed step it cut
 	// short and the steps after it do not run.
 	superseded, skipRest bool
-	state      string
+	state                string
 	// waitingOn is the failed or blocked step an operator must act on.
 	waitingOn string
 	decision  *decision
@@ -107,9 +107,9 @@ type lifecycle struct {
 	// queues: secret steps run on the task queue of the worker whose vault
 	// holds the run's secrets (holder), not in a worker session (runs
 	// started before this change keep their sessions).
-	queues bool
-	holder string
-	forgets   int // numbers the vault.forget activity IDs
+	queues  bool
+	holder  string
+	forgets int // numbers the vault.forget activity IDs
 	// execs counts activity executions per step: a re-run gets the ID
 	// "<step>#2", as the abandoned attempt of a lost session may still be
 	// open on the server under the plain name.
