@@ -278,6 +278,9 @@ func (r *renderer) step(s policy.Step) error {
 		if on := s.Notify.On; len(on) > 0 {
 			r.st.Notes = append(r.st.Notes, "sent when the run is "+strings.Join(on, " or "))
 		}
+		if ch := r.p.NotifyChannel(*s.Notify); ch != policy.ChannelWebhook {
+			return r.message(ch, *s.Notify)
+		}
 		return r.rest(*s.Notify)
 	}
 	return nil
@@ -472,6 +475,48 @@ func (r *renderer) entitlement(a policy.CreateEntitlement) error {
 	}
 	r.call("GET", base+"/Groups?filter="+url.QueryEscape(fmt.Sprintf("displayName eq %q", name)), "", "find by name")
 	r.call("POST", base+"/Groups", jsonString(map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": name}), "if not found")
+	return nil
+}
+
+// message previews an e-mail or chat notification: every template
+// rendered as the notify activity would, secrets masked; the run's fields
+// and the manager (read from their identity at run time) as placeholders.
+func (r *renderer) message(ch string, a policy.RESTRequest) error {
+	e := *r.env
+	e.Outputs = maps.Clone(r.env.Outputs)
+	if e.Outputs == nil {
+		e.Outputs = map[string]map[string]string{}
+	}
+	placeholders := func(entity string, names ...string) map[string]string {
+		m := map[string]string{}
+		for _, n := range names {
+			m[n] = "<" + entity + "." + n + ">"
+		}
+		return m
+	}
+	e.Outputs[policy.EntityRun] = placeholders(policy.EntityRun, "kind", "workflow", "workflow_id", "employee_id", "failed_step", "error", "ui_url", "message", "state")
+	e.Outputs[policy.EntityManager] = placeholders(policy.EntityManager, "email", "first_name", "last_name", "display_name", "employee_id")
+	e.Outputs[policy.EntityLogin] = map[string]string{"password": secret.Redacted}
+	tmpls := policy.NotifyTemplates(a)
+	r.st.Attributes = map[string]string{}
+	for _, k := range slices.Sorted(maps.Keys(tmpls)) {
+		t, err := transform.Parse(tmpls[k])
+		if err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		v, err := t.Eval(&e)
+		if err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		r.st.Attributes[k] = v
+	}
+	switch ch {
+	case policy.ChannelEmail:
+		t := r.p.Targets[a.Target]
+		r.call("SMTP", fmt.Sprintf("smtp://%s:%d", t.Host, t.Port), "", "to "+r.st.Attributes["to[0]"])
+	default:
+		r.call("POST", "$"+a.URLEnv, "", ch+" incoming webhook")
+	}
 	return nil
 }
 

@@ -102,3 +102,41 @@ joiner:
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errs, `unknown field "effective"`)
 }
+
+func TestPreviewNotifications(t *testing.T) {
+	dir := t.TempDir()
+	pol := `targets:
+  app: {type: scim, base_url: https://app.example/scim/v2, token_env: APP_TOKEN}
+  mail: {type: smtp, host: smtp.acme.example, port: 587, tls: starttls, from: 'IT <it@acme.example>'}
+joiner:
+  steps:
+    - sync_identity:
+        target: app
+        create_allowed: true
+        password: generate
+        attributes: {user_name: '{first_name | ASCII | LOWER}@acme.example'}
+    - name: welcome.manager
+      notify:
+        target: mail
+        to: ['{Manager.email}']
+        subject: 'Account for {first_name | ASCII}'
+        text: 'Login {ScimUser.user_name}, password {{LOGIN_PASSWORD}} ({Run.ui_url})'
+    - name: ops.slack
+      notify: {channel: slack, url_env: SLACK_WEBHOOK_URL, on: [needs_attention], text: '{Run.message}'}
+`
+	path := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(pol), 0o600))
+	code, out, errs := runCmd(t, "preview", "--policy", path, "--event", "../examples/events/hire.json")
+	require.Equal(t, 0, code, errs)
+	for _, want := range []string{
+		"SMTP   smtp://smtp.acme.example:587   (to <Manager.email>)",
+		"subject",
+		"Account for Lukasz",
+		"Login lukasz@acme.example, password ••••",
+		"POST   $SLACK_WEBHOOK_URL   (slack incoming webhook)",
+		"<Run.message>",
+	} {
+		assert.Contains(t, out, want)
+	}
+	assert.NotContains(t, out, "POST   /", "no webhook call invented for an e-mail")
+}
