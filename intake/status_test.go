@@ -53,14 +53,14 @@ func TestTemporalRefusalIs503NotUnprocessable(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, r.Error)
 	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
 	assert.Contains(t, r.Error, "retry later")
-	assert.Contains(t, r.Error, workflows.SAEmployeeID, "the cause is named")
+	assert.Contains(t, r.Error, "search attribute Jml", "the cause is named") // JmlEmployeeId or JmlState, whichever the server checks first
 	assert.Empty(t, r.Fields)
 	requireNoIdentity(t, env.Client, "SA1")
 
 	errs := logs.FilterLevelExact(zapcore.ErrorLevel).All()
 	require.Len(t, errs, 1, "one error log line")
 	assert.Contains(t, errs[0].Message, "not delivered")
-	assert.Contains(t, errs[0].ContextMap()["error"], workflows.SAEmployeeID)
+	assert.Contains(t, errs[0].ContextMap()["error"], "search attribute Jml")
 }
 
 // TestWorkflowRejectionIs422: the identity workflow's update validator
