@@ -21,6 +21,7 @@ import (
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/workflows"
@@ -222,11 +223,11 @@ func TestResendWithOtherContentConflicts(t *testing.T) {
 	p := person(300)
 	first := s.mustDeliver(t, hr.Event{EventID: "x", Type: hr.Hire, Employee: p})
 	p2 := map[string]string{"employee_id": p["employee_id"], "first_name": "Other", "email": p["email"], "department": "eng"}
-	acc, err := deliver(context.Background(), s.c, hr.Event{EventID: "x", Type: hr.Hire, Employee: p2})
-	require.NoError(t, err)
-	assert.True(t, acc.Conflict)
-	assert.False(t, acc.Duplicate)
-	assert.Equal(t, first.WorkflowID, acc.WorkflowID)
+	_, err := deliver(context.Background(), s.c, hr.Event{EventID: "x", Type: hr.Hire, Employee: p2})
+	var conflict *intake.ConflictError
+	require.ErrorAs(t, err, &conflict)
+	assert.Equal(t, first.WorkflowID, conflict.WorkflowID, "names the run that holds the first")
+	assert.Equal(t, "x", conflict.EventID)
 }
 
 // TestRehireDuringGracePeriod: a rehire 2 s into a 10-minute grace period
