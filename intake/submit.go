@@ -38,7 +38,7 @@ func Submit(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventA
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(employeeIDKey.ValueSet(id), stateKey.ValueSet(workflows.StateIdle)),
-	}, workflows.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: id})
+	}, workflows.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: id, Version: workflows.IdentityVersion})
 	var res workflows.EventAccepted
 	handle, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,

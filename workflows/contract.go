@@ -80,6 +80,11 @@ const (
 	StepSuperseded = "superseded"
 )
 
+// IdentityVersion is the identity workflow's current shape: 1 publishes
+// the IdentityRecord memo; 2 runs children without worker sessions
+// (LifecycleInput.HostQueues) and publishes once it knows something.
+const IdentityVersion = 2
+
 // IdentityWorkflowID is the ID of a person's ordering workflow.
 func IdentityWorkflowID(employeeID string) string { return "identity/" + employeeID }
 
@@ -92,7 +97,12 @@ func LifecycleWorkflowID(kind, employeeID, eventID string) string {
 // IdentityInput starts (and continues-as-new) the identity workflow. The
 // intake starts it with only EmployeeID set; the rest is carried state.
 type IdentityInput struct {
-	EmployeeID string            `json:"employee_id"`
+	EmployeeID string `json:"employee_id"`
+	// Version is the identity workflow's shape, set by whoever starts it
+	// (IdentityVersion) and carried across continue-as-new, so a new
+	// identity needs no version marker of its own. Zero: started before
+	// this field; the workflow asks workflow.GetVersion.
+	Version    int               `json:"version,omitempty"`
 	Handled    []string          `json:"handled,omitempty"`    // event IDs already processed (bounded)
 	Pending    []hr.Event        `json:"pending,omitempty"`    // queued events not yet run
 	Attributes map[string]string `json:"attributes,omitempty"` // last applied employee attributes (mover diff)

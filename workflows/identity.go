@@ -105,7 +105,13 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 	// 1: publish the IdentityRecord memo; 2: children run without worker
 	// sessions (LifecycleInput.HostQueues), and a new identity publishes
 	// once it knows something.
-	v := workflow.GetVersion(ctx, "publish-identity", workflow.DefaultVersion, 2)
+	v := workflow.Version(s.in.Version)
+	if v == 0 {
+		v = workflow.GetVersion(ctx, "publish-identity", workflow.DefaultVersion, IdentityVersion)
+		if v == IdentityVersion {
+			s.in.Version = int(v) // continue-as-new carries it
+		}
+	}
 	s.publish, s.hostQueues = v >= 1, v >= 2
 	if s.publish && (v < 2 || len(s.in.Attributes) > 0 || s.in.Status != "") {
 		s.publishRecord(ctx)
