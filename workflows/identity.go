@@ -363,6 +363,13 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	}
 	if kind == policy.KindMover {
 		in.OldAttributes = s.in.Attributes
+		if s.hostQueues && s.publish {
+			// HR's new word is published before the mover writes it, so a
+			// scheduled attribute sync in between does not write the old
+			// values back over the mover's.
+			s.in.Attributes = attrs
+			s.publishRecord(ctx)
+		}
 	}
 	id := LifecycleWorkflowID(kind, s.in.EmployeeID, ev.EventID)
 	cctx, cancel := workflow.WithCancel(ctx)
