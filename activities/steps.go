@@ -154,7 +154,7 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		if !spec.CreateAllowed {
 			return StepResult{}, permanent(ErrTypeNotFound, fmt.Errorf("%s: no account with that %s and create is not allowed", spec.Target, uid))
 		}
-		if acct, pw, err = a.create(ctx, c, syncer, spec, attrs, in); err != nil {
+		if acct, pw, err = a.create(ctx, c, syncer, spec, uid, attrs, in); err != nil {
 			return StepResult{}, err
 		}
 		res.Correlation, res.Note = Created, NoteCreated
@@ -232,7 +232,7 @@ func (a *Activities) keepIdentifier(ctx context.Context, s connectors.AccountSyn
 	if cur == "" {
 		cur = linked
 	}
-	if cur == "" || same(cur, attrs[uid]) {
+	if cur == "" || AttrEqual(uid, attrs[uid], cur) {
 		attrs[uid] = cur
 		return nil
 	}
@@ -254,7 +254,7 @@ func (a *Activities) keepIdentifier(ctx context.Context, s connectors.AccountSyn
 
 // create makes the account (with a generated password when the step says
 // so) and checks the created account shows what was written.
-func (a *Activities) create(ctx context.Context, c any, s connectors.AccountSyncer, spec *policy.SyncIdentity, attrs connectors.Attributes, in StepInput) (*connectors.Account, secret.Secret, error) {
+func (a *Activities) create(ctx context.Context, c any, s connectors.AccountSyncer, spec *policy.SyncIdentity, uid string, attrs connectors.Attributes, in StepInput) (*connectors.Account, secret.Secret, error) {
 	var pw secret.Secret
 	opts := connectors.CreateOptions{Activate: !in.Inactive}
 	var err error
@@ -273,7 +273,6 @@ func (a *Activities) create(ctx context.Context, c any, s connectors.AccountSync
 	}
 	// The create answer is the target's stored representation: it is the
 	// read-back, at no extra request. Only a disagreement reads again.
-	uid := a.cfg.Policy.UniqueIdentifier(*spec)
 	if attrsDiffer(acct, attrs, uid) != "" || acct.Active == in.Inactive {
 		if _, err := readBack(ctx, c, spec.Target, acct.ID, func(got *connectors.Account) string {
 			if got == nil {

@@ -53,12 +53,8 @@ func readBack(ctx context.Context, c any, target, id string, check func(*connect
 	}
 }
 
-// same compares attribute values as targets normalize them: trimmed and
-// case-insensitive.
-func same(a, b string) bool { return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b)) }
-
 // attrsDiffer lists the written attributes the account shows with another
-// value. An attribute the target does not return is not compared (targets
+// value (compared as the attribute sync compares them, AttrEqual). An attribute the target does not return is not compared (targets
 // drop what they do not store; the attribute sync's loop guard knows them),
 // except the unique identifier, which every target returns.
 func attrsDiffer(acct *connectors.Account, want map[string]string, uid string) string {
@@ -68,7 +64,7 @@ func attrsDiffer(acct *connectors.Account, want map[string]string, uid string) s
 		if (!ok || got == "") && k != uid {
 			continue
 		}
-		if !same(got, want[k]) {
+		if !AttrEqual(k, want[k], got) {
 			bad = append(bad, fmt.Sprintf("%s=%q (expected %q)", k, got, want[k]))
 		}
 	}
