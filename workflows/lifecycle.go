@@ -192,7 +192,7 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 	// entries of closed runs: one activity less per run.)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	if !r.queues || err != nil {
-		r.releaseSession(dctx)
+		r.releaseSecrets(dctx)
 	}
 	res := r.result()
 	if err != nil {
@@ -358,7 +358,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 // period). A rehire's SignalSupersede ends the wait: the step and the ones
 // after it are superseded.
 func (r *lifecycle) delay(ctx workflow.Context, st activities.PlannedStep) error {
-	r.releaseSession(ctx)
+	r.releaseSecrets(ctx)
 	r.setState(ctx, StateWaiting, "")
 	opts := workflow.TimerOptions{Summary: "wait before " + st.Name}
 	if workflow.GetVersion(ctx, "supersede-delay", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
@@ -409,7 +409,7 @@ func (r *lifecycle) permit(ctx workflow.Context, st activities.PlannedStep, row 
 // waitForOperator parks the run in state (NeedsAttention or Blocked) until
 // an operator update arrives.
 func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedStep, state, reason string) (decision, error) {
-	r.releaseSession(ctx)
+	r.releaseSecrets(ctx)
 	r.waitingOn = st.Name
 	r.decision = nil
 	r.setState(ctx, state, st.Name)
@@ -460,7 +460,7 @@ func (r *lifecycle) notify(ctx workflow.Context, n notice, wants func(activities
 			workflow.GetLogger(ctx).Warn("notification failed", "step", st.Name, "outcome", n.outcome)
 		}
 	}
-	r.releaseSession(ctx)
+	r.releaseSecrets(ctx)
 }
 
 func (r *lifecycle) record(st activities.PlannedStep, res activities.StepResult, row *StepInfo) {
@@ -571,7 +571,7 @@ func (r *lifecycle) stepContext(ctx workflow.Context) (workflow.Context, error) 
 	if r.session != nil && !r.sessionLost() {
 		return r.session, nil
 	}
-	r.releaseSession(ctx)
+	r.releaseSecrets(ctx)
 	sctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: r.plan.StepTimeout})
 	for {
 		s, err := workflow.CreateSession(sctx, &workflow.SessionOptions{
@@ -617,10 +617,10 @@ func (r *lifecycle) holderLost(ctx workflow.Context, err error) bool {
 	return false
 }
 
-// releaseSession wipes the run's vault entries on the worker that holds
+// releaseSecrets wipes the run's vault entries on the worker that holds
 // them (its task queue, or its session, which it then ends), from a
 // disconnected context so a canceled run wipes too.
-func (r *lifecycle) releaseSession(ctx workflow.Context) {
+func (r *lifecycle) releaseSecrets(ctx workflow.Context) {
 	if r.queues {
 		if r.holder == "" {
 			return
@@ -662,7 +662,7 @@ func (r *lifecycle) releaseSession(ctx workflow.Context) {
 // enableOnStartDate waits for the start date, then enables every account
 // the run created disabled.
 func (r *lifecycle) enableOnStartDate(ctx workflow.Context) error {
-	r.releaseSession(ctx)
+	r.releaseSecrets(ctx)
 	r.setState(ctx, StateWaiting, "")
 	wait := r.in.EnableAt.Sub(workflow.Now(ctx))
 	if err := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: "wait for start date"}).Get(ctx, nil); err != nil {
