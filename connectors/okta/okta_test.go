@@ -472,7 +472,13 @@ func TestPagingAndChanges(t *testing.T) {
 	assert.NotContains(t, changes[0].Attributes, "favorite_color", "custom attributes clear too")
 	assert.Equal(t, "E-d", changes[1].EmployeeID, "deactivated users are reported too")
 	assert.False(t, changes[1].Active)
-	assert.Greater(t, since2, since)
+	// Cursors are RFC 3339 times with trailing zeros trimmed: compare them
+	// as times (as strings, "…30.53Z" sorts after "…30.532Z").
+	t1, err := time.Parse(time.RFC3339Nano, since)
+	require.NoError(t, err)
+	t2, err := time.Parse(time.RFC3339Nano, since2)
+	require.NoError(t, err)
+	assert.True(t, t2.After(t1), "the cursor moves forward: %s → %s", since, since2)
 	assert.True(t, slicesContainFilter(f.Requests(), "lastUpdated+gt"), "the cursor becomes a lastUpdated gt filter")
 
 	byEmp, err := c.FindAccount(ctx, connectors.Key{Attribute: "employee_id", Value: "E-c"})
