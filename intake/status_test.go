@@ -64,13 +64,17 @@ func TestTemporalRefusalIs503NotUnprocessable(t *testing.T) {
 }
 
 // TestWorkflowRejectionIs422: the identity workflow's update validator
-// refusing the event is the one Temporal answer that is a 4xx.
+// refusing the event is the one Temporal answer that is a 4xx. (A person's
+// first event starts the identity with it as input: no validator runs, so
+// the person is hired first.)
 func TestWorkflowRejectionIs422(t *testing.T) {
 	env := intaketest.Start(t, intaketest.Options{})
 	srv := httptest.NewServer(intake.New(intake.Config{Client: env.Client, BearerToken: "tok", SubmitTimeout: 10 * time.Second}))
 	t.Cleanup(srv.Close)
+	resp, r := postRaw(t, srv.URL+"/v1/events", hireJSON("RJ1", "evt-h"))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, r.Error)
 	body := []byte(`{"event_id":"evt-r","type":"terminate","effective_at":"2026-12-04T17:00:00Z","employee":{"employee_id":"RJ1","test_reject":"no such person"}}`)
-	resp, r := postRaw(t, srv.URL+"/v1/events", body)
+	resp, r = postRaw(t, srv.URL+"/v1/events", body)
 	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode, r.Error)
 	assert.Contains(t, r.Error, "event rejected by the workflow")
 	assert.Contains(t, r.Error, "no such person")

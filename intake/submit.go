@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -18,12 +19,14 @@ import (
 var (
 	employeeIDKey = temporal.NewSearchAttributeKeyKeyword(workflows.SAEmployeeID)
 	stateKey      = temporal.NewSearchAttributeKeyKeyword(workflows.SAState)
+	eventKey      = temporal.NewSearchAttributeKeyKeyword(workflows.SAEvent)
 )
 
-// Submit delivers a validated event to the person's identity workflow with
-// update-with-start: the workflow is started if it is not running, and the
-// update returns once the workflow has recorded (or recognized as a
-// duplicate) the event. Safe to repeat: the workflow dedupes by event ID.
+// Submit delivers a validated event to the person's identity workflow. A
+// person without one gets it started with the event as its input (fewer
+// history events than an update); otherwise the event goes by update, which
+// returns once the workflow has recorded (or recognized as a duplicate) the
+// event. Safe to repeat: the workflow dedupes by event ID.
 //
 // A *RejectedError means the workflow's update validator (or handler)
 // refused the event, and a *ConflictError that the event ID was received
@@ -33,13 +36,36 @@ var (
 // was not delivered: retry later.
 func Submit(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventAccepted, error) {
 	id := ev.EmployeeID()
+	if err := workflows.ValidateEvent(id, ev); err != nil {
+		return workflows.EventAccepted{}, &RejectedError{Msg: err.Error()}
+	}
+	in, res := workflows.FirstEvent(ev)
+	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        workflows.IdentityWorkflowID(id),
+		TaskQueue: workflows.TaskQueue,
+		// Started means recorded; a running identity answers "already
+		// started" and gets the event by update.
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(employeeIDKey.ValueSet(id),
+			stateKey.ValueSet(workflows.StateRunning), eventKey.ValueSet(workflows.FirstEventKind(ev))),
+	}, workflows.IdentityWorkflowName, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case err == nil:
+		return res, nil
+	case !errors.As(err, &started):
+		return res, fmt.Errorf("intake: start %s with event %s: %w", workflows.IdentityWorkflowID(id), ev.EventID, err)
+	}
+	// update-with-start still: the identity may end (an operator
+	// terminates it) between the refused start and the update.
 	start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       workflows.IdentityWorkflowID(id),
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(employeeIDKey.ValueSet(id), stateKey.ValueSet(workflows.StateIdle)),
 	}, workflows.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: id, Version: workflows.IdentityVersion})
-	var res workflows.EventAccepted
+	res = workflows.EventAccepted{}
 	handle, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jml-dev/jml/hr"
@@ -95,7 +97,8 @@ func LifecycleWorkflowID(kind, employeeID, eventID string) string {
 }
 
 // IdentityInput starts (and continues-as-new) the identity workflow. The
-// intake starts it with only EmployeeID set; the rest is carried state.
+// intake starts a new identity with its first event in Pending (see
+// FirstEvent); the rest is carried state.
 type IdentityInput struct {
 	EmployeeID string `json:"employee_id"`
 	// Version is the identity workflow's shape, set by whoever starts it
@@ -117,6 +120,41 @@ type IdentityInput struct {
 	// by event ID (bounded like Handled): a resend with other content is
 	// a conflict, not a duplicate.
 	Receipts map[string]Receipt `json:"receipts,omitempty"`
+}
+
+// FirstEvent is the input that starts a person's identity workflow with
+// its first event already queued, and what the intake answers for it. A
+// start carrying the event costs no update (two history events fewer than
+// update-with-start) and is as durable: the event is in the started event.
+func FirstEvent(ev hr.Event) (IdentityInput, EventAccepted) {
+	id := ev.EmployeeID()
+	run := LifecycleWorkflowID(kindOf(ev, ""), id, ev.EventID)
+	return IdentityInput{
+		EmployeeID: id,
+		Version:    IdentityVersion,
+		Pending:    []hr.Event{ev},
+		Receipts:   map[string]Receipt{ev.EventID: {Digest: ev.Digest(), WorkflowID: run}},
+	}, EventAccepted{WorkflowID: run}
+}
+
+// FirstEventKind is the lifecycle kind (joiner, mover, leaver) a new
+// identity runs for its first event: the JmlEvent it starts with.
+func FirstEventKind(ev hr.Event) string { return kindOf(ev, "") }
+
+// ValidateEvent is what an identity accepts from HR, checked by its update
+// validator and by the intake before it starts a new identity.
+func ValidateEvent(employeeID string, ev hr.Event) error {
+	switch {
+	case ev.EventID == "":
+		return errors.New("event_id is required")
+	case ev.EmployeeID() != employeeID:
+		return errors.New("employee.employee_id does not match this identity")
+	}
+	switch ev.Type {
+	case hr.Hire, hr.Change, hr.Terminate, hr.Rehire:
+		return nil
+	}
+	return fmt.Errorf("type %q is not one of hire, change, terminate, rehire", ev.Type)
 }
 
 // Receipt is what an identity remembers of a received event.

@@ -1,8 +1,6 @@
 package workflows
 
 import (
-	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -47,7 +45,12 @@ type identity struct {
 	// (PublishIdentity), read by the attribute sync and the governor's
 	// population count. Runs started before that change do not.
 	publish bool
+	// shown: the search attributes the run started with, when they
+	// already show the first state it would set (see FirstEvent).
+	shown *shownState
 }
+
+type shownState struct{ state, kind string }
 
 // Identity is the per-person ordering workflow (ID identity/<employeeId>).
 // Design:
@@ -99,8 +102,15 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 			}
 		}
 	})
-	if st, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(saState); st != StateIdle {
-		s.setState(ctx, StateIdle, "") // (the intake starts identities Idle)
+	sa := workflow.GetTypedSearchAttributes(ctx)
+	switch st, _ := sa.GetKeyword(saState); {
+	case st == StateRunning && len(s.in.Pending) > 0:
+		// Started by its first event (FirstEvent), already shown as
+		// running it: the first run needs no upsert of its own.
+		kind, _ := sa.GetKeyword(saEvent)
+		s.shown = &shownState{state: st, kind: kind}
+	case st != StateIdle:
+		s.setState(ctx, StateIdle, "") // (older intakes start identities Idle)
 	}
 	// 1: publish the IdentityRecord memo; 2: children run without worker
 	// sessions (LifecycleInput.HostQueues), and a new identity publishes
@@ -233,18 +243,7 @@ func (s *identity) registerHandlers(ctx workflow.Context) error {
 }
 
 func (s *identity) validate(req HREventRequest) error {
-	ev := req.Event
-	switch {
-	case ev.EventID == "":
-		return errors.New("event_id is required")
-	case ev.EmployeeID() != s.in.EmployeeID:
-		return errors.New("employee.employee_id does not match this identity")
-	}
-	switch ev.Type {
-	case hr.Hire, hr.Change, hr.Terminate, hr.Rehire:
-		return nil
-	}
-	return fmt.Errorf("type %q is not one of hire, change, terminate, rehire", ev.Type)
+	return ValidateEvent(s.in.EmployeeID, req.Event)
 }
 
 // enqueue adds ev unless it was seen; reports whether it was a duplicate.
@@ -336,6 +335,12 @@ func (s *identity) publishRecord(ctx workflow.Context) {
 }
 
 func (s *identity) setState(ctx workflow.Context, state, kind string) {
+	if sh := s.shown; sh != nil {
+		s.shown = nil
+		if sh.state == state && sh.kind == kind {
+			return
+		}
+	}
 	upd := []temporal.SearchAttributeUpdate{saEmployeeID.ValueSet(s.in.EmployeeID), saState.ValueSet(state)}
 	if kind != "" {
 		upd = append(upd, saEvent.ValueSet(kind))

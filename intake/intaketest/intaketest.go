@@ -131,6 +131,12 @@ func identity(ctx workflow.Context, in workflows.IdentityInput, runChildren bool
 	// other content is a conflict, not a duplicate.
 	type seen struct{ digest, workflowID string }
 	first := map[string]seen{}
+	for id, r := range in.Receipts { // a first event comes in the input
+		first[id] = seen{r.Digest, r.WorkflowID}
+	}
+	for _, ev := range pending {
+		handled = append(handled, ev.EventID)
+	}
 	cur := workflows.CurrentRun{EmployeeID: in.EmployeeID}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, workflows.UpdateHREvent,
 		func(ctx workflow.Context, req workflows.HREventRequest) (workflows.EventAccepted, error) {
