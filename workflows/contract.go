@@ -120,6 +120,9 @@ type IdentityInput struct {
 	// by event ID (bounded like Handled): a resend with other content is
 	// a conflict, not a duplicate.
 	Receipts map[string]Receipt `json:"receipts,omitempty"`
+	// LastRun is the most recent lifecycle workflow ID (QueryCurrent), so
+	// it survives continue-as-new.
+	LastRun string `json:"last_run,omitempty"`
 }
 
 // FirstEvent is the input that starts a person's identity workflow with

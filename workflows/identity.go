@@ -36,7 +36,6 @@ type identity struct {
 	in       IdentityInput
 	handled  map[string]bool
 	current  *running
-	lastRun  string
 	changed  bool // the queue changed: re-evaluate the head's timer
 	schedule map[string]activities.Schedule
 	// hostQueues: children run secret steps on the holder's task queue.
@@ -214,7 +213,7 @@ func (s *identity) continueAsNew(ctx workflow.Context, signals workflow.ReceiveC
 
 func (s *identity) registerHandlers(ctx workflow.Context) error {
 	err := workflow.SetQueryHandler(ctx, QueryCurrent, func() (CurrentRun, error) {
-		cr := CurrentRun{EmployeeID: s.in.EmployeeID, Status: s.in.Status, LastRun: s.lastRun}
+		cr := CurrentRun{EmployeeID: s.in.EmployeeID, Status: s.in.Status, LastRun: s.in.LastRun}
 		if s.current != nil {
 			cr.WorkflowID, cr.Kind, cr.EventID = s.current.workflowID, s.current.kind, s.current.eventID
 		}
@@ -392,7 +391,7 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	var res LifecycleResult
 	s.current.child = workflow.ExecuteChildWorkflow(cctx, name, in)
 	err := s.current.child.Get(ctx, &res)
-	s.current, s.lastRun = nil, id
+	s.current, s.in.LastRun = nil, id
 	cancel()
 	if !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
 		// HR's latest word, whatever the run's outcome: the next event's

@@ -18,7 +18,12 @@ import (
 // keeps replaying: *-before-links (before account links and the GetVersion
 // guards), *-sessions (worker sessions, before the host-queues version),
 // *-waiting-sessions (a joiner of the session shape waiting in
-// NeedsAttention, and its identity: such runs resume on the session path).
+// NeedsAttention, and its identity: such runs resume on the session path),
+// identity-update-start (an identity started by update-with-start, before
+// the first event came as its input), identity-continued and
+// identity-after-continue (a run that continued as new and its successor;
+// regenerate: JML_UPDATE_HISTORIES=1 go test ./internal/e2e -run
+// TestIdentityContinuesAsNew).
 func TestReplay(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)

@@ -69,11 +69,11 @@ type stack struct {
 	notices   []string // bodies the portal's /notify received
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t *testing.T, opts ...temporaltest.TestServerOption) *stack {
 	t.Helper()
 	s := &stack{peer: scimtest.Start(t)}
 	s.log, s.logs = logging.Capture()
-	s.ts = temporaltest.NewServer(temporaltest.WithT(t))
+	s.ts = temporaltest.NewServer(append([]temporaltest.TestServerOption{temporaltest.WithT(t)}, opts...)...)
 	s.c = s.ts.NewClientWithOptions(client.Options{Logger: logging.Temporal(s.log)})
 	t.Cleanup(s.c.Close)
 	ctx := context.Background()
