@@ -47,6 +47,9 @@ func Submit(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventA
 		// started" and gets the event by update.
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		// A worker in this process (worker --dev, serve beside a worker)
+		// takes the first workflow task inline, skipping matching.
+		EnableEagerStart: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(employeeIDKey.ValueSet(id),
 			stateKey.ValueSet(workflows.StateRunning), eventKey.ValueSet(workflows.FirstEventKind(ev))),
 	}, workflows.IdentityWorkflowName, in)
