@@ -287,7 +287,7 @@ func (r *renderer) step(s policy.Step) error {
 }
 
 func (r *renderer) sync(a policy.SyncIdentity) error {
-	attrs, err := policy.RenderAttributes(r.p, a, r.env)
+	attrs, err := policy.RenderIdentity(r.p, a, r.env)
 	if err != nil {
 		return err
 	}
