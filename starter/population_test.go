@@ -329,3 +329,16 @@ func BenchmarkPopulation50k(b *testing.B) {
 		}
 	}
 }
+
+// The single-event preview refuses the same identifiers: the step shows
+// the error naming the person and the attribute, exit 1.
+func TestPreviewInvalidIdentifier(t *testing.T) {
+	dir := t.TempDir()
+	ev := filepath.Join(dir, "hire.json")
+	require.NoError(t, os.WriteFile(ev, []byte(`{"event_id":"evt-cjk-1","type":"hire","effective_at":"2026-11-02T09:00:00Z",
+"employee":{"employee_id":"E2001","first_name":"小明","last_name":"王","department":"Engineering","country_code":"CN"}}`), 0o600))
+	code, out, errs := runCmd(t, "preview", "--policy", "../examples/policy.yaml", "--event", ev)
+	assert.Equal(t, 1, code, errs)
+	assert.Contains(t, out, `employee E2001: okta: unique identifier login renders ".@acme.com": it has no letter or digit before @`)
+	assert.NotContains(t, out, `"login":".@acme.com"`, "no request body with the bad login")
+}
