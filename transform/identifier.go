@@ -21,7 +21,10 @@ func CheckIdentifier(v string) error {
 	if i := strings.IndexFunc(v, func(r rune) bool { return unicode.IsControl(r) }); i >= 0 {
 		return errors.New("it contains a control character")
 	}
-	if strings.ContainsAny(v, `"'`+"`") {
+	// A double quote ends the value in SCIM filters and Okta searches. An
+	// apostrophe stays: mary.o'brien@acme.com is a valid address and a
+	// common name.
+	if strings.ContainsRune(v, '"') {
 		return errors.New("it contains a quote")
 	}
 	if strings.ContainsRune(v, '\\') {
