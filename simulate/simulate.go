@@ -111,6 +111,7 @@ type StepReport struct {
 	// Groups counts group adds ("+name") and removes ("-name").
 	Groups   map[string]int `json:"groups,omitempty"`
 	Examples []Example      `json:"examples,omitempty"`
+	index    int            // position in its flow, for the report's order
 }
 
 // Example is one person's effect, for the first few of each kind.
@@ -168,7 +169,7 @@ func Run(ctx context.Context, rows iter.Seq[Row], o Options) (*Report, error) {
 		k := e.flow + "\x00" + e.step
 		s := steps[k]
 		if s == nil {
-			s = &StepReport{Flow: e.flow, Step: e.step, Action: e.action, Target: e.target, Counts: map[string]int{}}
+			s = &StepReport{Flow: e.flow, Step: e.step, Action: e.action, Target: e.target, Counts: map[string]int{}, index: e.index}
 			steps[k] = s
 			r.Steps = append(r.Steps, s)
 		}
@@ -232,6 +233,14 @@ func Run(ctx context.Context, rows iter.Seq[Row], o Options) (*Report, error) {
 			o.Progress(r.Rows)
 		}
 	}
+	// Steps in policy order: joiner, rehire, mover, leaver, each in order.
+	flows := []string{policy.KindJoiner, policy.KindRehire, policy.KindMover, policy.KindLeaver}
+	slices.SortStableFunc(r.Steps, func(a, b *StepReport) int {
+		if fa, fb := slices.Index(flows, a.Flow), slices.Index(flows, b.Flow); fa != fb {
+			return fa - fb
+		}
+		return a.index - b.index
+	})
 	return r, nil
 }
 
@@ -280,6 +289,7 @@ func newOnly(old, cur []Conflict, pre *int) []Conflict {
 // effect is one thing a step does to one person's account.
 type effect struct {
 	flow, step, action, target string
+	index                      int // of the step in its flow
 	kind                       string
 	// attrs: rendered attributes of a create; the changed ones of an update
 	// (value: the new one).
@@ -418,7 +428,7 @@ func (ev *evaluator) person(row Row) ([]effect, []Conflict, []string) {
 		Rand: seeded(id), Now: plan.RunAt}
 	var effects []effect
 	var resolved []string
-	for _, ps := range plan.Steps {
+	for i, ps := range plan.Steps {
 		if len(conflicts) > 0 {
 			// The run stops at the failed step: what came before it
 			// happens, nothing after it does.
@@ -427,7 +437,7 @@ func (ev *evaluator) person(row Row) ([]effect, []Conflict, []string) {
 		if ps.Skip {
 			continue
 		}
-		base := effect{flow: plan.Flow, step: ps.Name, action: ps.Action, target: ps.Target}
+		base := effect{flow: plan.Flow, step: ps.Name, action: ps.Action, target: ps.Target, index: i}
 		fail := func(attr string, err error) {
 			c := Conflict{Kind: RenderError, Step: ps.Name, Target: ps.Target, Attribute: attr,
 				Message: fmt.Sprintf("employee %s: step %s: %v", id, ps.Name, err)}
