@@ -119,8 +119,13 @@ func checkCountryFormat(args []arg) string {
 func countryKey(s string) string {
 	s = strings.ToLower(removeDiacritics(strings.TrimSpace(s)))
 	s = strings.NewReplacer("’", "'", "‘", "'", "`", "'", ",", " ", "(", " ", ")", " ", "&", " and ").Replace(s)
-	s = strings.Join(strings.Fields(s), " ")
-	return strings.TrimPrefix(s, "the ")
+	words := strings.Fields(s)
+	for i, w := range words {
+		if w == "st." || w == "st" { // CLDR's "St. Kitts & Nevis" is ISO's "Saint Kitts and Nevis"
+			words[i] = "saint"
+		}
+	}
+	return strings.TrimPrefix(strings.Join(words, " "), "the ")
 }
 
 // isoShortNames are ISO 3166-1 English short names (and common spellings)
