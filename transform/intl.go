@@ -307,6 +307,31 @@ func parseLanguageName(s string) (language.Tag, bool) {
 	return t, err == nil
 }
 
+// knownCodes are the values of callingCodes.
+var knownCodes = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
+	for _, cc := range callingCodes {
+		m[cc] = true
+	}
+	return m
+})
+
+// dropTrunkZero removes a national trunk 0 written after a known country
+// code ("+49 030 …", "+44 020 …"): no such number starts with 0 after its
+// country code, except Italy's. Calling codes are prefix-free, so the
+// first known prefix is the code.
+func dropTrunkZero(digits string) string {
+	for l := 1; l <= 3 && l < len(digits); l++ {
+		if cc := digits[:l]; knownCodes()[cc] {
+			if digits[l] == '0' && cc != "39" {
+				return cc + digits[l+1:]
+			}
+			return digits
+		}
+	}
+	return digits
+}
+
 var trunkZero = regexp.MustCompile(`\(\s*0\s*\)`)
 
 // callingCodes are ITU country calling codes by ISO 3166 alpha-2.
@@ -351,6 +376,7 @@ func fnPhone(env *Env, in string, args []arg) (string, error) {
 		}
 	}
 	digits := d.String()
+	intl := plus
 	if !plus {
 		region := ""
 		if len(args) == 1 {
@@ -365,9 +391,9 @@ func fnPhone(env *Env, in string, args []arg) (string, error) {
 		cc := callingCodes[strings.ToUpper(region)]
 		switch {
 		case strings.HasPrefix(digits, "00"):
-			digits = digits[2:]
+			digits, intl = digits[2:], true
 		case cc == "1" && strings.HasPrefix(digits, "011"):
-			digits = digits[3:]
+			digits, intl = digits[3:], true
 		case region == "":
 			return "", fmt.Errorf("%q has no country code: give the region, e.g. PHONE_NUMBER_E164, \"US\"", in)
 		case cc == "":
@@ -385,6 +411,9 @@ func fnPhone(env *Env, in string, args []arg) (string, error) {
 		default:
 			digits = cc + strings.TrimPrefix(digits, "0")
 		}
+	}
+	if intl {
+		digits = dropTrunkZero(digits)
 	}
 	if len(digits) < 7 || len(digits) > 15 || digits[0] == '0' {
 		return "", fmt.Errorf("%q is not a valid international number", in)
