@@ -325,7 +325,12 @@ func syncRules(p *policy.Policy, target string) ([]syncRule, error) {
 				}
 			}
 			r := syncRule{when: st.When, uid: p.UniqueIdentifier(*s), skip: map[string]bool{}, rename: s.Rename == policy.RenameAllowed}
-			r.step = policy.SyncIdentity{Target: target, Attributes: map[string]string{}}
+			r.step = policy.SyncIdentity{Target: target, UniqueIdentifier: r.uid, Attributes: map[string]string{}}
+			if r.rename && len(s.Fallbacks[r.uid]) > 0 {
+				// A rename follows the step's fallbacks when the first choice
+				// is no valid identifier (policy.RenderIdentity).
+				r.step.Fallbacks = map[string][]string{r.uid: s.Fallbacks[r.uid]}
+			}
 			for name, src := range merged {
 				if ok[name] {
 					r.step.Attributes[name] = src
@@ -360,7 +365,12 @@ func (a *Activities) renderDesired(rules []syncRule, tables map[string]*transfor
 				continue
 			}
 		}
-		out, err := policy.RenderAttributes(bare, r.step, &transform.Env{Attrs: attrs, Lookups: tables})
+		render := policy.RenderAttributes
+		if r.rename {
+			// The identifier is written: never rename to ".@example.com".
+			render = policy.RenderIdentity
+		}
+		out, err := render(bare, r.step, &transform.Env{Attrs: attrs, Lookups: tables})
 		if err != nil {
 			return nil, "", "", err
 		}

@@ -21,6 +21,8 @@ const (
 	ErrTypeUnsupported = "Unsupported"
 	ErrTypeRateLimited = "RateLimited"
 	ErrTypeTransient   = "Transient"
+	// ErrTypeInvalidIdentifier: a unique identifier no account can have.
+	ErrTypeInvalidIdentifier = "InvalidIdentifier"
 )
 
 func permanent(typ string, err error) error {

@@ -69,12 +69,28 @@ func render(src string, env *transform.Env) (string, error) {
 // renderAttributes is policy.RenderAttributes for a sync step against
 // attrs, as a Temporal-classified error.
 func (a *Activities) renderAttributes(spec *policy.SyncIdentity, attrs map[string]string, in StepInput) (connectors.Attributes, *transform.Env, error) {
+	return a.render(policy.RenderAttributes, spec, attrs, in)
+}
+
+// renderIdentity is policy.RenderIdentity: a unique identifier no account
+// can have (".@example.com") and no valid fallback is an InvalidIdentifier
+// error naming the person and the attribute; nothing is sent.
+func (a *Activities) renderIdentity(spec *policy.SyncIdentity, attrs map[string]string, in StepInput) (connectors.Attributes, *transform.Env, error) {
+	return a.render(policy.RenderIdentity, spec, attrs, in)
+}
+
+func (a *Activities) render(fn func(*policy.Policy, policy.SyncIdentity, *transform.Env) (map[string]string, error),
+	spec *policy.SyncIdentity, attrs map[string]string, in StepInput) (connectors.Attributes, *transform.Env, error) {
 	env, err := a.env(attrs, in)
 	if err != nil {
 		return nil, nil, err
 	}
-	out, err := policy.RenderAttributes(a.cfg.Policy, *spec, env)
-	if err != nil {
+	out, err := fn(a.cfg.Policy, *spec, env)
+	var idErr *policy.IdentifierError
+	switch {
+	case errors.As(err, &idErr):
+		return nil, nil, permanent(ErrTypeInvalidIdentifier, err)
+	case err != nil:
 		return nil, nil, permanent("PolicyInvalid", err)
 	}
 	return out, env, nil
@@ -103,7 +119,12 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 	if !ok {
 		return StepResult{}, unsupported(spec.Target, "sync identities")
 	}
-	attrs, env, err := a.renderAttributes(spec, in.Attributes, in)
+	attrs, env, err := a.renderIdentity(spec, in.Attributes, in)
+	if err != nil && in.Identifiers[spec.Target] != "" && spec.Rename != policy.RenameAllowed {
+		// A linked account keeps the identifier it was created with; the
+		// new rendering of it is not used.
+		attrs, env, err = a.renderAttributes(spec, in.Attributes, in)
+	}
 	if err != nil {
 		return StepResult{}, err
 	}
@@ -450,7 +471,7 @@ func (a *Activities) accountID(ctx context.Context, c any, target string, in Ste
 			if st.SyncIdentity == nil || st.SyncIdentity.Target != target {
 				continue
 			}
-			attrs, _, err := a.renderAttributes(st.SyncIdentity, in.Attributes, in)
+			attrs, _, err := a.renderIdentity(st.SyncIdentity, in.Attributes, in)
 			if err != nil {
 				return "", err
 			}

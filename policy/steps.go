@@ -246,6 +246,12 @@ func ParseDuration(s string) (time.Duration, error) {
 // $target references are resolved in dependency order. env is not
 // modified; env.Target is ignored.
 func RenderAttributes(p *Policy, step SyncIdentity, env *transform.Env) (map[string]string, error) {
+	return renderAttributes(p, step, env, "")
+}
+
+// renderAttributes is RenderAttributes; a uid other than "" is checked
+// as the unique identifier (RenderIdentity).
+func renderAttributes(p *Policy, step SyncIdentity, env *transform.Env, uid string) (map[string]string, error) {
 	srcs := mergedAttributes(p, step)
 	tmpls := make(map[string]*transform.Template, len(srcs))
 	for _, name := range slices.Sorted(maps.Keys(srcs)) {
@@ -269,6 +275,11 @@ func RenderAttributes(p *Policy, step SyncIdentity, env *transform.Env) (map[str
 		v, err := tmpls[name].Eval(&e)
 		if err != nil {
 			return nil, fmt.Errorf("policy: attribute %s: %w", name, err)
+		}
+		if name == uid {
+			if v, err = validIdentifier(p, step, uid, v, &e); err != nil {
+				return nil, err
+			}
 		}
 		out[name] = v
 	}

@@ -4,6 +4,7 @@
 //	starter post event.json            send one HR event to the intake
 //	starter import hires.csv           batch import (CSV or JSONL)
 //	starter preview --policy P --event E  dry run of a policy for one event
+//	starter preview --policy P --population F [--against OLD]  dry run over an HR export
 //	starter status <employeeId>        step table of a person's current run
 //	starter list --needs-attention     runs waiting for an operator
 //	starter retry|skip|abort|release <employeeId> [--step S]
@@ -70,6 +71,7 @@ commands:
   serve                         run the HR event intake (POST /v1/events) and the Web UI's codec endpoint (/codec)
   import FILE [--dry-run]        import events from CSV or JSONL (columns mapped by the policy)
   preview --policy P --event E  show what a policy would do for an event, touching nothing
+  preview --policy P --population PEOPLE.csv [--against OLD.yaml] [--json]  dry run over a whole HR export (exit 1: conflicts)
   post EVENT.json               send an HR event to the intake (signed with JML_INTAKE_HMAC_SECRET)
   status EMPLOYEE_ID            step table of a person's current run
   list [--needs-attention|--blocked|--state S]  runs waiting for an operator

@@ -65,18 +65,25 @@ type previewCall struct {
 // would start, every step with its attributes and the exact calls, and
 // sends nothing. Exit 2 for a bad policy or event, 1 when a step would
 // fail to render.
-func runPreview(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runPreview(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("preview", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	policyPath := fs.String("policy", "", "policy file (YAML)")
 	eventPath := fs.String("event", "", "HR event file (JSON), - for stdin")
 	asJSON := fs.Bool("json", false, "print JSON for machines")
+	population := fs.String("population", "", "population dry run: evaluate every row of this CSV/JSONL of HR records (instead of --event)")
+	against := fs.String("against", "", "with --population: the policy this one replaces; report only what the change alters")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: starter preview --policy POLICY.yaml --event EVENT.json [--json]")
+		fmt.Fprintln(stderr, "       starter preview --policy POLICY.yaml --population PEOPLE.csv [--against OLD.yaml] [--json]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *population != "" || *against != "" {
+		return runPopulation(ctx, populationArgs{policy: *policyPath, population: *population, against: *against,
+			eventSet: *eventPath != "", json: *asJSON, extra: fs.Args()}, stdout, stderr)
 	}
 	if *policyPath == "" || *eventPath == "" || fs.NArg() > 0 {
 		fs.Usage()
@@ -287,7 +294,7 @@ func (r *renderer) step(s policy.Step) error {
 }
 
 func (r *renderer) sync(a policy.SyncIdentity) error {
-	attrs, err := policy.RenderAttributes(r.p, a, r.env)
+	attrs, err := policy.RenderIdentity(r.p, a, r.env)
 	if err != nil {
 		return err
 	}

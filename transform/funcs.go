@@ -85,12 +85,12 @@ func builtins() []*funcDef {
 		{name: "APPEND", min: 1, max: 1, kinds: "s", usage: `, "suffix"`, fn: fnAppend},
 		{name: "PREPEND", min: 1, max: 1, kinds: "s", usage: `, "prefix"`, fn: fnPrepend},
 		{name: "SUBSTRING", min: 1, max: 2, kinds: "ii", usage: `, start[, length]`, fn: fnSubstring},
-		{name: "FIRST_N", min: 1, max: 1, kinds: "i", usage: `, n`, fn: fnFirstN},
-		{name: "LAST_N", min: 1, max: 1, kinds: "i", usage: `, n`, fn: fnLastN},
+		{name: "FIRST_N", min: 1, max: 1, kinds: "i", usage: `, n`, fn: fnFirstN, check: checkCount},
+		{name: "LAST_N", min: 1, max: 1, kinds: "i", usage: `, n`, fn: fnLastN, check: checkCount},
 		{name: "LEFT_PAD", min: 1, max: 2, kinds: "is", usage: `, length[, "pad"]`, fn: fnPad(true)},
 		{name: "RIGHT_PAD", min: 1, max: 2, kinds: "is", usage: `, length[, "pad"]`, fn: fnPad(false)},
 		{name: "REPLACE_ALL", min: 2, max: 2, kinds: "ss", usage: `, "old", "new"`, fn: fnReplaceAll},
-		{name: "REMOVE_CHARS", min: 1, max: 1, kinds: "s", usage: `, "chars"`, fn: fnRemoveChars},
+		{name: "REMOVE_CHARS", min: 1, max: maxArgs, kinds: "s", usage: `, "chars"[, "chars"…]`, fn: fnRemoveChars},
 		{name: "SPLIT", min: 2, max: 2, kinds: "si", usage: `, "separator", index`, fn: fnSplit},
 		{name: "DATE_FORMAT", min: 1, max: 2, kinds: "ss", usage: `, "output layout"[, "input layout"]`, fn: fnDateFormat},
 		{name: "ASSUME_TIME_ZONE", min: 1, max: 1, kinds: "s", usage: `, "Area/City"`, fn: fnAssumeTimeZone},
@@ -101,6 +101,8 @@ func builtins() []*funcDef {
 		{name: "IF", min: 1, max: 3, kinds: "sss", usage: `, "then"[, ELSE, "else"]`, fn: fnIf, check: checkIf},
 		{name: "IF_EMPTY", min: 1, max: 1, kinds: "s", usage: `, "fallback"`, fn: fnIfEmpty},
 		{name: "NEXT_NUMBER", max: 2, kinds: "ii", usage: `[, start[, count]]`, source: true, pipes: true, fn: fnNextNumber, check: checkNext},
+		{name: "FROM_ENTITY_ATTRIBUTE", min: 1, max: 2, kinds: "ss", usage: `, "EntityType", "attribute"`, source: true,
+			fn: fnFromEntity, check: checkFromEntity},
 		{name: "UUID", source: true, fn: fnUUID},
 		{name: "NOW", source: true, fn: fnNow},
 		{name: "RANDOM_ALPHANUMERIC_GENERATOR", min: 1, max: 1, kinds: "i", usage: `, length`, source: true,
@@ -165,6 +167,13 @@ func fnFirstN(_ *Env, in string, args []arg) (string, error) {
 	return in[:runeOffset(in, args[0].n)], nil
 }
 
+func checkCount(args []arg) string {
+	if args[0].n < 0 {
+		return fmt.Sprintf("the count must not be negative, got %d", args[0].n)
+	}
+	return ""
+}
+
 func fnLastN(_ *Env, in string, args []arg) (string, error) {
 	n := utf8.RuneCountInString(in) - args[0].n
 	return in[runeOffset(in, n):], nil
@@ -207,10 +216,22 @@ func fnReplaceAll(env *Env, in string, args []arg) (string, error) {
 	return strings.ReplaceAll(in, old, repl), err
 }
 
+// maxArgs bounds variadic functions (REMOVE_CHARS, "a", "b", …).
+const maxArgs = 64
+
+// fnRemoveChars removes every character of every argument:
+// {REMOVE_CHARS, "a@b.c", "@", "."} → abc.
 func fnRemoveChars(env *Env, in string, args []arg) (string, error) {
-	chars, err := str(env, &args[0])
-	if err != nil || !strings.ContainsAny(in, chars) {
-		return in, err
+	var chars string
+	for i := range args {
+		c, err := str(env, &args[i])
+		if err != nil {
+			return "", err
+		}
+		chars += c
+	}
+	if !strings.ContainsAny(in, chars) {
+		return in, nil
 	}
 	return strings.Map(func(r rune) rune {
 		if strings.ContainsRune(chars, r) {
@@ -297,6 +318,41 @@ func fnNextNumber(env *Env, in string, args []arg) (string, error) {
 		start = args[0].n
 	}
 	return in + strconv.Itoa(start+env.Counter-1), nil
+}
+
+// entityRef is the reference FROM_ENTITY_ATTRIBUTE makes: its arguments
+// "EntityType", "attribute" or the one argument "EntityType.attribute".
+func entityRef(args []arg) (Ref, bool) {
+	ent, attr := args[0].s, ""
+	if len(args) == 2 {
+		attr = args[1].s
+	} else {
+		ent, attr, _ = strings.Cut(ent, ".")
+	}
+	return Ref{Entity: ent, Attr: attr}, ent != "" && attr != "" && !strings.Contains(attr, ".")
+}
+
+func checkFromEntity(args []arg) string {
+	for _, a := range args {
+		if a.t != nil || a.ref != nil {
+			return "the entity type and attribute must be constants"
+		}
+	}
+	if _, ok := entityRef(args); !ok {
+		return `write {FROM_ENTITY_ATTRIBUTE, "OktaUser", "login"}`
+	}
+	return ""
+}
+
+// fnFromEntity reads an attribute of an earlier step's entity: the same
+// value as {OktaUser.login}.
+func fnFromEntity(env *Env, _ string, args []arg) (string, error) {
+	r, _ := entityRef(args)
+	out, ok := env.Outputs[r.Entity]
+	if !ok {
+		return "", fmt.Errorf("no earlier step produced %s (for %s)", r.Entity, r)
+	}
+	return out[r.Attr], nil
 }
 
 func fnNow(env *Env, _ string, _ []arg) (string, error) {

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,8 +113,50 @@ func checkCountryFormat(args []arg) string {
 	return ""
 }
 
-// countryNames maps lower-case English country names to regions; built on
-// first use, read-only afterwards.
+// countryKey folds a country name for lookup: case, diacritics and the
+// apostrophe's shape do not matter, and "Korea, Republic of" and "Korea
+// (Republic of)" are one key.
+func countryKey(s string) string {
+	s = strings.ToLower(removeDiacritics(strings.TrimSpace(s)))
+	s = strings.NewReplacer("’", "'", "‘", "'", "`", "'", ",", " ", "(", " ", ")", " ", "&", " and ").Replace(s)
+	words := strings.Fields(s)
+	for i, w := range words {
+		if w == "st." || w == "st" { // CLDR's "St. Kitts & Nevis" is ISO's "Saint Kitts and Nevis"
+			words[i] = "saint"
+		}
+	}
+	return strings.TrimPrefix(strings.Join(words, " "), "the ")
+}
+
+// isoShortNames are ISO 3166-1 English short names (and common spellings)
+// where they differ from CLDR's English names, which HR systems export
+// verbatim: "Korea, Republic of", "Viet Nam".
+var isoShortNames = map[string]string{
+	"united states of america": "US", "usa": "US", "america": "US", "great britain": "GB",
+	"united kingdom of great britain and northern ireland": "GB",
+	"england": "GB", "scotland": "GB", "wales": "GB", "northern ireland": "GB", "uk": "GB",
+	"south korea": "KR", "korea": "KR", "korea republic of": "KR", "republic of korea": "KR",
+	"north korea": "KP", "korea democratic people's republic of": "KP",
+	"russia": "RU", "russian federation": "RU", "czech republic": "CZ",
+	"holland": "NL", "netherlands kingdom of the": "NL",
+	"ivory coast": "CI", "cote d'ivoire": "CI", "turkey": "TR", "turkiye": "TR",
+	"vietnam": "VN", "viet nam": "VN", "hong kong": "HK", "macao": "MO", "macau": "MO",
+	"kosovo": "XK", "republic of kosovo": "XK",
+	"bolivia plurinational state of": "BO", "brunei darussalam": "BN", "cabo verde": "CV",
+	"congo democratic republic of the": "CD", "democratic republic of the congo": "CD",
+	"congo": "CG", "republic of the congo": "CG", "eswatini": "SZ", "swaziland": "SZ",
+	"falkland islands malvinas": "FK", "holy see": "VA",
+	"iran islamic republic of": "IR", "lao people's democratic republic": "LA", "laos": "LA",
+	"micronesia federated states of": "FM", "moldova republic of": "MD",
+	"north macedonia": "MK", "macedonia": "MK", "palestine state of": "PS", "palestine": "PS",
+	"saint martin french part": "MF", "sint maarten dutch part": "SX", "syrian arab republic": "SY",
+	"taiwan province of china": "TW", "tanzania united republic of": "TZ",
+	"venezuela bolivarian republic of": "VE", "virgin islands british": "VG", "virgin islands u.s.": "VI",
+	"bahamas": "BS", "gambia": "GM", "burma": "MM", "east timor": "TL",
+}
+
+// countryNames maps folded English country names (countryKey) to regions;
+// built on first use, read-only afterwards.
 var countryNames = sync.OnceValue(func() map[string]language.Region {
 	m := map[string]language.Region{}
 	names := display.English.Regions()
@@ -124,25 +167,31 @@ var countryNames = sync.OnceValue(func() map[string]language.Region {
 				continue
 			}
 			if n := names.Name(r); n != "" {
-				m[strings.ToLower(n)] = r
+				m[countryKey(n)] = r
+				// "Hong Kong SAR China" is also "Hong Kong".
+				if short, ok := strings.CutSuffix(n, " SAR China"); ok {
+					m[countryKey(short)] = r
+				}
 			}
 		}
 	}
-	for name, code := range map[string]string{
-		"united states of america": "US", "usa": "US", "america": "US", "great britain": "GB",
-		"england": "GB", "scotland": "GB", "wales": "GB", "northern ireland": "GB", "uk": "GB",
-		"south korea": "KR", "korea": "KR", "north korea": "KP", "russia": "RU", "czech republic": "CZ",
-		"holland": "NL", "the netherlands": "NL", "ivory coast": "CI", "turkey": "TR", "vietnam": "VN",
-	} {
+	for name, code := range isoShortNames {
 		m[name] = language.MustParseRegion(code)
 	}
 	return m
 })
 
+// kosovo has no ISO 3166 code; XK/XKX are the user-assigned codes the EU,
+// the IMF and most HR systems use (CLDR's alpha-3 is XKK).
+var kosovo = language.MustParseRegion("XK")
+
 func parseCountry(v string) (language.Region, error) {
 	s := strings.TrimSpace(v)
-	if r, ok := countryNames()[strings.ToLower(s)]; ok {
+	if r, ok := countryNames()[countryKey(s)]; ok {
 		return r, nil
+	}
+	if strings.EqualFold(s, "XKX") {
+		return kosovo, nil
 	}
 	if r, err := language.ParseRegion(s); err == nil && r.IsCountry() {
 		return r.Canonicalize(), nil
@@ -169,6 +218,9 @@ func fnCountry(env *Env, in string, args []arg) (string, error) {
 	case "alpha2":
 		return r.String(), nil
 	case "alpha3":
+		if r == kosovo {
+			return "XKX", nil
+		}
 		return r.ISO3(), nil
 	case "numeric":
 		return fmt.Sprintf("%03d", r.M49()), nil
@@ -178,18 +230,109 @@ func fnCountry(env *Env, in string, args []arg) (string, error) {
 	return "", fmt.Errorf("format %q: want alpha2, alpha3, numeric or name", format)
 }
 
-// fnLanguage canonicalizes a language tag: "en_us" → "en-US", "eng" → "en".
+// languageNames maps folded language names, in English and in the
+// language itself ("Spanish", "español", "Brazilian Portuguese"), to tags;
+// built on first use, read-only afterwards.
+var languageNames = sync.OnceValue(func() map[string]language.Tag {
+	m := map[string]language.Tag{}
+	add := func(name string, t language.Tag) {
+		if k := countryKey(name); k != "" {
+			if _, dup := m[k]; !dup {
+				m[k] = t
+			}
+		}
+	}
+	var tags []language.Tag
+	for a := 'a'; a <= 'z'; a++ {
+		for b := 'a'; b <= 'z'; b++ {
+			t, err := language.Parse(string([]rune{a, b}))
+			if err == nil && t.String() == string([]rune{a, b}) {
+				tags = append(tags, t)
+			}
+		}
+	}
+	for _, s := range []string{"en-US", "en-GB", "en-AU", "en-CA", "pt-BR", "pt-PT", "es-419", "es-MX", "es-ES",
+		"fr-CA", "fr-FR", "de-CH", "de-AT", "zh-Hans", "zh-Hant", "zh-TW", "zh-HK", "fil", "yue", "haw"} {
+		tags = append(tags, language.MustParse(s))
+	}
+	for _, t := range tags {
+		add(display.English.Tags().Name(t), t)
+	}
+	for _, t := range tags {
+		add(display.Self.Name(t), t)
+	}
+	return m
+})
+
+// fnLanguage canonicalizes a language tag ("en_us" → "en-US", "eng" → "en")
+// or names a language ("Spanish" → "es", "English (United States)" →
+// "en-US").
 func fnLanguage(_ *Env, in string, _ []arg) (string, error) {
 	if in == "" {
 		return "", nil
 	}
 	s, _, _ := strings.Cut(strings.TrimSpace(in), ".") // en_US.UTF-8
+	if t, ok := parseLanguageName(s); ok {
+		return t.String(), nil
+	}
 	t, err := language.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("%q is not an RFC 5646 language tag", in)
+		return "", fmt.Errorf("%q is not an RFC 5646 language tag or a language name", in)
 	}
 	return t.String(), nil
 }
+
+// parseLanguageName reads a language name, optionally with a country in
+// parentheses: "Spanish", "Portuguese (Brazil)".
+func parseLanguageName(s string) (language.Tag, bool) {
+	names := languageNames()
+	if t, ok := names[countryKey(s)]; ok {
+		return t, true
+	}
+	base, rest, ok := strings.Cut(s, "(")
+	region, _, closed := strings.Cut(rest, ")")
+	if !ok || !closed {
+		return language.Tag{}, false
+	}
+	t, ok := names[countryKey(base)]
+	if !ok {
+		return language.Tag{}, false
+	}
+	r, err := parseCountry(region)
+	if err != nil {
+		return language.Tag{}, false
+	}
+	b, _ := t.Base()
+	t, err = language.Compose(b, r)
+	return t, err == nil
+}
+
+// knownCodes are the values of callingCodes.
+var knownCodes = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
+	for _, cc := range callingCodes {
+		m[cc] = true
+	}
+	return m
+})
+
+// dropTrunkZero removes a national trunk 0 written after a known country
+// code ("+49 030 …", "+44 020 …"): no such number starts with 0 after its
+// country code, except Italy's. Calling codes are prefix-free, so the
+// first known prefix is the code.
+func dropTrunkZero(digits string) string {
+	for l := 1; l <= 3 && l < len(digits); l++ {
+		if cc := digits[:l]; knownCodes()[cc] {
+			if digits[l] == '0' && cc != "39" {
+				return cc + digits[l+1:]
+			}
+			return digits
+		}
+	}
+	return digits
+}
+
+var trunkZero = regexp.MustCompile(`\(\s*0\s*\)`)
 
 // callingCodes are ITU country calling codes by ISO 3166 alpha-2.
 var callingCodes = map[string]string{
@@ -217,6 +360,11 @@ func fnPhone(env *Env, in string, args []arg) (string, error) {
 		s = strings.TrimSpace(s[:i])
 	}
 	plus := strings.HasPrefix(s, "+")
+	// "+49 (0)151 …": the (0) is the national trunk prefix, dialled only
+	// inside the country; E.164 drops it (Italy has none: its 0 stays).
+	if m := trunkZero.FindStringIndex(s); m != nil && plus && !strings.HasPrefix(strings.TrimLeft(s[1:], " "), "39") {
+		s = s[:m[0]] + " " + s[m[1]:]
+	}
 	var d strings.Builder
 	for _, r := range strings.TrimPrefix(s, "+") {
 		switch {
@@ -228,6 +376,7 @@ func fnPhone(env *Env, in string, args []arg) (string, error) {
 		}
 	}
 	digits := d.String()
+	intl := plus
 	if !plus {
 		region := ""
 		if len(args) == 1 {
@@ -242,9 +391,9 @@ func fnPhone(env *Env, in string, args []arg) (string, error) {
 		cc := callingCodes[strings.ToUpper(region)]
 		switch {
 		case strings.HasPrefix(digits, "00"):
-			digits = digits[2:]
+			digits, intl = digits[2:], true
 		case cc == "1" && strings.HasPrefix(digits, "011"):
-			digits = digits[3:]
+			digits, intl = digits[3:], true
 		case region == "":
 			return "", fmt.Errorf("%q has no country code: give the region, e.g. PHONE_NUMBER_E164, \"US\"", in)
 		case cc == "":
@@ -262,6 +411,9 @@ func fnPhone(env *Env, in string, args []arg) (string, error) {
 		default:
 			digits = cc + strings.TrimPrefix(digits, "0")
 		}
+	}
+	if intl {
+		digits = dropTrunkZero(digits)
 	}
 	if len(digits) < 7 || len(digits) > 15 || digits[0] == '0' {
 		return "", fmt.Errorf("%q is not a valid international number", in)

@@ -346,8 +346,14 @@ func (p *parser) finish(start int, fn *funcDef, args []arg, head bool) (call, er
 			return c, p.errf(start, "%s: %s", fn.name, msg)
 		}
 	}
-	if fn.name == "NEXT_NUMBER" {
+	switch fn.name {
+	case "NEXT_NUMBER":
 		p.next = max(p.next, nextCount(rest))
+	case "FROM_ENTITY_ATTRIBUTE":
+		// Listed like {OktaUser.login}, so policy checks see the dependency.
+		if r, ok := entityRef(rest); ok && !slices.Contains(p.refs, r) {
+			p.refs = append(p.refs, r)
+		}
 	}
 	pc := Call{Func: fn.name, Col: c.col}
 	for _, a := range args {

@@ -145,9 +145,14 @@ func (t *Template) Eval(env *Env) (string, error) {
 var ErrNoUniqueValue = errors.New("transform: no unique value left")
 
 // EvalUnique tries the fallback formatters in order and returns the first
-// non-empty value that taken reports as free. A template with NEXT_NUMBER
-// is tried once per number (jsmith, jsmith2, jsmith3, …) before the next
-// template. env is not modified.
+// value that is a valid identifier (CheckIdentifier) and that taken reports
+// as free. A template with NEXT_NUMBER is tried once per number (jsmith,
+// jsmith2, jsmith3, …) before the next template. A value no identifier can
+// be (".@example.com" from a name ASCII empties) is skipped without asking
+// taken, and so is the whole template when its value without a number is
+// one ("2@example.com" is no name); a fallback such as "e{employee_id}"
+// then serves those names.
+// env is not modified.
 func EvalUnique(ctx context.Context, candidates []*Template, env *Env,
 	taken func(ctx context.Context, value string) (bool, error)) (string, error) {
 	e := Env{}
@@ -162,7 +167,13 @@ func EvalUnique(ctx context.Context, candidates []*Template, env *Env,
 			if err != nil {
 				return "", fmt.Errorf("transform: %s: %w", t.src, err)
 			}
-			if v == "" || slices.Contains(tried, v) {
+			if CheckIdentifier(v) != nil {
+				if k == 0 {
+					break // the number only tells names apart: "2@example.com" is no name
+				}
+				continue
+			}
+			if slices.Contains(tried, v) {
 				continue
 			}
 			tried = append(tried, v)
