@@ -80,7 +80,7 @@ func TestImportCSV(t *testing.T) {
 	assert.Contains(t, out, fmt.Sprintf("line %d: effective_at: \"next tuesday\"", badLines[1]))
 	assert.Contains(t, out, fmt.Sprintf("line %d: invalid event: employee.employee_id", badLines[2]))
 	assert.Contains(t, errs, "import: ", "plain progress lines when stderr is not a terminal")
-	require.Eventually(t, func() bool { return countWorkflows(t, env, "") == 997 }, 20*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return countWorkflows(t, env, "") == 997 }, 60*time.Second, 100*time.Millisecond)
 
 	// Importing the same file again delivers nothing new.
 	code, out, _ = starter(t, "import", "--policy", "../examples/policy.yaml", "--json", path)
