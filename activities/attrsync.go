@@ -414,6 +414,19 @@ func (a *Activities) buildSnapshot(ctx context.Context, target string) (*snapsho
 			s.uid = uid
 			s.active++
 			if d.accountID != "" {
+				if other, taken := s.byAccount[d.accountID]; taken {
+					// Two people linked to one account (reconciliation's
+					// "disputed"): syncing either could write one person's
+					// data on the other's account.
+					if other != nil {
+						s.active--
+						s.problems = append(s.problems, AttrSyncProblem{Target: target, EmployeeID: other.employeeID, AccountID: d.accountID, Error: "account linked to another identity too; not synced"})
+					}
+					s.problems = append(s.problems, AttrSyncProblem{Target: target, EmployeeID: r.EmployeeID, AccountID: d.accountID, Error: "account linked to another identity too; not synced"})
+					s.byAccount[d.accountID] = nil
+					s.active--
+					continue
+				}
 				s.byAccount[d.accountID] = d
 			}
 			if uidValue == "" {
@@ -516,7 +529,10 @@ func (a *Activities) SyncAttributesPage(ctx context.Context, in AttrSyncPageInpu
 		res.Counts.PagesRead++
 		var work []pending
 		for _, acct := range accts {
-			d := snap.byAccount[acct.ID]
+			d, linked := snap.byAccount[acct.ID]
+			if linked && d == nil {
+				continue // disputed: linked to two identities
+			}
 			if d == nil {
 				d = snap.byUID[strings.ToLower(acct.Attributes[snap.uid])]
 			}
