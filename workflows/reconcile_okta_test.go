@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
@@ -18,6 +20,7 @@ import (
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/okta"
 	"github.com/jml-dev/jml/connectors/okta/oktatest"
+	"github.com/jml-dev/jml/internal/workflowmetrics"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/workflows"
@@ -123,7 +126,9 @@ func TestReconcileAgainstOkta(t *testing.T) {
 	dir[len(dir)-1].Accounts = map[string]string{"app": account["twin2@acme.test"]}
 	dir[len(dir)-2].Accounts = map[string]string{"app": account["twin2@acme.test"]}
 
-	c := temporalServer(t).GetDefaultClient()
+	reg := prometheus.NewRegistry()
+	c := temporalServer(t).NewClientWithOptions(client.Options{MetricsHandler: workflowmetrics.New(reg)})
+	t.Cleanup(c.Close)
 	acts := activities.New(activities.Config{
 		Policy: reconcilePolicy(policy.Target{Type: "okta", OrgURL: peer.OrgURL}, "login", policy.Reconcile{Leftovers: policy.ReconcileDisable,
 			Targets: map[string]policy.ReconcileTarget{"app": {NeverTouch: []string{"breakglass@acme.test", "testuser@okta.local"}}}}),
@@ -196,6 +201,22 @@ func TestReconcileAgainstOkta(t *testing.T) {
 	}
 	assert.Len(t, members("all-staff"), n+4, "everyone, the leftovers and the protected account")
 	assert.Len(t, members("dept-d0"), n/5+7, "orphans keep their groups")
+
+	// The cycle's counts reach Prometheus, by target.
+	assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP jml_reconcile_memberships_added_total jml workflow counter jml_reconcile_memberships_added (docs/reconciliation.md, docs/operations.md), by target.
+# TYPE jml_reconcile_memberships_added_total counter
+jml_reconcile_memberships_added_total{target="app"} 10
+# HELP jml_reconcile_orphans_total jml workflow counter jml_reconcile_orphans (docs/reconciliation.md, docs/operations.md), by target.
+# TYPE jml_reconcile_orphans_total counter
+jml_reconcile_orphans_total{target="app"} 7
+# HELP jml_reconcile_leftovers_disabled_total jml workflow counter jml_reconcile_leftovers_disabled (docs/reconciliation.md, docs/operations.md), by target.
+# TYPE jml_reconcile_leftovers_disabled_total counter
+jml_reconcile_leftovers_disabled_total{target="app"} 3
+# HELP jml_reconcile_disputed_total jml workflow counter jml_reconcile_disputed (docs/reconciliation.md, docs/operations.md), by target.
+# TYPE jml_reconcile_disputed_total counter
+jml_reconcile_disputed_total{target="app"} 2
+`), "jml_reconcile_memberships_added_total", "jml_reconcile_orphans_total", "jml_reconcile_leftovers_disabled_total", "jml_reconcile_disputed_total"))
 
 	r, writes = cycle(2)
 	t.Logf("cycle 2: %+v", r.Counts)
