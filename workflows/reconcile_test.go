@@ -52,6 +52,10 @@ func reconPerson(i int, domain string) activities.IdentityRecord {
 	}
 }
 
+// scimTarget is the SCIM target of the reconciliation tests (the
+// connector is handed to the activities; the policy needs its type).
+var scimTarget = policy.Target{Type: "scim", BaseURL: "http://127.0.0.1/scim/v2", TokenEnv: "SCIM_TOKEN"}
+
 type reconStack struct {
 	c    client.Client
 	peer *scimtest.Peer
@@ -61,7 +65,7 @@ type reconStack struct {
 
 // newReconStack loads the SCIM peer with users, groups and the directory
 // dir, and starts a worker with the real activities and SCIM connector.
-func newReconStack(t *testing.T, rec policy.Reconcile, users []scimtest.LoadUser, groups []scimtest.LoadGroup, dir activities.Directory) *reconStack {
+func newReconStack(t testing.TB, pol *policy.Policy, users []scimtest.LoadUser, groups []scimtest.LoadGroup, dir activities.Directory) *reconStack {
 	t.Helper()
 	s := &reconStack{peer: scimtest.Start(t)}
 	s.ids = s.peer.Load(users, groups)
@@ -69,7 +73,7 @@ func newReconStack(t *testing.T, rec policy.Reconcile, users []scimtest.LoadUser
 	require.NoError(t, err)
 	s.c = temporalServer(t).GetDefaultClient()
 	acts := activities.New(activities.Config{
-		Policy:    reconcilePolicy(policy.Target{Type: "scim", BaseURL: s.peer.BaseURL}, "user_name", rec),
+		Policy:    pol,
 		Targets:   map[string]any{"app": conn},
 		Directory: dir,
 		Client:    s.c,
@@ -81,7 +85,7 @@ func newReconStack(t *testing.T, rec policy.Reconcile, users []scimtest.LoadUser
 	return s
 }
 
-func (s *reconStack) start(t *testing.T) client.WorkflowRun {
+func (s *reconStack) start(t testing.TB) client.WorkflowRun {
 	t.Helper()
 	s.runs++
 	s.peer.Reset()
@@ -92,7 +96,7 @@ func (s *reconStack) start(t *testing.T) client.WorkflowRun {
 	return run
 }
 
-func (s *reconStack) cycle(t *testing.T) workflows.AttributeSyncResult {
+func (s *reconStack) cycle(t testing.TB) workflows.AttributeSyncResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -196,7 +200,7 @@ func TestReconcileAgainstSCIM(t *testing.T) {
 	}
 	rec := policy.Reconcile{Leftovers: policy.ReconcileDisable,
 		Targets: map[string]policy.ReconcileTarget{"app": {NeverTouch: []string{"BreakGlass"}}}}
-	s := newReconStack(t, rec, users, loadGroups(groups), dir)
+	s := newReconStack(t, reconcilePolicy(scimTarget, "user_name", rec), users, loadGroups(groups), dir)
 	// The second twin pair is linked, both to twin2's account.
 	twin2 := s.ids.Users["twin2"]
 	dir[len(dir)-1].Accounts = map[string]string{"app": twin2}
@@ -288,7 +292,7 @@ func TestReconcileMassRemovalBlocks(t *testing.T) {
 		}
 	}
 	require.Equal(t, 60, moved, "60 of dept-d0's 100 members")
-	s := newReconStack(t, policy.Reconcile{Orphans: policy.ReconcileReport}, users, loadGroups(groups), dir)
+	s := newReconStack(t, reconcilePolicy(scimTarget, "user_name", policy.Reconcile{Orphans: policy.ReconcileReport}), users, loadGroups(groups), dir)
 	conn, err := scim.New(context.Background(), scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}})
 	require.NoError(t, err)
 
@@ -324,4 +328,43 @@ func TestReconcileMassRemovalBlocks(t *testing.T) {
 	res = s.cycle(t)
 	assert.Empty(t, s.peer.Writes())
 	assert.Zero(t, res.Reconcile["app"].Counts.Blocked)
+}
+
+// BenchmarkReconcile10k: 10,000 people × 5 managed groups each, in sync,
+// against the SCIM peer. Reported: the cycle's requests to the target, the
+// reconciliation's reads against its page floor (ceil(accounts/200) +
+// ceil(groups/200)), and writes (0).
+func BenchmarkReconcile10k(b *testing.B) {
+	const n = 10000
+	pol := reconcilePolicy(scimTarget, "user_name", policy.Reconcile{Orphans: policy.ReconcileReport})
+	rules := &pol.Joiner.Steps[1].ManageRelationships.Add
+	*rules = append(*rules, "loc-{location}", "level-{level}", "cc-{cost_center}")
+	users, groups, dir := inSync(n)
+	for i := range dir {
+		a := dir[i].Attributes
+		a["location"], a["level"], a["cost_center"] = fmt.Sprint(i%4), fmt.Sprint(i%3), fmt.Sprint(i%10)
+		for _, g := range []string{"loc-" + a["location"], "level-" + a["level"], "cc-" + a["cost_center"]} {
+			groups[g] = append(groups[g], a["username"])
+		}
+	}
+	s := newReconStack(b, pol, users, loadGroups(groups), dir)
+	floor := (n+199)/200 + (len(groups)+199)/200
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res := s.cycle(b)
+		b.StopTimer()
+		r := res.Reconcile["app"]
+		writes := 0
+		for _, v := range s.peer.Writes() {
+			writes += v
+		}
+		b.ReportMetric(float64(s.peer.Requests()), "requests/op")
+		b.ReportMetric(float64(r.Counts.Reads), "reconcile-reads/op")
+		b.ReportMetric(float64(floor), "page-floor")
+		b.ReportMetric(float64(writes), "writes/op")
+		if r.Counts.Linked != n || writes != 0 || r.Counts.Reads > floor || r.Counts.MissingFound+r.Counts.ExtraFound != 0 {
+			b.Fatalf("linked %d, wrote %d, reads %d > floor %d? %+v", r.Counts.Linked, writes, r.Counts.Reads, floor, r.Problems)
+		}
+		b.StartTimer()
+	}
 }
