@@ -368,3 +368,54 @@ func BenchmarkReconcile10k(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// TestReconcileDisablesUnderSafetyLimit: orphans: disable with a safety
+// limit of 2 destructive steps an hour and 5 active orphans — 2 are
+// disabled, 3 held until an operator releases them; a protected account is
+// never touched.
+func TestReconcileDisablesUnderSafetyLimit(t *testing.T) {
+	users, groups, dir := inSync(20)
+	for i := 1; i <= 5; i++ {
+		users = append(users, scimtest.LoadUser{UserName: fmt.Sprintf("orphan%d", i), Active: true})
+	}
+	users = append(users, scimtest.LoadUser{UserName: "svc-backup", Active: true})
+	pol := reconcilePolicy(scimTarget, "user_name", policy.Reconcile{Orphans: policy.ReconcileDisable,
+		Targets: map[string]policy.ReconcileTarget{"app": {NeverTouch: []string{"svc-backup"}}}})
+	pol.Safety.MaxDestructivePerHour = 2
+	s := newReconStack(t, pol, users, loadGroups(groups), dir)
+	conn, err := scim.New(context.Background(), scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}})
+	require.NoError(t, err)
+	active := func() (n int) {
+		for i := 1; i <= 5; i++ {
+			acct, err := conn.FindAccount(context.Background(), connectors.Key{Attribute: "user_name", Value: fmt.Sprintf("orphan%d", i)})
+			require.NoError(t, err)
+			if acct.Active {
+				n++
+			}
+		}
+		return n
+	}
+
+	run := s.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	require.Eventually(t, func() bool { return active() == 3 }, time.Minute, 200*time.Millisecond, "two disabled, then held")
+	h, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: run.GetID(), RunID: run.GetRunID(),
+		UpdateName: workflows.UpdateRelease, Args: []any{workflows.StepRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	require.NoError(t, err)
+	require.NoError(t, h.Get(ctx, nil))
+	var res workflows.AttributeSyncResult
+	require.NoError(t, run.Get(ctx, &res))
+	r := res.Reconcile["app"]
+	assert.Equal(t, 5, r.Counts.OrphansDisabled)
+	assert.Equal(t, 1, r.Counts.Protected)
+	assert.Zero(t, active())
+	acct, err := conn.FindAccount(ctx, connectors.Key{Attribute: "user_name", Value: "svc-backup"})
+	require.NoError(t, err)
+	assert.True(t, acct.Active, "never_touch")
+
+	// Disabled orphans stay reported, and nothing more is written.
+	res = s.cycle(t)
+	assert.Empty(t, s.peer.Writes())
+	assert.Equal(t, 5, res.Reconcile["app"].Counts.Orphans)
+}
