@@ -275,12 +275,7 @@ func (a *Activities) ReconcileTarget(ctx context.Context, in ReconcileInput) (Re
 	}
 	var ops []membershipOp
 	var disable []ReconcileAccount
-	for cursor := ""; ; {
-		accts, next, err := lister.ListAccounts(ctx, cursor, in.PageSize)
-		if err != nil {
-			return ReconcileResult{}, toTemporal(fmt.Errorf("%s: list accounts: %w", in.Target, err))
-		}
-		r.res.Counts.Reads++
+	classify := func(accts []connectors.Account) {
 		for _, acct := range accts {
 			op, dis := r.classify(ctx, c, acct, groups)
 			ops = append(ops, op...)
@@ -288,6 +283,24 @@ func (a *Activities) ReconcileTarget(ctx context.Context, in ReconcileInput) (Re
 				disable = append(disable, *dis)
 			}
 		}
+	}
+	// The attribute sync of this cycle just read every account on this
+	// worker and wrote none: use its pages instead of reading them again.
+	if snap := a.snapshots.get(in.Snapshot + "\x00" + in.Target); snap != nil && !in.Release {
+		if pages, ok := snap.accountPages(); ok {
+			for _, p := range pages {
+				classify(p)
+			}
+			lister = nil
+		}
+	}
+	for cursor := ""; lister != nil; {
+		accts, next, err := lister.ListAccounts(ctx, cursor, in.PageSize)
+		if err != nil {
+			return ReconcileResult{}, toTemporal(fmt.Errorf("%s: list accounts: %w", in.Target, err))
+		}
+		r.res.Counts.Reads++
+		classify(accts)
 		activity.RecordHeartbeat(ctx, cursor)
 		if next == "" {
 			break
