@@ -269,8 +269,15 @@ func (a *Activities) ReconcileTarget(ctx context.Context, in ReconcileInput) (Re
 	gl, _ := c.(connectors.GroupLister)
 	groups := gl != nil && rm != nil && len(r.managed) > 0
 	if groups {
-		if err := r.readGroups(ctx, gl); err != nil {
-			return ReconcileResult{}, err
+		err := r.readGroups(ctx, gl)
+		switch {
+		case connectors.IsPermanent(err) || errors.Is(err, connectors.ErrNotFound):
+			// No groups to read (a SCIM app without /Groups): the accounts
+			// are still classified.
+			groups = false
+			r.res.problem(AttrSyncProblem{Target: in.Target, Error: "groups not reconciled: " + err.Error()})
+		case err != nil:
+			return ReconcileResult{}, toTemporal(err)
 		}
 	}
 	var ops []membershipOp
@@ -400,7 +407,7 @@ func (r *reconciler) readGroups(ctx context.Context, gl connectors.GroupLister) 
 	for cursor := ""; ; {
 		page, next, err := gl.ListGroups(ctx, cursor, r.in.PageSize)
 		if err != nil {
-			return toTemporal(fmt.Errorf("%s: list groups: %w", r.in.Target, err))
+			return fmt.Errorf("%s: list groups: %w", r.in.Target, err)
 		}
 		r.res.Counts.Reads++
 		for _, g := range page {
@@ -436,7 +443,7 @@ func (r *reconciler) members(ctx context.Context, gl connectors.GroupLister, gro
 	for cursor := ""; ; {
 		ids, next, err := gl.ListMembers(ctx, groupID, cursor, 0)
 		if err != nil {
-			return nil, toTemporal(fmt.Errorf("%s: list group members: %w", r.in.Target, err))
+			return nil, fmt.Errorf("%s: list group members: %w", r.in.Target, err)
 		}
 		r.res.Counts.Reads++
 		all = append(all, ids...)
