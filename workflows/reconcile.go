@@ -42,6 +42,7 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 	var (
 		waiting  string // the blocked target
 		decision string
+		blocked  bool
 	)
 	for ; in.Reconciliation.Next < len(in.Reconciliation.Targets); in.Reconciliation.Next++ {
 		target := in.Reconciliation.Targets[in.Reconciliation.Next]
@@ -55,6 +56,10 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 				}
 			}
 			waiting, decision = target, ""
+			blocked = true
+			// starter list --blocked finds the run; the held count alerts.
+			_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(StateBlocked), saFailedStep.ValueSet(target+".reconcile"))
+			workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"target": target}).Counter("jml_reconcile_blocked").Inc(int64(res.Counts.Blocked))
 			workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Blocked**: reconciliation of %s\n\n%s\n\n%s\n\nOperator: Release (make the held changes) / Abort (keep things as they are), within %s",
 				target, res.BlockedReason, blockedList(res.Blocked), reconcileBlockWait))
 			ok, err := workflow.AwaitWithTimeout(ctx, reconcileBlockWait, func() bool { return decision != "" })
@@ -62,6 +67,7 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 				return err
 			}
 			waiting = ""
+			_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(StateRunning), saFailedStep.ValueSet(""))
 			if ok && decision == UpdateRelease {
 				rin.Release = true
 				res = released(res, in.reconcileTarget(ctx, rin, ".released"))
@@ -72,6 +78,9 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 		c := res.Counts
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**reconcile %s**: %d accounts, %d memberships added, %d removed, %d orphans, %d leftovers (%d disabled), %d disputed, %d held",
 			target, c.AccountsRead, c.Added, c.Removed, c.Orphans, c.Leftovers, c.LeftoversDisabled, c.Disputed, c.Blocked))
+	}
+	if blocked {
+		_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(StateCompleted))
 	}
 	return nil
 }
@@ -143,7 +152,8 @@ func blockedList(gs []activities.BlockedGroup) string {
 }
 
 // emitReconcileMetrics counts one target's reconciliation (jml_reconcile_*,
-// tagged by target; not emitted during replay).
+// tagged by target; not emitted during replay). jml_reconcile_blocked is
+// counted when the run blocks, so an alert fires while it waits.
 func emitReconcileMetrics(ctx workflow.Context, target string, c activities.ReconcileCounts) {
 	m := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"target": target})
 	for _, kv := range []struct {
@@ -162,7 +172,6 @@ func emitReconcileMetrics(ctx workflow.Context, target string, c activities.Reco
 		{"jml_reconcile_memberships_removed", c.Removed},
 		{"jml_reconcile_leftovers_disabled", c.LeftoversDisabled},
 		{"jml_reconcile_orphans_disabled", c.OrphansDisabled},
-		{"jml_reconcile_blocked", c.Blocked},
 		{"jml_reconcile_failures", c.Failures},
 	} {
 		m.Counter(kv.name).Inc(int64(kv.v))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
+	"github.com/jml-dev/jml/internal/temporalenv"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/workflows"
 )
@@ -71,7 +73,10 @@ func newReconStack(t testing.TB, pol *policy.Policy, users []scimtest.LoadUser, 
 	s.ids = s.peer.Load(users, groups)
 	conn, err := scim.New(context.Background(), scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}, PageSize: 200})
 	require.NoError(t, err)
-	s.c = temporalServer(t).GetDefaultClient()
+	ts := temporalServer(t)
+	s.c = ts.GetDefaultClient()
+	// A blocked run sets JmlState, as the worker's start-up check allows.
+	require.NoError(t, temporalenv.CheckSearchAttributes(context.Background(), s.c.OperatorService(), ts.GetDefaultNamespace(), nil))
 	acts := activities.New(activities.Config{
 		Policy:    pol,
 		Targets:   map[string]any{"app": conn},
@@ -310,7 +315,13 @@ func TestReconcileMassRemovalBlocks(t *testing.T) {
 		return res
 	}
 
-	res := decide(s.start(t), workflows.UpdateAbort)
+	run := s.start(t)
+	require.Eventually(t, func() bool { // starter list --blocked finds it
+		resp, err := s.c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("%s = '%s' AND %s = 'app.reconcile'", workflows.SAState, workflows.StateBlocked, workflows.SAFailedStep)})
+		return err == nil && len(resp.GetExecutions()) == 1 && resp.GetExecutions()[0].GetExecution().GetWorkflowId() == run.GetID()
+	}, time.Minute, 200*time.Millisecond)
+	res := decide(run, workflows.UpdateAbort)
 	r := res.Reconcile["app"]
 	assert.Equal(t, 60, r.Counts.Added, "adds are never held")
 	assert.Zero(t, r.Counts.Removed)
