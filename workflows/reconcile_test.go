@@ -273,6 +273,21 @@ func TestReconcileAgainstSCIM(t *testing.T) {
 	assert.Equal(t, 4, r.Counts.Deprovisioned)
 	t.Logf("cycle 2: %+v; peer requests %d", r.Counts, s.peer.Requests())
 
+	// Manual sync of one person fixes their groups with one membership
+	// read: someone took E00005 out of all-staff by hand.
+	require.NoError(t, conn.RemoveMember(context.Background(), s.ids.Groups["all-staff"], s.ids.Users["u00005"]))
+	s.peer.Reset()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mr, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ManualSyncWorkflowID("E00005", time.Now()), TaskQueue: workflows.TaskQueue},
+		workflows.AttributeSyncWorkflowName, workflows.AttributeSyncInput{EmployeeIDs: []string{"E00005"}})
+	require.NoError(t, err)
+	require.NoError(t, mr.Get(ctx, &res))
+	assert.Equal(t, 1, res.Reconcile["app"].Counts.Added)
+	assert.Equal(t, map[string]int{"PATCH": 1}, s.peer.Writes())
+	assert.LessOrEqual(t, s.peer.Requests(), 5, "lookups and one membership read, no paging")
+	assert.Contains(t, s.members(t, conn, "all-staff"), "u00005")
+
 	// A policy change reaches existing people: D9 people are due vpn.
 	dir[0].Attributes["department"] = "D9"
 	res = s.cycle(t)
