@@ -345,7 +345,9 @@ func TestReconcileMassRemovalBlocks(t *testing.T) {
 	assert.Len(t, s.members(t, conn, "dept-d0"), 100, "nothing removed")
 	assert.Equal(t, map[string]int{"PATCH": 60}, s.peer.Writes())
 
-	res = decide(s.start(t), workflows.UpdateRelease)
+	run = s.start(t)
+	res = decide(run, workflows.UpdateRelease)
+	saveHistory(t, s.c, run.GetID(), "attrsync-reconcile-released.json")
 	r = res.Reconcile["app"]
 	assert.Equal(t, 60, r.Counts.Removed)
 	assert.Zero(t, r.Counts.Added)
