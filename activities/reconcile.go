@@ -340,6 +340,12 @@ func (r *reconciler) population(ctx context.Context) error {
 		return permanent("PolicyInvalid", err)
 	}
 	var cursor []byte
+	bad := 0
+	defer func() {
+		if bad > 0 {
+			r.res.problem(AttrSyncProblem{Target: r.in.Target, Error: fmt.Sprintf("group rules could not be evaluated for %d people; their groups were left alone", bad)})
+		}
+	}()
 	for {
 		ids, next, err := a.cfg.Directory.ListIdentities(ctx, cursor, 1000)
 		if err != nil {
@@ -358,6 +364,9 @@ func (r *reconciler) population(ctx context.Context) error {
 			}
 			if p.active {
 				p.groups, p.bad = r.due(rec.Attributes, tables)
+				if p.bad && len(rec.Attributes) > 0 {
+					bad++
+				}
 			}
 		}
 		activity.RecordHeartbeat(ctx)
