@@ -428,7 +428,12 @@ func TestReconcileDisablesUnderSafetyLimit(t *testing.T) {
 	run := s.start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	require.Eventually(t, func() bool { return active() == 3 }, time.Minute, 200*time.Millisecond, "two disabled, then held")
+	require.Eventually(t, func() bool {
+		resp, err := s.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("%s = '%s'", workflows.SAState, workflows.StateBlocked)})
+		return err == nil && len(resp.GetExecutions()) == 1
+	}, time.Minute, 200*time.Millisecond, "the run blocks")
+	assert.Equal(t, 3, active(), "two disabled, three held")
 	h, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: run.GetID(), RunID: run.GetRunID(),
 		UpdateName: workflows.UpdateRelease, Args: []any{workflows.StepRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	require.NoError(t, err)
