@@ -248,6 +248,46 @@ type snapshot struct {
 	active    int // identities with desired state (for Unmatched)
 	built     time.Time
 	problems  []AttrSyncProblem
+
+	// pages are the target's accounts as this run read them, by cursor,
+	// for the reconciliation that follows on this worker (accountPages).
+	mu    sync.Mutex
+	pages map[string]accountPage
+}
+
+type accountPage struct {
+	accounts []connectors.Account
+	next     string
+	fresh    bool // nothing on it was written after the read
+}
+
+// remember keeps a page read at cursor.
+func (s *snapshot) remember(cursor string, accts []connectors.Account, next string, fresh bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pages == nil {
+		s.pages = map[string]accountPage{}
+	}
+	s.pages[cursor] = accountPage{accounts: accts, next: next, fresh: fresh}
+}
+
+// accountPages returns every account of the target when this worker read
+// them all in this run and wrote none of them since; ok false otherwise.
+func (s *snapshot) accountPages() (pages [][]connectors.Account, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for cursor, n := "", 0; n <= len(s.pages); n++ {
+		p, found := s.pages[cursor]
+		if !found || !p.fresh {
+			return nil, false
+		}
+		pages = append(pages, p.accounts)
+		if p.next == "" {
+			return pages, true
+		}
+		cursor = p.next
+	}
+	return nil, false // a cycle of cursors
 }
 
 // snapshotCache keeps a few snapshots per worker.
@@ -424,6 +464,19 @@ func (a *Activities) buildSnapshot(ctx context.Context, target string) (*snapsho
 			s.uid = uid
 			s.active++
 			if d.accountID != "" {
+				if other, taken := s.byAccount[d.accountID]; taken {
+					// Two people linked to one account (reconciliation's
+					// "disputed"): syncing either could write one person's
+					// data on the other's account.
+					if other != nil {
+						s.active--
+						s.problems = append(s.problems, AttrSyncProblem{Target: target, EmployeeID: other.employeeID, AccountID: d.accountID, Error: "account linked to another identity too; not synced"})
+					}
+					s.problems = append(s.problems, AttrSyncProblem{Target: target, EmployeeID: r.EmployeeID, AccountID: d.accountID, Error: "account linked to another identity too; not synced"})
+					s.byAccount[d.accountID] = nil
+					s.active--
+					continue
+				}
 				s.byAccount[d.accountID] = d
 			}
 			if uidValue == "" {
@@ -526,7 +579,10 @@ func (a *Activities) SyncAttributesPage(ctx context.Context, in AttrSyncPageInpu
 		res.Counts.PagesRead++
 		var work []pending
 		for _, acct := range accts {
-			d := snap.byAccount[acct.ID]
+			d, linked := snap.byAccount[acct.ID]
+			if linked && d == nil {
+				continue // disputed: linked to two identities
+			}
 			if d == nil {
 				d = snap.byUID[strings.ToLower(acct.Attributes[snap.uid])]
 			}
@@ -537,9 +593,11 @@ func (a *Activities) SyncAttributesPage(ctx context.Context, in AttrSyncPageInpu
 			res.Counts.Unmatched--
 			work = append(work, pending{d: d, acct: acct})
 		}
+		changed := res.Counts.AccountsChanged
 		if err := a.writeAll(ctx, in.Target, syncer, work, guard, res); err != nil {
 			return AttrSyncPageResult{}, err
 		}
+		snap.remember(p.Cursor, accts, next, res.Counts.AccountsChanged == changed)
 		p.Cursor = next
 		p.Done = next == ""
 		res.Next = next

@@ -31,6 +31,8 @@ type Policy struct {
 
 	PasswordSyncGroups []PasswordSyncGroup `yaml:"password_sync_groups" json:"password_sync_groups,omitempty"`
 	Safety             Safety              `yaml:"safety" json:"safety"`
+	// Reconcile turns on group and account reconciliation (policy/reconcile.go).
+	Reconcile Reconcile `yaml:"reconcile" json:"reconcile,omitzero"`
 	// Import maps CSV/JSONL column names to employee attribute names.
 	Import ImportMapping `yaml:"import" json:"import,omitempty"`
 }

@@ -46,6 +46,7 @@ func (c *checker) validate(p *Policy) {
 	}
 	c.validateRest(p)
 	c.validatePasswordSyncGroups(p)
+	c.validateReconcile(p)
 }
 
 func keys(m map[string]string) map[string]bool {

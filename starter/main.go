@@ -40,6 +40,8 @@ func commands() map[string]command {
 		"sandbox": runSandbox,
 		"post":    runPost,
 		"health":  runHealth,
+
+		"reconcile": runReconcile,
 	}
 }
 
@@ -80,6 +82,7 @@ commands:
   abort EMPLOYEE_ID             stop the run (state Aborted)
   release EMPLOYEE_ID           release a run blocked by the safety limit
   sync EMPLOYEE_ID... | --all   run attribute sync now
+  reconcile report [--target T] [--json|--csv]  orphans, leftovers, disputed accounts and group drift of the last cycle
   sandbox users|groups|handoffs  the dev sandbox directory: accounts, groups, HR portal hand-offs
   health --url URL              probe a health endpoint (container health checks)
 

@@ -128,6 +128,14 @@ func printSync(w io.Writer, out syncOutput) {
 		fmt.Fprintf(w, "  %-12s checked %d, accounts changed %d, attributes written %d, failures %d, skipped %d, no account %d\n",
 			t, c.IdentitiesChecked, c.AccountsChanged, c.AttributesWritten, c.Failures, c.Skipped, c.Unmatched)
 	}
+	groups := 0
+	for _, t := range slices.Sorted(maps.Keys(r.Reconcile)) {
+		c := r.Reconcile[t].Counts
+		groups += c.Writes
+		if c.Added+c.Removed+c.Failures > 0 {
+			fmt.Fprintf(w, "  %-12s managed groups: %d added, %d removed, %d failures\n", t, c.Added, c.Removed, c.Failures)
+		}
+	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "  ! %s %s: %s", p.Target, p.EmployeeID, p.Error)
 		if len(p.Attributes) > 0 {
@@ -135,7 +143,7 @@ func printSync(w io.Writer, out syncOutput) {
 		}
 		fmt.Fprintln(w)
 	}
-	if r.AttributesWritten == 0 && r.Failures == 0 {
+	if r.AttributesWritten == 0 && r.Failures == 0 && groups == 0 {
 		fmt.Fprintln(w, "Already in sync: nothing written.")
 	}
 }

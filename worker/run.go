@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
@@ -23,6 +25,7 @@ import (
 	"github.com/jml-dev/jml/devstack"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/internal/temporalenv"
+	"github.com/jml-dev/jml/internal/workflowmetrics"
 	"github.com/jml-dev/jml/logging"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
@@ -155,6 +158,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	}
 
 	var c client.Client
+	promReg := prometheus.NewRegistry() // served on --health-addr /metrics
 	namespace := ""
 	if cfg.dev {
 		codecURL := ""
@@ -166,7 +170,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 			return err
 		}
 		defer st.Stop()
-		o := client.Options{Logger: logging.Temporal(log.Named("sdk"))}
+		o := client.Options{Logger: logging.Temporal(log.Named("sdk")), MetricsHandler: workflowmetrics.New(promReg)}
 		codec.Apply(&o, pc)
 		c, err = st.Dial(o)
 		if err != nil {
@@ -184,6 +188,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 			return usageError{fmt.Sprintf("worker: %v", err)}
 		}
 		o.Logger = logging.Temporal(log.Named("sdk")) // temporalenv already applied the codec
+		o.MetricsHandler = workflowmetrics.New(promReg)
 		if c, err = client.DialContext(ctx, o); err != nil {
 			return fmt.Errorf("connect to Temporal at %s (namespace %s): %w", o.HostPort, o.Namespace, err)
 		}
@@ -256,7 +261,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	}
 
 	if cfg.healthAddr != "" {
-		stopHealth, err := serveHealth(cfg.healthAddr, c)
+		stopHealth, err := serveHealth(cfg.healthAddr, c, promReg)
 		if err != nil {
 			return err
 		}
@@ -375,7 +380,7 @@ func servePasswords(addr string, h http.Handler, getenv func(string) string) (fu
 
 // serveHealth answers /healthz (the process is up) and /readyz (Temporal
 // answers) for container orchestrators.
-func serveHealth(addr string, c client.Client) (func(), error) {
+func serveHealth(addr string, c client.Client, reg *prometheus.Registry) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, usageError{fmt.Sprintf("worker: health address %s: %v", addr, firstLine(err))}
@@ -391,6 +396,8 @@ func serveHealth(addr string, c client.Client) (func(), error) {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	// The workflows' jml_* counters (attribute sync, reconciliation).
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return func() { _ = srv.Close() }, nil

@@ -59,6 +59,8 @@ type AttributeSyncInput struct {
 	Chunk    int                     `json:"chunk,omitempty"`
 	Guard    []activities.GuardEntry `json:"guard,omitempty"`
 	Result   AttributeSyncResult     `json:"result"`
+	// Reconciliation is the progress of the reconcile phase.
+	Reconciliation reconcileState `json:"reconciliation,omitzero"`
 }
 
 // AttributeSyncResult is what a run did, overall and per target. Guard is
@@ -68,6 +70,8 @@ type AttributeSyncResult struct {
 	Targets  map[string]activities.AttrSyncCounts `json:"targets,omitempty"`
 	Problems []activities.AttrSyncProblem         `json:"problems,omitempty"`
 	Guard    []activities.GuardEntry              `json:"guard,omitempty"`
+	// Reconcile is the reconciliation of each target (docs/reconciliation.md).
+	Reconcile map[string]activities.ReconcileResult `json:"reconcile,omitempty"`
 }
 
 // Bounds on what a run carries in history.
@@ -171,6 +175,14 @@ func AttributeSync(ctx workflow.Context, in AttributeSyncInput) (AttributeSyncRe
 		c := in.Result.AttrSyncCounts
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** (target %d of %d)\n\n%d checked, %d accounts changed, %d attributes written, %d failures, %d stuck",
 			target, min(in.Next+1, len(in.Targets)), len(in.Targets), c.IdentitiesChecked, c.AccountsChanged, c.AttributesWritten, c.Failures, c.Stuck))
+	}
+	if workflow.GetVersion(ctx, "reconcile", workflow.DefaultVersion, 1) == 1 {
+		if in.Result.Reconcile == nil {
+			in.Result.Reconcile = map[string]activities.ReconcileResult{}
+		}
+		if err := in.reconcile(ctx); err != nil {
+			return in.Result, err
+		}
 	}
 	in.Result.Guard = guardList(guard)
 	return in.Result, nil

@@ -265,6 +265,46 @@ app.post("/_peer/reset", (req, res) => {
     stats.byMethod = {};
     res.sendStatus(204);
 });
+// POST /_peer/load {users: [{userName, active, email}], groups: [{displayName,
+// members: [userName…]}]} stores users and groups at once, uncounted (a test
+// plants a large population or drift without thousands of requests).
+// Answers {users: {userName: id}, groups: {displayName: id}}.
+app.post("/_peer/load", express.json({ limit: "64mb" }), (req, res) => {
+    if (!authorized(req)) return res.sendStatus(401);
+    const now = new Date().toISOString();
+    const out = { users: {}, groups: {} };
+    for (const spec of req.body.users ?? []) {
+        if (userByName.has(lower(spec.userName))) return res.status(409).json({ detail: `userName ${spec.userName} taken` });
+        const u = {
+            schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], id: newID(), userName: spec.userName, active: spec.active ?? true,
+            meta: { resourceType: "User", created: now, lastModified: now },
+        };
+        if (spec.email) u.emails = [{ type: "work", value: spec.email, primary: true }];
+        users.set(u.id, u);
+        userByName.set(lower(u.userName), u.id);
+        out.users[u.userName] = u.id;
+    }
+    for (const spec of req.body.groups ?? []) {
+        const members = [];
+        for (const name of spec.members ?? []) {
+            const id = userByName.get(lower(name));
+            if (!id) return res.status(400).json({ detail: `member ${name} is not a known user` });
+            members.push({ value: id, display: users.get(id).userName, type: "User" });
+        }
+        let g = groups.get(groupByName.get(lower(spec.displayName)));
+        const before = g?.members ?? [];
+        if (g) g.members = members;
+        else {
+            g = { schemas: ["urn:ietf:params:scim:schemas:core:2.0:Group"], id: newID(), displayName: spec.displayName, members,
+                meta: { resourceType: "Group", created: now, lastModified: now } };
+            groups.set(g.id, g);
+            groupByName.set(lower(g.displayName), g.id);
+        }
+        linkMembers(g.id, before, members);
+        out.groups[g.displayName] = g.id;
+    }
+    res.json(out);
+});
 app.get("/_peer/password/:id", (req, res) => {
     if (!authorized(req)) return res.sendStatus(401);
     const h = passwords.get(req.params.id);

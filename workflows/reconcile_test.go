@@ -1,0 +1,455 @@
+package workflows_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/connectors/scim"
+	"github.com/jml-dev/jml/connectors/scim/scimtest"
+	"github.com/jml-dev/jml/internal/temporalenv"
+	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/workflows"
+)
+
+// reconcilePolicy grants everyone all-staff and their department's group
+// (dept-*), keeps attributes in sync, and lists vpn as managed too.
+func reconcilePolicy(target policy.Target, uid string, rec policy.Reconcile) *policy.Policy {
+	attrs := map[string]string{uid: "{username}", "email": "{email}"}
+	if target.Type == "okta" {
+		attrs = map[string]string{"login": "{username}", "email": "{email}", "first_name": "{first}", "last_name": "{last}"}
+	}
+	return &policy.Policy{
+		Targets: map[string]policy.Target{"app": target},
+		Joiner: policy.Flow{Steps: []policy.Step{
+			{SyncIdentity: &policy.SyncIdentity{Target: "app", CreateAllowed: true, Attributes: attrs}},
+			{ManageRelationships: &policy.ManageRelationships{Target: "app", Add: []string{"all-staff", "dept-{department | LOWER}"}}},
+			{When: `department eq "D9"`, ManageRelationships: &policy.ManageRelationships{Target: "app", Add: []string{"vpn"}}},
+		}},
+		AttributeSync: policy.AttributeSync{Every: "15m", Targets: []string{"app"}, PageSize: 200},
+		Reconcile:     rec,
+	}
+}
+
+// person i of the reconciliation population: department D0…D4.
+func reconPerson(i int, domain string) activities.IdentityRecord {
+	return activities.IdentityRecord{
+		EmployeeID: fmt.Sprintf("E%05d", i),
+		Status:     activities.IdentityActive,
+		Attributes: map[string]string{
+			"username": fmt.Sprintf("u%05d%s", i, domain), "email": fmt.Sprintf("u%05d@example.com", i),
+			"first": "Ada", "last": fmt.Sprintf("L%d", i), "department": fmt.Sprintf("D%d", i%5),
+		},
+	}
+}
+
+// scimTarget is the SCIM target of the reconciliation tests (the
+// connector is handed to the activities; the policy needs its type).
+var scimTarget = policy.Target{Type: "scim", BaseURL: "http://127.0.0.1/scim/v2", TokenEnv: "SCIM_TOKEN"}
+
+type reconStack struct {
+	c    client.Client
+	peer *scimtest.Peer
+	ids  scimtest.Loaded
+	runs int
+}
+
+// newReconStack loads the SCIM peer with users, groups and the directory
+// dir, and starts a worker with the real activities and SCIM connector.
+func newReconStack(t testing.TB, pol *policy.Policy, users []scimtest.LoadUser, groups []scimtest.LoadGroup, dir activities.Directory) *reconStack {
+	t.Helper()
+	s := &reconStack{peer: scimtest.Start(t)}
+	s.ids = s.peer.Load(users, groups)
+	conn, err := scim.New(context.Background(), scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}, PageSize: 200})
+	require.NoError(t, err)
+	ts := temporalServer(t)
+	s.c = ts.GetDefaultClient()
+	// A blocked run sets JmlState, as the worker's start-up check allows.
+	require.NoError(t, temporalenv.CheckSearchAttributes(context.Background(), s.c.OperatorService(), ts.GetDefaultNamespace(), nil))
+	acts := activities.New(activities.Config{
+		Policy:    pol,
+		Targets:   map[string]any{"app": conn},
+		Directory: dir,
+		Client:    s.c,
+	})
+	w := worker.New(s.c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
+	workflows.Register(w, acts)
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	return s
+}
+
+func (s *reconStack) start(t testing.TB) client.WorkflowRun {
+	t.Helper()
+	s.runs++
+	s.peer.Reset()
+	run, err := s.c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
+		ID: fmt.Sprintf("%s-recon-%d", workflows.AttributeSyncScheduleID, s.runs), TaskQueue: workflows.TaskQueue,
+	}, workflows.AttributeSyncWorkflowName, workflows.AttributeSyncInput{})
+	require.NoError(t, err)
+	return run
+}
+
+func (s *reconStack) cycle(t testing.TB) workflows.AttributeSyncResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var res workflows.AttributeSyncResult
+	require.NoError(t, s.start(t).Get(ctx, &res))
+	return res
+}
+
+// members reads a group's member user names back from the peer.
+func (s *reconStack) members(t *testing.T, conn *scim.Client, group string) []string {
+	t.Helper()
+	ids, _, err := conn.ListMembers(context.Background(), s.ids.Groups[group], "", 0)
+	require.NoError(t, err)
+	byID := map[string]string{}
+	for name, id := range s.ids.Users {
+		byID[id] = name
+	}
+	var out []string
+	for _, id := range ids {
+		out = append(out, byID[id])
+	}
+	slices.Sort(out)
+	return out
+}
+
+// inSync is n people, all in all-staff and their department's group.
+func inSync(n int) ([]scimtest.LoadUser, map[string][]string, activities.StaticDirectory) {
+	var users []scimtest.LoadUser
+	groups := map[string][]string{"all-staff": nil, "vpn": nil}
+	var dir activities.StaticDirectory
+	for i := 1; i <= n; i++ {
+		p := reconPerson(i, "")
+		dir = append(dir, p)
+		users = append(users, scimtest.LoadUser{UserName: p.Attributes["username"], Email: p.Attributes["email"], Active: true})
+		groups["all-staff"] = append(groups["all-staff"], p.Attributes["username"])
+		d := "dept-d" + fmt.Sprint(i%5)
+		groups[d] = append(groups[d], p.Attributes["username"])
+	}
+	return users, groups, dir
+}
+
+func loadGroups(m map[string][]string) []scimtest.LoadGroup {
+	var out []scimtest.LoadGroup
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, scimtest.LoadGroup{DisplayName: name, Members: m[name]})
+	}
+	return out
+}
+
+// TestReconcileAgainstSCIM: 1,000 people in sync, then planted drift — 10
+// managed memberships removed, 5 unmanaged groups added to people, 7
+// orphan accounts, 3 terminated people's accounts left active, 2 accounts
+// matching two people. One cycle adds exactly the 10 memberships, disables
+// the 3 leftovers, reports 7 orphans and 2 disputed accounts and touches no
+// unmanaged group; the next cycle writes nothing.
+func TestReconcileAgainstSCIM(t *testing.T) {
+	const n = 1000
+	users, groups, dir := inSync(n)
+	// Drift: 10 people lose a managed membership (5 all-staff, 5 dept).
+	var fromAll, fromDept []string
+	for i := 0; i < 5; i++ {
+		fromAll = append(fromAll, groups["all-staff"][i*97])
+		fromDept = append(fromDept, groups["dept-d3"][i*13])
+	}
+	groups["all-staff"] = slices.DeleteFunc(groups["all-staff"], func(u string) bool { return slices.Contains(fromAll, u) })
+	groups["dept-d3"] = slices.DeleteFunc(groups["dept-d3"], func(u string) bool { return slices.Contains(fromDept, u) })
+	// 5 unmanaged groups, one member each.
+	for i := 1; i <= 5; i++ {
+		groups[fmt.Sprintf("proj-%d", i)] = []string{users[i*100].UserName}
+	}
+	// 7 orphans, one of them in an unmanaged group and one in a managed one
+	// (an orphan's groups are not reconciled), plus a protected break-glass.
+	for i := 1; i <= 7; i++ {
+		users = append(users, scimtest.LoadUser{UserName: fmt.Sprintf("orphan%d", i), Active: true})
+	}
+	users = append(users, scimtest.LoadUser{UserName: "breakglass", Active: true})
+	groups["proj-1"] = append(groups["proj-1"], "orphan1")
+	groups["dept-d0"] = append(groups["dept-d0"], "orphan2", "breakglass")
+	// 3 terminated people whose accounts are still active (and in groups).
+	for i := n + 1; i <= n+3; i++ {
+		p := reconPerson(i, "")
+		p.Status = activities.IdentityDeprovisioned
+		dir = append(dir, p)
+		users = append(users, scimtest.LoadUser{UserName: p.Attributes["username"], Email: p.Attributes["email"], Active: true})
+		groups["all-staff"] = append(groups["all-staff"], p.Attributes["username"])
+	}
+	// A terminated person whose account is disabled: as it should be.
+	gone := reconPerson(n+4, "")
+	gone.Status = activities.IdentityDeprovisioned
+	dir = append(dir, gone)
+	users = append(users, scimtest.LoadUser{UserName: gone.Attributes["username"], Email: gone.Attributes["email"], Active: false})
+	// 2 accounts matching two people: two HR records rendering one user
+	// name, and two records linked to one account.
+	for i, name := range []string{"twin1", "twin2"} {
+		users = append(users, scimtest.LoadUser{UserName: name, Email: name + "@example.com", Active: true})
+		for j := 0; j < 2; j++ {
+			p := reconPerson(n+10+2*i+j, "")
+			p.Attributes["username"], p.Attributes["email"] = name, name+"@example.com"
+			dir = append(dir, p)
+		}
+	}
+	rec := policy.Reconcile{Leftovers: policy.ReconcileDisable,
+		Targets: map[string]policy.ReconcileTarget{"app": {NeverTouch: []string{"BreakGlass"}}}}
+	s := newReconStack(t, reconcilePolicy(scimTarget, "user_name", rec), users, loadGroups(groups), dir)
+	// The second twin pair is linked, both to twin2's account.
+	twin2 := s.ids.Users["twin2"]
+	dir[len(dir)-1].Accounts = map[string]string{"app": twin2}
+	dir[len(dir)-2].Accounts = map[string]string{"app": twin2}
+	conn, err := scim.New(context.Background(), scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}})
+	require.NoError(t, err)
+	projBefore := map[string][]string{}
+	for i := 1; i <= 5; i++ {
+		projBefore[fmt.Sprint("proj-", i)] = s.members(t, conn, fmt.Sprint("proj-", i))
+	}
+
+	res := s.cycle(t)
+	r := res.Reconcile["app"]
+	t.Logf("cycle 1: %+v; peer requests %d", r.Counts, s.peer.Requests())
+	assert.Empty(t, r.Problems)
+	assert.Equal(t, map[string]int{"PATCH": 13}, s.peer.Writes(), "10 adds and 3 disables, nothing else")
+	assert.Equal(t, 10, r.Counts.MissingFound)
+	assert.Equal(t, 10, r.Counts.Added)
+	assert.Zero(t, r.Counts.ExtraFound)
+	assert.Zero(t, r.Counts.Removed)
+	assert.Equal(t, 7, r.Counts.Orphans)
+	assert.Equal(t, 3, r.Counts.Leftovers)
+	assert.Equal(t, 3, r.Counts.LeftoversDisabled)
+	assert.Equal(t, 2, r.Counts.Disputed)
+	assert.Equal(t, 1, r.Counts.Protected)
+	assert.Equal(t, 1, r.Counts.Deprovisioned)
+	assert.Equal(t, n, r.Counts.Linked)
+	assert.Zero(t, r.Counts.Blocked)
+	situations := map[string][]string{}
+	for _, a := range r.Accounts {
+		situations[a.Situation+"/"+a.Action] = append(situations[a.Situation+"/"+a.Action], a.Identifier)
+	}
+	assert.ElementsMatch(t, []string{"orphan1", "orphan2", "orphan3", "orphan4", "orphan5", "orphan6", "orphan7"}, situations["orphan/reported"])
+	assert.ElementsMatch(t, []string{"u01001", "u01002", "u01003"}, situations["leftover/disabled"])
+	assert.ElementsMatch(t, []string{"twin1", "twin2"}, situations["disputed/reported"])
+	for _, a := range r.Accounts {
+		if a.Situation == activities.SituationDisputed {
+			assert.Len(t, a.EmployeeIDs, 2)
+		}
+	}
+
+	// Unmanaged groups untouched; orphans and the protected account keep
+	// their groups; the dropped memberships are back.
+	for g, want := range projBefore {
+		assert.Equal(t, want, s.members(t, conn, g), g)
+	}
+	assert.Contains(t, s.members(t, conn, "dept-d0"), "orphan2")
+	assert.Contains(t, s.members(t, conn, "dept-d0"), "breakglass")
+	assert.Len(t, s.members(t, conn, "all-staff"), n+3, "everyone, and the leftovers still (their groups are the leaver's business)")
+	assert.Len(t, s.members(t, conn, "dept-d3"), n/5)
+	for _, name := range []string{"u01001", "u01002", "u01003"} {
+		acct, err := conn.FindAccount(context.Background(), connectors.Key{Attribute: "user_name", Value: name})
+		require.NoError(t, err)
+		assert.False(t, acct.Active, name)
+	}
+
+	// Second cycle: nothing to write; the report stands.
+	res = s.cycle(t)
+	r = res.Reconcile["app"]
+	assert.Empty(t, s.peer.Writes())
+	assert.Zero(t, r.Counts.Writes)
+	assert.Equal(t, 7, r.Counts.Orphans)
+	assert.Equal(t, 2, r.Counts.Disputed)
+	assert.Zero(t, r.Counts.Leftovers)
+	assert.Equal(t, 4, r.Counts.Deprovisioned)
+	t.Logf("cycle 2: %+v; peer requests %d", r.Counts, s.peer.Requests())
+
+	// Manual sync of one person fixes their groups with one membership
+	// read: someone took E00005 out of all-staff by hand.
+	require.NoError(t, conn.RemoveMember(context.Background(), s.ids.Groups["all-staff"], s.ids.Users["u00005"]))
+	s.peer.Reset()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mr, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ManualSyncWorkflowID("E00005", time.Now()), TaskQueue: workflows.TaskQueue},
+		workflows.AttributeSyncWorkflowName, workflows.AttributeSyncInput{EmployeeIDs: []string{"E00005"}})
+	require.NoError(t, err)
+	require.NoError(t, mr.Get(ctx, &res))
+	assert.Equal(t, 1, res.Reconcile["app"].Counts.Added)
+	assert.Equal(t, map[string]int{"PATCH": 1}, s.peer.Writes())
+	assert.LessOrEqual(t, s.peer.Requests(), 5, "lookups and one membership read, no paging")
+	assert.Contains(t, s.members(t, conn, "all-staff"), "u00005")
+
+	// A policy change reaches existing people: D9 people are due vpn.
+	dir[0].Attributes["department"] = "D9"
+	res = s.cycle(t)
+	r = res.Reconcile["app"]
+	assert.Equal(t, 1, r.Counts.Added, "vpn")
+	assert.Equal(t, 1, r.Counts.Removed, "dept-d1")
+	assert.Equal(t, []string{"u00001"}, s.members(t, conn, "vpn"))
+}
+
+// TestReconcileMassRemovalBlocks: 60 % of dept-d0's members moved to D1 in
+// HR. Adding them to dept-d1 goes through; removing them from dept-d0 is
+// more than the share (20 %) and waits for an operator: Abort keeps them,
+// Release (next cycle) removes them.
+func TestReconcileMassRemovalBlocks(t *testing.T) {
+	const n = 500
+	users, groups, dir := inSync(n)
+	moved := 0
+	for i := range dir {
+		if dir[i].Attributes["department"] == "D0" && moved < 60 {
+			dir[i].Attributes["department"] = "D1"
+			moved++
+		}
+	}
+	require.Equal(t, 60, moved, "60 of dept-d0's 100 members")
+	s := newReconStack(t, reconcilePolicy(scimTarget, "user_name", policy.Reconcile{Orphans: policy.ReconcileReport}), users, loadGroups(groups), dir)
+	conn, err := scim.New(context.Background(), scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}})
+	require.NoError(t, err)
+
+	decide := func(run client.WorkflowRun, update string) workflows.AttributeSyncResult {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		require.Eventually(t, func() bool {
+			h, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: run.GetID(), RunID: run.GetRunID(),
+				UpdateName: update, Args: []any{workflows.StepRequest{Step: "app"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+			return err == nil && h.Get(ctx, nil) == nil
+		}, time.Minute, 100*time.Millisecond, "the run blocks")
+		var res workflows.AttributeSyncResult
+		require.NoError(t, run.Get(ctx, &res))
+		return res
+	}
+
+	run := s.start(t)
+	require.Eventually(t, func() bool { // starter list --blocked finds it
+		resp, err := s.c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("%s = '%s' AND %s = 'app.reconcile'", workflows.SAState, workflows.StateBlocked, workflows.SAFailedStep)})
+		return err == nil && len(resp.GetExecutions()) == 1 && resp.GetExecutions()[0].GetExecution().GetWorkflowId() == run.GetID()
+	}, time.Minute, 200*time.Millisecond)
+	res := decide(run, workflows.UpdateAbort)
+	r := res.Reconcile["app"]
+	assert.Equal(t, 60, r.Counts.Added, "adds are never held")
+	assert.Zero(t, r.Counts.Removed)
+	assert.Equal(t, 60, r.Counts.Blocked)
+	assert.Equal(t, []activities.BlockedGroup{{Group: "dept-d0", Remove: 60, Members: 100}}, r.Blocked)
+	assert.Len(t, s.members(t, conn, "dept-d0"), 100, "nothing removed")
+	assert.Equal(t, map[string]int{"PATCH": 60}, s.peer.Writes())
+
+	run = s.start(t)
+	res = decide(run, workflows.UpdateRelease)
+	saveHistory(t, s.c, run.GetID(), "attrsync-reconcile-released.json")
+	r = res.Reconcile["app"]
+	assert.Equal(t, 60, r.Counts.Removed)
+	assert.Zero(t, r.Counts.Added)
+	assert.Len(t, s.members(t, conn, "dept-d0"), 40)
+
+	res = s.cycle(t)
+	assert.Empty(t, s.peer.Writes())
+	assert.Zero(t, res.Reconcile["app"].Counts.Blocked)
+}
+
+// BenchmarkReconcile10k: 10,000 people × 5 managed groups each, in sync,
+// against the SCIM peer. Reported: the whole cycle's requests to the target
+// (attribute sync and reconciliation) against the page floor
+// (ceil(accounts/200) + ceil(groups/200)), the reconciliation's own reads
+// (the attribute sync's account pages are reused) and writes (0).
+func BenchmarkReconcile10k(b *testing.B) {
+	const n = 10000
+	pol := reconcilePolicy(scimTarget, "user_name", policy.Reconcile{Orphans: policy.ReconcileReport})
+	rules := &pol.Joiner.Steps[1].ManageRelationships.Add
+	*rules = append(*rules, "loc-{location}", "level-{level}", "cc-{cost_center}")
+	users, groups, dir := inSync(n)
+	for i := range dir {
+		a := dir[i].Attributes
+		a["location"], a["level"], a["cost_center"] = fmt.Sprint(i%4), fmt.Sprint(i%3), fmt.Sprint(i%10)
+		for _, g := range []string{"loc-" + a["location"], "level-" + a["level"], "cc-" + a["cost_center"]} {
+			groups[g] = append(groups[g], a["username"])
+		}
+	}
+	s := newReconStack(b, pol, users, loadGroups(groups), dir)
+	floor := (n+199)/200 + (len(groups)+199)/200
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res := s.cycle(b)
+		b.StopTimer()
+		r := res.Reconcile["app"]
+		writes := 0
+		for _, v := range s.peer.Writes() {
+			writes += v
+		}
+		b.ReportMetric(float64(s.peer.Requests()), "requests/op")
+		b.ReportMetric(float64(r.Counts.Reads), "reconcile-reads/op")
+		b.ReportMetric(float64(floor), "page-floor")
+		b.ReportMetric(float64(writes), "writes/op")
+		if r.Counts.Linked != n || writes != 0 || s.peer.Requests() > floor || r.Counts.MissingFound+r.Counts.ExtraFound != 0 {
+			b.Fatalf("linked %d, wrote %d, requests %d > floor %d? %+v", r.Counts.Linked, writes, s.peer.Requests(), floor, r.Problems)
+		}
+		b.StartTimer()
+	}
+}
+
+// TestReconcileDisablesUnderSafetyLimit: orphans: disable with a safety
+// limit of 2 destructive steps an hour and 5 active orphans — 2 are
+// disabled, 3 held until an operator releases them; a protected account is
+// never touched.
+func TestReconcileDisablesUnderSafetyLimit(t *testing.T) {
+	users, groups, dir := inSync(20)
+	for i := 1; i <= 5; i++ {
+		users = append(users, scimtest.LoadUser{UserName: fmt.Sprintf("orphan%d", i), Active: true})
+	}
+	users = append(users, scimtest.LoadUser{UserName: "svc-backup", Active: true})
+	pol := reconcilePolicy(scimTarget, "user_name", policy.Reconcile{Orphans: policy.ReconcileDisable,
+		Targets: map[string]policy.ReconcileTarget{"app": {NeverTouch: []string{"svc-backup"}}}})
+	pol.Safety.MaxDestructivePerHour = 2
+	s := newReconStack(t, pol, users, loadGroups(groups), dir)
+	conn, err := scim.New(context.Background(), scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}})
+	require.NoError(t, err)
+	active := func() (n int) {
+		for i := 1; i <= 5; i++ {
+			acct, err := conn.FindAccount(context.Background(), connectors.Key{Attribute: "user_name", Value: fmt.Sprintf("orphan%d", i)})
+			require.NoError(t, err)
+			if acct.Active {
+				n++
+			}
+		}
+		return n
+	}
+
+	run := s.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	require.Eventually(t, func() bool {
+		resp, err := s.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("%s = '%s'", workflows.SAState, workflows.StateBlocked)})
+		return err == nil && len(resp.GetExecutions()) == 1
+	}, time.Minute, 200*time.Millisecond, "the run blocks")
+	assert.Equal(t, 3, active(), "two disabled, three held")
+	h, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: run.GetID(), RunID: run.GetRunID(),
+		UpdateName: workflows.UpdateRelease, Args: []any{workflows.StepRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	require.NoError(t, err)
+	require.NoError(t, h.Get(ctx, nil))
+	var res workflows.AttributeSyncResult
+	require.NoError(t, run.Get(ctx, &res))
+	r := res.Reconcile["app"]
+	assert.Equal(t, 5, r.Counts.OrphansDisabled)
+	assert.Equal(t, 1, r.Counts.Protected)
+	assert.Zero(t, active())
+	acct, err := conn.FindAccount(ctx, connectors.Key{Attribute: "user_name", Value: "svc-backup"})
+	require.NoError(t, err)
+	assert.True(t, acct.Active, "never_touch")
+
+	// Disabled orphans stay reported, and nothing more is written.
+	res = s.cycle(t)
+	assert.Empty(t, s.peer.Writes())
+	assert.Equal(t, 5, res.Reconcile["app"].Counts.Orphans)
+}
