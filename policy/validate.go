@@ -46,6 +46,7 @@ func (c *checker) validate(p *Policy) {
 	}
 	c.validateRest(p)
 	c.validatePasswordSyncGroups(p)
+	c.validateSources(p, tables)
 }
 
 func keys(m map[string]string) map[string]bool {
