@@ -366,4 +366,3 @@ func appendProblem(ps []string, p string) []string {
 func fail(typ string, err error) error {
 	return temporal.NewApplicationErrorWithOptions(err.Error(), typ, temporal.ApplicationErrorOptions{})
 }
-
