@@ -39,6 +39,7 @@ func commands() map[string]command {
 		"sandbox": runSandbox,
 		"post":    runPost,
 		"health":  runHealth,
+		"sources": runSources,
 	}
 }
 
@@ -80,6 +81,7 @@ commands:
   sync EMPLOYEE_ID... | --all   run attribute sync now
   sandbox users|groups|handoffs  the dev sandbox directory: accounts, groups, HR portal hand-offs
   health --url URL              probe a health endpoint (container health checks)
+  sources [poll|release|discard NAME]  sources of identity: state, cursor, events emitted; poll now; decide a Blocked poll
 
 Operator commands take --json for scripts.
 
