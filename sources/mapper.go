@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/transform"
 )
@@ -48,7 +49,17 @@ var errNoEmployeeID = errors.New("no employee ID")
 // apply maps one row: the employee ID and the normalized attributes (with
 // employee_id; empty values dropped, as events carry them).
 func (m *mapper) apply(fields map[string]string) (string, map[string]string, error) {
-	env := &transform.Env{Attrs: fields, Lookups: m.tables}
+	// A column "Employee ID" is also {employee_id}: templates cannot name
+	// a field with spaces.
+	named := maps.Clone(fields)
+	for k, v := range fields {
+		if sn := hr.SnakeCase(k); sn != k {
+			if _, taken := named[sn]; !taken {
+				named[sn] = v
+			}
+		}
+	}
+	env := &transform.Env{Attrs: named, Lookups: m.tables}
 	id, err := m.id.Eval(env)
 	if err != nil {
 		return "", nil, fmt.Errorf("employee_id %s: %w", m.id, err)

@@ -166,7 +166,7 @@ func (p *Poller) Poll(ctx context.Context, in workflows.SourcePollInput) (workfl
 	res.Emitted = map[string]int{}
 	baseline := first && src.Initial == policy.InitialBaseline
 	for i, c := range changes {
-		if i%50 == 0 {
+		if i%50 == 0 && activity.IsActivity(ctx) {
 			activity.RecordHeartbeat(ctx, i)
 		}
 		if c.Type != "" && !baseline {
