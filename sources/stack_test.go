@@ -189,4 +189,3 @@ func (s *stack) startPollers(t *testing.T) {
 		}, time.Minute, 100*time.Millisecond)
 	}
 }
-
