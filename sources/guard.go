@@ -54,8 +54,13 @@ func sameOrg(a, b string) bool {
 	return err1 == nil && err2 == nil && strings.EqualFold(ua.Host, ub.Host)
 }
 
+// errDefer is a user whose identity is in its first run: it has
+// published no attributes yet, so jml's writes cannot be told from HR's.
+var errDefer = errors.New("identity not published yet")
+
 // check returns c with jml's own writes taken out: its Type is "" when
-// nothing is left for HR to say (the state still moves).
+// nothing is left for HR to say (the state still moves). errDefer: look
+// at this user again at the next poll.
 func (g *guard) check(ctx context.Context, m *mapper, raw map[string]string, c change, old entry) (change, error) {
 	rec, err := g.dir.Identity(ctx, c.EmployeeID)
 	if errors.Is(err, connectors.ErrNotFound) {
@@ -63,6 +68,9 @@ func (g *guard) check(ctx context.Context, m *mapper, raw map[string]string, c c
 	}
 	if err != nil {
 		return c, err
+	}
+	if len(rec.Attributes) == 0 && rec.Status == "" {
+		return c, errDefer
 	}
 	left := rec.Status == activities.IdentityDeprovisioned
 	if c.Type == hr.Terminate {

@@ -309,6 +309,7 @@ func (p *Poller) pollOkta(ctx context.Context, name string, src policy.Source, t
 	g := p.guard(src)
 	var problems []string
 	var out []change
+	var deferred time.Time // the oldest user to read again
 	for _, u := range users {
 		raw := make(map[string]string, len(u.Attributes))
 		for k, v := range u.Attributes {
@@ -337,11 +338,27 @@ func (p *Poller) pollOkta(ctx context.Context, name string, src policy.Source, t
 		}
 		if g != nil {
 			c, err = g.check(ctx, m, raw, c, old)
+			if errors.Is(err, errDefer) {
+				if deferred.IsZero() || u.UpdatedAt.Before(deferred) {
+					deferred = u.UpdatedAt
+				}
+				continue
+			}
 			if err != nil {
 				return nil, cursor, nil, err
 			}
 		}
 		out = append(out, c)
+	}
+	if !deferred.IsZero() {
+		// Read them again next time (users read twice change nothing: the
+		// snapshot has their digest).
+		next = deferred.Add(-time.Millisecond).UTC().Format(time.RFC3339Nano)
+		if cursor != "" {
+			if c, err := time.Parse(time.RFC3339Nano, cursor); err == nil && !deferred.Add(-time.Millisecond).After(c) {
+				next = cursor
+			}
+		}
 	}
 	return out, next, capProblems(problems), nil
 }
