@@ -46,6 +46,10 @@ func (a *admin) suspend(login string) {
 	require.NoError(a.t, a.c.Deprovision(context.Background(), a.id[login], connectors.DeprovisionOptions{Mode: okta.ModeSuspend}))
 }
 
+func (a *admin) delete(login string) {
+	require.NoError(a.t, a.c.Delete(context.Background(), a.id[login]))
+}
+
 func (a *admin) reactivate(login string) {
 	require.NoError(a.t, a.c.Reactivate(context.Background(), a.id[login]))
 }
@@ -143,6 +147,18 @@ func TestOktaSourceToSCIM(t *testing.T) {
 	assert.Equal(t, map[string]int{hr.Hire: 5, hr.Change: 1, hr.Terminate: 2, hr.Rehire: 1}, st.Emitted)
 	assert.Len(t, s.runsSoFar(), 9)
 	assert.Equal(t, 9, s.count(t, "WorkflowType IN ('Joiner', 'Mover', 'Leaver')"))
+
+	// Deactivated and deleted between two polls: the changes miss it, a
+	// full read finds the user gone.
+	adm.delete("dee@acme.test")
+	st = s.pollNow(t, "okta")
+	assert.Equal(t, 2, st.Emitted[hr.Terminate], "deleted users are not in the changes")
+	st, err = s.update(t, "okta", workflows.UpdateSourcePoll, workflows.SourcePollRequest{Full: true})
+	require.NoError(t, err)
+	assert.Equal(t, 3, st.Emitted[hr.Terminate])
+	assert.Equal(t, run{"leaver", "dee@acme.test"}, s.waitRuns(t, 10)[9])
+	s.waitCount(t, "WorkflowType = 'Leaver' AND ExecutionStatus = 'Completed'", 3)
+	assert.False(t, scimAccount(t, sc, "dee@acme.test").Active)
 }
 
 // TestOktaSourceAndTarget: with Okta as both source and target, what jml

@@ -149,7 +149,7 @@ func TestReportOverHTTPS(t *testing.T) {
 	assert.Equal(t, 8, s.count(t, "WorkflowType = 'Leaver'"), "0 leavers started")
 	s.waitCount(t, "WorkflowType = 'SourcePoller' AND JmlState = 'Blocked' AND JmlEvent = 'source'", 1)
 	assert.Contains(t, s.details(t, "workday"), "Blocked: this poll would terminate 200 of 1004 people")
-	_, err := s.update(t, "workday", workflows.UpdateSourcePoll)
+	_, err := s.update(t, "workday", workflows.UpdateSourcePoll, workflows.SourcePollRequest{})
 	assert.ErrorContains(t, err, "release or discard it first")
 	_, err = s.update(t, "workday", workflows.UpdateSourceRelease, workflows.SourceDecision{Digest: "not-this-one"})
 	assert.ErrorContains(t, err, "does not name the blocked poll")

@@ -124,7 +124,11 @@ func (p *Poller) Poll(ctx context.Context, in workflows.SourcePollInput) (workfl
 	case "report":
 		changes, res.Problems, err = p.pollReport(ctx, in.Source, src, tables, prev)
 	case "okta":
-		changes, res.Cursor, res.Problems, err = p.pollOkta(ctx, in.Source, src, tables, prev, in.Cursor)
+		full := in.Full || in.LastFull.IsZero() || in.At.Sub(in.LastFull) >= FullEvery
+		changes, res.Cursor, res.Problems, err = p.pollOkta(ctx, in.Source, src, tables, prev, in.Cursor, full)
+		if full {
+			res.FullAt = in.At
+		}
 	default:
 		err = fail("SourceConfig", fmt.Errorf("source %s: type %q", in.Source, src.Type))
 	}
@@ -285,7 +289,12 @@ func (p *Poller) pollReport(ctx context.Context, name string, src policy.Source,
 	return out, capProblems(problems), nil
 }
 
-func (p *Poller) pollOkta(ctx context.Context, name string, src policy.Source, tables map[string]*transform.Table, prev snapshot, cursor string) ([]change, string, []string, error) {
+// FullEvery is how often an Okta source is read whole: a user deactivated
+// and deleted between two polls is gone from the changes, and only a full
+// read finds them missing.
+const FullEvery = 24 * time.Hour
+
+func (p *Poller) pollOkta(ctx context.Context, name string, src policy.Source, tables map[string]*transform.Table, prev snapshot, cursor string, full bool) ([]change, string, []string, error) {
 	tok := p.getenv(src.TokenEnv)
 	if tok == "" {
 		return nil, cursor, nil, fail("SourceConfig", fmt.Errorf("source %s: environment variable %s (API token) is empty or unset", name, src.TokenEnv))
@@ -295,7 +304,11 @@ func (p *Poller) pollOkta(ctx context.Context, name string, src policy.Source, t
 	if err != nil {
 		return nil, cursor, nil, fail("SourceConfig", fmt.Errorf("source %s: %w", name, err))
 	}
-	users, next, err := oc.Changes(ctx, cursor)
+	since := cursor
+	if full {
+		since = ""
+	}
+	users, next, err := oc.Changes(ctx, since)
 	if err != nil {
 		if connectors.IsPermanent(err) {
 			return nil, cursor, nil, fail("SourceOkta", fmt.Errorf("source %s: %w", name, err))
@@ -310,6 +323,7 @@ func (p *Poller) pollOkta(ctx context.Context, name string, src policy.Source, t
 	var problems []string
 	var out []change
 	var deferred time.Time // the oldest user to read again
+	seen := map[string]bool{}
 	for _, u := range users {
 		raw := make(map[string]string, len(u.Attributes))
 		for k, v := range u.Attributes {
@@ -320,6 +334,7 @@ func (p *Poller) pollOkta(ctx context.Context, name string, src policy.Source, t
 			problems = append(problems, fmt.Sprintf("okta user %s (updated %s): %v: skipped", u.Attributes["login"], u.UpdatedAt.Format(time.RFC3339), err))
 			continue
 		}
+		seen[id] = true
 		old, known := prev[id]
 		c := change{EmployeeID: id, Attrs: attrs, Entry: entry{Digest: digest(attrs), Active: u.Active}}
 		switch {
@@ -349,6 +364,22 @@ func (p *Poller) pollOkta(ctx context.Context, name string, src policy.Source, t
 			}
 		}
 		out = append(out, c)
+	}
+	if full && len(problems) == 0 {
+		// Gone from Okta (deleted): a leaver for the active ones. Not when
+		// a user could not be mapped: they may be among them.
+		for _, id := range slices.Sorted(maps.Keys(prev)) {
+			if !seen[id] {
+				typ := ""
+				if prev[id].Active {
+					typ = hr.Terminate
+				}
+				out = append(out, change{EmployeeID: id, Type: typ, Remove: true})
+			}
+		}
+	}
+	if later(cursor, next) {
+		next = cursor // a full read never moves the cursor back
 	}
 	if !deferred.IsZero() {
 		// Read them again next time (users read twice change nothing: the
@@ -382,4 +413,15 @@ func appendProblem(ps []string, p string) []string {
 // fixed environment variable or report heals without a restart.
 func fail(typ string, err error) error {
 	return temporal.NewApplicationErrorWithOptions(err.Error(), typ, temporal.ApplicationErrorOptions{})
+}
+
+// later reports whether RFC 3339 time a is after b (compared as times:
+// trimmed fractions make strings sort wrong).
+func later(a, b string) bool {
+	ta, err := time.Parse(time.RFC3339Nano, a)
+	if err != nil {
+		return false
+	}
+	tb, err := time.Parse(time.RFC3339Nano, b)
+	return err != nil || ta.After(tb)
 }

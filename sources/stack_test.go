@@ -159,7 +159,7 @@ func (s *stack) update(t *testing.T, name, update string, args ...any) (workflow
 // pollNow polls and returns the status after the poll.
 func (s *stack) pollNow(t *testing.T, name string) workflows.SourceStatus {
 	t.Helper()
-	st, err := s.update(t, name, workflows.UpdateSourcePoll)
+	st, err := s.update(t, name, workflows.UpdateSourcePoll, workflows.SourcePollRequest{})
 	require.NoError(t, err)
 	return st
 }

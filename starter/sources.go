@@ -22,7 +22,7 @@ import (
 )
 
 const sourcesUsage = `usage: starter sources [--json]                 every source: state, last poll, cursor, events emitted, last error
-       starter sources poll NAME [--json]       poll now and print the result
+       starter sources poll NAME [--full] [--json]  poll now and print the result (--full: read the whole source)
        starter sources release NAME [--digest D] [--reason R]  apply a Blocked poll (its leavers run)
        starter sources discard NAME [--digest D] [--reason R]  drop a Blocked poll (nothing runs)
 `
@@ -40,6 +40,7 @@ func runSources(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	digest := fs.String("digest", "", "the Blocked poll's digest (as shown): the decision applies to that poll only")
 	reason := fs.String("reason", "", "why (kept in the poller's history)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the poll")
+	full := fs.Bool("full", false, "poll: read the whole source, not only the changes (okta: finds deleted users)")
 	var name string
 	if verb != "list" {
 		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -71,7 +72,7 @@ func runSources(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		out, err = listSources(ctx, c)
 	} else {
 		var st workflows.SourceStatus
-		var args []any
+		args := []any{workflows.SourcePollRequest{Full: *full}}
 		if verb != "poll" {
 			args = []any{workflows.SourceDecision{Digest: *digest, Reason: *reason}}
 		}

@@ -20,7 +20,8 @@ const (
 	// (implemented by package sources, registered by the worker).
 	SourcePollActivityName = "SourcePoll"
 
-	// UpdateSourcePoll polls now and returns the SourceStatus after it.
+	// UpdateSourcePoll polls now (arg SourcePollRequest) and returns the
+	// SourceStatus after it.
 	UpdateSourcePoll = "PollNow"
 	// UpdateSourceRelease applies a Blocked poll (arg SourceDecision) and
 	// returns the SourceStatus after it.
@@ -59,6 +60,11 @@ type SourcePollerInput struct {
 	Release string `json:"release,omitempty"`
 	Discard string `json:"discard,omitempty"`
 	PollNow bool   `json:"poll_now,omitempty"`
+	// FullNow: the next poll reads the whole source (PollNow with Full).
+	FullNow bool `json:"full_now,omitempty"`
+	// LastFull is when the source was last read whole (okta: deletions
+	// are found by a full read).
+	LastFull time.Time `json:"last_full,omitzero"`
 	// Every is the poll interval the last poll reported (the policy's).
 	Every  time.Duration `json:"every,omitempty"`
 	Status SourceStatus  `json:"status"`
@@ -108,6 +114,13 @@ type SourceDecision struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// SourcePollRequest is the PollNow argument.
+type SourcePollRequest struct {
+	// Full reads the whole source, not only the changes since the cursor
+	// (okta): people gone from it are terminated.
+	Full bool `json:"full,omitempty"`
+}
+
 // SourcePollInput is the SourcePoll activity's argument.
 type SourcePollInput struct {
 	Source     string    `json:"source"`
@@ -118,6 +131,8 @@ type SourcePollInput struct {
 	Snapshot   []byte    `json:"snapshot,omitempty"`
 	Release    string    `json:"release,omitempty"`
 	Discard    string    `json:"discard,omitempty"`
+	Full       bool      `json:"full,omitempty"`
+	LastFull   time.Time `json:"last_full,omitzero"`
 }
 
 // SourcePollResult is what a poll did. Blocked or Discarded: nothing was
@@ -131,6 +146,8 @@ type SourcePollResult struct {
 	People    int            `json:"people"`
 	Emitted   map[string]int `json:"emitted,omitempty"`
 	Problems  []string       `json:"problems,omitempty"`
+	// FullAt is set when the poll read the whole source.
+	FullAt time.Time `json:"full_at,omitzero"`
 }
 
 // Poll failures retry after pollBackoffMin, doubling up to the interval.
@@ -165,10 +182,10 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		err := workflow.Await(ctx, func() bool { return polled > n })
 		return in.Status, err
 	}
-	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateSourcePoll, func(ctx workflow.Context) (SourceStatus, error) {
-		in.PollNow = true
+	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateSourcePoll, func(ctx workflow.Context, req SourcePollRequest) (SourceStatus, error) {
+		in.PollNow, in.FullNow = true, in.FullNow || req.Full
 		return waitPoll(ctx)
-	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error {
+	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req SourcePollRequest) error {
 		if b := in.Status.Blocked; b != nil {
 			return fmt.Errorf("the source is blocked (poll %s): release or discard it first", b.Digest)
 		}
@@ -243,6 +260,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		req := SourcePollInput{
 			Source: in.Source, Epoch: in.Epoch, Generation: in.Generation + 1, At: workflow.Now(ctx),
 			Cursor: in.Cursor, Snapshot: in.Snapshot, Release: in.Release, Discard: in.Discard,
+			Full: in.FullNow, LastFull: in.LastFull,
 		}
 		var res SourcePollResult
 		err := workflow.ExecuteActivity(actx, SourcePollActivityName, req).Get(ctx, &res)
@@ -279,7 +297,10 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 			setSourceState(ctx, &in.Status, StateIdle)
 			continue
 		}
-		in.Discard = ""
+		in.Discard, in.FullNow = "", false
+		if !res.FullAt.IsZero() {
+			in.LastFull = res.FullAt
+		}
 		in.Generation++
 		in.Cursor, in.Snapshot = res.Cursor, res.Snapshot
 		in.Status.Cursor, in.Status.People, in.Status.LastSuccess = res.Cursor, res.People, in.Status.LastPoll
