@@ -155,6 +155,7 @@ func TestReportOverHTTPS(t *testing.T) {
 	assert.ErrorContains(t, err, "does not name the blocked poll")
 
 	// Release: the leavers run.
+	blockedRun := s.runID(t, "workday")
 	st, err = s.update(t, "workday", workflows.UpdateSourceRelease, workflows.SourceDecision{Digest: st.Blocked.Digest, Reason: "reorg approved"})
 	require.NoError(t, err)
 	assert.Nil(t, st.Blocked)
@@ -172,6 +173,7 @@ func TestReportOverHTTPS(t *testing.T) {
 	sort.Strings(leavers)
 	assert.Equal(t, goneIDs, leavers)
 	s.waitCount(t, "WorkflowType = 'Leaver'", 8+missing)
+	s.saveHistory(t, "workday", blockedRun, "source-poller-blocked.json")
 
 	// Another 20 % missing, discarded: nothing runs, then or on the next
 	// poll of the same report.
@@ -238,6 +240,7 @@ func TestReportBadInput(t *testing.T) {
 	assert.Equal(t, map[string][]string{"joiner": {"E1", "E3"}}, byKind(s.waitRuns(t, 2)))
 
 	// The 401 heals once the credential is right, without a restart.
+	failingRun := s.runID(t, "denied")
 	s.mu.Lock()
 	s.env["WRONG"] = "right-token"
 	s.mu.Unlock()
@@ -245,4 +248,5 @@ func TestReportBadInput(t *testing.T) {
 	assert.Empty(t, st.LastError)
 	assert.Equal(t, 0, st.Failures)
 	assert.Equal(t, map[string]int{hr.Hire: 2}, st.Emitted)
+	s.saveHistory(t, "denied", failingRun, "source-poller-retrying.json")
 }

@@ -7,12 +7,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/api/workflowservice/v1"
@@ -20,6 +24,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/server/temporaltest"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/internal/temporalenv"
@@ -188,4 +193,31 @@ func (s *stack) startPollers(t *testing.T) {
 			return err == nil && v.Get(&st) == nil && st.Polls > 0
 		}, time.Minute, 100*time.Millisecond)
 	}
+}
+
+// runID is the poller's current run.
+func (s *stack) runID(t *testing.T, name string) string {
+	t.Helper()
+	d, err := s.c.DescribeWorkflowExecution(context.Background(), workflows.SourceWorkflowID(name), "")
+	require.NoError(t, err)
+	return d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+}
+
+// saveHistory writes a poller run's history for the replay test
+// (workflows/replay_test.go) when JML_UPDATE_HISTORIES=1.
+func (s *stack) saveHistory(t *testing.T, name, runID, file string) {
+	t.Helper()
+	if os.Getenv("JML_UPDATE_HISTORIES") != "1" {
+		return
+	}
+	var h historypb.History
+	it := s.c.GetWorkflowHistory(context.Background(), workflows.SourceWorkflowID(name), runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "testdata", file), b, 0o644))
 }
