@@ -17,6 +17,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -169,28 +170,18 @@ func (p *Poller) Poll(ctx context.Context, in workflows.SourcePollInput) (workfl
 	next := maps.Clone(prev)
 	res.Emitted = map[string]int{}
 	baseline := first && src.Initial == policy.InitialBaseline
+	outcome := make([]string, len(changes)) // "": delivered (or no event); else the problem
+	if !baseline {
+		if err := p.deliver(ctx, in, changes, outcome); err != nil {
+			return workflows.SourcePollResult{}, err
+		}
+	}
 	for i, c := range changes {
-		if i%50 == 0 && activity.IsActivity(ctx) {
-			activity.RecordHeartbeat(ctx, i)
+		if outcome[i] != "" {
+			res.Problems = appendProblem(res.Problems, outcome[i])
+			continue
 		}
 		if c.Type != "" && !baseline {
-			ev := p.event(in, c)
-			if err := ev.Validate(p.cfg.Policy.RequiredFor(ev.Type)); err != nil {
-				res.Problems = appendProblem(res.Problems, fmt.Sprintf("%s %s: %v: not sent", c.Type, c.EmployeeID, err))
-				continue
-			}
-			_, err := p.cfg.Submit(ctx, ev)
-			var rej *intake.RejectedError
-			var conflict *intake.ConflictError
-			switch {
-			case errors.As(err, &rej), errors.As(err, &conflict):
-				res.Problems = appendProblem(res.Problems, fmt.Sprintf("%s %s: %v", c.Type, c.EmployeeID, err))
-				continue
-			case err != nil:
-				// Delivered events stay delivered; the retry sends the
-				// same IDs and identities drop the duplicates.
-				return workflows.SourcePollResult{}, fmt.Errorf("deliver %s event %s: %w", c.Type, ev.EventID, err)
-			}
 			res.Emitted[c.Type]++
 		}
 		if c.Remove {
@@ -203,6 +194,66 @@ func (p *Poller) Poll(ctx context.Context, in workflows.SourcePollInput) (workfl
 	p.log.Info("source polled", zap.String("source", in.Source), zap.Int("people", res.People),
 		zap.Any("emitted", res.Emitted), zap.Int("problems", len(res.Problems)))
 	return res, nil
+}
+
+// deliveries is how many events one poll delivers at once (each to its
+// own identity: a person changes once per poll, so order does not matter).
+const deliveries = 16
+
+// deliver sends the changes' events, deliveries at a time. outcome[i] is
+// set to the problem of an event that was refused (bad input: not sent
+// again until the person changes); any other failure fails the poll, and
+// its retry sends the same IDs, which identities drop as duplicates.
+func (p *Poller) deliver(ctx context.Context, in workflows.SourcePollInput, changes []change, outcome []string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first error
+		done  int
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, deliveries)
+	)
+	for i, c := range changes {
+		if c.Type == "" {
+			continue
+		}
+		ev := p.event(in, c)
+		if err := ev.Validate(p.cfg.Policy.RequiredFor(ev.Type)); err != nil {
+			outcome[i] = fmt.Sprintf("%s %s: %v: not sent", c.Type, c.EmployeeID, err)
+			continue
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			_, err := p.cfg.Submit(ctx, ev)
+			var rej *intake.RejectedError
+			var conflict *intake.ConflictError
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.As(err, &rej), errors.As(err, &conflict):
+				outcome[i] = fmt.Sprintf("%s %s: %v", c.Type, c.EmployeeID, err)
+			case err != nil && first == nil:
+				first = fmt.Errorf("deliver %s event %s: %w", c.Type, ev.EventID, err)
+				cancel()
+			}
+			if done++; done%50 == 0 && activity.IsActivity(ctx) {
+				activity.RecordHeartbeat(ctx, done)
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		first = ctx.Err()
+	}
+	return first
 }
 
 // event is a change as an HR event. Its ID is derived from the poller's

@@ -2,9 +2,11 @@ package sources
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -90,6 +92,17 @@ func kinds(evs []hr.Event) map[string][]string {
 	for _, e := range evs {
 		out[e.Type] = append(out[e.Type], e.EmployeeID())
 	}
+	for _, ids := range out {
+		slices.Sort(ids)
+	}
+	return out
+}
+
+func eventIDs(evs []hr.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.EventID)
+	}
 	return out
 }
 
@@ -133,10 +146,7 @@ func TestReportFileDiff(t *testing.T) {
 	_, err = p.Poll(ctx, in) // the same poll again (a retry): the same IDs
 	require.NoError(t, err)
 	again := rec.take()
-	require.Len(t, again, len(evs))
-	for i := range evs {
-		assert.Equal(t, evs[i].EventID, again[i].EventID)
-	}
+	assert.ElementsMatch(t, eventIDs(evs), eventIDs(again))
 
 	// Two of three leave at once (67 % > 40 %): blocked, nothing sent.
 	write("E4,Di,Ops")
@@ -181,4 +191,40 @@ func TestReportBadRows(t *testing.T) {
 	assert.Contains(t, joined, "line 3: no employee ID")
 	assert.Contains(t, joined, "line 4: malformed CSV row")
 	assert.Contains(t, joined, "2 people absent from the report not terminated")
+}
+
+// TestDeliveryFailure: a delivery cut short fails the poll (the state does
+// not move); the retry sends the same event IDs. An event failing the
+// policy's required attributes is reported, not sent, and tried again.
+func TestDeliveryFailure(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "people.csv")
+	require.NoError(t, os.WriteFile(file, []byte("id,first_name,email\nE1,Ada,ada@x\nE2,Bob,\nE3,Cy,cy@x\nE4,Di,di@x\n"), 0o600))
+	pol := &policy.Policy{
+		RequiredAttributes: policy.RequiredAttributes{List: []string{"email"}},
+		Sources:            map[string]policy.Source{"hr": {Type: "report", File: file, EmployeeID: "{id}"}},
+	}
+	rec := &recorder{}
+	var mu sync.Mutex
+	calls := 0
+	p := New(Config{Policy: pol, Submit: func(ctx context.Context, ev hr.Event) (workflows.EventAccepted, error) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 2 {
+			return workflows.EventAccepted{}, errors.New("temporal: unavailable")
+		}
+		return rec.submit(ctx, ev)
+	}})
+	in := workflows.SourcePollInput{Source: "hr", Epoch: "e", Generation: 1, At: time.Now()}
+	_, err := p.Poll(context.Background(), in)
+	require.ErrorContains(t, err, "temporal: unavailable")
+	first := eventIDs(rec.take())
+	res, err := p.Poll(context.Background(), in)
+	require.NoError(t, err)
+	second := eventIDs(rec.take())
+	assert.Len(t, second, 3)
+	assert.Subset(t, second, first, "the retry sends the same IDs")
+	assert.Equal(t, 3, res.People, "E2 is not remembered: it is tried again")
+	assert.Contains(t, strings.Join(res.Problems, "\n"), "hire E2: invalid event: employee.email: required attribute missing: not sent")
 }

@@ -232,6 +232,11 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
 	for {
+		// A source failing for days, or blocked, still keeps its history
+		// short.
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() && workflow.AllHandlersFinished(ctx) {
+			return workflow.NewContinueAsNewError(ctx, SourcePollerWorkflowName, in)
+		}
 		if in.Status.Blocked != nil {
 			setSourceState(ctx, &in.Status, StateBlocked)
 			if err := workflow.Await(ctx, func() bool { return in.Status.Blocked == nil }); err != nil {
