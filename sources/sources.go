@@ -119,7 +119,7 @@ func (p *Poller) Poll(ctx context.Context, in workflows.SourcePollInput) (workfl
 		return workflows.SourcePollResult{}, fail("SourceConfig", err)
 	}
 	res := workflows.SourcePollResult{Every: src.PollEvery(), Cursor: in.Cursor}
-	first := len(prev) == 0 && in.Cursor == ""
+	first := in.Generation == 1 // the first poll this poller applies
 	var changes []change
 	switch src.Type {
 	case "report":
@@ -165,11 +165,26 @@ func (p *Poller) Poll(ctx context.Context, in workflows.SourcePollInput) (workfl
 		}
 	}
 
+	// A report with more changes than one poll delivers: the first
+	// MaxEventsPerPoll hires and changes now, the rest (terminations last)
+	// at the next poll, which follows at once.
+	baseline := first && src.Initial == policy.InitialBaseline
+	if src.Type == "report" && !baseline && len(changes) > MaxEventsPerPoll {
+		kept := changes[:0]
+		for _, c := range changes {
+			if c.Type != hr.Terminate && len(kept) < MaxEventsPerPoll {
+				kept = append(kept, c)
+			}
+		}
+		if len(kept) < len(changes) {
+			changes, res.More = kept, true
+		}
+	}
+
 	// Deliver, then move the state: a person whose event was refused
 	// keeps the old state, so the next poll tries again.
 	next := maps.Clone(prev)
 	res.Emitted = map[string]int{}
-	baseline := first && src.Initial == policy.InitialBaseline
 	outcome := make([]string, len(changes)) // "": delivered (or no event); else the problem
 	if !baseline {
 		if err := p.deliver(ctx, in, changes, outcome); err != nil {
@@ -195,6 +210,10 @@ func (p *Poller) Poll(ctx context.Context, in workflows.SourcePollInput) (workfl
 		zap.Any("emitted", res.Emitted), zap.Int("problems", len(res.Problems)))
 	return res, nil
 }
+
+// MaxEventsPerPoll bounds the events one report poll delivers, so a poll
+// (an activity) stays minutes long whatever the change.
+const MaxEventsPerPoll = 2000
 
 // deliveries is how many events one poll delivers at once (each to its
 // own identity: a person changes once per poll, so order does not matter).

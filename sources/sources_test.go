@@ -228,3 +228,38 @@ func TestDeliveryFailure(t *testing.T) {
 	assert.Equal(t, 3, res.People, "E2 is not remembered: it is tried again")
 	assert.Contains(t, strings.Join(res.Problems, "\n"), "hire E2: invalid event: employee.email: required attribute missing: not sent")
 }
+
+// TestReportInParts: a report with more changes than one poll delivers
+// is delivered over several polls, terminations last.
+func TestReportInParts(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "people.csv")
+	var b strings.Builder
+	b.WriteString("id\nE-gone\n")
+	require.NoError(t, os.WriteFile(file, []byte(b.String()), 0o600))
+	pol := &policy.Policy{Sources: map[string]policy.Source{"hr": {Type: "report", File: file, EmployeeID: "{id}", MaxTerminatePercent: 100}}}
+	rec := &recorder{}
+	p := New(Config{Policy: pol, Submit: rec.submit})
+	in := workflows.SourcePollInput{Source: "hr", Epoch: "e", Generation: 1, At: time.Now()}
+	res, err := p.Poll(context.Background(), in)
+	require.NoError(t, err)
+	rec.take()
+	b.Reset()
+	b.WriteString("id\n")
+	n := MaxEventsPerPoll + 10
+	for i := range n {
+		fmt.Fprintf(&b, "E%05d\n", i)
+	}
+	require.NoError(t, os.WriteFile(file, []byte(b.String()), 0o600))
+	in.Generation, in.Snapshot = 2, res.Snapshot
+	res, err = p.Poll(context.Background(), in)
+	require.NoError(t, err)
+	assert.True(t, res.More)
+	assert.Equal(t, map[string]int{hr.Hire: MaxEventsPerPoll}, res.Emitted, "terminations wait for the last part")
+	rec.take()
+	in.Generation, in.Snapshot = 3, res.Snapshot
+	res, err = p.Poll(context.Background(), in)
+	require.NoError(t, err)
+	assert.False(t, res.More)
+	assert.Equal(t, map[string]int{hr.Hire: 10, hr.Terminate: 1}, res.Emitted)
+	assert.Equal(t, n, res.People)
+}

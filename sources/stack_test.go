@@ -148,7 +148,7 @@ func (s *stack) details(t *testing.T, name string) string {
 
 func (s *stack) update(t *testing.T, name, update string, args ...any) (workflows.SourceStatus, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	h, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.SourceWorkflowID(name), UpdateName: update, Args: args,

@@ -146,6 +146,9 @@ type SourcePollResult struct {
 	People    int            `json:"people"`
 	Emitted   map[string]int `json:"emitted,omitempty"`
 	Problems  []string       `json:"problems,omitempty"`
+	// More: the source has changes this poll did not deliver; the next
+	// poll follows at once.
+	More bool `json:"more,omitempty"`
 	// FullAt is set when the poll read the whole source.
 	FullAt time.Time `json:"full_at,omitzero"`
 }
@@ -293,7 +296,9 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		}
 		in.Status.NextPoll = in.Status.LastPoll.Add(in.Every)
 		in.Status.LastError, in.Status.Failures, in.Status.Problems = "", 0, res.Problems
-		in.Release = ""
+		if !res.More {
+			in.Release = "" // a released poll delivered in parts stays released
+		}
 		switch {
 		case res.Blocked != nil:
 			in.Status.Blocked = res.Blocked
@@ -303,6 +308,9 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 			continue
 		}
 		in.Discard, in.FullNow = "", false
+		if res.More {
+			in.Status.NextPoll = in.Status.LastPoll
+		}
 		if !res.FullAt.IsZero() {
 			in.LastFull = res.FullAt
 		}
