@@ -35,6 +35,8 @@ type Policy struct {
 	Reconcile Reconcile `yaml:"reconcile" json:"reconcile,omitzero"`
 	// Import maps CSV/JSONL column names to employee attribute names.
 	Import ImportMapping `yaml:"import" json:"import,omitempty"`
+	// Sources are systems jml polls for HR changes, by name (docs/sources.md).
+	Sources map[string]Source `yaml:"sources" json:"sources,omitempty"`
 }
 
 // Target is one system jml provisions into. Secrets are never in the file:
@@ -288,3 +290,49 @@ type ImportMapping struct {
 	Columns map[string]string `yaml:"columns" json:"columns,omitempty"` // column → attribute
 	Type    string            `yaml:"type" json:"type,omitempty"`       // default event type: hire
 }
+
+// Source is a source of identity jml polls (docs/sources.md): Okta users
+// changed since a cursor, or a full HR report diffed against the last one.
+// Its changes become HR events on the same path as the intake's.
+type Source struct {
+	Type string `yaml:"type" json:"type"` // okta | report
+	// OrgURL and TokenEnv (okta): the org and the API token's variable.
+	OrgURL   string `yaml:"org_url" json:"org_url,omitempty"`
+	TokenEnv string `yaml:"token_env" json:"token_env,omitempty"`
+	// URL (https) or File (a path, relative to the policy file) of a
+	// report; Format is json or csv (default: from the name or content
+	// type); Auth is none, bearer, basic or header.
+	URL    string     `yaml:"url" json:"url,omitempty"`
+	File   string     `yaml:"file" json:"file,omitempty"`
+	Format string     `yaml:"format" json:"format,omitempty"`
+	Auth   Credential `yaml:"auth" json:"auth,omitempty"`
+	// Records is the JSON field holding the rows (Workday RaaS:
+	// Report_Entry; BambooHR: employees); default: a top-level array, or
+	// the only array field of the top-level object.
+	Records string `yaml:"records" json:"records,omitempty"`
+	// Every is the poll interval (default 15m, at least 1m).
+	Every string `yaml:"every" json:"every,omitempty"`
+	// EmployeeID is the template that finds the employee ID in a row, e.g.
+	// '{employeeNumber}'. Required.
+	EmployeeID string `yaml:"employee_id" json:"employee_id"`
+	// Attributes: identity attribute → template over the source's fields.
+	Attributes map[string]string `yaml:"attributes" json:"attributes,omitempty"`
+	// Active (report) is a condition on the mapped attributes telling
+	// who is employed (status eq "Active"); default: every row. Okta users
+	// are active by their status.
+	Active string `yaml:"active" json:"active,omitempty"`
+	// MaxTerminatePercent: a poll that would terminate more than this
+	// share of the people known is not applied but waits Blocked for an
+	// operator (default 5; 100 turns the check off).
+	MaxTerminatePercent float64 `yaml:"max_terminate_percent" json:"max_terminate_percent,omitempty"`
+	// Initial is what the first poll does with the people it finds: hire
+	// (default: everyone active is hired, accounts found are adopted) or
+	// baseline (remember them, emit nothing).
+	Initial string `yaml:"initial" json:"initial,omitempty"`
+}
+
+// Values of Source.Initial.
+const (
+	InitialHire     = "hire"
+	InitialBaseline = "baseline"
+)

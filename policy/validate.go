@@ -47,6 +47,7 @@ func (c *checker) validate(p *Policy) {
 	c.validateRest(p)
 	c.validatePasswordSyncGroups(p)
 	c.validateReconcile(p)
+	c.validateSources(p, tables)
 }
 
 func keys(m map[string]string) map[string]bool {

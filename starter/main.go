@@ -42,6 +42,7 @@ func commands() map[string]command {
 		"health":  runHealth,
 
 		"reconcile": runReconcile,
+		"sources":   runSources,
 	}
 }
 
@@ -85,6 +86,7 @@ commands:
   reconcile report [--target T] [--json|--csv]  orphans, leftovers, disputed accounts and group drift of the last cycle
   sandbox users|groups|handoffs  the dev sandbox directory: accounts, groups, HR portal hand-offs
   health --url URL              probe a health endpoint (container health checks)
+  sources [poll|release|discard NAME]  sources of identity: state, cursor, events emitted; poll now; decide a Blocked poll
 
 Operator commands take --json for scripts.
 

@@ -235,6 +235,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	go activities.WipeClosedRuns(ctx, c, vault, log.Named("vault"), 2*time.Second)
 	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, acts)
+	startSources(ctx, w, c, pol, codec.DataConverter(pc), getenv, cfg.dev, log.Named("sources"))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

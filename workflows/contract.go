@@ -64,7 +64,8 @@ const (
 	StateBlocked        = "Blocked"
 	StateCompleted      = "Completed"
 	StateAborted        = "Aborted"
-	StateIdle           = "Idle" // identity workflow with nothing to do
+	StateIdle           = "Idle"     // identity workflow with nothing to do
+	StateRetrying       = "Retrying" // a source poller whose last poll failed
 )
 
 // Step states in the step table.

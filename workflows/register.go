@@ -25,4 +25,5 @@ func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(Governor, workflow.RegisterOptions{Name: GovernorWorkflowName})
 	w.RegisterWorkflowWithOptions(AttributeSync, workflow.RegisterOptions{Name: AttributeSyncWorkflowName})
 	w.RegisterWorkflowWithOptions(PasswordSync, workflow.RegisterOptions{Name: PasswordSyncWorkflowName})
+	w.RegisterWorkflowWithOptions(SourcePoller, workflow.RegisterOptions{Name: SourcePollerWorkflowName})
 }

@@ -1,0 +1,252 @@
+package sources_test
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/workflows"
+)
+
+// report is an HR report endpoint over HTTPS (Workday RaaS / BambooHR
+// custom report style): GET answers the current CSV to a bearer token.
+type report struct {
+	srv   *httptest.Server
+	token string
+	mu    sync.Mutex
+	body  string
+	gets  int
+}
+
+func newReport(t *testing.T, token string) *report {
+	r := &report{token: token}
+	r.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.gets++
+		if req.Header.Get("Authorization") != "Bearer "+r.token {
+			http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv")
+		_, _ = w.Write([]byte(r.body))
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *report) set(body string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.body = body
+}
+
+type person struct{ id, first, dept string }
+
+func csvOf(people []person) string {
+	var b strings.Builder
+	b.WriteString("Employee ID,First Name,Department\n")
+	for _, p := range people {
+		fmt.Fprintf(&b, "%s,%s,%s\n", p.id, p.first, p.dept)
+	}
+	return b.String()
+}
+
+func hookFlows(s *stack) (policy.Flow, policy.Flow, policy.Flow) {
+	return policy.Flow{Steps: []policy.Step{s.hookStep("joiner")}},
+		policy.Flow{Steps: []policy.Step{s.hookStep("mover")}},
+		policy.Flow{Steps: []policy.Step{s.hookStep("leaver")}}
+}
+
+func byKind(runs []run) map[string][]string {
+	out := map[string][]string{}
+	for _, r := range runs {
+		out[r.Kind] = append(out[r.Kind], r.ID)
+	}
+	for k := range out {
+		sort.Strings(out[k])
+	}
+	return out
+}
+
+// TestReportOverHTTPS: 1,000 people, then a snapshot with 12 hires, 30
+// changes and 8 terminations → exactly those runs; a snapshot missing 20 %
+// of people → Blocked and no leaver, release → the leavers run; discard →
+// nothing runs.
+func TestReportOverHTTPS(t *testing.T) {
+	s := newStack(t)
+	rep := newReport(t, "hr-report-token")
+	s.env["HR_REPORT_TOKEN"] = "hr-report-token"
+	joiner, mover, leaver := hookFlows(s)
+	s.pol = &policy.Policy{
+		Targets: map[string]policy.Target{}, Joiner: joiner, Mover: mover, Leaver: leaver,
+		Sources: map[string]policy.Source{"workday": {
+			Type: "report", URL: rep.srv.URL + "/ccx/service/customreport2/acme/jml_workers", Every: "1h",
+			Auth:       policy.Credential{Type: "bearer", TokenEnv: "HR_REPORT_TOKEN"},
+			EmployeeID: "{employee_id}", Initial: policy.InitialBaseline,
+			Attributes: map[string]string{"first_name": "{first_name}", "department": "{Department | LOWER}"},
+		}},
+	}
+	var people []person
+	for i := range 1000 {
+		people = append(people, person{fmt.Sprintf("E%04d", i), fmt.Sprintf("First%d", i), "Eng"})
+	}
+	rep.set(csvOf(people))
+	s.worker(t, nil)
+	s.startPollers(t)
+	st := s.status(t, "workday")
+	require.Empty(t, st.LastError)
+	assert.Equal(t, 1000, st.People, "the baseline is remembered")
+	assert.Empty(t, st.Emitted, "a baseline emits nothing")
+
+	// 8 leave, 30 move to Sales, 12 join.
+	want := map[string][]string{}
+	next := slices.Clone(people[8:])
+	for i := range 8 {
+		want["leaver"] = append(want["leaver"], people[i].id)
+	}
+	for i := 100; i < 130; i++ {
+		next[i-8].dept = "Sales"
+		want["mover"] = append(want["mover"], people[i].id)
+	}
+	for i := 1000; i < 1012; i++ {
+		next = append(next, person{fmt.Sprintf("E%04d", i), fmt.Sprintf("First%d", i), "Ops"})
+		want["joiner"] = append(want["joiner"], fmt.Sprintf("E%04d", i))
+	}
+	rep.set(csvOf(next))
+	st = s.pollNow(t, "workday")
+	require.Empty(t, st.LastError)
+	assert.Equal(t, map[string]int{hr.Hire: 12, hr.Change: 30, hr.Terminate: 8}, st.Emitted)
+	assert.Equal(t, 1004, st.People)
+	got := byKind(s.waitRuns(t, 50))
+	assert.Equal(t, want, got, "exactly those runs")
+	s.waitCount(t, "WorkflowType = 'Leaver'", 8)
+	s.waitCount(t, "WorkflowType = 'Mover'", 30)
+	s.waitCount(t, "WorkflowType = 'Joiner'", 12)
+
+	// 20 % missing: Blocked, no leaver starts.
+	missing := len(next) / 5
+	gone := next[:missing]
+	rest := next[missing:]
+	rep.set(csvOf(rest))
+	st = s.pollNow(t, "workday")
+	require.NotNil(t, st.Blocked)
+	assert.Equal(t, workflows.StateBlocked, st.State)
+	assert.Equal(t, missing, st.Blocked.Terminate)
+	assert.Equal(t, 1004, st.Blocked.Known)
+	assert.Equal(t, 8, st.Emitted[hr.Terminate], "nothing delivered")
+	assert.Equal(t, 8, s.count(t, "WorkflowType = 'Leaver'"), "0 leavers started")
+	s.waitCount(t, "WorkflowType = 'SourcePoller' AND JmlState = 'Blocked' AND JmlEvent = 'source'", 1)
+	assert.Contains(t, s.details(t, "workday"), "Blocked: this poll would terminate 200 of 1004 people")
+	_, err := s.update(t, "workday", workflows.UpdateSourcePoll, workflows.SourcePollRequest{})
+	assert.ErrorContains(t, err, "release or discard it first")
+	_, err = s.update(t, "workday", workflows.UpdateSourceRelease, workflows.SourceDecision{Digest: "not-this-one"})
+	assert.ErrorContains(t, err, "does not name the blocked poll")
+
+	// Release: the leavers run.
+	blockedRun := s.runID(t, "workday")
+	st, err = s.update(t, "workday", workflows.UpdateSourceRelease, workflows.SourceDecision{Digest: st.Blocked.Digest, Reason: "reorg approved"})
+	require.NoError(t, err)
+	assert.Nil(t, st.Blocked)
+	assert.Equal(t, 8+missing, st.Emitted[hr.Terminate])
+	runs := s.waitRuns(t, 50+missing)
+	var leavers []string
+	for _, r := range runs[50:] {
+		assert.Equal(t, "leaver", r.Kind)
+		leavers = append(leavers, r.ID)
+	}
+	var goneIDs []string
+	for _, p := range gone {
+		goneIDs = append(goneIDs, p.id)
+	}
+	sort.Strings(leavers)
+	assert.Equal(t, goneIDs, leavers)
+	s.waitCount(t, "WorkflowType = 'Leaver'", 8+missing)
+	s.saveHistory(t, "workday", blockedRun, "source-poller-blocked.json")
+
+	// Another 20 % missing, discarded: nothing runs, then or on the next
+	// poll of the same report.
+	rep.set(csvOf(rest[len(rest)/5:]))
+	st = s.pollNow(t, "workday")
+	require.NotNil(t, st.Blocked)
+	st, err = s.update(t, "workday", workflows.UpdateSourceDiscard, workflows.SourceDecision{Digest: st.Blocked.Digest})
+	require.NoError(t, err)
+	assert.Nil(t, st.Blocked)
+	st = s.pollNow(t, "workday")
+	assert.Nil(t, st.Blocked)
+	assert.Equal(t, 8+missing, st.Emitted[hr.Terminate])
+	assert.Len(t, s.runsSoFar(), 50+missing, "discard: nothing runs")
+	assert.Equal(t, 8+missing, s.count(t, "WorkflowType = 'Leaver'"))
+	assert.Contains(t, strings.Join(st.Problems, "\n"), "discarded by an operator")
+}
+
+// TestReportBadInput: an unreachable source, a 401, a malformed CSV row
+// and a row without an employee ID give clear errors in the poller's
+// details; nothing is emitted for them and good rows are processed.
+func TestReportBadInput(t *testing.T) {
+	s := newStack(t)
+	rep := newReport(t, "right-token")
+	s.env["RIGHT"], s.env["WRONG"] = "right-token", "wrong-token"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	down := "https://" + ln.Addr().String() + "/report.csv"
+	require.NoError(t, ln.Close()) // nothing listens there now
+	joiner, mover, leaver := hookFlows(s)
+	src := func(url, env string) policy.Source {
+		return policy.Source{Type: "report", URL: url, Every: "1h", EmployeeID: "{employee_id}",
+			Auth: policy.Credential{Type: "bearer", TokenEnv: env}}
+	}
+	s.pol = &policy.Policy{
+		Targets: map[string]policy.Target{}, Joiner: joiner, Mover: mover, Leaver: leaver,
+		Sources: map[string]policy.Source{
+			"down":   src(down, "RIGHT"),
+			"denied": src(rep.srv.URL+"/report?token=in-the-query", "WRONG"),
+			"rows":   src(rep.srv.URL+"/report", "RIGHT"),
+		},
+	}
+	rep.set("Employee ID,First Name\nE1,Ada\nE2,\"Bo\"b\n,Nobody\nE3,Cy\n")
+	s.worker(t, nil)
+	s.startPollers(t)
+
+	st := s.status(t, "down")
+	assert.Equal(t, workflows.StateRetrying, st.State)
+	assert.Contains(t, st.LastError, "connection refused")
+	assert.Contains(t, s.details(t, "down"), "connection refused")
+	assert.Empty(t, st.Emitted)
+
+	st = s.status(t, "denied")
+	assert.Equal(t, workflows.StateRetrying, st.State)
+	assert.Contains(t, st.LastError, "401 Unauthorized")
+	assert.NotContains(t, st.LastError, "in-the-query", "a URL's query may hold credentials")
+	assert.Contains(t, s.details(t, "denied"), "401 Unauthorized")
+
+	st = s.status(t, "rows")
+	assert.Empty(t, st.LastError)
+	assert.Equal(t, map[string]int{hr.Hire: 2}, st.Emitted, "the good rows")
+	details := s.details(t, "rows")
+	assert.Contains(t, details, "line 3: malformed CSV row")
+	assert.Contains(t, details, "line 4: no employee ID")
+	assert.Equal(t, map[string][]string{"joiner": {"E1", "E3"}}, byKind(s.waitRuns(t, 2)))
+
+	// The 401 heals once the credential is right, without a restart.
+	failingRun := s.runID(t, "denied")
+	s.mu.Lock()
+	s.env["WRONG"] = "right-token"
+	s.mu.Unlock()
+	st = s.pollNow(t, "denied")
+	assert.Empty(t, st.LastError)
+	assert.Equal(t, 0, st.Failures)
+	assert.Equal(t, map[string]int{hr.Hire: 2}, st.Emitted)
+	s.saveHistory(t, "denied", failingRun, "source-poller-retrying.json")
+}
