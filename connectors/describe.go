@@ -80,7 +80,7 @@ type AttributeSpec struct {
 
 // PasswordRules are what a target enforces on passwords by default.
 type PasswordRules struct {
-	MinLength, MaxLength                                   int
+	MinLength, MaxLength                                    int
 	RequireLower, RequireUpper, RequireDigit, RequireSymbol bool
 	// MinClasses of lower, upper, digit and symbol (Entra: 3 of 4).
 	MinClasses int
