@@ -23,10 +23,10 @@ import (
 )
 
 var (
-	authTypes   = []string{"none", "bearer", "basic", "header", "oauth2", "login_bearer"}
-	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	nameRE      = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
-	identRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	authTypes = []string{"none", "bearer", "basic", "header", "oauth2", "login_bearer"}
+	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	nameRE    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+	identRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // scope is what templates may reference at a point of a flow.
