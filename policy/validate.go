@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -535,6 +536,11 @@ func (c *checker) request(p *Policy, tables map[string]bool, path string, r *RES
 		if t != nil && credentialHeader(h) && t.IsConstant() && r.Headers[h] != "" {
 			c.at(hp, "a literal credential in header %s: configure auth on a rest target (secrets from environment variables)", h)
 		}
+	}
+	if r.Body != "" && !json.Valid([]byte(r.Body)) {
+		// The REST connector renders the strings of a JSON body, so the body
+		// must be JSON before rendering: a quoted template argument breaks it.
+		c.at(path+".body", `not valid JSON: write placeholders inside JSON strings, e.g. {"login": "{email}"}, and template arguments without raw double quotes (DATE_FORMAT, DATEONLY)`)
 	}
 	if r.Body != "" {
 		if t := c.template(p, tables, path+".body", r.Body, sc); t != nil {

@@ -35,6 +35,8 @@ type previewResult struct {
 	Effective  time.Time     `json:"effective_at"`
 	RunAt      time.Time     `json:"run_at"`
 	Steps      []previewStep `json:"steps"`
+	// Live: the connectors' reads went to the targets (--live).
+	Live bool `json:"live"`
 }
 
 type previewStep struct {
@@ -65,14 +67,15 @@ type previewCall struct {
 // would start, every step with its attributes and the exact calls, and
 // sends nothing. Exit 2 for a bad policy or event, 1 when a step would
 // fail to render.
-func runPreview(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runPreview(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("preview", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	policyPath := fs.String("policy", "", "policy file (YAML)")
 	eventPath := fs.String("event", "", "HR event file (JSON), - for stdin")
 	asJSON := fs.Bool("json", false, "print JSON for machines")
+	live := fs.Bool("live", false, "send the connectors' reads (lookups) to the targets, credentials from the environment; writes are never sent")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: starter preview --policy POLICY.yaml --event EVENT.json [--json]")
+		fmt.Fprintln(stderr, "usage: starter preview --policy POLICY.yaml --event EVENT.json [--json] [--live]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -97,7 +100,7 @@ func runPreview(_ context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "event %s is not valid:\n%s\n", *eventPath, strings.Join(probs, "\n"))
 		return 2
 	}
-	res, err := preview(p, ev)
+	res, err := preview(p, ev, newWire(ctx, p, *live))
 	if err != nil {
 		fmt.Fprintf(stderr, "preview: %v\n", err)
 		return 2
@@ -149,7 +152,7 @@ func readEvent(path string) (hr.Event, []string) {
 // preview plans the event with the same code the workflows use and
 // renders every step against placeholders for what only a run knows
 // (target IDs, generated passwords).
-func preview(p *policy.Policy, ev hr.Event) (*previewResult, error) {
+func preview(p *policy.Policy, ev hr.Event, w *wire) (*previewResult, error) {
 	plan, err := p.Plan(ev)
 	if err != nil {
 		return nil, err
@@ -160,14 +163,14 @@ func preview(p *policy.Policy, ev hr.Event) (*previewResult, error) {
 	}
 	res := &previewResult{EventID: ev.EventID, EventType: ev.Type, EmployeeID: plan.EmployeeID,
 		Workflow: workflowName(plan.Kind), WorkflowID: workflows.LifecycleWorkflowID(plan.Kind, plan.EmployeeID, ev.EventID),
-		Flow: plan.Flow, Effective: plan.EffectiveAt, RunAt: plan.RunAt}
+		Flow: plan.Flow, Effective: plan.EffectiveAt, RunAt: plan.RunAt, Live: w.live}
 	env := &transform.Env{Attrs: ev.Employee, Lookups: tables, Outputs: map[string]map[string]string{},
 		Rand: rand.Reader, Now: plan.RunAt}
 	for _, ps := range plan.Steps {
 		st := previewStep{Name: ps.Name, Action: ps.Action, Target: ps.Target, Skip: ps.Skip,
 			SkipReason: ps.SkipReason, When: ps.Step.When}
 		if !ps.Skip {
-			r := renderer{p: p, env: env, st: &st}
+			r := renderer{p: p, env: env, st: &st, wire: w}
 			if err := r.step(ps.Step); err != nil {
 				st.Error = err.Error()
 			}
@@ -190,9 +193,10 @@ func workflowName(kind string) string {
 }
 
 type renderer struct {
-	p   *policy.Policy
-	env *transform.Env
-	st  *previewStep
+	p    *policy.Policy
+	env  *transform.Env
+	st   *previewStep
+	wire *wire
 }
 
 func (r *renderer) eval(src string, escape func(string) string) (string, error) {
@@ -321,41 +325,10 @@ func (r *renderer) sync(a policy.SyncIdentity) error {
 		groups = append(groups, v)
 	}
 	uid := r.p.UniqueIdentifier(a)
-	e, base, typ := r.p.EntityType(a.Target), r.base(a.Target), r.p.Targets[a.Target].Type
+	e := r.p.EntityType(a.Target)
 	pw := a.Password == "generate"
-	create := "if not found"
-	if !a.CreateAllowed {
-		create = "never: create_allowed is false (a missing account fails the step)"
-	}
-	switch typ {
-	case "okta":
-		profile := map[string]any{}
-		for k, v := range attrs {
-			profile[oktaName(k)] = v
-		}
-		body := map[string]any{"profile": profile}
-		if pw {
-			body["credentials"] = map[string]any{"password": map[string]string{"value": secret.Redacted}}
-		}
-		if len(groups) > 0 {
-			var ids []string
-			for _, g := range groups {
-				ids = append(ids, "<group id of "+g+">")
-			}
-			body["groupIds"] = ids
-		}
-		r.call("GET", base+"/api/v1/users/"+url.PathEscape(attrs[uid]), "", "find by "+uid)
-		r.call("POST", base+"/api/v1/users?activate=true", jsonString(body), create)
-		r.call("POST", base+"/api/v1/users/"+idRef(e), jsonString(map[string]any{"profile": "<changed attributes only>"}), "if found and different")
-	case "entra":
-		r.call("GET", base+"/v1.0/users?$filter="+url.QueryEscape(fmt.Sprintf("userPrincipalName eq '%s'", attrs[uid])), "", "find by "+uid)
-		r.call("POST", base+"/v1.0/users", jsonString(attrs), create)
-		r.call("PATCH", base+"/v1.0/users/"+idRef(e), "<changed attributes only>", "if found and different")
-	default:
-		filter := fmt.Sprintf("%s eq %q", scimName(uid), attrs[uid])
-		r.call("GET", base+"/Users?filter="+url.QueryEscape(filter), "", "find by "+uid)
-		r.call("POST", base+"/Users", jsonString(scimUser(attrs, pw)), create)
-		r.call("PATCH", base+"/Users/"+idRef(e), `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[<replace changed attributes only>]}`, "if found and different")
+	if err := r.syncCalls(a, uid, attrs, groups, pw); err != nil {
+		return err
 	}
 	if pw {
 		r.st.Notes = append(r.st.Notes, "password: generated inside the activity from the password policy; kept in worker memory only")
@@ -521,21 +494,6 @@ func (r *renderer) message(ch string, a policy.RESTRequest) error {
 }
 
 func (r *renderer) rest(a policy.RESTRequest) error {
-	u, err := r.eval(a.URL, url.PathEscape)
-	if err != nil {
-		return fmt.Errorf("url: %w", err)
-	}
-	if a.Target != "" && !strings.Contains(u, "://") {
-		u = r.base(a.Target) + "/" + strings.TrimLeft(u, "/")
-	}
-	body, err := r.eval(a.Body, transform.EscapeJSON)
-	if err != nil {
-		return fmt.Errorf("body: %w", err)
-	}
-	method := strings.ToUpper(a.Method)
-	if method == "" {
-		method = "POST"
-	}
 	r.st.Attributes = map[string]string{}
 	for _, h := range slices.Sorted(maps.Keys(a.Headers)) {
 		v, err := r.eval(a.Headers[h], nil)
@@ -557,7 +515,9 @@ func (r *renderer) rest(a policy.RESTRequest) error {
 		}
 		when = "success: " + strings.Join(codes, ", ")
 	}
-	r.call(method, u, body, when)
+	if err := r.restCalls(a, when); err != nil {
+		return err
+	}
 	if len(a.Extract) > 0 && a.Target != "" {
 		e := r.p.EntityType(a.Target)
 		out := map[string]string{}
@@ -666,7 +626,12 @@ func scimUser(attrs map[string]string, password bool) map[string]any {
 }
 
 func printPreview(w io.Writer, r *previewResult) {
-	fmt.Fprintf(w, "Preview of %s for event %s (%s, employee %s) — nothing is sent.\n\n", r.Policy, r.EventID, r.EventType, r.EmployeeID)
+	fmt.Fprintf(w, "Preview of %s for event %s (%s, employee %s) — nothing is written.\n", r.Policy, r.EventID, r.EventType, r.EmployeeID)
+	if r.Live {
+		fmt.Fprint(w, "Reads went to the targets (--live); writes were blocked.\n\n")
+	} else {
+		fmt.Fprint(w, "Lookups answered \"not found\" (no --live): the calls are those for a person the targets do not know yet.\n\n")
+	}
 	fmt.Fprintf(w, "Workflow  %s  %s  (policy flow %q)\n", r.Workflow, r.WorkflowID, r.Flow)
 	fmt.Fprintf(w, "Effective %s\n", r.Effective.Format(time.RFC3339))
 	if !r.RunAt.Equal(r.Effective) {
