@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
@@ -213,14 +213,6 @@ func (r *renderer) call(method, u, body, when string) {
 	r.st.Calls = append(r.st.Calls, previewCall{Method: method, URL: u, Body: body, When: when})
 }
 
-func (r *renderer) base(target string) string {
-	t := r.p.Targets[target]
-	if t.OrgURL != "" {
-		return strings.TrimRight(t.OrgURL, "/")
-	}
-	return strings.TrimRight(t.BaseURL, "/")
-}
-
 // idRef is the placeholder for an ID only a run knows.
 func idRef(entity string) string { return "<" + entity + ".id>" }
 
@@ -252,28 +244,40 @@ func (r *renderer) step(s policy.Step) error {
 		return r.relationships(*s.ManageRelationships)
 	case s.DeprovisionIdentity != nil:
 		a := *s.DeprovisionIdentity
-		r.deprovision(a)
+		return r.accountCalls(a.Target, func(ctx context.Context, c any, id string) error {
+			d, ok := c.(connectors.Deprovisioner)
+			if !ok {
+				return fmt.Errorf("target %s cannot deprovision", a.Target)
+			}
+			return d.Deprovision(ctx, id, connectors.DeprovisionOptions{Mode: a.Mode, RemoveGroups: a.RemoveGroups, ClearSessions: a.ClearSessions})
+		})
 	case s.DeleteIdentity != nil:
 		a := *s.DeleteIdentity
 		if a.After != "" {
 			r.st.Notes = append(r.st.Notes, "waits "+a.After+" (durable timer) before deleting; a rehire cancels it")
 		}
-		e, base := r.p.EntityType(a.Target), r.base(a.Target)
-		switch r.p.Targets[a.Target].Type {
-		case "okta":
-			r.call("POST", base+"/api/v1/users/"+idRef(e)+"/lifecycle/deactivate", "", "if still active")
-			r.call("DELETE", base+"/api/v1/users/"+idRef(e), "", "404 counts as done")
-		case "entra":
-			r.call("DELETE", base+"/v1.0/users/"+idRef(e), "", "404 counts as done")
-		default:
-			r.call("DELETE", base+"/Users/"+idRef(e), "", "404 counts as done")
-		}
+		return r.accountCalls(a.Target, func(ctx context.Context, c any, id string) error {
+			d, ok := c.(connectors.Deleter)
+			if !ok {
+				return fmt.Errorf("target %s cannot delete accounts", a.Target)
+			}
+			return d.Delete(ctx, id)
+		})
 	case s.CreateEntitlement != nil:
 		return r.entitlement(*s.CreateEntitlement)
 	case s.ResetPassword != nil:
 		a := *s.ResetPassword
 		e := r.p.EntityType(a.Target)
-		r.call("POST", r.base(a.Target)+"/api/v1/users/"+idRef(e)+"/lifecycle/expire_password?tempPassword=true", "", "")
+		if err := r.accountCalls(a.Target, func(ctx context.Context, c any, id string) error {
+			pr, ok := c.(connectors.PasswordResetter)
+			if !ok {
+				return fmt.Errorf("target %s cannot reset passwords", a.Target)
+			}
+			_, err := pr.ResetPassword(ctx, id)
+			return err
+		}); err != nil {
+			return err
+		}
 		r.st.Notes = append(r.st.Notes, "the temporary password stays in worker memory (vault); history holds only a handle")
 		r.output(e, nil, true, true)
 	case s.SendRESTRequest != nil:
@@ -361,7 +365,6 @@ func (r *renderer) relationships(a policy.ManageRelationships) error {
 	if err != nil {
 		return err
 	}
-	e, base, typ := r.p.EntityType(a.Target), r.base(a.Target), r.p.Targets[a.Target].Type
 	r.st.Attributes = map[string]string{}
 	if len(add) > 0 {
 		r.st.Attributes["add"] = strings.Join(add, ", ")
@@ -373,58 +376,7 @@ func (r *renderer) relationships(a policy.ManageRelationships) error {
 		r.st.Attributes["remove"] = "every group"
 	}
 	r.st.Notes = append(r.st.Notes, "on a mover, groups rendered from the previous attributes and not from these are removed")
-	gid := func(g string) string { return "<group id of " + g + ">" }
-	for _, g := range add {
-		if typ == "okta" {
-			r.call("GET", base+"/api/v1/groups?q="+url.QueryEscape(g), "", "find group")
-			if a.CreateMissing {
-				r.call("POST", base+"/api/v1/groups", jsonString(map[string]any{"profile": map[string]string{"name": g}}), "if the group is missing")
-			}
-			r.call("PUT", base+"/api/v1/groups/"+gid(g)+"/users/"+idRef(e), "", "already a member counts as done")
-		} else {
-			r.call("GET", base+"/Groups?filter="+url.QueryEscape(fmt.Sprintf("displayName eq %q", g)), "", "find group")
-			r.call("PATCH", base+"/Groups/"+gid(g), jsonString(scimPatch("add", "members", []map[string]string{{"value": idRef(e)}})), "")
-		}
-	}
-	if a.RemoveAll {
-		if typ == "okta" {
-			r.call("GET", base+"/api/v1/users/"+idRef(e)+"/groups", "", "list memberships")
-		} else {
-			r.call("GET", base+"/Users/"+idRef(e)+"?attributes=groups", "", "list memberships")
-		}
-		remove = append(remove, "each group")
-	}
-	for _, g := range remove {
-		if typ == "okta" {
-			r.call("DELETE", base+"/api/v1/groups/"+gid(g)+"/users/"+idRef(e), "", "not a member counts as done")
-		} else {
-			r.call("PATCH", base+"/Groups/"+gid(g), jsonString(scimPatch("remove", fmt.Sprintf("members[value eq %q]", idRef(e)), nil)), "not a member counts as done")
-		}
-	}
-	return nil
-}
-
-func (r *renderer) deprovision(a policy.DeprovisionIdentity) {
-	e, base := r.p.EntityType(a.Target), r.base(a.Target)
-	switch r.p.Targets[a.Target].Type {
-	case "okta":
-		mode := a.Mode
-		if mode == "" {
-			mode = "suspend"
-		}
-		r.call("POST", base+"/api/v1/users/"+idRef(e)+"/lifecycle/"+mode, "", "a missing account counts as done")
-		if a.ClearSessions {
-			r.call("DELETE", base+"/api/v1/users/"+idRef(e)+"/sessions", "", "")
-		}
-		if a.RemoveGroups {
-			r.call("GET", base+"/api/v1/users/"+idRef(e)+"/groups", "", "list memberships")
-			r.call("DELETE", base+"/api/v1/groups/<each group id>/users/"+idRef(e), "", "")
-		}
-	case "entra":
-		r.call("PATCH", base+"/v1.0/users/"+idRef(e), `{"accountEnabled":false}`, "")
-	default:
-		r.call("PATCH", base+"/Users/"+idRef(e), jsonString(scimPatch("replace", "active", false)), "a missing account counts as done")
-	}
+	return r.relationshipCalls(a, add, remove)
 }
 
 func (r *renderer) entitlement(a policy.CreateEntitlement) error {
@@ -440,15 +392,14 @@ func (r *renderer) entitlement(a policy.CreateEntitlement) error {
 	if desc != "" {
 		r.st.Attributes["description"] = desc
 	}
-	base := r.base(a.Target)
-	if r.p.Targets[a.Target].Type == "okta" {
-		r.call("GET", base+"/api/v1/groups?q="+url.QueryEscape(name), "", "find by name")
-		r.call("POST", base+"/api/v1/groups", jsonString(map[string]any{"profile": map[string]string{"name": name, "description": desc}}), "if not found")
-		return nil
-	}
-	r.call("GET", base+"/Groups?filter="+url.QueryEscape(fmt.Sprintf("displayName eq %q", name)), "", "find by name")
-	r.call("POST", base+"/Groups", jsonString(map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": name}), "if not found")
-	return nil
+	return r.accountCalls(a.Target, func(ctx context.Context, c any, _ string) error {
+		ec, ok := c.(connectors.EntitlementCreator)
+		if !ok {
+			return fmt.Errorf("target %s cannot create groups", a.Target)
+		}
+		_, err := ec.EnsureGroup(ctx, connectors.Group{Name: name, Description: desc})
+		return err
+	})
 }
 
 // message previews an e-mail or chat notification: every template
@@ -541,88 +492,6 @@ func authHeader(t policy.Target) string {
 		}
 	}
 	return "Authorization"
-}
-
-func jsonString(v any) string {
-	var b strings.Builder
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Sprintf("<%v>", err)
-	}
-	return strings.TrimSuffix(b.String(), "\n")
-}
-
-func scimPatch(op, path string, value any) map[string]any {
-	o := map[string]any{"op": op, "path": path}
-	if value != nil {
-		o["value"] = value
-	}
-	return map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"}, "Operations": []any{o}}
-}
-
-// oktaName is the Okta profile property for a normalized attribute.
-func oktaName(s string) string {
-	switch s {
-	case "given_name", "first_name":
-		return "firstName"
-	case "family_name", "last_name":
-		return "lastName"
-	}
-	return camel(s)
-}
-
-func camel(s string) string {
-	parts := strings.Split(s, "_")
-	for i := 1; i < len(parts); i++ {
-		if parts[i] != "" {
-			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
-		}
-	}
-	return strings.Join(parts, "")
-}
-
-const enterpriseURN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-
-func scimName(s string) string {
-	if s == "user_name" {
-		return "userName"
-	}
-	return camel(s)
-}
-
-// scimUser is the SCIM core (and enterprise extension) body for attrs.
-func scimUser(attrs map[string]string, password bool) map[string]any {
-	schemas := []string{"urn:ietf:params:scim:schemas:core:2.0:User"}
-	u := map[string]any{"active": true}
-	name := map[string]string{}
-	ext := map[string]string{}
-	const extPrefix = "urn_ietf_params_scim_schemas_extension_enterprise_2_0_user_"
-	for _, k := range slices.Sorted(maps.Keys(attrs)) {
-		v := attrs[k]
-		switch {
-		case strings.HasPrefix(k, extPrefix):
-			ext[camel(strings.TrimPrefix(k, extPrefix))] = v
-		case k == "given_name" || k == "family_name":
-			name[camel(strings.TrimSuffix(k, "_name"))+"Name"] = v
-		case k == "email":
-			u["emails"] = []map[string]any{{"value": v, "type": "work", "primary": true}}
-		default:
-			u[scimName(k)] = v
-		}
-	}
-	if len(name) > 0 {
-		u["name"] = name
-	}
-	if len(ext) > 0 {
-		schemas = append(schemas, enterpriseURN)
-		u[enterpriseURN] = ext
-	}
-	if password {
-		u["password"] = secret.Redacted
-	}
-	u["schemas"] = schemas
-	return u
 }
 
 func printPreview(w io.Writer, r *previewResult) {

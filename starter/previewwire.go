@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/jml-dev/jml/connectors"
@@ -74,10 +75,23 @@ func (w *wire) take() []previewCall {
 		case "blocked":
 			when = "a write: not sent"
 		}
-		out = append(out, previewCall{Method: c.Method, URL: u, Body: strings.TrimSuffix(c.Body, "\n"), When: when})
+		out = append(out, previewCall{Method: c.Method, URL: placeholders(u), Body: placeholders(strings.TrimSuffix(c.Body, "\n")), When: when})
 	}
 	w.rec.Reset()
 	return out
+}
+
+var previewIDs = regexp.MustCompile(`preview\.([A-Za-z_][A-Za-z0-9_]*)|preview-([0-9]+)`)
+
+// placeholders shows preview IDs as what a run knows them by:
+// <OktaUser.id> for an account, <new id 1> for what a write would create.
+func placeholders(s string) string {
+	return previewIDs.ReplaceAllStringFunc(s, func(m string) string {
+		if e, ok := strings.CutPrefix(m, targets.PreviewAccountPrefix); ok {
+			return "<" + e + ".id>"
+		}
+		return "<new id " + strings.TrimPrefix(m, "preview-") + ">"
+	})
 }
 
 // syncCalls runs a sync step's connector calls as the activity does: find
@@ -112,7 +126,19 @@ func (r *renderer) syncCalls(a policy.SyncIdentity, uid string, attrs map[string
 		opts.Password = &p
 	}
 	for _, g := range groups {
-		opts.GroupIDs = append(opts.GroupIDs, "<group id of "+g+">")
+		id := "<group id of " + g + ">"
+		if gf, ok := c.(connectors.GroupFinder); ok {
+			switch found, err := gf.FindGroup(ctx, g); {
+			case err == nil:
+				id = found.ID
+			case errors.Is(err, connectors.ErrNotFound):
+				r.st.Notes = appendOnce(r.st.Notes, "group lookups answered not found (no --live): the group IDs are placeholders; a run fails on a group that does not exist")
+			default:
+				r.st.Calls = append(r.st.Calls, r.wire.take()...)
+				return fmt.Errorf("group %s: %w", g, err)
+			}
+		}
+		opts.GroupIDs = append(opts.GroupIDs, id)
 	}
 	if _, err := s.CreateAccount(ctx, connectors.Attributes(attrs), opts); err != nil {
 		r.st.Calls = append(r.st.Calls, r.wire.take()...)
@@ -138,4 +164,89 @@ func (r *renderer) restCalls(a policy.RESTRequest, when string) error {
 		return nil // sent: the synthetic answer may not satisfy success_codes or extract
 	}
 	return err
+}
+
+// accountID is the placeholder account ID of a target's account in a
+// preview; the recorder answers reads of it as an active account.
+func accountID(entity string) string { return targets.PreviewAccountPrefix + entity }
+
+// accountCalls runs f against target's connector with the placeholder ID of
+// the account an earlier step (or the identity's link) provides.
+func (r *renderer) accountCalls(target string, f func(ctx context.Context, c any, id string) error) error {
+	c, err := r.wire.connector(target)
+	if err != nil {
+		return err
+	}
+	err = f(r.wire.ctx, c, accountID(r.p.EntityType(target)))
+	r.st.Calls = append(r.st.Calls, r.wire.take()...)
+	return err
+}
+
+// relationshipCalls resolves group names and adds or removes the account,
+// as the activity does.
+func (r *renderer) relationshipCalls(a policy.ManageRelationships, add, remove []string) error {
+	return r.accountCalls(a.Target, func(ctx context.Context, c any, id string) error {
+		rm, ok := c.(connectors.RelationshipManager)
+		if !ok {
+			return fmt.Errorf("target %s cannot manage group memberships", a.Target)
+		}
+		groupID := func(name string, create bool) (string, error) {
+			if ec, ok := c.(connectors.EntitlementCreator); ok && create {
+				g, err := ec.EnsureGroup(ctx, connectors.Group{Name: name})
+				if err != nil {
+					return "", err
+				}
+				return g.ID, nil
+			}
+			if gf, ok := c.(connectors.GroupFinder); ok {
+				g, err := gf.FindGroup(ctx, name)
+				switch {
+				case errors.Is(err, connectors.ErrNotFound):
+					r.st.Notes = appendOnce(r.st.Notes, "group lookups answered not found (no --live): the group IDs are placeholders; a run fails on a group that does not exist unless create_missing is set")
+					return "<group id of " + name + ">", nil
+				case err != nil:
+					return "", err
+				}
+				return g.ID, nil
+			}
+			return name, nil
+		}
+		for _, g := range add {
+			gid, err := groupID(g, a.CreateMissing)
+			if err != nil {
+				return fmt.Errorf("group %s: %w", g, err)
+			}
+			if err := rm.AddMember(ctx, gid, id); err != nil {
+				return fmt.Errorf("add to %s: %w", g, err)
+			}
+		}
+		if a.RemoveAll {
+			gs, err := rm.Memberships(ctx, id)
+			if err != nil {
+				return fmt.Errorf("memberships: %w", err)
+			}
+			for _, g := range gs {
+				remove = append(remove, g.Name)
+			}
+		}
+		for _, g := range remove {
+			gid, err := groupID(g, false)
+			if err != nil {
+				return fmt.Errorf("group %s: %w", g, err)
+			}
+			if err := rm.RemoveMember(ctx, gid, id); err != nil {
+				return fmt.Errorf("remove from %s: %w", g, err)
+			}
+		}
+		return nil
+	})
+}
+
+func appendOnce(list []string, s string) []string {
+	for _, v := range list {
+		if v == s {
+			return list
+		}
+	}
+	return append(list, s)
 }

@@ -10,6 +10,10 @@ import (
 	"sync"
 )
 
+// PreviewAccountPrefix starts the placeholder ID of an account a preview
+// acts on (preview.OktaUser): reads of it are answered as an active account.
+const PreviewAccountPrefix = "preview."
+
 // Call is one request a connector sent, as it went on the wire.
 type Call struct {
 	Method string `json:"method"`
@@ -85,6 +89,10 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.Answer = "sent"
 		r.record(c)
 		return r.Live.RoundTrip(req)
+	case read && strings.Contains(req.URL.Path, PreviewAccountPrefix):
+		c.Answer = "the account of an earlier step"
+		r.record(c)
+		return placeholderAccount(req), nil
 	case read:
 		c.Answer = "not found"
 		r.record(c)
@@ -105,11 +113,8 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		obj[f] = "preview"
 	}
 	obj["status"] = "ACTIVE"
-	code := http.StatusOK
-	if req.Method == http.MethodPost {
-		code = http.StatusCreated
-	}
-	return answer(req, code, obj), nil
+	obj["tempPassword"] = "preview" // Okta's expire_password?tempPassword=true
+	return answer(req, http.StatusOK, obj), nil
 }
 
 func (r *Recorder) record(c Call) {
@@ -137,4 +142,21 @@ func answer(req *http.Request, code int, v any) *http.Response {
 	}
 	return &http.Response{StatusCode: code, Status: fmt.Sprintf("%d %s", code, http.StatusText(code)), Header: h,
 		Body: io.NopCloser(bytes.NewReader(b)), ContentLength: int64(len(b)), Request: req, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+}
+
+// placeholderAccount answers a read of a preview account: active, in no
+// group (Okta lists groups as an array, Graph as {"value": []}).
+func placeholderAccount(req *http.Request) *http.Response {
+	p := req.URL.Path
+	switch {
+	case strings.HasSuffix(p, "/groups"):
+		return answer(req, http.StatusOK, []any{})
+	case strings.HasSuffix(p, "/memberOf") || strings.Contains(p, "/memberOf/"):
+		return answer(req, http.StatusOK, map[string]any{"value": []any{}})
+	}
+	id := p[strings.LastIndex(p, "/")+1:]
+	return answer(req, http.StatusOK, map[string]any{
+		"id": id, "status": "ACTIVE", "active": true, "accountEnabled": true, "groups": []any{},
+		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "profile": map[string]any{},
+	})
 }
