@@ -23,6 +23,10 @@ type wire struct {
 	ctx    context.Context
 	p      *policy.Policy
 	live   bool
+	// insecure permits plain-http loopback targets (tests' peers).
+	insecure bool
+	// password stands for a generated password (shown masked).
+	password string
 	getenv func(string) string
 	rec    *targets.Recorder
 	conns  map[string]any
@@ -30,19 +34,25 @@ type wire struct {
 }
 
 func newWire(ctx context.Context, p *policy.Policy, live bool) *wire {
-	w := &wire{ctx: ctx, p: p, live: live, conns: map[string]any{}, rec: &targets.Recorder{}}
-	w.getenv = func(string) string { return "preview" } // no credential is needed: nothing leaves
+	rec := &targets.Recorder{}
+	getenv := func(string) string { return "preview" } // no credential is needed: nothing leaves
 	if live {
-		w.getenv = os.Getenv
-		w.rec.Live = http.DefaultTransport
+		getenv = os.Getenv
+		rec.Live = http.DefaultTransport
 	}
+	return newWireWith(ctx, p, rec, getenv, !live)
+}
+
+// newWireWith is newWire over a given recorder and environment.
+func newWireWith(ctx context.Context, p *policy.Policy, rec *targets.Recorder, getenv func(string) string, insecure bool) *wire {
+	w := &wire{ctx: ctx, p: p, live: rec.Live != nil, insecure: insecure, conns: map[string]any{}, rec: rec, getenv: getenv, password: secret.Redacted}
 	for _, t := range p.Targets {
 		if f := t.Auth.TokenField; f != "" {
 			w.rec.TokenFields = append(w.rec.TokenFields, f)
 		}
 	}
 	hc := &http.Client{Transport: w.rec}
-	w.rest = rest.New(rest.Options{HTTPClient: hc, Getenv: w.getenv, Credentials: p.RESTCredentials(), AllowInsecureLoopback: true})
+	w.rest = rest.New(rest.Options{HTTPClient: hc, Getenv: w.getenv, Credentials: p.RESTCredentials(), AllowInsecureLoopback: insecure})
 	return w
 }
 
@@ -52,7 +62,7 @@ func (w *wire) connector(target string) (any, error) {
 		return c, nil
 	}
 	c, err := targets.BuildOne(w.ctx, target, w.p.Targets[target], targets.Options{Getenv: w.getenv,
-		HTTPClient: &http.Client{Transport: w.rec}, AllowInsecure: !w.live})
+		HTTPClient: &http.Client{Transport: w.rec}, AllowInsecure: w.insecure})
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", target, err)
 	}
@@ -122,7 +132,7 @@ func (r *renderer) syncCalls(a policy.SyncIdentity, uid string, attrs map[string
 	}
 	opts := connectors.CreateOptions{Activate: true}
 	if pw {
-		p := secret.New(secret.Redacted)
+		p := secret.New(r.wire.password)
 		opts.Password = &p
 	}
 	for _, g := range groups {
