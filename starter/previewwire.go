@@ -20,17 +20,17 @@ import (
 // wire runs the real connectors of a preview over a targets.Recorder: the
 // calls shown are the ones the connector code builds, never a copy.
 type wire struct {
-	ctx    context.Context
-	p      *policy.Policy
-	live   bool
+	ctx  context.Context
+	p    *policy.Policy
+	live bool
 	// insecure permits plain-http loopback targets (tests' peers).
 	insecure bool
 	// password stands for a generated password (shown masked).
 	password string
-	getenv func(string) string
-	rec    *targets.Recorder
-	conns  map[string]any
-	rest   *rest.Client
+	getenv   func(string) string
+	rec      *targets.Recorder
+	conns    map[string]any
+	rest     *rest.Client
 }
 
 func newWire(ctx context.Context, p *policy.Policy, live bool) *wire {
