@@ -256,3 +256,38 @@ const (
 	ActionAttributeSync       = "attribute_sync" // continuous sync (AccountLister)
 	ActionPasswordSync        = "password_sync"  // member of a password sync group
 )
+
+// Capability statuses of a probe.
+const (
+	CapWorks       = "works"       // the connector uses it as is
+	CapFallback    = "fallback"    // refused: the connector falls back (Detail says how)
+	CapUnsupported = "unsupported" // refused and no fallback: steps needing it fail
+	CapUntested    = "untested"    // a write not probed (no --write-probe)
+)
+
+// Capability is one thing a connector relies on, as a live probe found it.
+type Capability struct {
+	Name   string `json:"name"`   // lookup, groups, members_filter, patch, …
+	Status string `json:"status"` // CapWorks, CapFallback, CapUnsupported, CapUntested
+	Detail string `json:"detail,omitempty"`
+}
+
+// Prober is implemented by connectors that can probe their target: reads
+// only, unless write is set (then a clearly named probe user and group are
+// created, changed and deleted).
+type Prober interface {
+	Probe(ctx context.Context, write bool) ([]Capability, error)
+}
+
+// Capability names probed and needed by policy steps.
+const (
+	CapLookup        = "lookup"         // find an account by its unique identifier
+	CapCreate        = "create"         // create an account
+	CapUpdate        = "update"         // change an account (attributes, active)
+	CapDelete        = "delete"         // delete an account
+	CapGroups        = "groups"         // find and create groups
+	CapMembership    = "membership"     // add and remove members
+	CapMemberships   = "memberships"    // read an account's groups
+	CapMembersFilter = "members_filter" // SCIM: filter groups on members.value
+	CapList          = "list"           // read accounts in pages (attribute sync)
+)

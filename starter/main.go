@@ -39,6 +39,7 @@ func commands() map[string]command {
 		"sandbox": runSandbox,
 		"post":    runPost,
 		"health":  runHealth,
+		"targets": runTargets,
 	}
 }
 
