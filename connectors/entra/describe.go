@@ -27,7 +27,7 @@ func Describe() *connectors.Description {
 		Actions: []string{connectors.ActionSyncIdentity, connectors.ActionManageRelationships, connectors.ActionDeprovision,
 			connectors.ActionDelete, connectors.ActionCreateEntitlement, connectors.ActionResetPassword,
 			connectors.ActionAttributeSync, connectors.ActionPasswordSync},
-		UniqueIdentifier: "user_principal_name",
+		UniqueIdentifier: "user_name", // an alias of user_principal_name, the default policies were written with
 		EntityType:       "EntraUser",
 		// Microsoft Entra ID: 8 to 256 characters, three of four classes.
 		Passwords: &connectors.PasswordRules{MinLength: 8, MaxLength: 256, MinClasses: 3},
