@@ -119,7 +119,7 @@ func New(cfg Config) *Activities {
 	a := &Activities{cfg: cfg, log: cfg.Logger, rest: cfg.REST}
 	if a.rest == nil {
 		a.rest = rest.New(rest.Options{HTTPClient: cfg.HTTPClient, Getenv: cfg.Getenv, Logger: cfg.Logger,
-			Credentials: cfg.Policy.Credentials, AllowInsecureLoopback: cfg.AllowInsecureLoopback})
+			Credentials: cfg.Policy.RESTCredentials(), AllowInsecureLoopback: cfg.AllowInsecureLoopback})
 	}
 	a.lookups, a.lookupErr = cfg.Policy.Tables()
 	return a

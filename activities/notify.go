@@ -28,7 +28,7 @@ import (
 )
 
 // OnBlocked is the outcome of a run waiting for the mass-change limit.
-const OnBlocked = "blocked"
+const OnBlocked = notify.OnBlocked
 
 // Notify is NOTIFY: it fires when the step subscribes to in.Outcome (a run
 // completed, needing attention, blocked or aborted; a step with after:
@@ -45,16 +45,16 @@ func (a *Activities) Notify(ctx context.Context, in StepInput) (StepResult, erro
 		EmployeeID: in.Attributes["employee_id"], FailedStep: in.FailedStep, Error: in.Error,
 		UIURL: a.uiURL(ctx, in.Owner)}
 	if ev.Kind == "" {
-		ev.Kind = rest.OnCompleted
+		ev.Kind = notify.OnCompleted
 	}
-	if ev.Kind == rest.OnNeedsAttention && !rest.Subscribed(*spec, ev.Kind) && rest.Subscribed(*spec, rest.OnFailed) {
-		ev.Kind = rest.OnFailed // a run waiting for an operator is what "failed" subscribers want to hear
+	if ev.Kind == notify.OnNeedsAttention && !notify.Subscribed(spec.On, ev.Kind) && notify.Subscribed(spec.On, notify.OnFailed) {
+		ev.Kind = notify.OnFailed // a run waiting for an operator is what "failed" subscribers want to hear
 	}
 	ch := a.cfg.Policy.NotifyChannel(*spec)
 	if ch == policy.ChannelWebhook {
 		return a.notifyWebhook(ctx, in, spec, ev)
 	}
-	if !rest.Subscribed(*spec, ev.Kind) {
+	if !notify.Subscribed(spec.On, ev.Kind) {
 		return StepResult{Note: "not subscribed to " + ev.Kind}, nil
 	}
 	msg, res, err := a.renderNotification(ctx, in, spec, ev)
@@ -100,6 +100,9 @@ func (a *Activities) notifyWebhook(ctx context.Context, in StepInput, spec *poli
 	req, res, err := a.restRequest(ctx, in, &s)
 	if err != nil {
 		return StepResult{}, err
+	}
+	if env, ok := req.Templates.(*transform.Env); ok {
+		env.Outputs[policy.EntityRun] = ev.Fields() // {Run.*}
 	}
 	sent, err := a.rest.Notify(ctx, req, ev)
 	if err != nil {
@@ -390,10 +393,10 @@ func notifySources(spec *policy.RESTRequest) []string {
 
 // notifyPlan derives when a notify step fires.
 func notifyPlan(ps *PlannedStep, spec policy.RESTRequest) {
-	ps.OnCompleted = rest.Subscribed(spec, rest.OnCompleted) || spec.After != ""
-	ps.OnNeedsAttention = rest.Subscribed(spec, rest.OnNeedsAttention) || rest.Subscribed(spec, rest.OnFailed)
-	ps.OnAborted = rest.Subscribed(spec, rest.OnAborted)
-	ps.OnBlocked = rest.Subscribed(spec, OnBlocked)
+	ps.OnCompleted = notify.Subscribed(spec.On, notify.OnCompleted) || spec.After != ""
+	ps.OnNeedsAttention = notify.Subscribed(spec.On, notify.OnNeedsAttention) || notify.Subscribed(spec.On, notify.OnFailed)
+	ps.OnAborted = notify.Subscribed(spec.On, notify.OnAborted)
+	ps.OnBlocked = notify.Subscribed(spec.On, OnBlocked)
 	ps.MaxAttempts = spec.MaxAttempts
 }
 

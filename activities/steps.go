@@ -872,13 +872,13 @@ func (a *Activities) SendRESTRequest(ctx context.Context, in StepInput) (StepRes
 // environment with the run's secrets resolved from the vault (in memory
 // only), the secrets themselves (HTTPS only, scrubbed from errors).
 func (a *Activities) restRequest(ctx context.Context, in StepInput, spec *policy.RESTRequest) (rest.Request, StepResult, error) {
-	var target *policy.Target
+	var target *rest.Target
 	if spec.Target != "" {
 		t, ok := a.cfg.Policy.Targets[spec.Target]
 		if !ok {
 			return rest.Request{}, StepResult{}, permanent("PolicyInvalid", fmt.Errorf("target %q is not configured", spec.Target))
 		}
-		target = &t
+		target = t.RESTTarget()
 	}
 	outputs := map[string]map[string]string{}
 	for et, m := range in.Outputs {
@@ -925,7 +925,7 @@ func (a *Activities) restRequest(ctx context.Context, in StepInput, spec *policy
 		return rest.Request{}, StepResult{}, err
 	}
 	env.Outputs = outputs
-	return rest.Request{Spec: *spec, Target: target, Env: env, Secrets: secrets}, res, nil
+	return rest.Request{Spec: spec.RESTSpec(), Target: target, Templates: env, Secrets: secrets}, res, nil
 }
 
 // reissue replaces a password whose vault entry was lost with its worker,

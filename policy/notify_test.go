@@ -20,7 +20,7 @@ targets:
     auth: {type: basic, username_env: SMTP_USERNAME, password_env: SMTP_PASSWORD}
     from: 'jml <jml@acme.com>'
 joiner:
-  - sync_identity: {target: okta, create_allowed: true, password: generate, attributes: {login: '{email}'}}
+  - sync_identity: {target: okta, create_allowed: true, password: generate, attributes: {login: '{email}', email: '{email}', first_name: '{first_name}', last_name: '{last_name}'}}
   - name: welcome.manager
     notify:
       target: mail
@@ -89,7 +89,7 @@ func TestNotifyPolicyProblems(t *testing.T) {
 	assert.Contains(t, err.Error(), "url_env: required")
 	assert.Contains(t, err.Error(), "a slack webhook URL is a credential")
 
-	_, err = Parse(filepath.Join("testdata", "policy.yaml"), []byte(strings.Replace(notifyPolicy, "  - sync_identity: {target: okta, create_allowed: true, password: generate, attributes: {login: '{email}'}}\n", "  - sync_identity: {target: okta, create_allowed: true, attributes: {login: '{email}'}}\n", 1)))
+	_, err = Parse(filepath.Join("testdata", "policy.yaml"), []byte(strings.Replace(notifyPolicy, "  - sync_identity: {target: okta, create_allowed: true, password: generate, attributes: {login: '{email}', email: '{email}', first_name: '{first_name}', last_name: '{last_name}'}}\n", "  - sync_identity: {target: okta, create_allowed: true, attributes: {login: '{email}', email: '{email}', first_name: '{first_name}', last_name: '{last_name}'}}\n", 1)))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "{OktaUser.password}: no earlier step generates a password")
 }

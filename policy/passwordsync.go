@@ -3,28 +3,11 @@ package policy
 import (
 	"fmt"
 	"slices"
+
+	"github.com/jml-dev/jml/connectors"
 	"strings"
 	"unicode"
 )
-
-// memberRules are the password rules a target type is known to enforce
-// (its vendor's defaults). A sync group's rules must be at least as strict,
-// or a password the group accepts would be refused by that member.
-type memberRules struct {
-	PasswordRules
-	minClasses int // of lower, upper, digit, symbol
-}
-
-// knownPasswordRules by target type. SCIM and REST targets publish none.
-var knownPasswordRules = map[string]memberRules{
-	// Okta's default password policy: 8 characters, lower, upper, digit.
-	"okta": {PasswordRules: PasswordRules{MinLength: 8, RequireLower: true, RequireUpper: true, RequireDigit: true}},
-	// Microsoft Entra ID: 8 to 256 characters, three of four classes.
-	"entra": {PasswordRules: PasswordRules{MinLength: 8, MaxLength: 256}, minClasses: 3},
-}
-
-// passwordTargetTypes can set a password.
-var passwordTargetTypes = []string{"okta", "scim", "entra"}
 
 // GroupTargets are the group's targets, the auth target first, each once.
 func (g PasswordSyncGroup) GroupTargets() []string {
@@ -65,14 +48,15 @@ func PasswordGroupProblems(p *Policy, g PasswordSyncGroup) []string {
 		if !ok || name == "" {
 			continue // unknown targets are reported by the target check
 		}
-		if !slices.Contains(passwordTargetTypes, t.Type) {
+		// The member's rules are its connector's (its vendor's defaults): the
+		// group's must be at least as strict, or a password the group
+		// accepts would be refused there.
+		d, ok := Describe(t.Type)
+		if !ok || d.Passwords == nil || !d.Can(connectors.ActionPasswordSync) {
 			out = append(out, fmt.Sprintf("target %s (%s) cannot set passwords", name, t.Type))
 			continue
 		}
-		k, ok := knownPasswordRules[t.Type]
-		if !ok {
-			continue
-		}
+		k := d.Passwords
 		if r.MinLength < k.MinLength {
 			out = append(out, fmt.Sprintf("rules.min_length %d is below the %d characters %s target %s requires", r.MinLength, k.MinLength, t.Type, name))
 		}
@@ -92,8 +76,8 @@ func PasswordGroupProblems(p *Policy, g PasswordSyncGroup) []string {
 				out = append(out, fmt.Sprintf("rules.%s must be set: %s target %s requires it", c.name, t.Type, name))
 			}
 		}
-		if classes < k.minClasses {
-			out = append(out, fmt.Sprintf("rules must require at least %d of lower, upper, digit, symbol: %s target %s does", k.minClasses, t.Type, name))
+		if classes < k.MinClasses {
+			out = append(out, fmt.Sprintf("rules must require at least %d of lower, upper, digit, symbol: %s target %s does", k.MinClasses, t.Type, name))
 		}
 	}
 	return out

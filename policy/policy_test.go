@@ -46,7 +46,7 @@ common_attributes:
   email: '{first_name | ASCII | LOWER}.{last_name | ASCII | LOWER}@acme.com'
 joiner:
   - sync_identity: {target: okta, create_allowed: true, password: generate,
-                    attributes: {login: '{$target.email}', department: '{department}'}}
+                    attributes: {login: '{$target.email}', given_name: '{first_name}', last_name: '{last_name}', department: '{department}'}}
   - manage_relationships: {target: okta, add: ['everyone', 'dept-{department | LOWER}']}
   - send_rest_request: {url: https://hr.acme.com/api/accounts, method: POST,
                         body: '{"login":"{OktaUser.login}","password":"{OktaUser.password}"}'}
@@ -98,7 +98,7 @@ leaver:
 	require.ErrorAs(t, err, &perr)
 	want := []string{
 		"bad.yaml:5:5: targets.okta.token: a literal secret (token) is not allowed in the policy file: put it in an environment variable and name it with token_env",
-		`bad.yaml:6:16: targets.jira.type: type "scimm": want one of okta, scim, rest, entra, smtp (did you mean scim?)`,
+		`bad.yaml:6:16: targets.jira.type: type "scimm": want one of okta, scim, entra, rest, smtp (did you mean scim?)`,
 		"bad.yaml:7:35: targets.portal.token_env: an Okta API token in the policy file",
 		`bad.yaml:9:11: joiner.offset: bad duration "3 days"`,
 		`bad.yaml:12:17: joiner.steps[0].sync_identity.target: unknown target "octa" (did you mean okta?)`,

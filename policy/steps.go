@@ -141,13 +141,8 @@ func (p *Policy) EntityType(target string) string {
 	if t.EntityType != "" {
 		return t.EntityType
 	}
-	switch t.Type {
-	case "okta":
-		return "OktaUser"
-	case "scim":
-		return "ScimUser"
-	case "entra":
-		return "EntraUser"
+	if d, ok := Describe(t.Type); ok && d.EntityType != "" {
+		return d.EntityType
 	}
 	return target
 }
@@ -310,8 +305,8 @@ func (p *Policy) UniqueIdentifier(step SyncIdentity) string {
 	if step.UniqueIdentifier != "" {
 		return step.UniqueIdentifier
 	}
-	if p.Targets[step.Target].Type == "okta" {
-		return "login"
+	if d, ok := Describe(p.Targets[step.Target].Type); ok && d.UniqueIdentifier != "" {
+		return d.UniqueIdentifier
 	}
 	return "user_name"
 }

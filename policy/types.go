@@ -58,6 +58,9 @@ type Target struct {
 	Tenant          string `yaml:"tenant" json:"tenant,omitempty"`
 	ClientIDEnv     string `yaml:"client_id_env" json:"client_id_env,omitempty"`
 	ClientSecretEnv string `yaml:"client_secret_env" json:"client_secret_env,omitempty"`
+	// AuthorityURL (entra) is the token authority of a national cloud
+	// (default https://login.microsoftonline.com); base_url is Graph's root.
+	AuthorityURL string `yaml:"authority_url" json:"authority_url,omitempty"`
 	// Host, Port, TLS and From for smtp targets (mail servers): TLS is
 	// starttls (default, port 587), implicit (465) or none (25); auth is
 	// none or basic (username_env, password_env).

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -15,17 +16,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/connectors/registry"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/transform"
 	"gopkg.in/yaml.v3"
 )
 
 var (
-	targetTypes = []string{"okta", "scim", "rest", "entra", "smtp"}
-	authTypes   = []string{"none", "bearer", "basic", "header", "oauth2", "login_bearer"}
-	envNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	nameRE      = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
-	identRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	authTypes = []string{"none", "bearer", "basic", "header", "oauth2", "login_bearer"}
+	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	nameRE    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+	identRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // scope is what templates may reference at a point of a flow.
@@ -119,42 +121,21 @@ func (c *checker) validateTargets(p *Policy) {
 		if !nameRE.MatchString(name) {
 			c.at(path+"#key", "target name %q: use letters, digits, - and _", name)
 		}
-		if !slices.Contains(targetTypes, t.Type) {
-			c.at(path+".type", "type %q: want one of %s%s", t.Type, strings.Join(targetTypes, ", "), didYouMean(t.Type, targetTypes))
+		if types := targetTypes(); !slices.Contains(types, t.Type) {
+			c.at(path+".type", "type %q: want one of %s%s", t.Type, strings.Join(types, ", "), didYouMean(t.Type, types))
 			continue
 		}
-		switch t.Type {
-		case "okta":
-			if t.OrgURL == "" && t.BaseURL == "" {
-				c.at(path, "okta targets need org_url (https://acme.okta.com)")
-			}
-			c.url(path+".org_url", t.OrgURL, false)
-			c.url(path+".base_url", t.BaseURL, false)
-			c.envName(path+".token_env", t.TokenEnv, t.Auth.Type == "")
-		case "scim":
-			c.url(path+".base_url", t.BaseURL, true)
-			if t.TokenEnv == "" && t.Auth.Type == "" {
-				c.at(path, "scim targets need token_env (bearer token) or auth")
-			}
-			c.envName(path+".token_env", t.TokenEnv, false)
-		case "rest":
-			c.url(path+".base_url", t.BaseURL, false)
-			c.envName(path+".token_env", t.TokenEnv, false)
-		case "smtp":
+		if d, ok := Describe(t.Type); ok {
+			c.describedTarget(path, t, d)
+		} else { // smtp: the notify steps' mail server
 			c.smtpTarget(path, t)
-		case "entra":
-			if t.Tenant == "" {
-				c.at(path, "entra targets need tenant")
+			c.validateAuth(path+".auth", t.Auth)
+			if t.RateLimit < 0 {
+				c.at(path+".rate_limit", "must not be negative")
 			}
-			c.envName(path+".client_id_env", t.ClientIDEnv, true)
-			c.envName(path+".client_secret_env", t.ClientSecretEnv, true)
 		}
-		c.validateAuth(path+".auth", t.Auth)
 		if t.EntityType != "" && !identRE.MatchString(t.EntityType) {
 			c.at(path+".entity_type", "entity_type %q: use letters, digits and _ (e.g. JiraUser)", t.EntityType)
-		}
-		if t.RateLimit < 0 {
-			c.at(path+".rate_limit", "must not be negative")
 		}
 		e := p.EntityType(name)
 		byEntity[e] = append(byEntity[e], name)
@@ -316,7 +297,24 @@ func didYouMean(s string, options []string) string {
 	return ""
 }
 
-func (c *checker) target(p *Policy, path, name string, allowed ...string) {
+// targetTypes are the connectors' types and smtp (the notify steps' mail
+// servers).
+func targetTypes() []string { return append(registry.Types(), "smtp") }
+
+// typesThatCan are the target types whose connector runs action.
+func typesThatCan(action string) []string {
+	var out []string
+	for _, d := range registry.All() {
+		if d.Can(action) {
+			out = append(out, d.Type)
+		}
+	}
+	return out
+}
+
+// target checks that a step's target exists and that its connector runs
+// action ("" for any).
+func (c *checker) target(p *Policy, path, name, action string) {
 	if name == "" {
 		c.at(path, "target: required")
 		return
@@ -326,8 +324,14 @@ func (c *checker) target(p *Policy, path, name string, allowed ...string) {
 		c.at(path+".target", "unknown target %q%s", name, didYouMean(name, slices.Sorted(maps.Keys(p.Targets))))
 		return
 	}
-	if len(allowed) > 0 && t.Type != "" && !slices.Contains(allowed, t.Type) {
-		c.at(path+".target", "target %s is of type %s; this action needs %s", name, t.Type, strings.Join(allowed, " or "))
+	if action == "smtp" { // e-mail notify steps: not a connector
+		if t.Type != "" && t.Type != "smtp" {
+			c.at(path+".target", "target %s is of type %s; this action needs smtp", name, t.Type)
+		}
+		return
+	}
+	if d, ok := Describe(t.Type); action != "" && t.Type != "" && (!ok || !d.Can(action)) {
+		c.at(path+".target", "target %s is of type %s; this action needs %s", name, t.Type, strings.Join(typesThatCan(action), " or "))
 	}
 }
 
@@ -384,11 +388,10 @@ func (c *checker) validateFlow(p *Policy, tables map[string]bool, name string, f
 }
 
 func (c *checker) validateStep(p *Policy, tables map[string]bool, path string, s Step, sc scope) {
-	accounts := []string{"okta", "scim", "entra"}
 	switch {
 	case s.SyncIdentity != nil:
 		a, ap := s.SyncIdentity, path+".sync_identity"
-		c.target(p, ap, a.Target, accounts...)
+		c.target(p, ap, a.Target, connectors.ActionSyncIdentity)
 		attrs := mergedAttributes(p, *a)
 		local := scope{outputs: sc.outputs, passwords: sc.passwords, target: keys(attrs)}
 		tmpls := map[string]*transform.Template{}
@@ -407,6 +410,11 @@ func (c *checker) validateStep(p *Policy, tables map[string]bool, path string, s
 		if len(tmpls) == len(attrs) {
 			if _, err := targetOrder(tmpls); err != nil {
 				c.at(ap+".attributes", "%v", err)
+			}
+		}
+		if d, ok := Describe(p.Targets[a.Target].Type); ok && d.Can(connectors.ActionSyncIdentity) {
+			for _, msg := range d.CheckAttributes(slices.Sorted(maps.Keys(attrs)), a.CreateAllowed) {
+				c.at(ap+".attributes", "%s", msg)
 			}
 		}
 		if _, known := p.Targets[a.Target]; known && attrs[p.UniqueIdentifier(*a)] == "" {
@@ -456,7 +464,7 @@ func (c *checker) validateStep(p *Policy, tables map[string]bool, path string, s
 		}
 	case s.ManageRelationships != nil:
 		a, ap := s.ManageRelationships, path+".manage_relationships"
-		c.target(p, ap, a.Target, accounts...)
+		c.target(p, ap, a.Target, connectors.ActionManageRelationships)
 		if len(a.Add) == 0 && len(a.Remove) == 0 && !a.RemoveAll {
 			c.at(ap, "nothing to do: set add, remove or remove_all")
 		}
@@ -468,17 +476,17 @@ func (c *checker) validateStep(p *Policy, tables map[string]bool, path string, s
 		}
 	case s.DeprovisionIdentity != nil:
 		a, ap := s.DeprovisionIdentity, path+".deprovision_identity"
-		c.target(p, ap, a.Target, accounts...)
+		c.target(p, ap, a.Target, connectors.ActionDeprovision)
 		if !slices.Contains([]string{"", "suspend", "deactivate"}, a.Mode) {
 			c.at(ap+".mode", "mode %q: want suspend or deactivate", a.Mode)
 		}
 	case s.DeleteIdentity != nil:
 		a, ap := s.DeleteIdentity, path+".delete_identity"
-		c.target(p, ap, a.Target, accounts...)
+		c.target(p, ap, a.Target, connectors.ActionDelete)
 		c.duration(ap+".after", a.After, false)
 	case s.CreateEntitlement != nil:
 		a, ap := s.CreateEntitlement, path+".create_entitlement"
-		c.target(p, ap, a.Target, accounts...)
+		c.target(p, ap, a.Target, connectors.ActionCreateEntitlement)
 		if a.Name == "" {
 			c.at(ap, "name: required (a template, e.g. dept-{department | LOWER})")
 		} else {
@@ -487,7 +495,7 @@ func (c *checker) validateStep(p *Policy, tables map[string]bool, path string, s
 		c.template(p, tables, ap+".description", a.Description, sc)
 	case s.ResetPassword != nil:
 		a, ap := s.ResetPassword, path+".reset_password"
-		c.target(p, ap, a.Target, "okta", "entra")
+		c.target(p, ap, a.Target, connectors.ActionResetPassword)
 		if e := p.EntityType(a.Target); e != "" {
 			sc.outputs[e] = true
 			sc.passwords[e] = true
@@ -511,7 +519,7 @@ func credentialHeader(h string) bool {
 
 func (c *checker) request(p *Policy, tables map[string]bool, path string, r *RESTRequest, sc scope, notify bool) {
 	if r.Target != "" {
-		c.target(p, path, r.Target, "rest")
+		c.target(p, path, r.Target, connectors.ActionSendRESTRequest)
 	}
 	if r.Method != "" && !slices.Contains(methods, strings.ToUpper(r.Method)) {
 		c.at(path+".method", "method %q: want one of %s", r.Method, strings.Join(methods, ", "))
@@ -530,6 +538,11 @@ func (c *checker) request(p *Policy, tables map[string]bool, path string, r *RES
 		if t != nil && credentialHeader(h) && t.IsConstant() && r.Headers[h] != "" {
 			c.at(hp, "a literal credential in header %s: configure auth on a rest target (secrets from environment variables)", h)
 		}
+	}
+	if r.Body != "" && !json.Valid([]byte(r.Body)) {
+		// The REST connector renders the strings of a JSON body, so the body
+		// must be JSON before rendering: a quoted template argument breaks it.
+		c.at(path+".body", `not valid JSON: write placeholders inside JSON strings, e.g. {"login": "{email}"}, and template arguments without raw double quotes (DATE_FORMAT, DATEONLY)`)
 	}
 	if r.Body != "" {
 		if t := c.template(p, tables, path+".body", r.Body, sc); t != nil {
@@ -574,7 +587,7 @@ func (c *checker) validateRest(p *Policy) {
 			c.at("attribute_sync.every", "must be at least 1m")
 		}
 		for i, t := range s.Targets {
-			c.target(p, fmt.Sprintf("attribute_sync.targets[%d]", i), t, "okta", "scim", "entra")
+			c.target(p, fmt.Sprintf("attribute_sync.targets[%d]", i), t, connectors.ActionAttributeSync)
 		}
 		if s.PageSize < 0 || s.PageSize > 1000 {
 			c.at("attribute_sync.page_size", "must be 0 (default) to 1000")
@@ -588,9 +601,9 @@ func (c *checker) validateRest(p *Policy) {
 		if g.Name == "" {
 			c.at(path, "name: required")
 		}
-		c.target(p, path, g.Auth)
+		c.target(p, path, g.Auth, "")
 		for j, m := range g.Members {
-			c.target(p, fmt.Sprintf("%s.members[%d]", path, j), m)
+			c.target(p, fmt.Sprintf("%s.members[%d]", path, j), m, "")
 		}
 		if r := g.Rules; r.MaxLength > 0 && r.MinLength > r.MaxLength {
 			c.at(path+".rules", "min_length %d is more than max_length %d", r.MinLength, r.MaxLength)

@@ -43,6 +43,7 @@ func commands() map[string]command {
 
 		"reconcile": runReconcile,
 		"sources":   runSources,
+		"targets":   runTargets,
 	}
 }
 

@@ -32,6 +32,8 @@ joiner:
         attributes:
           login: '{first_name | ASCII | LOWER}.{last_name | ASCII | LOWER}@acme.com'
           email: '{$target.login}'
+          first_name: '{first_name}'
+          last_name: '{last_name}'
           department: '{department}'
         groups: [everyone]
     - sync_identity:

@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
@@ -35,6 +35,8 @@ type previewResult struct {
 	Effective  time.Time     `json:"effective_at"`
 	RunAt      time.Time     `json:"run_at"`
 	Steps      []previewStep `json:"steps"`
+	// Live: the connectors' reads went to the targets (--live).
+	Live bool `json:"live"`
 }
 
 type previewStep struct {
@@ -73,8 +75,9 @@ func runPreview(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	asJSON := fs.Bool("json", false, "print JSON for machines")
 	population := fs.String("population", "", "population dry run: evaluate every row of this CSV/JSONL of HR records (instead of --event)")
 	against := fs.String("against", "", "with --population: the policy this one replaces; report only what the change alters")
+	live := fs.Bool("live", false, "send the connectors' reads (lookups) to the targets, credentials from the environment; writes are never sent")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: starter preview --policy POLICY.yaml --event EVENT.json [--json]")
+		fmt.Fprintln(stderr, "usage: starter preview --policy POLICY.yaml --event EVENT.json [--json] [--live]")
 		fmt.Fprintln(stderr, "       starter preview --policy POLICY.yaml --population PEOPLE.csv [--against OLD.yaml] [--json]")
 		fs.PrintDefaults()
 	}
@@ -104,7 +107,7 @@ func runPreview(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "event %s is not valid:\n%s\n", *eventPath, strings.Join(probs, "\n"))
 		return 2
 	}
-	res, err := preview(p, ev)
+	res, err := preview(p, ev, newWire(ctx, p, *live))
 	if err != nil {
 		fmt.Fprintf(stderr, "preview: %v\n", err)
 		return 2
@@ -156,7 +159,7 @@ func readEvent(path string) (hr.Event, []string) {
 // preview plans the event with the same code the workflows use and
 // renders every step against placeholders for what only a run knows
 // (target IDs, generated passwords).
-func preview(p *policy.Policy, ev hr.Event) (*previewResult, error) {
+func preview(p *policy.Policy, ev hr.Event, w *wire) (*previewResult, error) {
 	plan, err := p.Plan(ev)
 	if err != nil {
 		return nil, err
@@ -167,14 +170,14 @@ func preview(p *policy.Policy, ev hr.Event) (*previewResult, error) {
 	}
 	res := &previewResult{EventID: ev.EventID, EventType: ev.Type, EmployeeID: plan.EmployeeID,
 		Workflow: workflowName(plan.Kind), WorkflowID: workflows.LifecycleWorkflowID(plan.Kind, plan.EmployeeID, ev.EventID),
-		Flow: plan.Flow, Effective: plan.EffectiveAt, RunAt: plan.RunAt}
+		Flow: plan.Flow, Effective: plan.EffectiveAt, RunAt: plan.RunAt, Live: w.live}
 	env := &transform.Env{Attrs: ev.Employee, Lookups: tables, Outputs: map[string]map[string]string{},
 		Rand: rand.Reader, Now: plan.RunAt}
 	for _, ps := range plan.Steps {
 		st := previewStep{Name: ps.Name, Action: ps.Action, Target: ps.Target, Skip: ps.Skip,
 			SkipReason: ps.SkipReason, When: ps.Step.When}
 		if !ps.Skip {
-			r := renderer{p: p, env: env, st: &st}
+			r := renderer{p: p, env: env, st: &st, wire: w}
 			if err := r.step(ps.Step); err != nil {
 				st.Error = err.Error()
 			}
@@ -197,9 +200,10 @@ func workflowName(kind string) string {
 }
 
 type renderer struct {
-	p   *policy.Policy
-	env *transform.Env
-	st  *previewStep
+	p    *policy.Policy
+	env  *transform.Env
+	st   *previewStep
+	wire *wire
 }
 
 func (r *renderer) eval(src string, escape func(string) string) (string, error) {
@@ -214,14 +218,6 @@ func (r *renderer) eval(src string, escape func(string) string) (string, error) 
 
 func (r *renderer) call(method, u, body, when string) {
 	r.st.Calls = append(r.st.Calls, previewCall{Method: method, URL: u, Body: body, When: when})
-}
-
-func (r *renderer) base(target string) string {
-	t := r.p.Targets[target]
-	if t.OrgURL != "" {
-		return strings.TrimRight(t.OrgURL, "/")
-	}
-	return strings.TrimRight(t.BaseURL, "/")
 }
 
 // idRef is the placeholder for an ID only a run knows.
@@ -255,28 +251,40 @@ func (r *renderer) step(s policy.Step) error {
 		return r.relationships(*s.ManageRelationships)
 	case s.DeprovisionIdentity != nil:
 		a := *s.DeprovisionIdentity
-		r.deprovision(a)
+		return r.accountCalls(a.Target, func(ctx context.Context, c any, id string) error {
+			d, ok := c.(connectors.Deprovisioner)
+			if !ok {
+				return fmt.Errorf("target %s cannot deprovision", a.Target)
+			}
+			return d.Deprovision(ctx, id, connectors.DeprovisionOptions{Mode: a.Mode, RemoveGroups: a.RemoveGroups, ClearSessions: a.ClearSessions})
+		})
 	case s.DeleteIdentity != nil:
 		a := *s.DeleteIdentity
 		if a.After != "" {
 			r.st.Notes = append(r.st.Notes, "waits "+a.After+" (durable timer) before deleting; a rehire cancels it")
 		}
-		e, base := r.p.EntityType(a.Target), r.base(a.Target)
-		switch r.p.Targets[a.Target].Type {
-		case "okta":
-			r.call("POST", base+"/api/v1/users/"+idRef(e)+"/lifecycle/deactivate", "", "if still active")
-			r.call("DELETE", base+"/api/v1/users/"+idRef(e), "", "404 counts as done")
-		case "entra":
-			r.call("DELETE", base+"/v1.0/users/"+idRef(e), "", "404 counts as done")
-		default:
-			r.call("DELETE", base+"/Users/"+idRef(e), "", "404 counts as done")
-		}
+		return r.accountCalls(a.Target, func(ctx context.Context, c any, id string) error {
+			d, ok := c.(connectors.Deleter)
+			if !ok {
+				return fmt.Errorf("target %s cannot delete accounts", a.Target)
+			}
+			return d.Delete(ctx, id)
+		})
 	case s.CreateEntitlement != nil:
 		return r.entitlement(*s.CreateEntitlement)
 	case s.ResetPassword != nil:
 		a := *s.ResetPassword
 		e := r.p.EntityType(a.Target)
-		r.call("POST", r.base(a.Target)+"/api/v1/users/"+idRef(e)+"/lifecycle/expire_password?tempPassword=true", "", "")
+		if err := r.accountCalls(a.Target, func(ctx context.Context, c any, id string) error {
+			pr, ok := c.(connectors.PasswordResetter)
+			if !ok {
+				return fmt.Errorf("target %s cannot reset passwords", a.Target)
+			}
+			_, err := pr.ResetPassword(ctx, id)
+			return err
+		}); err != nil {
+			return err
+		}
 		r.st.Notes = append(r.st.Notes, "the temporary password stays in worker memory (vault); history holds only a handle")
 		r.output(e, nil, true, true)
 	case s.SendRESTRequest != nil:
@@ -328,41 +336,10 @@ func (r *renderer) sync(a policy.SyncIdentity) error {
 		groups = append(groups, v)
 	}
 	uid := r.p.UniqueIdentifier(a)
-	e, base, typ := r.p.EntityType(a.Target), r.base(a.Target), r.p.Targets[a.Target].Type
+	e := r.p.EntityType(a.Target)
 	pw := a.Password == "generate"
-	create := "if not found"
-	if !a.CreateAllowed {
-		create = "never: create_allowed is false (a missing account fails the step)"
-	}
-	switch typ {
-	case "okta":
-		profile := map[string]any{}
-		for k, v := range attrs {
-			profile[oktaName(k)] = v
-		}
-		body := map[string]any{"profile": profile}
-		if pw {
-			body["credentials"] = map[string]any{"password": map[string]string{"value": secret.Redacted}}
-		}
-		if len(groups) > 0 {
-			var ids []string
-			for _, g := range groups {
-				ids = append(ids, "<group id of "+g+">")
-			}
-			body["groupIds"] = ids
-		}
-		r.call("GET", base+"/api/v1/users/"+url.PathEscape(attrs[uid]), "", "find by "+uid)
-		r.call("POST", base+"/api/v1/users?activate=true", jsonString(body), create)
-		r.call("POST", base+"/api/v1/users/"+idRef(e), jsonString(map[string]any{"profile": "<changed attributes only>"}), "if found and different")
-	case "entra":
-		r.call("GET", base+"/v1.0/users?$filter="+url.QueryEscape(fmt.Sprintf("userPrincipalName eq '%s'", attrs[uid])), "", "find by "+uid)
-		r.call("POST", base+"/v1.0/users", jsonString(attrs), create)
-		r.call("PATCH", base+"/v1.0/users/"+idRef(e), "<changed attributes only>", "if found and different")
-	default:
-		filter := fmt.Sprintf("%s eq %q", scimName(uid), attrs[uid])
-		r.call("GET", base+"/Users?filter="+url.QueryEscape(filter), "", "find by "+uid)
-		r.call("POST", base+"/Users", jsonString(scimUser(attrs, pw)), create)
-		r.call("PATCH", base+"/Users/"+idRef(e), `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[<replace changed attributes only>]}`, "if found and different")
+	if err := r.syncCalls(a, uid, attrs, groups, pw); err != nil {
+		return err
 	}
 	if pw {
 		r.st.Notes = append(r.st.Notes, "password: generated inside the activity from the password policy; kept in worker memory only")
@@ -395,7 +372,6 @@ func (r *renderer) relationships(a policy.ManageRelationships) error {
 	if err != nil {
 		return err
 	}
-	e, base, typ := r.p.EntityType(a.Target), r.base(a.Target), r.p.Targets[a.Target].Type
 	r.st.Attributes = map[string]string{}
 	if len(add) > 0 {
 		r.st.Attributes["add"] = strings.Join(add, ", ")
@@ -407,58 +383,7 @@ func (r *renderer) relationships(a policy.ManageRelationships) error {
 		r.st.Attributes["remove"] = "every group"
 	}
 	r.st.Notes = append(r.st.Notes, "on a mover, groups rendered from the previous attributes and not from these are removed")
-	gid := func(g string) string { return "<group id of " + g + ">" }
-	for _, g := range add {
-		if typ == "okta" {
-			r.call("GET", base+"/api/v1/groups?q="+url.QueryEscape(g), "", "find group")
-			if a.CreateMissing {
-				r.call("POST", base+"/api/v1/groups", jsonString(map[string]any{"profile": map[string]string{"name": g}}), "if the group is missing")
-			}
-			r.call("PUT", base+"/api/v1/groups/"+gid(g)+"/users/"+idRef(e), "", "already a member counts as done")
-		} else {
-			r.call("GET", base+"/Groups?filter="+url.QueryEscape(fmt.Sprintf("displayName eq %q", g)), "", "find group")
-			r.call("PATCH", base+"/Groups/"+gid(g), jsonString(scimPatch("add", "members", []map[string]string{{"value": idRef(e)}})), "")
-		}
-	}
-	if a.RemoveAll {
-		if typ == "okta" {
-			r.call("GET", base+"/api/v1/users/"+idRef(e)+"/groups", "", "list memberships")
-		} else {
-			r.call("GET", base+"/Users/"+idRef(e)+"?attributes=groups", "", "list memberships")
-		}
-		remove = append(remove, "each group")
-	}
-	for _, g := range remove {
-		if typ == "okta" {
-			r.call("DELETE", base+"/api/v1/groups/"+gid(g)+"/users/"+idRef(e), "", "not a member counts as done")
-		} else {
-			r.call("PATCH", base+"/Groups/"+gid(g), jsonString(scimPatch("remove", fmt.Sprintf("members[value eq %q]", idRef(e)), nil)), "not a member counts as done")
-		}
-	}
-	return nil
-}
-
-func (r *renderer) deprovision(a policy.DeprovisionIdentity) {
-	e, base := r.p.EntityType(a.Target), r.base(a.Target)
-	switch r.p.Targets[a.Target].Type {
-	case "okta":
-		mode := a.Mode
-		if mode == "" {
-			mode = "suspend"
-		}
-		r.call("POST", base+"/api/v1/users/"+idRef(e)+"/lifecycle/"+mode, "", "a missing account counts as done")
-		if a.ClearSessions {
-			r.call("DELETE", base+"/api/v1/users/"+idRef(e)+"/sessions", "", "")
-		}
-		if a.RemoveGroups {
-			r.call("GET", base+"/api/v1/users/"+idRef(e)+"/groups", "", "list memberships")
-			r.call("DELETE", base+"/api/v1/groups/<each group id>/users/"+idRef(e), "", "")
-		}
-	case "entra":
-		r.call("PATCH", base+"/v1.0/users/"+idRef(e), `{"accountEnabled":false}`, "")
-	default:
-		r.call("PATCH", base+"/Users/"+idRef(e), jsonString(scimPatch("replace", "active", false)), "a missing account counts as done")
-	}
+	return r.relationshipCalls(a, add, remove)
 }
 
 func (r *renderer) entitlement(a policy.CreateEntitlement) error {
@@ -474,15 +399,14 @@ func (r *renderer) entitlement(a policy.CreateEntitlement) error {
 	if desc != "" {
 		r.st.Attributes["description"] = desc
 	}
-	base := r.base(a.Target)
-	if r.p.Targets[a.Target].Type == "okta" {
-		r.call("GET", base+"/api/v1/groups?q="+url.QueryEscape(name), "", "find by name")
-		r.call("POST", base+"/api/v1/groups", jsonString(map[string]any{"profile": map[string]string{"name": name, "description": desc}}), "if not found")
-		return nil
-	}
-	r.call("GET", base+"/Groups?filter="+url.QueryEscape(fmt.Sprintf("displayName eq %q", name)), "", "find by name")
-	r.call("POST", base+"/Groups", jsonString(map[string]any{"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}, "displayName": name}), "if not found")
-	return nil
+	return r.accountCalls(a.Target, func(ctx context.Context, c any, _ string) error {
+		ec, ok := c.(connectors.EntitlementCreator)
+		if !ok {
+			return fmt.Errorf("target %s cannot create groups", a.Target)
+		}
+		_, err := ec.EnsureGroup(ctx, connectors.Group{Name: name, Description: desc})
+		return err
+	})
 }
 
 // message previews an e-mail or chat notification: every template
@@ -528,21 +452,6 @@ func (r *renderer) message(ch string, a policy.RESTRequest) error {
 }
 
 func (r *renderer) rest(a policy.RESTRequest) error {
-	u, err := r.eval(a.URL, url.PathEscape)
-	if err != nil {
-		return fmt.Errorf("url: %w", err)
-	}
-	if a.Target != "" && !strings.Contains(u, "://") {
-		u = r.base(a.Target) + "/" + strings.TrimLeft(u, "/")
-	}
-	body, err := r.eval(a.Body, transform.EscapeJSON)
-	if err != nil {
-		return fmt.Errorf("body: %w", err)
-	}
-	method := strings.ToUpper(a.Method)
-	if method == "" {
-		method = "POST"
-	}
 	r.st.Attributes = map[string]string{}
 	for _, h := range slices.Sorted(maps.Keys(a.Headers)) {
 		v, err := r.eval(a.Headers[h], nil)
@@ -564,7 +473,9 @@ func (r *renderer) rest(a policy.RESTRequest) error {
 		}
 		when = "success: " + strings.Join(codes, ", ")
 	}
-	r.call(method, u, body, when)
+	if err := r.restCalls(a, when); err != nil {
+		return err
+	}
 	if len(a.Extract) > 0 && a.Target != "" {
 		e := r.p.EntityType(a.Target)
 		out := map[string]string{}
@@ -590,90 +501,13 @@ func authHeader(t policy.Target) string {
 	return "Authorization"
 }
 
-func jsonString(v any) string {
-	var b strings.Builder
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Sprintf("<%v>", err)
-	}
-	return strings.TrimSuffix(b.String(), "\n")
-}
-
-func scimPatch(op, path string, value any) map[string]any {
-	o := map[string]any{"op": op, "path": path}
-	if value != nil {
-		o["value"] = value
-	}
-	return map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"}, "Operations": []any{o}}
-}
-
-// oktaName is the Okta profile property for a normalized attribute.
-func oktaName(s string) string {
-	switch s {
-	case "given_name", "first_name":
-		return "firstName"
-	case "family_name", "last_name":
-		return "lastName"
-	}
-	return camel(s)
-}
-
-func camel(s string) string {
-	parts := strings.Split(s, "_")
-	for i := 1; i < len(parts); i++ {
-		if parts[i] != "" {
-			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
-		}
-	}
-	return strings.Join(parts, "")
-}
-
-const enterpriseURN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-
-func scimName(s string) string {
-	if s == "user_name" {
-		return "userName"
-	}
-	return camel(s)
-}
-
-// scimUser is the SCIM core (and enterprise extension) body for attrs.
-func scimUser(attrs map[string]string, password bool) map[string]any {
-	schemas := []string{"urn:ietf:params:scim:schemas:core:2.0:User"}
-	u := map[string]any{"active": true}
-	name := map[string]string{}
-	ext := map[string]string{}
-	const extPrefix = "urn_ietf_params_scim_schemas_extension_enterprise_2_0_user_"
-	for _, k := range slices.Sorted(maps.Keys(attrs)) {
-		v := attrs[k]
-		switch {
-		case strings.HasPrefix(k, extPrefix):
-			ext[camel(strings.TrimPrefix(k, extPrefix))] = v
-		case k == "given_name" || k == "family_name":
-			name[camel(strings.TrimSuffix(k, "_name"))+"Name"] = v
-		case k == "email":
-			u["emails"] = []map[string]any{{"value": v, "type": "work", "primary": true}}
-		default:
-			u[scimName(k)] = v
-		}
-	}
-	if len(name) > 0 {
-		u["name"] = name
-	}
-	if len(ext) > 0 {
-		schemas = append(schemas, enterpriseURN)
-		u[enterpriseURN] = ext
-	}
-	if password {
-		u["password"] = secret.Redacted
-	}
-	u["schemas"] = schemas
-	return u
-}
-
 func printPreview(w io.Writer, r *previewResult) {
-	fmt.Fprintf(w, "Preview of %s for event %s (%s, employee %s) — nothing is sent.\n\n", r.Policy, r.EventID, r.EventType, r.EmployeeID)
+	fmt.Fprintf(w, "Preview of %s for event %s (%s, employee %s) — nothing is written.\n", r.Policy, r.EventID, r.EventType, r.EmployeeID)
+	if r.Live {
+		fmt.Fprint(w, "Reads went to the targets (--live); writes were blocked.\n\n")
+	} else {
+		fmt.Fprint(w, "Lookups answered \"not found\" (no --live): the calls are those for a person the targets do not know yet.\n\n")
+	}
 	fmt.Fprintf(w, "Workflow  %s  %s  (policy flow %q)\n", r.Workflow, r.WorkflowID, r.Flow)
 	fmt.Fprintf(w, "Effective %s\n", r.Effective.Format(time.RFC3339))
 	if !r.RunAt.Equal(r.Effective) {

@@ -29,12 +29,14 @@ func TestPreviewHire(t *testing.T) {
 		"login           = lukasz.gruba@acme.com",
 		"mobile_phone    = +12125550199",
 		"nick_name if taken, in order: lgruba, lukaszg, lgruba2, lgruba3",
-		"GET    https://acme.okta.com/api/v1/users/lukasz.gruba@acme.com   (find by login)",
+		"GET    https://acme.okta.com/api/v1/users/lukasz.gruba@acme.com   (answered not found: preview without --live)",
+		`"employeeNumber":"E1042","firstName":"Łukasz","lastName":"Gruba"`, // what the Okta connector sends
+		`"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"Engineering"}`,
 		`"credentials":{"password":{"value":"••••"}}`,
-		"PUT    https://acme.okta.com/api/v1/groups/<group id of dept-engineering>/users/<OktaUser.id>",
+		"PUT    https://acme.okta.com/api/v1/groups/<group id of region-amer>/users/<OktaUser.id>",
 		"4. jira.sync_identity",
-		`POST   https://api.atlassian.com/scim/directory/acme/Users   (if not found)`,
-		"POST   https://hr.acme.example/api/accounts   (success: 200, 201, 409)",
+		`POST   https://api.atlassian.com/scim/directory/acme/Users   (a write: not sent)`,
+		"POST   https://hr.acme.example/api/accounts   (a write: not sent; success: 200, 201, 409)",
 		`"initial_password":"••••"`,
 		"header Authorization   = ••••",
 		"portal account <$.id of the response>",
@@ -54,7 +56,9 @@ func TestPreviewJSONAndConditions(t *testing.T) {
 	assert.Equal(t, "Sales", res.Steps[0].Attributes["department"])
 	assert.Equal(t, "jira.offboard_non_engineering", res.Steps[2].Name)
 	assert.False(t, res.Steps[2].Skip, "Sales is offboarded from Jira")
-	assert.Equal(t, "PATCH", res.Steps[2].Calls[0].Method)
+	last := res.Steps[2].Calls[len(res.Steps[2].Calls)-1]
+	assert.Equal(t, "PATCH", last.Method, "after discovery, the SCIM connector's own deprovision")
+	assert.Contains(t, last.Body, `"path":"active","value":false`)
 
 	code, out, errs = runCmd(t, "preview", "--json", "--policy", "../examples/policy.yaml", "--event", "../examples/events/terminate.json")
 	require.Equal(t, 0, code, errs)

@@ -7,9 +7,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/connectors/entra"
+	"github.com/jml-dev/jml/connectors/entra/graphtest"
 	"github.com/jml-dev/jml/connectors/okta"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/secret"
 )
 
 func TestBuild(t *testing.T) {
@@ -41,7 +45,7 @@ func TestBuild(t *testing.T) {
 				"okta": {Type: "okta", OrgURL: "https://acme.okta.com", TokenEnv: "MISSING_OKTA"},
 				"x":    {Type: "ldap"},
 			},
-			wantErr: []string{"target app: auth.token_env: environment variable MISSING_SCIM is empty or unset",
+			wantErr: []string{"target app: token_env: environment variable MISSING_SCIM is empty or unset",
 				"target okta: token_env: environment variable MISSING_OKTA is empty or unset",
 				`target x: unknown type "ldap"`},
 		},
@@ -67,3 +71,50 @@ func TestBuild(t *testing.T) {
 		})
 	}
 }
+
+// TestEntraTwoTenants: each entra target is built from its own tenant,
+// client_id_env and client_secret_env, so one policy provisions two
+// tenants, each through its own credentials.
+func TestEntraTwoTenants(t *testing.T) {
+	ctx := context.Background()
+	contoso := graphtest.New(t, graphtest.Options{Tenant: "contoso-tenant", ClientID: "contoso-app", ClientSecret: "contoso-s3cret"})
+	fabrikam := graphtest.New(t, graphtest.Options{Tenant: "fabrikam-tenant", ClientID: "fabrikam-app", ClientSecret: "fabrikam-s3cret",
+		Domains: []string{"fabrikam.com"}})
+	env := map[string]string{
+		"CONTOSO_CLIENT_ID": "contoso-app", "CONTOSO_CLIENT_SECRET": "contoso-s3cret",
+		"FABRIKAM_CLIENT_ID": "fabrikam-app", "FABRIKAM_CLIENT_SECRET": "fabrikam-s3cret",
+	}
+	p := &policy.Policy{Targets: map[string]policy.Target{
+		"contoso": {Type: "entra", Tenant: "contoso-tenant", ClientIDEnv: "CONTOSO_CLIENT_ID", ClientSecretEnv: "CONTOSO_CLIENT_SECRET",
+			BaseURL: contoso.GraphURL(), AuthorityURL: contoso.AuthorityURL()},
+		"fabrikam": {Type: "entra", Tenant: "fabrikam-tenant", ClientIDEnv: "FABRIKAM_CLIENT_ID", ClientSecretEnv: "FABRIKAM_CLIENT_SECRET",
+			BaseURL: fabrikam.GraphURL(), AuthorityURL: fabrikam.AuthorityURL()},
+	}}
+	got, err := Build(ctx, p, Options{Getenv: func(k string) string { return env[k] }, AllowInsecure: true})
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	for name, srv := range map[string]*graphtest.Server{"contoso": contoso, "fabrikam": fabrikam} {
+		c := got[name].(*entra.Connector)
+		upn := "ada@" + name + ".com"
+		_, err := c.CreateAccount(ctx, connectors.Attributes{"user_principal_name": upn, "display_name": "Ada"},
+			connectors.CreateOptions{Password: ptr(secret.New("Xy9-long-enough-pw")), Activate: true})
+		require.NoError(t, err, name)
+		assert.NotEmpty(t, srv.UserByUPN(upn), "%s's user is in %s's tenant", name, name)
+		assert.Equal(t, 1, srv.TokenRequests(), "%s authenticated with its own tenant's credentials", name)
+	}
+	assert.Empty(t, contoso.UserByUPN("ada@fabrikam.com"))
+	assert.Empty(t, fabrikam.UserByUPN("ada@contoso.com"))
+
+	// The tenant written in the policy is the one used: a wrong one is refused by the authority.
+	bad := p.Targets["fabrikam"]
+	bad.Tenant = "contoso-tenant"
+	c, err := BuildOne(ctx, "fabrikam", bad, Options{Getenv: func(k string) string { return env[k] }})
+	require.NoError(t, err)
+	before := fabrikam.Requests()
+	_, err = c.(*entra.Connector).FindAccount(ctx, connectors.Key{Attribute: "user_name", Value: "ada@fabrikam.com"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "AADSTS")
+	assert.Equal(t, before, fabrikam.Requests(), "no Graph call without a token of the right tenant")
+}
+
+func ptr[T any](v T) *T { return &v }

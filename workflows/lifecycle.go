@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
-	"github.com/jml-dev/jml/connectors/rest"
+	"github.com/jml-dev/jml/notify"
 	"github.com/jml-dev/jml/policy"
 )
 
@@ -318,7 +318,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 		for {
 			row.State, row.Time = StepRunning, workflow.Now(ctx)
 			row.Attempts++
-			res, err := r.exec(ctx, st, notice{outcome: rest.OnCompleted})
+			res, err := r.exec(ctx, st, notice{outcome: notify.OnCompleted})
 			if err == nil {
 				r.record(st, res, row)
 				break
@@ -416,7 +416,7 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** at step `%s` (%s)\n\n%s\n\nOperator: RetryStep / SkipStep / Abort%s",
 		state, st.Name, st.Summary(), reason, map[bool]string{true: " / Release"}[state == StateBlocked]))
 	if state == StateNeedsAttention {
-		r.alert(ctx, notice{outcome: rest.OnNeedsAttention, step: st.Name, err: reason})
+		r.alert(ctx, notice{outcome: notify.OnNeedsAttention, step: st.Name, err: reason})
 	}
 	if err := workflow.Await(ctx, func() bool { return r.decision != nil }); err != nil {
 		return decision{}, err
@@ -437,7 +437,7 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 			left = "\n- " + strings.Join(r.made, "\n- ")
 		}
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Aborted** at step `%s`. Left in place by this run: %s", st.Name, left))
-		r.notify(ctx, notice{outcome: rest.OnAborted, step: st.Name, err: reason},
+		r.notify(ctx, notice{outcome: notify.OnAborted, step: st.Name, err: reason},
 			func(p activities.PlannedStep) bool { return p.OnAborted })
 		return d, nil
 	}
@@ -498,7 +498,7 @@ func (r *lifecycle) record(st activities.PlannedStep, res activities.StepResult,
 }
 
 // notice is what a notify step reports: the run's outcome
-// (rest.OnCompleted, rest.OnNeedsAttention) and the failed step.
+// (notify.OnCompleted, notify.OnNeedsAttention) and the failed step.
 type notice struct{ outcome, step, err string }
 
 func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep, n notice) (activities.StepResult, error) {

@@ -2,6 +2,7 @@ package okta
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 
@@ -10,55 +11,79 @@ import (
 	"github.com/jml-dev/jml/connectors"
 )
 
-// standardAttrs maps normalized attribute names to Okta profile properties.
-// Any other name is a custom profile attribute passed through as is.
-var standardAttrs = [...]struct{ norm, profile string }{
-	{"login", "login"},
-	{"email", "email"},
-	{"first_name", "firstName"},
-	{"last_name", "lastName"},
-	{"display_name", "displayName"},
-	{"user_type", "userType"},
-	{"department", "department"},
-	{"title", "title"},
-	{"manager", "manager"},
-	{"manager_id", "managerId"},
-	{"employee_id", "employeeNumber"},
-	{"division", "division"},
-	{"organization", "organization"},
-	{"cost_center", "costCenter"},
-	{"country_code", "countryCode"},
-	{"second_email", "secondEmail"},
-	{"nick_name", "nickName"},
+// catalog is the Okta attribute catalog: normalized names of the standard
+// profile properties, their aliases, and which are required. Any other name
+// is a custom profile attribute passed through as is.
+var catalog = []connectors.AttributeSpec{
+	{Name: "login", Wire: "login", Required: true, Immutable: true},
+	{Name: "email", Wire: "email", Required: true},
+	{Name: "first_name", Wire: "firstName", Aliases: []string{"given_name"}, Required: true},
+	{Name: "last_name", Wire: "lastName", Aliases: []string{"family_name"}, Required: true},
+	{Name: "middle_name", Wire: "middleName"},
+	{Name: "honorific_prefix", Wire: "honorificPrefix"},
+	{Name: "honorific_suffix", Wire: "honorificSuffix"},
+	{Name: "display_name", Wire: "displayName"},
+	{Name: "nick_name", Wire: "nickName"},
+	{Name: "profile_url", Wire: "profileUrl"},
+	{Name: "second_email", Wire: "secondEmail"},
+	{Name: "mobile_phone", Wire: "mobilePhone"},
+	{Name: "primary_phone", Wire: "primaryPhone"},
+	{Name: "street_address", Wire: "streetAddress"},
+	{Name: "city", Wire: "city"},
+	{Name: "state", Wire: "state"},
+	{Name: "zip_code", Wire: "zipCode", Aliases: []string{"postal_code"}},
+	{Name: "country_code", Wire: "countryCode"},
+	{Name: "postal_address", Wire: "postalAddress"},
+	{Name: "preferred_language", Wire: "preferredLanguage"},
+	{Name: "locale", Wire: "locale"},
+	{Name: "timezone", Wire: "timezone", Aliases: []string{"time_zone"}},
+	{Name: "user_type", Wire: "userType"},
+	{Name: "title", Wire: "title"},
+	{Name: "department", Wire: "department"},
+	{Name: "division", Wire: "division"},
+	{Name: "organization", Wire: "organization"},
+	{Name: "cost_center", Wire: "costCenter"},
+	{Name: "employee_id", Wire: "employeeNumber", Aliases: []string{"employee_number"}},
+	{Name: "manager", Wire: "manager"},
+	{Name: "manager_id", Wire: "managerId"},
 }
 
-// requiredAttrs must be present to create a user, in this order.
-var requiredAttrs = [...]string{"login", "email", "first_name", "last_name"}
-
-// ProfileName is the Okta profile property for a normalized attribute name.
-func ProfileName(norm string) string {
-	for _, a := range standardAttrs {
-		if a.norm == norm {
-			return a.profile
+func standard(norm string) (connectors.AttributeSpec, bool) {
+	for _, a := range catalog {
+		if a.Name == norm || slices.Contains(a.Aliases, norm) {
+			return a, true
 		}
+	}
+	return connectors.AttributeSpec{}, false
+}
+
+// ProfileName is the Okta profile property for a normalized attribute name
+// (or one of its aliases).
+func ProfileName(norm string) string {
+	if a, ok := standard(norm); ok {
+		return a.Wire
 	}
 	return norm
 }
 
 func isStandard(norm string) bool {
-	for _, a := range standardAttrs {
-		if a.norm == norm {
-			return true
-		}
+	_, ok := standard(norm)
+	return ok
+}
+
+// canonical is the catalog's name for norm (first_name for given_name).
+func canonical(norm string) string {
+	if a, ok := standard(norm); ok {
+		return a.Name
 	}
-	return false
+	return norm
 }
 
 // NormalizedName is the normalized attribute name for an Okta profile property.
 func NormalizedName(profile string) string {
-	for _, a := range standardAttrs {
-		if a.profile == profile {
-			return a.norm
+	for _, a := range catalog {
+		if a.Wire == profile {
+			return a.Name
 		}
 	}
 	return profile
@@ -84,7 +109,7 @@ func fromProfile(p *sdk.UserProfile) connectors.Attributes {
 			out[NormalizedName(k)] = s
 		}
 	}
-	return out
+	return Describe().WithAliases(out)
 }
 
 // profileValue renders a profile value as an attribute string; arrays and
@@ -129,3 +154,17 @@ func toIdentity(u *sdk.User) connectors.Identity {
 
 // oktaTime is the timestamp form Okta filters take.
 func oktaTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// requiredAttrs must be present to create a user, in catalog order.
+func requiredAttrs() []string {
+	var out []string
+	for _, a := range catalog {
+		if a.Required {
+			out = append(out, a.Name)
+		}
+	}
+	return out
+}
+
+// normalize renames aliases to the catalog's names.
+func normalize(a connectors.Attributes) connectors.Attributes { return Describe().Normalize(a) }

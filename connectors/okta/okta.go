@@ -20,6 +20,7 @@ import (
 
 	sdk "github.com/okta/okta-sdk-golang/v2/okta"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/secret"
@@ -62,6 +63,9 @@ type RateLimit struct {
 	// the same endpoint are spread evenly until X-Rate-Limit-Reset.
 	// Default 0.1.
 	PaceBelow float64
+	// RequestsPerSecond caps the requests sent (the target's rate_limit),
+	// on top of the header-driven pacing; 0: no cap.
+	RequestsPerSecond float64
 	// MaxWait is the longest a call waits before sending. A call that would
 	// wait longer fails at once with a connectors.RateLimitedError carrying
 	// the time to the reset. Default 10s.
@@ -146,7 +150,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	hc.Transport = &transport{base: base, lim: lim}
+	tr := &transport{base: base, lim: lim}
+	if r := cfg.RateLimit.RequestsPerSecond; r > 0 {
+		tr.rps = rate.NewLimiter(rate.Limit(r), max(1, int(r)))
+	}
+	hc.Transport = tr
 
 	_, c, err := sdk.NewClient(ctx,
 		sdk.WithOrgUrl(orgURL),

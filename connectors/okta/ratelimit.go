@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/jml-dev/jml/connectors"
 )
@@ -24,10 +25,16 @@ import (
 type transport struct {
 	base http.RoundTripper
 	lim  *limiter
+	rps  *rate.Limiter // the target's rate_limit; nil: none
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	bucket := bucketOf(req.URL.Path)
+	if t.rps != nil {
+		if err := t.rps.Wait(req.Context()); err != nil {
+			return nil, fmt.Errorf("okta: waiting for the target's rate_limit: %w", err)
+		}
+	}
 	if err := t.lim.wait(req.Context(), bucket); err != nil {
 		return nil, err
 	}

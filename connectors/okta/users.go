@@ -101,7 +101,8 @@ func (c *Client) getUser(ctx context.Context, op, idOrLogin string) (*sdk.User, 
 // granted in the same request and o.Password as its password. When the login
 // is taken it adopts the existing user (and grants it o.GroupIDs).
 func (c *Client) CreateAccount(ctx context.Context, a connectors.Attributes, o connectors.CreateOptions) (*connectors.Account, error) {
-	for _, name := range requiredAttrs {
+	a = normalize(a)
+	for _, name := range requiredAttrs() {
 		if a[name] == "" {
 			return nil, connectors.Permanentf(TypeValidation, "okta: create account: required attribute %s is missing", name)
 		}
@@ -155,14 +156,14 @@ func (c *Client) UpdateAccount(ctx context.Context, id string, change connectors
 	if len(change) == 0 {
 		return nil
 	}
-	if _, ok := change["login"]; ok {
+	if _, ok := normalize(connectors.Attributes(change))["login"]; ok {
 		return connectors.Permanentf(TypeImmutable, "okta: login cannot be changed after creation")
 	}
 	profile := sdk.UserProfile{}
 	for k, v := range change {
 		if v == "" {
-			for _, r := range requiredAttrs {
-				if k == r {
+			for _, r := range requiredAttrs() {
+				if canonical(k) == r {
 					return connectors.Permanentf(TypeValidation, "okta: update account: required attribute %s cannot be cleared", k)
 				}
 			}

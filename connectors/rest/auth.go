@@ -11,18 +11,17 @@ import (
 	"strings"
 
 	"github.com/jml-dev/jml/connectors"
-	"github.com/jml-dev/jml/policy"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
-// credential is a policy.Credential with its secrets read from the
+// credential is a Credential with its secrets read from the
 // environment.
 type credential struct {
 	key     string // token cache key
 	name    string // for messages
 	typ     string
-	spec    policy.Credential
+	spec    Credential
 	user    string
 	pass    string
 	value   string // bearer token or header value
@@ -33,8 +32,8 @@ func (c *credential) tokenBased() bool { return c.typ == "login_bearer" || c.typ
 
 // credentialFor picks the step's named credential, else the target's auth
 // (a target with only token_env is bearer), else none.
-func (c *Client) credentialFor(s policy.RESTRequest, t *policy.Target) (*credential, error) {
-	var spec policy.Credential
+func (c *Client) credentialFor(s Spec, t *Target) (*credential, error) {
+	var spec Credential
 	var name string
 	switch {
 	case s.Credential != "":
@@ -46,7 +45,7 @@ func (c *Client) credentialFor(s policy.RESTRequest, t *policy.Target) (*credent
 	case t != nil && t.Auth.Type != "":
 		spec, name = t.Auth, "target auth"
 	case t != nil && t.TokenEnv != "":
-		spec, name = policy.Credential{Type: "bearer", TokenEnv: t.TokenEnv}, "target auth"
+		spec, name = Credential{Type: "bearer", TokenEnv: t.TokenEnv}, "target auth"
 	default:
 		return nil, nil
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/rest"
 	"github.com/jml-dev/jml/logging"
-	"github.com/jml-dev/jml/policy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -27,23 +26,23 @@ func getenv(k string) string { return testEnv[k] }
 func TestStaticCredentials(t *testing.T) {
 	tests := []struct {
 		name       string
-		cred       policy.Credential
+		cred       rest.Credential
 		wantHeader string
 		wantValue  string
 	}{
-		{"bearer", policy.Credential{Type: "bearer", TokenEnv: "HR_TOKEN"}, "Authorization", "Bearer tok-123"},
-		{"basic", policy.Credential{Type: "basic", UsernameEnv: "HR_USER", PasswordEnv: "HR_PASS"}, "Authorization",
+		{"bearer", rest.Credential{Type: "bearer", TokenEnv: "HR_TOKEN"}, "Authorization", "Bearer tok-123"},
+		{"basic", rest.Credential{Type: "basic", UsernameEnv: "HR_USER", PasswordEnv: "HR_PASS"}, "Authorization",
 			"Basic " + base64.StdEncoding.EncodeToString([]byte("svc-jml:login-pw-9"))},
-		{"header", policy.Credential{Type: "header", Header: "X-Api-Key", ValueEnv: "HR_KEY"}, "X-Api-Key", "key-abc"},
-		{"none", policy.Credential{Type: "none"}, "Authorization", ""},
+		{"header", rest.Credential{Type: "header", Header: "X-Api-Key", ValueEnv: "HR_KEY"}, "X-Api-Key", "key-abc"},
+		{"none", rest.Credential{Type: "none"}, "Authorization", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newRecorder(t, true, reply(200, `{}`))
 			logger, logs := logging.Capture()
 			c := rest.New(rest.Options{HTTPClient: srv.Client(), Getenv: getenv, Logger: logger,
-				Credentials: map[string]policy.Credential{"hr": tt.cred}})
-			_, err := c.Send(context.Background(), rest.Request{Spec: policy.RESTRequest{URL: srv.URL + "/ping", Credential: "hr"}})
+				Credentials: map[string]rest.Credential{"hr": tt.cred}})
+			_, err := c.Send(context.Background(), rest.Request{Spec: rest.Spec{URL: srv.URL + "/ping", Credential: "hr"}})
 			require.NoError(t, err)
 			assert.Equal(t, tt.wantValue, srv.all()[0].Header.Get(tt.wantHeader))
 			for _, v := range testEnv {
@@ -56,9 +55,9 @@ func TestStaticCredentials(t *testing.T) {
 func TestTargetAuthAndBaseURL(t *testing.T) {
 	srv := newRecorder(t, true, reply(200, `{}`))
 	c := rest.New(rest.Options{HTTPClient: srv.Client(), Getenv: getenv})
-	target := &policy.Target{Type: "rest", BaseURL: srv.URL + "/api/v2/", TokenEnv: "HR_TOKEN"}
-	_, err := c.Send(context.Background(), rest.Request{Spec: policy.RESTRequest{URL: "/users/{employee_id}"}, Target: target,
-		Env: oktaEnv()})
+	target := &rest.Target{BaseURL: srv.URL + "/api/v2/", TokenEnv: "HR_TOKEN"}
+	_, err := c.Send(context.Background(), rest.Request{Spec: rest.Spec{URL: "/users/{employee_id}"}, Target: target,
+		Templates: oktaEnv()})
 	require.NoError(t, err)
 	got := srv.all()[0]
 	assert.Equal(t, "/api/v2/users/E1001", got.Path)
@@ -68,20 +67,20 @@ func TestTargetAuthAndBaseURL(t *testing.T) {
 func TestCredentialConfigErrors(t *testing.T) {
 	tests := []struct {
 		name    string
-		cred    policy.Credential
+		cred    rest.Credential
 		wantErr string
 	}{
-		{"env empty", policy.Credential{Type: "bearer", TokenEnv: "UNSET_VAR"}, "environment variable UNSET_VAR is empty"},
-		{"env name missing", policy.Credential{Type: "bearer"}, "token_env is required"},
-		{"header name missing", policy.Credential{Type: "header", ValueEnv: "HR_KEY"}, "header is required"},
-		{"unknown type", policy.Credential{Type: "kerberos"}, `unknown type "kerberos"`},
-		{"login url missing", policy.Credential{Type: "login_bearer", UsernameEnv: "HR_USER", PasswordEnv: "HR_PASS"}, "login_url is required"},
-		{"token url missing", policy.Credential{Type: "oauth2", ClientIDEnv: "CLIENT_ID", ClientSecretEnv: "CLIENT_SECRET"}, "token_url is required"},
+		{"env empty", rest.Credential{Type: "bearer", TokenEnv: "UNSET_VAR"}, "environment variable UNSET_VAR is empty"},
+		{"env name missing", rest.Credential{Type: "bearer"}, "token_env is required"},
+		{"header name missing", rest.Credential{Type: "header", ValueEnv: "HR_KEY"}, "header is required"},
+		{"unknown type", rest.Credential{Type: "kerberos"}, `unknown type "kerberos"`},
+		{"login url missing", rest.Credential{Type: "login_bearer", UsernameEnv: "HR_USER", PasswordEnv: "HR_PASS"}, "login_url is required"},
+		{"token url missing", rest.Credential{Type: "oauth2", ClientIDEnv: "CLIENT_ID", ClientSecretEnv: "CLIENT_SECRET"}, "token_url is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := rest.New(rest.Options{Getenv: getenv, Credentials: map[string]policy.Credential{"hr": tt.cred}})
-			_, err := c.Send(context.Background(), rest.Request{Spec: policy.RESTRequest{URL: "https://hr.example/x", Credential: "hr"}})
+			c := rest.New(rest.Options{Getenv: getenv, Credentials: map[string]rest.Credential{"hr": tt.cred}})
+			_, err := c.Send(context.Background(), rest.Request{Spec: rest.Spec{URL: "https://hr.example/x", Credential: "hr"}})
 			require.ErrorContains(t, err, tt.wantErr)
 			var perm *connectors.PermanentError
 			require.ErrorAs(t, err, &perm)
@@ -92,9 +91,9 @@ func TestCredentialConfigErrors(t *testing.T) {
 
 func TestCredentialNeverOverPlainHTTP(t *testing.T) {
 	plain := newRecorder(t, false, reply(200, `{}`))
-	c := rest.New(rest.Options{Getenv: getenv, Credentials: map[string]policy.Credential{
+	c := rest.New(rest.Options{Getenv: getenv, Credentials: map[string]rest.Credential{
 		"hr": {Type: "bearer", TokenEnv: "HR_TOKEN"}}})
-	_, err := c.Send(context.Background(), rest.Request{Spec: policy.RESTRequest{URL: plain.URL, Credential: "hr"}})
+	_, err := c.Send(context.Background(), rest.Request{Spec: rest.Spec{URL: plain.URL, Credential: "hr"}})
 	var perm *connectors.PermanentError
 	require.ErrorAs(t, err, &perm)
 	assert.Equal(t, "RestInsecure", perm.Type)
@@ -137,11 +136,11 @@ func TestLoginToBearer(t *testing.T) {
 	api := &loginAPI{}
 	srv := newRecorder(t, true, api.handle)
 	logger, logs := logging.Capture()
-	c := rest.New(rest.Options{HTTPClient: srv.Client(), Getenv: getenv, Logger: logger, Credentials: map[string]policy.Credential{
+	c := rest.New(rest.Options{HTTPClient: srv.Client(), Getenv: getenv, Logger: logger, Credentials: map[string]rest.Credential{
 		"portal": {Type: "login_bearer", LoginURL: srv.URL + "/login", UsernameEnv: "HR_USER", PasswordEnv: "HR_PASS",
 			TokenField: "$.data.session"}}})
 	send := func() error {
-		_, err := c.Send(context.Background(), rest.Request{Spec: policy.RESTRequest{URL: srv.URL + "/api/me", Credential: "portal"}})
+		_, err := c.Send(context.Background(), rest.Request{Spec: rest.Spec{URL: srv.URL + "/api/me", Credential: "portal"}})
 		return err
 	}
 	require.NoError(t, send())
@@ -159,9 +158,9 @@ func TestLoginToBearer(t *testing.T) {
 			return "wrong"
 		}
 		return getenv(k)
-	}, Credentials: map[string]policy.Credential{
+	}, Credentials: map[string]rest.Credential{
 		"portal": {Type: "login_bearer", LoginURL: srv.URL + "/login", UsernameEnv: "HR_USER", PasswordEnv: "HR_PASS"}}})
-	_, err := bad.Send(context.Background(), rest.Request{Spec: policy.RESTRequest{URL: srv.URL + "/api/me", Credential: "portal"}})
+	_, err := bad.Send(context.Background(), rest.Request{Spec: rest.Spec{URL: srv.URL + "/api/me", Credential: "portal"}})
 	var perm *connectors.PermanentError
 	require.ErrorAs(t, err, &perm)
 	assert.Equal(t, "RestAuth", perm.Type)
@@ -195,22 +194,22 @@ func TestOAuth2ClientCredentials(t *testing.T) {
 			reply(201, `{"id": "u-1"}`)(w, r, nil)
 		}
 	})
-	c := rest.New(rest.Options{HTTPClient: srv.Client(), Getenv: getenv, Credentials: map[string]policy.Credential{
+	c := rest.New(rest.Options{HTTPClient: srv.Client(), Getenv: getenv, Credentials: map[string]rest.Credential{
 		"idp": {Type: "oauth2", TokenURL: srv.URL + "/oauth2/token", ClientIDEnv: "CLIENT_ID", ClientSecretEnv: "CLIENT_SECRET",
 			Scopes: []string{"users.write"}}}})
 	for range 3 {
-		out, err := c.Send(context.Background(), rest.Request{Spec: policy.RESTRequest{
+		out, err := c.Send(context.Background(), rest.Request{Spec: rest.Spec{
 			URL: srv.URL + "/users", Body: `{"login": "{OktaUser.login}"}`, Credential: "idp",
-			Extract: map[string]string{"id": "$.id"}}, Env: oktaEnv()})
+			Extract: map[string]string{"id": "$.id"}}, Templates: oktaEnv()})
 		require.NoError(t, err)
 		assert.Equal(t, "u-1", out["id"])
 	}
 	assert.Equal(t, 1, tokenCalls, "the token is reused until it expires")
 
 	wrong := rest.New(rest.Options{HTTPClient: srv.Client(), Getenv: func(string) string { return "nope" },
-		Credentials: map[string]policy.Credential{"idp": {Type: "oauth2", TokenURL: srv.URL + "/oauth2/token",
+		Credentials: map[string]rest.Credential{"idp": {Type: "oauth2", TokenURL: srv.URL + "/oauth2/token",
 			ClientIDEnv: "CLIENT_ID", ClientSecretEnv: "CLIENT_SECRET"}}})
-	_, err := wrong.Send(context.Background(), rest.Request{Spec: policy.RESTRequest{URL: srv.URL + "/users", Credential: "idp"}})
+	_, err := wrong.Send(context.Background(), rest.Request{Spec: rest.Spec{URL: srv.URL + "/users", Credential: "idp"}})
 	var perm *connectors.PermanentError
 	require.ErrorAs(t, err, &perm)
 	assert.Equal(t, "RestAuth", perm.Type)

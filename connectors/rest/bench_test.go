@@ -5,14 +5,13 @@ import (
 	"testing"
 
 	"github.com/jml-dev/jml/connectors/rest"
-	"github.com/jml-dev/jml/policy"
 )
 
 // BenchmarkSendHTTPS is one rendered POST with a secret, extraction, over
 // a kept-alive TLS connection to a loopback server.
 func BenchmarkSendHTTPS(b *testing.B) {
 	srv := newRecorder(b, true, reply(201, `{"id": "acc-42", "active": true, "data": {"items": [{"id": "it-1"}]}}`))
-	c := rest.New(rest.Options{HTTPClient: srv.Client(), Credentials: map[string]policy.Credential{}})
+	c := rest.New(rest.Options{HTTPClient: srv.Client(), Credentials: map[string]rest.Credential{}})
 	r := accountRequest(srv.URL + "/api/accounts")
 	b.ResetTimer()
 	for b.Loop() {

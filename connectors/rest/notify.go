@@ -2,20 +2,10 @@ package rest
 
 import (
 	"context"
-	"maps"
-	"slices"
+	"encoding/json"
 	"strings"
 
-	"github.com/jml-dev/jml/policy"
-	"github.com/jml-dev/jml/transform"
-)
-
-// Outcomes a notify step may subscribe to (policy notify.on).
-const (
-	OnCompleted      = "completed"
-	OnNeedsAttention = "needs_attention"
-	OnFailed         = "failed"
-	OnAborted        = "aborted" // an operator aborted the run
+	"github.com/jml-dev/jml/notify"
 )
 
 // Event is the workflow outcome a notification reports. Its fields are
@@ -23,22 +13,13 @@ const (
 // {Run.workflow_id}, {Run.employee_id}, {Run.failed_step}, {Run.error},
 // {Run.ui_url} and {Run.message}.
 type Event struct {
-	Kind       string // OnCompleted, OnNeedsAttention or OnFailed
+	Kind       string // notify.OnCompleted, OnNeedsAttention, OnFailed, …
 	Workflow   string // joiner, mover, leaver
 	WorkflowID string
 	EmployeeID string
 	FailedStep string
 	Error      string
 	UIURL      string // link to the run in the Web UI, if known
-}
-
-// Subscribed reports whether a notify step fires for kind (an empty On
-// means completed only).
-func Subscribed(spec policy.RESTRequest, kind string) bool {
-	if len(spec.On) == 0 {
-		return kind == OnCompleted
-	}
-	return slices.Contains(spec.On, kind)
 }
 
 // Message is the default one-line text of an event. It names the run and
@@ -48,14 +29,14 @@ func (e Event) Message() string {
 	var b strings.Builder
 	b.WriteString("jml " + e.Workflow + " " + e.WorkflowID)
 	switch e.Kind {
-	case OnNeedsAttention:
+	case notify.OnNeedsAttention:
 		b.WriteString(" needs attention: step " + e.FailedStep + " failed")
-	case OnAborted:
+	case notify.OnAborted:
 		b.WriteString(" aborted by an operator")
 		if e.FailedStep != "" {
 			b.WriteString(" at step " + e.FailedStep)
 		}
-	case OnFailed:
+	case notify.OnFailed:
 		b.WriteString(" failed")
 		if e.FailedStep != "" {
 			b.WriteString(" at step " + e.FailedStep)
@@ -73,33 +54,37 @@ func (e Event) Message() string {
 // webhooks.
 const defaultNotifyBody = `{"text": "{Run.message}"}`
 
+// Fields are the event as the {Run.*} outputs of the notify templates.
+func (e Event) Fields() map[string]string {
+	return map[string]string{
+		"kind":        e.Kind,
+		"workflow":    e.Workflow,
+		"workflow_id": e.WorkflowID,
+		"employee_id": e.EmployeeID,
+		"failed_step": e.FailedStep,
+		"error":       e.Error,
+		"ui_url":      e.UIURL,
+		"message":     e.Message(),
+	}
+}
+
 // Notify sends r for ev if r.Spec subscribes to ev.Kind, reporting whether
-// it sent. Without a body it POSTs {"text": ev.Message()}.
+// it sent. Without a body it POSTs {"text": ev.Message()}. r.Templates must
+// render {Run.*} as ev.Fields(); without Templates, templates are sent as
+// written.
 func (c *Client) Notify(ctx context.Context, r Request, ev Event) (bool, error) {
-	if !Subscribed(r.Spec, ev.Kind) {
+	if !notify.Subscribed(r.Spec.On, ev.Kind) {
 		return false, nil
 	}
-	env := transform.Env{}
-	if r.Env != nil {
-		env = *r.Env
-	}
-	env.Outputs = maps.Clone(env.Outputs)
-	if env.Outputs == nil {
-		env.Outputs = map[string]map[string]string{}
-	}
-	env.Outputs["Run"] = map[string]string{
-		"kind":        ev.Kind,
-		"workflow":    ev.Workflow,
-		"workflow_id": ev.WorkflowID,
-		"employee_id": ev.EmployeeID,
-		"failed_step": ev.FailedStep,
-		"error":       ev.Error,
-		"ui_url":      ev.UIURL,
-		"message":     ev.Message(),
-	}
-	r.Env = &env
 	if strings.TrimSpace(r.Spec.Body) == "" && (r.Spec.Method == "" || strings.EqualFold(r.Spec.Method, "POST")) {
 		r.Spec.Method, r.Spec.Body = "POST", defaultNotifyBody
+		if r.Templates == nil { // nothing renders {Run.message}: write it in
+			b, err := json.Marshal(map[string]string{"text": ev.Message()})
+			if err != nil {
+				return false, err
+			}
+			r.Spec.Body = string(b)
+		}
 	}
 	_, err := c.Send(ctx, r)
 	return err == nil, err

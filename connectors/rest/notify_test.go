@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/jml-dev/jml/connectors/rest"
-	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/notify"
 	"github.com/jml-dev/jml/transform"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -18,26 +18,26 @@ func TestSubscribed(t *testing.T) {
 		kind string
 		want bool
 	}{
-		{nil, rest.OnCompleted, true},
-		{nil, rest.OnNeedsAttention, false},
-		{[]string{rest.OnNeedsAttention, rest.OnFailed}, rest.OnNeedsAttention, true},
-		{[]string{rest.OnNeedsAttention}, rest.OnCompleted, false},
+		{nil, notify.OnCompleted, true},
+		{nil, notify.OnNeedsAttention, false},
+		{[]string{notify.OnNeedsAttention, notify.OnFailed}, notify.OnNeedsAttention, true},
+		{[]string{notify.OnNeedsAttention}, notify.OnCompleted, false},
 	}
 	for _, tt := range tests {
-		assert.Equal(t, tt.want, rest.Subscribed(policy.RESTRequest{On: tt.on}, tt.kind), "%v %s", tt.on, tt.kind)
+		assert.Equal(t, tt.want, notify.Subscribed(tt.on, tt.kind), "%v %s", tt.on, tt.kind)
 	}
 }
 
 func TestNotify(t *testing.T) {
 	srv := newRecorder(t, true, reply(200, `ok`))
 	c := rest.New(rest.Options{HTTPClient: srv.Client()})
-	ev := rest.Event{Kind: rest.OnNeedsAttention, Workflow: "joiner", WorkflowID: "joiner/E1001/ev1",
+	ev := rest.Event{Kind: notify.OnNeedsAttention, Workflow: "joiner", WorkflowID: "joiner/E1001/ev1",
 		EmployeeID: "E1001", FailedStep: "hr.send_rest_request", Error: `400 "bad" login`,
 		UIURL: "http://localhost:8233/namespaces/default/workflows/joiner%2FE1001%2Fev1"}
 
 	// Default body: a chat webhook text that names the run and the step only.
-	sent, err := c.Notify(context.Background(), rest.Request{Spec: policy.RESTRequest{
-		URL: srv.URL + "/hooks/T000", On: []string{rest.OnNeedsAttention}}}, ev)
+	sent, err := c.Notify(context.Background(), rest.Request{Spec: rest.Spec{
+		URL: srv.URL + "/hooks/T000", On: []string{notify.OnNeedsAttention}}}, ev)
 	require.NoError(t, err)
 	require.True(t, sent)
 	var msg map[string]string
@@ -46,9 +46,9 @@ func TestNotify(t *testing.T) {
 
 	// A ticketing API with its own template; the error text is escaped.
 	sent, err = c.Notify(context.Background(), rest.Request{
-		Spec: policy.RESTRequest{URL: srv.URL + "/tickets", On: []string{rest.OnNeedsAttention},
+		Spec: rest.Spec{URL: srv.URL + "/tickets", On: []string{notify.OnNeedsAttention},
 			Body: `{"title": "{first_name}: {Run.workflow} stuck at {Run.failed_step}", "detail": "{Run.error}"}`},
-		Env: &transform.Env{Attrs: map[string]string{"first_name": "Ada"}}}, ev)
+		Templates: &transform.Env{Attrs: map[string]string{"first_name": "Ada"}, Outputs: map[string]map[string]string{"Run": ev.Fields()}}}, ev)
 	require.NoError(t, err)
 	require.True(t, sent)
 	var ticket map[string]string
@@ -56,7 +56,7 @@ func TestNotify(t *testing.T) {
 	assert.Equal(t, map[string]string{"title": "Ada: joiner stuck at hr.send_rest_request", "detail": `400 "bad" login`}, ticket)
 
 	// Not subscribed: nothing sent.
-	sent, err = c.Notify(context.Background(), rest.Request{Spec: policy.RESTRequest{URL: srv.URL + "/hooks/T000"}}, ev)
+	sent, err = c.Notify(context.Background(), rest.Request{Spec: rest.Spec{URL: srv.URL + "/hooks/T000"}}, ev)
 	require.NoError(t, err)
 	assert.False(t, sent)
 	assert.Len(t, srv.all(), 2)

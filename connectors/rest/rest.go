@@ -25,9 +25,7 @@ import (
 	"time"
 
 	"github.com/jml-dev/jml/connectors"
-	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
-	"github.com/jml-dev/jml/transform"
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 	"golang.org/x/time/rate"
@@ -40,7 +38,7 @@ type Options struct {
 	Getenv func(string) string
 	Logger *zap.Logger
 	// Credentials are the policy's reusable named credentials.
-	Credentials map[string]policy.Credential
+	Credentials map[string]Credential
 	// AllowInsecureLoopback lets requests carrying secrets use plain http
 	// to a loopback address. For tests only.
 	AllowInsecureLoopback bool
@@ -109,11 +107,62 @@ func noDowngrade(hc *http.Client) *http.Client {
 	return &c
 }
 
+// Spec is a request as the policy writes it: URL, headers and body are
+// templates rendered by Request.Templates.
+type Spec struct {
+	Target       string // the rest target's name (rate limit, messages)
+	Credential   string // a name in Options.Credentials; wins over the target's auth
+	Method       string
+	URL          string
+	Headers      map[string]string
+	Body         string // a JSON template
+	SuccessCodes []int
+	Extract      map[string]string // output name → $.path in the response
+	On           []string          // notify only: the outcomes it fires for
+}
+
+// Target is a rest target: base URL, auth and rate limit.
+type Target struct {
+	BaseURL   string
+	TokenEnv  string // shorthand for bearer auth
+	Auth      Credential
+	RateLimit float64 // requests per second; 0: no limit
+}
+
+// Credential is how to authenticate: only names of environment variables.
+// Its fields are those of the policy's credentials, so the policy's type
+// converts to it.
+type Credential struct {
+	Type            string // none|bearer|basic|header|oauth2|login_bearer
+	TokenEnv        string
+	UsernameEnv     string
+	PasswordEnv     string
+	Header          string
+	ValueEnv        string
+	TokenURL        string
+	ClientIDEnv     string
+	ClientSecretEnv string
+	Scopes          []string
+	LoginURL        string // login_bearer
+	TokenField      string // login_bearer: JSON field of the token
+}
+
+// Templates renders the templates of a request. The connector never parses
+// templates itself (the transformer language is the policy's business);
+// *transform.Env implements it.
+type Templates interface {
+	// Render evaluates src; escape, when set, is applied to every
+	// substituted value.
+	Render(src string, escape func(string) string) (string, error)
+	// ReadsSecret reports whether src reads an earlier step's password.
+	ReadsSecret(src string) bool
+}
+
 // Request is one Send REST Request step.
 type Request struct {
-	Spec   policy.RESTRequest
-	Target *policy.Target // optional: base URL and auth
-	Env    *transform.Env
+	Spec      Spec
+	Target    *Target // optional: base URL and auth
+	Templates Templates
 	// Secrets are values that must travel over HTTPS only and never appear
 	// in an error or log (the vault password resolved for this step).
 	Secrets []secret.Secret
@@ -188,9 +237,9 @@ func (p *prepared) success(code int) bool {
 
 func (c *Client) prepare(r Request, red *redactor) (*prepared, error) {
 	s := r.Spec
-	env := r.Env
+	env := r.Templates
 	if env == nil {
-		env = &transform.Env{}
+		env = literal{}
 	}
 	method := strings.ToUpper(strings.TrimSpace(s.Method))
 	if method == "" {
@@ -215,14 +264,15 @@ func (c *Client) prepare(r Request, red *redactor) (*prepared, error) {
 		}
 	}
 
-	var refs []transform.Ref
-	u, err := c.renderURL(s.URL, r.Target, env, &refs)
+	readsSecret := false
+	refs := &readsSecret
+	u, err := c.renderURL(s.URL, r.Target, env, refs)
 	if err != nil {
 		return nil, err
 	}
 	header := http.Header{}
 	for name, tmpl := range s.Headers {
-		v, err := eval(tmpl, env, nil, &refs)
+		v, err := eval(tmpl, env, nil, refs)
 		if err != nil {
 			return nil, invalid("headers.%s: %v", name, err)
 		}
@@ -233,7 +283,7 @@ func (c *Client) prepare(r Request, red *redactor) (*prepared, error) {
 	}
 	p := &prepared{method: method, url: u, header: header, codes: s.SuccessCodes}
 	if s.Body != "" {
-		body, err := renderJSON(s.Body, func(t string) (string, error) { return eval(t, env, nil, &refs) })
+		body, err := renderJSON(s.Body, func(t string) (string, error) { return eval(t, env, nil, refs) })
 		if err != nil {
 			return nil, invalid("body: %v", err)
 		}
@@ -254,7 +304,7 @@ func (c *Client) prepare(r Request, red *redactor) (*prepared, error) {
 		red.add(p.cred.secrets...)
 	}
 
-	p.secrets = p.cred != nil || red.in(u.String()) || red.in(string(p.body)) || slices.ContainsFunc(refs, refsPassword)
+	p.secrets = p.cred != nil || red.in(u.String()) || red.in(string(p.body)) || readsSecret
 	for _, vs := range header {
 		p.secrets = p.secrets || red.in(strings.Join(vs, "\n"))
 	}
@@ -266,11 +316,11 @@ func (c *Client) prepare(r Request, red *redactor) (*prepared, error) {
 	return p, nil
 }
 
-// refsPassword reports whether a template reads a password output of an
-// earlier step ({OktaUser.password}).
-func refsPassword(r transform.Ref) bool {
-	return r.Entity != "" && strings.Contains(strings.ToLower(r.Attr), "password")
-}
+// literal renders templates as they are (a request without Templates).
+type literal struct{}
+
+func (literal) Render(src string, _ func(string) string) (string, error) { return src, nil }
+func (literal) ReadsSecret(string) bool                                  { return false }
 
 // secureEnough refuses plain http for secret-bearing traffic, except to a
 // loopback address when the client allows it (tests).
@@ -293,11 +343,11 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func (c *Client) renderURL(tmpl string, t *policy.Target, env *transform.Env, refs *[]transform.Ref) (*url.URL, error) {
+func (c *Client) renderURL(tmpl string, t *Target, env Templates, readsSecret *bool) (*url.URL, error) {
 	if strings.TrimSpace(tmpl) == "" {
 		return nil, invalid("url is required")
 	}
-	raw, err := eval(tmpl, env, escapeURLValue, refs)
+	raw, err := eval(tmpl, env, escapeURLValue, readsSecret)
 	if err != nil {
 		return nil, invalid("url: %v", err)
 	}
@@ -332,15 +382,13 @@ func escapeURLValue(s string) string {
 	return b.String()
 }
 
-func eval(src string, env *transform.Env, escape func(string) string, refs *[]transform.Ref) (string, error) {
-	t, err := transform.Parse(src)
+func eval(src string, env Templates, escape func(string) string, readsSecret *bool) (string, error) {
+	v, err := env.Render(src, escape)
 	if err != nil {
 		return "", err
 	}
-	*refs = append(*refs, t.Refs()...)
-	e := *env
-	e.Escape = escape
-	return t.Eval(&e)
+	*readsSecret = *readsSecret || env.ReadsSecret(src)
+	return v, nil
 }
 
 func invalid(format string, args ...any) error {

@@ -15,7 +15,6 @@ import (
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/rest"
 	"github.com/jml-dev/jml/logging"
-	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/transform"
 	"github.com/stretchr/testify/assert"
@@ -83,15 +82,15 @@ func oktaEnv() *transform.Env {
 
 func accountRequest(url string) rest.Request {
 	return rest.Request{
-		Spec: policy.RESTRequest{
+		Spec: rest.Spec{
 			Method:       "POST",
 			URL:          url,
 			Body:         `{"login": "{OktaUser.login}", "password": "{OktaUser.password}", "employee": {"id": "{employee_id}"}}`,
 			SuccessCodes: []int{201},
 			Extract:      map[string]string{"account_id": "$.id", "first_item": "$.data.items[0].id", "active": "$.active"},
 		},
-		Env:     oktaEnv(),
-		Secrets: []secret.Secret{secret.New(password)},
+		Templates: oktaEnv(),
+		Secrets:   []secret.Secret{secret.New(password)},
 	}
 }
 
@@ -185,9 +184,9 @@ func TestJSONEscapingCannotBreakTheBody(t *testing.T) {
 	for _, v := range nasty {
 		env := &transform.Env{Attrs: map[string]string{"first_name": v, "employee_id": "E1"}}
 		_, err := c.Send(context.Background(), rest.Request{
-			Spec: policy.RESTRequest{Method: "PUT", URL: srv.URL + "/u/{employee_id}",
+			Spec: rest.Spec{Method: "PUT", URL: srv.URL + "/u/{employee_id}",
 				Body: `{"name": "Dear {first_name}!", "n": 1, "tags": ["{first_name}"]}`},
-			Env: env,
+			Templates: env,
 		})
 		require.NoError(t, err)
 		reqs := srv.all()
@@ -201,7 +200,7 @@ func TestURLValuesAreEscaped(t *testing.T) {
 	srv := newRecorder(t, true, reply(200, `{}`))
 	env := &transform.Env{Attrs: map[string]string{"login": "a b/../c?admin=1&x#y"}}
 	_, err := rest.New(rest.Options{HTTPClient: srv.Client()}).Send(context.Background(), rest.Request{
-		Spec: policy.RESTRequest{URL: srv.URL + "/users/{login}?q={login}"}, Env: env,
+		Spec: rest.Spec{URL: srv.URL + "/users/{login}?q={login}"}, Templates: env,
 	})
 	require.NoError(t, err)
 	got := srv.all()[0]
@@ -214,26 +213,26 @@ func TestInvalidRequests(t *testing.T) {
 	srv := newRecorder(t, true, reply(200, `{}`))
 	tests := []struct {
 		name    string
-		spec    policy.RESTRequest
+		spec    rest.Spec
 		wantErr string
 	}{
-		{"unknown method", policy.RESTRequest{Method: "BREW", URL: srv.URL}, `method "BREW"`},
-		{"POST without body", policy.RESTRequest{Method: "POST", URL: srv.URL}, "body is required for POST"},
-		{"PATCH without body", policy.RESTRequest{Method: "patch", URL: srv.URL}, "body is required for PATCH"},
-		{"GET with body", policy.RESTRequest{Method: "GET", URL: srv.URL, Body: `{}`}, "GET request cannot have a body"},
-		{"body not JSON", policy.RESTRequest{Method: "POST", URL: srv.URL, Body: `{"a": {first_name}}`}, "body: not valid JSON"},
-		{"no url", policy.RESTRequest{Method: "GET"}, "url is required"},
-		{"relative url without target", policy.RESTRequest{URL: "/x"}, "url must be absolute"},
-		{"url with userinfo", policy.RESTRequest{URL: "https://u:p@example.com/"}, "must not embed credentials"},
-		{"header injection", policy.RESTRequest{URL: srv.URL, Headers: map[string]string{"X-Name": "{first_name}"}}, "line breaks"},
-		{"bad success code", policy.RESTRequest{URL: srv.URL, SuccessCodes: []int{2000}}, "success_codes"},
-		{"unknown credential", policy.RESTRequest{URL: srv.URL, Credential: "nope"}, `credential "nope" is not defined`},
+		{"unknown method", rest.Spec{Method: "BREW", URL: srv.URL}, `method "BREW"`},
+		{"POST without body", rest.Spec{Method: "POST", URL: srv.URL}, "body is required for POST"},
+		{"PATCH without body", rest.Spec{Method: "patch", URL: srv.URL}, "body is required for PATCH"},
+		{"GET with body", rest.Spec{Method: "GET", URL: srv.URL, Body: `{}`}, "GET request cannot have a body"},
+		{"body not JSON", rest.Spec{Method: "POST", URL: srv.URL, Body: `{"a": {first_name}}`}, "body: not valid JSON"},
+		{"no url", rest.Spec{Method: "GET"}, "url is required"},
+		{"relative url without target", rest.Spec{URL: "/x"}, "url must be absolute"},
+		{"url with userinfo", rest.Spec{URL: "https://u:p@example.com/"}, "must not embed credentials"},
+		{"header injection", rest.Spec{URL: srv.URL, Headers: map[string]string{"X-Name": "{first_name}"}}, "line breaks"},
+		{"bad success code", rest.Spec{URL: srv.URL, SuccessCodes: []int{2000}}, "success_codes"},
+		{"unknown credential", rest.Spec{URL: srv.URL, Credential: "nope"}, `credential "nope" is not defined`},
 	}
 	c := rest.New(rest.Options{HTTPClient: srv.Client()})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := c.Send(context.Background(), rest.Request{Spec: tt.spec,
-				Env: &transform.Env{Attrs: map[string]string{"first_name": "a\r\nX-Admin: 1"}}})
+				Templates: &transform.Env{Attrs: map[string]string{"first_name": "a\r\nX-Admin: 1"}}})
 			require.ErrorContains(t, err, tt.wantErr)
 			assert.True(t, connectors.IsPermanent(err))
 		})
@@ -334,7 +333,7 @@ func TestTimeoutAndConnectionErrorsAreTransient(t *testing.T) {
 
 func TestUntrustedCertificateIsPermanent(t *testing.T) {
 	srv := newRecorder(t, true, reply(200, `{}`))
-	_, err := rest.New(rest.Options{}).Send(context.Background(), rest.Request{Spec: policy.RESTRequest{URL: srv.URL}})
+	_, err := rest.New(rest.Options{}).Send(context.Background(), rest.Request{Spec: rest.Spec{URL: srv.URL}})
 	var perm *connectors.PermanentError
 	require.ErrorAs(t, err, &perm)
 	assert.Equal(t, "RestTLS", perm.Type)
@@ -365,9 +364,9 @@ func TestExtractionFeedsALaterStep(t *testing.T) {
 	c := rest.New(rest.Options{HTTPClient: srv.Client()})
 	env := oktaEnv()
 	out, err := c.Send(context.Background(), rest.Request{
-		Spec: policy.RESTRequest{URL: srv.URL + "/accounts", Body: `{"login": "{OktaUser.login}"}`,
+		Spec: rest.Spec{URL: srv.URL + "/accounts", Body: `{"login": "{OktaUser.login}"}`,
 			Extract: map[string]string{"account_id": "$.data.account.id", "tags": "data.account.tags", "last_tag": `$["data"]["account"].tags[-1]`}},
-		Env: env,
+		Templates: env,
 	})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"account_id": "12345678901234567890", "tags": `["a","b"]`, "last_tag": "b"}, out,
@@ -375,7 +374,7 @@ func TestExtractionFeedsALaterStep(t *testing.T) {
 
 	env.Outputs["HrPortal"] = out
 	_, err = c.Send(context.Background(), rest.Request{
-		Spec: policy.RESTRequest{Method: "DELETE", URL: srv.URL + "/accounts/{HrPortal.account_id}/sessions"}, Env: env,
+		Spec: rest.Spec{Method: "DELETE", URL: srv.URL + "/accounts/{HrPortal.account_id}/sessions"}, Templates: env,
 	})
 	require.NoError(t, err)
 	assert.Equal(t, "/accounts/12345678901234567890/sessions", srv.all()[1].Path)
@@ -393,7 +392,7 @@ func TestExtractionErrors(t *testing.T) {
 		t.Run(tt.path, func(t *testing.T) {
 			srv := newRecorder(t, true, reply(200, tt.body))
 			_, err := rest.New(rest.Options{HTTPClient: srv.Client()}).Send(context.Background(), rest.Request{
-				Spec: policy.RESTRequest{URL: srv.URL, Extract: map[string]string{"out": tt.path}}})
+				Spec: rest.Spec{URL: srv.URL, Extract: map[string]string{"out": tt.path}}})
 			require.ErrorContains(t, err, tt.wantErr)
 			var perm *connectors.PermanentError
 			require.ErrorAs(t, err, &perm)
@@ -406,7 +405,7 @@ func TestContextCancelIsNotClassified(t *testing.T) {
 	srv := newRecorder(t, true, func(w http.ResponseWriter, r *http.Request, _ []byte) { <-r.Context().Done() })
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := rest.New(rest.Options{HTTPClient: srv.Client()}).Send(ctx, rest.Request{Spec: policy.RESTRequest{URL: srv.URL}})
+	_, err := rest.New(rest.Options{HTTPClient: srv.Client()}).Send(ctx, rest.Request{Spec: rest.Spec{URL: srv.URL}})
 	require.Error(t, err)
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.False(t, connectors.IsPermanent(err))
@@ -415,8 +414,8 @@ func TestContextCancelIsNotClassified(t *testing.T) {
 func TestTargetRateLimitIsShared(t *testing.T) {
 	srv := newRecorder(t, true, reply(200, `{}`))
 	c := rest.New(rest.Options{HTTPClient: srv.Client()})
-	target := &policy.Target{Type: "rest", BaseURL: srv.URL, RateLimit: 0.001} // one request per ~17 minutes
-	r := rest.Request{Spec: policy.RESTRequest{Target: "hr", URL: "/x"}, Target: target}
+	target := &rest.Target{BaseURL: srv.URL, RateLimit: 0.001} // one request per ~17 minutes
+	r := rest.Request{Spec: rest.Spec{Target: "hr", URL: "/x"}, Target: target}
 	_, err := c.Send(context.Background(), r)
 	require.NoError(t, err)
 

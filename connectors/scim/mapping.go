@@ -58,6 +58,9 @@ func (ix *schemaIndex) resolve(name string) (target, error) {
 	bad := func(format string, args ...any) (target, error) {
 		return target{}, connectors.Permanentf("ScimMapping", "scim: attribute %q "+format, append([]any{name}, args...)...)
 	}
+	if a, ok := Describe().Attribute(name); ok {
+		name = a.Name // first_name is given_name
+	}
 	switch name {
 	case "id", "meta", "schemas", "groups":
 		return bad("is read-only")
@@ -374,7 +377,7 @@ func (ix *schemaIndex) flatten(r resource) connectors.Attributes {
 			delete(out, k)
 		}
 	}
-	return out
+	return Describe().WithAliases(out)
 }
 
 func find(list []any, pred func(map[string]any) bool) map[string]any {

@@ -1,0 +1,161 @@
+package targets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/policy"
+)
+
+// Report is what `starter targets check` found for one target.
+type Report struct {
+	Target       string                  `json:"target"`
+	Type         string                  `json:"type"`
+	Capabilities []connectors.Capability `json:"capabilities,omitempty"`
+	// Missing are the policy's steps that need a capability the target
+	// lacks: they would fail at run time.
+	Missing []Need `json:"missing,omitempty"`
+	Error   string `json:"error,omitempty"` // the target could not be built or probed
+}
+
+// Need is a step of the policy and a capability it relies on.
+type Need struct {
+	Step       string `json:"step"` // joiner.okta.sync_identity
+	Capability string `json:"capability"`
+	Detail     string `json:"detail,omitempty"`
+}
+
+// Check probes every account target of p (read-only unless write) and
+// matches what it found against what the policy's steps need.
+func Check(ctx context.Context, p *policy.Policy, o Options, write bool) []Report {
+	needs := Needs(p)
+	var out []Report
+	for _, name := range slices.Sorted(maps.Keys(p.Targets)) {
+		t := p.Targets[name]
+		d, ok := policy.Describe(t.Type)
+		if !ok || d.Build == nil {
+			continue // rest and smtp: no accounts to probe
+		}
+		r := Report{Target: name, Type: t.Type}
+		c, err := BuildOne(ctx, name, t, o)
+		if err == nil {
+			r.Capabilities, err = Probe(ctx, c, d, write)
+		}
+		if err != nil {
+			r.Error = err.Error()
+			for _, n := range needs[name] {
+				r.Missing = append(r.Missing, Need{Step: n.Step, Capability: n.Capability, Detail: "target unreachable"})
+			}
+			out = append(out, r)
+			continue
+		}
+		for _, n := range needs[name] {
+			i := slices.IndexFunc(r.Capabilities, func(c connectors.Capability) bool { return c.Name == n.Capability })
+			if i >= 0 && r.Capabilities[i].Status == connectors.CapUnsupported {
+				n.Detail = r.Capabilities[i].Detail
+				r.Missing = append(r.Missing, n)
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Probe asks a connector that probes itself (connectors.Prober); any other
+// is probed through its capability interfaces: a lookup of an account and
+// of a group that do not exist, and a one-account page.
+func Probe(ctx context.Context, c any, d *connectors.Description, write bool) ([]connectors.Capability, error) {
+	if p, ok := c.(connectors.Prober); ok {
+		return p.Probe(ctx, write)
+	}
+	var out []connectors.Capability
+	probe := func(name string, err error, ok string) error {
+		switch {
+		case err == nil || errors.Is(err, connectors.ErrNotFound):
+			out = append(out, connectors.Capability{Name: name, Status: connectors.CapWorks, Detail: ok})
+		case connectors.IsPermanent(err):
+			out = append(out, connectors.Capability{Name: name, Status: connectors.CapUnsupported, Detail: err.Error()})
+		default:
+			return fmt.Errorf("%s: %w", name, err) // unreachable, not a missing capability
+		}
+		return nil
+	}
+	const absent = "jml-probe-absent@probe.invalid"
+	if s, ok := c.(connectors.AccountSyncer); ok {
+		_, err := s.FindAccount(ctx, connectors.Key{Attribute: d.UniqueIdentifier, Value: absent})
+		if err := probe(connectors.CapLookup, err, "find by "+d.UniqueIdentifier); err != nil {
+			return nil, err
+		}
+	}
+	if g, ok := c.(connectors.GroupFinder); ok {
+		_, err := g.FindGroup(ctx, "jml-probe-absent")
+		if err := probe(connectors.CapGroups, err, "find a group by name"); err != nil {
+			return nil, err
+		}
+	}
+	if l, ok := c.(connectors.AccountLister); ok {
+		_, _, err := l.ListAccounts(ctx, "", 1)
+		if err := probe(connectors.CapList, err, "read accounts in pages"); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range []string{connectors.CapCreate, connectors.CapUpdate, connectors.CapDelete, connectors.CapMembership} {
+		detail := "a write: run with --write-probe"
+		if write {
+			detail = "no write probe for " + d.Type + " yet"
+		}
+		out = append(out, connectors.Capability{Name: n, Status: connectors.CapUntested, Detail: detail})
+	}
+	return out, nil
+}
+
+// Needs lists, per target, the capabilities the policy's steps rely on.
+func Needs(p *policy.Policy) map[string][]Need {
+	out := map[string][]Need{}
+	add := func(target, step string, caps ...string) {
+		for _, c := range caps {
+			out[target] = append(out[target], Need{Step: step, Capability: c})
+		}
+	}
+	for _, f := range []struct {
+		name string
+		flow policy.Flow
+	}{{policy.KindJoiner, p.Joiner}, {policy.KindMover, p.Mover}, {policy.KindLeaver, p.Leaver}, {policy.KindRehire, p.Rehire}} {
+		for _, s := range f.flow.Steps {
+			step := f.name + "." + policy.StepName(s)
+			switch {
+			case s.SyncIdentity != nil:
+				add(s.SyncIdentity.Target, step, connectors.CapLookup, connectors.CapUpdate)
+				if s.SyncIdentity.CreateAllowed {
+					add(s.SyncIdentity.Target, step, connectors.CapCreate)
+				}
+				if len(s.SyncIdentity.Groups) > 0 {
+					add(s.SyncIdentity.Target, step, connectors.CapGroups)
+				}
+			case s.ManageRelationships != nil:
+				a := s.ManageRelationships
+				add(a.Target, step, connectors.CapGroups, connectors.CapMembership)
+				if a.RemoveAll || f.name == policy.KindMover {
+					add(a.Target, step, connectors.CapMemberships)
+				}
+			case s.CreateEntitlement != nil:
+				add(s.CreateEntitlement.Target, step, connectors.CapGroups)
+			case s.DeprovisionIdentity != nil:
+				add(s.DeprovisionIdentity.Target, step, connectors.CapUpdate)
+				if s.DeprovisionIdentity.RemoveGroups {
+					add(s.DeprovisionIdentity.Target, step, connectors.CapMemberships, connectors.CapMembership)
+				}
+			case s.DeleteIdentity != nil:
+				add(s.DeleteIdentity.Target, step, connectors.CapDelete)
+			}
+		}
+	}
+	for _, t := range p.AttributeSync.Targets {
+		add(t, "attribute_sync", connectors.CapList)
+	}
+	return out
+}

@@ -1,0 +1,162 @@
+package targets
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// PreviewAccountPrefix starts the placeholder ID of an account a preview
+// acts on (preview.OktaUser): reads of it are answered as an active account.
+const PreviewAccountPrefix = "preview."
+
+// Call is one request a connector sent, as it went on the wire.
+type Call struct {
+	Method string `json:"method"`
+	URL    string `json:"url"`
+	Body   string `json:"body,omitempty"`
+	// Answer is how the request was answered: "sent" (the live target),
+	// "not found" (a read without --live), "blocked" (a write: never sent).
+	Answer string `json:"answer,omitempty"`
+}
+
+// Recorder is the http.RoundTripper under a connector in a preview: the
+// connector's own code builds every request, so a preview cannot drift from
+// the wire. Writes never leave the process: they are recorded and answered
+// with a synthetic success that echoes the body with an ID. Reads go to
+// Live when it is set (starter preview --live); otherwise they are answered
+// "not found". Credential exchanges (OAuth2 token requests) go to Live, or
+// are answered with a placeholder token; they are not recorded.
+type Recorder struct {
+	Live http.RoundTripper
+	// Wire records and forwards everything to Live (tests: what a connector
+	// really sends to a peer).
+	Wire bool
+	// TokenFields are extra JSON fields holding a token in a synthetic
+	// login answer (a rest target's login_bearer token_field).
+	TokenFields []string
+
+	mu    sync.Mutex
+	calls []Call
+	ids   int
+}
+
+// Calls are the recorded requests, in order.
+func (r *Recorder) Calls() []Call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Call(nil), r.calls...)
+}
+
+// Reset forgets the recorded requests.
+func (r *Recorder) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = nil
+}
+
+func isToken(req *http.Request) bool {
+	p := req.URL.Path
+	return req.Method == http.MethodPost && (strings.HasSuffix(p, "/oauth2/v2.0/token") || strings.HasSuffix(p, "/oauth2/token") || strings.HasSuffix(p, "/token"))
+}
+
+// RoundTrip implements http.RoundTripper.
+func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		body = b
+		req.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	if isToken(req) {
+		if r.Live != nil {
+			return r.Live.RoundTrip(req)
+		}
+		return answer(req, http.StatusOK, map[string]any{"access_token": "preview", "token_type": "Bearer", "expires_in": 3600}), nil
+	}
+	read := req.Method == http.MethodGet || req.Method == http.MethodHead
+	c := Call{Method: req.Method, URL: req.URL.String(), Body: string(body)}
+	switch {
+	case r.Wire || read && r.Live != nil:
+		c.Answer = "sent"
+		r.record(c)
+		return r.Live.RoundTrip(req)
+	case read && strings.Contains(req.URL.Path, PreviewAccountPrefix):
+		c.Answer = "the account of an earlier step"
+		r.record(c)
+		return placeholderAccount(req), nil
+	case read:
+		c.Answer = "not found"
+		r.record(c)
+		return notFound(req), nil
+	}
+	c.Answer = "blocked"
+	r.record(c)
+	if req.Method == http.MethodDelete {
+		return answer(req, http.StatusNoContent, nil), nil
+	}
+	obj := map[string]any{}
+	_ = json.Unmarshal(body, &obj) // a body that is not an object echoes as {}
+	r.mu.Lock()
+	r.ids++
+	obj["id"] = fmt.Sprintf("preview-%d", r.ids)
+	r.mu.Unlock()
+	for _, f := range append([]string{"token", "access_token"}, r.TokenFields...) {
+		obj[f] = "preview"
+	}
+	obj["status"] = "ACTIVE"
+	obj["tempPassword"] = "preview" // Okta's expire_password?tempPassword=true
+	return answer(req, http.StatusOK, obj), nil
+}
+
+func (r *Recorder) record(c Call) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, c)
+}
+
+// notFound is a 404 every connector reads as "absent": Okta's E0000007,
+// a SCIM error and a Graph error in one body.
+func notFound(req *http.Request) *http.Response {
+	return answer(req, http.StatusNotFound, map[string]any{
+		"errorCode": "E0000007", "errorSummary": "Not found: preview without --live",
+		"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:Error"}, "status": "404", "detail": "preview without --live",
+		"error": map[string]string{"code": "Request_ResourceNotFound", "message": "preview without --live"},
+	})
+}
+
+func answer(req *http.Request, code int, v any) *http.Response {
+	h := http.Header{}
+	var b []byte
+	if v != nil {
+		b, _ = json.Marshal(v)
+		h.Set("Content-Type", "application/json")
+	}
+	return &http.Response{StatusCode: code, Status: fmt.Sprintf("%d %s", code, http.StatusText(code)), Header: h,
+		Body: io.NopCloser(bytes.NewReader(b)), ContentLength: int64(len(b)), Request: req, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+}
+
+// placeholderAccount answers a read of a preview account: active, in no
+// group (Okta lists groups as an array, Graph as {"value": []}).
+func placeholderAccount(req *http.Request) *http.Response {
+	p := req.URL.Path
+	switch {
+	case strings.HasSuffix(p, "/groups"):
+		return answer(req, http.StatusOK, []any{})
+	case strings.HasSuffix(p, "/memberOf") || strings.Contains(p, "/memberOf/"):
+		return answer(req, http.StatusOK, map[string]any{"value": []any{}})
+	}
+	id := p[strings.LastIndex(p, "/")+1:]
+	return answer(req, http.StatusOK, map[string]any{
+		"id": id, "status": "ACTIVE", "active": true, "accountEnabled": true, "groups": []any{},
+		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "profile": map[string]any{},
+	})
+}
