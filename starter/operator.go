@@ -103,21 +103,21 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // runStatusResult is what `status` shows.
 type runStatusResult struct {
-	EmployeeID string                `json:"employee_id"`
-	Identity   string                `json:"identity_state,omitempty"` // JmlState of identity/<id>: Idle, Waiting, Running
-	Status     string                `json:"status,omitempty"`         // active, deprovisioned
-	Run        string                `json:"run,omitempty"`
-	Kind       string                `json:"kind,omitempty"`
-	EventID    string                `json:"event_id,omitempty"`
-	Execution  string                `json:"execution,omitempty"` // Running, Completed, …
-	State      string                `json:"state,omitempty"`     // JmlState
-	FailedStep string                `json:"failed_step,omitempty"`
-	Pending    []string              `json:"pending,omitempty"`
-	Steps      []workflows.StepInfo  `json:"steps"`
+	EmployeeID string               `json:"employee_id"`
+	Identity   string               `json:"identity_state,omitempty"` // JmlState of identity/<id>: Idle, Waiting, Running
+	Status     string               `json:"status,omitempty"`         // active, deprovisioned
+	Run        string               `json:"run,omitempty"`
+	Kind       string               `json:"kind,omitempty"`
+	EventID    string               `json:"event_id,omitempty"`
+	Execution  string               `json:"execution,omitempty"` // Running, Completed, …
+	State      string               `json:"state,omitempty"`     // JmlState
+	FailedStep string               `json:"failed_step,omitempty"`
+	Pending    []string             `json:"pending,omitempty"`
+	Steps      []workflows.StepInfo `json:"steps"`
 	// Retrying are the run's steps Temporal is retrying right now (its
 	// pending activities): attempt and last error, before any operator
 	// is asked.
-	Retrying []pendingStep        `json:"retrying,omitempty"`
+	Retrying []pendingStep         `json:"retrying,omitempty"`
 	Current  *workflows.CurrentRun `json:"-"`
 }
 
