@@ -225,9 +225,9 @@ func TestOperatorUIInBrowser(t *testing.T) {
 	payload := `{"step": "hrportal.handoff", "reason": "portal knows Engineering now", "operator": "browser-test"}`
 	b.js(`document.querySelector('dialog[open] [role=textbox][aria-label=Data]').focus(), ""`)
 	b.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := cdp.Call(ctx, tg, input.InsertText, input.InsertTextParams{Text: payload})
-			return err
-		}))
+		_, err := cdp.Call(ctx, tg, input.InsertText, input.InsertTextParams{Text: payload})
+		return err
+	}))
 	b.waitText("portal knows Engineering now")
 	b.screenshot("operator-update.png")
 	b.js(`document.querySelector('dialog[open] [data-testid="confirm-modal-button"]').click(), ""`)
