@@ -512,6 +512,7 @@ func (r *lifecycle) details(ctx workflow.Context) string {
 		}
 		b.WriteString("\n\n")
 	}
+	b.WriteString("**Steps**\n\n")
 	for _, row := range r.steps {
 		fmt.Fprintf(&b, "- `%s` %s", row.Name, row.State)
 		if row.Attempts > 1 {
