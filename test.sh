@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the Debian packages the tests need when they
-# are missing (PostgreSQL, for the production-shape test in internal/prodshape),
+# are missing (PostgreSQL, for the production-shape test in internal/prodshape;
+# chromium, for the Web UI browser test in worker/),
 # then runs go test ./... (arguments are passed on, e.g. ./test.sh -short).
 # The npm test peers install themselves on first use.
 set -euo pipefail
@@ -15,6 +16,20 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   else
     echo "PostgreSQL is not installed and cannot be installed here: the production-shape test will be skipped (apt-get install -y postgresql)" >&2
+  fi
+fi
+
+# Debian's chromium: the real-browser test of the operator's path in the
+# Web UI (worker/ui_browser_test.go).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's chromium (Web UI browser test)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    echo "installing Debian's chromium (Web UI browser test)"
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is not installed and cannot be installed here: the Web UI browser test will be skipped (apt-get install -y chromium)" >&2
   fi
 fi
 

@@ -12,8 +12,9 @@ import (
 
 // PermitRequest asks the governor whether a destructive step may run.
 type PermitRequest struct {
-	// Key identifies the step run (lifecycle workflow ID + step name); asking
-	// twice with one key gets the same answer and counts once.
+	// Key identifies the person's run (the lifecycle workflow ID; runs
+	// started before one-permit-per-person add the step name); asking twice
+	// with one key gets the same answer and counts once.
 	Key        string `json:"key"`
 	MaxPerHour int    `json:"max_per_hour"`
 	// MaxPercent limits destructive steps in the hour to this percentage
@@ -22,7 +23,7 @@ type PermitRequest struct {
 	Population int     `json:"population,omitempty"`
 }
 
-// Limit is the number of destructive steps allowed in the window: the
+// Limit is the number of people whose destructive steps may run in the window: the
 // smaller of MaxPerHour and MaxPercent of Population (rounded down, at
 // least 1 so a small company can still lose one person an hour); 0 means
 // no limit. A percentage without a known population does not limit.

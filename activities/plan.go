@@ -3,6 +3,8 @@ package activities
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/transform"
 )
 
 // PlanInput asks which steps a lifecycle run performs.
@@ -70,14 +73,129 @@ type PlannedStep struct {
 	// MaxAttempts bounds a step's attempts (notify max_attempts; 0: the
 	// workflow's default).
 	MaxAttempts int `json:"max_attempts,omitempty"`
+	// Produces is the entity type whose outputs the step records
+	// ({OktaUser.id}); Uses the entity types its templates reference. The
+	// workflow refuses to skip a step later steps depend on.
+	Produces string   `json:"produces,omitempty"`
+	Uses     []string `json:"uses,omitempty"`
 }
 
-// Summary is the PII-free line the Temporal UI shows for the step.
+// Summary is the PII-free line the Temporal UI shows for the step: its
+// name, then what it does, e.g. "hrportal.handoff — POST /accounts
+// (hrportal)". Templates are shown unrendered, so no attribute value
+// reaches the history.
 func (s PlannedStep) Summary() string {
-	if s.Target == "" {
-		return strings.ReplaceAll(s.Action, "_", " ")
+	what := s.Does()
+	if s.Name == "" || s.Name == what {
+		return what
 	}
-	return strings.ReplaceAll(s.Action, "_", " ") + " in " + s.Target
+	return s.Name + " — " + what
+}
+
+// Does says what the step does, without its name.
+func (s PlannedStep) Does() string {
+	in := ""
+	if s.Target != "" {
+		in = " in " + s.Target
+	}
+	sp := s.Spec
+	switch {
+	case sp.SendRESTRequest != nil || sp.Notify != nil:
+		r := sp.SendRESTRequest
+		if r == nil {
+			r = sp.Notify
+			if r.Channel != "" && r.Channel != policy.ChannelWebhook {
+				return "notify by " + r.Channel + paren(r.Target)
+			}
+		}
+		m := strings.ToUpper(r.Method)
+		if m == "" {
+			m = "POST"
+		}
+		u := r.URL
+		if r.URLEnv != "" {
+			u = "$" + r.URLEnv
+		}
+		if len(u) > 80 {
+			u = u[:77] + "…"
+		}
+		return m + " " + u + paren(r.Target)
+	case sp.SyncIdentity != nil:
+		return "create or update account" + in
+	case sp.ManageRelationships != nil:
+		mr := sp.ManageRelationships
+		if mr.RemoveAll {
+			return "remove all groups" + in
+		}
+		return fmt.Sprintf("groups%s: +%d −%d", in, len(mr.Add), len(mr.Remove))
+	case sp.DeprovisionIdentity != nil:
+		return "disable account" + in
+	case sp.DeleteIdentity != nil:
+		return "delete account" + in
+	case sp.CreateEntitlement != nil:
+		return "create group" + in
+	case sp.ResetPassword != nil:
+		return "reset password" + in
+	}
+	return strings.ReplaceAll(s.Action, "_", " ") + in
+}
+
+func paren(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + s + ")"
+}
+
+// dependencies fills Produces and Uses (see PlannedStep).
+func dependencies(p *policy.Policy, ps *PlannedStep) {
+	sp := ps.Spec
+	var srcs []string
+	switch {
+	case sp.SyncIdentity != nil:
+		ps.Produces = p.EntityType(ps.Target)
+		for _, k := range slices.Sorted(maps.Keys(sp.SyncIdentity.Attributes)) {
+			srcs = append(srcs, sp.SyncIdentity.Attributes[k])
+		}
+		for _, k := range slices.Sorted(maps.Keys(sp.SyncIdentity.Fallbacks)) {
+			srcs = append(srcs, sp.SyncIdentity.Fallbacks[k]...)
+		}
+		srcs = append(srcs, sp.SyncIdentity.Groups...)
+	case sp.ResetPassword != nil:
+		ps.Produces = p.EntityType(ps.Target)
+	case sp.ManageRelationships != nil:
+		srcs = append(append(srcs, sp.ManageRelationships.Add...), sp.ManageRelationships.Remove...)
+	case sp.CreateEntitlement != nil:
+		srcs = append(srcs, sp.CreateEntitlement.Name, sp.CreateEntitlement.Description)
+	case sp.SendRESTRequest != nil || sp.Notify != nil:
+		r := sp.SendRESTRequest
+		if r == nil {
+			r = sp.Notify
+		}
+		if len(r.Extract) > 0 && r.Target != "" {
+			ps.Produces = p.EntityType(r.Target)
+		}
+		srcs = append(srcs, r.URL, r.Body)
+		for _, k := range slices.Sorted(maps.Keys(r.Headers)) {
+			srcs = append(srcs, r.Headers[k])
+		}
+		srcs = append(srcs, notifySources(r)...)
+	}
+	for _, src := range srcs {
+		t, err := transform.Parse(policy.NotifySource(src))
+		if err != nil {
+			continue // the step itself reports it
+		}
+		for _, r := range t.Refs() {
+			e := r.Entity
+			if e == policy.EntityLogin {
+				e = "" // the run's password: any step that made one
+			}
+			if e != "" && e != transform.TargetEntity && e != policy.EntityRun && e != policy.EntityManager && !slices.Contains(ps.Uses, e) {
+				ps.Uses = append(ps.Uses, e)
+			}
+		}
+	}
 }
 
 // eventType is the HR event type a lifecycle kind runs for.
@@ -127,6 +245,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 		if err != nil {
 			return Plan{}, permanent("PolicyInvalid", fmt.Errorf("%s step %s: %w", pp.Flow, s.Name, err))
 		}
+		dependencies(p, &ps)
 		if !s.Skip && usesSecret(s.Step) {
 			plan.NeedsSession = true
 			ps.Secret = true

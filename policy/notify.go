@@ -93,6 +93,7 @@ func (c *checker) notify(p *Policy, tables map[string]bool, path string, r *REST
 	if r.After != "" && len(r.On) > 0 {
 		c.at(path+".after", "after sends when that step is done: leave out on")
 	}
+	c.notifyOutputs(path, r)
 	if r.MaxAttempts < 0 || r.MaxAttempts > 100 {
 		c.at(path+".max_attempts", "must be 1 to 100 (0: the default)")
 	}
@@ -186,6 +187,44 @@ func (c *checker) notify(p *Policy, tables map[string]bool, path string, r *REST
 		}
 		if len(r.To)+len(r.Cc)+len(r.Bcc) > 0 || r.HTML != "" {
 			c.at(path, "to, cc, bcc and html are for email")
+		}
+	}
+}
+
+// notifyOutputs refuses step outputs in a notify that fires when the run
+// did not get to its end (needs_attention, failed, blocked, aborted): the
+// step producing them may be the one that failed, or not have run yet, so
+// the message could never render and the alert would be lost. Such a
+// notify uses identity attributes, {Manager.*} and {Run.*} only.
+func (c *checker) notifyOutputs(path string, r *RESTRequest) {
+	var early []string
+	for _, on := range r.On {
+		if on != "completed" && slices.Contains(notifyEvents, on) {
+			early = append(early, on)
+		}
+	}
+	if len(early) == 0 {
+		return
+	}
+	srcs := NotifyTemplates(*r)
+	srcs["url"], srcs["body"] = r.URL, r.Body
+	for k, v := range r.Headers {
+		srcs["headers."+k] = v
+	}
+	for _, k := range slices.Sorted(maps.Keys(srcs)) {
+		t, err := transform.Parse(NotifySource(srcs[k]))
+		if err != nil {
+			continue // reported with the template's own checks
+		}
+		for _, ref := range t.Refs() {
+			switch ref.Entity {
+			case "", EntityRun, EntityManager, transform.TargetEntity:
+				continue
+			}
+			c.at(path+"."+k, "{%s}: a notify on %s can fire before or instead of the step that produces %s, and would never render: "+
+				"use identity attributes and {Run.*} fields ({Run.message}, {Run.failed_step}, {Run.error}, {Run.ui_url}), or a separate notify on completed",
+				ref, strings.Join(early, ", "), ref.Entity)
+			return
 		}
 	}
 }

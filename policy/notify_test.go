@@ -93,3 +93,28 @@ func TestNotifyPolicyProblems(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "{OktaUser.password}: no earlier step generates a password")
 }
+
+// TestNotifyOnNeedsAttentionUsesNoOutputs: an alert fires when a step
+// failed, possibly the one whose outputs it would print, so it may use
+// identity attributes and {Run.*} only; a completed notify may use outputs.
+func TestNotifyOnNeedsAttentionUsesNoOutputs(t *testing.T) {
+	for _, tc := range []struct{ on, text, want string }{
+		{"[needs_attention]", "'{Run.message} for {first_name}, manager {Manager.email}'", ""},
+		{"[completed]", "'login {OktaUser.login}'", ""},
+		{"[completed, needs_attention]", "'login {OktaUser.login}'",
+			"{OktaUser.login}: a notify on needs_attention can fire before or instead of the step that produces OktaUser"},
+		{"[blocked]", "'{{LOGIN_PASSWORD}}'", "{Login.password}: a notify on blocked"},
+	} {
+		t.Run(tc.on+" "+tc.text, func(t *testing.T) {
+			src := strings.Replace(notifyPolicy, "on: [needs_attention, blocked, aborted], subject: '{Run.kind} needs you', text: '{Run.message}'",
+				"on: "+tc.on+", subject: 'x', text: "+tc.text, 1)
+			_, err := Parse(filepath.Join("testdata", "policy.yaml"), []byte(src))
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}

@@ -13,11 +13,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -54,11 +57,12 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	if isHelp(args[0]) || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	cmd, ok := commands()[args[0]]
@@ -66,7 +70,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "starter: unknown command %q (see starter --help)\n", args[0])
 		return 2
 	}
+	if slices.ContainsFunc(args[1:], isHelp) {
+		return help(ctx, args[0], cmd, stdout)
+	}
 	return cmd(ctx, args[1:], stdout, stderr)
+}
+
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
+
+// help prints a subcommand's usage to stdout and exits 0: its line of the
+// overview, then its flags (asked from the command itself with -h, which
+// every command answers by parsing its flags before doing anything).
+func help(ctx context.Context, name string, cmd command, stdout io.Writer) int {
+	for _, line := range strings.Split(usage, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == name && strings.HasPrefix(line, "  ") {
+			fmt.Fprintf(stdout, "usage: starter %s\n", strings.TrimSpace(line))
+		}
+	}
+	var flags bytes.Buffer
+	cmd(ctx, []string{"-h"}, &flags, &flags)
+	text := flags.String()
+	if i := strings.Index(text, "Usage of "); i >= 0 {
+		if j := strings.Index(text[i:], "\n"); j >= 0 {
+			text = text[:i] + "\nflags:\n" + text[i+j+1:]
+		}
+	}
+	fmt.Fprint(stdout, text)
+	return 0
 }
 
 const usage = `usage: starter <command> [flags]
@@ -80,16 +110,17 @@ commands:
   status EMPLOYEE_ID            step table of a person's current run
   list [--needs-attention|--blocked|--state S]  runs waiting for an operator
   retry EMPLOYEE_ID [--step S] [--set attr=value]…  re-run the failed step (--set corrects an attribute; repeatable)
-  skip EMPLOYEE_ID --step S     skip the failed step
+  skip EMPLOYEE_ID --step S [--cascade]  skip the failed step (--cascade: and the steps that use its outputs)
   abort EMPLOYEE_ID             stop the run (state Aborted)
-  release EMPLOYEE_ID           release a run blocked by the safety limit
+  release EMPLOYEE_ID | --all   release a run (or, after a confirmation, every run) blocked by the safety limit
   sync EMPLOYEE_ID... | --all   run attribute sync now
   reconcile report [--target T] [--json|--csv]  orphans, leftovers, disputed accounts and group drift of the last cycle
   sandbox users|groups|handoffs  the dev sandbox directory: accounts, groups, HR portal hand-offs
   health --url URL              probe a health endpoint (container health checks)
   sources [poll|release|discard NAME]  sources of identity: state, cursor, events emitted; poll now; decide a Blocked poll
 
-Operator commands take --json for scripts.
+Operator commands take --json for scripts, --reason R and --as NAME (default $USER@host), recorded in the run.
+starter COMMAND --help prints a command's flags.
 
 Temporal connection: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default default),
 TEMPORAL_API_KEY, TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY/TEMPORAL_TLS_CA.

@@ -1,18 +1,21 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -28,6 +31,7 @@ type opFlags struct {
 	fs      *flag.FlagSet
 	jsonOut *bool
 	run     *string
+	as      *string
 }
 
 func newOpFlags(name string, stderr io.Writer) opFlags {
@@ -37,7 +41,23 @@ func newOpFlags(name string, stderr io.Writer) opFlags {
 		fs:      fs,
 		jsonOut: fs.Bool("json", false, "machine-readable JSON output"),
 		run:     fs.String("run", "", "address this lifecycle workflow ID instead of the employee's current run"),
+		as:      fs.String("as", defaultOperator(), "who decides, recorded with the reason in the run (default $USER@host)"),
 	}
+}
+
+// defaultOperator names the person at this terminal: user@host.
+func defaultOperator() string {
+	u := os.Getenv("USER")
+	if u == "" {
+		u = os.Getenv("USERNAME")
+	}
+	if u == "" {
+		u = "unknown"
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return u + "@" + h
+	}
+	return u
 }
 
 // parse accepts flags before and after positional arguments
@@ -83,18 +103,32 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // runStatusResult is what `status` shows.
 type runStatusResult struct {
-	EmployeeID string                `json:"employee_id"`
-	Identity   string                `json:"identity_state,omitempty"` // JmlState of identity/<id>: Idle, Waiting, Running
-	Status     string                `json:"status,omitempty"`         // active, deprovisioned
-	Run        string                `json:"run,omitempty"`
-	Kind       string                `json:"kind,omitempty"`
-	EventID    string                `json:"event_id,omitempty"`
-	Execution  string                `json:"execution,omitempty"` // Running, Completed, …
-	State      string                `json:"state,omitempty"`     // JmlState
-	FailedStep string                `json:"failed_step,omitempty"`
-	Pending    []string              `json:"pending,omitempty"`
-	Steps      []workflows.StepInfo  `json:"steps"`
-	Current    *workflows.CurrentRun `json:"-"`
+	EmployeeID string               `json:"employee_id"`
+	Identity   string               `json:"identity_state,omitempty"` // JmlState of identity/<id>: Idle, Waiting, Running
+	Status     string               `json:"status,omitempty"`         // active, deprovisioned
+	Run        string               `json:"run,omitempty"`
+	Kind       string               `json:"kind,omitempty"`
+	EventID    string               `json:"event_id,omitempty"`
+	Execution  string               `json:"execution,omitempty"` // Running, Completed, …
+	State      string               `json:"state,omitempty"`     // JmlState
+	FailedStep string               `json:"failed_step,omitempty"`
+	Pending    []string             `json:"pending,omitempty"`
+	Steps      []workflows.StepInfo `json:"steps"`
+	// Retrying are the run's steps Temporal is retrying right now (its
+	// pending activities): attempt and last error, before any operator
+	// is asked.
+	Retrying []pendingStep         `json:"retrying,omitempty"`
+	Current  *workflows.CurrentRun `json:"-"`
+}
+
+// pendingStep is a step activity still being retried.
+type pendingStep struct {
+	Step        string    `json:"step"`
+	ActivityID  string    `json:"activity_id"`
+	Attempt     int32     `json:"attempt"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastFailed  time.Time `json:"last_failed,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitempty"`
 }
 
 var (
@@ -134,6 +168,23 @@ func status(ctx context.Context, c client.Client, employeeID, run string) (*runS
 	}
 	if err := v.Get(&st.Steps); err != nil {
 		return nil, fmt.Errorf("decode steps of %s: %w", st.Run, err)
+	}
+	if d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		raw, err := c.DescribeWorkflowExecution(ctx, st.Run, "")
+		if err != nil {
+			return nil, fmt.Errorf("describe %s: %w", st.Run, err)
+		}
+		for _, pa := range raw.GetPendingActivities() {
+			ps := pendingStep{ActivityID: pa.GetActivityId(), Step: strings.SplitN(pa.GetActivityId(), "#", 2)[0],
+				Attempt: pa.GetAttempt(), LastError: pa.GetLastFailure().GetMessage()}
+			if t := pa.GetLastAttemptCompleteTime(); t != nil {
+				ps.LastFailed = t.AsTime()
+			}
+			if t := pa.GetNextAttemptScheduleTime(); t != nil {
+				ps.NextAttempt = t.AsTime()
+			}
+			st.Retrying = append(st.Retrying, ps)
+		}
 	}
 	return st, nil
 }
@@ -195,7 +246,25 @@ func printStatus(w io.Writer, st *runStatusResult) {
 			if s.Note != "" {
 				msg = strings.TrimSpace(msg + " (" + s.Note + ")")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.Action, s.Target, s.State, s.Attempts, msg)
+			if d := s.Decision; d != nil {
+				who := d.Operator
+				if who == "" {
+					who = "an operator"
+				}
+				msg = strings.TrimSpace(fmt.Sprintf("%s [%s by %s: %s]", msg, d.Update, who, d.Reason))
+			}
+			state, attempts := s.State, fmt.Sprint(s.Attempts)
+			for _, p := range st.Retrying {
+				if p.Step == s.Name && s.State == workflows.StepRunning && p.Attempt > 1 {
+					// Temporal retries the step: show its attempt and error.
+					state, attempts = "retrying", fmt.Sprint(p.Attempt)
+					msg = p.LastError
+					if !p.NextAttempt.IsZero() {
+						msg += fmt.Sprintf(" (next attempt %s)", p.NextAttempt.Local().Format(time.TimeOnly))
+					}
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Action, s.Target, state, attempts, msg)
 		}
 		_ = tw.Flush()
 	}
@@ -268,7 +337,8 @@ type listedRun struct {
 }
 
 func listRuns(ctx context.Context, c client.Client, state string, limit int) ([]listedRun, error) {
-	query := fmt.Sprintf("%s = %q", workflows.SAState, state)
+	// Lifecycle runs only: an identity mirrors its run's state.
+	query := fmt.Sprintf("%s = %q AND WorkflowType != %q", workflows.SAState, state, workflows.IdentityWorkflowName)
 	runs := []listedRun{}
 	var token []byte
 	for len(runs) < limit {
@@ -319,11 +389,12 @@ func keyword(fields map[string]*commonpb.Payload, name string) string {
 func runRetry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := newOpFlags("retry", stderr)
 	step := f.fs.String("step", "", "the failed step (default: the run's failed step)")
+	reason := f.fs.String("reason", "", "why, recorded in the run's step table, details and result")
 	set := attrFlag{}
 	f.fs.Var(set, "set", "corrected attribute for the retry, name=value (repeatable)")
-	return stepCommand(ctx, f, args, step, stdout, stderr, "retry EMPLOYEE_ID [--step S] [--set name=value]…",
+	return stepCommand(ctx, f, args, step, stdout, stderr, "retry EMPLOYEE_ID [--step S] [--set name=value]… [--reason R]",
 		workflows.StepFailed, workflows.UpdateRetryStep, func(s string) any {
-			return workflows.RetryStepRequest{Step: s, Attributes: set.orNil()}
+			return workflows.RetryStepRequest{Step: s, Attributes: set.orNil(), Reason: *reason, Operator: *f.as}
 		})
 }
 
@@ -331,19 +402,22 @@ func runRetry(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func runSkip(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := newOpFlags("skip", stderr)
 	step := f.fs.String("step", "", "the failed step to skip (required: skipping is a decision)")
-	reason := f.fs.String("reason", "", "why, recorded in the workflow history")
-	return stepCommand(ctx, f, args, step, stdout, stderr, "skip EMPLOYEE_ID --step S [--reason R]",
-		"", workflows.UpdateSkipStep, func(s string) any { return workflows.StepRequest{Step: s, Reason: *reason} })
+	reason := f.fs.String("reason", "", "why, recorded in the run's step table, details and result")
+	cascade := f.fs.Bool("cascade", false, "also skip the later steps that use the skipped step's outputs")
+	return stepCommand(ctx, f, args, step, stdout, stderr, "skip EMPLOYEE_ID --step S [--reason R] [--cascade]",
+		"", workflows.UpdateSkipStep, func(s string) any {
+			return workflows.StepRequest{Step: s, Reason: *reason, Operator: *f.as, Cascade: *cascade}
+		})
 }
 
 // runAbort stops the run (state Aborted); later steps do not run.
 func runAbort(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := newOpFlags("abort", stderr)
-	reason := f.fs.String("reason", "", "why, recorded in the workflow history")
+	reason := f.fs.String("reason", "", "why, recorded in the run's step table, details and result")
 	rollback := f.fs.Bool("rollback", false, "also disable every account this run created (never deletes)")
 	return stepCommand(ctx, f, args, nil, stdout, stderr, "abort EMPLOYEE_ID [--reason R] [--rollback]",
 		"", workflows.UpdateAbort, func(s string) any {
-			return workflows.StepRequest{Step: s, Reason: *reason, Rollback: *rollback}
+			return workflows.StepRequest{Step: s, Reason: *reason, Operator: *f.as, Rollback: *rollback}
 		})
 }
 
@@ -351,9 +425,107 @@ func runAbort(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 func runRelease(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := newOpFlags("release", stderr)
 	step := f.fs.String("step", "", "the blocked step (default: the run's blocked step)")
-	reason := f.fs.String("reason", "", "why, recorded in the workflow history")
-	return stepCommand(ctx, f, args, step, stdout, stderr, "release EMPLOYEE_ID [--step S] [--reason R]",
-		workflows.StepBlocked, workflows.UpdateRelease, func(s string) any { return workflows.StepRequest{Step: s, Reason: *reason} })
+	reason := f.fs.String("reason", "", "why, recorded in the run's step table, details and result")
+	all := f.fs.Bool("all", false, "release every run the safety limit blocked (asks for confirmation)")
+	state := f.fs.String("state", workflows.StateBlocked, "with --all: the runs' JmlState (only Blocked runs can be released)")
+	yes := f.fs.Bool("yes", false, "with --all: do not ask for confirmation")
+	pos, err := f.parse(args)
+	if err != nil {
+		return 2
+	}
+	if *all {
+		if len(pos) > 0 || *step != "" || *f.run != "" {
+			fmt.Fprintln(stderr, "usage: starter release --all [--state Blocked] [--reason R] [--yes] [--json] (no employee ID, --step or --run)")
+			return 2
+		}
+		if *state != workflows.StateBlocked {
+			fmt.Fprintf(stderr, "starter release: --state %s: only runs in state Blocked wait for a release\n", *state)
+			return 2
+		}
+		return releaseAll(ctx, *reason, *f.as, *yes, *f.jsonOut, os.Stdin, stdout, stderr)
+	}
+	return stepCommand(ctx, f, args, step, stdout, stderr, "release EMPLOYEE_ID [--step S] [--reason R] | release --all [--yes]",
+		workflows.StepBlocked, workflows.UpdateRelease, func(s string) any {
+			return workflows.StepRequest{Step: s, Reason: *reason, Operator: *f.as}
+		})
+}
+
+// releaseAll lists the Blocked runs, asks once, and releases each; a run
+// that moved on meanwhile is reported, not an error.
+func releaseAll(ctx context.Context, reason, operator string, yes, jsonOut bool, stdin io.Reader, stdout, stderr io.Writer) int {
+	return withClient(ctx, stderr, func(ctx context.Context, c client.Client) int {
+		runs, err := listRuns(ctx, c, workflows.StateBlocked, 10000)
+		if err != nil {
+			fmt.Fprintf(stderr, "starter release: %v\n", err)
+			return 1
+		}
+		if len(runs) == 0 {
+			fmt.Fprintln(stdout, "no runs in state Blocked")
+			return 0
+		}
+		if !yes {
+			fmt.Fprintf(stdout, "%d runs are blocked by the safety limit:\n", len(runs))
+			for _, r := range runs {
+				fmt.Fprintf(stdout, "  %s  (%s)\n", r.WorkflowID, r.FailedStep)
+			}
+			fmt.Fprintf(stdout, "Release all %d (their destructive steps run now)? [y/N] ", len(runs))
+			answer, _ := bufio.NewReader(stdin).ReadString('\n')
+			if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+				fmt.Fprintln(stdout, "nothing released")
+				return 1
+			}
+		}
+		type released struct {
+			WorkflowID string `json:"workflow_id"`
+			Answer     string `json:"answer,omitempty"`
+			Error      string `json:"error,omitempty"`
+		}
+		var out []released
+		failed := 0
+		for _, r := range runs {
+			answer, err := sendUpdate(ctx, c, r.WorkflowID, workflows.UpdateRelease,
+				workflows.StepRequest{Reason: reason, Operator: operator})
+			rel := released{WorkflowID: r.WorkflowID, Answer: answer}
+			if err != nil {
+				rel.Error = err.Error()
+				failed++
+			}
+			out = append(out, rel)
+			if !jsonOut {
+				if err != nil {
+					fmt.Fprintf(stderr, "release %s: %v\n", r.WorkflowID, err)
+				} else {
+					fmt.Fprintf(stdout, "release %s: %s\n", r.WorkflowID, answer)
+				}
+			}
+		}
+		if jsonOut {
+			printJSON(stdout, out)
+		} else {
+			fmt.Fprintf(stdout, "released %d of %d\n", len(runs)-failed, len(runs))
+		}
+		if failed > 0 {
+			return 1
+		}
+		return 0
+	})
+}
+
+// sendUpdate sends an operator update and waits for the run's answer.
+func sendUpdate(ctx context.Context, c client.Client, workflowID, update string, arg any) (string, error) {
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflowID, UpdateName: update, Args: []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var answer string
+	if err == nil {
+		err = h.Get(ctx, &answer)
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return "", fmt.Errorf("refused: %s", app.Error())
+	}
+	return answer, err
 }
 
 // stepCommand sends one operator update to a person's run. step is nil for
@@ -400,31 +572,24 @@ func stepCommand(ctx context.Context, f opFlags, args []string, step *string, st
 				}
 			}
 		}
-		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-			WorkflowID: st.Run, UpdateName: update, Args: []any{arg(target)},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		})
-		if err == nil {
-			err = h.Get(ctx, nil)
-		}
+		answer, err := sendUpdate(ctx, c, st.Run, update, arg(target))
 		if err != nil {
-			var app *temporal.ApplicationError
-			if errors.As(err, &app) {
-				fmt.Fprintf(stderr, "starter %s: refused by %s: %s\n", name, st.Run, app.Error())
-			} else {
-				fmt.Fprintf(stderr, "starter %s: %s: %v\n", name, st.Run, err)
-			}
+			fmt.Fprintf(stderr, "starter %s: %s: %v\n", name, st.Run, err)
 			return 1
 		}
-		res := map[string]string{"employee_id": pos[0], "workflow_id": st.Run, "action": name, "step": target}
+		res := map[string]string{"employee_id": pos[0], "workflow_id": st.Run, "action": name, "step": target, "answer": answer}
 		if *f.jsonOut {
 			return printJSON(stdout, res)
 		}
 		if target != "" {
-			fmt.Fprintf(stdout, "%s %s: accepted by %s\n", name, target, st.Run)
+			fmt.Fprintf(stdout, "%s %s: accepted by %s", name, target, st.Run)
 		} else {
-			fmt.Fprintf(stdout, "%s: accepted by %s\n", name, st.Run)
+			fmt.Fprintf(stdout, "%s: accepted by %s", name, st.Run)
 		}
+		if answer != "" {
+			fmt.Fprintf(stdout, ": %s", answer)
+		}
+		fmt.Fprintln(stdout)
 		return 0
 	})
 }

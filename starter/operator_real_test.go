@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,4 +86,58 @@ joiner:
 		return countWorkflows(t, env, `WorkflowId = "joiner/Q1/evt-1" AND JmlState = "Completed"`) == 1
 	}, 30*time.Second, 100*time.Millisecond)
 	assert.Equal(t, before+1, calls.Load(), "exactly the failed step ran again")
+}
+
+// TestStatusShowsRetryingStep: a step Temporal is retrying (the target
+// answers 503) shows in `starter status` as retrying, with the attempt and
+// the last error of the pending activity, not as "running 1".
+func TestStatusShowsRetryingStep(t *testing.T) {
+	var healthy atomic.Bool
+	portal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !healthy.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":"maintenance"}`))
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"id":"acct-1"}`))
+	}))
+	defer portal.Close()
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+targets:
+  portal: {type: rest, base_url: `+portal.URL+`, auth: {type: none}}
+joiner:
+  steps:
+    - name: portal.create
+      send_rest_request: {target: portal, method: POST, url: /accounts, body: '{"id":"{employee_id}"}'}
+`), 0o600))
+	p, err := policy.Load(path)
+	require.NoError(t, err)
+	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
+	useTemporal(t, env)
+	env.Server.NewWorkerWithOptions(workflows.TaskQueue, func(r worker.Registry) {
+		workflows.Register(r, activities.New(activities.Config{Policy: p, AllowInsecureLoopback: true}))
+	}, worker.Options{})
+	ev := hr.Event{EventID: "evt-1", Type: hr.Hire, EffectiveAt: time.Now().Add(-time.Hour),
+		Employee: map[string]string{"employee_id": "R1", "first_name": "Ada", "last_name": "L"}}
+	_, err = intake.Submit(context.Background(), env.Client, ev)
+	require.NoError(t, err)
+
+	var out string
+	require.Eventually(t, func() bool {
+		var code int
+		code, out, _ = starter(t, "status", "R1")
+		return code == 0 && strings.Contains(out, "retrying")
+	}, time.Minute, 200*time.Millisecond)
+	assert.Regexp(t, `portal\.create\s+send_rest_request\s+portal\s+retrying\s+[2-9]\d*\s+.*503`, out)
+	code, js, errs := starter(t, "status", "R1", "--json")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, js, `"retrying": [`)
+	assert.Contains(t, js, `"activity_id": "portal.create"`)
+
+	healthy.Store(true)
+	require.Eventually(t, func() bool {
+		return countWorkflows(t, env, `WorkflowId = "joiner/R1/evt-1" AND JmlState = "Completed"`) == 1
+	}, time.Minute, 200*time.Millisecond)
 }

@@ -296,6 +296,11 @@ func (r *renderer) step(s policy.Step) error {
 		if ch := r.p.NotifyChannel(*s.Notify); ch != policy.ChannelWebhook {
 			return r.message(ch, *s.Notify)
 		}
+		// A webhook's templates may use the run's fields too.
+		saved := r.env
+		e := r.notifyEnv()
+		r.env = &e
+		defer func() { r.env = saved }()
 		return r.rest(*s.Notify)
 	}
 	return nil
@@ -413,21 +418,7 @@ func (r *renderer) entitlement(a policy.CreateEntitlement) error {
 // rendered as the notify activity would, secrets masked; the run's fields
 // and the manager (read from their identity at run time) as placeholders.
 func (r *renderer) message(ch string, a policy.RESTRequest) error {
-	e := *r.env
-	e.Outputs = maps.Clone(r.env.Outputs)
-	if e.Outputs == nil {
-		e.Outputs = map[string]map[string]string{}
-	}
-	placeholders := func(entity string, names ...string) map[string]string {
-		m := map[string]string{}
-		for _, n := range names {
-			m[n] = "<" + entity + "." + n + ">"
-		}
-		return m
-	}
-	e.Outputs[policy.EntityRun] = placeholders(policy.EntityRun, "kind", "workflow", "workflow_id", "employee_id", "failed_step", "error", "ui_url", "message", "state")
-	e.Outputs[policy.EntityManager] = placeholders(policy.EntityManager, "email", "first_name", "last_name", "display_name", "employee_id")
-	e.Outputs[policy.EntityLogin] = map[string]string{"password": secret.Redacted}
+	e := r.notifyEnv()
 	tmpls := policy.NotifyTemplates(a)
 	r.st.Attributes = map[string]string{}
 	for _, k := range slices.Sorted(maps.Keys(tmpls)) {
@@ -449,6 +440,27 @@ func (r *renderer) message(ch string, a policy.RESTRequest) error {
 		r.call("POST", "$"+a.URLEnv, "", ch+" incoming webhook")
 	}
 	return nil
+}
+
+// notifyEnv is the template environment of a notify step: the run's
+// fields and the manager as placeholders, the password masked.
+func (r *renderer) notifyEnv() transform.Env {
+	e := *r.env
+	e.Outputs = maps.Clone(r.env.Outputs)
+	if e.Outputs == nil {
+		e.Outputs = map[string]map[string]string{}
+	}
+	placeholders := func(entity string, names ...string) map[string]string {
+		m := map[string]string{}
+		for _, n := range names {
+			m[n] = "<" + entity + "." + n + ">"
+		}
+		return m
+	}
+	e.Outputs[policy.EntityRun] = placeholders(policy.EntityRun, "kind", "workflow", "workflow_id", "employee_id", "failed_step", "error", "ui_url", "message", "state")
+	e.Outputs[policy.EntityManager] = placeholders(policy.EntityManager, "email", "first_name", "last_name", "display_name", "employee_id")
+	e.Outputs[policy.EntityLogin] = map[string]string{"password": secret.Redacted}
+	return e
 }
 
 func (r *renderer) rest(a policy.RESTRequest) error {

@@ -44,8 +44,8 @@ func hostQueue() string {
 }
 
 // startHostWorker polls this process's queue with the same activities.
-func startHostWorker(c client.Client, queue string, acts *activities.Activities) (worker.Worker, error) {
-	w := worker.New(c, queue, worker.Options{})
+func startHostWorker(c client.Client, queue string, acts *activities.Activities, o worker.Options) (worker.Worker, error) {
+	w := worker.New(c, queue, o)
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{SkipInvalidStructFunctions: true})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start host worker on %s: %w", queue, err)

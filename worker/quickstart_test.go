@@ -56,6 +56,7 @@ func (s *syncBuffer) String() string {
 // the password the HR portal receives and scan histories for it).
 type quickStart struct {
 	intakeURL, scimURL, portalURL, token string
+	uiURL                                string // the embedded Web UI's base URL
 	hmacSecret                           string
 	temporal                             client.Client
 	portalClient                         *http.Client
@@ -109,6 +110,7 @@ func startQuickStart(t *testing.T, dataDir, policyPath, hmacSecret string) *quic
 		intakeURL:  printed(`HR event intake:\s+(\S+)`),
 		scimURL:    printed(`Sandbox SCIM:\s+(\S+)`),
 		portalURL:  printed(`HR portal sink:\s+(\S+)`),
+		uiURL:      printed(`Temporal Web UI:\s+(\S+)/namespaces/`),
 		hmacSecret: hmacSecret,
 		passwords: func() []secret.Secret {
 			mu.Lock()

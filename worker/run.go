@@ -177,6 +177,16 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 			return fmt.Errorf("dial dev server: %w", err)
 		}
 		namespace = st.Namespace
+		if st.UIURL != "" && getenv("JML_UI_URL") == "" {
+			// Notifications link runs in the embedded UI ({Run.ui_url}).
+			env := getenv
+			getenv = func(k string) string {
+				if k == "JML_UI_URL" {
+					return st.UIURL
+				}
+				return env(k)
+			}
+		}
 		fmt.Fprintf(stdout, "Temporal Web UI:   %s/namespaces/%s/workflows\n", st.UIURL, st.Namespace)
 		fmt.Fprintf(stdout, "Temporal frontend: %s (namespace %s)\n", st.FrontendAddr, st.Namespace)
 		if st.DBPath != "" {
@@ -233,7 +243,10 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	})
 	// Canceled and terminated runs lose their secrets within seconds.
 	go activities.WipeClosedRuns(ctx, c, vault, log.Named("vault"), 2*time.Second)
-	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
+	ver := version()
+	//lint:ignore SA1019 BuildID without versioning only labels the worker (Workers page).
+	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true,
+		Identity: workerIdentity(ver), BuildID: buildID(ver, pol)})
 	workflows.Register(w, acts)
 	startSources(ctx, w, c, pol, codec.DataConverter(pc), getenv, cfg.dev, log.Named("sources"))
 	if err := w.Start(); err != nil {
@@ -245,9 +258,9 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 			log.Error("attribute sync schedule not in line with the policy", zap.Error(err))
 		}
 	}()
-	fmt.Fprintf(stdout, "Worker:            task queue %q\n", workflows.TaskQueue)
+	fmt.Fprintf(stdout, "Worker:            task queue %q, %s, build %s\n", workflows.TaskQueue, workerIdentity(ver), buildID(ver, pol))
 
-	hw, err := startHostWorker(c, queue, acts)
+	hw, err := startHostWorker(c, queue, acts, worker.Options{Identity: workerIdentity(ver), BuildID: buildID(ver, pol)})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,10 @@ const (
 	UpdateAbort     = "Abort"     // arg: StepRequest (Step may be empty)
 	UpdateRelease   = "Release"   // arg: StepRequest; releases a Blocked step
 
+	// SignalChildState: a lifecycle run tells its identity that it waits
+	// (NeedsAttention, Blocked, Waiting) or runs again. Arg: ChildState.
+	SignalChildState = "child-state"
+
 	// SignalSupersede tells a leaver that a rehire arrived: its pending
 	// delayed steps (the delete after the grace period) never run.
 	SignalSupersede = "supersede"
@@ -63,9 +67,12 @@ const (
 	StateNeedsAttention = "NeedsAttention"
 	StateBlocked        = "Blocked"
 	StateCompleted      = "Completed"
-	StateAborted        = "Aborted"
-	StateIdle           = "Idle"     // identity workflow with nothing to do
-	StateRetrying       = "Retrying" // a source poller whose last poll failed
+	// StateCompletedWithSkips: the run ended, but an operator skipped at
+	// least one step (the result and the step table say which and why).
+	StateCompletedWithSkips = "CompletedWithSkips"
+	StateAborted            = "Aborted"
+	StateIdle               = "Idle"     // identity workflow with nothing to do
+	StateRetrying           = "Retrying" // a source poller whose last poll failed
 )
 
 // Step states in the step table.
@@ -85,8 +92,15 @@ const (
 
 // IdentityVersion is the identity workflow's current shape: 1 publishes
 // the IdentityRecord memo; 2 runs children without worker sessions
-// (LifecycleInput.HostQueues) and publishes once it knows something.
-const IdentityVersion = 2
+// (LifecycleInput.HostQueues) and publishes once it knows something; 3
+// (VersionOperatorUI) mirrors its child's state and details, and its
+// children take one safety-limit permit per person, end
+// CompletedWithSkips when steps were skipped and report progress.
+const IdentityVersion = VersionOperatorUI
+
+// VersionOperatorUI is the identity (and LifecycleInput.Version) shape
+// from which runs show operators what to do (see IdentityVersion).
+const VersionOperatorUI = 3
 
 // IdentityWorkflowID is the ID of a person's ordering workflow.
 func IdentityWorkflowID(employeeID string) string { return "identity/" + employeeID }
@@ -178,6 +192,15 @@ type CurrentRun struct {
 	LastRun    string   `json:"last_run,omitempty"` // the most recent lifecycle workflow ID
 }
 
+// ChildState is what a lifecycle run reports to its identity, which
+// mirrors it in its own JmlState, JmlFailedStep and details.
+type ChildState struct {
+	WorkflowID string `json:"workflow_id"`
+	State      string `json:"state"`
+	FailedStep string `json:"failed_step,omitempty"`
+	Details    string `json:"details,omitempty"`
+}
+
 // EventAccepted answers UpdateHREvent.
 type EventAccepted struct {
 	WorkflowID string `json:"workflow_id"`
@@ -197,9 +220,16 @@ type HREventRequest struct {
 type StepRequest struct {
 	Step   string `json:"step"`
 	Reason string `json:"reason,omitempty"`
+	// Operator is who decided (the CLI sends user@host; in the Web UI,
+	// type your name). Recorded with the reason in the step table, the
+	// run's details and its result.
+	Operator string `json:"operator,omitempty"`
 	// Rollback (Abort only): also deprovision every account this run
 	// created (disable and drop groups; never delete).
 	Rollback bool `json:"rollback,omitempty"`
+	// Cascade (SkipStep only): also skip the later steps that use the
+	// skipped step's outputs; without it such a skip is refused.
+	Cascade bool `json:"cascade,omitempty"`
 }
 
 // RetryStepRequest re-runs exactly the failed step, optionally with
@@ -207,7 +237,38 @@ type StepRequest struct {
 type RetryStepRequest struct {
 	Step       string            `json:"step"`
 	Attributes map[string]string `json:"attributes,omitempty"`
+	Reason     string            `json:"reason,omitempty"`
+	Operator   string            `json:"operator,omitempty"`
 }
+
+// Decision is an operator's update as a run records it (step table row,
+// details, LifecycleResult.Decisions).
+type Decision struct {
+	Update   string    `json:"update"` // RetryStep | SkipStep | Abort | Release
+	Step     string    `json:"step,omitempty"`
+	Operator string    `json:"operator,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+// Update and query descriptions: the Web UI shows them in its Send an
+// Update dialog and on the run's Queries tab.
+const (
+	DescRetryStep = `Re-run the failed step (JmlFailedStep) once its cause is fixed, optionally with corrected attributes. ` +
+		`Only while JmlState is NeedsAttention. Payload: {"step": "<failed step>", "attributes": {"department": "Sales"}, "reason": "…", "operator": "<your name>"}. ` +
+		`CLI: starter retry <employee> --step <step> [--set name=value]`
+	DescSkipStep = `Skip the failed step and go on with the next one; the run ends CompletedWithSkips. Refused when later steps use ` +
+		`its outputs, unless "cascade": true skips them too. Only while NeedsAttention. ` +
+		`Payload: {"step": "<failed step>", "reason": "…", "operator": "<your name>", "cascade": false}. CLI: starter skip <employee> --step <step> --reason …`
+	DescAbort = `Stop the run (JmlState Aborted) while it waits in NeedsAttention or Blocked; what it created stays in place and is listed ` +
+		`("rollback": true disables the accounts it created, never deletes). Payload: {"reason": "…", "operator": "<your name>", "rollback": false}. ` +
+		`CLI: starter abort <employee> --reason …`
+	DescRelease = `Let a run stopped by the mass-change safety limit (JmlState Blocked) go on; one release covers all of the person's ` +
+		`destructive steps. Not for NeedsAttention runs (use RetryStep). Payload: {"step": "<blocked step>", "reason": "…", "operator": "<your name>"}. ` +
+		`CLI: starter release <employee> | starter release --all`
+	DescSteps   = `The step table: each step's state, attempts, last error, and operator decisions.`
+	DescCurrent = `Which lifecycle run (joiner/mover/leaver) of this person is active, and the queued events.`
+)
 
 // StepInfo is one row of the step table.
 type StepInfo struct {
@@ -219,4 +280,6 @@ type StepInfo struct {
 	LastError string    `json:"last_error,omitempty"`
 	Note      string    `json:"note,omitempty"` // e.g. "password re-issued: worker lost the vault entry"
 	Time      time.Time `json:"time,omitempty"`
+	// Decision is the operator's last update on this step (who and why).
+	Decision *Decision `json:"decision,omitempty"`
 }

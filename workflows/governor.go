@@ -14,7 +14,8 @@ import (
 // governorWindow is the sliding window of the destructive-step limit.
 const governorWindow = time.Hour
 
-// Grant is one destructive step the governor allowed.
+// Grant is one permit the governor gave: a person's lifecycle run (all
+// its destructive steps), or one step of a run started before that.
 type Grant struct {
 	Key string    `json:"key"`
 	At  time.Time `json:"at"`
@@ -26,8 +27,9 @@ type GovernorState struct {
 }
 
 // Governor is the long-lived mass-change safety limit (ID jml-governor).
-// Every destructive step asks it through the Permit update; it grants at
-// most PermitRequest.Limit() steps in a sliding hour (policy safety:
+// A run's first destructive step asks it through the Permit update, for
+// the whole run (one person); it grants at most PermitRequest.Limit()
+// people in a sliding hour (policy safety:
 // max_destructive_per_hour, and max_destructive_percent of the active
 // population counted by the asking activity) and answers "blocked" beyond,
 // so a runaway HR feed stops at the limit and waits for an operator
@@ -42,7 +44,7 @@ func Governor(ctx workflow.Context, st GovernorState) error {
 				return activities.Permit{Granted: true}, nil
 			}
 			if limit := req.Limit(); limit > 0 && len(st.Grants) >= limit {
-				return activities.Permit{Reason: fmt.Sprintf("safety limit: more than %d destructive steps in the last hour; release or abort", limit)}, nil
+				return activities.Permit{Reason: fmt.Sprintf("safety limit: %d people already had destructive changes in the last hour (limit %d); release (starter release --all) or abort", len(st.Grants), limit)}, nil
 			}
 			st.Grants = append(st.Grants, Grant{Key: req.Key, At: now})
 			return activities.Permit{Granted: true}, nil

@@ -1,8 +1,10 @@
 package workflows
 
 import (
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -47,6 +49,8 @@ type identity struct {
 	// shown: the search attributes the run started with, when they
 	// already show the first state it would set (see FirstEvent).
 	shown *shownState
+	// version is the shape this run took (IdentityVersion at its start).
+	version workflow.Version
 }
 
 type shownState struct{ state, kind string }
@@ -121,7 +125,10 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 			s.in.Version = int(v) // continue-as-new carries it
 		}
 	}
-	s.publish, s.hostQueues = v >= 1, v >= 2
+	s.publish, s.hostQueues, s.version = v >= 1, v >= 2, v
+	if v >= VersionOperatorUI {
+		s.mirrorChildren(ctx)
+	}
 	if s.publish && (v < 2 || len(s.in.Attributes) > 0 || s.in.Status != "") {
 		s.publishRecord(ctx)
 	}
@@ -193,6 +200,28 @@ func (s *identity) afterEvent(ctx workflow.Context) {
 		s.publishRecord(ctx)
 	}
 	s.setState(ctx, StateIdle, "")
+	if s.version >= VersionOperatorUI {
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("Idle (%s); last run %s.", orUnknown(s.in.Status), s.in.LastRun))
+	}
+}
+
+// childSummary is a child run's static summary and details: the event,
+// never the person's attributes (the UI shows them to every viewer).
+func childSummary(kind string, ev hr.Event, in LifecycleInput) (string, string) {
+	summary := fmt.Sprintf("%s for %s, event %s (%s)", kind, in.EmployeeID, ev.EventID, ev.Type)
+	var b strings.Builder
+	fmt.Fprintf(&b, "**%s** run for employee `%s`\n\n- HR event `%s`, type `%s`\n", kind, in.EmployeeID, ev.EventID, ev.Type)
+	if !ev.EffectiveAt.IsZero() {
+		fmt.Fprintf(&b, "- effective %s\n", ev.EffectiveAt.UTC().Format(time.RFC3339))
+	}
+	if !in.EnableAt.IsZero() {
+		fmt.Fprintf(&b, "- accounts enabled on %s\n", in.EnableAt.UTC().Format(time.RFC3339))
+	}
+	if in.Rehire {
+		b.WriteString("- rehire: disabled accounts are reactivated\n")
+	}
+	b.WriteString("- planned steps: the step table in the current details and the `steps` query\n")
+	return summary, b.String()
 }
 
 func (s *identity) continueAsNew(ctx workflow.Context, signals workflow.ReceiveChannel) error {
@@ -208,11 +237,36 @@ func (s *identity) continueAsNew(ctx workflow.Context, signals workflow.ReceiveC
 			s.enqueue(ctx, req.Event)
 		}
 	}
+	if s.in.Version != 0 {
+		// A new run has no history to replay: it takes the newest shape.
+		s.in.Version = IdentityVersion
+	}
 	return workflow.NewContinueAsNewError(ctx, IdentityWorkflowName, s.in)
 }
 
+// mirrorChildren shows the current child's waiting state (reported by
+// SignalChildState) as the identity's own JmlState, JmlFailedStep and
+// current details, so the person's workflow says what their run waits for.
+func (s *identity) mirrorChildren(ctx workflow.Context) {
+	ch := workflow.GetSignalChannelWithOptions(ctx, SignalChildState,
+		workflow.SignalChannelOptions{Description: "a lifecycle run reports that it waits or runs again (sent by jml's own runs)"})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var cs ChildState
+			ch.Receive(ctx, &cs)
+			c := s.current
+			if c == nil || c.workflowID != cs.WorkflowID {
+				continue // a report from a run that has ended since
+			}
+			_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(cs.State), saFailedStep.ValueSet(cs.FailedStep))
+			workflow.SetCurrentDetails(ctx, fmt.Sprintf("Current run [%s](#%s) is **%s**; act on that run (the commands below address it by employee ID).\n\n%s",
+				cs.WorkflowID, cs.WorkflowID, cs.State, cs.Details))
+		}
+	})
+}
+
 func (s *identity) registerHandlers(ctx workflow.Context) error {
-	err := workflow.SetQueryHandler(ctx, QueryCurrent, func() (CurrentRun, error) {
+	err := workflow.SetQueryHandlerWithOptions(ctx, QueryCurrent, func() (CurrentRun, error) {
 		cr := CurrentRun{EmployeeID: s.in.EmployeeID, Status: s.in.Status, LastRun: s.in.LastRun}
 		if s.current != nil {
 			cr.WorkflowID, cr.Kind, cr.EventID = s.current.workflowID, s.current.kind, s.current.eventID
@@ -221,7 +275,7 @@ func (s *identity) registerHandlers(ctx workflow.Context) error {
 			cr.Pending = append(cr.Pending, ev.EventID)
 		}
 		return cr, nil
-	})
+	}, workflow.QueryHandlerOptions{Description: DescCurrent})
 	if err != nil {
 		return err
 	}
@@ -238,7 +292,8 @@ func (s *identity) registerHandlers(ctx workflow.Context) error {
 			}
 			return EventAccepted{WorkflowID: id, Duplicate: dup}, nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req HREventRequest) error { return s.validate(req) }})
+		workflow.UpdateHandlerOptions{Description: "Deliver an HR event (sent by the intake; operators post events with starter post).",
+			Validator: func(ctx workflow.Context, req HREventRequest) error { return s.validate(req) }})
 }
 
 func (s *identity) validate(req HREventRequest) error {
@@ -361,6 +416,7 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 		EnableAt:      sched.EnableAt,
 		ScheduleError: schedErr,
 		HostQueues:    s.hostQueues,
+		Version:       int(s.version),
 	}
 	if schedErr != "" {
 		in.EffectiveAt = ev.EffectiveAt
@@ -377,16 +433,24 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	}
 	id := LifecycleWorkflowID(kind, s.in.EmployeeID, ev.EventID)
 	cctx, cancel := workflow.WithCancel(ctx)
+	summary, details := kind+" run", ""
+	if s.version >= VersionOperatorUI {
+		summary, details = childSummary(kind, ev, in)
+	}
 	cctx = workflow.WithChildOptions(cctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            id,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WaitForCancellation:   true,
-		StaticSummary:         kind + " run",
+		StaticSummary:         summary,
+		StaticDetails:         details,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			saEmployeeID.ValueSet(s.in.EmployeeID), saEvent.ValueSet(kind), saState.ValueSet(StateRunning)),
 	})
 	s.current = &running{kind: kind, eventID: ev.EventID, workflowID: id, enableAt: sched.EnableAt, cancel: cancel}
 	s.setState(ctx, StateRunning, kind)
+	if s.version >= VersionOperatorUI {
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("Running %s [%s](#%s) for event `%s`.", kind, id, id, ev.EventID))
+	}
 	name := map[string]string{policy.KindJoiner: JoinerWorkflowName, policy.KindMover: MoverWorkflowName, policy.KindLeaver: LeaverWorkflowName}[kind]
 	var res LifecycleResult
 	s.current.child = workflow.ExecuteChildWorkflow(cctx, name, in)
@@ -415,7 +479,7 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	if res.Identifiers != nil {
 		s.in.Identifiers = res.Identifiers
 	}
-	if res.State != StateCompleted {
+	if !completed(res.State) {
 		return // aborted: the status stays as it was
 	}
 	s.in.Attributes = res.Attributes // with an operator's corrections

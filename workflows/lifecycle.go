@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,6 +64,10 @@ type LifecycleInput struct {
 	// holds the secret; false (runs started by older identities): in a
 	// worker session.
 	HostQueues bool `json:"host_queues,omitempty"`
+	// Version is the starting identity's shape (IdentityVersion); from
+	// VersionOperatorUI the run reports to its identity, takes one safety
+	// permit per person and ends CompletedWithSkips after a skip.
+	Version int `json:"version,omitempty"`
 }
 
 // LifecycleResult is what the identity workflow carries forward.
@@ -74,6 +79,15 @@ type LifecycleResult struct {
 	// LeftInPlace lists, on an aborted run, what it created and left
 	// (accounts, group grants), for the operator to keep or undo.
 	LeftInPlace []string `json:"left_in_place,omitempty"`
+	// Skipped lists the steps an operator skipped (state
+	// CompletedWithSkips); Decisions every operator update, who and why.
+	Skipped   []string   `json:"skipped,omitempty"`
+	Decisions []Decision `json:"decisions,omitempty"`
+}
+
+// completed reports whether a run's result state means it ran to its end.
+func completed(state string) bool {
+	return state == StateCompleted || state == StateCompletedWithSkips
 }
 
 // decision is an operator's answer to NeedsAttention or Blocked.
@@ -81,6 +95,10 @@ type decision struct {
 	update   string // UpdateRetryStep | UpdateSkipStep | UpdateAbort | UpdateRelease
 	attrs    map[string]string
 	rollback bool
+	// cascade: the later steps a SkipStep with cascade skips too.
+	cascade []string
+	// record: who decided and why (ui runs).
+	record Decision
 }
 
 type lifecycle struct {
@@ -114,6 +132,18 @@ type lifecycle struct {
 	// "<step>#2", as the abandoned attempt of a lost session may still be
 	// open on the server under the plain name.
 	execs map[string]int
+	// ui (in.Version >= VersionOperatorUI): report to the identity, one
+	// permit per person, CompletedWithSkips.
+	ui bool
+	// permitted: the safety limit let this person's destructive steps
+	// run (granted or released); later ones (a delayed delete) do not ask.
+	permitted bool
+	decisions []Decision
+	skipped   []string
+	// failedAt is when the step an operator must act on last failed;
+	// current the step running (current details).
+	failedAt time.Time
+	current  string
 }
 
 // Lifecycle runs the policy steps of one HR event, registered as Joiner,
@@ -141,6 +171,7 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 		idents:   maps.Clone(in.Identifiers),
 		state:    StateRunning,
 		execs:    map[string]int{},
+		ui:       in.Version >= VersionOperatorUI,
 	}
 	if r.accounts == nil {
 		r.accounts = map[string]string{}
@@ -206,7 +237,9 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 }
 
 func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QuerySteps, func() ([]StepInfo, error) { return r.steps, nil }); err != nil {
+	err := workflow.SetQueryHandlerWithOptions(ctx, QuerySteps, func() ([]StepInfo, error) { return r.steps, nil },
+		workflow.QueryHandlerOptions{Description: DescSteps})
+	if err != nil {
 		return err
 	}
 	onFailed := func(step string) error {
@@ -219,16 +252,23 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 		return nil
 	}
 	handlers := []struct {
-		name     string
-		validate func(StepRequest, map[string]string) error
+		name, desc string
+		validate   func(StepRequest) error
 	}{
-		{UpdateSkipStep, func(q StepRequest, _ map[string]string) error {
+		{UpdateSkipStep, DescSkipStep, func(q StepRequest) error {
 			if q.Step == stepPlan || q.Step == stepSchedule {
 				return fmt.Errorf("step %q cannot be skipped: retry it (with corrected attributes) or abort", q.Step)
 			}
-			return onFailed(q.Step)
+			if err := onFailed(q.Step); err != nil {
+				return err
+			}
+			if deps := r.dependants(q.Step); len(deps) > 0 && !q.Cascade {
+				return fmt.Errorf("later steps use the outputs of %s: %s; retry it, or skip with \"cascade\": true (starter skip --cascade) to skip them too",
+					q.Step, strings.Join(deps, ", "))
+			}
+			return nil
 		}},
-		{UpdateAbort, func(q StepRequest, _ map[string]string) error {
+		{UpdateAbort, DescAbort, func(q StepRequest) error {
 			if r.state != StateNeedsAttention && r.state != StateBlocked {
 				return fmt.Errorf("nothing to abort: the run is %s", r.state)
 			}
@@ -237,9 +277,9 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 			}
 			return nil
 		}},
-		{UpdateRelease, func(q StepRequest, _ map[string]string) error {
+		{UpdateRelease, DescRelease, func(q StepRequest) error {
 			if r.state != StateBlocked {
-				return fmt.Errorf("nothing blocked: the run is %s", r.state)
+				return fmt.Errorf("nothing blocked: the run is %s (Release is for the safety limit; a failed step takes RetryStep, SkipStep or Abort)", r.state)
 			}
 			if q.Step != "" && q.Step != r.waitingOn {
 				return fmt.Errorf("step %q is not the blocked step %q", q.Step, r.waitingOn)
@@ -250,21 +290,28 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 	for _, h := range handlers {
 		name, validate := h.name, h.validate
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
-			func(ctx workflow.Context, q StepRequest) error {
-				r.decision = &decision{update: name, rollback: q.Rollback && name == UpdateAbort}
-				return nil
+			func(ctx workflow.Context, q StepRequest) (string, error) {
+				d := &decision{update: name, rollback: q.Rollback && name == UpdateAbort,
+					record: Decision{Update: name, Step: r.waitingOn, Operator: q.Operator, Reason: q.Reason, Time: workflow.Now(ctx)}}
+				if name == UpdateSkipStep && q.Cascade {
+					d.cascade = r.dependants(q.Step)
+				}
+				r.decision = d
+				return r.answer(d), nil
 			},
-			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, q StepRequest) error { return validate(q, nil) }})
+			workflow.UpdateHandlerOptions{Description: h.desc,
+				Validator: func(ctx workflow.Context, q StepRequest) error { return validate(q) }})
 		if err != nil {
 			return err
 		}
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateRetryStep,
-		func(ctx workflow.Context, q RetryStepRequest) error {
-			r.decision = &decision{update: UpdateRetryStep, attrs: q.Attributes}
-			return nil
+		func(ctx workflow.Context, q RetryStepRequest) (string, error) {
+			r.decision = &decision{update: UpdateRetryStep, attrs: q.Attributes,
+				record: Decision{Update: UpdateRetryStep, Step: r.waitingOn, Operator: q.Operator, Reason: q.Reason, Time: workflow.Now(ctx)}}
+			return r.answer(r.decision), nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, q RetryStepRequest) error {
+		workflow.UpdateHandlerOptions{Description: DescRetryStep, Validator: func(ctx workflow.Context, q RetryStepRequest) error {
 			if q.Attributes["employee_id"] != "" && q.Attributes["employee_id"] != r.in.EmployeeID {
 				return errors.New("employee_id cannot be changed")
 			}
@@ -272,13 +319,233 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 		}})
 }
 
+// answer is an update's result: what the run does now, in one line.
+func (r *lifecycle) answer(d *decision) string {
+	step := r.waitingOn
+	next := r.nextAfter(step, d.cascade)
+	switch d.update {
+	case UpdateRetryStep:
+		n := 1
+		if row := r.row(step); row != nil {
+			n = row.Attempts + 1
+		}
+		msg := fmt.Sprintf("retrying %s (attempt %d)", step, n)
+		if len(d.attrs) > 0 {
+			msg += " with " + strings.Join(slices.Sorted(maps.Keys(d.attrs)), ", ") + " corrected"
+		}
+		return msg
+	case UpdateSkipStep:
+		msg := "skipped " + step
+		if len(d.cascade) > 0 {
+			msg += " and " + strings.Join(d.cascade, ", ")
+		}
+		return msg + "; next " + next
+	case UpdateRelease:
+		return "released " + step + "; running it now"
+	case UpdateAbort:
+		msg := "aborting at " + step
+		if d.rollback {
+			msg += "; rolling back the accounts this run created"
+		}
+		return fmt.Sprintf("%s; %d item(s) created by this run are listed in its result", msg, len(r.made))
+	}
+	return d.update
+}
+
+// nextAfter names the step that runs after step, not counting the ones
+// skipped ("end of run" when none).
+func (r *lifecycle) nextAfter(step string, skipping []string) string {
+	after := false
+	for _, row := range r.steps {
+		if row.Name == step {
+			after = true
+			continue
+		}
+		if after && row.State == StepPending && !slices.Contains(skipping, row.Name) {
+			return row.Name
+		}
+	}
+	return "end of run"
+}
+
+// dependants lists the pending later steps that need what step would
+// have produced: outputs their templates reference ({OktaUser.id}), or
+// the account it creates on a target where the run has no linked account
+// yet. Transitive: a dependant's own dependants are listed too.
+func (r *lifecycle) dependants(step string) []string {
+	if !r.ui {
+		return nil
+	}
+	var deps []string
+	entities, targets := map[string]bool{}, map[string]bool{}
+	produces := func(st activities.PlannedStep) {
+		if st.Produces != "" {
+			entities[st.Produces] = true
+		}
+		if st.Action == policy.ActionSyncIdentity && r.accounts[st.Target] == "" {
+			targets[st.Target] = true
+		}
+	}
+	after := false
+	for _, st := range r.plan.Steps {
+		if !after {
+			if st.Name == step {
+				after = true
+				produces(st)
+			}
+			continue
+		}
+		if row := r.row(st.Name); row == nil || row.State != StepPending {
+			continue
+		}
+		usesAccount := targets[st.Target] && slices.Contains([]string{policy.ActionManageRelationships,
+			policy.ActionDeprovisionIdentity, policy.ActionDeleteIdentity, policy.ActionResetPassword}, st.Action)
+		if usesAccount || slices.ContainsFunc(st.Uses, func(e string) bool { return entities[e] }) {
+			deps = append(deps, st.Name)
+			produces(st)
+		}
+	}
+	return deps
+}
+
 func (r *lifecycle) setState(ctx workflow.Context, state, failedStep string) {
+	prev := r.state
 	r.state = state
 	_ = workflow.UpsertTypedSearchAttributes(ctx,
 		saEmployeeID.ValueSet(r.in.EmployeeID),
 		saEvent.ValueSet(r.in.Kind),
 		saState.ValueSet(state),
 		saFailedStep.ValueSet(failedStep))
+	r.showDetails(ctx)
+	if r.ui {
+		r.report(ctx, prev)
+	}
+}
+
+// waitStates are the states a run reports to its identity, which mirrors
+// them (and the way back to Running).
+var waitStates = []string{StateNeedsAttention, StateBlocked, StateWaiting}
+
+// report tells the parent identity the run's state when it starts or
+// stops waiting, so the person's identity workflow shows it too.
+func (r *lifecycle) report(ctx workflow.Context, prev string) {
+	parent := workflow.GetInfo(ctx).ParentWorkflowExecution
+	if parent == nil || ctx.Err() != nil || prev == r.state ||
+		!slices.Contains(waitStates, r.state) && !(r.state == StateRunning && slices.Contains(waitStates, prev)) {
+		return
+	}
+	cs := ChildState{WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, State: r.state, FailedStep: r.waitingOn,
+		Details: r.details(ctx)}
+	// Best effort: the identity learns the final state from the result.
+	_ = workflow.SignalExternalWorkflow(ctx, parent.ID, "", SignalChildState, cs).Get(ctx, nil)
+}
+
+// showDetails sets the run's current details (the UI's run page).
+func (r *lifecycle) showDetails(ctx workflow.Context) {
+	workflow.SetCurrentDetails(ctx, r.details(ctx))
+}
+
+// details is the run's current details in Markdown: the state, where the
+// run is, and for a run waiting on an operator what happened and the exact
+// command and Update payload that resolve it; then the step table.
+func (r *lifecycle) details(ctx workflow.Context) string {
+	var b strings.Builder
+	emp := r.in.EmployeeID
+	step := r.waitingOn
+	if step == "" {
+		step = r.current
+	}
+	n, m := 0, len(r.steps)
+	for i, row := range r.steps {
+		if row.Name == step {
+			n = i + 1
+		}
+	}
+	at := ""
+	if n > 0 {
+		at = fmt.Sprintf(" at step %d of %d", n, m)
+	}
+	does := ""
+	if st, ok := r.planned(step); ok {
+		does = " — " + st.Does()
+	}
+	switch r.state {
+	case StateNeedsAttention, StateBlocked:
+		what := "failed"
+		if r.state == StateBlocked {
+			what = "is blocked by the mass-change safety limit"
+		}
+		fmt.Fprintf(&b, "**%s**%s: `%s`%s %s.\n\n", r.state, at, step, does, what)
+		if row := r.row(step); row != nil {
+			if r.state == StateNeedsAttention {
+				fmt.Fprintf(&b, "Attempts: %d · last failure %s\n\n", max(row.Attempts, 1), r.failedAt.UTC().Format("2006-01-02 15:04:05 UTC"))
+			}
+			fmt.Fprintf(&b, "Error: %s\n\n", row.LastError)
+		}
+		b.WriteString("**To resolve** (CLI, or More Actions → Send an Update with this payload):\n\n")
+		if r.state == StateNeedsAttention {
+			fmt.Fprintf(&b, "- Fix the cause, then retry: `starter retry %s --step %s` · RetryStep `{\"step\": %q, \"reason\": \"…\", \"operator\": \"…\"}`\n", emp, step, step)
+			if step != stepPlan && step != stepSchedule {
+				if deps := r.dependants(step); len(deps) > 0 {
+					fmt.Fprintf(&b, "- Skip it and the steps that use its outputs (%s): `starter skip %s --step %s --cascade --reason …` · SkipStep `{\"step\": %q, \"cascade\": true, \"reason\": \"…\"}`\n",
+						strings.Join(deps, ", "), emp, step, step)
+				} else {
+					fmt.Fprintf(&b, "- Skip it: `starter skip %s --step %s --reason …` · SkipStep `{\"step\": %q, \"reason\": \"…\"}`\n", emp, step, step)
+				}
+			}
+		} else {
+			fmt.Fprintf(&b, "- Release (one release covers all of this person's destructive steps): `starter release %s` or `starter release --all` · Release `{\"step\": %q, \"reason\": \"…\"}`\n", emp, step)
+		}
+		fmt.Fprintf(&b, "- Stop the run: `starter abort %s --reason …` · Abort `{\"reason\": \"…\"}`\n\n", emp)
+	case StateRunning:
+		fmt.Fprintf(&b, "**Running**%s: `%s`%s\n\n", at, step, does)
+	case StateWaiting:
+		if step != "" {
+			fmt.Fprintf(&b, "**Waiting** before step %d of %d `%s`%s\n\n", n, m, step, does)
+		} else {
+			b.WriteString("**Waiting** for the start date\n\n")
+		}
+	default:
+		fmt.Fprintf(&b, "**%s**", r.state)
+		if len(r.skipped) > 0 {
+			fmt.Fprintf(&b, " — skipped: %s", strings.Join(r.skipped, ", "))
+		}
+		b.WriteString("\n\n")
+	}
+	b.WriteString("**Steps**\n\n")
+	for _, row := range r.steps {
+		fmt.Fprintf(&b, "- `%s` %s", row.Name, row.State)
+		if row.Attempts > 1 {
+			fmt.Fprintf(&b, " (%d attempts)", row.Attempts)
+		}
+		if d := row.Decision; d != nil {
+			fmt.Fprintf(&b, " — %s by %s", d.Update, orUnknown(d.Operator))
+			if d.Reason != "" {
+				fmt.Fprintf(&b, ": %s", d.Reason)
+			}
+		} else if row.Note != "" && row.State == StepSkipped {
+			fmt.Fprintf(&b, " — %s", row.Note)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "an operator (no name given)"
+	}
+	return s
+}
+
+// planned returns the planned step named name.
+func (r *lifecycle) planned(name string) (activities.PlannedStep, bool) {
+	for _, st := range r.plan.Steps {
+		if st.Name == name {
+			return st, true
+		}
+	}
+	return activities.PlannedStep{}, false
 }
 
 func (r *lifecycle) row(name string) *StepInfo {
@@ -296,6 +563,10 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			continue
 		}
 		row := r.row(st.Name)
+		if row.State == StepSkipped {
+			continue // skipped with an earlier step (SkipStep with cascade)
+		}
+		r.current = st.Name
 		if st.Delay > 0 {
 			if err := r.delay(ctx, st); err != nil {
 				return err
@@ -307,7 +578,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			row.State, row.Note, row.Time = StepSuperseded, "a rehire arrived: not run", workflow.Now(ctx)
 			continue
 		}
-		if st.Destructive && r.plan.Limited() {
+		if st.Destructive && r.plan.Limited() && !r.permitted {
 			if err := r.permit(ctx, st, row); err != nil {
 				return err
 			}
@@ -318,6 +589,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 		for {
 			row.State, row.Time = StepRunning, workflow.Now(ctx)
 			row.Attempts++
+			r.showDetails(ctx)
 			res, err := r.exec(ctx, st, notice{outcome: notify.OnCompleted})
 			if err == nil {
 				r.record(st, res, row)
@@ -339,7 +611,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 				return nil
 			}
 			if d.update == UpdateSkipStep {
-				row.State, row.Time = StepSkipped, workflow.Now(ctx)
+				r.skip(ctx, row, d)
 				break
 			}
 			maps.Copy(r.attrs, d.attrs) // RetryStep with corrected attributes
@@ -350,8 +622,26 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			return err
 		}
 	}
-	r.setState(ctx, StateCompleted, "")
+	r.current = ""
+	final := StateCompleted
+	if r.ui && len(r.skipped) > 0 {
+		final = StateCompletedWithSkips
+	}
+	r.setState(ctx, final, "")
 	return nil
+}
+
+// skip marks a failed step skipped (and, with cascade, the later steps
+// that need its outputs), as an operator decided.
+func (r *lifecycle) skip(ctx workflow.Context, row *StepInfo, d decision) {
+	row.State, row.Time = StepSkipped, workflow.Now(ctx)
+	r.skipped = append(r.skipped, row.Name)
+	for _, name := range d.cascade {
+		if dep := r.row(name); dep != nil && dep.State == StepPending {
+			dep.State, dep.Note, dep.Time = StepSkipped, "skipped with "+row.Name+" (cascade)", workflow.Now(ctx)
+			r.skipped = append(r.skipped, name)
+		}
+	}
 }
 
 // delay waits before a delayed step (a leaver's delete after the grace
@@ -381,9 +671,15 @@ func (r *lifecycle) permit(ctx workflow.Context, st activities.PlannedStep, row 
 		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry,
 	})
 	var p activities.Permit
+	// One permit per person (run): the limit counts people, and a later
+	// destructive step of the same run (a delayed delete) is covered.
+	key := workflow.GetInfo(ctx).WorkflowExecution.ID
+	if !r.ui {
+		key += "/" + st.Name
+	}
 	call := activities.GovernorCall{
 		WorkflowID: GovernorWorkflowID, WorkflowType: GovernorWorkflowName, TaskQueue: TaskQueue, Update: UpdatePermit,
-		Request: activities.PermitRequest{Key: workflow.GetInfo(ctx).WorkflowExecution.ID + "/" + st.Name,
+		Request: activities.PermitRequest{Key: key,
 			MaxPerHour: r.plan.MaxDestructivePerHour, MaxPercent: r.plan.MaxDestructivePercent},
 	}
 	if err := workflow.ExecuteActivity(gctx, a.AskGovernor, call).Get(ctx, &p); err != nil {
@@ -391,6 +687,7 @@ func (r *lifecycle) permit(ctx workflow.Context, st activities.PlannedStep, row 
 		p = activities.Permit{Reason: "safety limit unavailable: " + errorText(err)}
 	}
 	if p.Granted {
+		r.permitted = r.ui
 		return nil
 	}
 	row.State, row.LastError, row.Time = StepBlocked, p.Reason, workflow.Now(ctx)
@@ -403,6 +700,7 @@ func (r *lifecycle) permit(ctx workflow.Context, st activities.PlannedStep, row 
 		return err
 	}
 	row.State, row.LastError = StepPending, ""
+	r.permitted = r.ui
 	return nil
 }
 
@@ -412,9 +710,8 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 	r.releaseSecrets(ctx)
 	r.waitingOn = st.Name
 	r.decision = nil
+	r.failedAt = workflow.Now(ctx)
 	r.setState(ctx, state, st.Name)
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** at step `%s` (%s)\n\n%s\n\nOperator: RetryStep / SkipStep / Abort%s",
-		state, st.Name, st.Summary(), reason, map[bool]string{true: " / Release"}[state == StateBlocked]))
 	if state == StateNeedsAttention {
 		r.alert(ctx, notice{outcome: notify.OnNeedsAttention, step: st.Name, err: reason})
 	}
@@ -423,7 +720,12 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 	}
 	d := *r.decision
 	r.decision, r.waitingOn = nil, ""
-	workflow.SetCurrentDetails(ctx, "")
+	d.record.Step = st.Name
+	r.decisions = append(r.decisions, d.record)
+	if row := r.row(st.Name); row != nil {
+		rec := d.record
+		row.Decision = &rec
+	}
 	if d.update == UpdateAbort {
 		if row := r.row(st.Name); row != nil {
 			row.State, row.Time = StepAborted, workflow.Now(ctx)
@@ -436,7 +738,12 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 		if len(r.made) > 0 {
 			left = "\n- " + strings.Join(r.made, "\n- ")
 		}
-		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Aborted** at step `%s`. Left in place by this run: %s", st.Name, left))
+		by := "by " + orUnknown(d.record.Operator)
+		if d.record.Reason != "" {
+			by += ": " + d.record.Reason
+		}
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Aborted** at step `%s` %s.\n\nLeft in place by this run: %s\n\n%s",
+			st.Name, by, left, r.details(ctx)))
 		r.notify(ctx, notice{outcome: notify.OnAborted, step: st.Name, err: reason},
 			func(p activities.PlannedStep) bool { return p.OnAborted })
 		return d, nil
@@ -700,7 +1007,7 @@ func (r *lifecycle) enableOnStartDate(ctx workflow.Context) error {
 				return err
 			}
 			if d.update == UpdateSkipStep {
-				row.State = StepSkipped
+				r.skip(ctx, row, d)
 				break
 			}
 		}
@@ -734,7 +1041,8 @@ const (
 )
 
 func (r *lifecycle) result() LifecycleResult {
-	res := LifecycleResult{State: r.state, Attributes: r.attrs, Accounts: r.accounts, Identifiers: r.idents}
+	res := LifecycleResult{State: r.state, Attributes: r.attrs, Accounts: r.accounts, Identifiers: r.idents,
+		Skipped: r.skipped, Decisions: r.decisions}
 	if r.state == StateAborted {
 		res.LeftInPlace = r.made
 	}

@@ -412,3 +412,71 @@ func TestGovernorBlocksAboveThreshold(t *testing.T) {
 	assert.Equal(t, 5, blocked)
 	assert.True(t, later.Granted)
 }
+
+// result records an update's outcome and its answer.
+type result struct {
+	rejected error
+	answer   string
+}
+
+func updateResult(env *testsuite.TestWorkflowEnvironment, name string, arg any) *result {
+	o := &result{}
+	env.UpdateWorkflow(name, fmt.Sprintf("%s-%p", name, o), &testsuite.TestUpdateCallback{
+		OnReject: func(err error) { o.rejected = err }, OnAccept: func() {},
+		OnComplete: func(v any, err error) {
+			if s, ok := v.(string); ok {
+				o.answer = s
+			}
+		},
+	}, arg)
+	return o
+}
+
+// TestSkipStepWithDependants: a step whose outputs a later step uses is
+// not skipped alone (the answer lists the dependants); with cascade both
+// are skipped, the run ends CompletedWithSkips, and who decided and why is
+// in the step table and the result.
+func TestSkipStepWithDependants(t *testing.T) {
+	p := testPolicy()
+	p.Targets["portal"] = policy.Target{Type: "rest", BaseURL: "https://portal.test", EntityType: "PortalAccount"}
+	p.Joiner.Steps[2] = policy.Step{Name: "portal.handoff", SendRESTRequest: &policy.RESTRequest{Target: "portal", URL: "/accounts",
+		Body: `{"login":"{ScimUser.user_name}"}`, Extract: map[string]string{"id": "$.id"}}}
+	p.Joiner.Steps[3] = policy.Step{Name: "notify.done", Notify: &policy.RESTRequest{URL: "https://portal.test/notify", Body: `{"portal_id":"{PortalAccount.id}"}`}}
+	f := newFixture(t, p)
+	f.restFail = true
+	var alone, release, cascade *result
+	f.env.RegisterDelayedCallback(func() {
+		alone = updateResult(f.env, workflows.UpdateSkipStep, workflows.StepRequest{Step: "portal.handoff"})
+		release = updateResult(f.env, workflows.UpdateRelease, workflows.StepRequest{})
+	}, time.Minute)
+	f.env.RegisterDelayedCallback(func() {
+		cascade = updateResult(f.env, workflows.UpdateSkipStep, workflows.StepRequest{Step: "portal.handoff", Cascade: true,
+			Reason: "portal retired", Operator: "alice"})
+	}, 2*time.Minute)
+	f.env.ExecuteWorkflow(workflows.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1",
+		Attributes: withID(alice), HostQueues: true, Version: workflows.IdentityVersion})
+	var res workflows.LifecycleResult
+	require.NoError(t, f.env.GetWorkflowResult(&res))
+
+	require.Error(t, alone.rejected)
+	assert.Contains(t, alone.rejected.Error(), "later steps use the outputs of portal.handoff: notify.done")
+	assert.ErrorContains(t, release.rejected, "nothing blocked: the run is NeedsAttention")
+	require.NoError(t, cascade.rejected)
+	assert.Equal(t, "skipped portal.handoff and notify.done; next end of run", cascade.answer)
+
+	assert.Equal(t, workflows.StateCompletedWithSkips, res.State)
+	assert.Equal(t, []string{"portal.handoff", "notify.done"}, res.Skipped)
+	require.Len(t, res.Decisions, 1)
+	assert.Equal(t, workflows.Decision{Update: workflows.UpdateSkipStep, Step: "portal.handoff", Operator: "alice",
+		Reason: "portal retired", Time: res.Decisions[0].Time}, res.Decisions[0])
+	s := steps(t, f.env)
+	require.Len(t, s, 4)
+	assert.Equal(t, workflows.StepSkipped, s[2].State)
+	require.NotNil(t, s[2].Decision)
+	assert.Equal(t, "alice", s[2].Decision.Operator)
+	assert.Equal(t, workflows.StepSkipped, s[3].State)
+	assert.Equal(t, "skipped with portal.handoff (cascade)", s[3].Note)
+	for _, r := range f.requests() {
+		assert.NotEqual(t, "https://portal.test/notify", r.url, "the dependant notify never ran")
+	}
+}
