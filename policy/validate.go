@@ -434,8 +434,11 @@ func (c *checker) validateStep(p *Policy, tables map[string]bool, path string, s
 		switch a.Rename {
 		case "", RenameNever:
 		case RenameAllowed:
-			if p.Targets[a.Target].Type == "okta" {
-				c.at(ap+".rename", "okta logins cannot change after creation: want never")
+			typ := p.Targets[a.Target].Type
+			if d, ok := Describe(typ); ok {
+				if at, ok := d.Attribute(p.UniqueIdentifier(*a)); ok && at.Immutable {
+					c.at(ap+".rename", "%s %ss cannot change after creation: want never", typ, at.Name)
+				}
 			}
 		default:
 			c.at(ap+".rename", "%q: want never or allowed", a.Rename)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -114,7 +116,7 @@ joiner:
     - sync_identity:
         target: entra
         create_allowed: true
-        password: generate`+wireAttrs, o.Tenant, srv.GraphURL(), srv.AuthorityURL(), "user_principal_name")
+        password: generate`+wireAttrs, o.Tenant, srv.GraphURL(), srv.AuthorityURL(), "user_name")
 	pol = strings.Replace(pol, "          department:", "          display_name: '{first_name} {last_name}'\n          department:", 1)
 	pol = strings.Replace(pol, "          email:", "          mail:", 1)
 	preview, wire := previewAndWire(t, pol, map[string]string{"ENTRA_ID": o.ClientID, "ENTRA_SECRET": o.ClientSecret}, http.DefaultTransport, 0)
@@ -144,4 +146,36 @@ joiner:
 	assert.Equal(t, wire, preview)
 	require.Len(t, preview, 1)
 	assert.Equal(t, "POST <peer>/api/accounts/E2001\n"+`{"name":"Ada Lovelace","quote":"say \"hi\"","start":"ENGINEERING"}`, preview[0])
+}
+
+// TestPreviewLive: with --live the connectors' reads reach the target (with
+// the credentials of the environment) and writes never do; without it the
+// target sees nothing at all.
+func TestPreviewLive(t *testing.T) {
+	peer := scimtest.Start(t)
+	t.Setenv("APP_TOKEN", peer.Token)
+	path := filepath.Join(t.TempDir(), "p.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`targets:
+  app: {type: scim, base_url: %s, token_env: APP_TOKEN}
+joiner:
+  steps:
+    - sync_identity: {target: app, create_allowed: true, attributes: {user_name: '{first_name}@example.com', given_name: '{first_name}'}}
+    - manage_relationships: {target: app, add: ['dept-{department}'], create_missing: true}
+`, peer.BaseURL)), 0o600))
+	ev := filepath.Join(t.TempDir(), "ev.json")
+	require.NoError(t, os.WriteFile(ev, []byte(`{"event_id":"e1","type":"hire","effective_at":"2026-11-02T09:00:00Z","employee":{"employee_id":"E1","first_name":"ada","department":"eng"}}`), 0o600))
+
+	peer.Reset()
+	code, out, errs := runCmd(t, "preview", "--policy", path, "--event", ev)
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "answered not found: preview without --live")
+	assert.Zero(t, peer.Requests(), "without --live nothing reaches the target")
+
+	code, out, errs = runCmd(t, "preview", "--live", "--policy", path, "--event", ev)
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "Reads went to the targets (--live); writes were blocked.")
+	assert.Regexp(t, `GET\s+\S+/Users\?filter=userName\+eq\+"ada@example.com"\s+\(sent\)`, out)
+	assert.Regexp(t, `POST\s+\S+/Users\s+\(a write: not sent\)`, out)
+	assert.Positive(t, peer.Requests(), "the lookups reached the peer")
+	assert.Empty(t, peer.Writes(), "no write reached the peer")
 }

@@ -2,6 +2,8 @@ package targets
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -103,14 +105,52 @@ func Probe(ctx context.Context, c any, d *connectors.Description, write bool) ([
 			return nil, err
 		}
 	}
-	for _, n := range []string{connectors.CapCreate, connectors.CapUpdate, connectors.CapDelete, connectors.CapMembership} {
+	writes := []string{connectors.CapCreate, connectors.CapUpdate, connectors.CapDelete}
+	if write && d.Type == "okta" { // entra user names must be in a verified domain jml does not know
+		out = append(out, writeProbe(ctx, c, d)...)
+		writes = nil
+	}
+	for _, n := range append(writes, connectors.CapMembership) {
 		detail := "a write: run with --write-probe"
 		if write {
-			detail = "no write probe for " + d.Type + " yet"
+			detail = "no write probe for " + d.Type
 		}
 		out = append(out, connectors.Capability{Name: n, Status: connectors.CapUntested, Detail: detail})
 	}
 	return out, nil
+}
+
+// writeProbe creates a clearly named user (jml-probe-…) with the catalog's
+// required attributes, changes it and deletes it.
+func writeProbe(ctx context.Context, c any, d *connectors.Description) (out []connectors.Capability) {
+	res := func(name string, err error, ok string) {
+		if err != nil {
+			out = append(out, connectors.Capability{Name: name, Status: connectors.CapUnsupported, Detail: err.Error()})
+			return
+		}
+		out = append(out, connectors.Capability{Name: name, Status: connectors.CapWorks, Detail: ok})
+	}
+	s, ok := c.(connectors.AccountSyncer)
+	del, okd := c.(connectors.Deleter)
+	if !ok || !okd {
+		return nil
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	login := "jml-probe-" + hex.EncodeToString(b[:]) + "@example.com"
+	attrs := connectors.Attributes{}
+	for _, r := range d.Required() {
+		attrs[r] = login
+	}
+	attrs["first_name"], attrs["last_name"] = "jml", "probe (safe to delete)"
+	acct, err := s.CreateAccount(ctx, attrs, connectors.CreateOptions{Activate: false})
+	res(connectors.CapCreate, err, "created and deleted user "+login)
+	if err != nil {
+		return out
+	}
+	res(connectors.CapUpdate, s.UpdateAccount(ctx, acct.ID, connectors.Diff{"last_name": "probe (updated)"}), "changed last_name")
+	res(connectors.CapDelete, del.Delete(ctx, acct.ID), "deleted "+login)
+	return out
 }
 
 // Needs lists, per target, the capabilities the policy's steps rely on.

@@ -96,6 +96,9 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	case read:
 		c.Answer = "not found"
 		r.record(c)
+		if req.URL.RawQuery != "" && !strings.Contains(req.URL.Path, "/api/v1/users/") {
+			return emptyList(req), nil
+		}
 		return notFound(req), nil
 	}
 	c.Answer = "blocked"
@@ -130,6 +133,18 @@ func notFound(req *http.Request) *http.Response {
 		"errorCode": "E0000007", "errorSummary": "Not found: preview without --live",
 		"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:Error"}, "status": "404", "detail": "preview without --live",
 		"error": map[string]string{"code": "Request_ResourceNotFound", "message": "preview without --live"},
+	})
+}
+
+// emptyList answers a search: Okta's [] for /api/v1 collections, else a
+// SCIM ListResponse that is also Graph's {"value": []}.
+func emptyList(req *http.Request) *http.Response {
+	if strings.HasPrefix(req.URL.Path, "/api/v1/") {
+		return answer(req, http.StatusOK, []any{})
+	}
+	return answer(req, http.StatusOK, map[string]any{
+		"schemas":      []string{"urn:ietf:params:scim:api:messages:2.0:ListResponse"},
+		"totalResults": 0, "startIndex": 1, "itemsPerPage": 0, "Resources": []any{}, "value": []any{},
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/jml-dev/jml/connectors/entra"
 	"github.com/jml-dev/jml/connectors/entra/graphtest"
 	"github.com/jml-dev/jml/connectors/okta"
+	"github.com/jml-dev/jml/connectors/okta/oktatest"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
@@ -118,3 +119,25 @@ func TestEntraTwoTenants(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestProbeOkta: the read probe of an Okta target finds lookups, groups and
+// paging working; the write probe creates, changes and deletes a user.
+func TestProbeOkta(t *testing.T) {
+	peer := oktatest.Start(t)
+	ctx := context.Background()
+	p := &policy.Policy{Targets: map[string]policy.Target{"okta": {Type: "okta", OrgURL: peer.OrgURL, TokenEnv: "OKTA_TOKEN"}},
+		Leaver: policy.Flow{Steps: []policy.Step{{DeleteIdentity: &policy.DeleteIdentity{Target: "okta"}}}}}
+	o := Options{Getenv: func(string) string { return peer.Token }, AllowInsecure: true}
+	reports := Check(ctx, p, o, true)
+	require.Len(t, reports, 1)
+	require.Empty(t, reports[0].Error)
+	st := map[string]string{}
+	for _, c := range reports[0].Capabilities {
+		st[c.Name] = c.Status
+	}
+	for _, c := range []string{connectors.CapLookup, connectors.CapGroups, connectors.CapList, connectors.CapCreate, connectors.CapUpdate, connectors.CapDelete} {
+		assert.Equal(t, connectors.CapWorks, st[c], c)
+	}
+	assert.Equal(t, connectors.CapUntested, st[connectors.CapMembership])
+	assert.Empty(t, reports[0].Missing)
+}
