@@ -34,7 +34,7 @@ func TestMeasureInitialHire(t *testing.T) {
 	start := time.Now()
 	st := s.pollNow(t, "hr")
 	d := time.Since(start)
-	require.Equal(t, 500, st.Emitted["hire"])
+	require.Equal(t, 500, st.Emitted["hire"], "%+v", st)
 	t.Logf("poll of 500 new people: %v (%.1f events/s delivered)", d, 500/d.Seconds())
 	start = time.Now()
 	st = s.pollNow(t, "hr")
