@@ -62,6 +62,10 @@ type SourcePollerInput struct {
 	PollNow bool   `json:"poll_now,omitempty"`
 	// FullNow: the next poll reads the whole source (PollNow with Full).
 	FullNow bool `json:"full_now,omitempty"`
+	// PollAt is when the poll of the next generation was first tried: its
+	// events' effective time, the same in every retry (an event ID always
+	// carries the same content).
+	PollAt time.Time `json:"poll_at,omitzero"`
 	// LastFull is when the source was last read whole (okta: deletions
 	// are found by a full read).
 	LastFull time.Time `json:"last_full,omitzero"`
@@ -216,7 +220,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		return err
 	}
 	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateSourceDiscard, func(ctx workflow.Context, d SourceDecision) (SourceStatus, error) {
-		in.Discard, in.Status.Blocked = in.Status.Blocked.Digest, nil
+		in.Discard, in.Status.Blocked, in.PollAt = in.Status.Blocked.Digest, nil, time.Time{}
 		in.Status.Problems = nil
 		workflow.GetLogger(ctx).Info("blocked poll discarded", "reason", d.Reason)
 		setSourceState(ctx, &in.Status, StateIdle)
@@ -265,8 +269,11 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		if in.Status.State != StateRetrying {
 			setSourceState(ctx, &in.Status, StateRunning)
 		}
+		if in.PollAt.IsZero() {
+			in.PollAt = workflow.Now(ctx)
+		}
 		req := SourcePollInput{
-			Source: in.Source, Epoch: in.Epoch, Generation: in.Generation + 1, At: workflow.Now(ctx),
+			Source: in.Source, Epoch: in.Epoch, Generation: in.Generation + 1, At: in.PollAt,
 			Cursor: in.Cursor, Snapshot: in.Snapshot, Release: in.Release, Discard: in.Discard,
 			Full: in.FullNow, LastFull: in.LastFull,
 		}
@@ -304,10 +311,11 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 			in.Status.Blocked = res.Blocked
 			continue
 		case res.Discarded:
+			in.PollAt = time.Time{} // nothing was delivered
 			setSourceState(ctx, &in.Status, StateIdle)
 			continue
 		}
-		in.Discard, in.FullNow = "", false
+		in.Discard, in.FullNow, in.PollAt = "", false, time.Time{}
 		if res.More {
 			in.Status.NextPoll = in.Status.LastPoll
 		}
