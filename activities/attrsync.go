@@ -50,14 +50,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/transform"
-)
-
-// Identity statuses as the directory reports them.
-const (
-	IdentityActive        = "active"
-	IdentityDeprovisioned = "deprovisioned"
 )
 
 // IdentityRecord is one identity as the attribute sync sees it.
@@ -426,7 +421,7 @@ func (a *Activities) renderDesired(rules []syncRule, tables map[string]*transfor
 	return nil, "", "", nil
 }
 
-func active(r IdentityRecord) bool { return r.Status != IdentityDeprovisioned }
+func active(r IdentityRecord) bool { return r.Status != contract.StatusDeprovisioned }
 
 // buildSnapshot lists the directory and renders every active identity.
 func (a *Activities) buildSnapshot(ctx context.Context, target string) (*snapshot, error) {
@@ -808,11 +803,6 @@ func AttrEqual(name, want, got string) bool {
 
 func isBool(s string) bool { return strings.EqualFold(s, "true") || strings.EqualFold(s, "false") }
 
-// IdentityMemoKey is the memo key under which an Identity workflow
-// publishes its IdentityRecord (workflows.PublishIdentity). Memos go
-// through the workers' data converter, so the payload codec encrypts it.
-const IdentityMemoKey = "jml.identity"
-
 // TemporalDirectory reads identities from the Identity workflows: running
 // executions found by a visibility query, each carrying its IdentityRecord
 // in the memo IdentityMemoKey. Listing N identities costs ceil(N/1000)
@@ -824,14 +814,9 @@ type TemporalDirectory struct {
 	DataConverter converter.DataConverter
 }
 
-const (
-	identityWorkflowType = "Identity"
-	identityIDPrefix     = "identity/"
-)
-
 func (d TemporalDirectory) decode(employeeID string, memo *commonpb.Memo) (IdentityRecord, error) {
 	rec := IdentityRecord{EmployeeID: employeeID}
-	p := memo.GetFields()[IdentityMemoKey]
+	p := memo.GetFields()[contract.IdentityMemoKey]
 	if p == nil {
 		return rec, nil // published nothing yet: no attributes, never synced
 	}
@@ -850,7 +835,7 @@ func (d TemporalDirectory) decode(employeeID string, memo *commonpb.Memo) (Ident
 // Temporal's page token.
 func (d TemporalDirectory) ListIdentities(ctx context.Context, cursor []byte, pageSize int) ([]IdentityRecord, []byte, error) {
 	resp, err := d.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Query:         fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", identityWorkflowType),
+		Query:         fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", contract.IdentityWorkflowName),
 		PageSize:      int32(pageSize),
 		NextPageToken: cursor,
 	})
@@ -859,7 +844,7 @@ func (d TemporalDirectory) ListIdentities(ctx context.Context, cursor []byte, pa
 	}
 	out := make([]IdentityRecord, 0, len(resp.GetExecutions()))
 	for _, e := range resp.GetExecutions() {
-		id, ok := strings.CutPrefix(e.GetExecution().GetWorkflowId(), identityIDPrefix)
+		id, ok := contract.EmployeeIDOf(e.GetExecution().GetWorkflowId())
 		if !ok {
 			continue
 		}
@@ -874,7 +859,7 @@ func (d TemporalDirectory) ListIdentities(ctx context.Context, cursor []byte, pa
 
 // Identity describes one Identity workflow.
 func (d TemporalDirectory) Identity(ctx context.Context, employeeID string) (IdentityRecord, error) {
-	resp, err := d.Client.DescribeWorkflowExecution(ctx, identityIDPrefix+employeeID, "")
+	resp, err := d.Client.DescribeWorkflowExecution(ctx, contract.IdentityWorkflowID(employeeID), "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return IdentityRecord{}, fmt.Errorf("identity %s: %w", employeeID, connectors.ErrNotFound)

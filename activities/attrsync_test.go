@@ -13,6 +13,7 @@ import (
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 )
 
@@ -159,7 +160,7 @@ func TestSharedIdentifierIsNotSynced(t *testing.T) {
 	dir := activities.StaticDirectory{
 		{EmployeeID: "E1", Attributes: map[string]string{"username": "jdoe", "title": "Boss"}},
 		{EmployeeID: "E2", Attributes: map[string]string{"username": "JDoe", "title": "Intern"}},
-		{EmployeeID: "E3", Status: activities.IdentityDeprovisioned, Attributes: map[string]string{"username": "jdoe", "title": "Gone"}},
+		{EmployeeID: "E3", Status: contract.StatusDeprovisioned, Attributes: map[string]string{"username": "jdoe", "title": "Gone"}},
 	}
 	acts, env := syncEnv(target, dir)
 	v, err := env.ExecuteActivity(acts.SyncAttributesPage, activities.AttrSyncPageInput{Snapshot: "s", Target: "app"})

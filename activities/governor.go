@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jml-dev/jml/contract"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 )
@@ -126,7 +127,7 @@ func (p *populationCache) count(ctx context.Context, d Directory) (int, error) {
 			return 0, err
 		}
 		for _, id := range ids {
-			if id.Status != IdentityDeprovisioned {
+			if id.Status != contract.StatusDeprovisioned {
 				n++
 			}
 		}

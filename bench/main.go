@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 	"go.temporal.io/sdk/client"
 
 	"github.com/jml-dev/jml/bench/harness"
@@ -318,7 +319,7 @@ func drive(c *harness.Cluster, cfg config, evs []hr.Event, pace float64, r *row)
 		// "failed" also counts runs that were still going.
 		r.note(fmt.Sprintf("error: %v; %d runs not completed when the wait stopped", err, r.Failed))
 	}
-	closed, _, err := c.Closed(ctx, workflows.JoinerWorkflowName)
+	closed, _, err := c.Closed(ctx, contract.JoinerWorkflowName)
 	if err == nil {
 		var last time.Time
 		for _, t := range closed {
@@ -333,7 +334,7 @@ func drive(c *harness.Cluster, cfg config, evs []hr.Event, pace float64, r *row)
 	sample := min(len(evs), 20)
 	for _, ev := range evs[:sample] {
 		r.JoinerEvents += float64(c.HistoryLength(ctx, harness.JoinerID(ev))) / float64(sample)
-		r.IdentityEvts += float64(c.HistoryLength(ctx, workflows.IdentityWorkflowID(ev.EmployeeID()))) / float64(sample)
+		r.IdentityEvts += float64(c.HistoryLength(ctx, contract.IdentityWorkflowID(ev.EmployeeID()))) / float64(sample)
 	}
 	return sent
 }
@@ -517,9 +518,9 @@ func runReconcile(tb *runTB, cfg config, file bool) row {
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
 	begin := time.Now()
-	id := workflows.AttributeSyncScheduleID + "-bench"
-	run, err := c.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
-		workflows.AttributeSyncWorkflowName, workflows.AttributeSyncInput{})
+	id := contract.AttributeSyncScheduleID + "-bench"
+	run, err := c.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: contract.TaskQueue},
+		contract.AttributeSyncWorkflowName, workflows.AttributeSyncInput{})
 	if err != nil {
 		tb.Fatalf("start attribute sync: %v", err)
 	}

@@ -34,8 +34,8 @@ import (
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/bench/harness"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
-	"github.com/jml-dev/jml/workflows"
 )
 
 var (
@@ -418,7 +418,7 @@ func TestDuplicateAndReorderedDeliveries(t *testing.T) {
 		if !assert.True(t, same, "person %d: in-order single delivery %+v, duplicated/reordered %+v", i, a, b) {
 			for _, ev := range append(story("A", i), story("B", i)...) {
 				kind := map[string]string{hr.Hire: "joiner", hr.Change: "mover", hr.Terminate: "leaver"}[ev.Type]
-				id := workflows.LifecycleWorkflowID(kind, ev.EmployeeID(), ev.EventID)
+				id := contract.LifecycleWorkflowID(kind, ev.EmployeeID(), ev.EventID)
 				steps, err := e.c.Steps(ctx, id)
 				t.Logf("%s: %+v %v", id, steps, err)
 			}

@@ -19,10 +19,10 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/intake/intaketest"
 	"github.com/jml-dev/jml/policy"
-	"github.com/jml-dev/jml/workflows"
 )
 
 const secret = "s3cret-for-tests"
@@ -87,7 +87,7 @@ func workflowCount(t *testing.T, env *intaketest.Env) int {
 
 func requireNoIdentity(t *testing.T, c client.Client, employeeID string) {
 	t.Helper()
-	_, err := c.DescribeWorkflowExecution(context.Background(), workflows.IdentityWorkflowID(employeeID), "")
+	_, err := c.DescribeWorkflowExecution(context.Background(), contract.IdentityWorkflowID(employeeID), "")
 	var nf *serviceerror.NotFound
 	require.True(t, errors.As(err, &nf), "identity/%s exists (err %v)", employeeID, err)
 }
@@ -111,7 +111,7 @@ func TestSignedEventStartsOneWorkflowAndReplayDoesNothing(t *testing.T) {
 
 	d, err := env.Client.DescribeWorkflowExecution(context.Background(), "identity/E100", "")
 	require.NoError(t, err)
-	assert.Equal(t, workflows.IdentityWorkflowName, d.WorkflowExecutionInfo.Type.Name)
+	assert.Equal(t, contract.IdentityWorkflowName, d.WorkflowExecutionInfo.Type.Name)
 	require.Eventually(t, func() bool { return workflowCount(t, env) == 1 }, 10*time.Second, 50*time.Millisecond)
 	assert.Equal(t, 1, workflowCount(t, env))
 

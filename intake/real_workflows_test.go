@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/intake/intaketest"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/workflows"
@@ -23,7 +24,7 @@ func TestRealIdentityWorkflow(t *testing.T) {
 	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
 	p, err := policy.Load("../examples/policy.yaml")
 	require.NoError(t, err)
-	env.Server.NewWorkerWithOptions(workflows.TaskQueue, func(r worker.Registry) {
+	env.Server.NewWorkerWithOptions(contract.TaskQueue, func(r worker.Registry) {
 		workflows.Register(r, activities.New(activities.Config{Policy: p}))
 	}, worker.Options{EnableSessionWorker: true})
 	srv := newIntake(t, env.Client)
@@ -45,7 +46,7 @@ func TestRealIdentityWorkflow(t *testing.T) {
 	assert.Equal(t, "leaver/R100/evt-t", r.body.WorkflowID)
 
 	require.Eventually(t, func() bool {
-		v, err := env.Client.QueryWorkflow(context.Background(), "identity/R100", "", workflows.QueryCurrent)
+		v, err := env.Client.QueryWorkflow(context.Background(), "identity/R100", "", contract.QueryCurrent)
 		if err != nil {
 			return false
 		}

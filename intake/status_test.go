@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/intake/intaketest"
@@ -117,7 +118,7 @@ func TestConflictStopsABatch(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			sent = append(sent, ev.EmployeeID())
-			id := workflows.LifecycleWorkflowID("mover", ev.EmployeeID(), ev.EventID)
+			id := contract.LifecycleWorkflowID("mover", ev.EmployeeID(), ev.EventID)
 			if len(sent) == 2 {
 				return workflows.EventAccepted{WorkflowID: "mover/" + ev.EmployeeID() + "/first", Conflict: true}, nil
 			}

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/workflows"
 )
@@ -17,9 +18,9 @@ import (
 // The typed search attributes an identity workflow starts with, so the UI
 // finds a person's runs at once.
 var (
-	employeeIDKey = temporal.NewSearchAttributeKeyKeyword(workflows.SAEmployeeID)
-	stateKey      = temporal.NewSearchAttributeKeyKeyword(workflows.SAState)
-	eventKey      = temporal.NewSearchAttributeKeyKeyword(workflows.SAEvent)
+	employeeIDKey = temporal.NewSearchAttributeKeyKeyword(contract.SAEmployeeID)
+	stateKey      = temporal.NewSearchAttributeKeyKeyword(contract.SAState)
+	eventKey      = temporal.NewSearchAttributeKeyKeyword(contract.SAEvent)
 )
 
 // Submit delivers a validated event to the person's identity workflow. A
@@ -41,8 +42,8 @@ func Submit(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventA
 	}
 	in, res := workflows.FirstEvent(ev)
 	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:        workflows.IdentityWorkflowID(id),
-		TaskQueue: workflows.TaskQueue,
+		ID:        contract.IdentityWorkflowID(id),
+		TaskQueue: contract.TaskQueue,
 		// Started means recorded; a running identity answers "already
 		// started" and gets the event by update.
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
@@ -51,28 +52,28 @@ func Submit(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventA
 		// takes the first workflow task inline, skipping matching.
 		EnableEagerStart: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(employeeIDKey.ValueSet(id),
-			stateKey.ValueSet(workflows.StateRunning), eventKey.ValueSet(workflows.FirstEventKind(ev))),
-	}, workflows.IdentityWorkflowName, in)
+			stateKey.ValueSet(contract.StateRunning), eventKey.ValueSet(workflows.FirstEventKind(ev))),
+	}, contract.IdentityWorkflowName, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case err == nil:
 		return res, nil
 	case !errors.As(err, &started):
-		return res, fmt.Errorf("intake: start %s with event %s: %w", workflows.IdentityWorkflowID(id), ev.EventID, err)
+		return res, fmt.Errorf("intake: start %s with event %s: %w", contract.IdentityWorkflowID(id), ev.EventID, err)
 	}
 	// update-with-start still: the identity may end (an operator
 	// terminates it) between the refused start and the update.
 	start := c.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:                       workflows.IdentityWorkflowID(id),
-		TaskQueue:                workflows.TaskQueue,
+		ID:                       contract.IdentityWorkflowID(id),
+		TaskQueue:                contract.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(employeeIDKey.ValueSet(id), stateKey.ValueSet(workflows.StateIdle)),
-	}, workflows.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: id, Version: workflows.IdentityVersion})
+		TypedSearchAttributes:    temporal.NewSearchAttributes(employeeIDKey.ValueSet(id), stateKey.ValueSet(contract.StateIdle)),
+	}, contract.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: id, Version: workflows.IdentityVersion})
 	res = workflows.EventAccepted{}
 	handle, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{
-			UpdateName:   workflows.UpdateHREvent,
+			UpdateName:   contract.UpdateHREvent,
 			Args:         []any{workflows.HREventRequest{Event: ev}},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
@@ -90,10 +91,10 @@ func Submit(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventA
 		if errors.As(err, &app) {
 			return res, &RejectedError{Msg: app.Error()}
 		}
-		return res, fmt.Errorf("intake: deliver event %s to %s: %w", ev.EventID, workflows.IdentityWorkflowID(id), err)
+		return res, fmt.Errorf("intake: deliver event %s to %s: %w", ev.EventID, contract.IdentityWorkflowID(id), err)
 	}
 	if res.WorkflowID == "" {
-		res.WorkflowID = workflows.IdentityWorkflowID(id)
+		res.WorkflowID = contract.IdentityWorkflowID(id)
 	}
 	if res.Conflict {
 		return res, &ConflictError{EventID: ev.EventID, WorkflowID: res.WorkflowID}

@@ -11,6 +11,7 @@ import (
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/okta"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/transform"
@@ -72,7 +73,7 @@ func (g *guard) check(ctx context.Context, m *mapper, raw map[string]string, c c
 	if len(rec.Attributes) == 0 && rec.Status == "" {
 		return c, errDefer
 	}
-	left := rec.Status == activities.IdentityDeprovisioned
+	left := rec.Status == contract.StatusDeprovisioned
 	if c.Type == hr.Terminate {
 		if left {
 			c.Type = "" // jml's leaver disabled the account

@@ -12,6 +12,7 @@ import (
 	"github.com/jml-dev/jml/connectors/okta/oktatest"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
@@ -153,7 +154,7 @@ func TestOktaSourceToSCIM(t *testing.T) {
 	adm.delete("dee@acme.test")
 	st = s.pollNow(t, "okta")
 	assert.Equal(t, 2, st.Emitted[hr.Terminate], "deleted users are not in the changes")
-	st, err = s.update(t, "okta", workflows.UpdateSourcePoll, workflows.SourcePollRequest{Full: true})
+	st, err = s.update(t, "okta", contract.UpdateSourcePoll, workflows.SourcePollRequest{Full: true})
 	require.NoError(t, err)
 	assert.Equal(t, 3, st.Emitted[hr.Terminate])
 	assert.Equal(t, run{"leaver", "dee@acme.test"}, s.waitRuns(t, 10)[9])

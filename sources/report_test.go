@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/workflows"
@@ -142,21 +143,21 @@ func TestReportOverHTTPS(t *testing.T) {
 	rep.set(csvOf(rest))
 	st = s.pollNow(t, "workday")
 	require.NotNil(t, st.Blocked)
-	assert.Equal(t, workflows.StateBlocked, st.State)
+	assert.Equal(t, contract.StateBlocked, st.State)
 	assert.Equal(t, missing, st.Blocked.Terminate)
 	assert.Equal(t, 1004, st.Blocked.Known)
 	assert.Equal(t, 8, st.Emitted[hr.Terminate], "nothing delivered")
 	assert.Equal(t, 8, s.count(t, "WorkflowType = 'Leaver'"), "0 leavers started")
 	s.waitCount(t, "WorkflowType = 'SourcePoller' AND JmlState = 'Blocked' AND JmlEvent = 'source'", 1)
 	assert.Contains(t, s.details(t, "workday"), "Blocked: this poll would terminate 200 of 1004 people")
-	_, err := s.update(t, "workday", workflows.UpdateSourcePoll, workflows.SourcePollRequest{})
+	_, err := s.update(t, "workday", contract.UpdateSourcePoll, workflows.SourcePollRequest{})
 	assert.ErrorContains(t, err, "release or discard it first")
-	_, err = s.update(t, "workday", workflows.UpdateSourceRelease, workflows.SourceDecision{Digest: "not-this-one"})
+	_, err = s.update(t, "workday", contract.UpdateSourceRelease, workflows.SourceDecision{Digest: "not-this-one"})
 	assert.ErrorContains(t, err, "does not name the blocked poll")
 
 	// Release: the leavers run.
 	blockedRun := s.runID(t, "workday")
-	st, err = s.update(t, "workday", workflows.UpdateSourceRelease, workflows.SourceDecision{Digest: st.Blocked.Digest, Reason: "reorg approved"})
+	st, err = s.update(t, "workday", contract.UpdateSourceRelease, workflows.SourceDecision{Digest: st.Blocked.Digest, Reason: "reorg approved"})
 	require.NoError(t, err)
 	assert.Nil(t, st.Blocked)
 	assert.Equal(t, 8+missing, st.Emitted[hr.Terminate])
@@ -180,7 +181,7 @@ func TestReportOverHTTPS(t *testing.T) {
 	rep.set(csvOf(rest[len(rest)/5:]))
 	st = s.pollNow(t, "workday")
 	require.NotNil(t, st.Blocked)
-	st, err = s.update(t, "workday", workflows.UpdateSourceDiscard, workflows.SourceDecision{Digest: st.Blocked.Digest})
+	st, err = s.update(t, "workday", contract.UpdateSourceDiscard, workflows.SourceDecision{Digest: st.Blocked.Digest})
 	require.NoError(t, err)
 	assert.Nil(t, st.Blocked)
 	st = s.pollNow(t, "workday")
@@ -220,13 +221,13 @@ func TestReportBadInput(t *testing.T) {
 	s.startPollers(t)
 
 	st := s.status(t, "down")
-	assert.Equal(t, workflows.StateRetrying, st.State)
+	assert.Equal(t, contract.StateRetrying, st.State)
 	assert.Contains(t, st.LastError, "connection refused")
 	assert.Contains(t, s.details(t, "down"), "connection refused")
 	assert.Empty(t, st.Emitted)
 
 	st = s.status(t, "denied")
-	assert.Equal(t, workflows.StateRetrying, st.State)
+	assert.Equal(t, contract.StateRetrying, st.State)
 	assert.Contains(t, st.LastError, "401 Unauthorized")
 	assert.NotContains(t, st.LastError, "in-the-query", "a URL's query may hold credentials")
 	assert.Contains(t, s.details(t, "denied"), "401 Unauthorized")

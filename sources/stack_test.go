@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/internal/temporalenv"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
@@ -94,13 +95,13 @@ func (s *stack) getenv(k string) string {
 func (s *stack) worker(t *testing.T, targets map[string]any) (stop func()) {
 	t.Helper()
 	c := s.ts.NewClientWithOptions(client.Options{})
-	host := workflows.HostTaskQueue(fmt.Sprintf("src-%d", time.Now().UnixNano()))
+	host := contract.HostTaskQueue(fmt.Sprintf("src-%d", time.Now().UnixNano()))
 	acts := activities.New(activities.Config{
 		Policy: s.pol, Targets: targets, Vault: secret.NewVault(time.Hour), HostQueue: host, HostTimeout: 5 * time.Second,
 		HTTPClient: s.client, Client: c, Directory: activities.TemporalDirectory{Client: c},
 		StepTimeout: 20 * time.Second, SessionHeartbeat: 2 * time.Second, Getenv: s.getenv,
 	})
-	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true, WorkflowPanicPolicy: worker.FailWorkflow})
+	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true, WorkflowPanicPolicy: worker.FailWorkflow})
 	workflows.Register(w, acts)
 	sources.Register(w, sources.New(sources.Config{Policy: s.pol, Client: c, HTTPClient: s.client, Getenv: s.getenv, AllowInsecure: true}))
 	require.NoError(t, w.Start())
@@ -130,7 +131,7 @@ func (s *stack) waitRuns(t *testing.T, n int) []run {
 func (s *stack) status(t *testing.T, name string) workflows.SourceStatus {
 	t.Helper()
 	var st workflows.SourceStatus
-	v, err := s.c.QueryWorkflow(context.Background(), workflows.SourceWorkflowID(name), "", workflows.QuerySourceStatus)
+	v, err := s.c.QueryWorkflow(context.Background(), contract.SourceWorkflowID(name), "", contract.QuerySourceStatus)
 	require.NoError(t, err)
 	require.NoError(t, v.Get(&st))
 	return st
@@ -140,7 +141,7 @@ func (s *stack) status(t *testing.T, name string) workflows.SourceStatus {
 func (s *stack) details(t *testing.T, name string) string {
 	t.Helper()
 	var md sdkpb.WorkflowMetadata
-	v, err := s.c.QueryWorkflow(context.Background(), workflows.SourceWorkflowID(name), "", "__temporal_workflow_metadata")
+	v, err := s.c.QueryWorkflow(context.Background(), contract.SourceWorkflowID(name), "", "__temporal_workflow_metadata")
 	require.NoError(t, err)
 	require.NoError(t, v.Get(&md))
 	return md.GetCurrentDetails()
@@ -151,7 +152,7 @@ func (s *stack) update(t *testing.T, name, update string, args ...any) (workflow
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	h, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.SourceWorkflowID(name), UpdateName: update, Args: args,
+		WorkflowID: contract.SourceWorkflowID(name), UpdateName: update, Args: args,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	var st workflows.SourceStatus
@@ -164,7 +165,7 @@ func (s *stack) update(t *testing.T, name, update string, args ...any) (workflow
 // pollNow polls and returns the status after the poll.
 func (s *stack) pollNow(t *testing.T, name string) workflows.SourceStatus {
 	t.Helper()
-	st, err := s.update(t, name, workflows.UpdateSourcePoll, workflows.SourcePollRequest{})
+	st, err := s.update(t, name, contract.UpdateSourcePoll, workflows.SourcePollRequest{})
 	require.NoError(t, err)
 	return st
 }
@@ -188,7 +189,7 @@ func (s *stack) startPollers(t *testing.T) {
 	require.NoError(t, sources.EnsurePollers(context.Background(), s.c, s.pol))
 	for name := range s.pol.Sources {
 		require.Eventually(t, func() bool {
-			v, err := s.c.QueryWorkflow(context.Background(), workflows.SourceWorkflowID(name), "", workflows.QuerySourceStatus)
+			v, err := s.c.QueryWorkflow(context.Background(), contract.SourceWorkflowID(name), "", contract.QuerySourceStatus)
 			var st workflows.SourceStatus
 			return err == nil && v.Get(&st) == nil && st.Polls > 0
 		}, time.Minute, 100*time.Millisecond)
@@ -198,7 +199,7 @@ func (s *stack) startPollers(t *testing.T) {
 // runID is the poller's current run.
 func (s *stack) runID(t *testing.T, name string) string {
 	t.Helper()
-	d, err := s.c.DescribeWorkflowExecution(context.Background(), workflows.SourceWorkflowID(name), "")
+	d, err := s.c.DescribeWorkflowExecution(context.Background(), contract.SourceWorkflowID(name), "")
 	require.NoError(t, err)
 	return d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 }
@@ -211,7 +212,7 @@ func (s *stack) saveHistory(t *testing.T, name, runID, file string) {
 		return
 	}
 	var h historypb.History
-	it := s.c.GetWorkflowHistory(context.Background(), workflows.SourceWorkflowID(name), runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := s.c.GetWorkflowHistory(context.Background(), contract.SourceWorkflowID(name), runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		require.NoError(t, err)

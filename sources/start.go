@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/workflows"
 )
@@ -19,12 +20,12 @@ import (
 // Register registers the SourcePoll activity on w (the SourcePoller
 // workflow is registered with the others by workflows.Register).
 func Register(w worker.ActivityRegistry, p *Poller) {
-	w.RegisterActivityWithOptions(p.Poll, activity.RegisterOptions{Name: workflows.SourcePollActivityName})
+	w.RegisterActivityWithOptions(p.Poll, activity.RegisterOptions{Name: contract.SourcePollActivityName})
 }
 
 var (
-	stateKey = temporal.NewSearchAttributeKeyKeyword(workflows.SAState)
-	eventKey = temporal.NewSearchAttributeKeyKeyword(workflows.SAEvent)
+	stateKey = temporal.NewSearchAttributeKeyKeyword(contract.SAState)
+	eventKey = temporal.NewSearchAttributeKeyKeyword(contract.SAEvent)
 )
 
 // EnsurePollers starts the poller of every source of the policy that is
@@ -34,12 +35,12 @@ var (
 func EnsurePollers(ctx context.Context, c client.Client, p *policy.Policy) error {
 	for _, name := range slices.Sorted(maps.Keys(p.Sources)) {
 		_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID:                       workflows.SourceWorkflowID(name),
-			TaskQueue:                workflows.TaskQueue,
+			ID:                       contract.SourceWorkflowID(name),
+			TaskQueue:                contract.TaskQueue,
 			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-			TypedSearchAttributes:    temporal.NewSearchAttributes(stateKey.ValueSet(workflows.StateIdle), eventKey.ValueSet(workflows.SourceEventKind)),
+			TypedSearchAttributes:    temporal.NewSearchAttributes(stateKey.ValueSet(contract.StateIdle), eventKey.ValueSet(workflows.SourceEventKind)),
 			StaticSummary:            "poller of source " + name,
-		}, workflows.SourcePollerWorkflowName, workflows.SourcePollerInput{Source: name})
+		}, contract.SourcePollerWorkflowName, workflows.SourcePollerInput{Source: name})
 		if err != nil {
 			return fmt.Errorf("start poller of source %s: %w", name, err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/intake/intaketest"
 	"github.com/jml-dev/jml/internal/e2e/memtarget"
 	"github.com/jml-dev/jml/policy"
@@ -39,7 +40,7 @@ func TestSafetyLimitCountsPeople(t *testing.T) {
 	}
 	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
 	useTemporal(t, env)
-	env.Server.NewWorkerWithOptions(workflows.TaskQueue, func(r worker.Registry) {
+	env.Server.NewWorkerWithOptions(contract.TaskQueue, func(r worker.Registry) {
 		workflows.Register(r, activities.New(activities.Config{Policy: p, Client: env.Client, Targets: map[string]any{"app": target}}))
 	}, worker.Options{})
 
@@ -48,13 +49,13 @@ func TestSafetyLimitCountsPeople(t *testing.T) {
 		emp := fmt.Sprintf("L%02d", i)
 		acct, err := target.CreateAccount(ctx, connectors.Attributes{"user_name": emp + "@acme.test"}, connectors.CreateOptions{Activate: true})
 		require.NoError(t, err)
-		id := workflows.LifecycleWorkflowID("leaver", emp, "t1")
+		id := contract.LifecycleWorkflowID("leaver", emp, "t1")
 		_, err = env.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID: id, TaskQueue: workflows.TaskQueue,
+			ID: id, TaskQueue: contract.TaskQueue,
 			TypedSearchAttributes: temporal.NewSearchAttributes(
-				temporal.NewSearchAttributeKeyKeyword(workflows.SAEmployeeID).ValueSet(emp),
-				temporal.NewSearchAttributeKeyKeyword(workflows.SAState).ValueSet(workflows.StateRunning)),
-		}, workflows.LeaverWorkflowName, workflows.LifecycleInput{Kind: "leaver", EmployeeID: emp, EventID: "t1",
+				temporal.NewSearchAttributeKeyKeyword(contract.SAEmployeeID).ValueSet(emp),
+				temporal.NewSearchAttributeKeyKeyword(contract.SAState).ValueSet(contract.StateRunning)),
+		}, contract.LeaverWorkflowName, workflows.LifecycleInput{Kind: "leaver", EmployeeID: emp, EventID: "t1",
 			Attributes: map[string]string{"employee_id": emp}, Accounts: map[string]string{"app": acct.ID},
 			HostQueues: true, Version: workflows.IdentityVersion})
 		require.NoError(t, err)
@@ -79,17 +80,17 @@ func TestSafetyLimitCountsPeople(t *testing.T) {
 	assert.Empty(t, target.Accounts())
 
 	// The release is recorded: who and why, on the step it released.
-	code, out, errs = starter(t, "list", "--state", workflows.StateCompleted, "--json")
+	code, out, errs = starter(t, "list", "--state", contract.StateCompleted, "--json")
 	require.Equal(t, 0, code, errs)
 	released := 0
 	for i := range people {
-		st, err := status(ctx, env.Client, "", workflows.LifecycleWorkflowID("leaver", fmt.Sprintf("L%02d", i), "t1"))
+		st, err := status(ctx, env.Client, "", contract.LifecycleWorkflowID("leaver", fmt.Sprintf("L%02d", i), "t1"))
 		require.NoError(t, err)
 		for _, s := range st.Steps {
 			assert.NotEqual(t, workflows.StepBlocked, s.State)
 			if s.Decision != nil {
 				released++
-				assert.Equal(t, workflows.Decision{Update: workflows.UpdateRelease, Step: "app.deprovision_identity",
+				assert.Equal(t, workflows.Decision{Update: contract.UpdateRelease, Step: "app.deprovision_identity",
 					Operator: "ops@test", Reason: "planned layoff", Time: s.Decision.Time}, *s.Decision)
 			}
 		}

@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/workflows"
 )
 
@@ -132,8 +133,8 @@ type pendingStep struct {
 }
 
 var (
-	stateKey  = temporal.NewSearchAttributeKeyKeyword(workflows.SAState)
-	failedKey = temporal.NewSearchAttributeKeyKeyword(workflows.SAFailedStep)
+	stateKey  = temporal.NewSearchAttributeKeyKeyword(contract.SAState)
+	failedKey = temporal.NewSearchAttributeKeyKeyword(contract.SAFailedStep)
 )
 
 func status(ctx context.Context, c client.Client, employeeID, run string) (*runStatusResult, error) {
@@ -144,7 +145,7 @@ func status(ctx context.Context, c client.Client, employeeID, run string) (*runS
 			return nil, err
 		}
 		st.Current, st.Pending, st.Kind, st.EventID, st.Status = cur, cur.Pending, cur.Kind, cur.EventID, cur.Status
-		if d, err := c.DescribeWorkflow(ctx, workflows.IdentityWorkflowID(employeeID), ""); err == nil {
+		if d, err := c.DescribeWorkflow(ctx, contract.IdentityWorkflowID(employeeID), ""); err == nil {
 			st.Identity, _ = d.TypedSearchAttributes.GetKeyword(stateKey)
 		}
 		st.Run = cur.WorkflowID
@@ -162,7 +163,7 @@ func status(ctx context.Context, c client.Client, employeeID, run string) (*runS
 	st.Execution = titleStatus(d.Status.String())
 	st.State, _ = d.TypedSearchAttributes.GetKeyword(stateKey)
 	st.FailedStep, _ = d.TypedSearchAttributes.GetKeyword(failedKey)
-	v, err := c.QueryWorkflow(ctx, st.Run, "", workflows.QuerySteps)
+	v, err := c.QueryWorkflow(ctx, st.Run, "", contract.QuerySteps)
 	if err != nil {
 		return nil, fmt.Errorf("query steps of %s: %w", st.Run, err)
 	}
@@ -191,8 +192,8 @@ func status(ctx context.Context, c client.Client, employeeID, run string) (*runS
 
 // current asks the person's identity workflow which run is active.
 func current(ctx context.Context, c client.Client, employeeID string) (*workflows.CurrentRun, error) {
-	id := workflows.IdentityWorkflowID(employeeID)
-	v, err := c.QueryWorkflow(ctx, id, "", workflows.QueryCurrent)
+	id := contract.IdentityWorkflowID(employeeID)
+	v, err := c.QueryWorkflow(ctx, id, "", contract.QueryCurrent)
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return nil, fmt.Errorf("no workflow for employee %q (%s): no HR event has been received for this ID", employeeID, id)
@@ -269,9 +270,9 @@ func printStatus(w io.Writer, st *runStatusResult) {
 		_ = tw.Flush()
 	}
 	switch st.State {
-	case workflows.StateNeedsAttention:
+	case contract.StateNeedsAttention:
 		fmt.Fprintf(w, "\nnext: starter retry %[1]s  |  starter skip %[1]s --step %[2]s  |  starter abort %[1]s\n", st.EmployeeID, st.FailedStep)
-	case workflows.StateBlocked:
+	case contract.StateBlocked:
 		fmt.Fprintf(w, "\nnext: starter release %[1]s  |  starter abort %[1]s\n", st.EmployeeID)
 	}
 }
@@ -291,7 +292,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: starter list [--needs-attention | --blocked | --state S] [--json] [--limit N]")
 		return 2
 	}
-	want := workflows.StateNeedsAttention
+	want := contract.StateNeedsAttention
 	switch {
 	case *state != "":
 		want = *state
@@ -299,7 +300,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "starter list: choose one of --needs-attention and --blocked")
 		return 2
 	case *blocked:
-		want = workflows.StateBlocked
+		want = contract.StateBlocked
 	}
 	return withClient(ctx, stderr, func(ctx context.Context, c client.Client) int {
 		runs, err := listRuns(ctx, c, want, *limit)
@@ -338,7 +339,7 @@ type listedRun struct {
 
 func listRuns(ctx context.Context, c client.Client, state string, limit int) ([]listedRun, error) {
 	// Lifecycle runs only: an identity mirrors its run's state.
-	query := fmt.Sprintf("%s = %q AND WorkflowType != %q", workflows.SAState, state, workflows.IdentityWorkflowName)
+	query := fmt.Sprintf("%s = %q AND WorkflowType != %q", contract.SAState, state, contract.IdentityWorkflowName)
 	runs := []listedRun{}
 	var token []byte
 	for len(runs) < limit {
@@ -354,10 +355,10 @@ func listRuns(ctx context.Context, c client.Client, state string, limit int) ([]
 				WorkflowID: e.GetExecution().GetWorkflowId(),
 				RunID:      e.GetExecution().GetRunId(),
 				Type:       e.GetType().GetName(),
-				EmployeeID: keyword(sa, workflows.SAEmployeeID),
-				Event:      keyword(sa, workflows.SAEvent),
-				State:      keyword(sa, workflows.SAState),
-				FailedStep: keyword(sa, workflows.SAFailedStep),
+				EmployeeID: keyword(sa, contract.SAEmployeeID),
+				Event:      keyword(sa, contract.SAEvent),
+				State:      keyword(sa, contract.SAState),
+				FailedStep: keyword(sa, contract.SAFailedStep),
 				Started:    e.GetStartTime().AsTime(),
 			})
 		}
@@ -393,7 +394,7 @@ func runRetry(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	set := attrFlag{}
 	f.fs.Var(set, "set", "corrected attribute for the retry, name=value (repeatable)")
 	return stepCommand(ctx, f, args, step, stdout, stderr, "retry EMPLOYEE_ID [--step S] [--set name=value]… [--reason R]",
-		workflows.StepFailed, workflows.UpdateRetryStep, func(s string) any {
+		workflows.StepFailed, contract.UpdateRetryStep, func(s string) any {
 			return workflows.RetryStepRequest{Step: s, Attributes: set.orNil(), Reason: *reason, Operator: *f.as}
 		})
 }
@@ -405,7 +406,7 @@ func runSkip(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	reason := f.fs.String("reason", "", "why, recorded in the run's step table, details and result")
 	cascade := f.fs.Bool("cascade", false, "also skip the later steps that use the skipped step's outputs")
 	return stepCommand(ctx, f, args, step, stdout, stderr, "skip EMPLOYEE_ID --step S [--reason R] [--cascade]",
-		"", workflows.UpdateSkipStep, func(s string) any {
+		"", contract.UpdateSkipStep, func(s string) any {
 			return workflows.StepRequest{Step: s, Reason: *reason, Operator: *f.as, Cascade: *cascade}
 		})
 }
@@ -416,7 +417,7 @@ func runAbort(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	reason := f.fs.String("reason", "", "why, recorded in the run's step table, details and result")
 	rollback := f.fs.Bool("rollback", false, "also disable every account this run created (never deletes)")
 	return stepCommand(ctx, f, args, nil, stdout, stderr, "abort EMPLOYEE_ID [--reason R] [--rollback]",
-		"", workflows.UpdateAbort, func(s string) any {
+		"", contract.UpdateAbort, func(s string) any {
 			return workflows.StepRequest{Step: s, Reason: *reason, Operator: *f.as, Rollback: *rollback}
 		})
 }
@@ -427,7 +428,7 @@ func runRelease(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	step := f.fs.String("step", "", "the blocked step (default: the run's blocked step)")
 	reason := f.fs.String("reason", "", "why, recorded in the run's step table, details and result")
 	all := f.fs.Bool("all", false, "release every run the safety limit blocked (asks for confirmation)")
-	state := f.fs.String("state", workflows.StateBlocked, "with --all: the runs' JmlState (only Blocked runs can be released)")
+	state := f.fs.String("state", contract.StateBlocked, "with --all: the runs' JmlState (only Blocked runs can be released)")
 	yes := f.fs.Bool("yes", false, "with --all: do not ask for confirmation")
 	pos, err := f.parse(args)
 	if err != nil {
@@ -438,14 +439,14 @@ func runRelease(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			fmt.Fprintln(stderr, "usage: starter release --all [--state Blocked] [--reason R] [--yes] [--json] (no employee ID, --step or --run)")
 			return 2
 		}
-		if *state != workflows.StateBlocked {
+		if *state != contract.StateBlocked {
 			fmt.Fprintf(stderr, "starter release: --state %s: only runs in state Blocked wait for a release\n", *state)
 			return 2
 		}
 		return releaseAll(ctx, *reason, *f.as, *yes, *f.jsonOut, os.Stdin, stdout, stderr)
 	}
 	return stepCommand(ctx, f, args, step, stdout, stderr, "release EMPLOYEE_ID [--step S] [--reason R] | release --all [--yes]",
-		workflows.StepBlocked, workflows.UpdateRelease, func(s string) any {
+		workflows.StepBlocked, contract.UpdateRelease, func(s string) any {
 			return workflows.StepRequest{Step: s, Reason: *reason, Operator: *f.as}
 		})
 }
@@ -454,7 +455,7 @@ func runRelease(ctx context.Context, args []string, stdout, stderr io.Writer) in
 // that moved on meanwhile is reported, not an error.
 func releaseAll(ctx context.Context, reason, operator string, yes, jsonOut bool, stdin io.Reader, stdout, stderr io.Writer) int {
 	return withClient(ctx, stderr, func(ctx context.Context, c client.Client) int {
-		runs, err := listRuns(ctx, c, workflows.StateBlocked, 10000)
+		runs, err := listRuns(ctx, c, contract.StateBlocked, 10000)
 		if err != nil {
 			fmt.Fprintf(stderr, "starter release: %v\n", err)
 			return 1
@@ -483,7 +484,7 @@ func releaseAll(ctx context.Context, reason, operator string, yes, jsonOut bool,
 		var out []released
 		failed := 0
 		for _, r := range runs {
-			answer, err := sendUpdate(ctx, c, r.WorkflowID, workflows.UpdateRelease,
+			answer, err := sendUpdate(ctx, c, r.WorkflowID, contract.UpdateRelease,
 				workflows.StepRequest{Reason: reason, Operator: operator})
 			rel := released{WorkflowID: r.WorkflowID, Answer: answer}
 			if err != nil {

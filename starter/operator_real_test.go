@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/intake/intaketest"
@@ -54,7 +55,7 @@ joiner:
 
 	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
 	useTemporal(t, env)
-	env.Server.NewWorkerWithOptions(workflows.TaskQueue, func(r worker.Registry) {
+	env.Server.NewWorkerWithOptions(contract.TaskQueue, func(r worker.Registry) {
 		workflows.Register(r, activities.New(activities.Config{Policy: p, AllowInsecureLoopback: true}))
 	}, worker.Options{EnableSessionWorker: true})
 
@@ -116,7 +117,7 @@ joiner:
 	require.NoError(t, err)
 	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
 	useTemporal(t, env)
-	env.Server.NewWorkerWithOptions(workflows.TaskQueue, func(r worker.Registry) {
+	env.Server.NewWorkerWithOptions(contract.TaskQueue, func(r worker.Registry) {
 		workflows.Register(r, activities.New(activities.Config{Policy: p, AllowInsecureLoopback: true}))
 	}, worker.Options{})
 	ev := hr.Event{EventID: "evt-1", Type: hr.Hire, EffectiveAt: time.Now().Add(-time.Hour),

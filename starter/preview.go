@@ -16,11 +16,11 @@ import (
 	"time"
 
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/transform"
-	"github.com/jml-dev/jml/workflows"
 )
 
 // previewResult is what `starter preview --json` prints.
@@ -169,7 +169,7 @@ func preview(p *policy.Policy, ev hr.Event, w *wire) (*previewResult, error) {
 		return nil, err
 	}
 	res := &previewResult{EventID: ev.EventID, EventType: ev.Type, EmployeeID: plan.EmployeeID,
-		Workflow: workflowName(plan.Kind), WorkflowID: workflows.LifecycleWorkflowID(plan.Kind, plan.EmployeeID, ev.EventID),
+		Workflow: workflowName(plan.Kind), WorkflowID: contract.LifecycleWorkflowID(plan.Kind, plan.EmployeeID, ev.EventID),
 		Flow: plan.Flow, Effective: plan.EffectiveAt, RunAt: plan.RunAt, Live: w.live}
 	env := &transform.Env{Attrs: ev.Employee, Lookups: tables, Outputs: map[string]map[string]string{},
 		Rand: rand.Reader, Now: plan.RunAt}
@@ -190,11 +190,11 @@ func preview(p *policy.Policy, ev hr.Event, w *wire) (*previewResult, error) {
 func workflowName(kind string) string {
 	switch kind {
 	case policy.KindJoiner:
-		return workflows.JoinerWorkflowName
+		return contract.JoinerWorkflowName
 	case policy.KindMover:
-		return workflows.MoverWorkflowName
+		return contract.MoverWorkflowName
 	case policy.KindLeaver:
-		return workflows.LeaverWorkflowName
+		return contract.LeaverWorkflowName
 	}
 	return kind
 }

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/workflows"
 )
 
@@ -45,9 +46,9 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 2
 	}
 	if args[0] != "report" {
-		update := workflows.UpdateRelease
+		update := contract.UpdateRelease
 		if args[0] == "abort" {
-			update = workflows.UpdateAbort
+			update = contract.UpdateAbort
 		}
 		return withClient(ctx, stderr, func(ctx context.Context, c client.Client) int {
 			return decideReconcile(ctx, c, update, *runID, *target, stdout, stderr)
@@ -90,7 +91,7 @@ type reconcileReportOut struct {
 func reconcileReport(ctx context.Context, c client.Client, run string) (reconcileReportOut, error) {
 	if run == "" {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Completed'", workflows.AttributeSyncWorkflowName),
+			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Completed'", contract.AttributeSyncWorkflowName),
 		})
 		if err != nil {
 			return reconcileReportOut{}, fmt.Errorf("list attribute syncs: %w", err)
@@ -98,7 +99,7 @@ func reconcileReport(ctx context.Context, c client.Client, run string) (reconcil
 		var last int64
 		for _, e := range resp.GetExecutions() {
 			id := e.GetExecution().GetWorkflowId()
-			if strings.HasPrefix(id, workflows.AttributeSyncScheduleID) && e.GetCloseTime().AsTime().UnixNano() > last {
+			if strings.HasPrefix(id, contract.AttributeSyncScheduleID) && e.GetCloseTime().AsTime().UnixNano() > last {
 				run, last = id, e.GetCloseTime().AsTime().UnixNano()
 			}
 		}
@@ -173,7 +174,7 @@ func sortedAccounts(in []activities.ReconcileAccount) []activities.ReconcileAcco
 func decideReconcile(ctx context.Context, c client.Client, update, run, target string, stdout, stderr io.Writer) int {
 	if run == "" {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.AttributeSyncWorkflowName),
+			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", contract.AttributeSyncWorkflowName),
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "starter reconcile: list attribute syncs: %v\n", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/workflows"
 )
@@ -37,7 +38,7 @@ func TestReconcileReportCommand(t *testing.T) {
 	t.Setenv("TEMPORAL_NAMESPACE", ts.GetDefaultNamespace())
 	dir := activities.StaticDirectory{
 		{EmployeeID: "E1", Attributes: map[string]string{"username": "ada"}},
-		{EmployeeID: "E2", Status: activities.IdentityDeprovisioned, Attributes: map[string]string{"username": "left1"}},
+		{EmployeeID: "E2", Status: contract.StatusDeprovisioned, Attributes: map[string]string{"username": "left1"}},
 		{EmployeeID: "E3", Attributes: map[string]string{"username": "x"}, Accounts: map[string]string{"app": ids.Users["twin"]}},
 		{EmployeeID: "E4", Attributes: map[string]string{"username": "y"}, Accounts: map[string]string{"app": ids.Users["twin"]}},
 	}
@@ -53,7 +54,7 @@ func TestReconcileReportCommand(t *testing.T) {
 		Targets: map[string]any{"app": conn}, Directory: dir,
 	})
 	c := ts.GetDefaultClient()
-	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
+	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, acts)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
@@ -62,8 +63,8 @@ func TestReconcileReportCommand(t *testing.T) {
 	assert.Equal(t, 1, run(ctx, []string{"reconcile", "report"}, &out, &errb), "no cycle yet")
 	assert.Contains(t, errb.String(), "no completed scheduled attribute sync")
 
-	id := workflows.AttributeSyncScheduleID + "-2026-12-02T06:00:00Z"
-	r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.AttributeSyncWorkflowName, workflows.AttributeSyncInput{Targets: []string{"app"}, PageSize: 100})
+	id := contract.AttributeSyncScheduleID + "-2026-12-02T06:00:00Z"
+	r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: contract.TaskQueue}, contract.AttributeSyncWorkflowName, workflows.AttributeSyncInput{Targets: []string{"app"}, PageSize: 100})
 	require.NoError(t, err)
 	require.NoError(t, r.Get(ctx, nil))
 	require.Eventually(t, func() bool {

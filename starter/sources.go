@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/workflows"
 )
 
@@ -53,7 +54,7 @@ func runSources(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "starter sources: bad arguments\n%s", sourcesUsage)
 		return 2
 	}
-	update := map[string]string{"poll": workflows.UpdateSourcePoll, "release": workflows.UpdateSourceRelease, "discard": workflows.UpdateSourceDiscard}[verb]
+	update := map[string]string{"poll": contract.UpdateSourcePoll, "release": contract.UpdateSourceRelease, "discard": contract.UpdateSourceDiscard}[verb]
 	if verb != "list" && update == "" {
 		fmt.Fprintf(stderr, "starter sources: unknown verb %q\n%s", verb, sourcesUsage)
 		return 2
@@ -103,7 +104,7 @@ func listSources(ctx context.Context, c client.Client) ([]workflows.SourceStatus
 	var token []byte
 	for {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query:         fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", workflows.SourcePollerWorkflowName),
+			Query:         fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", contract.SourcePollerWorkflowName),
 			NextPageToken: token,
 		})
 		if err != nil {
@@ -127,7 +128,7 @@ func listSources(ctx context.Context, c client.Client) ([]workflows.SourceStatus
 
 func sourceStatus(ctx context.Context, c client.Client, workflowID string) (workflows.SourceStatus, error) {
 	var st workflows.SourceStatus
-	v, err := c.QueryWorkflow(ctx, workflowID, "", workflows.QuerySourceStatus)
+	v, err := c.QueryWorkflow(ctx, workflowID, "", contract.QuerySourceStatus)
 	if err == nil {
 		err = v.Get(&st)
 	}
@@ -143,7 +144,7 @@ func updateSource(ctx context.Context, c client.Client, name, update string, arg
 	for attempt := 0; attempt < 5; attempt++ {
 		var h client.WorkflowUpdateHandle
 		h, err = c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-			WorkflowID: workflows.SourceWorkflowID(name), UpdateName: update, Args: args,
+			WorkflowID: contract.SourceWorkflowID(name), UpdateName: update, Args: args,
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		})
 		if err == nil {

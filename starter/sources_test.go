@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/internal/temporalenv"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/sources"
@@ -39,7 +40,7 @@ func TestSourcesCommand(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte("id,first_name\nE1,Ada\nE2,Bob\n"), 0o600))
 	pol := &policy.Policy{Sources: map[string]policy.Source{"hr": {Type: "report", File: file, EmployeeID: "{id}",
 		Every: "1h", Initial: policy.InitialBaseline}}}
-	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
+	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, activities.New(activities.Config{Policy: pol}))
 	sources.Register(w, sources.New(sources.Config{Policy: pol, Client: c}))
 	require.NoError(t, w.Start())

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/workflows"
 )
 
@@ -66,14 +67,14 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer c.Close()
 
 	if *all {
-		err := c.ScheduleClient().GetHandle(ctx, workflows.AttributeSyncScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{
+		err := c.ScheduleClient().GetHandle(ctx, contract.AttributeSyncScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		})
 		if err != nil {
-			fmt.Fprintf(stderr, "starter sync: trigger schedule %s: %v (is attribute_sync.every set in the policy?)\n", workflows.AttributeSyncScheduleID, err)
+			fmt.Fprintf(stderr, "starter sync: trigger schedule %s: %v (is attribute_sync.every set in the policy?)\n", contract.AttributeSyncScheduleID, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "Triggered %s: a full attribute sync starts now (skipped if one is running).\n", workflows.AttributeSyncScheduleID)
+		fmt.Fprintf(stdout, "Triggered %s: a full attribute sync starts now (skipped if one is running).\n", contract.AttributeSyncScheduleID)
 		return 0
 	}
 
@@ -103,10 +104,10 @@ type syncOutput struct {
 }
 
 func syncNow(ctx context.Context, c client.Client, ids []string) (syncOutput, error) {
-	out := syncOutput{WorkflowID: workflows.ManualSyncWorkflowID(ids[0], time.Now()), EmployeeIDs: ids}
+	out := syncOutput{WorkflowID: contract.ManualSyncWorkflowID(ids[0], time.Now()), EmployeeIDs: ids}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: out.WorkflowID, TaskQueue: workflows.TaskQueue, StaticSummary: "manual attribute sync",
-	}, workflows.AttributeSyncWorkflowName, workflows.AttributeSyncInput{EmployeeIDs: ids})
+		ID: out.WorkflowID, TaskQueue: contract.TaskQueue, StaticSummary: "manual attribute sync",
+	}, contract.AttributeSyncWorkflowName, workflows.AttributeSyncInput{EmployeeIDs: ids})
 	if err != nil {
 		return out, fmt.Errorf("start: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/workflows"
 )
@@ -29,7 +30,7 @@ func TestSyncCommand(t *testing.T) {
 	t.Setenv("TEMPORAL_ADDRESS", ts.GetFrontendHostPort())
 	t.Setenv("TEMPORAL_NAMESPACE", ts.GetDefaultNamespace())
 
-	dir := activities.StaticDirectory{{EmployeeID: "E1", Status: activities.IdentityActive,
+	dir := activities.StaticDirectory{{EmployeeID: "E1", Status: contract.StatusActive,
 		Attributes: map[string]string{"username": "seed00001", "email": "new.address@example.com"}}}
 	acts := activities.New(activities.Config{
 		Policy: &policy.Policy{
@@ -39,7 +40,7 @@ func TestSyncCommand(t *testing.T) {
 		},
 		Targets: map[string]any{"app": conn}, Directory: dir,
 	})
-	w := worker.New(ts.GetDefaultClient(), workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
+	w := worker.New(ts.GetDefaultClient(), contract.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, acts)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
@@ -66,5 +67,5 @@ func TestSyncCommand(t *testing.T) {
 	}
 	errb.Reset()
 	assert.Equal(t, 1, run(ctx, []string{"sync", "--all"}, &out, &errb), "no schedule yet")
-	assert.Contains(t, errb.String(), workflows.AttributeSyncScheduleID)
+	assert.Contains(t, errb.String(), contract.AttributeSyncScheduleID)
 }

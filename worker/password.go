@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/workflows"
@@ -40,7 +41,7 @@ type startPasswordSync func(ctx context.Context, req activities.PasswordSyncRequ
 // hostQueue names this process's task queue for password steps.
 func hostQueue() string {
 	host, _ := os.Hostname()
-	return workflows.HostTaskQueue(fmt.Sprintf("%s-%d", host, os.Getpid()))
+	return contract.HostTaskQueue(fmt.Sprintf("%s-%d", host, os.Getpid()))
 }
 
 // startHostWorker polls this process's queue with the same activities.

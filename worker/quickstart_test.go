@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/internal/peertest"
 	"github.com/jml-dev/jml/sandbox"
@@ -165,7 +166,7 @@ func (q *quickStart) wait(t *testing.T, workflowID string) workflows.LifecycleRe
 		err := q.temporal.GetWorkflow(ctx, workflowID, "").Get(ctx, &res)
 		cancel()
 		if err == nil {
-			require.Equal(t, workflows.StateCompleted, res.State, "%s: %+v", workflowID, q.steps(t, workflowID))
+			require.Equal(t, contract.StateCompleted, res.State, "%s: %+v", workflowID, q.steps(t, workflowID))
 			return res
 		}
 		for _, s := range q.steps(t, workflowID) {
@@ -179,7 +180,7 @@ func (q *quickStart) wait(t *testing.T, workflowID string) workflows.LifecycleRe
 
 func (q *quickStart) steps(t *testing.T, workflowID string) []workflows.StepInfo {
 	t.Helper()
-	v, err := q.temporal.QueryWorkflow(context.Background(), workflowID, "", workflows.QuerySteps)
+	v, err := q.temporal.QueryWorkflow(context.Background(), workflowID, "", contract.QuerySteps)
 	if err != nil {
 		return nil
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/codec"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/devstack"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/internal/temporalenv"
@@ -245,7 +246,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	go activities.WipeClosedRuns(ctx, c, vault, log.Named("vault"), 2*time.Second)
 	ver := version()
 	//lint:ignore SA1019 BuildID without versioning only labels the worker (Workers page).
-	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true,
+	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true,
 		Identity: workerIdentity(ver), BuildID: buildID(ver, pol)})
 	workflows.Register(w, acts)
 	startSources(ctx, w, c, pol, codec.DataConverter(pc), getenv, cfg.dev, log.Named("sources"))
@@ -258,7 +259,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 			log.Error("attribute sync schedule not in line with the policy", zap.Error(err))
 		}
 	}()
-	fmt.Fprintf(stdout, "Worker:            task queue %q, %s, build %s\n", workflows.TaskQueue, workerIdentity(ver), buildID(ver, pol))
+	fmt.Fprintf(stdout, "Worker:            task queue %q, %s, build %s\n", contract.TaskQueue, workerIdentity(ver), buildID(ver, pol))
 
 	hw, err := startHostWorker(c, queue, acts, worker.Options{Identity: workerIdentity(ver), BuildID: buildID(ver, pol)})
 	if err != nil {

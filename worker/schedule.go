@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/workflows"
 )
@@ -24,7 +25,7 @@ import (
 // start, in the background: a server still starting may take a while to
 // describe an existing schedule, and the worker has work to do meanwhile.
 func ensureSchedules(ctx context.Context, c client.Client, p *policy.Policy, log *zap.Logger) error {
-	h := c.ScheduleClient().GetHandle(ctx, workflows.AttributeSyncScheduleID)
+	h := c.ScheduleClient().GetHandle(ctx, contract.AttributeSyncScheduleID)
 	var nf *serviceerror.NotFound
 	if p.AttributeSync.Every == "" {
 		err := h.Delete(ctx)
@@ -32,7 +33,7 @@ func ensureSchedules(ctx context.Context, c client.Client, p *policy.Policy, log
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("schedule %s: delete: %w", workflows.AttributeSyncScheduleID, err)
+			return fmt.Errorf("schedule %s: delete: %w", contract.AttributeSyncScheduleID, err)
 		}
 		log.Info("attribute sync schedule deleted: attribute_sync.every is not set")
 		return nil
@@ -43,17 +44,17 @@ func ensureSchedules(ctx context.Context, c client.Client, p *policy.Policy, log
 	}
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
 	action := &client.ScheduleWorkflowAction{
-		ID:                       workflows.AttributeSyncScheduleID,
-		Workflow:                 workflows.AttributeSyncWorkflowName,
+		ID:                       contract.AttributeSyncScheduleID,
+		Workflow:                 contract.AttributeSyncWorkflowName,
 		Args:                     []any{workflows.AttributeSyncInput{}},
-		TaskQueue:                workflows.TaskQueue,
+		TaskQueue:                contract.TaskQueue,
 		WorkflowExecutionTimeout: 24 * time.Hour,
 		StaticSummary:            "scheduled attribute sync",
 	}
 	// Create first: it needs no answer from the schedule itself, which a
 	// server still starting its system workers may not give for a while.
 	_, err = c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:            workflows.AttributeSyncScheduleID,
+		ID:            contract.AttributeSyncScheduleID,
 		Spec:          spec,
 		Action:        action,
 		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
@@ -65,7 +66,7 @@ func ensureSchedules(ctx context.Context, c client.Client, p *policy.Policy, log
 		return nil
 	}
 	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return fmt.Errorf("schedule %s: create: %w", workflows.AttributeSyncScheduleID, err)
+		return fmt.Errorf("schedule %s: create: %w", contract.AttributeSyncScheduleID, err)
 	}
 	// It exists (an earlier start, another worker): bring it in line.
 	var desc *client.ScheduleDescription
@@ -79,7 +80,7 @@ func ensureSchedules(ctx context.Context, c client.Client, p *policy.Policy, log
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("schedule %s: describe: %w", workflows.AttributeSyncScheduleID, err)
+		return fmt.Errorf("schedule %s: describe: %w", contract.AttributeSyncScheduleID, err)
 	}
 	if sameInterval(desc, every) {
 		return nil
@@ -96,7 +97,7 @@ func ensureSchedules(ctx context.Context, c client.Client, p *policy.Policy, log
 		return &client.ScheduleUpdate{Schedule: &s}, nil
 	}})
 	if err != nil {
-		return fmt.Errorf("schedule %s: update: %w", workflows.AttributeSyncScheduleID, err)
+		return fmt.Errorf("schedule %s: update: %w", contract.AttributeSyncScheduleID, err)
 	}
 	log.Info("attribute sync schedule updated", zap.Duration("every", every))
 	return nil

@@ -14,8 +14,8 @@ import (
 	"go.temporal.io/server/temporaltest"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
-	"github.com/jml-dev/jml/workflows"
 )
 
 func TestEnsureSchedules(t *testing.T) {
@@ -25,7 +25,7 @@ func TestEnsureSchedules(t *testing.T) {
 	pol := func(every string) *policy.Policy {
 		return &policy.Policy{AttributeSync: policy.AttributeSync{Every: every}}
 	}
-	h := c.ScheduleClient().GetHandle(ctx, workflows.AttributeSyncScheduleID)
+	h := c.ScheduleClient().GetHandle(ctx, contract.AttributeSyncScheduleID)
 	interval := func() time.Duration {
 		d, err := h.Describe(ctx)
 		require.NoError(t, err)
@@ -47,7 +47,7 @@ func TestEnsureSchedules(t *testing.T) {
 	require.Eventually(t, func() bool {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowType = 'AttributeSync'"})
 		require.NoError(t, err)
-		return len(resp.GetExecutions()) == 1 && strings.HasPrefix(resp.GetExecutions()[0].GetExecution().GetWorkflowId(), workflows.AttributeSyncScheduleID)
+		return len(resp.GetExecutions()) == 1 && strings.HasPrefix(resp.GetExecutions()[0].GetExecution().GetWorkflowId(), contract.AttributeSyncScheduleID)
 	}, 20*time.Second, 200*time.Millisecond)
 
 	require.NoError(t, ensureSchedules(ctx, c, pol(""), zap.NewNop()))

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/workflows"
 )
 
@@ -233,7 +234,7 @@ func TestOperatorUIInBrowser(t *testing.T) {
 	b.js(`document.querySelector('dialog[open] [data-testid="confirm-modal-button"]').click(), ""`)
 
 	res := q.wait(t, id)
-	assert.Equal(t, workflows.StateCompleted, res.State)
+	assert.Equal(t, contract.StateCompleted, res.State)
 	require.Len(t, res.Decisions, 1)
 	assert.Equal(t, "browser-test", res.Decisions[0].Operator)
 	assert.Equal(t, "portal knows Engineering now", res.Decisions[0].Reason)

@@ -10,28 +10,14 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 )
-
-// Attribute sync names.
-const (
-	AttributeSyncWorkflowName = "AttributeSync"
-	// AttributeSyncScheduleID is the Temporal Schedule the worker keeps in
-	// line with the policy's attribute_sync.every. Its runs get workflow IDs
-	// starting with it; trigger it for an immediate full run.
-	AttributeSyncScheduleID = "jml-attribute-sync"
-)
-
-// ManualSyncWorkflowID is the ID of a manual sync of one identity
-// ("starter sync E123"), e.g. attribute-sync/E123/20261122T084500.000Z.
-func ManualSyncWorkflowID(employeeID string, at time.Time) string {
-	return "attribute-sync/" + employeeID + "/" + at.UTC().Format("20060102T150405.000Z")
-}
 
 // PublishIdentity upserts the memo the attribute sync reads identities
 // from (activities.TemporalDirectory): status, attributes and accounts.
 // The Identity workflow calls it whenever one of them changes.
 func PublishIdentity(ctx workflow.Context, in IdentityInput) error {
-	return workflow.UpsertMemo(ctx, map[string]any{activities.IdentityMemoKey: activities.IdentityRecord{
+	return workflow.UpsertMemo(ctx, map[string]any{contract.IdentityMemoKey: activities.IdentityRecord{
 		EmployeeID: in.EmployeeID, Status: in.Status, Attributes: in.Attributes, Accounts: in.Accounts,
 		Identifiers: in.Identifiers,
 	}})
@@ -129,7 +115,7 @@ func AttributeSync(ctx workflow.Context, in AttributeSyncInput) (AttributeSyncRe
 		if len(in.EmployeeIDs) == 0 {
 			gctx := workflow.WithActivityOptions(short, workflow.ActivityOptions{ActivityID: "attribute_sync.guard", Summary: "loop guard of the previous run",
 				StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry})
-			q := activities.GuardQuery{WorkflowType: AttributeSyncWorkflowName, IDPrefix: AttributeSyncScheduleID}
+			q := activities.GuardQuery{WorkflowType: contract.AttributeSyncWorkflowName, IDPrefix: contract.AttributeSyncScheduleID}
 			if err := workflow.ExecuteActivity(gctx, a.PreviousAttrSyncGuard, q).Get(ctx, &in.Guard); err != nil {
 				workflow.GetLogger(ctx).Warn("loop guard unavailable; starting without", "error", errorText(err))
 			}
@@ -145,7 +131,7 @@ func AttributeSync(ctx workflow.Context, in AttributeSyncInput) (AttributeSyncRe
 		target := in.Targets[in.Next]
 		if chunks >= cmp.Or(in.ChunksPerRun, chunksPerExecution) || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			in.Guard = guardList(guard)
-			return in.Result, workflow.NewContinueAsNewError(ctx, AttributeSyncWorkflowName, in)
+			return in.Result, workflow.NewContinueAsNewError(ctx, contract.AttributeSyncWorkflowName, in)
 		}
 		in.Chunk++
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{

@@ -30,6 +30,7 @@ import (
 	"github.com/jml-dev/jml/connectors/okta/oktatest"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/workflows"
@@ -48,7 +49,7 @@ type syncStack struct {
 func seedIdentity(i int) activities.IdentityRecord {
 	return activities.IdentityRecord{
 		EmployeeID: fmt.Sprintf("E%05d", i),
-		Status:     activities.IdentityActive,
+		Status:     contract.StatusActive,
 		Attributes: map[string]string{
 			"username": fmt.Sprintf("seed%05d", i),
 			"email":    fmt.Sprintf("seed%d@example.com", i),
@@ -100,7 +101,7 @@ func newSyncStackWith(t testing.TB, users int, wrap func(*scim.Client) any) *syn
 		Directory: s.dir,
 		Client:    s.c,
 	})
-	w := worker.New(s.c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
+	w := worker.New(s.c, contract.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, acts)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
@@ -141,8 +142,8 @@ func (s *syncStack) run(t testing.TB, id string, in workflows.AttributeSyncInput
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s.peer.Reset()
-	run, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
-		workflows.AttributeSyncWorkflowName, in)
+	run, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: contract.TaskQueue},
+		contract.AttributeSyncWorkflowName, in)
 	require.NoError(t, err)
 	var res workflows.AttributeSyncResult
 	require.NoError(t, run.Get(ctx, &res))
@@ -154,12 +155,12 @@ func TestAttributeSyncAgainstSCIM(t *testing.T) {
 	s := newSyncStack(t, n)
 	// A leaver keeps an account the sync must not touch, even when HR's
 	// attributes for them change.
-	s.dir[n-1].Status = activities.IdentityDeprovisioned
+	s.dir[n-1].Status = contract.StatusDeprovisioned
 	s.dir[n-1].Attributes["email"] = "gone@example.com"
 
 	// In sync: one read per page of 200, nothing written, across several
 	// continued-as-new executions (one page per chunk, two chunks each).
-	res := s.run(t, workflows.AttributeSyncScheduleID+"-1", workflows.AttributeSyncInput{MaxPages: 1, ChunksPerRun: 2})
+	res := s.run(t, contract.AttributeSyncScheduleID+"-1", workflows.AttributeSyncInput{MaxPages: 1, ChunksPerRun: 2})
 	assert.Empty(t, s.peer.Writes())
 	assert.Equal(t, n/200, s.peer.Requests(), "ceil(N/page size) reads")
 	assert.Equal(t, n-1, res.IdentitiesChecked)
@@ -175,15 +176,15 @@ func TestAttributeSyncAgainstSCIM(t *testing.T) {
 		r.Attributes["email"] = fmt.Sprintf("NEW.%d@Example.com", i)
 		r.Attributes["username"] = fmt.Sprintf("SEED%05d", i*50+1)
 	}
-	res = s.run(t, workflows.AttributeSyncScheduleID+"-2", workflows.AttributeSyncInput{})
-	saveHistory(t, s.c, workflows.AttributeSyncScheduleID+"-2", "attrsync.json")
+	res = s.run(t, contract.AttributeSyncScheduleID+"-2", workflows.AttributeSyncInput{})
+	saveHistory(t, s.c, contract.AttributeSyncScheduleID+"-2", "attrsync.json")
 	assert.Equal(t, map[string]int{"PATCH": 10}, s.peer.Writes())
 	assert.Equal(t, 10, res.AccountsChanged)
 	assert.Equal(t, 10, res.AttributesWritten)
 	assert.Zero(t, res.Failures, "%+v", res.Problems)
 
 	// What was written reads back equal: the next run writes nothing.
-	res = s.run(t, workflows.AttributeSyncScheduleID+"-3", workflows.AttributeSyncInput{})
+	res = s.run(t, contract.AttributeSyncScheduleID+"-3", workflows.AttributeSyncInput{})
 	assert.Empty(t, s.peer.Writes())
 	assert.Zero(t, res.AttributesWritten)
 	assert.Empty(t, res.Guard, "every written value stuck")
@@ -192,23 +193,23 @@ func TestAttributeSyncAgainstSCIM(t *testing.T) {
 	// same account: one write.
 	s.dir[7].Attributes["mobile"] = "+1 555 0100"
 	s.dir[7].Attributes["email"] = "seven@example.com"
-	res = s.run(t, workflows.AttributeSyncScheduleID+"-4", workflows.AttributeSyncInput{})
+	res = s.run(t, contract.AttributeSyncScheduleID+"-4", workflows.AttributeSyncInput{})
 	assert.Equal(t, map[string]int{"PATCH": 1}, s.peer.Writes())
 	assert.Equal(t, 1, res.AccountsChanged)
 	assert.Equal(t, 2, res.AttributesWritten)
-	res = s.run(t, workflows.AttributeSyncScheduleID+"-5", workflows.AttributeSyncInput{})
+	res = s.run(t, contract.AttributeSyncScheduleID+"-5", workflows.AttributeSyncInput{})
 	assert.Empty(t, s.peer.Writes(), "multi-valued item read back equal")
 
 	// Manual sync of one identity: one lookup, one write, no paging.
 	s.dir[3].Attributes["email"] = "manual@example.com"
-	res = s.run(t, workflows.ManualSyncWorkflowID("E00004", time.Now()), workflows.AttributeSyncInput{EmployeeIDs: []string{"E00004"}})
+	res = s.run(t, contract.ManualSyncWorkflowID("E00004", time.Now()), workflows.AttributeSyncInput{EmployeeIDs: []string{"E00004"}})
 	assert.Equal(t, map[string]int{"PATCH": 1}, s.peer.Writes())
 	assert.LessOrEqual(t, s.peer.Requests(), 3, "lookup + (multi-valued read) + write")
 	assert.Equal(t, 1, res.IdentitiesChecked)
 	assert.Equal(t, 1, res.AttributesWritten)
 
 	// A manual sync of a leaver changes nothing.
-	res = s.run(t, workflows.ManualSyncWorkflowID("E01000", time.Now()), workflows.AttributeSyncInput{EmployeeIDs: []string{"E01000"}})
+	res = s.run(t, contract.ManualSyncWorkflowID("E01000", time.Now()), workflows.AttributeSyncInput{EmployeeIDs: []string{"E01000"}})
 	assert.Empty(t, s.peer.Writes())
 	assert.Equal(t, 1, res.Skipped)
 }
@@ -235,7 +236,7 @@ func TestAttributeSyncResumesAfterRateLimit(t *testing.T) {
 		rl = &rateLimitedOnce{Client: c, at: "601"} // the fourth page of 200
 		return rl
 	})
-	res := s.run(t, workflows.AttributeSyncScheduleID+"-429", workflows.AttributeSyncInput{})
+	res := s.run(t, contract.AttributeSyncScheduleID+"-429", workflows.AttributeSyncInput{})
 	assert.True(t, rl.tripped)
 	assert.Equal(t, 5, s.peer.Requests(), "the retry resumed at the page that was refused: no page read twice")
 	assert.Equal(t, 5, res.PagesRead)
@@ -260,16 +261,16 @@ func TestTemporalDirectoryReadsEncryptedMemos(t *testing.T) {
 	c := ts.NewClientWithOptions(client.Options{DataConverter: dc})
 	t.Cleanup(c.Close)
 	w := worker.New(c, "directory-test", worker.Options{})
-	w.RegisterWorkflowWithOptions(identityStub, workflow.RegisterOptions{Name: workflows.IdentityWorkflowName})
+	w.RegisterWorkflowWithOptions(identityStub, workflow.RegisterOptions{Name: contract.IdentityWorkflowName})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for i, status := range []string{workflows.StatusActive, workflows.StatusActive, workflows.StatusDeprovisioned} {
+	for i, status := range []string{contract.StatusActive, contract.StatusActive, contract.StatusDeprovisioned} {
 		id := fmt.Sprintf("E%d", i)
-		_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.IdentityWorkflowID(id), TaskQueue: "directory-test"},
-			workflows.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: id, Status: status,
+		_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: contract.IdentityWorkflowID(id), TaskQueue: "directory-test"},
+			contract.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: id, Status: status,
 				Attributes: map[string]string{"email": id + "@example.com"}, Accounts: map[string]string{"app": "acct-" + id}})
 		require.NoError(t, err)
 	}
@@ -298,7 +299,7 @@ func TestTemporalDirectoryReadsEncryptedMemos(t *testing.T) {
 
 	one, err := dir.Identity(ctx, "E2")
 	require.NoError(t, err)
-	assert.Equal(t, activities.IdentityRecord{EmployeeID: "E2", Status: workflows.StatusDeprovisioned,
+	assert.Equal(t, activities.IdentityRecord{EmployeeID: "E2", Status: contract.StatusDeprovisioned,
 		Attributes: map[string]string{"email": "E2@example.com"}, Accounts: map[string]string{"app": "acct-E2"}}, one)
 	_, err = dir.Identity(ctx, "nobody")
 	assert.ErrorContains(t, err, "not found")
@@ -311,7 +312,7 @@ func BenchmarkAttributeSync10k(b *testing.B) {
 	s := newSyncStack(b, n)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res := s.run(b, fmt.Sprintf("%s-bench-%d", workflows.AttributeSyncScheduleID, i), workflows.AttributeSyncInput{})
+		res := s.run(b, fmt.Sprintf("%s-bench-%d", contract.AttributeSyncScheduleID, i), workflows.AttributeSyncInput{})
 		b.StopTimer()
 		writes := 0
 		for _, v := range s.peer.Writes() {
@@ -356,7 +357,7 @@ func TestAttributeSyncLoopGuardOnOkta(t *testing.T) {
 		},
 		Targets: map[string]any{"okta": conn}, Directory: dir, Client: c,
 	})
-	w := worker.New(c, workflows.TaskQueue, worker.Options{})
+	w := worker.New(c, contract.TaskQueue, worker.Options{})
 	workflows.Register(w, acts)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
@@ -365,8 +366,8 @@ func TestAttributeSyncLoopGuardOnOkta(t *testing.T) {
 		t.Helper()
 		peer.Reset()
 		runs++
-		id := fmt.Sprintf("%s-%d", workflows.AttributeSyncScheduleID, runs)
-		r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.AttributeSyncWorkflowName, workflows.AttributeSyncInput{})
+		id := fmt.Sprintf("%s-%d", contract.AttributeSyncScheduleID, runs)
+		r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: contract.TaskQueue}, contract.AttributeSyncWorkflowName, workflows.AttributeSyncInput{})
 		require.NoError(t, err)
 		var res workflows.AttributeSyncResult
 		require.NoError(t, r.Get(ctx, &res))

@@ -5,74 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
-)
-
-// TaskQueue is the task queue every jml worker polls.
-const TaskQueue = "jml"
-
-// Names shared by the workflows, the intake and the operator CLI.
-const (
-	IdentityWorkflowName = "Identity" // per-person ordering workflow
-	GovernorWorkflowName = "Governor" // mass-change safety limit
-	// GovernorWorkflowID is the one long-lived governor.
-	GovernorWorkflowID = "jml-governor"
-	// UpdatePermit asks the governor before a destructive step.
-	// Arg: activities.PermitRequest; result: activities.Permit.
-	UpdatePermit       = "Permit"
-	JoinerWorkflowName = "Joiner"
-	MoverWorkflowName  = "Mover"
-	LeaverWorkflowName = "Leaver"
-
-	// UpdateHREvent delivers an hr.Event to the identity workflow
-	// (update-with-start from the intake). Result: EventAccepted.
-	UpdateHREvent = "HREvent"
-	// SignalHREvent is the fire-and-forget alternative to UpdateHREvent.
-	SignalHREvent = "hr-event"
-
-	// Operator updates on a lifecycle workflow in NeedsAttention.
-	UpdateRetryStep = "RetryStep" // arg: RetryStepRequest
-	UpdateSkipStep  = "SkipStep"  // arg: StepRequest
-	UpdateAbort     = "Abort"     // arg: StepRequest (Step may be empty)
-	UpdateRelease   = "Release"   // arg: StepRequest; releases a Blocked step
-
-	// SignalChildState: a lifecycle run tells its identity that it waits
-	// (NeedsAttention, Blocked, Waiting) or runs again. Arg: ChildState.
-	SignalChildState = "child-state"
-
-	// SignalSupersede tells a leaver that a rehire arrived: its pending
-	// delayed steps (the delete after the grace period) never run.
-	SignalSupersede = "supersede"
-
-	// QuerySteps returns []StepInfo of a lifecycle run (joiner/mover/leaver).
-	QuerySteps = "steps"
-	// QueryCurrent on the identity workflow returns CurrentRun: which
-	// lifecycle run is active, so the CLI can address it by employee ID.
-	QueryCurrent = "current"
-)
-
-// Search attributes (keyword), registered by the dev server and documented
-// for production clusters.
-const (
-	SAEmployeeID = "JmlEmployeeId"
-	SAEvent      = "JmlEvent"
-	SAState      = "JmlState"
-	SAFailedStep = "JmlFailedStep"
-)
-
-// JmlState values.
-const (
-	StateWaiting        = "Waiting" // on an effective-date timer
-	StateRunning        = "Running"
-	StateNeedsAttention = "NeedsAttention"
-	StateBlocked        = "Blocked"
-	StateCompleted      = "Completed"
-	// StateCompletedWithSkips: the run ended, but an operator skipped at
-	// least one step (the result and the step table say which and why).
-	StateCompletedWithSkips = "CompletedWithSkips"
-	StateAborted            = "Aborted"
-	StateIdle               = "Idle"     // identity workflow with nothing to do
-	StateRetrying           = "Retrying" // a source poller whose last poll failed
 )
 
 // Step states in the step table.
@@ -101,15 +35,6 @@ const IdentityVersion = VersionOperatorUI
 // VersionOperatorUI is the identity (and LifecycleInput.Version) shape
 // from which runs show operators what to do (see IdentityVersion).
 const VersionOperatorUI = 3
-
-// IdentityWorkflowID is the ID of a person's ordering workflow.
-func IdentityWorkflowID(employeeID string) string { return "identity/" + employeeID }
-
-// LifecycleWorkflowID is the ID of a joiner/mover/leaver child run, e.g.
-// "joiner/E123/evt-42".
-func LifecycleWorkflowID(kind, employeeID, eventID string) string {
-	return kind + "/" + employeeID + "/" + eventID
-}
 
 // IdentityInput starts (and continues-as-new) the identity workflow. The
 // intake starts a new identity with its first event in Pending (see
@@ -146,7 +71,7 @@ type IdentityInput struct {
 // update-with-start) and is as durable: the event is in the started event.
 func FirstEvent(ev hr.Event) (IdentityInput, EventAccepted) {
 	id := ev.EmployeeID()
-	run := LifecycleWorkflowID(kindOf(ev, ""), id, ev.EventID)
+	run := contract.LifecycleWorkflowID(kindOf(ev, ""), id, ev.EventID)
 	return IdentityInput{
 		EmployeeID: id,
 		Version:    IdentityVersion,

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 )
 
 // governorWindow is the sliding window of the destructive-step limit.
@@ -36,7 +37,7 @@ type GovernorState struct {
 // (Release or Abort on each blocked run). Asking again with the same key
 // returns the same grant without counting twice.
 func Governor(ctx workflow.Context, st GovernorState) error {
-	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdatePermit,
+	err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdatePermit,
 		func(ctx workflow.Context, req activities.PermitRequest) (activities.Permit, error) {
 			now := workflow.Now(ctx)
 			st.Grants = slices.DeleteFunc(st.Grants, func(g Grant) bool { return now.Sub(g.At) >= governorWindow })
@@ -64,5 +65,5 @@ func Governor(ctx workflow.Context, st GovernorState) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
-	return workflow.NewContinueAsNewError(ctx, GovernorWorkflowName, st)
+	return workflow.NewContinueAsNewError(ctx, contract.GovernorWorkflowName, st)
 }

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
 )
@@ -20,12 +21,6 @@ import (
 // continue-as-new. Older duplicates are still caught: a child workflow ID
 // is derived from the event ID and never reused (REJECT_DUPLICATE).
 const maxHandled = 500
-
-// Identity statuses.
-const (
-	StatusActive        = "active"
-	StatusDeprovisioned = "deprovisioned"
-)
 
 type running struct {
 	kind, eventID, workflowID string
@@ -95,7 +90,7 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 	if err := s.registerHandlers(ctx); err != nil {
 		return err
 	}
-	signals := workflow.GetSignalChannel(ctx, SignalHREvent)
+	signals := workflow.GetSignalChannel(ctx, contract.SignalHREvent)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			var req HREventRequest
@@ -107,13 +102,13 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 	})
 	sa := workflow.GetTypedSearchAttributes(ctx)
 	switch st, _ := sa.GetKeyword(saState); {
-	case st == StateRunning && len(s.in.Pending) > 0:
+	case st == contract.StateRunning && len(s.in.Pending) > 0:
 		// Started by its first event (FirstEvent), already shown as
 		// running it: the first run needs no upsert of its own.
 		kind, _ := sa.GetKeyword(saEvent)
 		s.shown = &shownState{state: st, kind: kind}
-	case st != StateIdle:
-		s.setState(ctx, StateIdle, "") // (older intakes start identities Idle)
+	case st != contract.StateIdle:
+		s.setState(ctx, contract.StateIdle, "") // (older intakes start identities Idle)
 	}
 	// 1: publish the IdentityRecord memo; 2: children run without worker
 	// sessions (LifecycleInput.HostQueues), and a new identity publishes
@@ -164,7 +159,7 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 		}
 		if wait := sched.RunAt.Sub(workflow.Now(ctx)); wait > 0 {
 			s.changed = false
-			s.setState(ctx, StateWaiting, kindOf(head, s.in.Status))
+			s.setState(ctx, contract.StateWaiting, kindOf(head, s.in.Status))
 			changed, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 				Timeout:      wait,
 				TimerOptions: workflow.TimerOptions{Summary: "wait for effective date"},
@@ -177,7 +172,7 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 			}
 		}
 		s.in.Pending = s.in.Pending[1:]
-		if head.Type == hr.Change && s.in.Status == StatusDeprovisioned &&
+		if head.Type == hr.Change && s.in.Status == contract.StatusDeprovisioned &&
 			workflow.GetVersion(ctx, "no-mover-after-leaver", workflow.DefaultVersion, 1) == 1 {
 			// A change for someone who has left (often a late or reordered
 			// delivery) must not grant access again: its attributes are
@@ -199,7 +194,7 @@ func (s *identity) afterEvent(ctx workflow.Context) {
 	if s.publish {
 		s.publishRecord(ctx)
 	}
-	s.setState(ctx, StateIdle, "")
+	s.setState(ctx, contract.StateIdle, "")
 	if s.version >= VersionOperatorUI {
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("Idle (%s); last run %s.", orUnknown(s.in.Status), s.in.LastRun))
 	}
@@ -241,14 +236,14 @@ func (s *identity) continueAsNew(ctx workflow.Context, signals workflow.ReceiveC
 		// A new run has no history to replay: it takes the newest shape.
 		s.in.Version = IdentityVersion
 	}
-	return workflow.NewContinueAsNewError(ctx, IdentityWorkflowName, s.in)
+	return workflow.NewContinueAsNewError(ctx, contract.IdentityWorkflowName, s.in)
 }
 
 // mirrorChildren shows the current child's waiting state (reported by
 // SignalChildState) as the identity's own JmlState, JmlFailedStep and
 // current details, so the person's workflow says what their run waits for.
 func (s *identity) mirrorChildren(ctx workflow.Context) {
-	ch := workflow.GetSignalChannelWithOptions(ctx, SignalChildState,
+	ch := workflow.GetSignalChannelWithOptions(ctx, contract.SignalChildState,
 		workflow.SignalChannelOptions{Description: "a lifecycle run reports that it waits or runs again (sent by jml's own runs)"})
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
@@ -266,7 +261,7 @@ func (s *identity) mirrorChildren(ctx workflow.Context) {
 }
 
 func (s *identity) registerHandlers(ctx workflow.Context) error {
-	err := workflow.SetQueryHandlerWithOptions(ctx, QueryCurrent, func() (CurrentRun, error) {
+	err := workflow.SetQueryHandlerWithOptions(ctx, contract.QueryCurrent, func() (CurrentRun, error) {
 		cr := CurrentRun{EmployeeID: s.in.EmployeeID, Status: s.in.Status, LastRun: s.in.LastRun}
 		if s.current != nil {
 			cr.WorkflowID, cr.Kind, cr.EventID = s.current.workflowID, s.current.kind, s.current.eventID
@@ -279,14 +274,14 @@ func (s *identity) registerHandlers(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateHREvent,
+	return workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateHREvent,
 		func(ctx workflow.Context, req HREventRequest) (EventAccepted, error) {
 			if r, ok := s.in.Receipts[req.Event.EventID]; ok && r.Digest != req.Event.Digest() {
 				return EventAccepted{WorkflowID: r.WorkflowID, Conflict: true}, nil
 			}
 			dup := s.enqueue(ctx, req.Event)
 			kind := kindOf(req.Event, s.in.Status)
-			id := LifecycleWorkflowID(kind, s.in.EmployeeID, req.Event.EventID)
+			id := contract.LifecycleWorkflowID(kind, s.in.EmployeeID, req.Event.EventID)
 			if r, ok := s.in.Receipts[req.Event.EventID]; ok {
 				id = r.WorkflowID
 			}
@@ -328,11 +323,11 @@ func (s *identity) enqueue(ctx workflow.Context, ev hr.Event) bool {
 			workflow.GetVersion(ctx, "rehire-supersedes-leaver", workflow.DefaultVersion, 1) == 1 {
 			// A rehire during the grace period: the leaver's pending delete
 			// never runs, and the rehire reactivates the account at once.
-			c.child.SignalChildWorkflow(ctx, SignalSupersede, nil)
+			c.child.SignalChildWorkflow(ctx, contract.SignalSupersede, nil)
 		}
 	}
 	s.in.Pending = append(s.in.Pending, ev)
-	s.in.Receipts[ev.EventID] = Receipt{Digest: ev.Digest(), WorkflowID: LifecycleWorkflowID(kindOf(ev, s.in.Status), s.in.EmployeeID, ev.EventID)}
+	s.in.Receipts[ev.EventID] = Receipt{Digest: ev.Digest(), WorkflowID: contract.LifecycleWorkflowID(kindOf(ev, s.in.Status), s.in.EmployeeID, ev.EventID)}
 	s.changed = true
 	return false
 }
@@ -412,7 +407,7 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	in := LifecycleInput{
 		Kind: kind, EmployeeID: s.in.EmployeeID, EventID: ev.EventID,
 		Attributes: attrs, Accounts: s.in.Accounts, Identifiers: s.in.Identifiers,
-		Rehire:        kind == policy.KindJoiner && (ev.Type == hr.Rehire || s.in.Status == StatusDeprovisioned),
+		Rehire:        kind == policy.KindJoiner && (ev.Type == hr.Rehire || s.in.Status == contract.StatusDeprovisioned),
 		EnableAt:      sched.EnableAt,
 		ScheduleError: schedErr,
 		HostQueues:    s.hostQueues,
@@ -431,7 +426,7 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 			s.publishRecord(ctx)
 		}
 	}
-	id := LifecycleWorkflowID(kind, s.in.EmployeeID, ev.EventID)
+	id := contract.LifecycleWorkflowID(kind, s.in.EmployeeID, ev.EventID)
 	cctx, cancel := workflow.WithCancel(ctx)
 	summary, details := kind+" run", ""
 	if s.version >= VersionOperatorUI {
@@ -444,14 +439,14 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 		StaticSummary:         summary,
 		StaticDetails:         details,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			saEmployeeID.ValueSet(s.in.EmployeeID), saEvent.ValueSet(kind), saState.ValueSet(StateRunning)),
+			saEmployeeID.ValueSet(s.in.EmployeeID), saEvent.ValueSet(kind), saState.ValueSet(contract.StateRunning)),
 	})
 	s.current = &running{kind: kind, eventID: ev.EventID, workflowID: id, enableAt: sched.EnableAt, cancel: cancel}
-	s.setState(ctx, StateRunning, kind)
+	s.setState(ctx, contract.StateRunning, kind)
 	if s.version >= VersionOperatorUI {
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("Running %s [%s](#%s) for event `%s`.", kind, id, id, ev.EventID))
 	}
-	name := map[string]string{policy.KindJoiner: JoinerWorkflowName, policy.KindMover: MoverWorkflowName, policy.KindLeaver: LeaverWorkflowName}[kind]
+	name := map[string]string{policy.KindJoiner: contract.JoinerWorkflowName, policy.KindMover: contract.MoverWorkflowName, policy.KindLeaver: contract.LeaverWorkflowName}[kind]
 	var res LifecycleResult
 	s.current.child = workflow.ExecuteChildWorkflow(cctx, name, in)
 	err := s.current.child.Get(ctx, &res)
@@ -485,8 +480,8 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	s.in.Attributes = res.Attributes // with an operator's corrections
 	switch kind {
 	case policy.KindJoiner:
-		s.in.Status = StatusActive
+		s.in.Status = contract.StatusActive
 	case policy.KindLeaver:
-		s.in.Status = StatusDeprovisioned
+		s.in.Status = contract.StatusDeprovisioned
 	}
 }

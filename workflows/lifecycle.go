@@ -13,16 +13,17 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/notify"
 	"github.com/jml-dev/jml/policy"
 )
 
 // Typed search attribute keys (keyword).
 var (
-	saEmployeeID = temporal.NewSearchAttributeKeyKeyword(SAEmployeeID)
-	saEvent      = temporal.NewSearchAttributeKeyKeyword(SAEvent)
-	saState      = temporal.NewSearchAttributeKeyKeyword(SAState)
-	saFailedStep = temporal.NewSearchAttributeKeyKeyword(SAFailedStep)
+	saEmployeeID = temporal.NewSearchAttributeKeyKeyword(contract.SAEmployeeID)
+	saEvent      = temporal.NewSearchAttributeKeyKeyword(contract.SAEvent)
+	saState      = temporal.NewSearchAttributeKeyKeyword(contract.SAState)
+	saFailedStep = temporal.NewSearchAttributeKeyKeyword(contract.SAFailedStep)
 )
 
 // stepRetry is the retry policy of every step: retryable errors back off
@@ -87,7 +88,7 @@ type LifecycleResult struct {
 
 // completed reports whether a run's result state means it ran to its end.
 func completed(state string) bool {
-	return state == StateCompleted || state == StateCompletedWithSkips
+	return state == contract.StateCompleted || state == contract.StateCompletedWithSkips
 }
 
 // decision is an operator's answer to NeedsAttention or Blocked.
@@ -169,7 +170,7 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 		secrets:  map[string]activities.SecretRef{},
 		accounts: maps.Clone(in.Accounts),
 		idents:   maps.Clone(in.Identifiers),
-		state:    StateRunning,
+		state:    contract.StateRunning,
 		execs:    map[string]int{},
 		ui:       in.Version >= VersionOperatorUI,
 	}
@@ -183,27 +184,27 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 		return LifecycleResult{}, err
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		workflow.GetSignalChannel(ctx, SignalSupersede).Receive(ctx, nil)
+		workflow.GetSignalChannel(ctx, contract.SignalSupersede).Receive(ctx, nil)
 		r.superseded = true
 	})
 	// The identity workflow decides the shape (its own version): no
 	// version marker per run.
 	r.queues = in.HostQueues
-	if st, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(saState); !r.queues || st != StateRunning {
+	if st, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(saState); !r.queues || st != contract.StateRunning {
 		// (The identity workflow starts each run with its attributes set:
 		// upsert only what the start did not.)
-		r.setState(ctx, StateRunning, "")
+		r.setState(ctx, contract.StateRunning, "")
 	}
 
 	if in.ScheduleError != "" {
-		if err := r.reschedule(ctx); err != nil || r.state == StateAborted {
+		if err := r.reschedule(ctx); err != nil || r.state == contract.StateAborted {
 			return r.result(), err
 		}
 	}
 	if err := r.planSteps(ctx); err != nil {
 		return LifecycleResult{}, err
 	}
-	if r.state == StateAborted {
+	if r.state == contract.StateAborted {
 		return r.result(), nil
 	}
 	for _, s := range r.plan.Steps {
@@ -228,7 +229,7 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 	res := r.result()
 	if err != nil {
 		if temporal.IsCanceledError(err) || ctx.Err() != nil {
-			r.setState(dctx, StateAborted, "")
+			r.setState(dctx, contract.StateAborted, "")
 			return res, temporal.NewCanceledError()
 		}
 		return res, err
@@ -237,13 +238,13 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 }
 
 func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
-	err := workflow.SetQueryHandlerWithOptions(ctx, QuerySteps, func() ([]StepInfo, error) { return r.steps, nil },
+	err := workflow.SetQueryHandlerWithOptions(ctx, contract.QuerySteps, func() ([]StepInfo, error) { return r.steps, nil },
 		workflow.QueryHandlerOptions{Description: DescSteps})
 	if err != nil {
 		return err
 	}
 	onFailed := func(step string) error {
-		if r.state != StateNeedsAttention {
+		if r.state != contract.StateNeedsAttention {
 			return fmt.Errorf("no failed step: the run is %s", r.state)
 		}
 		if step != r.waitingOn {
@@ -255,7 +256,7 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 		name, desc string
 		validate   func(StepRequest) error
 	}{
-		{UpdateSkipStep, DescSkipStep, func(q StepRequest) error {
+		{contract.UpdateSkipStep, DescSkipStep, func(q StepRequest) error {
 			if q.Step == stepPlan || q.Step == stepSchedule {
 				return fmt.Errorf("step %q cannot be skipped: retry it (with corrected attributes) or abort", q.Step)
 			}
@@ -268,8 +269,8 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 			}
 			return nil
 		}},
-		{UpdateAbort, DescAbort, func(q StepRequest) error {
-			if r.state != StateNeedsAttention && r.state != StateBlocked {
+		{contract.UpdateAbort, DescAbort, func(q StepRequest) error {
+			if r.state != contract.StateNeedsAttention && r.state != contract.StateBlocked {
 				return fmt.Errorf("nothing to abort: the run is %s", r.state)
 			}
 			if q.Step != "" && q.Step != r.waitingOn {
@@ -277,8 +278,8 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 			}
 			return nil
 		}},
-		{UpdateRelease, DescRelease, func(q StepRequest) error {
-			if r.state != StateBlocked {
+		{contract.UpdateRelease, DescRelease, func(q StepRequest) error {
+			if r.state != contract.StateBlocked {
 				return fmt.Errorf("nothing blocked: the run is %s (Release is for the safety limit; a failed step takes RetryStep, SkipStep or Abort)", r.state)
 			}
 			if q.Step != "" && q.Step != r.waitingOn {
@@ -291,9 +292,9 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 		name, validate := h.name, h.validate
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
 			func(ctx workflow.Context, q StepRequest) (string, error) {
-				d := &decision{update: name, rollback: q.Rollback && name == UpdateAbort,
+				d := &decision{update: name, rollback: q.Rollback && name == contract.UpdateAbort,
 					record: Decision{Update: name, Step: r.waitingOn, Operator: q.Operator, Reason: q.Reason, Time: workflow.Now(ctx)}}
-				if name == UpdateSkipStep && q.Cascade {
+				if name == contract.UpdateSkipStep && q.Cascade {
 					d.cascade = r.dependants(q.Step)
 				}
 				r.decision = d
@@ -305,10 +306,10 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 			return err
 		}
 	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateRetryStep,
+	return workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateRetryStep,
 		func(ctx workflow.Context, q RetryStepRequest) (string, error) {
-			r.decision = &decision{update: UpdateRetryStep, attrs: q.Attributes,
-				record: Decision{Update: UpdateRetryStep, Step: r.waitingOn, Operator: q.Operator, Reason: q.Reason, Time: workflow.Now(ctx)}}
+			r.decision = &decision{update: contract.UpdateRetryStep, attrs: q.Attributes,
+				record: Decision{Update: contract.UpdateRetryStep, Step: r.waitingOn, Operator: q.Operator, Reason: q.Reason, Time: workflow.Now(ctx)}}
 			return r.answer(r.decision), nil
 		},
 		workflow.UpdateHandlerOptions{Description: DescRetryStep, Validator: func(ctx workflow.Context, q RetryStepRequest) error {
@@ -324,7 +325,7 @@ func (r *lifecycle) answer(d *decision) string {
 	step := r.waitingOn
 	next := r.nextAfter(step, d.cascade)
 	switch d.update {
-	case UpdateRetryStep:
+	case contract.UpdateRetryStep:
 		n := 1
 		if row := r.row(step); row != nil {
 			n = row.Attempts + 1
@@ -334,15 +335,15 @@ func (r *lifecycle) answer(d *decision) string {
 			msg += " with " + strings.Join(slices.Sorted(maps.Keys(d.attrs)), ", ") + " corrected"
 		}
 		return msg
-	case UpdateSkipStep:
+	case contract.UpdateSkipStep:
 		msg := "skipped " + step
 		if len(d.cascade) > 0 {
 			msg += " and " + strings.Join(d.cascade, ", ")
 		}
 		return msg + "; next " + next
-	case UpdateRelease:
+	case contract.UpdateRelease:
 		return "released " + step + "; running it now"
-	case UpdateAbort:
+	case contract.UpdateAbort:
 		msg := "aborting at " + step
 		if d.rollback {
 			msg += "; rolling back the accounts this run created"
@@ -424,20 +425,20 @@ func (r *lifecycle) setState(ctx workflow.Context, state, failedStep string) {
 
 // waitStates are the states a run reports to its identity, which mirrors
 // them (and the way back to Running).
-var waitStates = []string{StateNeedsAttention, StateBlocked, StateWaiting}
+var waitStates = []string{contract.StateNeedsAttention, contract.StateBlocked, contract.StateWaiting}
 
 // report tells the parent identity the run's state when it starts or
 // stops waiting, so the person's identity workflow shows it too.
 func (r *lifecycle) report(ctx workflow.Context, prev string) {
 	parent := workflow.GetInfo(ctx).ParentWorkflowExecution
 	if parent == nil || ctx.Err() != nil || prev == r.state ||
-		!slices.Contains(waitStates, r.state) && !(r.state == StateRunning && slices.Contains(waitStates, prev)) {
+		!slices.Contains(waitStates, r.state) && !(r.state == contract.StateRunning && slices.Contains(waitStates, prev)) {
 		return
 	}
 	cs := ChildState{WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, State: r.state, FailedStep: r.waitingOn,
 		Details: r.details(ctx)}
 	// Best effort: the identity learns the final state from the result.
-	_ = workflow.SignalExternalWorkflow(ctx, parent.ID, "", SignalChildState, cs).Get(ctx, nil)
+	_ = workflow.SignalExternalWorkflow(ctx, parent.ID, "", contract.SignalChildState, cs).Get(ctx, nil)
 }
 
 // showDetails sets the run's current details (the UI's run page).
@@ -470,20 +471,20 @@ func (r *lifecycle) details(ctx workflow.Context) string {
 		does = " — " + st.Does()
 	}
 	switch r.state {
-	case StateNeedsAttention, StateBlocked:
+	case contract.StateNeedsAttention, contract.StateBlocked:
 		what := "failed"
-		if r.state == StateBlocked {
+		if r.state == contract.StateBlocked {
 			what = "is blocked by the mass-change safety limit"
 		}
 		fmt.Fprintf(&b, "**%s**%s: `%s`%s %s.\n\n", r.state, at, step, does, what)
 		if row := r.row(step); row != nil {
-			if r.state == StateNeedsAttention {
+			if r.state == contract.StateNeedsAttention {
 				fmt.Fprintf(&b, "Attempts: %d · last failure %s\n\n", max(row.Attempts, 1), r.failedAt.UTC().Format("2006-01-02 15:04:05 UTC"))
 			}
 			fmt.Fprintf(&b, "Error: %s\n\n", row.LastError)
 		}
 		b.WriteString("**To resolve** (CLI, or More Actions → Send an Update with this payload):\n\n")
-		if r.state == StateNeedsAttention {
+		if r.state == contract.StateNeedsAttention {
 			fmt.Fprintf(&b, "- Fix the cause, then retry: `starter retry %s --step %s` · RetryStep `{\"step\": %q, \"reason\": \"…\", \"operator\": \"…\"}`\n", emp, step, step)
 			if step != stepPlan && step != stepSchedule {
 				if deps := r.dependants(step); len(deps) > 0 {
@@ -497,9 +498,9 @@ func (r *lifecycle) details(ctx workflow.Context) string {
 			fmt.Fprintf(&b, "- Release (one release covers all of this person's destructive steps): `starter release %s` or `starter release --all` · Release `{\"step\": %q, \"reason\": \"…\"}`\n", emp, step)
 		}
 		fmt.Fprintf(&b, "- Stop the run: `starter abort %s --reason …` · Abort `{\"reason\": \"…\"}`\n\n", emp)
-	case StateRunning:
+	case contract.StateRunning:
 		fmt.Fprintf(&b, "**Running**%s: `%s`%s\n\n", at, step, does)
-	case StateWaiting:
+	case contract.StateWaiting:
 		if step != "" {
 			fmt.Fprintf(&b, "**Waiting** before step %d of %d `%s`%s\n\n", n, m, step, does)
 		} else {
@@ -582,7 +583,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			if err := r.permit(ctx, st, row); err != nil {
 				return err
 			}
-			if r.state == StateAborted {
+			if r.state == contract.StateAborted {
 				return nil
 			}
 		}
@@ -603,14 +604,14 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 				continue // a live worker re-runs the step (and re-issues the secret)
 			}
 			row.State, row.LastError, row.Time = StepFailed, errorText(err), workflow.Now(ctx)
-			d, err := r.waitForOperator(ctx, st, StateNeedsAttention, row.LastError)
+			d, err := r.waitForOperator(ctx, st, contract.StateNeedsAttention, row.LastError)
 			if err != nil {
 				return err
 			}
-			if d.update == UpdateAbort {
+			if d.update == contract.UpdateAbort {
 				return nil
 			}
-			if d.update == UpdateSkipStep {
+			if d.update == contract.UpdateSkipStep {
 				r.skip(ctx, row, d)
 				break
 			}
@@ -618,14 +619,14 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 		}
 	}
 	if !r.in.EnableAt.IsZero() && r.in.EnableAt.After(workflow.Now(ctx)) {
-		if err := r.enableOnStartDate(ctx); err != nil || r.state == StateAborted {
+		if err := r.enableOnStartDate(ctx); err != nil || r.state == contract.StateAborted {
 			return err
 		}
 	}
 	r.current = ""
-	final := StateCompleted
+	final := contract.StateCompleted
 	if r.ui && len(r.skipped) > 0 {
-		final = StateCompletedWithSkips
+		final = contract.StateCompletedWithSkips
 	}
 	r.setState(ctx, final, "")
 	return nil
@@ -649,7 +650,7 @@ func (r *lifecycle) skip(ctx workflow.Context, row *StepInfo, d decision) {
 // after it are superseded.
 func (r *lifecycle) delay(ctx workflow.Context, st activities.PlannedStep) error {
 	r.releaseSecrets(ctx)
-	r.setState(ctx, StateWaiting, "")
+	r.setState(ctx, contract.StateWaiting, "")
 	opts := workflow.TimerOptions{Summary: "wait before " + st.Name}
 	if workflow.GetVersion(ctx, "supersede-delay", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		if err := workflow.NewTimerWithOptions(ctx, st.Delay, opts).Get(ctx, nil); err != nil {
@@ -659,7 +660,7 @@ func (r *lifecycle) delay(ctx workflow.Context, st activities.PlannedStep) error
 		func() bool { return r.superseded }); err != nil {
 		return err
 	}
-	r.setState(ctx, StateRunning, "")
+	r.setState(ctx, contract.StateRunning, "")
 	return nil
 }
 
@@ -678,7 +679,7 @@ func (r *lifecycle) permit(ctx workflow.Context, st activities.PlannedStep, row 
 		key += "/" + st.Name
 	}
 	call := activities.GovernorCall{
-		WorkflowID: GovernorWorkflowID, WorkflowType: GovernorWorkflowName, TaskQueue: TaskQueue, Update: UpdatePermit,
+		WorkflowID: contract.GovernorWorkflowID, WorkflowType: contract.GovernorWorkflowName, TaskQueue: contract.TaskQueue, Update: contract.UpdatePermit,
 		Request: activities.PermitRequest{Key: key,
 			MaxPerHour: r.plan.MaxDestructivePerHour, MaxPercent: r.plan.MaxDestructivePercent},
 	}
@@ -695,8 +696,8 @@ func (r *lifecycle) permit(ctx workflow.Context, st activities.PlannedStep, row 
 		r.notify(ctx, notice{outcome: activities.OnBlocked, step: st.Name, err: p.Reason},
 			func(p activities.PlannedStep) bool { return p.OnBlocked })
 	}
-	d, err := r.waitForOperator(ctx, st, StateBlocked, p.Reason)
-	if err != nil || d.update == UpdateAbort {
+	d, err := r.waitForOperator(ctx, st, contract.StateBlocked, p.Reason)
+	if err != nil || d.update == contract.UpdateAbort {
 		return err
 	}
 	row.State, row.LastError = StepPending, ""
@@ -712,7 +713,7 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 	r.decision = nil
 	r.failedAt = workflow.Now(ctx)
 	r.setState(ctx, state, st.Name)
-	if state == StateNeedsAttention {
+	if state == contract.StateNeedsAttention {
 		r.alert(ctx, notice{outcome: notify.OnNeedsAttention, step: st.Name, err: reason})
 	}
 	if err := workflow.Await(ctx, func() bool { return r.decision != nil }); err != nil {
@@ -726,14 +727,14 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 		rec := d.record
 		row.Decision = &rec
 	}
-	if d.update == UpdateAbort {
+	if d.update == contract.UpdateAbort {
 		if row := r.row(st.Name); row != nil {
 			row.State, row.Time = StepAborted, workflow.Now(ctx)
 		}
 		if d.rollback {
 			r.rollback(ctx)
 		}
-		r.setState(ctx, StateAborted, "")
+		r.setState(ctx, contract.StateAborted, "")
 		left := "nothing"
 		if len(r.made) > 0 {
 			left = "\n- " + strings.Join(r.made, "\n- ")
@@ -748,7 +749,7 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 			func(p activities.PlannedStep) bool { return p.OnAborted })
 		return d, nil
 	}
-	r.setState(ctx, StateRunning, "")
+	r.setState(ctx, contract.StateRunning, "")
 	return d, nil
 }
 
@@ -970,12 +971,12 @@ func (r *lifecycle) releaseSecrets(ctx workflow.Context) {
 // the run created disabled.
 func (r *lifecycle) enableOnStartDate(ctx workflow.Context) error {
 	r.releaseSecrets(ctx)
-	r.setState(ctx, StateWaiting, "")
+	r.setState(ctx, contract.StateWaiting, "")
 	wait := r.in.EnableAt.Sub(workflow.Now(ctx))
 	if err := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: "wait for start date"}).Get(ctx, nil); err != nil {
 		return err
 	}
-	r.setState(ctx, StateRunning, "")
+	r.setState(ctx, contract.StateRunning, "")
 	var a *activities.Activities
 	for _, st := range r.plan.Steps {
 		id := r.accounts[st.Target]
@@ -1002,11 +1003,11 @@ func (r *lifecycle) enableOnStartDate(ctx workflow.Context) error {
 				return ctx.Err()
 			}
 			row.State, row.LastError = StepFailed, errorText(err)
-			d, err := r.waitForOperator(ctx, step, StateNeedsAttention, row.LastError)
-			if err != nil || d.update == UpdateAbort {
+			d, err := r.waitForOperator(ctx, step, contract.StateNeedsAttention, row.LastError)
+			if err != nil || d.update == contract.UpdateAbort {
 				return err
 			}
-			if d.update == UpdateSkipStep {
+			if d.update == contract.UpdateSkipStep {
 				r.skip(ctx, row, d)
 				break
 			}
@@ -1043,7 +1044,7 @@ const (
 func (r *lifecycle) result() LifecycleResult {
 	res := LifecycleResult{State: r.state, Attributes: r.attrs, Accounts: r.accounts, Identifiers: r.idents,
 		Skipped: r.skipped, Decisions: r.decisions}
-	if r.state == StateAborted {
+	if r.state == contract.StateAborted {
 		res.LeftInPlace = r.made
 	}
 	return res
@@ -1087,7 +1088,7 @@ func (r *lifecycle) planSteps(ctx workflow.Context) error {
 			return ctx.Err()
 		}
 		if workflow.GetVersion(ctx, "plan-needs-attention", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-			r.setState(ctx, StateAborted, "")
+			r.setState(ctx, contract.StateAborted, "")
 			return fmt.Errorf("plan: %w", err)
 		}
 		if row == nil {
@@ -1096,8 +1097,8 @@ func (r *lifecycle) planSteps(ctx workflow.Context) error {
 		}
 		row.Attempts++
 		row.State, row.LastError, row.Time = StepFailed, errorText(err), workflow.Now(ctx)
-		d, err := r.waitForOperator(ctx, activities.PlannedStep{Name: stepPlan, Action: stepPlan}, StateNeedsAttention, row.LastError)
-		if err != nil || d.update == UpdateAbort {
+		d, err := r.waitForOperator(ctx, activities.PlannedStep{Name: stepPlan, Action: stepPlan}, contract.StateNeedsAttention, row.LastError)
+		if err != nil || d.update == contract.UpdateAbort {
 			return err
 		}
 		maps.Copy(r.attrs, d.attrs)
@@ -1113,8 +1114,8 @@ func (r *lifecycle) reschedule(ctx workflow.Context) error {
 	reason := r.in.ScheduleError
 	var a *activities.Activities
 	for attempt := 2; ; attempt++ {
-		d, err := r.waitForOperator(ctx, activities.PlannedStep{Name: stepSchedule, Action: stepSchedule}, StateNeedsAttention, reason)
-		if err != nil || d.update == UpdateAbort {
+		d, err := r.waitForOperator(ctx, activities.PlannedStep{Name: stepSchedule, Action: stepSchedule}, contract.StateNeedsAttention, reason)
+		if err != nil || d.update == contract.UpdateAbort {
 			return err
 		}
 		maps.Copy(r.attrs, d.attrs)
@@ -1137,11 +1138,11 @@ func (r *lifecycle) reschedule(ctx workflow.Context) error {
 		row.State, row.LastError = StepDone, ""
 		r.in.EnableAt = sc.EnableAt
 		if wait := sc.RunAt.Sub(workflow.Now(ctx)); wait > 0 {
-			r.setState(ctx, StateWaiting, "")
+			r.setState(ctx, contract.StateWaiting, "")
 			if err := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: "wait for effective date"}).Get(ctx, nil); err != nil {
 				return err
 			}
-			r.setState(ctx, StateRunning, "")
+			r.setState(ctx, contract.StateRunning, "")
 		}
 		return nil
 	}

@@ -11,21 +11,9 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/secret"
 )
-
-// PasswordSyncWorkflowName is the password sync group workflow.
-const PasswordSyncWorkflowName = "PasswordSync"
-
-// PasswordSyncWorkflowID is e.g. password-sync/E123/20261122T084500.000Z.
-func PasswordSyncWorkflowID(employeeID string, at time.Time) string {
-	return "password-sync/" + employeeID + "/" + at.UTC().Format("20060102T150405.000Z")
-}
-
-// HostTaskQueue is the task queue of one worker process. A process that
-// accepts passwords polls it (besides TaskQueue) with the same Activities,
-// so the password sync's activities find the password in its vault.
-func HostTaskQueue(host string) string { return TaskQueue + "-host-" + host }
 
 // PasswordSyncInput starts PasswordSync. It carries a vault handle, never
 // the password.
@@ -194,13 +182,13 @@ func StartPasswordSync(ctx context.Context, c client.Client, vault *secret.Vault
 	if pw.Empty() {
 		return nil, fmt.Errorf("password sync: the new password is empty")
 	}
-	id := PasswordSyncWorkflowID(req.EmployeeID, time.Now())
+	id := contract.PasswordSyncWorkflowID(req.EmployeeID, time.Now())
 	req.Handle = vault.Put(id, pw)
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: id, TaskQueue: TaskQueue,
+		ID: id, TaskQueue: contract.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		StaticSummary:            "password sync " + req.Group,
-	}, PasswordSyncWorkflowName, PasswordSyncInput{PasswordSyncRequest: req, HostQueue: hostQueue})
+	}, contract.PasswordSyncWorkflowName, PasswordSyncInput{PasswordSyncRequest: req, HostQueue: hostQueue})
 	if err != nil {
 		vault.Delete(req.Handle)
 		return nil, fmt.Errorf("password sync: start: %w", err)

@@ -24,6 +24,7 @@ import (
 	"github.com/jml-dev/jml/connectors/okta/oktatest"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/workflows"
@@ -63,7 +64,7 @@ func TestPasswordSyncGroup(t *testing.T) {
 		}},
 	}
 	require.Empty(t, policy.PasswordGroupProblems(pol, pol.PasswordSyncGroups[0]))
-	dir := activities.StaticDirectory{{EmployeeID: "E1", Status: activities.IdentityActive,
+	dir := activities.StaticDirectory{{EmployeeID: "E1", Status: contract.StatusActive,
 		Attributes: map[string]string{"first_name": "Jane"},
 		Accounts:   map[string]string{"corp": corpID, "wiki": wikiID, "okta": oktaID}}}
 	vault := secret.NewVault(time.Hour)
@@ -71,8 +72,8 @@ func TestPasswordSyncGroup(t *testing.T) {
 		Targets: map[string]any{"corp": corpC, "wiki": wikiC, "okta": oktaC}})
 
 	c := temporalServer(t).GetDefaultClient()
-	host := workflows.HostTaskQueue("test-host")
-	for _, q := range []string{workflows.TaskQueue, host} {
+	host := contract.HostTaskQueue("test-host")
+	for _, q := range []string{contract.TaskQueue, host} {
 		w := worker.New(c, q, worker.Options{EnableSessionWorker: true})
 		workflows.Register(w, acts)
 		require.NoError(t, w.Start())

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 )
 
 // reconcileBlockWait is how long held changes wait for an operator; then
@@ -47,7 +48,7 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 	for ; in.Reconciliation.Next < len(in.Reconciliation.Targets); in.Reconciliation.Next++ {
 		target := in.Reconciliation.Targets[in.Reconciliation.Next]
 		rin := activities.ReconcileInput{Snapshot: in.Snapshot, Target: target, PageSize: in.PageSize, EmployeeIDs: in.EmployeeIDs,
-			Governor: activities.GovernorCall{WorkflowID: GovernorWorkflowID, WorkflowType: GovernorWorkflowName, TaskQueue: TaskQueue, Update: UpdatePermit}}
+			Governor: activities.GovernorCall{WorkflowID: contract.GovernorWorkflowID, WorkflowType: contract.GovernorWorkflowName, TaskQueue: contract.TaskQueue, Update: contract.UpdatePermit}}
 		res := in.reconcileTarget(ctx, rin, "")
 		if res.BlockedReason != "" {
 			if waiting == "" && decision == "" {
@@ -58,7 +59,7 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 			waiting, decision = target, ""
 			blocked = true
 			// starter list --blocked finds the run; the held count alerts.
-			_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(StateBlocked), saFailedStep.ValueSet(target+".reconcile"))
+			_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(contract.StateBlocked), saFailedStep.ValueSet(target+".reconcile"))
 			workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"target": target}).Counter("jml_reconcile_blocked").Inc(int64(res.Counts.Blocked))
 			workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Blocked**: reconciliation of %s\n\n%s\n\n%s\n\nOperator: Release (make the held changes) / Abort (keep things as they are), within %s",
 				target, res.BlockedReason, blockedList(res.Blocked), reconcileBlockWait))
@@ -67,8 +68,8 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 				return err
 			}
 			waiting = ""
-			_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(StateRunning), saFailedStep.ValueSet(""))
-			if ok && decision == UpdateRelease {
+			_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(contract.StateRunning), saFailedStep.ValueSet(""))
+			if ok && decision == contract.UpdateRelease {
 				rin.Release = true
 				res = released(res, in.reconcileTarget(ctx, rin, ".released"))
 			}
@@ -80,7 +81,7 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 			target, c.AccountsRead, c.Added, c.Removed, c.Orphans, c.Leftovers, c.LeftoversDisabled, c.Disputed, c.Blocked))
 	}
 	if blocked {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(StateCompleted))
+		_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(contract.StateCompleted))
 	}
 	return nil
 }
@@ -121,7 +122,7 @@ func released(first, second activities.ReconcileResult) activities.ReconcileResu
 }
 
 func registerReconcileUpdates(ctx workflow.Context, waiting, decision *string) error {
-	for _, name := range []string{UpdateRelease, UpdateAbort} {
+	for _, name := range []string{contract.UpdateRelease, contract.UpdateAbort} {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
 			func(ctx workflow.Context, q StepRequest) error {
 				*decision = name

@@ -20,6 +20,7 @@ import (
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/okta"
 	"github.com/jml-dev/jml/connectors/okta/oktatest"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/internal/workflowmetrics"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
@@ -87,7 +88,7 @@ func TestReconcileAgainstOkta(t *testing.T) {
 	seeds = append(seeds, extra("breakglass@acme.test", true, "all-staff"))
 	for i := n + 1; i <= n+3; i++ {
 		p := reconPerson(i, "@acme.test")
-		p.Status = activities.IdentityDeprovisioned
+		p.Status = contract.StatusDeprovisioned
 		dir = append(dir, p)
 		seeds = append(seeds, seed{p, []string{"all-staff"}})
 	}
@@ -134,7 +135,7 @@ func TestReconcileAgainstOkta(t *testing.T) {
 			Targets: map[string]policy.ReconcileTarget{"app": {NeverTouch: []string{"breakglass@acme.test", "testuser@okta.local"}}}}),
 		Targets: map[string]any{"app": conn}, Directory: dir, Client: c,
 	})
-	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
+	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, acts)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
@@ -142,8 +143,8 @@ func TestReconcileAgainstOkta(t *testing.T) {
 	cycle := func(k int) (activities.ReconcileResult, []string) {
 		t.Helper()
 		peer.Reset()
-		r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s-okta-%d", workflows.AttributeSyncScheduleID, k), TaskQueue: workflows.TaskQueue},
-			workflows.AttributeSyncWorkflowName, workflows.AttributeSyncInput{})
+		r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("%s-okta-%d", contract.AttributeSyncScheduleID, k), TaskQueue: contract.TaskQueue},
+			contract.AttributeSyncWorkflowName, workflows.AttributeSyncInput{})
 		require.NoError(t, err)
 		var res workflows.AttributeSyncResult
 		require.NoError(t, r.Get(ctx, &res))

@@ -18,6 +18,7 @@ import (
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/internal/temporalenv"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/workflows"
@@ -46,7 +47,7 @@ func reconcilePolicy(target policy.Target, uid string, rec policy.Reconcile) *po
 func reconPerson(i int, domain string) activities.IdentityRecord {
 	return activities.IdentityRecord{
 		EmployeeID: fmt.Sprintf("E%05d", i),
-		Status:     activities.IdentityActive,
+		Status:     contract.StatusActive,
 		Attributes: map[string]string{
 			"username": fmt.Sprintf("u%05d%s", i, domain), "email": fmt.Sprintf("u%05d@example.com", i),
 			"first": "Ada", "last": fmt.Sprintf("L%d", i), "department": fmt.Sprintf("D%d", i%5),
@@ -83,7 +84,7 @@ func newReconStack(t testing.TB, pol *policy.Policy, users []scimtest.LoadUser, 
 		Directory: dir,
 		Client:    s.c,
 	})
-	w := worker.New(s.c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
+	w := worker.New(s.c, contract.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, acts)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
@@ -95,8 +96,8 @@ func (s *reconStack) start(t testing.TB) client.WorkflowRun {
 	s.runs++
 	s.peer.Reset()
 	run, err := s.c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
-		ID: fmt.Sprintf("%s-recon-%d", workflows.AttributeSyncScheduleID, s.runs), TaskQueue: workflows.TaskQueue,
-	}, workflows.AttributeSyncWorkflowName, workflows.AttributeSyncInput{})
+		ID: fmt.Sprintf("%s-recon-%d", contract.AttributeSyncScheduleID, s.runs), TaskQueue: contract.TaskQueue,
+	}, contract.AttributeSyncWorkflowName, workflows.AttributeSyncInput{})
 	require.NoError(t, err)
 	return run
 }
@@ -183,14 +184,14 @@ func TestReconcileAgainstSCIM(t *testing.T) {
 	// 3 terminated people whose accounts are still active (and in groups).
 	for i := n + 1; i <= n+3; i++ {
 		p := reconPerson(i, "")
-		p.Status = activities.IdentityDeprovisioned
+		p.Status = contract.StatusDeprovisioned
 		dir = append(dir, p)
 		users = append(users, scimtest.LoadUser{UserName: p.Attributes["username"], Email: p.Attributes["email"], Active: true})
 		groups["all-staff"] = append(groups["all-staff"], p.Attributes["username"])
 	}
 	// A terminated person whose account is disabled: as it should be.
 	gone := reconPerson(n+4, "")
-	gone.Status = activities.IdentityDeprovisioned
+	gone.Status = contract.StatusDeprovisioned
 	dir = append(dir, gone)
 	users = append(users, scimtest.LoadUser{UserName: gone.Attributes["username"], Email: gone.Attributes["email"], Active: false})
 	// 2 accounts matching two people: two HR records rendering one user
@@ -279,8 +280,8 @@ func TestReconcileAgainstSCIM(t *testing.T) {
 	s.peer.Reset()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	mr, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.ManualSyncWorkflowID("E00005", time.Now()), TaskQueue: workflows.TaskQueue},
-		workflows.AttributeSyncWorkflowName, workflows.AttributeSyncInput{EmployeeIDs: []string{"E00005"}})
+	mr, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: contract.ManualSyncWorkflowID("E00005", time.Now()), TaskQueue: contract.TaskQueue},
+		contract.AttributeSyncWorkflowName, workflows.AttributeSyncInput{EmployeeIDs: []string{"E00005"}})
 	require.NoError(t, err)
 	require.NoError(t, mr.Get(ctx, &res))
 	assert.Equal(t, 1, res.Reconcile["app"].Counts.Added)
@@ -333,10 +334,10 @@ func TestReconcileMassRemovalBlocks(t *testing.T) {
 	run := s.start(t)
 	require.Eventually(t, func() bool { // starter list --blocked finds it
 		resp, err := s.c.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("%s = '%s' AND %s = 'app.reconcile'", workflows.SAState, workflows.StateBlocked, workflows.SAFailedStep)})
+			Query: fmt.Sprintf("%s = '%s' AND %s = 'app.reconcile'", contract.SAState, contract.StateBlocked, contract.SAFailedStep)})
 		return err == nil && len(resp.GetExecutions()) == 1 && resp.GetExecutions()[0].GetExecution().GetWorkflowId() == run.GetID()
 	}, time.Minute, 200*time.Millisecond)
-	res := decide(run, workflows.UpdateAbort)
+	res := decide(run, contract.UpdateAbort)
 	r := res.Reconcile["app"]
 	assert.Equal(t, 60, r.Counts.Added, "adds are never held")
 	assert.Zero(t, r.Counts.Removed)
@@ -346,7 +347,7 @@ func TestReconcileMassRemovalBlocks(t *testing.T) {
 	assert.Equal(t, map[string]int{"PATCH": 60}, s.peer.Writes())
 
 	run = s.start(t)
-	res = decide(run, workflows.UpdateRelease)
+	res = decide(run, contract.UpdateRelease)
 	saveHistory(t, s.c, run.GetID(), "attrsync-reconcile-released.json")
 	r = res.Reconcile["app"]
 	assert.Equal(t, 60, r.Counts.Removed)
@@ -430,12 +431,12 @@ func TestReconcileDisablesUnderSafetyLimit(t *testing.T) {
 	defer cancel()
 	require.Eventually(t, func() bool {
 		resp, err := s.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("%s = '%s'", workflows.SAState, workflows.StateBlocked)})
+			Query: fmt.Sprintf("%s = '%s'", contract.SAState, contract.StateBlocked)})
 		return err == nil && len(resp.GetExecutions()) == 1
 	}, time.Minute, 200*time.Millisecond, "the run blocks")
 	assert.Equal(t, 3, active(), "two disabled, three held")
 	h, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: run.GetID(), RunID: run.GetRunID(),
-		UpdateName: workflows.UpdateRelease, Args: []any{workflows.StepRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		UpdateName: contract.UpdateRelease, Args: []any{workflows.StepRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	require.NoError(t, err)
 	require.NoError(t, h.Get(ctx, nil))
 	var res workflows.AttributeSyncResult

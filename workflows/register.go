@@ -6,6 +6,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 )
 
 // Register registers every jml workflow and activity on w. The worker must
@@ -18,12 +19,12 @@ func Register(w worker.Registry, a *activities.Activities) {
 
 // RegisterWorkflows registers the workflows only (replayers).
 func RegisterWorkflows(w worker.WorkflowRegistry) {
-	w.RegisterWorkflowWithOptions(Identity, workflow.RegisterOptions{Name: IdentityWorkflowName})
-	for _, name := range []string{JoinerWorkflowName, MoverWorkflowName, LeaverWorkflowName} {
+	w.RegisterWorkflowWithOptions(Identity, workflow.RegisterOptions{Name: contract.IdentityWorkflowName})
+	for _, name := range []string{contract.JoinerWorkflowName, contract.MoverWorkflowName, contract.LeaverWorkflowName} {
 		w.RegisterWorkflowWithOptions(Lifecycle, workflow.RegisterOptions{Name: name})
 	}
-	w.RegisterWorkflowWithOptions(Governor, workflow.RegisterOptions{Name: GovernorWorkflowName})
-	w.RegisterWorkflowWithOptions(AttributeSync, workflow.RegisterOptions{Name: AttributeSyncWorkflowName})
-	w.RegisterWorkflowWithOptions(PasswordSync, workflow.RegisterOptions{Name: PasswordSyncWorkflowName})
-	w.RegisterWorkflowWithOptions(SourcePoller, workflow.RegisterOptions{Name: SourcePollerWorkflowName})
+	w.RegisterWorkflowWithOptions(Governor, workflow.RegisterOptions{Name: contract.GovernorWorkflowName})
+	w.RegisterWorkflowWithOptions(AttributeSync, workflow.RegisterOptions{Name: contract.AttributeSyncWorkflowName})
+	w.RegisterWorkflowWithOptions(PasswordSync, workflow.RegisterOptions{Name: contract.PasswordSyncWorkflowName})
+	w.RegisterWorkflowWithOptions(SourcePoller, workflow.RegisterOptions{Name: contract.SourcePollerWorkflowName})
 }

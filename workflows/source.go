@@ -8,39 +8,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jml-dev/jml/contract"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
 
-// Source poller names (docs/sources.md).
+// Source poller values (its names are in package contract).
 const (
-	SourcePollerWorkflowName = "SourcePoller"
-	// SourcePollActivityName is the activity that reads a source, diffs it
-	// against the poller's state and delivers the changes as HR events
-	// (implemented by package sources, registered by the worker).
-	SourcePollActivityName = "SourcePoll"
-
-	// UpdateSourcePoll polls now (arg SourcePollRequest) and returns the
-	// SourceStatus after it.
-	UpdateSourcePoll = "PollNow"
-	// UpdateSourceRelease applies a Blocked poll (arg SourceDecision) and
-	// returns the SourceStatus after it.
-	UpdateSourceRelease = "ReleaseSnapshot"
-	// UpdateSourceDiscard drops a Blocked poll (arg SourceDecision): the
-	// source stays as it was and the same poll is not applied later.
-	UpdateSourceDiscard = "DiscardSnapshot"
-	// QuerySourceStatus returns SourceStatus.
-	QuerySourceStatus = "status"
-
 	// SourceEventKind is the poller's JmlEvent search attribute.
 	SourceEventKind = "source"
 	// SourceRemovedError is the SourcePoll error type of a source no
 	// longer in the policy: its poller ends.
 	SourceRemovedError = "SourceRemoved"
 )
-
-// SourceWorkflowID is the ID of a source's poller, e.g. "source/workday".
-func SourceWorkflowID(name string) string { return "source/" + name }
 
 // SourcePollerInput starts a poller (Source only) and carries its state
 // across continue-as-new.
@@ -180,7 +160,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 	}
 	in.Status.Source = in.Source
 	polled := 0 // polls finished in this run (handlers wait for the next)
-	err := workflow.SetQueryHandler(ctx, QuerySourceStatus, func() (SourceStatus, error) { return in.Status, nil })
+	err := workflow.SetQueryHandler(ctx, contract.QuerySourceStatus, func() (SourceStatus, error) { return in.Status, nil })
 	if err != nil {
 		return err
 	}
@@ -189,7 +169,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		err := workflow.Await(ctx, func() bool { return polled > n })
 		return in.Status, err
 	}
-	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateSourcePoll, func(ctx workflow.Context, req SourcePollRequest) (SourceStatus, error) {
+	err = workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateSourcePoll, func(ctx workflow.Context, req SourcePollRequest) (SourceStatus, error) {
 		in.PollNow, in.FullNow = true, in.FullNow || req.Full
 		return waitPoll(ctx)
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req SourcePollRequest) error {
@@ -211,7 +191,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		}
 		return nil
 	}
-	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateSourceRelease, func(ctx workflow.Context, d SourceDecision) (SourceStatus, error) {
+	err = workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateSourceRelease, func(ctx workflow.Context, d SourceDecision) (SourceStatus, error) {
 		in.Release, in.Status.Blocked, in.PollNow = in.Status.Blocked.Digest, nil, true
 		workflow.GetLogger(ctx).Info("blocked poll released", "reason", d.Reason)
 		return waitPoll(ctx)
@@ -219,11 +199,11 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 	if err != nil {
 		return err
 	}
-	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateSourceDiscard, func(ctx workflow.Context, d SourceDecision) (SourceStatus, error) {
+	err = workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateSourceDiscard, func(ctx workflow.Context, d SourceDecision) (SourceStatus, error) {
 		in.Discard, in.Status.Blocked, in.PollAt = in.Status.Blocked.Digest, nil, time.Time{}
 		in.Status.Problems = nil
 		workflow.GetLogger(ctx).Info("blocked poll discarded", "reason", d.Reason)
-		setSourceState(ctx, &in.Status, StateIdle)
+		setSourceState(ctx, &in.Status, contract.StateIdle)
 		return in.Status, nil
 	}, workflow.UpdateHandlerOptions{Validator: decide})
 	if err != nil {
@@ -242,18 +222,18 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		// A source failing for days, or blocked, still keeps its history
 		// short.
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() && workflow.AllHandlersFinished(ctx) {
-			return workflow.NewContinueAsNewError(ctx, SourcePollerWorkflowName, in)
+			return workflow.NewContinueAsNewError(ctx, contract.SourcePollerWorkflowName, in)
 		}
 		if in.Status.Blocked != nil {
-			setSourceState(ctx, &in.Status, StateBlocked)
+			setSourceState(ctx, &in.Status, contract.StateBlocked)
 			if err := workflow.Await(ctx, func() bool { return in.Status.Blocked == nil }); err != nil {
 				return err
 			}
 			continue
 		}
 		if wait := in.Status.NextPoll.Sub(workflow.Now(ctx)); !in.PollNow && wait > 0 {
-			if in.Status.State != StateRetrying {
-				setSourceState(ctx, &in.Status, StateIdle)
+			if in.Status.State != contract.StateRetrying {
+				setSourceState(ctx, &in.Status, contract.StateIdle)
 			}
 			_, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 				Timeout: wait, TimerOptions: workflow.TimerOptions{Summary: "next poll"},
@@ -266,8 +246,8 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 			}
 		}
 		in.PollNow = false
-		if in.Status.State != StateRetrying {
-			setSourceState(ctx, &in.Status, StateRunning)
+		if in.Status.State != contract.StateRetrying {
+			setSourceState(ctx, &in.Status, contract.StateRunning)
 		}
 		if in.PollAt.IsZero() {
 			in.PollAt = workflow.Now(ctx)
@@ -278,14 +258,14 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 			Full: in.FullNow, LastFull: in.LastFull,
 		}
 		var res SourcePollResult
-		err := workflow.ExecuteActivity(actx, SourcePollActivityName, req).Get(ctx, &res)
+		err := workflow.ExecuteActivity(actx, contract.SourcePollActivityName, req).Get(ctx, &res)
 		in.Status.LastPoll = workflow.Now(ctx)
 		in.Status.Polls++
 		polled++
 		var app *temporal.ApplicationError
 		if errors.As(err, &app) && app.Type() == SourceRemovedError {
 			in.Status.LastError = errorText(err)
-			setSourceState(ctx, &in.Status, StateCompleted)
+			setSourceState(ctx, &in.Status, contract.StateCompleted)
 			return nil
 		}
 		if err != nil {
@@ -295,7 +275,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 				backoff = min(backoff, in.Every)
 			}
 			in.Status.NextPoll = in.Status.LastPoll.Add(min(backoff, time.Hour))
-			setSourceState(ctx, &in.Status, StateRetrying)
+			setSourceState(ctx, &in.Status, contract.StateRetrying)
 			continue
 		}
 		if res.Every > 0 {
@@ -312,7 +292,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 			continue
 		case res.Discarded:
 			in.PollAt = time.Time{} // nothing was delivered
-			setSourceState(ctx, &in.Status, StateIdle)
+			setSourceState(ctx, &in.Status, contract.StateIdle)
 			continue
 		}
 		in.Discard, in.FullNow, in.PollAt = "", false, time.Time{}
@@ -331,14 +311,14 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		for _, k := range slices.Sorted(maps.Keys(res.Emitted)) {
 			in.Status.Emitted[k] += res.Emitted[k]
 		}
-		setSourceState(ctx, &in.Status, StateIdle)
+		setSourceState(ctx, &in.Status, contract.StateIdle)
 		// Handlers waiting for a poll asked after this one keep the run
 		// going for one more poll.
 		if err := workflow.Await(ctx, func() bool { return in.PollNow || workflow.AllHandlersFinished(ctx) }); err != nil {
 			return err
 		}
 		if !in.PollNow {
-			return workflow.NewContinueAsNewError(ctx, SourcePollerWorkflowName, in)
+			return workflow.NewContinueAsNewError(ctx, contract.SourcePollerWorkflowName, in)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/workflows"
 )
 
@@ -22,7 +23,7 @@ import (
 func TestSourcePollerRetry(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(workflows.SourcePoller, workflow.RegisterOptions{Name: workflows.SourcePollerWorkflowName})
+	env.RegisterWorkflowWithOptions(workflows.SourcePoller, workflow.RegisterOptions{Name: contract.SourcePollerWorkflowName})
 	var got []workflows.SourcePollInput
 	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.SourcePollInput) (workflows.SourcePollResult, error) {
 		got = append(got, in)
@@ -31,19 +32,19 @@ func TestSourcePollerRetry(t *testing.T) {
 		}
 		return workflows.SourcePollResult{Every: time.Hour, Snapshot: []byte("snap"), People: 2,
 			Emitted: map[string]int{"hire": 2}}, nil
-	}, activity.RegisterOptions{Name: workflows.SourcePollActivityName})
+	}, activity.RegisterOptions{Name: contract.SourcePollActivityName})
 	var during workflows.SourceStatus
 	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(workflows.QuerySourceStatus)
+		v, err := env.QueryWorkflow(contract.QuerySourceStatus)
 		require.NoError(t, err)
 		require.NoError(t, v.Get(&during))
 	}, 15*time.Second)
-	env.ExecuteWorkflow(workflows.SourcePollerWorkflowName, workflows.SourcePollerInput{Source: "hr"})
+	env.ExecuteWorkflow(contract.SourcePollerWorkflowName, workflows.SourcePollerInput{Source: "hr"})
 	require.True(t, env.IsWorkflowCompleted())
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(t, env.GetWorkflowError(), &can)
 
-	assert.Equal(t, workflows.StateRetrying, during.State)
+	assert.Equal(t, contract.StateRetrying, during.State)
 	assert.Contains(t, during.LastError, "503 Service Unavailable")
 	assert.Equal(t, 2, during.Failures, "failed at 0 s and 10 s, next at 30 s")
 	require.Len(t, got, 3)

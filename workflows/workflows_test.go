@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/internal/e2e/memtarget"
 	"github.com/jml-dev/jml/policy"
@@ -105,7 +106,7 @@ func event(id, typ, emp string, attrs map[string]string) workflows.HREventReques
 func (f *fixture) send(t *testing.T, at time.Duration, req workflows.HREventRequest, dup *bool) {
 	f.env.RegisterDelayedCallback(func() {
 		f.updates++ // distinct update IDs: the workflow itself must spot the duplicate
-		f.env.UpdateWorkflow(workflows.UpdateHREvent, fmt.Sprint("u", f.updates), &testsuite.TestUpdateCallback{
+		f.env.UpdateWorkflow(contract.UpdateHREvent, fmt.Sprint("u", f.updates), &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { t.Errorf("event %s rejected: %v", req.Event.EventID, err) },
 			OnAccept: func() {},
 			OnComplete: func(res any, err error) {
@@ -121,7 +122,7 @@ func (f *fixture) send(t *testing.T, at time.Duration, req workflows.HREventRequ
 // runIdentity runs the identity workflow until end (then cancels it).
 func (f *fixture) runIdentity(end time.Duration) {
 	f.env.RegisterDelayedCallback(f.env.CancelWorkflow, end)
-	f.env.ExecuteWorkflow(workflows.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: "E1"})
+	f.env.ExecuteWorkflow(contract.IdentityWorkflowName, workflows.IdentityInput{EmployeeID: "E1"})
 }
 
 var alice = map[string]string{"email": "alice@acme.test", "department": "eng"}
@@ -261,7 +262,7 @@ func TestTerminationAtLocalTimeAndDelete(t *testing.T) {
 func TestPasswordReachesRESTStepOnlyThroughVault(t *testing.T) {
 	f := newFixture(t, testPolicy())
 	var res workflows.LifecycleResult
-	f.env.ExecuteWorkflow(workflows.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1", Attributes: withID(alice), HostQueues: true})
+	f.env.ExecuteWorkflow(contract.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1", Attributes: withID(alice), HostQueues: true})
 	require.NoError(t, f.env.GetWorkflowResult(&res))
 	a, ok := f.target.Find("user_name", "alice@acme.test")
 	require.True(t, ok)
@@ -280,7 +281,7 @@ func withID(m map[string]string) map[string]string {
 }
 
 func steps(t *testing.T, env *testsuite.TestWorkflowEnvironment) []workflows.StepInfo {
-	v, err := env.QueryWorkflow(workflows.QuerySteps)
+	v, err := env.QueryWorkflow(contract.QuerySteps)
 	require.NoError(t, err)
 	var s []workflows.StepInfo
 	require.NoError(t, v.Get(&s))
@@ -312,17 +313,17 @@ func TestNeedsAttentionOperatorActions(t *testing.T) {
 			f.mu.Lock()
 			f.restFail = false
 			f.mu.Unlock()
-			return update(f.env, workflows.UpdateRetryStep, workflows.RetryStepRequest{Step: "send_rest_request"})
-		}, workflows.StateCompleted, workflows.StepDone},
+			return update(f.env, contract.UpdateRetryStep, workflows.RetryStepRequest{Step: "send_rest_request"})
+		}, contract.StateCompleted, workflows.StepDone},
 		{"skip", func(f *fixture) *outcome {
-			return update(f.env, workflows.UpdateSkipStep, workflows.StepRequest{Step: "send_rest_request"})
-		}, workflows.StateCompleted, workflows.StepSkipped},
+			return update(f.env, contract.UpdateSkipStep, workflows.StepRequest{Step: "send_rest_request"})
+		}, contract.StateCompleted, workflows.StepSkipped},
 		{"abort", func(f *fixture) *outcome {
-			return update(f.env, workflows.UpdateAbort, workflows.StepRequest{})
-		}, workflows.StateAborted, workflows.StepAborted},
+			return update(f.env, contract.UpdateAbort, workflows.StepRequest{})
+		}, contract.StateAborted, workflows.StepAborted},
 		{"abort with rollback", func(f *fixture) *outcome {
-			return update(f.env, workflows.UpdateAbort, workflows.StepRequest{Rollback: true})
-		}, workflows.StateAborted, workflows.StepAborted},
+			return update(f.env, contract.UpdateAbort, workflows.StepRequest{Rollback: true})
+		}, contract.StateAborted, workflows.StepAborted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, testPolicy())
@@ -334,11 +335,11 @@ func TestNeedsAttentionOperatorActions(t *testing.T) {
 				assert.Equal(t, workflows.StepDone, s[1].State)
 				assert.Equal(t, workflows.StepFailed, s[2].State)
 				assert.Equal(t, "RestBadRequest: send_rest_request: rest: POST https://portal.test/accounts: 400 Bad Request: {}", s[2].LastError)
-				wrongStep = update(f.env, workflows.UpdateRetryStep, workflows.RetryStepRequest{Step: "app.sync_identity"})
-				notBlocked = update(f.env, workflows.UpdateRelease, workflows.StepRequest{})
+				wrongStep = update(f.env, contract.UpdateRetryStep, workflows.RetryStepRequest{Step: "app.sync_identity"})
+				notBlocked = update(f.env, contract.UpdateRelease, workflows.StepRequest{})
 			}, time.Minute)
 			f.env.RegisterDelayedCallback(func() { act = tc.act(f) }, 2*time.Minute)
-			f.env.ExecuteWorkflow(workflows.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1", Attributes: withID(alice), HostQueues: true})
+			f.env.ExecuteWorkflow(contract.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1", Attributes: withID(alice), HostQueues: true})
 			var res workflows.LifecycleResult
 			require.NoError(t, f.env.GetWorkflowResult(&res))
 			assert.ErrorContains(t, wrongStep.rejected, "is not the failed step")
@@ -348,7 +349,7 @@ func TestNeedsAttentionOperatorActions(t *testing.T) {
 			assert.Equal(t, tc.wantState, res.State)
 			s := steps(t, f.env)
 			assert.Equal(t, tc.wantStep, s[2].State)
-			if tc.wantState == workflows.StateAborted {
+			if tc.wantState == contract.StateAborted {
 				assert.Contains(t, res.LeftInPlace[0], "created by this run")
 				assert.Contains(t, res.LeftInPlace[1], "2 added")
 				accts := f.target.Accounts()
@@ -369,7 +370,7 @@ func TestNeedsAttentionOperatorActions(t *testing.T) {
 				urls = append(urls, r.url)
 			}
 			assert.Contains(t, urls, "https://portal.test/ops", "needs-attention notification")
-			if tc.wantState == workflows.StateCompleted {
+			if tc.wantState == contract.StateCompleted {
 				assert.Contains(t, urls, "https://portal.test/notify")
 			} else {
 				assert.NotContains(t, urls, "https://portal.test/notify")
@@ -381,11 +382,11 @@ func TestNeedsAttentionOperatorActions(t *testing.T) {
 func TestGovernorBlocksAboveThreshold(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(workflows.Governor, workflow.RegisterOptions{Name: workflows.GovernorWorkflowName})
+	env.RegisterWorkflowWithOptions(workflows.Governor, workflow.RegisterOptions{Name: contract.GovernorWorkflowName})
 	var granted, blocked int
 	for i := range 30 {
 		env.RegisterDelayedCallback(func() {
-			env.UpdateWorkflow(workflows.UpdatePermit, "", &testsuite.TestUpdateCallback{
+			env.UpdateWorkflow(contract.UpdatePermit, "", &testsuite.TestUpdateCallback{
 				OnReject: func(err error) { t.Error(err) }, OnAccept: func() {},
 				OnComplete: func(v any, err error) {
 					require.NoError(t, err)
@@ -401,13 +402,13 @@ func TestGovernorBlocksAboveThreshold(t *testing.T) {
 	// An hour later the window has room again.
 	var later activities.Permit
 	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(workflows.UpdatePermit, "", &testsuite.TestUpdateCallback{
+		env.UpdateWorkflow(contract.UpdatePermit, "", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { t.Error(err) }, OnAccept: func() {},
 			OnComplete: func(v any, err error) { later = v.(activities.Permit) },
 		}, activities.PermitRequest{Key: "later", MaxPerHour: 25})
 	}, 2*time.Hour)
 	env.RegisterDelayedCallback(env.CancelWorkflow, 3*time.Hour)
-	env.ExecuteWorkflow(workflows.GovernorWorkflowName, workflows.GovernorState{})
+	env.ExecuteWorkflow(contract.GovernorWorkflowName, workflows.GovernorState{})
 	assert.Equal(t, 25, granted)
 	assert.Equal(t, 5, blocked)
 	assert.True(t, later.Granted)
@@ -446,14 +447,14 @@ func TestSkipStepWithDependants(t *testing.T) {
 	f.restFail = true
 	var alone, release, cascade *result
 	f.env.RegisterDelayedCallback(func() {
-		alone = updateResult(f.env, workflows.UpdateSkipStep, workflows.StepRequest{Step: "portal.handoff"})
-		release = updateResult(f.env, workflows.UpdateRelease, workflows.StepRequest{})
+		alone = updateResult(f.env, contract.UpdateSkipStep, workflows.StepRequest{Step: "portal.handoff"})
+		release = updateResult(f.env, contract.UpdateRelease, workflows.StepRequest{})
 	}, time.Minute)
 	f.env.RegisterDelayedCallback(func() {
-		cascade = updateResult(f.env, workflows.UpdateSkipStep, workflows.StepRequest{Step: "portal.handoff", Cascade: true,
+		cascade = updateResult(f.env, contract.UpdateSkipStep, workflows.StepRequest{Step: "portal.handoff", Cascade: true,
 			Reason: "portal retired", Operator: "alice"})
 	}, 2*time.Minute)
-	f.env.ExecuteWorkflow(workflows.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1",
+	f.env.ExecuteWorkflow(contract.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1",
 		Attributes: withID(alice), HostQueues: true, Version: workflows.IdentityVersion})
 	var res workflows.LifecycleResult
 	require.NoError(t, f.env.GetWorkflowResult(&res))
@@ -464,10 +465,10 @@ func TestSkipStepWithDependants(t *testing.T) {
 	require.NoError(t, cascade.rejected)
 	assert.Equal(t, "skipped portal.handoff and notify.done; next end of run", cascade.answer)
 
-	assert.Equal(t, workflows.StateCompletedWithSkips, res.State)
+	assert.Equal(t, contract.StateCompletedWithSkips, res.State)
 	assert.Equal(t, []string{"portal.handoff", "notify.done"}, res.Skipped)
 	require.Len(t, res.Decisions, 1)
-	assert.Equal(t, workflows.Decision{Update: workflows.UpdateSkipStep, Step: "portal.handoff", Operator: "alice",
+	assert.Equal(t, workflows.Decision{Update: contract.UpdateSkipStep, Step: "portal.handoff", Operator: "alice",
 		Reason: "portal retired", Time: res.Decisions[0].Time}, res.Decisions[0])
 	s := steps(t, f.env)
 	require.Len(t, s, 4)

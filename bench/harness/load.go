@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/workflows"
@@ -53,7 +54,7 @@ func Hire(prefix string, i int) hr.Event {
 
 // JoinerID is the lifecycle workflow ID of a hire event.
 func JoinerID(ev hr.Event) string {
-	return workflows.LifecycleWorkflowID("joiner", ev.EmployeeID(), ev.EventID)
+	return contract.LifecycleWorkflowID("joiner", ev.EmployeeID(), ev.EventID)
 }
 
 // DefaultDeliveryTimeout bounds the delivery of one event when the
@@ -174,7 +175,7 @@ func (c *Cluster) WaitCount(ctx context.Context, query string, n int, timeout ti
 // NeedsAttention returns an error describing the runs waiting for an
 // operator, nil when there are none.
 func (c *Cluster) NeedsAttention(ctx context.Context) error {
-	q := fmt.Sprintf("%s = '%s'", workflows.SAState, workflows.StateNeedsAttention)
+	q := fmt.Sprintf("%s = '%s'", contract.SAState, contract.StateNeedsAttention)
 	r, err := c.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, PageSize: 3})
 	if err != nil || len(r.Executions) == 0 {
 		return nil
@@ -184,7 +185,7 @@ func (c *Cluster) NeedsAttention(ctx context.Context) error {
 	for _, e := range r.Executions {
 		id := e.Execution.WorkflowId
 		var step string
-		if p := e.SearchAttributes.GetIndexedFields()[workflows.SAFailedStep]; p != nil {
+		if p := e.SearchAttributes.GetIndexedFields()[contract.SAFailedStep]; p != nil {
 			_ = converter.GetDefaultDataConverter().FromPayload(p, &step)
 		}
 		lastErr := "(no step error)"
@@ -195,9 +196,9 @@ func (c *Cluster) NeedsAttention(ctx context.Context) error {
 				}
 			}
 		}
-		runs = append(runs, fmt.Sprintf("%s: %s=%q: %s", id, workflows.SAFailedStep, step, lastErr))
+		runs = append(runs, fmt.Sprintf("%s: %s=%q: %s", id, contract.SAFailedStep, step, lastErr))
 	}
-	return fmt.Errorf("%d run(s) in %s, e.g.\n  %s", n, workflows.StateNeedsAttention, strings.Join(runs, "\n  "))
+	return fmt.Errorf("%d run(s) in %s, e.g.\n  %s", n, contract.StateNeedsAttention, strings.Join(runs, "\n  "))
 }
 
 // Closed lists workflows of a type with their close times (zero while
@@ -237,7 +238,7 @@ func (c *Cluster) HistoryLength(ctx context.Context, id string) int {
 
 // Steps is a lifecycle run's step table.
 func (c *Cluster) Steps(ctx context.Context, id string) ([]workflows.StepInfo, error) {
-	v, err := c.Client.QueryWorkflow(ctx, id, "", workflows.QuerySteps)
+	v, err := c.Client.QueryWorkflow(ctx, id, "", contract.QuerySteps)
 	if err != nil {
 		return nil, err
 	}

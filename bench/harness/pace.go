@@ -9,8 +9,8 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
-	"github.com/jml-dev/jml/workflows"
 )
 
 // SubmitPaced delivers events open-loop at perSecond: event i leaves at
@@ -85,7 +85,7 @@ func (c *Cluster) Timeline(ctx context.Context, ev hr.Event) (map[string]time.Ti
 			out[k] = t
 		}
 	}
-	err := c.history(ctx, workflows.IdentityWorkflowID(ev.EmployeeID()), func(e historyEvent) {
+	err := c.history(ctx, contract.IdentityWorkflowID(ev.EmployeeID()), func(e historyEvent) {
 		switch e.Type {
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
 			set(MAccepted, e.Time)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/codec"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/workflows"
@@ -139,10 +140,10 @@ func (c *Cluster) InProcess(policyYAML string, cfg activities.Config) (stop func
 	// Like the worker binary, this process polls its own task queue too:
 	// steps that read a secret it holds are sent there.
 	if cfg.HostQueue == "" {
-		cfg.HostQueue = workflows.HostTaskQueue(fmt.Sprintf("bench-inproc-%d", time.Now().UnixNano()))
+		cfg.HostQueue = contract.HostTaskQueue(fmt.Sprintf("bench-inproc-%d", time.Now().UnixNano()))
 	}
 	a := activities.New(cfg)
-	w := worker.New(wc, workflows.TaskQueue, worker.Options{EnableSessionWorker: true})
+	w := worker.New(wc, contract.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, a)
 	if err := w.Start(); err != nil {
 		c.TB.Fatalf("harness: start worker: %v", err)
@@ -187,7 +188,7 @@ func ReconcileIdentities(n int) activities.StaticDirectory {
 	for i := range dir {
 		dir[i] = activities.IdentityRecord{
 			EmployeeID: fmt.Sprintf("E%05d", i+1),
-			Status:     activities.IdentityActive,
+			Status:     contract.StatusActive,
 			Attributes: map[string]string{"username": fmt.Sprintf("seed%05d", i+1), "email": fmt.Sprintf("seed%d@example.com", i+1)},
 		}
 	}

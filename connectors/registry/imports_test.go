@@ -22,6 +22,11 @@ func TestImportGraph(t *testing.T) {
 	for _, imp := range goList(t, "-f", "{{join .Imports \"\\n\"}}", "./workflows") {
 		assert.False(t, strings.HasPrefix(imp, mod+"connectors/"), "workflows imports %s", imp)
 	}
+	// The names shared across processes are declared in package contract,
+	// which every package can import because it imports nothing of jml.
+	for _, dep := range goList(t, "-deps", "./contract") {
+		assert.False(t, strings.HasPrefix(dep, mod) && dep != mod+"contract", "contract depends on %s", dep)
+	}
 }
 
 func goList(t *testing.T, args ...string) []string {

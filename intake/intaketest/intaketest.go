@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/workflows"
 )
@@ -83,7 +84,7 @@ func Start(t testing.TB, o Options) *Env {
 	defer cancel()
 	if !o.NoSearchAttributes {
 		sa := map[string]enumspb.IndexedValueType{}
-		for _, name := range []string{workflows.SAEmployeeID, workflows.SAEvent, workflows.SAState, workflows.SAFailedStep} {
+		for _, name := range []string{contract.SAEmployeeID, contract.SAEvent, contract.SAState, contract.SAFailedStep} {
 			sa[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
 		}
 		if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
@@ -93,7 +94,7 @@ func Start(t testing.TB, o Options) *Env {
 		}
 	}
 	if !o.NoWorker {
-		ts.NewWorker(workflows.TaskQueue, func(r worker.Registry) { Register(r, o) })
+		ts.NewWorker(contract.TaskQueue, func(r worker.Registry) { Register(r, o) })
 	}
 	return &Env{Server: ts, Client: c, Addr: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace()}
 }
@@ -102,15 +103,15 @@ func Start(t testing.TB, o Options) *Env {
 func Register(r worker.Registry, o Options) {
 	r.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.IdentityInput) error {
 		return identity(ctx, in, o.Lifecycle)
-	}, workflow.RegisterOptions{Name: workflows.IdentityWorkflowName})
+	}, workflow.RegisterOptions{Name: contract.IdentityWorkflowName})
 	r.RegisterWorkflowWithOptions(lifecycle, workflow.RegisterOptions{Name: LifecycleWorkflowName})
 }
 
 var (
-	stateKey  = temporal.NewSearchAttributeKeyKeyword(workflows.SAState)
-	eventKey  = temporal.NewSearchAttributeKeyKeyword(workflows.SAEvent)
-	failedKey = temporal.NewSearchAttributeKeyKeyword(workflows.SAFailedStep)
-	empKey    = temporal.NewSearchAttributeKeyKeyword(workflows.SAEmployeeID)
+	stateKey  = temporal.NewSearchAttributeKeyKeyword(contract.SAState)
+	eventKey  = temporal.NewSearchAttributeKeyKeyword(contract.SAEvent)
+	failedKey = temporal.NewSearchAttributeKeyKeyword(contract.SAFailedStep)
+	empKey    = temporal.NewSearchAttributeKeyKeyword(contract.SAEmployeeID)
 )
 
 // Kind is the lifecycle kind of an event type.
@@ -138,10 +139,10 @@ func identity(ctx workflow.Context, in workflows.IdentityInput, runChildren bool
 		handled = append(handled, ev.EventID)
 	}
 	cur := workflows.CurrentRun{EmployeeID: in.EmployeeID}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, workflows.UpdateHREvent,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateHREvent,
 		func(ctx workflow.Context, req workflows.HREventRequest) (workflows.EventAccepted, error) {
 			ev := req.Event
-			id := workflows.LifecycleWorkflowID(Kind(ev.Type), in.EmployeeID, ev.EventID)
+			id := contract.LifecycleWorkflowID(Kind(ev.Type), in.EmployeeID, ev.EventID)
 			if f, ok := first[ev.EventID]; ok && f.digest != ev.Digest() {
 				return workflows.EventAccepted{WorkflowID: f.workflowID, Conflict: true}, nil
 			}
@@ -163,7 +164,7 @@ func identity(ctx workflow.Context, in workflows.IdentityInput, runChildren bool
 		}}); err != nil {
 		return err
 	}
-	if err := workflow.SetQueryHandler(ctx, workflows.QueryCurrent, func() (workflows.CurrentRun, error) {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryCurrent, func() (workflows.CurrentRun, error) {
 		c := cur
 		for _, ev := range pending {
 			c.Pending = append(c.Pending, ev.EventID)
@@ -182,12 +183,12 @@ func identity(ctx workflow.Context, in workflows.IdentityInput, runChildren bool
 			continue
 		}
 		kind := Kind(ev.Type)
-		id := workflows.LifecycleWorkflowID(kind, in.EmployeeID, ev.EventID)
+		id := contract.LifecycleWorkflowID(kind, in.EmployeeID, ev.EventID)
 		cur.WorkflowID, cur.Kind, cur.EventID, cur.LastRun = id, kind, ev.EventID, id
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID: id,
 			TypedSearchAttributes: temporal.NewSearchAttributes(
-				empKey.ValueSet(in.EmployeeID), eventKey.ValueSet(ev.Type), stateKey.ValueSet(workflows.StateRunning)),
+				empKey.ValueSet(in.EmployeeID), eventKey.ValueSet(ev.Type), stateKey.ValueSet(contract.StateRunning)),
 		})
 		_ = workflow.ExecuteChildWorkflow(cctx, LifecycleWorkflowName, ev).Get(ctx, nil)
 		cur.WorkflowID, cur.Kind, cur.EventID = "", "", ""
@@ -202,7 +203,7 @@ func lifecycle(ctx workflow.Context, ev hr.Event) error {
 		target, action, _ := strings.Cut(name, ".")
 		steps[i] = workflows.StepInfo{Name: name, Action: action, Target: target, State: workflows.StepPending}
 	}
-	if err := workflow.SetQueryHandler(ctx, workflows.QuerySteps, func() ([]workflows.StepInfo, error) { return steps, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.QuerySteps, func() ([]workflows.StepInfo, error) { return steps, nil }); err != nil {
 		return err
 	}
 	var (
@@ -219,8 +220,8 @@ func lifecycle(ctx workflow.Context, ev hr.Event) error {
 		return nil
 	}
 	handlers := map[string]func(workflows.StepRequest) string{
-		workflows.UpdateSkipStep: func(workflows.StepRequest) string { return workflows.StepSkipped },
-		workflows.UpdateRelease:  func(workflows.StepRequest) string { return workflows.StepDone },
+		contract.UpdateSkipStep: func(workflows.StepRequest) string { return workflows.StepSkipped },
+		contract.UpdateRelease:  func(workflows.StepRequest) string { return workflows.StepDone },
 	}
 	for name, decide := range handlers {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, name, func(ctx workflow.Context, r workflows.StepRequest) error {
@@ -230,14 +231,14 @@ func lifecycle(ctx workflow.Context, ev hr.Event) error {
 			return err
 		}
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, workflows.UpdateRetryStep, func(ctx workflow.Context, r workflows.RetryStepRequest) error {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateRetryStep, func(ctx workflow.Context, r workflows.RetryStepRequest) error {
 		decision = workflows.StepDone
 		return nil
 	}, workflow.UpdateHandlerOptions{Validator: func(r workflows.RetryStepRequest) error { return mustBe(r.Step) }}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, workflows.UpdateAbort, func(ctx workflow.Context, r workflows.StepRequest) error {
-		decision = workflows.StateAborted
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateAbort, func(ctx workflow.Context, r workflows.StepRequest) error {
+		decision = contract.StateAborted
 		return nil
 	}, workflow.UpdateHandlerOptions{Validator: func(r workflows.StepRequest) error {
 		if r.Step != "" {
@@ -255,19 +256,19 @@ func lifecycle(ctx workflow.Context, ev hr.Event) error {
 		switch s.Name {
 		case ev.Employee[AttrFailStep]:
 			s.State, s.LastError = workflows.StepFailed, "ScimConflict: userName already taken"
-			if err := wait(ctx, &waitingOn, &decision, s.Name, workflows.StateNeedsAttention); err != nil {
+			if err := wait(ctx, &waitingOn, &decision, s.Name, contract.StateNeedsAttention); err != nil {
 				return err
 			}
 		case ev.Employee[AttrBlockStep]:
 			s.State, s.LastError = workflows.StepBlocked, "safety limit: 30 deprovisions in the last hour (max 25)"
-			if err := wait(ctx, &waitingOn, &decision, s.Name, workflows.StateBlocked); err != nil {
+			if err := wait(ctx, &waitingOn, &decision, s.Name, contract.StateBlocked); err != nil {
 				return err
 			}
 		default:
 			decision = workflows.StepDone
 		}
-		if decision == workflows.StateAborted {
-			return workflow.UpsertTypedSearchAttributes(ctx, stateKey.ValueSet(workflows.StateAborted))
+		if decision == contract.StateAborted {
+			return workflow.UpsertTypedSearchAttributes(ctx, stateKey.ValueSet(contract.StateAborted))
 		}
 		if decision == workflows.StepDone && s.State == workflows.StepFailed {
 			s.Attempts++
@@ -275,7 +276,7 @@ func lifecycle(ctx workflow.Context, ev hr.Event) error {
 		s.State = decision
 		s.LastError = ""
 	}
-	return workflow.UpsertTypedSearchAttributes(ctx, stateKey.ValueSet(workflows.StateCompleted), failedKey.ValueUnset())
+	return workflow.UpsertTypedSearchAttributes(ctx, stateKey.ValueSet(contract.StateCompleted), failedKey.ValueUnset())
 }
 
 func wait(ctx workflow.Context, waitingOn, decision *string, step, state string) error {
@@ -287,5 +288,5 @@ func wait(ctx workflow.Context, waitingOn, decision *string, step, state string)
 		return err
 	}
 	*waitingOn = ""
-	return workflow.UpsertTypedSearchAttributes(ctx, stateKey.ValueSet(workflows.StateRunning), failedKey.ValueUnset())
+	return workflow.UpsertTypedSearchAttributes(ctx, stateKey.ValueSet(contract.StateRunning), failedKey.ValueUnset())
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jml-dev/jml/connectors/scim"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/workflows"
 )
@@ -40,7 +41,7 @@ func TestIdentityContinuesAsNew(t *testing.T) {
 	ctx := context.Background()
 	p := person(900)
 	emp := p["employee_id"]
-	id := workflows.IdentityWorkflowID(emp)
+	id := contract.IdentityWorkflowID(emp)
 	hire := hr.Event{EventID: emp + "-hire", Type: hr.Hire, Employee: p}
 	send := func(ev hr.Event) {
 		t.Helper()
@@ -49,15 +50,15 @@ func TestIdentityContinuesAsNew(t *testing.T) {
 		require.False(t, acc.Duplicate, ev.EventID)
 	}
 	send(hire)
-	s.waitStatus(t, []string{emp}, workflows.StatusActive)
+	s.waitStatus(t, []string{emp}, contract.StatusActive)
 	for _, dept := range []string{"sales", "ops", "legal"} {
 		ev := hr.Event{EventID: emp + "-chg-" + dept, Type: hr.Change, Employee: map[string]string{"employee_id": emp, "department": dept}}
 		send(ev)
 		require.Eventually(t, func() bool {
-			v, err := s.c.QueryWorkflow(ctx, id, "", workflows.QueryCurrent)
+			v, err := s.c.QueryWorkflow(ctx, id, "", contract.QueryCurrent)
 			var cr workflows.CurrentRun
 			return err == nil && v.Get(&cr) == nil && cr.WorkflowID == "" && len(cr.Pending) == 0 &&
-				cr.LastRun == workflows.LifecycleWorkflowID("mover", emp, ev.EventID)
+				cr.LastRun == contract.LifecycleWorkflowID("mover", emp, ev.EventID)
 		}, 60*time.Second, 100*time.Millisecond)
 	}
 
@@ -70,7 +71,7 @@ func TestIdentityContinuesAsNew(t *testing.T) {
 	assert.True(t, acc.Duplicate, "the hire handled before continue-as-new is remembered")
 
 	send(hr.Event{EventID: emp + "-term", Type: hr.Terminate, Employee: map[string]string{"employee_id": emp}})
-	s.waitStatus(t, []string{emp}, workflows.StatusDeprovisioned)
+	s.waitStatus(t, []string{emp}, contract.StatusDeprovisioned)
 
 	sc, err := scim.New(ctx, scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}})
 	require.NoError(t, err)

@@ -38,6 +38,7 @@ import (
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/logging"
@@ -78,7 +79,7 @@ func newStack(t *testing.T, opts ...temporaltest.TestServerOption) *stack {
 	t.Cleanup(s.c.Close)
 	ctx := context.Background()
 	sa := map[string]enumspb.IndexedValueType{}
-	for _, n := range []string{workflows.SAEmployeeID, workflows.SAEvent, workflows.SAState, workflows.SAFailedStep} {
+	for _, n := range []string{contract.SAEmployeeID, contract.SAEvent, contract.SAState, contract.SAFailedStep} {
 		sa[n] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
 	}
 	_, err := s.c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
@@ -160,14 +161,14 @@ func (s *stack) workerWith(t *testing.T, targets map[string]any, hc *http.Client
 	if vault == nil {
 		vault = secret.NewVault(time.Hour)
 	}
-	host := workflows.HostTaskQueue(fmt.Sprintf("e2e-%d", time.Now().UnixNano()))
+	host := contract.HostTaskQueue(fmt.Sprintf("e2e-%d", time.Now().UnixNano()))
 	a := activities.New(activities.Config{
 		Policy: s.policy, Targets: targets, Vault: vault, HostQueue: host, HostTimeout: 5 * time.Second,
 		HTTPClient: hc, Client: c, Logger: s.log,
 		Directory:   activities.TemporalDirectory{Client: c},
 		StepTimeout: 10 * time.Second, SessionHeartbeat: 2 * time.Second,
 	})
-	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true, WorkflowPanicPolicy: worker.FailWorkflow})
+	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true, WorkflowPanicPolicy: worker.FailWorkflow})
 	workflows.Register(w, a)
 	require.NoError(t, w.Start())
 	hw := worker.New(c, host, worker.Options{})
@@ -196,7 +197,7 @@ func (s *stack) waitStatus(t *testing.T, emps []string, status string) {
 	ctx := context.Background()
 	require.Eventually(t, func() bool {
 		for _, e := range emps {
-			v, err := s.c.QueryWorkflow(ctx, workflows.IdentityWorkflowID(e), "", workflows.QueryCurrent)
+			v, err := s.c.QueryWorkflow(ctx, contract.IdentityWorkflowID(e), "", contract.QueryCurrent)
 			if err != nil {
 				return false
 			}
@@ -252,7 +253,7 @@ func TestHireChangeTerminate50(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Equal(t, 2*n, dups)
-	s.waitStatus(t, emps, workflows.StatusDeprovisioned)
+	s.waitStatus(t, emps, contract.StatusDeprovisioned)
 
 	sc, err := scim.New(ctx, scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}})
 	require.NoError(t, err)
@@ -345,7 +346,7 @@ func TestWorkerKilledMidJoiners(t *testing.T) {
 	<-arrived // at least one joiner sits between create and send REST
 	kill()
 	s.worker(t, nil)
-	s.waitStatus(t, emps, workflows.StatusActive)
+	s.waitStatus(t, emps, contract.StatusActive)
 
 	sc, err := scim.New(ctx, scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}})
 	require.NoError(t, err)
@@ -359,7 +360,7 @@ func TestWorkerKilledMidJoiners(t *testing.T) {
 	s.mu.Unlock()
 	reissued := 0
 	for _, e := range emps {
-		v, err := s.c.QueryWorkflow(ctx, workflows.LifecycleWorkflowID("joiner", e, e+"-hire"), "", workflows.QuerySteps)
+		v, err := s.c.QueryWorkflow(ctx, contract.LifecycleWorkflowID("joiner", e, e+"-hire"), "", contract.QuerySteps)
 		require.NoError(t, err)
 		var steps []workflows.StepInfo
 		require.NoError(t, v.Get(&steps))
@@ -381,10 +382,10 @@ func saveHistories(t *testing.T, s *stack, emp string) {
 	}
 	ctx := context.Background()
 	ids := []string{
-		workflows.IdentityWorkflowID(emp),
-		workflows.LifecycleWorkflowID("joiner", emp, emp+"-hire"),
-		workflows.LifecycleWorkflowID("mover", emp, emp+"-chg"),
-		workflows.LifecycleWorkflowID("leaver", emp, emp+"-term"),
+		contract.IdentityWorkflowID(emp),
+		contract.LifecycleWorkflowID("joiner", emp, emp+"-hire"),
+		contract.LifecycleWorkflowID("mover", emp, emp+"-chg"),
+		contract.LifecycleWorkflowID("leaver", emp, emp+"-term"),
 	}
 	for _, id := range ids {
 		var h historypb.History

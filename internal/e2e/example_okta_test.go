@@ -15,11 +15,11 @@ import (
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/okta"
 	"github.com/jml-dev/jml/connectors/okta/oktatest"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/targets"
 	"github.com/jml-dev/jml/transform"
-	"github.com/jml-dev/jml/workflows"
 )
 
 // TestExampleOktaJoiner runs the Okta steps of examples/policy.yaml's joiner
@@ -64,7 +64,7 @@ func TestExampleOktaJoiner(t *testing.T) {
 	}}
 	_, err = deliver(ctx, s.c, ev)
 	require.NoError(t, err)
-	s.waitStatus(t, []string{"E1042"}, workflows.StatusActive)
+	s.waitStatus(t, []string{"E1042"}, contract.StatusActive)
 
 	// What the preview shows for the sync step: the same rendering.
 	tables, err := p.Tables()

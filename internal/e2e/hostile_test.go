@@ -15,6 +15,7 @@ import (
 
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/scim"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/internal/hostile"
 	"github.com/jml-dev/jml/policy"
@@ -165,7 +166,7 @@ func hostileLifecycle(t *testing.T, tc hostileCase) {
 		assert.Contains(t, row.LastError, "ScimUnsupported")
 		assert.Contains(t, row.LastError, "/Groups")
 		assert.Contains(t, row.LastError, "disabled", "the error says the account is disabled")
-		assert.Equal(t, workflows.StateNeedsAttention, hostileNeedsAttention(t, s, wf))
+		assert.Equal(t, contract.StateNeedsAttention, hostileNeedsAttention(t, s, wf))
 		got, err := r.direct.ReadAccount(ctx, r.id)
 		require.NoError(t, err)
 		assert.False(t, got.Active, "the account is disabled at the peer although the group removal failed")
@@ -192,7 +193,7 @@ func hostileLifecycle(t *testing.T, tc hostileCase) {
 	r.check(wf, rows)
 	_, err = r.direct.ReadAccount(ctx, r.id)
 	assert.ErrorIs(t, err, connectors.ErrNotFound, "the account is gone from the peer")
-	s.waitStatus(t, []string{emp}, workflows.StatusDeprovisioned)
+	s.waitStatus(t, []string{emp}, contract.StatusDeprovisioned)
 
 	for _, f := range tc.faults {
 		assert.Positive(t, px.Faults(f), "fault %s fired", f)
@@ -210,7 +211,7 @@ func (r *hostileRun) needsGroups(wf string, rows []workflows.StepInfo, step stri
 	t.Logf("%s: %s needs attention: %s", wf, step, row.LastError)
 	assert.Contains(t, row.LastError, "ScimUnsupported", wf)
 	assert.Contains(t, row.LastError, "/Groups", wf)
-	assert.Equal(t, workflows.StateNeedsAttention, hostileNeedsAttention(t, r.s, wf), wf)
+	assert.Equal(t, contract.StateNeedsAttention, hostileNeedsAttention(t, r.s, wf), wf)
 }
 
 // allFinished asserts no row failed and none is left pending or running.
@@ -304,7 +305,7 @@ func hostileDeliver(t *testing.T, s *stack, ev hr.Event, kind string) string {
 	acc, err := deliver(context.Background(), s.c, ev)
 	require.NoError(t, err)
 	require.False(t, acc.Duplicate)
-	want := workflows.LifecycleWorkflowID(kind, ev.EmployeeID(), ev.EventID)
+	want := contract.LifecycleWorkflowID(kind, ev.EmployeeID(), ev.EventID)
 	if acc.WorkflowID != "" {
 		require.Equal(t, want, acc.WorkflowID)
 	}
@@ -313,7 +314,7 @@ func hostileDeliver(t *testing.T, s *stack, ev hr.Event, kind string) string {
 
 func hostileRows(t *testing.T, s *stack, wf string) []workflows.StepInfo {
 	t.Helper()
-	v, err := s.c.QueryWorkflow(context.Background(), wf, "", workflows.QuerySteps)
+	v, err := s.c.QueryWorkflow(context.Background(), wf, "", contract.QuerySteps)
 	require.NoError(t, err)
 	var rows []workflows.StepInfo
 	require.NoError(t, v.Get(&rows))
@@ -334,7 +335,7 @@ func hostileWait(t *testing.T, s *stack, wf, what string, cond func([]workflows.
 	var rows []workflows.StepInfo
 	var qerr error
 	for time.Now().Before(deadline) {
-		v, err := s.c.QueryWorkflow(context.Background(), wf, "", workflows.QuerySteps)
+		v, err := s.c.QueryWorkflow(context.Background(), wf, "", contract.QuerySteps)
 		if qerr = err; err == nil {
 			rows = nil
 			if qerr = v.Get(&rows); qerr == nil && len(rows) > 0 && cond(rows) {
@@ -374,12 +375,12 @@ func hostileNeedsAttention(t *testing.T, s *stack, wf string) string {
 		if err != nil {
 			return false
 		}
-		p := d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[workflows.SAState]
+		p := d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[contract.SAState]
 		if p == nil {
 			return false
 		}
 		state = strings.Trim(string(p.GetData()), `"`)
-		return state == workflows.StateNeedsAttention
+		return state == contract.StateNeedsAttention
 	}, 10*time.Second, 100*time.Millisecond, "%s: state %q", wf, state)
 	return state
 }
@@ -389,7 +390,7 @@ func hostileSkip(t *testing.T, s *stack, wf, step string) {
 	t.Helper()
 	ctx := context.Background()
 	h, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: wf, UpdateName: workflows.UpdateSkipStep,
+		WorkflowID: wf, UpdateName: contract.UpdateSkipStep,
 		Args:         []any{workflows.StepRequest{Step: step, Reason: "target has no /Groups"}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})

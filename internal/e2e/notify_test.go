@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/internal/e2e/memtarget"
 	"github.com/jml-dev/jml/logging"
@@ -68,7 +69,7 @@ func (s *stack) mailWorker(t *testing.T, mt *memtarget.Target) {
 		Getenv:      func(k string) string { return env[k] },
 		StepTimeout: 10 * time.Second, SessionHeartbeat: 2 * time.Second,
 	})
-	w := worker.New(c, workflows.TaskQueue, worker.Options{EnableSessionWorker: true, WorkflowPanicPolicy: worker.FailWorkflow})
+	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true, WorkflowPanicPolicy: worker.FailWorkflow})
 	workflows.Register(w, a)
 	require.NoError(t, w.Start())
 	var once sync.Once
@@ -88,7 +89,7 @@ func (s *stack) hire(t *testing.T, emp map[string]string) {
 }
 
 func (s *stack) joinerSteps(t *testing.T, emp string) []workflows.StepInfo {
-	v, err := s.c.QueryWorkflow(context.Background(), workflows.LifecycleWorkflowID("joiner", emp, emp+"-hire"), "", workflows.QuerySteps)
+	v, err := s.c.QueryWorkflow(context.Background(), contract.LifecycleWorkflowID("joiner", emp, emp+"-hire"), "", contract.QuerySteps)
 	if err != nil {
 		return nil
 	}
@@ -117,9 +118,9 @@ func TestNotifyMailCarriesPasswords(t *testing.T) {
 	mt := memtarget.New()
 	s.mailWorker(t, mt)
 	s.hire(t, boss)
-	s.waitStatus(t, []string{"M1"}, workflows.StatusActive)
+	s.waitStatus(t, []string{"M1"}, contract.StatusActive)
 	s.hire(t, ada)
-	s.waitStatus(t, []string{"E1"}, workflows.StatusActive)
+	s.waitStatus(t, []string{"E1"}, contract.StatusActive)
 
 	msgs := srv.Messages()
 	require.Len(t, msgs, 2)
@@ -173,7 +174,7 @@ func TestNotifyMailRefusedWithoutSTARTTLS(t *testing.T) {
 	mt := memtarget.New()
 	s.mailWorker(t, mt)
 	s.hire(t, boss)
-	s.waitStatus(t, []string{"M1"}, workflows.StatusActive)
+	s.waitStatus(t, []string{"M1"}, contract.StatusActive)
 	s.hire(t, ada)
 	var row workflows.StepInfo
 	require.Eventually(t, func() bool {
@@ -206,7 +207,7 @@ func TestNotifyMailServerDown(t *testing.T) {
 	mt := memtarget.New()
 	s.mailWorker(t, mt)
 	s.hire(t, boss)
-	s.waitStatus(t, []string{"M1"}, workflows.StatusActive)
+	s.waitStatus(t, []string{"M1"}, contract.StatusActive)
 	s.hire(t, ada)
 	var row workflows.StepInfo
 	require.Eventually(t, func() bool {
@@ -216,13 +217,13 @@ func TestNotifyMailServerDown(t *testing.T) {
 	assert.Contains(t, row.LastError, "Transient")
 	assert.Contains(t, row.LastError, "connection refused")
 	assert.Equal(t, workflows.StepDone, stepByName(s.joinerSteps(t, "E1"), "app.sync_identity").State)
-	d, err := s.c.DescribeWorkflowExecution(context.Background(), workflows.LifecycleWorkflowID("joiner", "E1", "E1-hire"), "")
+	d, err := s.c.DescribeWorkflowExecution(context.Background(), contract.LifecycleWorkflowID("joiner", "E1", "E1-hire"), "")
 	require.NoError(t, err)
 	var state string
-	require.NoError(t, json.Unmarshal(d.WorkflowExecutionInfo.SearchAttributes.IndexedFields[workflows.SAState].GetData(), &state))
-	assert.Equal(t, workflows.StateNeedsAttention, state)
+	require.NoError(t, json.Unmarshal(d.WorkflowExecutionInfo.SearchAttributes.IndexedFields[contract.SAState].GetData(), &state))
+	assert.Equal(t, contract.StateNeedsAttention, state)
 	// The activity ran its two attempts.
-	hist := s.c.GetWorkflowHistory(context.Background(), workflows.LifecycleWorkflowID("joiner", "E1", "E1-hire"), "", false, 0)
+	hist := s.c.GetWorkflowHistory(context.Background(), contract.LifecycleWorkflowID("joiner", "E1", "E1-hire"), "", false, 0)
 	attempts := int32(0)
 	for hist.HasNext() {
 		ev, err := hist.Next()

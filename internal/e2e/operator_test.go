@@ -16,6 +16,7 @@ import (
 
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/scim"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/internal/e2e/memtarget"
 	"github.com/jml-dev/jml/policy"
@@ -44,7 +45,7 @@ func (s *stack) waitCounts(t *testing.T, want map[string]int) {
 // the calls `starter retry|skip|abort|release EMPLOYEE_ID` make: ask the
 // identity workflow for its running child, then update that child.
 func (s *stack) operator(ctx context.Context, emp, update string, arg any) error {
-	v, err := s.c.QueryWorkflow(ctx, workflows.IdentityWorkflowID(emp), "", workflows.QueryCurrent)
+	v, err := s.c.QueryWorkflow(ctx, contract.IdentityWorkflowID(emp), "", contract.QueryCurrent)
 	if err != nil {
 		return err
 	}
@@ -67,7 +68,7 @@ func (s *stack) operator(ctx context.Context, emp, update string, arg any) error
 
 func (s *stack) steps(t *testing.T, workflowID string) map[string]workflows.StepInfo {
 	t.Helper()
-	v, err := s.c.QueryWorkflow(context.Background(), workflowID, "", workflows.QuerySteps)
+	v, err := s.c.QueryWorkflow(context.Background(), workflowID, "", contract.QuerySteps)
 	require.NoError(t, err)
 	var rows []workflows.StepInfo
 	require.NoError(t, v.Get(&rows))
@@ -118,7 +119,7 @@ func TestSafetyLimitHoldsBurstOfLeavers(t *testing.T) {
 		terms = append(terms, hr.Event{EventID: p["employee_id"] + "-term", Type: hr.Terminate, Employee: map[string]string{"employee_id": p["employee_id"]}})
 	}
 	deliverAll(t, s.c, hires)
-	s.waitStatus(t, emps, workflows.StatusActive)
+	s.waitStatus(t, emps, contract.StatusActive)
 
 	deliverAll(t, s.c, terms)
 	const blockedQ = `WorkflowType = 'Leaver' AND JmlState = 'Blocked'`
@@ -144,9 +145,9 @@ func TestSafetyLimitHoldsBurstOfLeavers(t *testing.T) {
 	for _, e := range resp.Executions {
 		emp := strings.Split(e.Execution.WorkflowId, "/")[1]
 		require.Equal(t, workflows.StepBlocked, s.steps(t, e.Execution.WorkflowId)["app.deprovision_identity"].State)
-		require.NoError(t, s.operator(ctx, emp, workflows.UpdateRelease, workflows.StepRequest{Reason: "confirmed with HR"}))
+		require.NoError(t, s.operator(ctx, emp, contract.UpdateRelease, workflows.StepRequest{Reason: "confirmed with HR"}))
 	}
-	s.waitStatus(t, emps, workflows.StatusDeprovisioned)
+	s.waitStatus(t, emps, contract.StatusDeprovisioned)
 	accts, _, err = sc.ListAccounts(ctx, "", 500)
 	require.NoError(t, err)
 	require.Len(t, accts, n)
@@ -182,24 +183,24 @@ func TestNeedsAttentionRetrySkipAbort(t *testing.T) {
 	}
 	deliverAll(t, s.c, hires)
 	s.waitCounts(t, map[string]int{`WorkflowType = 'Joiner' AND JmlState = 'NeedsAttention' AND JmlFailedStep = 'app.role'`: 3})
-	joiner := func(emp string) string { return workflows.LifecycleWorkflowID("joiner", emp, emp+"-hire") }
+	joiner := func(emp string) string { return contract.LifecycleWorkflowID("joiner", emp, emp+"-hire") }
 	row := s.steps(t, joiner("E001"))["app.role"]
 	assert.Equal(t, workflows.StepFailed, row.State)
 	assert.Contains(t, row.LastError, "GroupNotFound")
 
-	err := s.operator(ctx, "E001", workflows.UpdateRetryStep, workflows.RetryStepRequest{Step: "app.groups"})
+	err := s.operator(ctx, "E001", contract.UpdateRetryStep, workflows.RetryStepRequest{Step: "app.groups"})
 	assert.ErrorContains(t, err, "is not the failed step")
-	err = s.operator(ctx, "E001", workflows.UpdateRelease, workflows.StepRequest{})
+	err = s.operator(ctx, "E001", contract.UpdateRelease, workflows.StepRequest{})
 	assert.ErrorContains(t, err, "nothing blocked")
 
 	// The operator fixes the target, then acts.
 	sc := s.scim(t)
 	role, err := sc.EnsureGroup(ctx, connectors.Group{Name: "role-analyst"})
 	require.NoError(t, err)
-	require.NoError(t, s.operator(ctx, "E001", workflows.UpdateRetryStep, workflows.RetryStepRequest{Step: "app.role"}))
-	require.NoError(t, s.operator(ctx, "E002", workflows.UpdateSkipStep, workflows.StepRequest{Step: "app.role"}))
-	require.NoError(t, s.operator(ctx, "E003", workflows.UpdateAbort, workflows.StepRequest{Step: "app.role", Reason: "hire withdrawn"}))
-	s.waitStatus(t, emps[:2], workflows.StatusActive)
+	require.NoError(t, s.operator(ctx, "E001", contract.UpdateRetryStep, workflows.RetryStepRequest{Step: "app.role"}))
+	require.NoError(t, s.operator(ctx, "E002", contract.UpdateSkipStep, workflows.StepRequest{Step: "app.role"}))
+	require.NoError(t, s.operator(ctx, "E003", contract.UpdateAbort, workflows.StepRequest{Step: "app.role", Reason: "hire withdrawn"}))
+	s.waitStatus(t, emps[:2], contract.StatusActive)
 	s.waitStatus(t, emps[2:], "")
 	s.waitCounts(t, map[string]int{
 		`WorkflowType = 'Joiner' AND JmlState = 'Completed'`:      2,
@@ -268,7 +269,7 @@ func TestResetPasswordNeverInHistory(t *testing.T) {
 		hires = append(hires, hr.Event{EventID: p["employee_id"] + "-hire", Type: hr.Hire, Employee: p})
 	}
 	deliverAll(t, s.c, hires)
-	s.waitStatus(t, emps, workflows.StatusActive)
+	s.waitStatus(t, emps, contract.StatusActive)
 
 	s.mu.Lock()
 	pws, rejected := append([]string(nil), s.passwords...), s.rejected

@@ -20,6 +20,7 @@ import (
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/policy"
@@ -39,7 +40,7 @@ func (s *stack) waitStep(t *testing.T, workflowID, step, state string) workflows
 	t.Helper()
 	var got workflows.StepInfo
 	require.Eventually(t, func() bool {
-		v, err := s.c.QueryWorkflow(context.Background(), workflowID, "", workflows.QuerySteps)
+		v, err := s.c.QueryWorkflow(context.Background(), workflowID, "", contract.QuerySteps)
 		if err != nil {
 			return false
 		}
@@ -102,15 +103,15 @@ func TestTwoJaneDoes(t *testing.T) {
 		return map[string]string{"employee_id": id, "first_name": "Jane", "last_name": "Doe", "department": dept}
 	}
 	s.mustDeliver(t, hr.Event{EventID: "a-hire", Type: hr.Hire, Employee: jane("JA", "eng")})
-	s.waitStatus(t, []string{"JA"}, workflows.StatusActive)
+	s.waitStatus(t, []string{"JA"}, contract.StatusActive)
 	s.mustDeliver(t, hr.Event{EventID: "b-hire", Type: hr.Hire, Employee: jane("JB", "eng")})
-	s.waitStatus(t, []string{"JB"}, workflows.StatusActive)
+	s.waitStatus(t, []string{"JB"}, contract.StatusActive)
 	a, b := s.account(t, "jane.doe"), s.account(t, "jane.doe2")
 	assert.Equal(t, "JA", a.Attributes["employee_number"])
 	assert.Equal(t, "JB", b.Attributes["employee_number"])
 
 	mv := s.mustDeliver(t, hr.Event{EventID: "b-move", Type: hr.Change, Employee: map[string]string{"employee_id": "JB", "department": "sales"}})
-	s.waitStatus(t, []string{"JB"}, workflows.StatusActive)
+	s.waitStatus(t, []string{"JB"}, contract.StatusActive)
 	row := s.steps(t, mv.WorkflowID)["app.sync_identity"]
 	assert.Equal(t, workflows.StepDone, row.State, row.LastError)
 	assert.Contains(t, row.Note, activities.Linked)
@@ -121,8 +122,8 @@ func TestTwoJaneDoes(t *testing.T) {
 	s.peer.Reset()
 	for i := range 10 {
 		run, err := s.c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
-			ID: "attrsync-jane-" + string(rune('a'+i)), TaskQueue: workflows.TaskQueue,
-		}, workflows.AttributeSyncWorkflowName, workflows.AttributeSyncInput{})
+			ID: "attrsync-jane-" + string(rune('a'+i)), TaskQueue: contract.TaskQueue,
+		}, contract.AttributeSyncWorkflowName, workflows.AttributeSyncInput{})
 		require.NoError(t, err)
 		var res workflows.AttributeSyncResult
 		require.NoError(t, run.Get(context.Background(), &res))
@@ -134,7 +135,7 @@ func TestTwoJaneDoes(t *testing.T) {
 	assert.Empty(t, s.peer.Writes(), "no writes at all in ten cycles")
 
 	lv := s.mustDeliver(t, hr.Event{EventID: "b-term", Type: hr.Terminate, Employee: map[string]string{"employee_id": "JB"}})
-	s.waitStatus(t, []string{"JB"}, workflows.StatusDeprovisioned)
+	s.waitStatus(t, []string{"JB"}, contract.StatusDeprovisioned)
 	assert.Equal(t, workflows.StepDone, s.steps(t, lv.WorkflowID)["app.deprovision_identity"].State)
 	assert.False(t, s.account(t, "jane.doe2").Active, "the leaver disabled jane.doe2")
 	assert.True(t, s.account(t, "jane.doe").Active, "and not the other Jane")
@@ -166,7 +167,7 @@ func TestImportedStaffAdopted(t *testing.T) {
 		p := person(100 + i)
 		accs[p["employee_id"]] = s.mustDeliver(t, hr.Event{EventID: p["employee_id"] + "-import", Type: hr.Hire, Employee: p}).WorkflowID
 	}
-	s.waitStatus(t, emps, workflows.StatusActive)
+	s.waitStatus(t, emps, contract.StatusActive)
 	for _, wf := range accs {
 		row := s.steps(t, wf)["app.sync_identity"]
 		assert.Equal(t, workflows.StepDone, row.State, row.LastError)
@@ -191,7 +192,7 @@ func TestTightenedPolicyWaitsForOperator(t *testing.T) {
 	p := person(200)
 	emp := p["employee_id"]
 	s.mustDeliver(t, hr.Event{EventID: "h", Type: hr.Hire, Employee: p})
-	s.waitStatus(t, []string{emp}, workflows.StatusActive)
+	s.waitStatus(t, []string{emp}, contract.StatusActive)
 
 	// The policy now requires a termination reason; the worker restarts.
 	stop()
@@ -208,8 +209,8 @@ func TestTightenedPolicyWaitsForOperator(t *testing.T) {
 	assert.True(t, again.Duplicate)
 	assert.Equal(t, lv.WorkflowID, again.WorkflowID)
 
-	s.update(t, lv.WorkflowID, workflows.UpdateRetryStep, workflows.RetryStepRequest{Step: "plan", Attributes: map[string]string{"termination_reason": "resigned"}})
-	s.waitStatus(t, []string{emp}, workflows.StatusDeprovisioned)
+	s.update(t, lv.WorkflowID, contract.UpdateRetryStep, workflows.RetryStepRequest{Step: "plan", Attributes: map[string]string{"termination_reason": "resigned"}})
+	s.waitStatus(t, []string{emp}, contract.StatusDeprovisioned)
 	assert.False(t, s.account(t, p["email"]).Active, "the leaver ran after the retry")
 }
 
@@ -241,7 +242,7 @@ func TestRehireDuringGracePeriod(t *testing.T) {
 	p := person(400)
 	emp := p["employee_id"]
 	s.mustDeliver(t, hr.Event{EventID: "h1", Type: hr.Hire, Employee: p})
-	s.waitStatus(t, []string{emp}, workflows.StatusActive)
+	s.waitStatus(t, []string{emp}, contract.StatusActive)
 	id := s.account(t, p["email"]).ID
 
 	lv := s.mustDeliver(t, hr.Event{EventID: "t1", Type: hr.Terminate, Employee: map[string]string{"employee_id": emp}})
@@ -249,7 +250,7 @@ func TestRehireDuringGracePeriod(t *testing.T) {
 	assert.False(t, s.account(t, p["email"]).Active)
 	time.Sleep(2 * time.Second) // into the grace period
 	s.mustDeliver(t, hr.Event{EventID: "h2", Type: hr.Hire, Employee: p})
-	s.waitStatus(t, []string{emp}, workflows.StatusActive)
+	s.waitStatus(t, []string{emp}, contract.StatusActive)
 
 	rows := s.steps(t, lv.WorkflowID)
 	require.Len(t, rows, 2)

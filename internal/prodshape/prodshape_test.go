@@ -30,8 +30,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/intake"
-	"github.com/jml-dev/jml/workflows"
 )
 
 const (
@@ -147,25 +147,25 @@ func TestProductionShape(t *testing.T) {
 	const emp = "P-0001"
 	userName := strings.ToLower(firstName + "." + lastName + "@example.com")
 	post(t, base, event("ps-hire", "hire", emp, firstName, lastName, "Engineering"))
-	waitCompleted(t, c, workflows.LifecycleWorkflowID("joiner", emp, "ps-hire"), 60*time.Second, workers, st)
+	waitCompleted(t, c, contract.LifecycleWorkflowID("joiner", emp, "ps-hire"), 60*time.Second, workers, st)
 	u := findUser(t, peer, userName)
 	if u == nil || !u.Active {
 		t.Fatalf("after the hire the peer has %+v for %s", u, userName)
 	}
 	post(t, base, event("ps-change", "change", emp, firstName, lastName, "Sales"))
-	waitCompleted(t, c, workflows.LifecycleWorkflowID("mover", emp, "ps-change"), 60*time.Second, workers, st)
+	waitCompleted(t, c, contract.LifecycleWorkflowID("mover", emp, "ps-change"), 60*time.Second, workers, st)
 	if u := findUser(t, peer, userName); u == nil || !strings.Contains(string(u.raw), "Sales") {
 		t.Fatalf("after the change the peer has %s", u.raw)
 	}
 	post(t, base, event("ps-terminate", "terminate", emp, firstName, lastName, "Sales"))
-	waitCompleted(t, c, workflows.LifecycleWorkflowID("leaver", emp, "ps-terminate"), 60*time.Second, workers, st)
+	waitCompleted(t, c, contract.LifecycleWorkflowID("leaver", emp, "ps-terminate"), 60*time.Second, workers, st)
 	if u := findUser(t, peer, userName); u == nil || u.Active {
 		t.Fatalf("after the terminate the peer has %+v", u)
 	}
 	phase("hire + change + terminate", t0)
 
 	// 2. The Web UI decodes history through the starter's codec endpoint.
-	checkCodecEndpoint(t, c, base, workflows.LifecycleWorkflowID("joiner", emp, "ps-hire"))
+	checkCodecEndpoint(t, c, base, contract.LifecycleWorkflowID("joiner", emp, "ps-hire"))
 
 	// 3. 100 hires, three workers, one killed with SIGKILL mid-run.
 	t0 = time.Now()
@@ -197,7 +197,7 @@ func TestProductionShape(t *testing.T) {
 	t.Logf("killed worker1 (SIGKILL) with %d of %d accounts created, %d events posted", atKill, bulkHires, posted.Load())
 	wg.Wait()
 	for i := range bulkHires {
-		waitCompleted(t, c, workflows.LifecycleWorkflowID("joiner", fmt.Sprintf("B%03d", i), fmt.Sprintf("bulk-%03d", i)), 3*time.Minute, workers[1:], st)
+		waitCompleted(t, c, contract.LifecycleWorkflowID("joiner", fmt.Sprintf("B%03d", i), fmt.Sprintf("bulk-%03d", i)), 3*time.Minute, workers[1:], st)
 	}
 	phase(fmt.Sprintf("%d hires, 3 workers, 1 killed", bulkHires), t0)
 	t.Logf("throughput: %.1f hires/s (kill and recovery included)", float64(bulkHires)/time.Since(t0).Seconds())
@@ -215,7 +215,7 @@ func TestProductionShape(t *testing.T) {
 	if len(users) != bulkHires {
 		t.Errorf("the peer holds %d bulk accounts, want %d (no duplicates)", len(users), bulkHires)
 	}
-	if n := count(t, c, fmt.Sprintf("%s = %q", workflows.SAState, workflows.StateNeedsAttention)); n != 0 {
+	if n := count(t, c, fmt.Sprintf("%s = %q", contract.SAState, contract.StateNeedsAttention)); n != 0 {
 		t.Errorf("%d runs need attention", n)
 	}
 
@@ -361,15 +361,15 @@ func waitCompleted(t *testing.T, c client.Client, id string, d time.Duration, pr
 			return false
 		}
 		state := ""
-		if p := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[workflows.SAState]; p != nil {
+		if p := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[contract.SAState]; p != nil {
 			_ = converter.GetDefaultDataConverter().FromPayload(p, &state)
 		}
 		status := desc.GetWorkflowExecutionInfo().GetStatus()
-		last = fmt.Sprintf("status %s, %s %q", status, workflows.SAState, state)
-		if state == workflows.StateNeedsAttention {
+		last = fmt.Sprintf("status %s, %s %q", status, contract.SAState, state)
+		if state == contract.StateNeedsAttention {
 			return true
 		}
-		done = status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && state == workflows.StateCompleted
+		done = status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && state == contract.StateCompleted
 		return status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
 	})
 	if !ok || !done {

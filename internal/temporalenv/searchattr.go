@@ -7,17 +7,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jml-dev/jml/contract"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.uber.org/zap"
-
-	"github.com/jml-dev/jml/workflows"
 )
 
 // searchAttributeNames are jml's custom search attributes, in the order
 // they are reported.
-var searchAttributeNames = []string{workflows.SAEmployeeID, workflows.SAEvent, workflows.SAState, workflows.SAFailedStep}
+var searchAttributeNames = []string{contract.SAEmployeeID, contract.SAEvent, contract.SAState, contract.SAFailedStep}
 
 // SearchAttributes are jml's custom search attributes, all Keyword: the
 // one list the dev server, the worker and the intake register.

@@ -14,8 +14,8 @@ import (
 	"go.temporal.io/server/temporaltest"
 	"google.golang.org/grpc"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/internal/temporalenv"
-	"github.com/jml-dev/jml/workflows"
 )
 
 func TestEnsureSearchAttributesRegistersMissing(t *testing.T) {
@@ -27,7 +27,7 @@ func TestEnsureSearchAttributesRegistersMissing(t *testing.T) {
 
 	registered, err := temporalenv.EnsureSearchAttributes(ctx, c.OperatorService(), ns)
 	require.NoError(t, err)
-	assert.Equal(t, []string{workflows.SAEmployeeID, workflows.SAEvent, workflows.SAState, workflows.SAFailedStep}, registered)
+	assert.Equal(t, []string{contract.SAEmployeeID, contract.SAEvent, contract.SAState, contract.SAFailedStep}, registered)
 
 	list, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
 	require.NoError(t, err)
@@ -50,7 +50,7 @@ type refusingOperator struct {
 
 func (o *refusingOperator) ListSearchAttributes(context.Context, *operatorservice.ListSearchAttributesRequest, ...grpc.CallOption) (*operatorservice.ListSearchAttributesResponse, error) {
 	return &operatorservice.ListSearchAttributesResponse{CustomAttributes: map[string]enumspb.IndexedValueType{
-		workflows.SAEmployeeID: enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		contract.SAEmployeeID: enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	}}, nil
 }
 
@@ -69,7 +69,7 @@ func TestEnsureSearchAttributesRefusedGivesCommands(t *testing.T) {
 		var missing *temporalenv.MissingSearchAttributesError
 		require.True(t, errors.As(err, &missing), "%v", err)
 		assert.Equal(t, 1, op.added)
-		assert.Equal(t, []string{workflows.SAEvent, workflows.SAState, workflows.SAFailedStep}, missing.Missing)
+		assert.Equal(t, []string{contract.SAEvent, contract.SAState, contract.SAFailedStep}, missing.Missing)
 		for _, want := range []string{
 			"temporal operator search-attribute create --namespace jml-prod --name JmlEvent --type Keyword",
 			"temporal operator search-attribute create --namespace jml-prod --name JmlState --type Keyword",
