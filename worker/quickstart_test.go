@@ -30,6 +30,7 @@ import (
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/internal/peertest"
+	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/sandbox"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/workflows"
@@ -57,7 +58,8 @@ func (s *syncBuffer) String() string {
 // the password the HR portal receives and scan histories for it).
 type quickStart struct {
 	intakeURL, scimURL, portalURL, token string
-	uiURL                                string // the embedded Web UI's base URL
+	uiURL                                string         // the embedded Web UI's base URL
+	policy                               *policy.Policy // the policy the worker runs
 	hmacSecret                           string
 	temporal                             client.Client
 	portalClient                         *http.Client
@@ -107,7 +109,10 @@ func startQuickStart(t *testing.T, dataDir, policyPath, hmacSecret string) *quic
 		require.NotNil(t, m, "worker output lacks %s:\n%s", re, out.String())
 		return m[1]
 	}
+	pol, err := loadPolicy(cfg)
+	require.NoError(t, err)
 	q := &quickStart{
+		policy:     pol,
 		intakeURL:  printed(`HR event intake:\s+(\S+)`),
 		scimURL:    printed(`Sandbox SCIM:\s+(\S+)`),
 		portalURL:  printed(`HR portal sink:\s+(\S+)`),

@@ -142,6 +142,10 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	if err != nil {
 		return err
 	}
+	// Labels for the Workers page, from the policy as loaded (before the
+	// dev sandbox points its targets at their actual addresses).
+	ver := version()
+	bid := buildID(ver, pol)
 
 	pc, err := codec.FromEnv(getenv, cfg.dev, log)
 	if err != nil {
@@ -244,10 +248,9 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	})
 	// Canceled and terminated runs lose their secrets within seconds.
 	go activities.WipeClosedRuns(ctx, c, vault, log.Named("vault"), 2*time.Second)
-	ver := version()
 	//lint:ignore SA1019 BuildID without versioning only labels the worker (Workers page).
 	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true,
-		Identity: workerIdentity(ver), BuildID: buildID(ver, pol)})
+		Identity: workerIdentity(ver), BuildID: bid})
 	workflows.Register(w, acts)
 	startSources(ctx, w, c, pol, codec.DataConverter(pc), getenv, cfg.dev, log.Named("sources"))
 	if err := w.Start(); err != nil {
@@ -259,9 +262,9 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 			log.Error("attribute sync schedule not in line with the policy", zap.Error(err))
 		}
 	}()
-	fmt.Fprintf(stdout, "Worker:            task queue %q, %s, build %s\n", contract.TaskQueue, workerIdentity(ver), buildID(ver, pol))
+	fmt.Fprintf(stdout, "Worker:            task queue %q, %s, build %s\n", contract.TaskQueue, workerIdentity(ver), bid)
 
-	hw, err := startHostWorker(c, queue, acts, worker.Options{Identity: workerIdentity(ver), BuildID: buildID(ver, pol)})
+	hw, err := startHostWorker(c, queue, acts, worker.Options{Identity: workerIdentity(ver), BuildID: bid})
 	if err != nil {
 		return err
 	}

@@ -200,7 +200,7 @@ func TestOperatorUIInBrowser(t *testing.T) {
 	b := newBrowser(t, exe)
 	// 1. The saved query lists the run.
 	b.do(chromedp.Navigate(q.uiURL + "/namespaces/default/workflows?query=" + url.QueryEscape(`JmlState = "NeedsAttention"`)))
-	b.waitText(id, `JmlState = "NeedsAttention"`)
+	b.waitText(id, `JmlState = "NeedsAttention"`, "identity/E1042") // the identity mirrors its run
 	b.screenshot("operator-list.png")
 
 	// 2. The run page says what failed and how to resolve it.
@@ -241,6 +241,15 @@ func TestOperatorUIInBrowser(t *testing.T) {
 	b.do(chromedp.Navigate(runPage + "/user-metadata"))
 	b.waitText("Completed", "RetryStep by browser-test: portal knows Engineering now")
 	b.screenshot("operator-completed.png")
+
+	// The Workers page names the worker: host, pid, version, build ID.
+	b.do(chromedp.Navigate(q.uiURL + "/namespaces/default/task-queues/" + contract.TaskQueue))
+	host, _ := os.Hostname()
+	b.waitText(fmt.Sprintf("jml-worker %s on %s pid %d", version(), host, os.Getpid()))
+	b.screenshot("operator-workers.png")
+	require.Equal(t, "ok", b.js(`(() => { const e = [...document.querySelectorAll("button,a,[role=tab]")]
+		.find(e => e.innerText.trim().startsWith("Pollers") && e.getClientRects().length > 0); if (!e) return "none"; e.click(); return "ok" })()`))
+	b.waitText(buildID(version(), q.policy))
 
 	// The alert reached the portal with a link to the run in this UI.
 	mu.Lock()

@@ -203,9 +203,10 @@ func TestNeedsAttentionRetrySkipAbort(t *testing.T) {
 	s.waitStatus(t, emps[:2], contract.StatusActive)
 	s.waitStatus(t, emps[2:], "")
 	s.waitCounts(t, map[string]int{
-		`WorkflowType = 'Joiner' AND JmlState = 'Completed'`:      2,
-		`WorkflowType = 'Joiner' AND JmlState = 'Aborted'`:        1,
-		`WorkflowType = 'Joiner' AND JmlState = 'NeedsAttention'`: 0,
+		`WorkflowType = 'Joiner' AND JmlState = 'Completed'`:          1,
+		`WorkflowType = 'Joiner' AND JmlState = 'CompletedWithSkips'`: 1, // E002: app.role skipped
+		`WorkflowType = 'Joiner' AND JmlState = 'Aborted'`:            1,
+		`WorkflowType = 'Joiner' AND JmlState = 'NeedsAttention'`:     0,
 	})
 
 	want := map[string]map[string]string{
