@@ -19,7 +19,8 @@ import (
 // guards), *-sessions (worker sessions, before the host-queues version),
 // *-waiting-sessions (a joiner of the session shape waiting in
 // NeedsAttention, and its identity: such runs resume on the session path),
-// identity-update-start (an identity started by update-with-start, before
+// *-v2 (host queues, before the operator-UI shape 3; identity-continued-v2
+// and identity-after-continue-v2 likewise), identity-update-start (an identity started by update-with-start, before
 // the first event came as its input), identity-continued and
 // identity-after-continue (a run that continued as new and its successor;
 // regenerate: JML_UPDATE_HISTORIES=1 go test ./internal/e2e -run
