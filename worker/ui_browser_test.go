@@ -70,12 +70,26 @@ type browser struct {
 
 func newBrowser(t *testing.T, exe string) *browser {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(1400, 1000))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelTab := chromedp.NewContext(actx)
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	t.Cleanup(func() { cancel(); cancelTab(); cancelAlloc() })
-	return &browser{t: t, ctx: ctx, dir: screenshotDir(t)}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.WindowSize(1400, 1000), chromedp.Flag("disable-dev-shm-usage", true))
+	// Chromium now and then crashes while starting on a loaded CI machine
+	// (seen once in .ci/run, in crashpad, before any page): that is the
+	// browser, not jml, so a start is tried up to three times.
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		ctx, cancelTab := chromedp.NewContext(actx)
+		if err = chromedp.Do(ctx); err == nil {
+			ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+			t.Cleanup(func() { cancel(); cancelTab(); cancelAlloc() })
+			return &browser{t: t, ctx: ctx, dir: screenshotDir(t)}
+		}
+		cancelTab()
+		cancelAlloc()
+		t.Logf("chromium start %d failed: %v", attempt, err)
+	}
+	require.NoError(t, err, "chromium did not start")
+	return nil
 }
 
 func (b *browser) do(actions ...chromedp.Action[chromedp.Void]) {
