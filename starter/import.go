@@ -17,6 +17,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"golang.org/x/term"
@@ -251,17 +254,23 @@ func importEvents(ctx context.Context, c client.Client, in io.Reader, o importOp
 // unreachable (the event ID makes a retry harmless).
 func submitWithRetry(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventAccepted, error) {
 	delay := 500 * time.Millisecond
+	mayHaveDelivered := false
 	for attempt := 1; ; attempt++ {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		res, err := intake.Submit(sctx, c, ev)
 		cancel()
 		var rej *intake.RejectedError
 		var conflict *intake.ConflictError
-		if err == nil && attempt > 1 {
+		if err == nil && mayHaveDelivered {
 			// An earlier attempt that timed out on our side may have been
 			// delivered; its duplicate is this row's own delivery.
 			res.Duplicate = false
 		}
+		// Only an attempt that ran out of time may have been delivered
+		// unbeknown to us; one Temporal refused (unavailable, busy) was not,
+		// so a later duplicate is a genuine one (an earlier import's).
+		mayHaveDelivered = mayHaveDelivered || errors.Is(err, context.DeadlineExceeded) ||
+			grpcstatus.Code(err) == codes.DeadlineExceeded || grpcstatus.Code(err) == codes.Canceled
 		if err == nil || errors.As(err, &rej) || errors.As(err, &conflict) || attempt == 4 || ctx.Err() != nil {
 			return res, err
 		}
