@@ -66,7 +66,7 @@ joiner:
 	require.Equal(t, "joiner/Q1/evt-1", acc.WorkflowID)
 
 	require.Eventually(t, func() bool {
-		return countWorkflows(t, env, `JmlState = "NeedsAttention"`) == 1
+		return countWorkflows(t, env, `JmlState = "NeedsAttention" AND WorkflowType = "Joiner"`) == 1
 	}, 30*time.Second, 100*time.Millisecond)
 	code, out, errs := starter(t, "list")
 	require.Equal(t, 0, code, errs)
