@@ -34,6 +34,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -78,6 +79,27 @@ type Directory interface {
 
 // StaticDirectory is a fixed list of identities (an HR snapshot, tests).
 type StaticDirectory []IdentityRecord
+
+// identityPages yields the directory's identities a page at a time, in
+// order, until the list ends or the directory fails (yielded once, last):
+// the one walk the attribute sync, reconciliation and the governor's
+// population count share.
+func identityPages(ctx context.Context, d Directory) iter.Seq2[[]IdentityRecord, error] {
+	return func(yield func([]IdentityRecord, error) bool) {
+		var cursor []byte
+		for {
+			ids, next, err := d.ListIdentities(ctx, cursor, 1000)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(ids, nil) || len(next) == 0 {
+				return
+			}
+			cursor = next
+		}
+	}
+}
 
 // ListIdentities pages through the list; the cursor is the next index.
 func (d StaticDirectory) ListIdentities(_ context.Context, cursor []byte, pageSize int) ([]IdentityRecord, []byte, error) {
@@ -437,9 +459,7 @@ func (a *Activities) buildSnapshot(ctx context.Context, target string) (*snapsho
 		return nil, permanent("PolicyInvalid", err)
 	}
 	s := &snapshot{byAccount: map[string]*desired{}, byUID: map[string]*desired{}, built: time.Now()}
-	var cursor []byte
-	for {
-		ids, next, err := a.cfg.Directory.ListIdentities(ctx, cursor, 1000)
+	for ids, err := range identityPages(ctx, a.cfg.Directory) {
 		if err != nil {
 			return nil, toTemporal(fmt.Errorf("attribute sync: list identities: %w", err))
 		}
@@ -494,11 +514,8 @@ func (a *Activities) buildSnapshot(ctx context.Context, target string) (*snapsho
 			s.byUID[k] = d
 		}
 		activity.RecordHeartbeat(ctx) // listing a large directory takes a while
-		if len(next) == 0 {
-			return s, nil
-		}
-		cursor = next
 	}
+	return s, nil
 }
 
 // progress is the heartbeat of a chunk: where to resume after a retry.

@@ -120,9 +120,7 @@ func (p *populationCache) count(ctx context.Context, d Directory) (int, error) {
 		return p.n, nil
 	}
 	n := 0
-	var cursor []byte
-	for {
-		ids, next, err := d.ListIdentities(ctx, cursor, 1000)
+	for ids, err := range identityPages(ctx, d) {
 		if err != nil {
 			return 0, err
 		}
@@ -131,10 +129,6 @@ func (p *populationCache) count(ctx context.Context, d Directory) (int, error) {
 				n++
 			}
 		}
-		if len(next) == 0 {
-			break
-		}
-		cursor = next
 	}
 	p.n, p.at = n, time.Now()
 	return n, nil

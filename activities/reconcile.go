@@ -339,15 +339,13 @@ func (r *reconciler) population(ctx context.Context) error {
 	if err != nil {
 		return permanent("PolicyInvalid", err)
 	}
-	var cursor []byte
 	bad := 0
 	defer func() {
 		if bad > 0 {
 			r.res.problem(AttrSyncProblem{Target: r.in.Target, Error: fmt.Sprintf("group rules could not be evaluated for %d people; their groups were left alone", bad)})
 		}
 	}()
-	for {
-		ids, next, err := a.cfg.Directory.ListIdentities(ctx, cursor, 1000)
+	for ids, err := range identityPages(ctx, a.cfg.Directory) {
 		if err != nil {
 			return toTemporal(fmt.Errorf("reconcile: list identities: %w", err))
 		}
@@ -370,10 +368,6 @@ func (r *reconciler) population(ctx context.Context) error {
 			}
 		}
 		activity.RecordHeartbeat(ctx)
-		if len(next) == 0 {
-			break
-		}
-		cursor = next
 	}
 	if r.uidAttr == "" && len(rules) > 0 {
 		r.uidAttr = rules[0].uid
