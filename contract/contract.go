@@ -119,8 +119,15 @@ func PasswordSyncWorkflowID(employeeID string, at time.Time) string {
 	return "password-sync/" + employeeID + "/" + at.UTC().Format("20060102T150405.000Z")
 }
 
+const sourcePrefix = "source/"
+
 // SourceWorkflowID is the ID of a source's poller, e.g. "source/workday".
-func SourceWorkflowID(name string) string { return "source/" + name }
+func SourceWorkflowID(name string) string { return sourcePrefix + name }
+
+// SourceNameOf is the source a poller's workflow ID names.
+func SourceNameOf(sourceWorkflowID string) (string, bool) {
+	return strings.CutPrefix(sourceWorkflowID, sourcePrefix)
+}
 
 // Search attributes (keyword), registered by the dev server and by
 // internal/temporalenv at start-up, documented for production clusters.

@@ -628,9 +628,15 @@ func (a attrFlag) orNil() map[string]string {
 	return a
 }
 
-// withClient dials Temporal, runs f with a deadline and closes the client.
+// withClient dials Temporal, runs f with a 30 s deadline and closes the
+// client.
 func withClient(ctx context.Context, stderr io.Writer, f func(context.Context, client.Client) int) int {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	return withClientTimeout(ctx, stderr, 30*time.Second, f)
+}
+
+// withClientTimeout is withClient with the caller's deadline.
+func withClientTimeout(ctx context.Context, stderr io.Writer, d time.Duration, f func(context.Context, client.Client) int) int {
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	c, err := dial(ctx, zap.NewNop())
 	if err != nil {

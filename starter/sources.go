@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-	"go.uber.org/zap"
 
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/workflows"
@@ -59,43 +57,34 @@ func runSources(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "starter sources: unknown verb %q\n%s", verb, sourcesUsage)
 		return 2
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	c, err := dial(ctx, zap.NewNop())
-	if err != nil {
-		fmt.Fprintf(stderr, "starter: %v\n", err)
-		return 1
-	}
-	defer c.Close()
-
-	var out []workflows.SourceStatus
-	if verb == "list" {
-		out, err = listSources(ctx, c)
-	} else {
-		var st workflows.SourceStatus
-		args := []any{workflows.SourcePollRequest{Full: *full}}
-		if verb != "poll" {
-			args = []any{workflows.SourceDecision{Digest: *digest, Reason: *reason}}
+	return withClientTimeout(ctx, stderr, *timeout, func(ctx context.Context, c client.Client) int {
+		var out []workflows.SourceStatus
+		var err error
+		if verb == "list" {
+			out, err = listSources(ctx, c)
+		} else {
+			var st workflows.SourceStatus
+			args := []any{workflows.SourcePollRequest{Full: *full}}
+			if verb != "poll" {
+				args = []any{workflows.SourceDecision{Digest: *digest, Reason: *reason}}
+			}
+			st, err = updateSource(ctx, c, name, update, args...)
+			out = []workflows.SourceStatus{st}
 		}
-		st, err = updateSource(ctx, c, name, update, args...)
-		out = []workflows.SourceStatus{st}
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "starter sources: %v\n", err)
-		var app *temporal.ApplicationError
-		if errors.As(err, &app) {
-			return 2 // the poller refused: not blocked, wrong digest
+		if err != nil {
+			fmt.Fprintf(stderr, "starter sources: %v\n", err)
+			var app *temporal.ApplicationError
+			if errors.As(err, &app) {
+				return 2 // the poller refused: not blocked, wrong digest
+			}
+			return 1
 		}
-		return 1
-	}
-	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(out)
+		if *jsonOut {
+			return printJSON(stdout, out)
+		}
+		printSources(stdout, out)
 		return 0
-	}
-	printSources(stdout, out)
-	return 0
+	})
 }
 
 // listSources reads every running poller's status.
@@ -114,7 +103,8 @@ func listSources(ctx context.Context, c client.Client) ([]workflows.SourceStatus
 			id := e.GetExecution().GetWorkflowId()
 			st, err := sourceStatus(ctx, c, id)
 			if err != nil {
-				st = workflows.SourceStatus{Source: strings.TrimPrefix(id, "source/"), LastError: "status: " + err.Error()}
+				name, _ := contract.SourceNameOf(id)
+				st = workflows.SourceStatus{Source: name, LastError: "status: " + err.Error()}
 			}
 			out = append(out, st)
 		}

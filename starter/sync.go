@@ -13,7 +13,6 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
 
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/workflows"
@@ -57,43 +56,36 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	c, err := dial(ctx, zap.NewNop())
-	if err != nil {
-		fmt.Fprintf(stderr, "starter: %v\n", err)
-		return 1
-	}
-	defer c.Close()
+	return withClientTimeout(ctx, stderr, *timeout, func(ctx context.Context, c client.Client) int {
+		if *all {
+			err := c.ScheduleClient().GetHandle(ctx, contract.AttributeSyncScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{
+				Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+			})
+			if err != nil {
+				fmt.Fprintf(stderr, "starter sync: trigger schedule %s: %v (is attribute_sync.every set in the policy?)\n", contract.AttributeSyncScheduleID, err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "Triggered %s: a full attribute sync starts now (skipped if one is running).\n", contract.AttributeSyncScheduleID)
+			return 0
+		}
 
-	if *all {
-		err := c.ScheduleClient().GetHandle(ctx, contract.AttributeSyncScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{
-			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-		})
+		out, err := syncNow(ctx, c, ids)
 		if err != nil {
-			fmt.Fprintf(stderr, "starter sync: trigger schedule %s: %v (is attribute_sync.every set in the policy?)\n", contract.AttributeSyncScheduleID, err)
+			fmt.Fprintf(stderr, "starter sync: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "Triggered %s: a full attribute sync starts now (skipped if one is running).\n", contract.AttributeSyncScheduleID)
+		if *jsonOut {
+			if printJSON(stdout, out) != 0 {
+				return 1
+			}
+		} else {
+			printSync(stdout, out)
+		}
+		if out.Result.Failures > 0 {
+			return 1
+		}
 		return 0
-	}
-
-	out, err := syncNow(ctx, c, ids)
-	if err != nil {
-		fmt.Fprintf(stderr, "starter sync: %v\n", err)
-		return 1
-	}
-	if *jsonOut {
-		if printJSON(stdout, out) != 0 {
-			return 1
-		}
-	} else {
-		printSync(stdout, out)
-	}
-	if out.Result.Failures > 0 {
-		return 1
-	}
-	return 0
+	})
 }
 
 // syncOutput is what `sync` prints.
