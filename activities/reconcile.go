@@ -32,6 +32,7 @@ import (
 	"sync"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
 	"github.com/jml-dev/jml/connectors"
@@ -697,6 +698,21 @@ func (r *reconciler) disable(ctx context.Context, c any, accts []ReconcileAccoun
 		}
 		err := dp.Deprovision(ctx, e.AccountID, connectors.DeprovisionOptions{Mode: mode})
 		r.res.Counts.Writes++
+		if err == nil {
+			// Disabled when the target says so, as for a leaver.
+			_, err = readBack(ctx, c, r.in.Target, e.AccountID, wantDisabled)
+			r.res.Counts.Reads++
+			var app *temporal.ApplicationError
+			if errors.As(err, &app) && app.Type() == ErrTypePostcondition {
+				e.Action = ActionFailed
+				r.res.problem(AttrSyncProblem{Target: r.in.Target, AccountID: e.AccountID, Error: "disable: " + err.Error()})
+				r.res.report(e)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
 		switch {
 		case err == nil:
 			e.Action = ActionDisabled

@@ -74,6 +74,15 @@ func attrsDiffer(acct *connectors.Account, want map[string]string, uid string) s
 	return "with " + strings.Join(bad, ", ")
 }
 
+// wantDisabled is the check of a disable without group removal: the
+// account reads back inactive, or the target says it is gone.
+func wantDisabled(a *connectors.Account) string {
+	if a != nil && a.Active {
+		return fmt.Sprintf("active (status %s), expected disabled", a.Status)
+	}
+	return ""
+}
+
 // wantActive is the check of a disable or an enable.
 func wantActive(active bool) func(*connectors.Account) string {
 	return func(a *connectors.Account) string {
