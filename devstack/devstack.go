@@ -32,6 +32,7 @@ import (
 	"go.uber.org/zap"
 	_ "modernc.org/sqlite" // the driver the server itself uses
 
+	"github.com/jml-dev/jml/internal/freeport"
 	"github.com/jml-dev/jml/internal/temporalenv"
 )
 
@@ -212,7 +213,12 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 	return nil
 }
 
+// port checks that p is free on ip, or picks a free port when p is 0.
 func port(ip string, p int) (int, error) {
+	if p == 0 {
+		// A port the server binds later: picked where it stays free.
+		return freeport.Pick(ip)
+	}
 	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
 	if err != nil {
 		return 0, fmt.Errorf("%w: %s:%d", ErrPortInUse, ip, p)

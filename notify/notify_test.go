@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/internal/peertest"
 	"github.com/jml-dev/jml/notify"
 	"github.com/jml-dev/jml/notify/smtptest"
 )
@@ -102,11 +102,8 @@ func TestEmailNoTLS(t *testing.T) {
 }
 
 func TestEmailServerDownIsTransient(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	err = notify.SMTP{Host: "127.0.0.1", Port: port, Timeout: 2 * time.Second}.Send(context.Background(), welcome())
+	port := peertest.FreePort(t) // nothing listens: the mail server is down
+	err := notify.SMTP{Host: "127.0.0.1", Port: port, Timeout: 2 * time.Second}.Send(context.Background(), welcome())
 	require.Error(t, err)
 	assert.False(t, connectors.IsPermanent(err))
 	assert.Contains(t, err.Error(), "connection refused")

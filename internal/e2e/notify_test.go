@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,6 +20,7 @@ import (
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/internal/e2e/memtarget"
+	"github.com/jml-dev/jml/internal/peertest"
 	"github.com/jml-dev/jml/logging"
 	"github.com/jml-dev/jml/notify/smtptest"
 	"github.com/jml-dev/jml/policy"
@@ -198,10 +198,7 @@ func TestNotifyMailRefusedWithoutSTARTTLS(t *testing.T) {
 // then the run needs attention with the SMTP error; the account step
 // before it stays done.
 func TestNotifyMailServerDown(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close()) // nothing listens: the mail server is down
+	port := peertest.FreePort(t) // nothing listens: the mail server is down
 	s := newStack(t)
 	s.policy = mailPolicy(t, nil, "127.0.0.1", port)
 	mt := memtarget.New()

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jml-dev/jml/internal/freeport"
 )
 
 // RepoRoot is the module root (the directory holding go.mod).
@@ -63,12 +65,11 @@ func EnsureNPM(t testing.TB, dir string) {
 // FreePort returns a free TCP port on 127.0.0.1.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick("127.0.0.1")
 	if err != nil {
-		t.Fatalf("peertest: free port: %v", err)
+		t.Fatalf("peertest: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // Process is a running peer.
