@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -115,7 +116,20 @@ func main() {
 	flag.StringVar(&c.db, "db", "both", "dev server database: file, memory or both")
 	flag.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	flag.DurationVar(&c.timeout, "timeout", 3*time.Minute, "longest wait for one run's workflows")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (server and in-process workers) to the file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: --cpuprofile: %v\n", err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: --cpuprofile: %v\n", err)
+			os.Exit(2)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	for _, s := range strings.Split(scale, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
