@@ -64,23 +64,24 @@ func writeCSV(t *testing.T, n int, bad map[int]string) (path string, badLines []
 func TestImportCSV(t *testing.T) {
 	env := intaketest.Start(t, intaketest.Options{})
 	useTemporal(t, env)
-	path, badLines := writeCSV(t, 1000, map[int]string{
+	path, badLines := writeCSV(t, 300, map[int]string{
 		17:  "E00017,Ada,,Engineering,US,2026-12-01",          // missing last name
-		500: "E00500,Bob,Builder,Engineering,US,next tuesday", // bad date
-		999: "E00999/x,Carla,Bruni,Engineering,FR,2026-12-01", // employee ID with a slash
+		150: "E00150,Bob,Builder,Engineering,US,next tuesday", // bad date
+		299: "E00299/x,Carla,Bruni,Engineering,FR,2026-12-01", // employee ID with a slash
 	})
 
 	code, out, errs := starter(t, "import", "--policy", "../examples/policy.yaml", path)
 	require.Equal(t, 2, code, "stdout:\n%s\nstderr:\n%s", out, errs)
-	assert.Contains(t, out, "1000 rows")
-	assert.Regexp(t, `started\s+997\n`, out)
+	assert.Contains(t, out, "300 rows")
+	assert.Regexp(t, `started\s+297\n`, out)
 	assert.Regexp(t, `skipped\s+0 `, out)
 	assert.Regexp(t, `rejected\s+3\n`, out)
 	assert.Contains(t, out, fmt.Sprintf("line %d: invalid event: employee.last_name: required attribute missing", badLines[0]))
 	assert.Contains(t, out, fmt.Sprintf("line %d: effective_at: \"next tuesday\"", badLines[1]))
 	assert.Contains(t, out, fmt.Sprintf("line %d: invalid event: employee.employee_id", badLines[2]))
-	assert.Contains(t, errs, "import: ", "plain progress lines when stderr is not a terminal")
-	require.Eventually(t, func() bool { return countWorkflows(t, env, "") == 997 }, 60*time.Second, 100*time.Millisecond)
+	assert.NotContains(t, errs, "\r", "no progress bar when stderr is not a terminal")
+	assert.NotContains(t, errs, "\x1b[", "no progress bar when stderr is not a terminal")
+	require.Eventually(t, func() bool { return countWorkflows(t, env, "") == 297 }, 60*time.Second, 100*time.Millisecond)
 
 	// Importing the same file again delivers nothing new.
 	code, out, _ = starter(t, "import", "--policy", "../examples/policy.yaml", "--json", path)
@@ -88,10 +89,10 @@ func TestImportCSV(t *testing.T) {
 	var sum importSummary
 	require.NoError(t, json.Unmarshal([]byte(out), &sum), out)
 	assert.Equal(t, 0, sum.Started)
-	assert.Equal(t, 997, sum.Skipped)
+	assert.Equal(t, 297, sum.Skipped)
 	require.Len(t, sum.Rejected, 3)
 	assert.Equal(t, badLines, []int{sum.Rejected[0].Line, sum.Rejected[1].Line, sum.Rejected[2].Line})
-	assert.Equal(t, int64(997), countWorkflows(t, env, ""))
+	assert.Equal(t, int64(297), countWorkflows(t, env, ""))
 }
 
 func TestImportDryRunNeedsNoTemporal(t *testing.T) {
@@ -249,4 +250,14 @@ func TestOperatorCLI(t *testing.T) {
 	code, _, errs = starter(t, "retry", "R1")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errs, "no running lifecycle workflow")
+}
+
+func TestImportProgressLineWithoutTerminal(t *testing.T) {
+	var b strings.Builder
+	p := &progress{w: &b, start: time.Now()}
+	p.update(&importSummary{Rows: 10, Started: 8, Skipped: 1, Rejected: []Rejection{{Line: 3}}})
+	p.draw(false)
+	assert.Regexp(t, `^import: 10 rows: 8 started, 1 skipped, 1 rejected \(\d+ rows/s\)\n$`, b.String())
+	p.draw(true)
+	assert.Equal(t, 1, strings.Count(b.String(), "\n"), "the summary on stdout is the last word")
 }
