@@ -611,52 +611,88 @@ func (r *reconciler) holdMassRemovals(ops []membershipOp) []membershipOp {
 	return slices.DeleteFunc(ops, func(op membershipOp) bool { return !op.add && held[op.groupID] })
 }
 
-// apply writes the membership changes, a few at a time.
+// apply writes the membership changes, a few at a time, then reads each
+// changed account's groups back once: a change counts as made when the
+// target shows it, as for a lifecycle step.
 func (r *reconciler) apply(ctx context.Context, rm connectors.RelationshipManager, ops []membershipOp) error {
 	var (
 		mu       sync.Mutex
-		wg       sync.WaitGroup
 		retryErr error
-		sem      = make(chan struct{}, writeConcurrency)
+		written  = map[string][]membershipOp{} // by account
 	)
-	for _, op := range ops {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			var err error
-			if op.add {
-				err = rm.AddMember(ctx, op.groupID, op.accountID)
-			} else {
-				err = rm.RemoveMember(ctx, op.groupID, op.accountID)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			r.res.Counts.Writes++
-			switch {
-			case err == nil && op.add:
-				r.res.Counts.Added++
-			case err == nil:
-				r.res.Counts.Removed++
-			case connectors.IsPermanent(err) || errors.Is(err, connectors.ErrNotFound):
-				r.res.problem(AttrSyncProblem{Target: r.in.Target, EmployeeID: op.employeeID, AccountID: op.accountID, Error: fmt.Sprintf("group %s: %v", op.group, err)})
-			default:
-				if retryErr == nil {
-					retryErr = err
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	each(ops, func(op membershipOp) {
+		var err error
+		if op.add {
+			err = rm.AddMember(ctx, op.groupID, op.accountID)
+		} else {
+			err = rm.RemoveMember(ctx, op.groupID, op.accountID)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		r.res.Counts.Writes++
+		switch {
+		case err == nil:
+			written[op.accountID] = append(written[op.accountID], op)
+		case connectors.IsPermanent(err) || errors.Is(err, connectors.ErrNotFound):
+			r.res.problem(AttrSyncProblem{Target: r.in.Target, EmployeeID: op.employeeID, AccountID: op.accountID, Error: fmt.Sprintf("group %s: %v", op.group, err)})
+		case retryErr == nil:
+			retryErr = err
+		}
+	})
 	if retryErr != nil {
 		// A retry re-reads the target and writes only what is still missing.
 		return toTemporal(fmt.Errorf("%s: group membership: %w", r.in.Target, retryErr))
+	}
+	accounts := slices.Sorted(maps.Keys(written))
+	each(accounts, func(id string) {
+		var added, removed []string
+		for _, op := range written[id] {
+			if op.add {
+				added = append(added, op.groupID)
+			} else {
+				removed = append(removed, op.groupID)
+			}
+		}
+		err := verifyMemberships(ctx, rm, r.in.Target, id, added, removed)
+		mu.Lock()
+		defer mu.Unlock()
+		r.res.Counts.Reads++
+		var app *temporal.ApplicationError
+		switch {
+		case errors.As(err, &app) && app.Type() == ErrTypePostcondition:
+			// The target took the writes but does not show them: an
+			// operator looks (a retry would only write the same again).
+			r.res.problem(AttrSyncProblem{Target: r.in.Target, EmployeeID: written[id][0].employeeID, AccountID: id,
+				Error: "group membership: " + app.Message()})
+		case err != nil && retryErr == nil:
+			retryErr = err
+		case err == nil:
+			r.res.Counts.Added += len(added)
+			r.res.Counts.Removed += len(removed)
+		}
+	})
+	if retryErr != nil {
+		return retryErr
 	}
 	if n := r.res.Counts.Added + r.res.Counts.Removed; n > 0 {
 		r.a.log.Info("reconcile: group drift fixed", zap.String("target", r.in.Target),
 			zap.Int("added", r.res.Counts.Added), zap.Int("removed", r.res.Counts.Removed))
 	}
 	return nil
+}
+
+// each runs f over items, writeConcurrency at a time.
+func each[T any](items []T, f func(T)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, writeConcurrency)
+	for _, it := range items {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(it)
+		})
+	}
+	wg.Wait()
 }
 
 // disable disables orphans and leftovers the policy asks to, each after the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
 	"github.com/jml-dev/jml/contract"
+	"github.com/jml-dev/jml/internal/hostile"
 	"github.com/jml-dev/jml/internal/temporalenv"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/workflows"
@@ -62,17 +64,24 @@ var scimTarget = policy.Target{Type: "scim", BaseURL: "http://127.0.0.1/scim/v2"
 type reconStack struct {
 	c    client.Client
 	peer *scimtest.Peer
+	px   *hostile.SCIMProxy // nil: the worker talks to the peer directly
 	ids  scimtest.Loaded
 	runs int
 }
 
 // newReconStack loads the SCIM peer with users, groups and the directory
-// dir, and starts a worker with the real activities and SCIM connector.
-func newReconStack(t testing.TB, pol *policy.Policy, users []scimtest.LoadUser, groups []scimtest.LoadGroup, dir activities.Directory) *reconStack {
+// dir, and starts a worker with the real activities and SCIM connector
+// (through a hostile proxy with those switches, when given).
+func newReconStack(t testing.TB, pol *policy.Policy, users []scimtest.LoadUser, groups []scimtest.LoadGroup, dir activities.Directory, sw ...hostile.SCIMSwitches) *reconStack {
 	t.Helper()
 	s := &reconStack{peer: scimtest.Start(t)}
 	s.ids = s.peer.Load(users, groups)
-	conn, err := scim.New(context.Background(), scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}, PageSize: 200})
+	base := s.peer.BaseURL
+	if len(sw) > 0 {
+		s.px = hostile.StartSCIM(t, s.peer.Root(), sw[0])
+		base = s.px.Rewrite(base)
+	}
+	conn, err := scim.New(context.Background(), scim.Config{BaseURL: base, Auth: scim.Auth{BearerToken: s.peer.Token}, PageSize: 200})
 	require.NoError(t, err)
 	ts := temporalServer(t)
 	s.c = ts.GetDefaultClient()
@@ -296,6 +305,50 @@ func TestReconcileAgainstSCIM(t *testing.T) {
 	assert.Equal(t, 1, r.Counts.Added, "vpn")
 	assert.Equal(t, 1, r.Counts.Removed, "dept-d1")
 	assert.Equal(t, []string{"u00001"}, s.members(t, conn, "vpn"))
+}
+
+// TestReconcileWritesTheTargetLoses: the target acknowledges every write
+// (204) and keeps none. The cycle reports each membership and the disable
+// as a problem, counts none of them done, and does not write them again;
+// once the target keeps writes, the next cycle makes them.
+func TestReconcileWritesTheTargetLoses(t *testing.T) {
+	const n = 20
+	users, groups, dir := inSync(n)
+	lost := []string{groups["all-staff"][3], groups["dept-d2"][1]}
+	groups["all-staff"] = slices.DeleteFunc(groups["all-staff"], func(u string) bool { return u == lost[0] })
+	groups["dept-d2"] = slices.DeleteFunc(groups["dept-d2"], func(u string) bool { return u == lost[1] })
+	leaver := reconPerson(n+1, "")
+	leaver.Status = contract.StatusDeprovisioned
+	dir = append(dir, leaver)
+	users = append(users, scimtest.LoadUser{UserName: leaver.Attributes["username"], Email: leaver.Attributes["email"], Active: true})
+	rec := policy.Reconcile{Leftovers: policy.ReconcileDisable}
+	s := newReconStack(t, reconcilePolicy(scimTarget, "user_name", rec), users, loadGroups(groups), dir,
+		hostile.SCIMSwitches{DropWrites: true})
+
+	r := s.cycle(t).Reconcile["app"]
+	assert.Equal(t, 3, s.px.Faults(hostile.FaultDropWrites), "two adds and one disable were acknowledged and lost")
+	assert.Equal(t, 2, r.Counts.MissingFound)
+	assert.Zero(t, r.Counts.Added, "not counted: the target does not show them")
+	assert.Zero(t, r.Counts.LeftoversDisabled)
+	var problems []string
+	for _, p := range r.Problems {
+		problems = append(problems, p.Error)
+	}
+	require.Len(t, problems, 3, "%v", problems)
+	assert.Contains(t, strings.Join(problems, "\n"), "missing group "+s.ids.Groups["all-staff"])
+	assert.Contains(t, strings.Join(problems, "\n"), "missing group "+s.ids.Groups["dept-d2"])
+	assert.Contains(t, strings.Join(problems, "\n"), "disable: ")
+	for _, a := range r.Accounts {
+		if a.Situation == activities.SituationLeftover {
+			assert.Equal(t, activities.ActionFailed, a.Action)
+		}
+	}
+
+	s.px.Set(hostile.SCIMSwitches{})
+	r = s.cycle(t).Reconcile["app"]
+	assert.Empty(t, r.Problems)
+	assert.Equal(t, 2, r.Counts.Added)
+	assert.Equal(t, 1, r.Counts.LeftoversDisabled)
 }
 
 // TestReconcileMassRemovalBlocks: 60 % of dept-d0's members moved to D1 in

@@ -34,6 +34,8 @@
 //     before the peer sees it (counted when lowered).
 //   - IgnoreExcludedAttributes: excludedAttributes is dropped from the
 //     request, so the answer comes in full (counted when dropped).
+//   - DropWrites: a PATCH or PUT is answered 204 and never reaches the
+//     peer, as a server that acknowledges a change and loses it.
 //
 // Switches can be changed while the proxy runs (Set). Requests counts what
 // reached the proxy, by method.
@@ -62,6 +64,7 @@ const (
 	FaultPatch204            = "patch_204"
 	FaultMaxCount            = "max_count"
 	FaultIgnoreExcluded      = "ignore_excluded_attributes"
+	FaultDropWrites          = "drop_writes"
 )
 
 // SCIMSwitches select the hostile behaviours; the zero value proxies
@@ -84,6 +87,8 @@ type SCIMSwitches struct {
 	// a server that does not support it answers in full (a group with
 	// its members).
 	IgnoreExcludedAttributes bool
+	// DropWrites: PATCH and PUT → 204, not forwarded.
+	DropWrites bool
 }
 
 // NoGroupsBody is the HTML body of the NoGroups 404.
@@ -223,6 +228,11 @@ func (p *SCIMProxy) handler(rp *httputil.ReverseProxy) http.Handler {
 				"scimType": "invalidFilter",
 				"detail":   "Filtering on members is not supported",
 			})
+			return
+		case sw.DropWrites && (r.Method == http.MethodPatch || r.Method == http.MethodPut):
+			p.fired(FaultDropWrites)
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		if q := r.URL.Query(); sw.MaxCount > 0 || sw.IgnoreExcludedAttributes {

@@ -94,6 +94,11 @@ func TestSCIMSwitches(t *testing.T) {
 				assert.Equal(t, http.StatusNoContent, status)
 				assert.Empty(t, body)
 			}},
+		{"drop writes", hostile.SCIMSwitches{DropWrites: true}, "PATCH", "/scim/v2/Users/u1", hostile.FaultDropWrites,
+			func(t *testing.T, status int, _ http.Header, body string) {
+				assert.Equal(t, http.StatusNoContent, status)
+				assert.Empty(t, body)
+			}},
 		{"max count", hostile.SCIMSwitches{MaxCount: 100}, "GET", "/scim/v2/Users?count=500", hostile.FaultMaxCount,
 			func(t *testing.T, status int, _ http.Header, body string) {
 				assert.Contains(t, body, `"count":"100"`)
