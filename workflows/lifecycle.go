@@ -298,7 +298,7 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 					d.cascade = r.dependants(q.Step)
 				}
 				r.decision = d
-				return r.answer(d), nil
+				return r.applied(ctx, d), nil
 			},
 			workflow.UpdateHandlerOptions{Description: h.desc,
 				Validator: func(ctx workflow.Context, q StepRequest) error { return validate(q) }})
@@ -310,7 +310,7 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, q RetryStepRequest) (string, error) {
 			r.decision = &decision{update: contract.UpdateRetryStep, attrs: q.Attributes,
 				record: Decision{Update: contract.UpdateRetryStep, Step: r.waitingOn, Operator: q.Operator, Reason: q.Reason, Time: workflow.Now(ctx)}}
-			return r.answer(r.decision), nil
+			return r.applied(ctx, r.decision), nil
 		},
 		workflow.UpdateHandlerOptions{Description: DescRetryStep, Validator: func(ctx workflow.Context, q RetryStepRequest) error {
 			if q.Attributes["employee_id"] != "" && q.Attributes["employee_id"] != r.in.EmployeeID {
@@ -318,6 +318,16 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 			}
 			return onFailed(q.Step)
 		}})
+}
+
+// applied waits until the run has taken the decision (the step table
+// then shows it: skipped, aborted, pending again) and returns the answer.
+// Messages and timing within the workflow task change, not commands, so
+// running workflows replay.
+func (r *lifecycle) applied(ctx workflow.Context, d *decision) string {
+	msg := r.answer(d) // before the run clears what it waits on
+	_ = workflow.Await(ctx, func() bool { return r.decision != d })
+	return msg
 }
 
 // answer is an update's result: what the run does now, in one line.
