@@ -78,6 +78,10 @@ type row struct {
 	Pace    float64   `json:"paced_events_per_second,omitempty"`
 	Phases  []phaseMS `json:"latency_phases_p50_ms,omitempty"`
 	Seconds float64   `json:"wall_seconds,omitempty"`
+	// CPUms is processor time per completed workflow (minimal) or joiner:
+	// this process (server, in-process workers, proxies) plus the worker
+	// processes, not the target peer.
+	CPUms float64 `json:"cpu_ms_per_workflow,omitempty"`
 	Reads   int       `json:"target_reads,omitempty"`
 	Writes  int       `json:"target_writes"`
 	Failed  int       `json:"failed_workflows"`
@@ -267,7 +271,7 @@ func dbName(file bool) string {
 
 func printTable(w io.Writer, rows []row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tdb\tjoiners\tdone\twf/s\tvs minimal\tvs ceiling\tp50 ms\tp95 ms\treq/joiner (floor)\thist ev joiner+identity\tRSS MB\trate used\twall s\treads/writes\tfailed\t")
+	fmt.Fprintln(tw, "scenario\tdb\tjoiners\tdone\twf/s\tvs minimal\tvs ceiling\tp50 ms\tp95 ms\treq/joiner (floor)\thist ev joiner+identity\tCPU ms/wf\tRSS MB\trate used\twall s\treads/writes\tfailed\t")
 	f := func(v float64, format string) string {
 		if v == 0 {
 			return "-"
@@ -279,10 +283,10 @@ func printTable(w io.Writer, rows []row) {
 		if r.Reads > 0 {
 			rw = fmt.Sprintf("%d/%d", r.Reads, r.Writes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r.Scenario, r.DB, r.Workflows, r.Completed,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r.Scenario, r.DB, r.Workflows, r.Completed,
 			f(r.PerSecond, "%.1f"), f(r.RatioMinimal, "%.2f"), f(r.Ratio, "%.2f"), f(r.P50ms, "%.0f"), f(r.P95ms, "%.0f"),
 			f(r.ReqPerJoiner, "%.2f")+" ("+f(r.Floor, "%.0f")+")", f(r.JoinerEvents, "%.0f")+"+"+f(r.IdentityEvts, "%.0f"),
-			f(r.RSSMB, "%.0f"), rateCol(r), f(r.Seconds, "%.1f"), rw, r.Failed)
+			f(r.CPUms, "%.0f"), f(r.RSSMB, "%.0f"), rateCol(r), f(r.Seconds, "%.1f"), rw, r.Failed)
 	}
 	tw.Flush()
 	for _, r := range rows {
@@ -312,8 +316,9 @@ func hires(prefix string, n int) []hr.Event {
 // throughput, completion and history columns.
 // With pace > 0 the events arrive open-loop at that rate, else all at
 // once (cfg.parallel deliveries at a time).
-func drive(c *harness.Cluster, cfg config, evs []hr.Event, pace float64, r *row) map[string]time.Time {
+func drive(c *harness.Cluster, cfg config, evs []hr.Event, pace float64, r *row, ws ...*harness.Worker) map[string]time.Time {
 	ctx := context.Background()
+	cpu := cpuMeter(ws)
 	begin := time.Now()
 	var sent map[string]time.Time
 	var err error
@@ -328,6 +333,7 @@ func drive(c *harness.Cluster, cfg config, evs []hr.Event, pace float64, r *row)
 	r.Workflows = len(evs)
 	r.Completed, err = c.WaitCount(ctx, "WorkflowType = 'Joiner' AND ExecutionStatus = 'Completed'", len(evs), cfg.timeout)
 	r.Failed = len(evs) - r.Completed
+	r.CPUms = cpu(r.Completed)
 	if err != nil {
 		// The wait stops at the first run waiting for an operator, so
 		// "failed" also counts runs that were still going.
@@ -353,6 +359,26 @@ func drive(c *harness.Cluster, cfg config, evs []hr.Event, pace float64, r *row)
 	return sent
 }
 
+// cpuMeter starts measuring the processor time of this process and the
+// worker processes ws; the function it returns gives the time per item
+// since, in milliseconds.
+func cpuMeter(ws []*harness.Worker) func(items int) float64 {
+	now := func() time.Duration {
+		d := harness.ProcessCPU(os.Getpid())
+		for _, w := range ws {
+			d += w.CPU()
+		}
+		return d
+	}
+	start := now()
+	return func(items int) float64 {
+		if items == 0 {
+			return 0
+		}
+		return float64(now()-start) / float64(time.Millisecond) / float64(items)
+	}
+}
+
 // latency fills p50/p95 of HR event → account created at the target.
 func latency(p *harness.Proxy, evs []hr.Event, sent map[string]time.Time, r *row) {
 	var ds []time.Duration
@@ -375,6 +401,7 @@ func runMinimal(tb *runTB, cfg config, file bool) row {
 	c := harness.StartCluster(tb, file)
 	c.InProcessMinimal()
 	ctx := context.Background()
+	cpu := cpuMeter(nil)
 	begin := time.Now()
 	if err := c.StartMinimal(ctx, cfg.joiners, cfg.parallel); err != nil {
 		tb.Fatalf("%v", err)
@@ -382,6 +409,7 @@ func runMinimal(tb *runTB, cfg config, file bool) row {
 	var err error
 	r.Completed, err = c.WaitCount(ctx, fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Completed'", harness.MinimalWorkflowName), cfg.joiners, cfg.timeout)
 	r.Failed = cfg.joiners - r.Completed
+	r.CPUms = cpu(r.Completed)
 	if err != nil {
 		r.note(fmt.Sprintf("error: %v", err))
 	}
@@ -450,7 +478,7 @@ func runSCIM(tb *runTB, cfg config, file bool, s scimRun) row {
 	proxy.Reset() // worker start-up reads /ServiceProviderConfig
 	proxy.Limit(s.rate)
 	evs := hires("S", s.n)
-	sent := drive(c, cfg, evs, s.pace, &r)
+	sent := drive(c, cfg, evs, s.pace, &r, ws...)
 	latency(proxy, evs, sent, &r)
 	st := proxy.Stats()
 	r.ReqPerJoiner = float64(st.Total-st.Limited) / float64(s.n)

@@ -253,6 +253,29 @@ func (w *Worker) PeakRSS() int64 {
 	return 0
 }
 
+// CPU is the processor time (user and system) the worker process has
+// used so far; 0 when it cannot be read.
+func (w *Worker) CPU() time.Duration { return ProcessCPU(w.Pid()) }
+
+// ProcessCPU is the processor time (user and system) process pid has used
+// so far, from /proc; 0 when it cannot be read.
+func ProcessCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces): utime and
+	// stime are the 12th and 13th, in clock ticks (100 per second on Linux).
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
 // Logs returns everything the cluster's workers logged.
 func (c *Cluster) Logs() string {
 	var b strings.Builder
