@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -636,6 +637,30 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 	return StepResult{AccountID: id, Note: note}, nil
 }
 
+// verifyNoGroups reads the account's memberships and wants none (a leaver
+// with remove_groups whose account read did not list its groups).
+func verifyNoGroups(ctx context.Context, c any, target, id string) error {
+	rm, ok := c.(connectors.RelationshipManager)
+	if !ok {
+		return permanent(ErrTypePostcondition, fmt.Errorf("%s: account %s: its groups cannot be read back, so their removal is unproven", target, id))
+	}
+	gs, err := rm.Memberships(ctx, id)
+	if err != nil {
+		// (Not found here may be a missing /Groups endpoint, not a gone
+		// account: it proves nothing either way.)
+		return toTemporal(fmt.Errorf("%s: read back memberships: %w", target, err))
+	}
+	if len(gs) > 0 {
+		names := make([]string, len(gs))
+		for i, g := range gs {
+			names[i] = cmp.Or(g.Name, g.ID)
+		}
+		return permanent(ErrTypePostcondition, fmt.Errorf("%s: account %s read back still in %d group(s) (%s), expected none",
+			target, id, len(gs), strings.Join(names, ", ")))
+	}
+	return nil
+}
+
 // verifyMemberships reads the account's groups back once: every added
 // group present, every removed one gone.
 func verifyMemberships(ctx context.Context, rm connectors.RelationshipManager, target, id string, added, removed []string) error {
@@ -692,7 +717,7 @@ func (a *Activities) DeprovisionIdentity(ctx context.Context, in StepInput) (Ste
 	}
 	// Done when the target says so: the account reads back disabled (and
 	// without groups when they were to go), or absent.
-	gone := false
+	gone, groupsUnread := false, false
 	note, err := readBack(ctx, c, spec.Target, id, func(got *connectors.Account) string {
 		switch {
 		case got == nil:
@@ -703,8 +728,13 @@ func (a *Activities) DeprovisionIdentity(ctx context.Context, in StepInput) (Ste
 		case opts.RemoveGroups && derr == nil && len(got.Groups) > 0:
 			return fmt.Sprintf("still in %d group(s), expected none", len(got.Groups))
 		}
+		groupsUnread = got.Groups == nil
 		return ""
 	})
+	if err == nil && opts.RemoveGroups && derr == nil && !gone && groupsUnread {
+		// The account read says nothing of its groups: ask for them.
+		err = verifyNoGroups(ctx, c, spec.Target, id)
+	}
 	if err != nil && derr != nil && !errors.Is(derr, connectors.ErrNotFound) {
 		return StepResult{}, toTemporal(fmt.Errorf("%s: deprovision: %w", spec.Target, derr))
 	}

@@ -103,14 +103,16 @@ type decision struct {
 }
 
 type lifecycle struct {
-	in       LifecycleInput
-	plan     activities.Plan
-	steps    []StepInfo
-	attrs    map[string]string
-	outputs  map[string]map[string]string
-	secrets  map[string]activities.SecretRef
-	accounts map[string]string
-	idents   map[string]string
+	// reporting: the run waits on its state signal to the identity.
+	reporting bool
+	in        LifecycleInput
+	plan      activities.Plan
+	steps     []StepInfo
+	attrs     map[string]string
+	outputs   map[string]map[string]string
+	secrets   map[string]activities.SecretRef
+	accounts  map[string]string
+	idents    map[string]string
 	// made is what this run created (accounts, grants), listed on abort;
 	// created the accounts it created, by target (abort --rollback).
 	made    []string
@@ -326,7 +328,9 @@ func (r *lifecycle) registerHandlers(ctx workflow.Context) error {
 // running workflows replay.
 func (r *lifecycle) applied(ctx workflow.Context, d *decision) string {
 	msg := r.answer(d) // before the run clears what it waits on
-	_ = workflow.Await(ctx, func() bool { return r.decision != d })
+	// (Taking it reports Running to the identity, a signal the run waits
+	// for; the decision is applied right after.)
+	_ = workflow.Await(ctx, func() bool { return r.decision != d && !r.reporting })
 	return msg
 }
 
@@ -448,7 +452,9 @@ func (r *lifecycle) report(ctx workflow.Context, prev string) {
 	cs := ChildState{WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, State: r.state, FailedStep: r.waitingOn,
 		Details: r.details(ctx)}
 	// Best effort: the identity learns the final state from the result.
+	r.reporting = true
 	_ = workflow.SignalExternalWorkflow(ctx, parent.ID, "", contract.SignalChildState, cs).Get(ctx, nil)
+	r.reporting = false
 }
 
 // showDetails sets the run's current details (the UI's run page).

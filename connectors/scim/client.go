@@ -114,6 +114,10 @@ type Client struct {
 	// noMembersFilter: the provider answered 400 invalidFilter to
 	// members.value eq; memberships are found by listing /Groups.
 	noMembersFilter atomic.Bool
+	// userGroupsSeen: a User answer carried a groups attribute, so this
+	// provider returns it and an absent one means none (until then an
+	// absent one may only mean "not returned", and /Groups is asked).
+	userGroupsSeen atomic.Bool
 }
 
 var (

@@ -186,22 +186,27 @@ func (c *Client) Memberships(ctx context.Context, accountID string) ([]connector
 	if err := c.do(ctx, request{op: "read user", method: "GET", path: userPath(accountID)}, &r); err != nil {
 		return nil, err
 	}
-	if groups, ok := groupsOf(r, d); ok {
+	if groups, ok := c.groupsOf(r, d); ok {
 		return groups, nil
 	}
 	return c.listMemberships(ctx, accountID)
 }
 
-// groupsOf reads a User's groups attribute. ok is false when the answer says
-// nothing about groups: the attribute is absent and the provider's /Schemas
-// (d, when discovered) does not declare it. Absent but declared means none
-// (RFC 7644 §3.4.2: unassigned and empty are the same).
-func groupsOf(r resource, d *discovery) (groups []connectors.Group, ok bool) {
+// groupsOf reads a User's groups attribute. ok is false when the answer
+// does not settle the account's groups. Absent means none (RFC 7644
+// §3.4.2: unassigned and empty are the same) only when the provider's
+// /Schemas declares the attribute and it has been seen returning it: many
+// servers declare groups and never return it on Users, and taking that for
+// "no groups" would let a leaver keep its access.
+func (c *Client) groupsOf(r resource, d *discovery) (groups []connectors.Group, ok bool) {
 	if r == nil {
 		return nil, false
 	}
-	list, present := r["groups"].([]any)
-	if !present && (d == nil || !d.caps.SchemasDiscovered || d.schema.attr(coreUserURN, "groups") == nil) {
+	raw, present := r["groups"]
+	list, _ := raw.([]any)
+	if present {
+		c.userGroupsSeen.Store(true)
+	} else if d == nil || !d.caps.SchemasDiscovered || d.schema.attr(coreUserURN, "groups") == nil || !c.userGroupsSeen.Load() {
 		return nil, false
 	}
 	groups = make([]connectors.Group, 0, len(list))

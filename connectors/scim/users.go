@@ -373,13 +373,11 @@ func (c *Client) Deprovision(ctx context.Context, id string, o connectors.Deprov
 		return disabledBut("reading its group memberships", err)
 	}
 	// The write's answer usually carries the user's groups; a 204 does not.
-	groups, ok := groupsOf(got, d)
+	groups, ok := c.groupsOf(got, d)
 	switch {
 	case ok:
-	case got != nil: // the provider's users carry no groups attribute
+	default: // the answer does not settle them (or a 204 had no body)
 		groups, err = c.listMemberships(ctx, id)
-	default:
-		groups, err = c.Memberships(ctx, id)
 	}
 	if errors.Is(err, connectors.ErrNotFound) && !isType(err, "ScimUnsupported") {
 		return nil // deleted meanwhile
@@ -425,8 +423,8 @@ func (c *Client) Reactivate(ctx context.Context, id string) error {
 // ReadAccount reads the user by its SCIM id with one GET: the read-back
 // that verifies a write. ErrNotFound only when the user is absent. Groups
 // come from the User's groups attribute when the answer has it; when it does
-// not, Groups is empty if the provider's /Schemas declares the attribute
-// (absent means none) and nil otherwise (the answer says nothing). The
+// not, Groups is empty if absent means none (see groupsOf) and nil
+// otherwise (the answer says nothing: ask Memberships). The
 // first call of a Client discovers (as every write does), so the answer
 // does not depend on what the Client did before.
 func (c *Client) ReadAccount(ctx context.Context, id string) (*connectors.Account, error) {
@@ -448,7 +446,7 @@ func (c *Client) readUser(ctx context.Context, id string, d *discovery) (*connec
 		return nil, err
 	}
 	acct := c.account(r)
-	if groups, ok := groupsOf(r, d); ok {
+	if groups, ok := c.groupsOf(r, d); ok {
 		acct.Groups = groups
 	}
 	return acct, nil

@@ -57,6 +57,11 @@ func TestHostileSCIMLifecycle(t *testing.T) {
 			faults: []string{hostile.FaultNoGroups}, noGroups: true},
 		{name: "no user groups attribute", sw: hostile.SCIMSwitches{NoUserGroupsAttr: true},
 			faults: []string{hostile.FaultNoUserGroupsAttr}},
+		// Users never carry groups though /Schemas declares them, and the
+		// members filter is refused: absent is not "none" (a leaver left
+		// its groups in place and reported done this way).
+		{name: "users omit declared groups", sw: hostile.SCIMSwitches{OmitUserGroups: true, RejectMembersFilter: true},
+			faults: []string{hostile.FaultOmitUserGroups, hostile.FaultRejectMembersFilter}},
 		{name: "patch 204", sw: hostile.SCIMSwitches{Patch204: true},
 			faults: []string{hostile.FaultPatch204}},
 	}
@@ -408,7 +413,7 @@ func hostileSkip(t *testing.T, s *stack, wf, step string) {
 func hostileFaults(px *hostile.SCIMProxy) map[string]int {
 	out := map[string]int{}
 	for _, k := range []string{hostile.FaultRejectMembersFilter, hostile.FaultNoGroups, hostile.FaultNoUserGroupsAttr,
-		hostile.FaultPatch204, hostile.FaultMaxCount, hostile.FaultIgnoreExcluded} {
+		hostile.FaultPatch204, hostile.FaultMaxCount, hostile.FaultIgnoreExcluded, hostile.FaultOmitUserGroups} {
 		if n := px.Faults(k); n > 0 {
 			out[k] = n
 		}

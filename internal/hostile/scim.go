@@ -29,6 +29,9 @@
 //   - NoUserGroupsAttr: the groups attribute is stripped from every User in
 //     an answer (single resource and list) and from the core User schema
 //     in …/Schemas.
+//   - OmitUserGroups: the groups attribute is stripped from every User in
+//     an answer, while /Schemas still declares it (many servers never
+//     return it on Users): absent must not be read as "no groups".
 //   - Patch204: a successful PATCH is answered 204 with no body.
 //   - MaxCount: a list request's count above MaxCount is lowered to it
 //     before the peer sees it (counted when lowered).
@@ -65,6 +68,7 @@ const (
 	FaultMaxCount            = "max_count"
 	FaultIgnoreExcluded      = "ignore_excluded_attributes"
 	FaultDropWrites          = "drop_writes"
+	FaultOmitUserGroups      = "omit_user_groups"
 )
 
 // SCIMSwitches select the hostile behaviours; the zero value proxies
@@ -78,6 +82,9 @@ type SCIMSwitches struct {
 	// NoUserGroupsAttr: strip "groups" from every User in answers (single
 	// and list) and from the User schema in /Schemas.
 	NoUserGroupsAttr bool
+	// OmitUserGroups: strip "groups" from every User in answers, but
+	// leave the schema declaring it.
+	OmitUserGroups bool
 	// Patch204: a successful PATCH is answered 204 with no body.
 	Patch204 bool
 	// MaxCount > 0 caps the count of a list request at MaxCount, whatever
@@ -270,10 +277,10 @@ func (p *SCIMProxy) modify(resp *http.Response) error {
 		resp.Header.Del("Content-Type")
 		return nil
 	}
-	if !sw.NoUserGroupsAttr || !ok {
+	if !sw.NoUserGroupsAttr && !sw.OmitUserGroups || !ok {
 		return nil
 	}
-	users, schemas := segment(req.URL.Path, "Users"), segment(req.URL.Path, "Schemas")
+	users, schemas := segment(req.URL.Path, "Users"), segment(req.URL.Path, "Schemas") && sw.NoUserGroupsAttr
 	if !users && !schemas {
 		return nil
 	}
@@ -292,7 +299,11 @@ func (p *SCIMProxy) modify(resp *http.Response) error {
 		}
 	}
 	if changed {
-		p.fired(FaultNoUserGroupsAttr)
+		kind := FaultNoUserGroupsAttr
+		if !sw.NoUserGroupsAttr {
+			kind = FaultOmitUserGroups
+		}
+		p.fired(kind)
 		if data, err = json.Marshal(body); err != nil {
 			return err
 		}

@@ -89,6 +89,10 @@ func TestSCIMSwitches(t *testing.T) {
 				assert.NotContains(t, body, "groups")
 				assert.Contains(t, body, "userName")
 			}},
+		{"omit user groups (one user)", hostile.SCIMSwitches{OmitUserGroups: true}, "GET", "/scim/v2/Users/u1", hostile.FaultOmitUserGroups,
+			func(t *testing.T, status int, _ http.Header, body string) {
+				assert.NotContains(t, body, "groups")
+			}},
 		{"patch 204", hostile.SCIMSwitches{Patch204: true}, "PATCH", "/scim/v2/Users/u1", hostile.FaultPatch204,
 			func(t *testing.T, status int, _ http.Header, body string) {
 				assert.Equal(t, http.StatusNoContent, status)
