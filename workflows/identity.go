@@ -316,6 +316,12 @@ func (s *identity) enqueue(ctx workflow.Context, ev hr.Event) bool {
 		drop(hr.Terminate, hr.Hire, hr.Rehire)
 		if c := s.current; c != nil && c.kind == policy.KindJoiner && c.enableAt.After(workflow.Now(ctx)) {
 			c.cancel() // a joiner still waiting for its start date
+		} else if c != nil && c.kind != policy.KindLeaver && c.child != nil &&
+			workflow.GetVersion(ctx, "terminate-supersedes-waiting-run", workflow.DefaultVersion, 1) == 1 {
+			// A run waiting for an operator (or reaching that later) must
+			// not hold a termination back: it gives way, and the leaver
+			// runs. A run that goes on unaided finishes first.
+			c.child.SignalChildWorkflow(ctx, contract.SignalSupersede, nil)
 		}
 	case hr.Hire, hr.Rehire:
 		drop(hr.Hire, hr.Rehire) // a corrected hire moves the start date

@@ -592,7 +592,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			r.skipRest = r.superseded
 		}
 		if r.skipRest && st.Action != policy.ActionNotify {
-			row.State, row.Note, row.Time = StepSuperseded, "a rehire arrived: not run", workflow.Now(ctx)
+			row.State, row.Note, row.Time = StepSuperseded, "a newer HR event arrived: not run", workflow.Now(ctx)
 			continue
 		}
 		if st.Destructive && r.plan.Limited() && !r.permitted {
@@ -732,8 +732,15 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 	if state == contract.StateNeedsAttention {
 		r.alert(ctx, notice{outcome: notify.OnNeedsAttention, step: st.Name, err: reason})
 	}
-	if err := workflow.Await(ctx, func() bool { return r.decision != nil }); err != nil {
+	// A newer HR event the run must give way to (a termination, or a
+	// rehire of a leaver) ends the wait as an abort.
+	gives := workflow.GetVersion(ctx, "supersede-operator-wait", workflow.DefaultVersion, 1) == 1
+	if err := workflow.Await(ctx, func() bool { return r.decision != nil || gives && r.superseded }); err != nil {
 		return decision{}, err
+	}
+	if r.decision == nil {
+		r.decision = &decision{update: contract.UpdateAbort, record: Decision{Update: contract.UpdateAbort, Operator: "jml",
+			Reason: "superseded: a newer HR event for this person (a termination, or a rehire) is queued", Time: workflow.Now(ctx)}}
 	}
 	d := *r.decision
 	r.decision, r.waitingOn = nil, ""

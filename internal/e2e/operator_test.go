@@ -292,3 +292,42 @@ func countOf(xs []string, x string) (n int) {
 	}
 	return n
 }
+
+// TestTerminationSupersedesWaitingRun: a joiner waits for an operator (its
+// role group does not exist) when the person's termination arrives. The
+// termination does not queue behind it: the joiner gives way (aborted by
+// jml, reason recorded) and the leaver disables the account it made.
+func TestTerminationSupersedesWaitingRun(t *testing.T) {
+	s := newStack(t)
+	s.policy.Joiner = policy.Flow{Steps: []policy.Step{
+		{SyncIdentity: &policy.SyncIdentity{Target: "app", CreateAllowed: true,
+			Attributes: map[string]string{"user_name": "{email}", "given_name": "{first_name}"}}},
+		{Name: "app.role", ManageRelationships: &policy.ManageRelationships{Target: "app", Add: []string{"role-{title}"}}},
+	}}
+	s.worker(t, nil)
+	ctx := context.Background()
+	p := person(1)
+	p["title"] = "analyst"
+	emp := p["employee_id"]
+	_, err := deliver(ctx, s.c, hr.Event{EventID: emp + "-hire", Type: hr.Hire, Employee: p})
+	require.NoError(t, err)
+	joinerID := contract.LifecycleWorkflowID("joiner", emp, emp+"-hire")
+	s.waitCounts(t, map[string]int{`WorkflowType = 'Joiner' AND JmlState = 'NeedsAttention'`: 1})
+	acct, err := s.scim(t).FindAccount(ctx, connectors.Key{Attribute: "user_name", Value: p["email"]})
+	require.NoError(t, err)
+	require.True(t, acct.Active, "the joiner made the account before it stopped")
+
+	_, err = deliver(ctx, s.c, hr.Event{EventID: emp + "-term", Type: hr.Terminate, Employee: map[string]string{"employee_id": emp}})
+	require.NoError(t, err)
+	s.waitStatus(t, []string{emp}, contract.StatusDeprovisioned)
+
+	rows := s.steps(t, joinerID)
+	assert.Equal(t, workflows.StepAborted, rows["app.role"].State)
+	require.NotNil(t, rows["app.role"].Decision)
+	assert.Equal(t, "jml", rows["app.role"].Decision.Operator)
+	assert.Contains(t, rows["app.role"].Decision.Reason, "superseded")
+	acct, err = s.scim(t).ReadAccount(ctx, acct.ID)
+	require.NoError(t, err)
+	assert.False(t, acct.Active, "the leaver ran: the account reads back disabled")
+	assert.Zero(t, s.count(t, `WorkflowType = 'Joiner' AND JmlState = 'NeedsAttention'`))
+}
