@@ -67,6 +67,11 @@ func (p *Poller) fetchReport(ctx context.Context, name string, s policy.Source) 
 	if len(b) > maxReport {
 		return nil, "", fmt.Errorf("report %s: larger than %d bytes", name, maxReport)
 	}
+	if isHTML(resp.Header.Get("Content-Type"), b) {
+		// A sign-in or error page answered 200: read as a report of nobody,
+		// it would terminate everyone.
+		return nil, "", fmt.Errorf("report %s: GET %s answered an HTML page, not a report (a sign-in page after an expired session?)", name, redactURL(s.URL))
+	}
 	return b, formatOf(s.Format, req.URL.Path, resp.Header.Get("Content-Type"), b), nil
 }
 
@@ -149,6 +154,16 @@ func formatOf(format, name, contentType string, b []byte) string {
 		return "json"
 	}
 	return "csv"
+}
+
+// isHTML says whether an answer is a web page: by its Content-Type, or by
+// its first bytes when the server labels everything alike.
+func isHTML(contentType string, b []byte) bool {
+	if mt, _, err := mime.ParseMediaType(contentType); err == nil && (mt == "text/html" || mt == "application/xhtml+xml") {
+		return true
+	}
+	head := strings.ToLower(string(bytes.TrimSpace(b[:min(len(b), 512)])))
+	return strings.HasPrefix(head, "<!doctype html") || strings.HasPrefix(head, "<html")
 }
 
 // parseReport splits a report into rows. A row that cannot be read is a

@@ -40,6 +40,16 @@ func newReport(t *testing.T, token string) *report {
 			http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
 			return
 		}
+		switch req.URL.Path {
+		case "/login": // a sign-in page after an expired session, answered 200
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write([]byte("<!DOCTYPE html>\n<html><body>Please sign in</body></html>\n"))
+			return
+		case "/empty": // the header and nobody
+			w.Header().Set("Content-Type", "text/csv")
+			_, _ = w.Write([]byte("Employee ID,First Name\n"))
+			return
+		}
 		w.Header().Set("Content-Type", "text/csv")
 		_, _ = w.Write([]byte(r.body))
 	}))
@@ -214,6 +224,8 @@ func TestReportBadInput(t *testing.T) {
 			"down":   src(down, "RIGHT"),
 			"denied": src(rep.srv.URL+"/report?token=in-the-query", "WRONG"),
 			"rows":   src(rep.srv.URL+"/report", "RIGHT"),
+			"login":  src(rep.srv.URL+"/login", "RIGHT"),
+			"empty":  src(rep.srv.URL+"/empty", "RIGHT"),
 		},
 	}
 	rep.set("Employee ID,First Name\nE1,Ada\nE2,\"Bo\"b\n,Nobody\nE3,Cy\n")
@@ -231,6 +243,15 @@ func TestReportBadInput(t *testing.T) {
 	assert.Contains(t, st.LastError, "401 Unauthorized")
 	assert.NotContains(t, st.LastError, "in-the-query", "a URL's query may hold credentials")
 	assert.Contains(t, s.details(t, "denied"), "401 Unauthorized")
+
+	// A sign-in page or a report of nobody is a failed read: nothing is
+	// emitted (read as nobody, they would terminate everyone).
+	for name, want := range map[string]string{"login": "answered an HTML page", "empty": "no records"} {
+		st = s.status(t, name)
+		assert.Equal(t, contract.StateRetrying, st.State, name)
+		assert.Contains(t, st.LastError, want, name)
+		assert.Empty(t, st.Emitted, name)
+	}
 
 	st = s.status(t, "rows")
 	assert.Empty(t, st.LastError)

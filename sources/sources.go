@@ -301,6 +301,11 @@ func (p *Poller) pollReport(ctx context.Context, name string, src policy.Source,
 		return nil, nil, err // a network failure retries with backoff
 	}
 	rows, problems, err := parseReport(body, format, src.Records)
+	if err == nil && len(rows) == 0 && len(problems) == 0 {
+		// A report of nobody would terminate everyone: it is a failed
+		// read (an export that ran too early, a filter gone wrong).
+		err = errors.New("no records: an empty report is taken as a failed read, never as everyone leaving")
+	}
 	if err != nil {
 		return nil, nil, fail("SourceReport", fmt.Errorf("report %s: %w", name, err))
 	}
