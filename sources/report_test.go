@@ -2,6 +2,7 @@ package sources_test
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -199,7 +200,27 @@ func TestReportOverHTTPS(t *testing.T) {
 	assert.Equal(t, 8+missing, st.Emitted[hr.Terminate])
 	assert.Len(t, s.runsSoFar(), 50+missing, "discard: nothing runs")
 	assert.Equal(t, 8+missing, s.count(t, "WorkflowType = 'Leaver'"))
-	assert.Contains(t, strings.Join(st.Problems, "\n"), "discarded by an operator")
+	assert.Contains(t, strings.Join(st.Problems, "\n"), "an operator discarded")
+
+	// The discard holds back those terminations only: a new hire and a
+	// department change in a later report still run, and the discarded
+	// people still do not leave.
+	kept := slices.Clone(rest[len(rest)/5:])
+	kept[0].dept = "Audit"
+	kept = append(kept, person{"N001", "Nova", "Ops"})
+	rep.set(csvOf(kept))
+	before := maps.Clone(st.Emitted) // (counts since the poller started)
+	st = s.pollNow(t, "workday")
+	assert.Nil(t, st.Blocked)
+	assert.Equal(t, 1, st.Emitted[hr.Hire]-before[hr.Hire])
+	assert.Equal(t, 1, st.Emitted[hr.Change]-before[hr.Change])
+	assert.Equal(t, 0, st.Emitted[hr.Terminate]-before[hr.Terminate])
+	assert.Contains(t, strings.Join(st.Problems, "\n"), "terminations held back")
+	runs = s.waitRuns(t, 50+missing+2)
+	assert.Equal(t, map[string][]string{"joiner": {"N001"}, "mover": {kept[0].id}}, byKind(runs[50+missing:]))
+	st = s.pollNow(t, "workday")
+	assert.Nil(t, st.Blocked, "the discard stands while HR drops the same people")
+	assert.Equal(t, 8+missing, s.count(t, "WorkflowType = 'Leaver'"))
 }
 
 // TestReportBadInput: an unreachable source, a 401, a malformed CSV row

@@ -152,12 +152,17 @@ func (p *Poller) Poll(ctx context.Context, in workflows.SourcePollInput) (workfl
 		sum := sha256.Sum256([]byte(strings.Join(leavers, "\n")))
 		dg := hex.EncodeToString(sum[:8])
 		pct := 100 * float64(len(leavers)) / float64(known)
-		if pct > src.TerminateLimit() && dg != in.Release {
-			if dg == in.Discard {
-				res.Discarded = true
-				res.Problems = append(res.Problems, fmt.Sprintf("the poll discarded by an operator (%s) is unchanged: not applied", dg))
-				return res, nil
-			}
+		switch {
+		case pct <= src.TerminateLimit() || dg == in.Release:
+		case dg == in.Discard:
+			// The operator refused these terminations, not the hires and
+			// changes that come with them: those go on, and the leavers stay
+			// held for as long as HR drops the same people.
+			changes = slices.DeleteFunc(changes, func(c change) bool { return c.Type == hr.Terminate })
+			res.HeldBack = len(leavers)
+			res.Problems = append(res.Problems, fmt.Sprintf(
+				"%d terminations held back: the ones an operator discarded (%s); hires and changes applied", len(leavers), dg))
+		default:
 			res.Blocked = &workflows.SourceBlock{Digest: dg, Terminate: len(leavers), Known: known, Percent: pct,
 				Limit: src.TerminateLimit(), Hire: counts[hr.Hire] + counts[hr.Rehire], Change: counts[hr.Change], At: in.At,
 				Terminated: leavers[:min(len(leavers), 20)]}

@@ -120,11 +120,13 @@ type SourcePollInput struct {
 }
 
 // SourcePollResult is what a poll did. Blocked or Discarded: nothing was
-// delivered and the state stays as it was.
+// delivered and the state stays as it was. HeldBack: the terminations an
+// operator discarded were left out, the rest delivered.
 type SourcePollResult struct {
 	Every     time.Duration  `json:"every"` // the source's poll interval
 	Blocked   *SourceBlock   `json:"blocked,omitempty"`
-	Discarded bool           `json:"discarded,omitempty"`
+	Discarded bool           `json:"discarded,omitempty"` // (older workers: the whole poll)
+	HeldBack  int            `json:"held_back,omitempty"`
 	Cursor    string         `json:"cursor,omitempty"`
 	Snapshot  []byte         `json:"snapshot,omitempty"`
 	People    int            `json:"people"`
@@ -295,7 +297,10 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 			setSourceState(ctx, &in.Status, contract.StateIdle)
 			continue
 		}
-		in.Discard, in.FullNow, in.PollAt = "", false, time.Time{}
+		if res.HeldBack == 0 {
+			in.Discard = "" // (still held back: the discard stands)
+		}
+		in.FullNow, in.PollAt = false, time.Time{}
 		if res.More {
 			in.Status.NextPoll = in.Status.LastPoll
 		}
