@@ -361,20 +361,27 @@ func (a *Activities) update(ctx context.Context, c any, s connectors.AccountSync
 
 // correlationKeys are the attributes that tie an account to one person.
 // An account whose value differs from the rendered one belongs to someone
-// else; without any of them an account found by the unique identifier is
-// taken as this person's (adopted).
+// else; without any of them an active account found by the unique
+// identifier is taken as this person's (adopted).
 var correlationKeys = []string{"employee_id", "external_id", "employee_number"}
 
 // belongsTo reports whether acct may be the account of the person whose
-// rendered attributes are attrs.
+// rendered attributes are attrs. Values compare exactly: employee IDs EE1
+// and ee1 are two people. An account no one owns that is disabled is not
+// adopted: it is likely a former employee's, with their groups and
+// password.
 func belongsTo(acct *connectors.Account, attrs connectors.Attributes) bool {
+	owned := false
 	for _, k := range correlationKeys {
-		want, got := attrs[k], acct.Attributes[k]
-		if want != "" && got != "" && !strings.EqualFold(want, got) {
+		want, got := strings.TrimSpace(attrs[k]), strings.TrimSpace(acct.Attributes[k])
+		if got != "" {
+			owned = true
+		}
+		if want != "" && got != "" && want != got {
 			return false
 		}
 	}
-	return true
+	return owned || acct.Active
 }
 
 // find looks the account up by the unique identifier uid, trying keys in

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -303,4 +304,43 @@ func TestCanceledRunWipesVault(t *testing.T) {
 			assert.Eventually(t, func() bool { return s.vault.Len() == 0 }, 5*time.Second, 100*time.Millisecond)
 		})
 	}
+}
+
+// TestAdoptionIsCareful: a hire does not take over (1) a disabled account
+// no person owns — a former employee's, still in finance-admins — nor (2)
+// the account of an employee ID that differs only in case (EE1 / ee1 are
+// two people). Both wait for an operator with the account untouched.
+func TestAdoptionIsCareful(t *testing.T) {
+	s := newStack(t)
+	s.policy.Joiner.Steps = s.policy.Joiner.Steps[:2] // sync + groups
+	s.policy.Joiner.Steps[0].SyncIdentity.Attributes["employee_number"] = "{employee_id}"
+	s.worker(t, nil)
+	ctx := context.Background()
+	sc := s.scim(t)
+
+	former := person(300)
+	old, err := sc.CreateAccount(ctx, connectors.Attributes{"user_name": former["email"], "given_name": "Former"},
+		connectors.CreateOptions{Activate: false})
+	require.NoError(t, err)
+	admins, err := sc.EnsureGroup(ctx, connectors.Group{Name: "finance-admins"})
+	require.NoError(t, err)
+	require.NoError(t, sc.AddMember(ctx, admins.ID, old.ID))
+	require.NoError(t, sc.Deprovision(ctx, old.ID, connectors.DeprovisionOptions{}))
+	wf := s.mustDeliver(t, hr.Event{EventID: "former-hire", Type: hr.Hire, Employee: former}).WorkflowID
+	row := s.waitStep(t, wf, "app.sync_identity", workflows.StepFailed)
+	assert.Contains(t, row.LastError, "held by another person's account")
+	got := s.account(t, former["email"])
+	assert.False(t, got.Active, "not re-enabled")
+	assert.Equal(t, "Former", got.Attributes["given_name"], "not rewritten")
+
+	upper := person(301)
+	upper["employee_id"] = "EE1"
+	s.mustDeliver(t, hr.Event{EventID: "EE1-hire", Type: hr.Hire, Employee: upper})
+	s.waitStatus(t, []string{"EE1"}, contract.StatusActive)
+	lower := maps.Clone(upper)
+	lower["employee_id"] = "ee1"
+	wf = s.mustDeliver(t, hr.Event{EventID: "ee1-hire", Type: hr.Hire, Employee: lower}).WorkflowID
+	row = s.waitStep(t, wf, "app.sync_identity", workflows.StepFailed)
+	assert.Contains(t, row.LastError, "held by another person's account")
+	assert.Equal(t, "EE1", s.account(t, upper["email"]).Attributes["employee_number"], "EE1's account stays EE1's")
 }
