@@ -930,7 +930,15 @@ func (a *Activities) restRequest(ctx context.Context, in StepInput, spec *policy
 	for _, ref := range refs {
 		sr, ok := in.Secrets[ref]
 		if !ok {
-			continue // not a secret of this run: renders from outputs
+			et, attr, _ := strings.Cut(ref, ".")
+			if outputs[et][attr] != "" {
+				continue // not a secret of this run: renders from outputs
+			}
+			// Sending "" would tell the receiver a password that is not the
+			// account's: an adopted or linked account keeps its own.
+			return rest.Request{}, StepResult{}, permanent(ErrTypeNoPassword, fmt.Errorf(
+				"%s: no password of this run to send for {%s}: the account was adopted or linked and keeps its own password; "+
+					"skip this step, or set a password yourself and hand it over", in.Step.Name, ref))
 		}
 		s, err := a.cfg.Vault.Get(sr.Handle)
 		if errors.Is(err, secret.ErrUnknownHandle) {

@@ -16,6 +16,10 @@ import (
 // read back: the run goes to an operator with what was expected and read.
 const ErrTypePostcondition = "PostconditionFailed"
 
+// ErrTypeNoPassword: a step would send a password this run never set (the
+// account was adopted or linked); it is not sent empty.
+const ErrTypeNoPassword = "NoPassword"
+
 // rereads are the pauses before reading back again when the first read
 // disagrees: some targets (Entra) are eventually consistent. A read that
 // agrees at once costs exactly one request.

@@ -344,3 +344,26 @@ func TestAdoptionIsCareful(t *testing.T) {
 	assert.Contains(t, row.LastError, "held by another person's account")
 	assert.Equal(t, "EE1", s.account(t, upper["email"]).Attributes["employee_number"], "EE1's account stays EE1's")
 }
+
+// TestHandOffOfAdoptedAccountSendsNoEmptyPassword: the joiner adopts an
+// existing account (its password kept), so the portal step has no password
+// of this run to send: it waits for an operator instead of posting "".
+func TestHandOffOfAdoptedAccountSendsNoEmptyPassword(t *testing.T) {
+	s := newStack(t)
+	s.worker(t, nil)
+	ctx := context.Background()
+	p := person(310)
+	pw := secret.New("Existing-Pa55word-310")
+	_, err := s.scim(t).CreateAccount(ctx, connectors.Attributes{"user_name": p["email"], "given_name": p["first_name"]},
+		connectors.CreateOptions{Password: &pw, Activate: true})
+	require.NoError(t, err)
+	wf := s.mustDeliver(t, hr.Event{EventID: "adopt-hire", Type: hr.Hire, Employee: p}).WorkflowID
+	row := s.waitStep(t, wf, "portal.account", workflows.StepFailed)
+	assert.Contains(t, row.LastError, "NoPassword")
+	assert.Contains(t, row.LastError, "keeps its own password")
+	assert.Contains(t, s.steps(t, wf)["app.sync_identity"].Note, activities.NoteAdopted)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assert.Empty(t, s.passwords, "nothing reached the portal")
+	assert.Zero(t, s.rejected)
+}
