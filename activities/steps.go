@@ -497,22 +497,49 @@ func (a *Activities) accountID(ctx context.Context, c any, target string, in Ste
 	return "", nil
 }
 
-func (a *Activities) renderList(tmpls []string, attrs map[string]string, in StepInput) ([]string, error) {
+func (a *Activities) renderList(tmpls []string, attrs map[string]string, in StepInput) (names, blank []string, err error) {
 	env, err := a.env(attrs, in)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []string
 	for _, t := range tmpls {
+		if empty := blankAttrs(t, attrs); len(empty) > 0 {
+			blank = append(blank, fmt.Sprintf("%s (%s empty)", t, strings.Join(empty, ", ")))
+			continue
+		}
 		v, err := render(t, env)
 		if err != nil {
-			return nil, permanent("PolicyInvalid", fmt.Errorf("group %q: %v", t, err))
+			return nil, nil, permanent("PolicyInvalid", fmt.Errorf("group %q: %v", t, err))
 		}
-		if v != "" && !slices.Contains(out, v) {
-			out = append(out, v)
+		if v != "" && !slices.Contains(names, v) {
+			names = append(names, v)
 		}
 	}
-	return out, nil
+	return names, blank, nil
+}
+
+// blankAttrs lists the attributes of a group template when every one of
+// them is empty: "dept-{department}" for a person without a department,
+// or a misspelt attribute, names no group ("dept-" would be one group
+// for everyone). Nil when the template names a group.
+func blankAttrs(tmpl string, attrs map[string]string) []string {
+	t, err := transform.Parse(tmpl)
+	if err != nil {
+		return nil // render reports it
+	}
+	var empty []string
+	for _, r := range t.Refs() {
+		if r.Entity != "" {
+			return nil // a step output, not the person's attribute
+		}
+		if strings.TrimSpace(attrs[r.Attr]) != "" {
+			return nil
+		}
+		if !slices.Contains(empty, r.Attr) {
+			empty = append(empty, r.Attr)
+		}
+	}
+	return empty
 }
 
 // GroupDiff is the mover rule: groups rendered from the old attributes and
@@ -534,7 +561,7 @@ func GroupDiff(oldGroups, newGroups []string) (add, remove []string) {
 // resolveGroups turns group names into target group IDs (creating missing
 // ones when allowed). A connector without GroupFinder takes names as IDs.
 func (a *Activities) resolveGroups(ctx context.Context, c any, target string, tmpls []string, attrs map[string]string, in StepInput, create bool) ([]string, error) {
-	names, err := a.renderList(tmpls, attrs, in)
+	names, _, err := a.renderList(tmpls, attrs, in)
 	if err != nil {
 		return nil, err
 	}
@@ -589,16 +616,16 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 	if id == "" {
 		return StepResult{}, permanent(ErrTypeNotFound, fmt.Errorf("%s: no account to manage", spec.Target))
 	}
-	add, err := a.renderList(spec.Add, in.Attributes, in)
+	add, blank, err := a.renderList(spec.Add, in.Attributes, in)
 	if err != nil {
 		return StepResult{}, err
 	}
-	remove, err := a.renderList(spec.Remove, in.Attributes, in)
+	remove, _, err := a.renderList(spec.Remove, in.Attributes, in)
 	if err != nil {
 		return StepResult{}, err
 	}
 	if in.OldAttributes != nil {
-		oldAdd, err := a.renderList(spec.Add, in.OldAttributes, in)
+		oldAdd, _, err := a.renderList(spec.Add, in.OldAttributes, in)
 		if err != nil {
 			return StepResult{}, err
 		}
@@ -636,6 +663,9 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 		}
 	}
 	note := fmt.Sprintf("%d added, %d removed", len(addIDs), len(removeIDs))
+	if len(blank) > 0 {
+		note += "; not granted, no value: " + strings.Join(blank, "; ")
+	}
 	if len(addIDs)+len(removeIDs) > 0 {
 		if err := verifyMemberships(ctx, rm, spec.Target, id, addIDs, removeIDs); err != nil {
 			return StepResult{}, err

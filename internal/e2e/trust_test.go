@@ -367,3 +367,23 @@ func TestHandOffOfAdoptedAccountSendsNoEmptyPassword(t *testing.T) {
 	assert.Empty(t, s.passwords, "nothing reached the portal")
 	assert.Zero(t, s.rejected)
 }
+
+// TestGroupOfEmptyAttributeIsNotGranted: "dept-{department}" for a person
+// without a department (or with the attribute misspelt in the policy)
+// names no group: the step grants the others and says which it did not;
+// no "dept-" group appears at the peer to collect everyone.
+func TestGroupOfEmptyAttributeIsNotGranted(t *testing.T) {
+	s := newStack(t)
+	s.policy.Joiner.Steps = s.policy.Joiner.Steps[:2] // sync + groups (everyone, dept-{department})
+	s.worker(t, nil)
+	p := person(320)
+	delete(p, "department")
+	wf := s.mustDeliver(t, hr.Event{EventID: "nodept-hire", Type: hr.Hire, Employee: p}).WorkflowID
+	s.waitStatus(t, []string{p["employee_id"]}, contract.StatusActive)
+	row := s.steps(t, wf)["app.manage_relationships"]
+	assert.Equal(t, workflows.StepDone, row.State)
+	assert.Contains(t, row.Note, "1 added")
+	assert.Contains(t, row.Note, "not granted, no value: dept-{department} (department empty)")
+	_, err := s.scim(t).FindGroup(context.Background(), "dept-")
+	assert.ErrorIs(t, err, connectors.ErrNotFound, "no group named from nothing")
+}
