@@ -518,28 +518,14 @@ func (a *Activities) renderList(tmpls []string, attrs map[string]string, in Step
 	return names, blank, nil
 }
 
-// blankAttrs lists the attributes of a group template when every one of
-// them is empty: "dept-{department}" for a person without a department,
-// or a misspelt attribute, names no group ("dept-" would be one group
-// for everyone). Nil when the template names a group.
+// blankAttrs: see transform.Template.EmptyAttrs (render reports a
+// template that does not parse).
 func blankAttrs(tmpl string, attrs map[string]string) []string {
 	t, err := transform.Parse(tmpl)
 	if err != nil {
-		return nil // render reports it
+		return nil
 	}
-	var empty []string
-	for _, r := range t.Refs() {
-		if r.Entity != "" {
-			return nil // a step output, not the person's attribute
-		}
-		if strings.TrimSpace(attrs[r.Attr]) != "" {
-			return nil
-		}
-		if !slices.Contains(empty, r.Attr) {
-			empty = append(empty, r.Attr)
-		}
-	}
-	return empty
+	return t.EmptyAttrs(attrs)
 }
 
 // GroupDiff is the mover rule: groups rendered from the old attributes and

@@ -119,6 +119,23 @@ func (t *Template) Refs() []Ref { return t.refs }
 // Calls lists every function call, including those inside arguments.
 func (t *Template) Calls() []Call { return t.calls }
 
+// EmptyAttrs lists the person's attributes the template refers to when it
+// refers to some and every one is empty in attrs (a template with a step
+// output or none is nil). A group template such as "dept-{department}" then
+// names no group: "dept-" would be one group for everyone without one.
+func (t *Template) EmptyAttrs(attrs map[string]string) []string {
+	var empty []string
+	for _, r := range t.refs {
+		if r.Entity != "" || strings.TrimSpace(attrs[r.Attr]) != "" {
+			return nil
+		}
+		if !slices.Contains(empty, r.Attr) {
+			empty = append(empty, r.Attr)
+		}
+	}
+	return empty
+}
+
 // IsConstant reports whether the template has no placeholders.
 func (t *Template) IsConstant() bool {
 	for _, p := range t.parts {
