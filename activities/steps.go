@@ -28,7 +28,7 @@ const (
 	NoteAdopted             = "existing account adopted; its password kept"
 	NotePasswordSet         = "password set: an earlier attempt of this step may have created the account"
 	NotePasswordSetByPolicy = "existing account adopted; password set (on_existing_account: set_password)"
-	NotePasswordReissued    = "password re-issued: the worker that held it is gone"
+	NotePasswordReissued    = "password re-issued: the one set earlier is no longer held (a run that waited for an operator or moved workers does not keep it)"
 	NoteNoAccount           = "no account: nothing to do"
 )
 

@@ -153,6 +153,10 @@ const (
 	StateRetrying           = "Retrying" // a source poller whose last poll failed
 )
 
+// States lists every JmlState value, for checking what a user typed.
+var States = []string{StateWaiting, StateRunning, StateNeedsAttention, StateBlocked, StateCompleted,
+	StateCompletedWithSkips, StateAborted, StateIdle, StateRetrying}
+
 // IdentityMemoKey is the memo key under which an Identity workflow
 // publishes its IdentityRecord (workflows.PublishIdentity, read by
 // activities.TemporalDirectory). Memos go through the workers' data

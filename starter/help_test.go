@@ -32,3 +32,22 @@ func TestEverySubcommandHelp(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "commands:")
 }
+
+// TestOperatorTyposAreRefused: a mistyped state would list nothing (read
+// as "no stuck runs"), and a discard without the digest would refuse
+// terminations nobody looked at: both exit 2 before dialling Temporal.
+func TestOperatorTyposAreRefused(t *testing.T) {
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1") // nothing listens there
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"list", "--state", "needsattention"}, `--state "needsattention" is not a JmlState`},
+		{[]string{"list", "--state", "Bogus"}, "NeedsAttention"},
+		{[]string{"sources", "discard", "hr"}, "--digest is required"},
+	} {
+		code, _, errs := starter(t, tc.args...)
+		assert.Equal(t, 2, code, tc.args)
+		assert.Contains(t, errs, tc.want, tc.args)
+	}
+}

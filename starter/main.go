@@ -106,10 +106,11 @@ commands:
   import FILE [--dry-run]        import events from CSV or JSONL (columns mapped by the policy)
   preview --policy P --event E  show what a policy would do for an event, touching nothing
   preview --policy P --population PEOPLE.csv [--against OLD.yaml] [--json]  dry run over a whole HR export (exit 1: conflicts)
+  targets check --policy P      reach every target of a policy: auth, discovery, the capabilities the policy uses
   post EVENT.json               send an HR event to the intake (signed with JML_INTAKE_HMAC_SECRET)
   status EMPLOYEE_ID            step table of a person's current run
   list [--needs-attention|--blocked|--state S]  runs waiting for an operator
-  retry EMPLOYEE_ID [--step S] [--set attr=value]…  re-run the failed step (--set corrects an attribute; repeatable)
+  retry EMPLOYEE_ID [--step S] [--set attr=value]…  re-run the failed step (--set corrects an attribute for it and later steps; steps already done keep the old value until the next attribute sync)
   skip EMPLOYEE_ID --step S [--cascade]  skip the failed step (--cascade: and the steps that use its outputs)
   abort EMPLOYEE_ID             stop the run (state Aborted)
   release EMPLOYEE_ID | --all   release a run (or, after a confirmation, every run) blocked by the safety limit

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -293,6 +294,11 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	want := contract.StateNeedsAttention
+	if *state != "" && !slices.Contains(contract.States, *state) {
+		// A typo would list nothing and read as "no stuck runs".
+		fmt.Fprintf(stderr, "starter list: --state %q is not a JmlState; one of %s (case matters)\n", *state, strings.Join(contract.States, ", "))
+		return 2
+	}
 	switch {
 	case *state != "":
 		want = *state

@@ -22,8 +22,8 @@ import (
 
 const sourcesUsage = `usage: starter sources [--json]                 every source: state, last poll, cursor, events emitted, last error
        starter sources poll NAME [--full] [--json]  poll now and print the result (--full: read the whole source)
-       starter sources release NAME [--digest D] [--reason R]  apply a Blocked poll (its leavers run)
-       starter sources discard NAME [--digest D] [--reason R]  drop a Blocked poll (nothing runs)
+       starter sources release NAME [--digest D] [--reason R]  apply a Blocked poll (its leavers run; re-read and judged again without --digest)
+       starter sources discard NAME --digest D [--reason R]    refuse a Blocked poll's terminations (hires and changes go on)
 `
 
 // runSources is the operator view of the policy's sources of identity
@@ -50,6 +50,11 @@ func runSources(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "starter sources: bad arguments\n%s", sourcesUsage)
+		return 2
+	}
+	if verb == "discard" && *digest == "" {
+		// Discarding blind could refuse terminations nobody looked at.
+		fmt.Fprintf(stderr, "starter sources discard: --digest is required (the Blocked poll's digest, from starter sources)\n%s", sourcesUsage)
 		return 2
 	}
 	update := map[string]string{"poll": contract.UpdateSourcePoll, "release": contract.UpdateSourceRelease, "discard": contract.UpdateSourceDiscard}[verb]

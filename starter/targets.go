@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/jml-dev/jml/connectors"
@@ -87,7 +88,11 @@ func printTargets(w io.Writer, reports []targets.Report) {
 		}
 		fmt.Fprintf(w, "%s (%s)\n", r.Target, r.Type)
 		if r.Error != "" {
-			fmt.Fprintf(w, "  UNREACHABLE: %s\n", r.Error)
+			label := "UNREACHABLE"
+			if strings.Contains(r.Error, "401") || strings.Contains(r.Error, "403") {
+				label = "REFUSED (check the credential)" // it answered: not a network problem
+			}
+			fmt.Fprintf(w, "  %s: %s\n", label, r.Error)
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, c := range r.Capabilities {

@@ -346,7 +346,8 @@ func (r *lifecycle) answer(d *decision) string {
 		}
 		msg := fmt.Sprintf("retrying %s (attempt %d)", step, n)
 		if len(d.attrs) > 0 {
-			msg += " with " + strings.Join(slices.Sorted(maps.Keys(d.attrs)), ", ") + " corrected"
+			msg += " with " + strings.Join(slices.Sorted(maps.Keys(d.attrs)), ", ") + " corrected" +
+				" (for this step and the later ones; steps already done keep the old value until the next attribute sync)"
 		}
 		return msg
 	case contract.UpdateSkipStep:
