@@ -615,8 +615,10 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 		if err != nil {
 			return StepResult{}, err
 		}
-		var drop []string
-		add, drop = GroupDiff(oldAdd, add)
+		// Every group the new attributes grant is ensured, not only the
+		// new ones: an earlier run may not have granted them (aborted), or
+		// someone took them away at the target.
+		_, drop := GroupDiff(oldAdd, add)
 		remove = append(remove, drop...)
 	}
 	addIDs, err := a.groupIDs(ctx, c, spec.Target, add, spec.CreateMissing, false)
@@ -637,6 +639,17 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 		if removeIDs, err = a.groupIDs(ctx, c, spec.Target, remove, false, true); err != nil {
 			return StepResult{}, err
 		}
+	}
+	if in.OldAttributes != nil && !spec.RemoveAll {
+		// A mover writes only what differs: one read of the account's
+		// groups, so the note counts real changes.
+		gs, err := rm.Memberships(ctx, id)
+		if err != nil {
+			return StepResult{}, toTemporal(fmt.Errorf("%s: memberships: %w", spec.Target, err))
+		}
+		in := func(g string) bool { return slices.ContainsFunc(gs, func(m connectors.Group) bool { return m.ID == g }) }
+		addIDs = slices.DeleteFunc(addIDs, in)
+		removeIDs = slices.DeleteFunc(removeIDs, func(g string) bool { return !in(g) })
 	}
 	for _, g := range removeIDs {
 		if err := rm.RemoveMember(ctx, g, id); err != nil {

@@ -48,7 +48,12 @@ type IdentityInput struct {
 	Version    int               `json:"version,omitempty"`
 	Handled    []string          `json:"handled,omitempty"`    // event IDs already processed (bounded)
 	Pending    []hr.Event        `json:"pending,omitempty"`    // queued events not yet run
-	Attributes map[string]string `json:"attributes,omitempty"` // last applied employee attributes (mover diff)
+	Attributes map[string]string `json:"attributes,omitempty"` // HR's latest word on the person
+	// Applied, when set, are the attributes the targets were last brought
+	// to, behind Attributes because a run since did not complete (aborted,
+	// failed): a mover diffs from them, so what that run did not write is
+	// written. Nil: the same as Attributes.
+	Applied map[string]string `json:"applied,omitempty"`
 	Status     string            `json:"status,omitempty"`     // "", active, deprovisioned
 	// Accounts are the account IDs by target name made by earlier runs
 	// (leaver and mover steps act on them).

@@ -422,8 +422,12 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	if schedErr != "" {
 		in.EffectiveAt = ev.EffectiveAt
 	}
+	applied := s.in.Applied
+	if applied == nil {
+		applied = s.in.Attributes
+	}
 	if kind == policy.KindMover {
-		in.OldAttributes = s.in.Attributes
+		in.OldAttributes = applied
 		if s.hostQueues && s.publish {
 			// HR's new word is published before the mover writes it, so a
 			// scheduled attribute sync in between does not write the old
@@ -460,8 +464,12 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	cancel()
 	if !temporal.IsWorkflowExecutionAlreadyStartedError(err) {
 		// HR's latest word, whatever the run's outcome: the next event's
-		// lookups and diffs start from it.
+		// lookups start from it. Until a run completes, movers diff from
+		// what was last applied.
 		s.in.Attributes = attrs
+		if err != nil || !completed(res.State) {
+			s.in.Applied = applied
+		}
 	}
 	switch {
 	case err == nil:
@@ -483,7 +491,7 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	if !completed(res.State) {
 		return // aborted: the status stays as it was
 	}
-	s.in.Attributes = res.Attributes // with an operator's corrections
+	s.in.Attributes, s.in.Applied = res.Attributes, nil // with an operator's corrections
 	switch kind {
 	case policy.KindJoiner:
 		s.in.Status = contract.StatusActive

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -386,4 +387,58 @@ func TestGroupOfEmptyAttributeIsNotGranted(t *testing.T) {
 	assert.Contains(t, row.Note, "not granted, no value: dept-{department} (department empty)")
 	_, err := s.scim(t).FindGroup(context.Background(), "dept-")
 	assert.ErrorIs(t, err, connectors.ErrNotFound, "no group named from nothing")
+}
+
+// groupNames are the account's groups at the peer, by name.
+func (s *stack) groupNames(t *testing.T, accountID string) []string {
+	t.Helper()
+	gs, err := s.scim(t).Memberships(context.Background(), accountID)
+	require.NoError(t, err)
+	var out []string
+	for _, g := range gs {
+		out = append(out, g.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestMoverAfterAbortedMoverApplies: a department change stops (its new
+// group is missing) and is aborted; HR sends the change again once the
+// group exists. The second mover diffs from what was applied, not from
+// HR's word the aborted run left behind, so the groups move. A mover also
+// ensures every group it grants: one taken away by hand comes back with
+// the next change.
+func TestMoverAfterAbortedMoverApplies(t *testing.T) {
+	s := newStack(t)
+	s.policy.Joiner.Steps = s.policy.Joiner.Steps[:2]
+	s.policy.Mover.Steps[1].ManageRelationships.CreateMissing = false
+	s.worker(t, nil)
+	ctx := context.Background()
+	p := person(330)
+	emp := p["employee_id"]
+	s.mustDeliver(t, hr.Event{EventID: "h", Type: hr.Hire, Employee: p})
+	s.waitStatus(t, []string{emp}, contract.StatusActive)
+	acct := s.account(t, p["email"])
+	require.Equal(t, []string{"dept-eng", "everyone"}, s.groupNames(t, acct.ID))
+
+	change := map[string]string{"employee_id": emp, "department": "qa"}
+	wf := s.mustDeliver(t, hr.Event{EventID: "c1", Type: hr.Change, Employee: change}).WorkflowID
+	s.waitStep(t, wf, "app.manage_relationships", workflows.StepFailed)
+	require.NoError(t, s.operator(ctx, emp, contract.UpdateAbort, workflows.StepRequest{Reason: "dept-qa not set up yet"}))
+	s.waitStatus(t, []string{emp}, contract.StatusActive)
+
+	_, err := s.scim(t).EnsureGroup(ctx, connectors.Group{Name: "dept-qa"})
+	require.NoError(t, err)
+	wf = s.mustDeliver(t, hr.Event{EventID: "c2", Type: hr.Change, Employee: change}).WorkflowID
+	s.waitStatus(t, []string{emp}, contract.StatusActive)
+	assert.Equal(t, "1 added, 1 removed", s.steps(t, wf)["app.manage_relationships"].Note)
+	assert.Equal(t, []string{"dept-qa", "everyone"}, s.groupNames(t, acct.ID))
+
+	everyone, err := s.scim(t).FindGroup(ctx, "everyone")
+	require.NoError(t, err)
+	require.NoError(t, s.scim(t).RemoveMember(ctx, everyone.ID, acct.ID))
+	wf = s.mustDeliver(t, hr.Event{EventID: "c3", Type: hr.Change, Employee: map[string]string{"employee_id": emp, "title": "lead"}}).WorkflowID
+	s.waitStatus(t, []string{emp}, contract.StatusActive)
+	assert.Equal(t, "1 added, 0 removed", s.steps(t, wf)["app.manage_relationships"].Note)
+	assert.Equal(t, []string{"dept-qa", "everyone"}, s.groupNames(t, acct.ID))
 }
