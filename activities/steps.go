@@ -647,9 +647,11 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 		if err != nil {
 			return StepResult{}, toTemporal(fmt.Errorf("%s: memberships: %w", spec.Target, err))
 		}
-		in := func(g string) bool { return slices.ContainsFunc(gs, func(m connectors.Group) bool { return m.ID == g }) }
-		addIDs = slices.DeleteFunc(addIDs, in)
-		removeIDs = slices.DeleteFunc(removeIDs, func(g string) bool { return !in(g) })
+		has := func(g string) bool {
+			return slices.ContainsFunc(gs, func(m connectors.Group) bool { return m.ID == g })
+		}
+		addIDs = slices.DeleteFunc(addIDs, has)
+		removeIDs = slices.DeleteFunc(removeIDs, func(g string) bool { return !has(g) })
 	}
 	for _, g := range removeIDs {
 		if err := rm.RemoveMember(ctx, g, id); err != nil {

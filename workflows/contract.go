@@ -54,7 +54,7 @@ type IdentityInput struct {
 	// failed): a mover diffs from them, so what that run did not write is
 	// written. Nil: the same as Attributes.
 	Applied map[string]string `json:"applied,omitempty"`
-	Status     string            `json:"status,omitempty"`     // "", active, deprovisioned
+	Status  string            `json:"status,omitempty"` // "", active, deprovisioned
 	// Accounts are the account IDs by target name made by earlier runs
 	// (leaver and mover steps act on them).
 	Accounts map[string]string `json:"accounts,omitempty"`
