@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -76,6 +77,23 @@ func TestTargetsCheck(t *testing.T) {
 		assert.Contains(t, out, "step leaver.app.deprovision_identity needs memberships")
 		assert.Positive(t, px.Faults(hostile.FaultNoGroups))
 	})
+}
+
+// TestTargetsCheckUnmappedAttribute: an attribute the target's /Schemas
+// does not have fails every sync at run time (ScimMapping); targets check
+// says so first, naming the step and the attribute (exit 1).
+func TestTargetsCheckUnmappedAttribute(t *testing.T) {
+	peer := scimtest.Start(t)
+	t.Setenv("APP_TOKEN", peer.Token)
+	path := checkPolicy(t, peer.BaseURL)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(b), "user_name: '{email}'",
+		"user_name: '{email}', favourite_colour: '{colour}'", 1)), 0o600))
+	code, out, errs := runCmd(t, "targets", "check", "--policy", path)
+	require.Equal(t, 1, code, "%s\n%s", out, errs)
+	assert.Contains(t, out, "step joiner.app.sync_identity needs schemas")
+	assert.Contains(t, out, `favourite_colour`)
 }
 
 func TestTargetsHelp(t *testing.T) {

@@ -62,7 +62,45 @@ func Check(ctx context.Context, p *policy.Policy, o Options, write bool) []Repor
 				r.Missing = append(r.Missing, n)
 			}
 		}
+		r.Missing = append(r.Missing, unmapped(ctx, c, p, name)...)
 		out = append(out, r)
+	}
+	return out
+}
+
+// namedFlow is a flow of the policy and its kind.
+type namedFlow struct {
+	name string
+	flow policy.Flow
+}
+
+func flows(p *policy.Policy) []namedFlow {
+	return []namedFlow{{policy.KindJoiner, p.Joiner}, {policy.KindMover, p.Mover}, {policy.KindLeaver, p.Leaver}, {policy.KindRehire, p.Rehire}}
+}
+
+// attributeValidator is a connector that checks attribute names against
+// the target's own schema (SCIM /Schemas) before any event runs.
+type attributeValidator interface {
+	ValidateAttributes(ctx context.Context, names ...string) error
+}
+
+// unmapped lists the sync steps on target whose attributes the target's
+// schema does not have, which would fail at run time (ScimMapping).
+func unmapped(ctx context.Context, c any, p *policy.Policy, target string) []Need {
+	v, ok := c.(attributeValidator)
+	if !ok {
+		return nil
+	}
+	var out []Need
+	for _, f := range flows(p) {
+		for _, s := range f.flow.Steps {
+			if s.SyncIdentity == nil || s.SyncIdentity.Target != target {
+				continue
+			}
+			if err := v.ValidateAttributes(ctx, slices.Sorted(maps.Keys(s.SyncIdentity.Attributes))...); err != nil {
+				out = append(out, Need{Step: f.name + "." + policy.StepName(s), Capability: "schemas", Detail: err.Error()})
+			}
+		}
 	}
 	return out
 }
@@ -161,10 +199,7 @@ func Needs(p *policy.Policy) map[string][]Need {
 			out[target] = append(out[target], Need{Step: step, Capability: c})
 		}
 	}
-	for _, f := range []struct {
-		name string
-		flow policy.Flow
-	}{{policy.KindJoiner, p.Joiner}, {policy.KindMover, p.Mover}, {policy.KindLeaver, p.Leaver}, {policy.KindRehire, p.Rehire}} {
+	for _, f := range flows(p) {
 		for _, s := range f.flow.Steps {
 			step := f.name + "." + policy.StepName(s)
 			switch {
