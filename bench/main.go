@@ -81,11 +81,11 @@ type row struct {
 	// CPUms is processor time per completed workflow (minimal) or joiner:
 	// this process (server, in-process workers, proxies) plus the worker
 	// processes, not the target peer.
-	CPUms float64 `json:"cpu_ms_per_workflow,omitempty"`
-	Reads   int       `json:"target_reads,omitempty"`
-	Writes  int       `json:"target_writes"`
-	Failed  int       `json:"failed_workflows"`
-	Note    string    `json:"note,omitempty"`
+	CPUms  float64 `json:"cpu_ms_per_workflow,omitempty"`
+	Reads  int     `json:"target_reads,omitempty"`
+	Writes int     `json:"target_writes"`
+	Failed int     `json:"failed_workflows"`
+	Note   string  `json:"note,omitempty"`
 }
 
 // phaseMS is the median time between two milestones of a hire.
