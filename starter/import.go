@@ -101,6 +101,10 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stderr, "starter import: %v\n", err)
 			return 2
 		}
+	} else {
+		// Rows the policy would refuse then start runs that stop at plan.
+		fmt.Fprintln(stderr, "starter import: no --policy (or JML_POLICY): rows are checked as HR events only, not against the policy's "+
+			"required attributes and column mapping; a row missing one starts a run that stops for an operator")
 	}
 	o.eventType = *eventType
 	if o.eventType == "" && o.policy != nil {

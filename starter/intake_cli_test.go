@@ -261,3 +261,12 @@ func TestImportProgressLineWithoutTerminal(t *testing.T) {
 	p.draw(true)
 	assert.Equal(t, 1, strings.Count(b.String(), "\n"), "the summary on stdout is the last word")
 }
+
+func TestImportWithoutPolicyWarns(t *testing.T) {
+	t.Setenv("JML_POLICY", "")
+	path, _ := writeCSV(t, 3, nil)
+	code, out, errs := starter(t, "import", "--dry-run", path)
+	require.Equal(t, 0, code, errs)
+	assert.Regexp(t, `would start\s+3\n`, out)
+	assert.Contains(t, errs, "no --policy (or JML_POLICY): rows are checked as HR events only")
+}
