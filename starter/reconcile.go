@@ -21,7 +21,7 @@ import (
 )
 
 const reconcileUsage = `usage: starter reconcile report [--target T] [--json|--csv] [--run WORKFLOW_ID]
-       starter reconcile release|abort [--target T] [--run WORKFLOW_ID]
+       starter reconcile release|abort [--target T] [--run WORKFLOW_ID] [--reason R] [--as NAME]
 
   report    orphans, leftovers and disputed accounts, and the group drift, of the
             last completed scheduled attribute sync (or of --run)
@@ -41,6 +41,8 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	jsonOut := fs.Bool("json", false, "JSON output")
 	csvOut := fs.Bool("csv", false, "CSV output (the accounts)")
 	runID := fs.String("run", "", "attribute sync workflow ID")
+	reason := fs.String("reason", "", "release/abort: why, recorded in the run")
+	as := fs.String("as", defaultOperator(), "release/abort: who decides (default $USER@host)")
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 || *jsonOut && *csvOut {
 		fmt.Fprintf(stderr, "starter reconcile: bad arguments\n%s", reconcileUsage)
 		return 2
@@ -51,7 +53,8 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			update = contract.UpdateAbort
 		}
 		return withClient(ctx, stderr, func(ctx context.Context, c client.Client) int {
-			return decideReconcile(ctx, c, update, *runID, *target, stdout, stderr)
+			req := workflows.StepRequest{Step: *target, Reason: *reason, Operator: *as}
+			return decideReconcile(ctx, c, update, *runID, req, stdout, stderr)
 		})
 	}
 	return withClient(ctx, stderr, func(ctx context.Context, c client.Client) int {
@@ -171,7 +174,7 @@ func sortedAccounts(in []activities.ReconcileAccount) []activities.ReconcileAcco
 
 // decideReconcile sends Release or Abort to the blocked attribute sync
 // (run, or the one running).
-func decideReconcile(ctx context.Context, c client.Client, update, run, target string, stdout, stderr io.Writer) int {
+func decideReconcile(ctx context.Context, c client.Client, update, run string, req workflows.StepRequest, stdout, stderr io.Writer) int {
 	if run == "" {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running'", contract.AttributeSyncWorkflowName),
@@ -191,7 +194,7 @@ func decideReconcile(ctx context.Context, c client.Client, update, run, target s
 		run = ids[0]
 	}
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: run, UpdateName: update,
-		Args: []any{workflows.StepRequest{Step: target}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	if err == nil {
 		err = h.Get(ctx, nil)
 	}

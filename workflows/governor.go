@@ -45,7 +45,7 @@ func Governor(ctx workflow.Context, st GovernorState) error {
 				return activities.Permit{Granted: true}, nil
 			}
 			if limit := req.Limit(); limit > 0 && len(st.Grants) >= limit {
-				return activities.Permit{Reason: fmt.Sprintf("safety limit: %d people already had destructive changes in the last hour (limit %d); release (starter release --all) or abort", len(st.Grants), limit)}, nil
+				return activities.Permit{Reason: fmt.Sprintf("safety limit: %d people already had destructive changes in the last hour (limit %d); an operator releases or aborts", len(st.Grants), limit)}, nil
 			}
 			st.Grants = append(st.Grants, Grant{Key: req.Key, At: now})
 			return activities.Permit{Granted: true}, nil

@@ -61,8 +61,9 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 			// starter list --blocked finds the run; the held count alerts.
 			_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(contract.StateBlocked), saFailedStep.ValueSet(target+".reconcile"))
 			workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"target": target}).Counter("jml_reconcile_blocked").Inc(int64(res.Counts.Blocked))
-			workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Blocked**: reconciliation of %s\n\n%s\n\n%s\n\nOperator: Release (make the held changes) / Abort (keep things as they are), within %s",
-				target, res.BlockedReason, blockedList(res.Blocked), reconcileBlockWait))
+			workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Blocked**: reconciliation of %s\n\n%s\n\n%s\n\nOperator: Release (make the held changes) / Abort (keep things as they are), within %s: "+
+				"`starter reconcile release --target %s` / `starter reconcile abort --target %s`. Later cycles wait until then.",
+				target, res.BlockedReason, blockedList(res.Blocked), reconcileBlockWait, target, target))
 			ok, err := workflow.AwaitWithTimeout(ctx, reconcileBlockWait, func() bool { return decision != "" })
 			if err != nil {
 				return err
