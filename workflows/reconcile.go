@@ -116,7 +116,21 @@ func released(first, second activities.ReconcileResult) activities.ReconcileResu
 	out.Counts.OrphansDisabled += second.Counts.OrphansDisabled
 	out.Counts.Failures += second.Counts.Failures
 	out.Counts.Blocked = 0
-	out.Accounts = second.Accounts
+	// The second pass sees what the first disabled as already inactive:
+	// those accounts keep the first pass's action (who disabled what).
+	acted := map[string]activities.ReconcileAccount{}
+	for _, a := range first.Accounts {
+		if a.Action == activities.ActionDisabled || a.Action == activities.ActionFailed {
+			acted[a.AccountID] = a
+		}
+	}
+	out.Accounts = make([]activities.ReconcileAccount, 0, len(second.Accounts))
+	for _, a := range second.Accounts {
+		if f, ok := acted[a.AccountID]; ok {
+			a = f
+		}
+		out.Accounts = append(out.Accounts, a)
+	}
 	out.Blocked, out.BlockedReason = nil, ""
 	out.Problems = append(out.Problems, second.Problems...)
 	return out

@@ -498,6 +498,14 @@ func TestReconcileDisablesUnderSafetyLimit(t *testing.T) {
 	assert.Equal(t, 5, r.Counts.OrphansDisabled)
 	assert.Equal(t, 1, r.Counts.Protected)
 	assert.Zero(t, active())
+	var disabled []string
+	for _, a := range r.Accounts {
+		if a.Action == activities.ActionDisabled {
+			disabled = append(disabled, a.Identifier)
+		}
+	}
+	assert.ElementsMatch(t, []string{"orphan1", "orphan2", "orphan3", "orphan4", "orphan5"}, disabled,
+		"the report lists each disabled orphan as disabled, before and after the release")
 	acct, err := conn.FindAccount(ctx, connectors.Key{Attribute: "user_name", Value: "svc-backup"})
 	require.NoError(t, err)
 	assert.True(t, acct.Active, "never_touch")
