@@ -141,6 +141,9 @@ func (r *renderer) syncCalls(a policy.SyncIdentity, uid string, attrs map[string
 			switch found, err := gf.FindGroup(ctx, g); {
 			case err == nil:
 				id = found.ID
+			case errors.Is(err, connectors.ErrNotFound) && r.wire.live:
+				r.st.Calls = append(r.st.Calls, r.wire.take()...)
+				return fmt.Errorf("group %q does not exist at the target: a run fails with GroupNotFound", g)
 			case errors.Is(err, connectors.ErrNotFound):
 				r.st.Notes = appendOnce(r.st.Notes, "group lookups answered not found (no --live): the group IDs are placeholders; a run fails on a group that does not exist")
 			default:
@@ -211,6 +214,9 @@ func (r *renderer) relationshipCalls(a policy.ManageRelationships, add, remove [
 			if gf, ok := c.(connectors.GroupFinder); ok {
 				g, err := gf.FindGroup(ctx, name)
 				switch {
+				case errors.Is(err, connectors.ErrNotFound) && r.wire.live:
+					// The target answered: the run would stop here.
+					return "", fmt.Errorf("group %q does not exist at the target and create_missing is not set: a run fails with GroupNotFound", name)
 				case errors.Is(err, connectors.ErrNotFound):
 					r.st.Notes = appendOnce(r.st.Notes, "group lookups answered not found (no --live): the group IDs are placeholders; a run fails on a group that does not exist unless create_missing is set")
 					return "<group id of " + name + ">", nil

@@ -178,4 +178,21 @@ joiner:
 	assert.Regexp(t, `POST\s+\S+/Users\s+\(a write: not sent\)`, out)
 	assert.Positive(t, peer.Requests(), "the lookups reached the peer")
 	assert.Empty(t, peer.Writes(), "no write reached the peer")
+
+	// Without create_missing, a group the live lookup did not find is where
+	// a run would stop; a group named from an empty attribute is none.
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	blank := strings.Replace(string(b), "add: ['dept-{department}']", "add: ['dept-{department}', 'cc-{cost_center}']", 1)
+	require.NoError(t, os.WriteFile(path, []byte(blank), 0o600))
+	code, out, errs = runCmd(t, "preview", "--live", "--policy", path, "--event", ev)
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "not granted, no value: cc-{cost_center} (cost_center empty)")
+	assert.NotContains(t, out, "cc-,")
+	strict := strings.Replace(string(b), "add: ['dept-{department}'], create_missing: true", "add: ['dept-{department}']", 1)
+	require.NoError(t, os.WriteFile(path, []byte(strict), 0o600))
+	code, out, _ = runCmd(t, "preview", "--live", "--policy", path, "--event", ev)
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, out, `group "dept-eng" does not exist at the target and create_missing is not set`)
+	assert.Empty(t, peer.Writes())
 }
