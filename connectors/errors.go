@@ -3,6 +3,7 @@ package connectors
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 )
 
@@ -51,6 +52,18 @@ func Permanentf(typ, format string, args ...any) error {
 
 // Transient wraps err as retryable.
 func Transient(err error) error { return &TransientError{Err: err} }
+
+// WithoutURL is the cause of an HTTP client's *url.Error, whose text
+// repeats the request URL: its query may carry personal data (a filter on
+// a user name) or credentials, which logs must not get. Other errors are
+// returned as they are.
+func WithoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err
+	}
+	return err
+}
 
 // IsPermanent reports whether err (or anything it wraps) is permanent.
 func IsPermanent(err error) bool {

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/policy"
 )
 
@@ -49,7 +50,7 @@ func (p *Poller) fetchReport(ctx context.Context, name string, s policy.Source) 
 	req.Header.Set("Accept", "application/json, text/csv;q=0.9, */*;q=0.1")
 	resp, err := p.http.Do(req)
 	if err != nil {
-		return nil, "", fmt.Errorf("report %s: GET %s: %w", name, redactURL(s.URL), unwrapURL(err))
+		return nil, "", fmt.Errorf("report %s: GET %s: %w", name, redactURL(s.URL), connectors.WithoutURL(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -119,15 +120,6 @@ func redactURL(raw string) string {
 		return raw[:i]
 	}
 	return raw
-}
-
-// unwrapURL keeps the cause of a *url.Error (its text repeats the URL,
-// query included).
-func unwrapURL(err error) error {
-	if u := errors.Unwrap(err); u != nil {
-		return u
-	}
-	return err
 }
 
 // formatOf is json or csv: the policy's, else the name's extension, else

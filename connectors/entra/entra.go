@@ -356,7 +356,7 @@ func (c *Connector) send(ctx context.Context, op, method, u string, payload []by
 		if ctx.Err() != nil {
 			return 0, nil, "", fmt.Errorf("entra: %s: %w", op, ctx.Err())
 		}
-		return 0, nil, "", connectors.Transient(fmt.Errorf("entra: %s: %w", op, err))
+		return 0, nil, "", connectors.Transient(fmt.Errorf("entra: %s: %w", op, connectors.WithoutURL(err)))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))

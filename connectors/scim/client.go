@@ -262,7 +262,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		if errors.As(err, &oe) && oe.Response != nil {
 			return classify(r.op, oe.Response, oe.Body, r.secret)
 		}
-		return connectors.Transient(fmt.Errorf("scim: %s: %w", r.op, err))
+		return connectors.Transient(fmt.Errorf("scim: %s: %w", r.op, connectors.WithoutURL(err)))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))

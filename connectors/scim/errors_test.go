@@ -1,8 +1,10 @@
 package scim
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -66,4 +68,29 @@ func TestNotFoundAt(t *testing.T) {
 			assert.True(t, isType(err, tc.typ), "%s: %v", tc.path, err)
 		}
 	}
+}
+
+// TestTransportErrorsLeaveTheURLOut: a connection cut on a lookup gives a
+// transient error without the request URL, whose filter holds the user
+// name (personal data that the worker's logs must not get).
+func TestTransportErrorsLeaveTheURLOut(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/Users") {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close() // the connection drops mid-request
+			}
+			return
+		}
+		http.NotFound(w, r) // no discovery documents: RFC defaults
+	}))
+	defer srv.Close()
+	c, err := New(context.Background(), Config{BaseURL: srv.URL + "/scim/v2", Auth: Auth{BearerToken: "t"}})
+	require.NoError(t, err)
+	_, err = c.FindAccount(context.Background(), connectors.Key{Attribute: "user_name", Value: "dur.able@acme.test"})
+	require.Error(t, err)
+	assert.False(t, connectors.IsPermanent(err), "a dropped connection is retried: %v", err)
+	assert.NotContains(t, err.Error(), "dur.able")
+	assert.NotContains(t, err.Error(), "filter=")
+	assert.Contains(t, err.Error(), "scim: find")
 }
