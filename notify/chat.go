@@ -133,11 +133,8 @@ func (w Webhook) Post(ctx context.Context, channel, rawURL string, m Chat) error
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		// url.Error names the URL: keep only the cause.
-		if ue, ok := err.(*url.Error); ok {
-			err = ue.Err
-		}
-		return connectors.Transient(fmt.Errorf("%s webhook %s: %v", channel, u.Host, err))
+		// (A webhook URL is a credential.)
+		return connectors.Transient(fmt.Errorf("%s webhook %s: %v", channel, u.Host, connectors.WithoutURL(err)))
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
