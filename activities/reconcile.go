@@ -32,7 +32,6 @@ import (
 	"sync"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
 	"github.com/jml-dev/jml/connectors"
@@ -657,9 +656,9 @@ func (r *reconciler) apply(ctx context.Context, rm connectors.RelationshipManage
 		mu.Lock()
 		defer mu.Unlock()
 		r.res.Counts.Reads++
-		var app *temporal.ApplicationError
+		app, failed := postcondition(err)
 		switch {
-		case errors.As(err, &app) && app.Type() == ErrTypePostcondition:
+		case failed:
 			// The target took the writes but does not show them: an
 			// operator looks (a retry would only write the same again).
 			r.res.problem(AttrSyncProblem{Target: r.in.Target, EmployeeID: written[id][0].employeeID, AccountID: id,
@@ -738,8 +737,7 @@ func (r *reconciler) disable(ctx context.Context, c any, accts []ReconcileAccoun
 			// Disabled when the target says so, as for a leaver.
 			_, err = readBack(ctx, c, r.in.Target, e.AccountID, wantDisabled)
 			r.res.Counts.Reads++
-			var app *temporal.ApplicationError
-			if errors.As(err, &app) && app.Type() == ErrTypePostcondition {
+			if _, failed := postcondition(err); failed {
 				e.Action = ActionFailed
 				r.res.problem(AttrSyncProblem{Target: r.in.Target, AccountID: e.AccountID, Error: "disable: " + err.Error()})
 				r.res.report(e)

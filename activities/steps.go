@@ -503,7 +503,7 @@ func (a *Activities) renderList(tmpls []string, attrs map[string]string, in Step
 		return nil, nil, err
 	}
 	for _, t := range tmpls {
-		if empty := blankAttrs(t, attrs); len(empty) > 0 {
+		if empty := transform.EmptyAttrs(t, attrs); len(empty) > 0 {
 			blank = append(blank, fmt.Sprintf("%s (%s empty)", t, strings.Join(empty, ", ")))
 			continue
 		}
@@ -518,18 +518,10 @@ func (a *Activities) renderList(tmpls []string, attrs map[string]string, in Step
 	return names, blank, nil
 }
 
-// blankAttrs: see transform.Template.EmptyAttrs (render reports a
-// template that does not parse).
-func blankAttrs(tmpl string, attrs map[string]string) []string {
-	t, err := transform.Parse(tmpl)
-	if err != nil {
-		return nil
-	}
-	return t.EmptyAttrs(attrs)
-}
-
-// GroupDiff is the mover rule: groups rendered from the old attributes and
-// not from the new ones are removed; new ones not in the old are added.
+// GroupDiff compares the groups rendered from the old and the new
+// attributes: add are new ones not in the old, remove old ones not in the
+// new. A mover removes remove, and ensures every new group (not only add):
+// an earlier run may not have granted them.
 func GroupDiff(oldGroups, newGroups []string) (add, remove []string) {
 	for _, g := range newGroups {
 		if !slices.Contains(oldGroups, g) {
@@ -762,7 +754,7 @@ func (a *Activities) DeprovisionIdentity(ctx context.Context, in StepInput) (Ste
 			gone = true
 			return ""
 		case got.Active:
-			return fmt.Sprintf("active (status %s), expected disabled", got.Status)
+			return wantDisabled(got)
 		case opts.RemoveGroups && derr == nil && len(got.Groups) > 0:
 			return fmt.Sprintf("still in %d group(s), expected none", len(got.Groups))
 		}

@@ -10,11 +10,19 @@ import (
 	"time"
 
 	"github.com/jml-dev/jml/connectors"
+	"go.temporal.io/sdk/temporal"
 )
 
 // ErrTypePostcondition is a step whose write the target does not show when
 // read back: the run goes to an operator with what was expected and read.
 const ErrTypePostcondition = "PostconditionFailed"
+
+// postcondition is err's application error when it is a failed
+// read-back (ErrTypePostcondition).
+func postcondition(err error) (*temporal.ApplicationError, bool) {
+	var app *temporal.ApplicationError
+	return app, errors.As(err, &app) && app.Type() == ErrTypePostcondition
+}
 
 // ErrTypeNoPassword: a step would send a password this run never set (the
 // account was adopted or linked); it is not sent empty.

@@ -506,7 +506,7 @@ func (ev *evaluator) person(row Row) ([]effect, []Conflict, []string) {
 			}{{GroupAdd, m.Add}, {GroupRemove, m.Remove}} {
 				kind := set.kind
 				for _, g := range set.srcs {
-					if t, err := transform.Parse(g); err == nil && len(t.EmptyAttrs(e.Employee)) > 0 {
+					if len(transform.EmptyAttrs(g, e.Employee)) > 0 {
 						continue // names no group, as in a run
 					}
 					v, err := eval(g, env)

@@ -359,12 +359,10 @@ func (r *renderer) sync(a policy.SyncIdentity) error {
 func (r *renderer) groups(srcs []string) ([]string, error) {
 	var out []string
 	for _, g := range srcs {
-		if t, err := transform.Parse(g); err == nil {
-			if empty := t.EmptyAttrs(r.env.Attrs); len(empty) > 0 {
-				// As a run: a group named from nothing is not granted.
-				r.st.Notes = append(r.st.Notes, fmt.Sprintf("not granted, no value: %s (%s empty)", g, strings.Join(empty, ", ")))
-				continue
-			}
+		if empty := transform.EmptyAttrs(g, r.env.Attrs); len(empty) > 0 {
+			// As a run: a group named from nothing is not granted.
+			r.st.Notes = append(r.st.Notes, fmt.Sprintf("not granted, no value: %s (%s empty)", g, strings.Join(empty, ", ")))
+			continue
 		}
 		v, err := r.eval(g, nil)
 		if err != nil {

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
+	"regexp"
 	"text/tabwriter"
 
 	"github.com/jml-dev/jml/connectors"
@@ -82,6 +82,8 @@ func runTargets(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 func printTargets(w io.Writer, reports []targets.Report) {
+	// An HTTP 401 or 403 in a probe error: a whole number, not part of a port.
+	refusedStatus := regexp.MustCompile(`\b40[13]\b`)
 	for i, r := range reports {
 		if i > 0 {
 			fmt.Fprintln(w)
@@ -89,7 +91,7 @@ func printTargets(w io.Writer, reports []targets.Report) {
 		fmt.Fprintf(w, "%s (%s)\n", r.Target, r.Type)
 		if r.Error != "" {
 			label := "UNREACHABLE"
-			if strings.Contains(r.Error, "401") || strings.Contains(r.Error, "403") {
+			if refusedStatus.MatchString(r.Error) {
 				label = "REFUSED (check the credential)" // it answered: not a network problem
 			}
 			fmt.Fprintf(w, "  %s: %s\n", label, r.Error)

@@ -119,11 +119,16 @@ func (t *Template) Refs() []Ref { return t.refs }
 // Calls lists every function call, including those inside arguments.
 func (t *Template) Calls() []Call { return t.calls }
 
-// EmptyAttrs lists the person's attributes the template refers to when it
-// refers to some and every one is empty in attrs (a template with a step
-// output or none is nil). A group template such as "dept-{department}" then
-// names no group: "dept-" would be one group for everyone without one.
-func (t *Template) EmptyAttrs(attrs map[string]string) []string {
+// EmptyAttrs lists the person's attributes the template src refers to
+// when it refers to some and every one is empty in attrs (nil for a
+// template with a step output, with no reference, or that does not parse:
+// rendering reports that). A group template such as "dept-{department}"
+// then names no group: "dept-" would be one group for everyone without one.
+func EmptyAttrs(src string, attrs map[string]string) []string {
+	t, err := Parse(src)
+	if err != nil {
+		return nil
+	}
 	var empty []string
 	for _, r := range t.refs {
 		if r.Entity != "" || strings.TrimSpace(attrs[r.Attr]) != "" {

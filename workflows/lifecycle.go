@@ -103,16 +103,16 @@ type decision struct {
 }
 
 type lifecycle struct {
+	in       LifecycleInput
+	plan     activities.Plan
+	steps    []StepInfo
+	attrs    map[string]string
+	outputs  map[string]map[string]string
+	secrets  map[string]activities.SecretRef
+	accounts map[string]string
+	idents   map[string]string
 	// reporting: the run waits on its state signal to the identity.
 	reporting bool
-	in        LifecycleInput
-	plan      activities.Plan
-	steps     []StepInfo
-	attrs     map[string]string
-	outputs   map[string]map[string]string
-	secrets   map[string]activities.SecretRef
-	accounts  map[string]string
-	idents    map[string]string
 	// made is what this run created (accounts, grants), listed on abort;
 	// created the accounts it created, by target (abort --rollback).
 	made    []string

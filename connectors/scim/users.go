@@ -374,9 +374,7 @@ func (c *Client) Deprovision(ctx context.Context, id string, o connectors.Deprov
 	}
 	// The write's answer usually carries the user's groups; a 204 does not.
 	groups, ok := c.groupsOf(got, d)
-	switch {
-	case ok:
-	default: // the answer does not settle them (or a 204 had no body)
+	if !ok { // the answer does not settle them (or a 204 had no body)
 		groups, err = c.listMemberships(ctx, id)
 	}
 	if errors.Is(err, connectors.ErrNotFound) && !isType(err, "ScimUnsupported") {
