@@ -11,95 +11,124 @@ package activities
 // runs on that queue, so the handle resolves; if that worker died, the
 // handle is gone and the change fails as "PasswordLost" — the user types
 // it again. The vault entry is wiped when the workflow ends.
+//
+// Whose accounts change is the identity's word alone: the request names
+// the person and the group, and the accounts are the person's links and
+// the forbidden words the person's own attributes, both read from the
+// Directory (the Identity workflow's record). Nothing a caller sends can
+// point the change at another account.
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/transform"
 )
 
-// ErrTypePasswordLost: the vault handle of a password change no longer
-// resolves (its worker restarted or the entry expired).
-const ErrTypePasswordLost = "PasswordLost"
+// Error types of password sync.
+const (
+	// ErrTypePasswordLost: the vault handle of a password change no longer
+	// resolves (its worker restarted or the entry expired).
+	ErrTypePasswordLost = "PasswordLost"
+	// ErrTypeAccountDisabled: the account is disabled on its target, so its
+	// password is left alone.
+	ErrTypeAccountDisabled = "AccountDisabled"
+	// ErrTypePasswordRefused: the change was refused before anything was
+	// written (PasswordCheck.Refusal says why).
+	ErrTypePasswordRefused = "PasswordRefused"
+)
 
-// PasswordSyncRequest identifies a password change; it holds no secret.
+// Why a password change is refused before anything is written.
+const (
+	RefusedUnknownGroup  = "unknown_group"  // no such password sync group
+	RefusedGroupInvalid  = "group_invalid"  // the group cannot work (PasswordGroupProblems)
+	RefusedUnknownPerson = "unknown_person" // no identity with that employee ID
+	RefusedTerminated    = "terminated"     // the person has left: their accounts stay as the leaver left them
+	RefusedNoAccount     = "no_account"     // no account on the group's authoritative target yet
+	RefusedRules         = "rules"          // the password breaks rules (Failures)
+)
+
+// PasswordSyncRequest names a password change: the group and the person,
+// nothing else about them. It holds no secret. (Runs started before the
+// person's record became the only word also carried attributes and
+// accounts; they are ignored.)
 type PasswordSyncRequest struct {
 	Group      string        `json:"group"`
 	EmployeeID string        `json:"employee_id"`
 	Handle     secret.Handle `json:"handle"`
-	// Attributes render the group's forbidden words and find accounts;
-	// nil: read from the Directory.
-	Attributes map[string]string `json:"attributes,omitempty"`
-	// Accounts by target, when the caller knows them (several accounts of
-	// one user on a target are all changed); nil: the identity's accounts,
-	// else a lookup by the target's unique identifier.
-	Accounts map[string][]string `json:"accounts,omitempty"`
 }
 
-// PasswordCheck is the group policy's verdict. Rule names the failed rule.
+// PasswordCheck is the verdict on a change before anything is written.
 type PasswordCheck struct {
-	OK      bool   `json:"ok"`
-	Rule    string `json:"rule,omitempty"`
-	Message string `json:"message,omitempty"`
+	OK bool `json:"ok"`
+	// Refusal is a Refused* code when not OK.
+	Refusal string `json:"refusal,omitempty"`
+	// Rule is the first failed rule, or the refusal when it is not about
+	// rules (as runs started before Refusal reported it).
+	Rule     string               `json:"rule,omitempty"`
+	Message  string               `json:"message,omitempty"`
+	Failures []policy.RuleFailure `json:"failures,omitempty"`
 }
 
-func (a *Activities) group(name string) (policy.PasswordSyncGroup, error) {
+func refuse(code, format string, args ...any) PasswordCheck {
+	return PasswordCheck{Refusal: code, Rule: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func (a *Activities) group(name string) (policy.PasswordSyncGroup, bool) {
 	for _, g := range a.cfg.Policy.PasswordSyncGroups {
 		if g.Name == name {
-			return g, nil
+			return g, true
 		}
 	}
-	return policy.PasswordSyncGroup{}, permanent("PolicyInvalid", fmt.Errorf("no password sync group %q", name))
+	return policy.PasswordSyncGroup{}, false
 }
 
-// identityAttrs are the request's attributes or the directory's.
-func (a *Activities) identityAttrs(ctx context.Context, req PasswordSyncRequest) (IdentityRecord, error) {
-	rec := IdentityRecord{EmployeeID: req.EmployeeID, Attributes: req.Attributes}
-	if req.Attributes != nil || a.cfg.Directory == nil {
-		return rec, nil
+// passwordPerson reads the person a change is for and whether their
+// accounts may change: known, not terminated, linked to an account on
+// the group's authoritative target. A refusal has OK false.
+func (a *Activities) passwordPerson(ctx context.Context, g policy.PasswordSyncGroup, employeeID string) (IdentityRecord, PasswordCheck, error) {
+	if a.cfg.Directory == nil {
+		return IdentityRecord{}, PasswordCheck{}, permanent("PolicyInvalid", errors.New("password sync needs the identity directory"))
 	}
-	r, err := a.cfg.Directory.Identity(ctx, req.EmployeeID)
+	rec, err := a.cfg.Directory.Identity(ctx, employeeID)
 	if errors.Is(err, connectors.ErrNotFound) {
-		return rec, permanent(ErrTypeNotFound, fmt.Errorf("identity %s is unknown", req.EmployeeID))
+		return rec, refuse(RefusedUnknownPerson, "no person with employee ID %s is known to jml", employeeID), nil
 	}
 	if err != nil {
-		return rec, toTemporal(err)
+		return rec, PasswordCheck{}, toTemporal(err)
 	}
-	return r, nil
+	if rec.Status == contract.StatusDeprovisioned {
+		return rec, refuse(RefusedTerminated, "%s is terminated: the password of a terminated person's accounts is not changed", employeeID), nil
+	}
+	if rec.Accounts[g.Auth] == "" {
+		return rec, refuse(RefusedNoAccount, "%s has no account on %s, the group's authoritative target, yet (a hire before the start date has none)", employeeID, g.Auth), nil
+	}
+	return rec, PasswordCheck{OK: true}, nil
 }
 
-func (a *Activities) password(h secret.Handle) (secret.Secret, error) {
-	pw, err := a.cfg.Vault.Get(h)
-	if err != nil {
-		return pw, permanent(ErrTypePasswordLost, errors.New("the new password is no longer held by this worker; ask the user to enter it again"))
-	}
-	return pw, nil
-}
-
-// CheckSyncedPassword checks the new password against the group's rules
-// (length, classes, forbidden words rendered from the user's attributes)
-// and the group against its members' known rules. It changes nothing.
-func (a *Activities) CheckSyncedPassword(ctx context.Context, req PasswordSyncRequest) (PasswordCheck, error) {
-	g, err := a.group(req.Group)
-	if err != nil {
-		return PasswordCheck{}, err
+// CheckPasswordChange is the whole verdict on a change before anything is
+// written: the group exists and can work; the person is known, not
+// terminated and has an account on the group's authoritative target; the
+// password keeps every rule of the group (forbidden words rendered from
+// the person's own attributes) and of each member target. The endpoint
+// answers it at once; the run asks it again (CheckSyncedPassword). The
+// error is for a directory that cannot answer, never for a refusal.
+func (a *Activities) CheckPasswordChange(ctx context.Context, group, employeeID string, pw secret.Secret) (PasswordCheck, error) {
+	g, ok := a.group(group)
+	if !ok {
+		return refuse(RefusedUnknownGroup, "no password sync group %q in the policy", group), nil
 	}
 	if probs := policy.PasswordGroupProblems(a.cfg.Policy, g); len(probs) > 0 {
-		return PasswordCheck{Rule: "group", Message: probs[0]}, nil
+		return refuse(RefusedGroupInvalid, "password sync group %q cannot work: %s", group, probs[0]), nil
 	}
-	pw, err := a.password(req.Handle)
-	if err != nil {
-		return PasswordCheck{}, err
-	}
-	rec, err := a.identityAttrs(ctx, req)
-	if err != nil {
-		return PasswordCheck{}, err
+	rec, verdict, err := a.passwordPerson(ctx, g, employeeID)
+	if err != nil || !verdict.OK {
+		return verdict, err
 	}
 	var words []string
 	for i, src := range g.Rules.ForbiddenWords {
@@ -113,8 +142,32 @@ func (a *Activities) CheckSyncedPassword(ctx context.Context, req PasswordSyncRe
 		}
 		words = append(words, w)
 	}
-	rule, msg := policy.CheckPassword(g.Rules, pw.Reveal(), words)
-	return PasswordCheck{OK: rule == "", Rule: rule, Message: redact(msg, pw)}, nil
+	fails := policy.CheckSyncedPassword(a.cfg.Policy, g, pw.Reveal(), words)
+	if len(fails) == 0 {
+		return PasswordCheck{OK: true}, nil
+	}
+	for i := range fails {
+		fails[i].Message = redact(fails[i].Message, pw)
+	}
+	return PasswordCheck{Refusal: RefusedRules, Rule: fails[0].Rule, Message: fails[0].Message, Failures: fails}, nil
+}
+
+func (a *Activities) password(h secret.Handle) (secret.Secret, error) {
+	pw, err := a.cfg.Vault.Get(h)
+	if err != nil {
+		return pw, permanent(ErrTypePasswordLost, errors.New("the new password is no longer held by this worker; ask the user to enter it again"))
+	}
+	return pw, nil
+}
+
+// CheckSyncedPassword is CheckPasswordChange in the run, with the
+// password from the vault. It changes nothing.
+func (a *Activities) CheckSyncedPassword(ctx context.Context, req PasswordSyncRequest) (PasswordCheck, error) {
+	pw, err := a.password(req.Handle)
+	if err != nil {
+		return PasswordCheck{}, err
+	}
+	return a.CheckPasswordChange(ctx, req.Group, req.EmployeeID, pw)
 }
 
 // TargetAccounts are a user's accounts on one target.
@@ -123,37 +176,28 @@ type TargetAccounts struct {
 	IDs    []string `json:"ids,omitempty"`
 }
 
-// PasswordAccounts finds the accounts of the user on every target of the
-// group, the auth target first: the request's, else the identity's known
-// account, else a lookup by the unique identifier of the target's
-// sync_identity step. A target with no account has no IDs.
+// PasswordAccounts are the person's linked accounts on every target of
+// the group, the auth target first, read again from the identity (a
+// termination since the check refuses the change). A target the person
+// has no account on has no IDs; no account is looked up by name, which
+// could find someone else's.
 func (a *Activities) PasswordAccounts(ctx context.Context, req PasswordSyncRequest) ([]TargetAccounts, error) {
-	g, err := a.group(req.Group)
+	g, ok := a.group(req.Group)
+	if !ok {
+		return nil, permanent(ErrTypePasswordRefused, fmt.Errorf("no password sync group %q", req.Group))
+	}
+	rec, verdict, err := a.passwordPerson(ctx, g, req.EmployeeID)
 	if err != nil {
 		return nil, err
 	}
-	rec, err := a.identityAttrs(ctx, req)
-	if err != nil {
-		return nil, err
+	if !verdict.OK {
+		return nil, permanent(ErrTypePasswordRefused, errors.New(verdict.Message))
 	}
 	var out []TargetAccounts
 	for _, target := range g.GroupTargets() {
-		ta := TargetAccounts{Target: target, IDs: slices.Clone(req.Accounts[target])}
-		if len(ta.IDs) == 0 && rec.Accounts[target] != "" {
-			ta.IDs = []string{rec.Accounts[target]}
-		}
-		if len(ta.IDs) == 0 {
-			c, err := a.connector(target)
-			if err != nil {
-				return nil, err
-			}
-			id, err := a.accountID(ctx, c, target, StepInput{Attributes: rec.Attributes})
-			if err != nil {
-				return nil, err
-			}
-			if id != "" {
-				ta.IDs = []string{id}
-			}
+		ta := TargetAccounts{Target: target}
+		if id := rec.Accounts[target]; id != "" {
+			ta.IDs = []string{id}
 		}
 		out = append(out, ta)
 	}
@@ -167,8 +211,9 @@ type SetPasswordInput struct {
 	Handle    secret.Handle `json:"handle"`
 }
 
-// SetSyncedPassword sets the password on one account. The target decides:
-// a disabled account is still attempted and may be refused. Errors are
+// SetSyncedPassword sets the password on one account after reading it
+// back: a disabled account is left alone (ErrTypeAccountDisabled), since a
+// new password must not wait on an account someone turned off. Errors are
 // scrubbed of the password.
 func (a *Activities) SetSyncedPassword(ctx context.Context, in SetPasswordInput) error {
 	c, err := a.connector(in.Target)
@@ -179,9 +224,23 @@ func (a *Activities) SetSyncedPassword(ctx context.Context, in SetPasswordInput)
 	if !ok {
 		return unsupported(in.Target, "set passwords")
 	}
+	rd, ok := c.(connectors.AccountReader)
+	if !ok {
+		return unsupported(in.Target, "read an account's state before setting its password")
+	}
 	pw, err := a.password(in.Handle)
 	if err != nil {
 		return err
+	}
+	acct, err := rd.ReadAccount(ctx, in.AccountID)
+	if errors.Is(err, connectors.ErrNotFound) {
+		return permanent(ErrTypeNotFound, fmt.Errorf("%s: account %s not found", in.Target, in.AccountID))
+	}
+	if err != nil {
+		return toTemporal(fmt.Errorf("%s: read account %s: %w", in.Target, in.AccountID, err))
+	}
+	if !acct.Active {
+		return permanent(ErrTypeAccountDisabled, fmt.Errorf("%s: account %s is disabled (%s): password left unchanged", in.Target, in.AccountID, acct.Status))
 	}
 	if err := ps.SetPassword(ctx, in.AccountID, pw); err != nil {
 		if errors.Is(err, connectors.ErrNotFound) {

@@ -84,6 +84,8 @@ type PasswordRules struct {
 	RequireLower, RequireUpper, RequireDigit, RequireSymbol bool
 	// MinClasses of lower, upper, digit and symbol (Entra: 3 of 4).
 	MinClasses int
+	// ASCIIOnly: printable ASCII characters only (Entra refuses Unicode).
+	ASCIIOnly bool
 }
 
 // RateLimitBehaviour says how the connector limits its requests.

@@ -70,6 +70,9 @@ const (
 	AttributeSyncScheduleID = "jml-attribute-sync"
 	// PasswordSyncWorkflowName is the password sync group workflow.
 	PasswordSyncWorkflowName = "PasswordSync"
+	// QueryPasswordStatus on a running PasswordSync returns its result so
+	// far (workflows.PasswordSyncResult, State Running).
+	QueryPasswordStatus = "password-status"
 )
 
 // Source pollers (docs/sources.md).
@@ -114,9 +117,37 @@ func ManualSyncWorkflowID(employeeID string, at time.Time) string {
 	return "attribute-sync/" + employeeID + "/" + at.UTC().Format("20060102T150405.000Z")
 }
 
+const (
+	passwordSyncPrefix = "password-sync/"
+	passwordSyncTime   = "20060102T150405.000Z"
+)
+
 // PasswordSyncWorkflowID is e.g. password-sync/E123/20261122T084500.000Z.
 func PasswordSyncWorkflowID(employeeID string, at time.Time) string {
-	return "password-sync/" + employeeID + "/" + at.UTC().Format("20060102T150405.000Z")
+	return passwordSyncPrefix + employeeID + "/" + at.UTC().Format(passwordSyncTime)
+}
+
+// PasswordChangeID is what the password-change endpoint and "starter
+// password status" call a change: its workflow ID without the prefix,
+// e.g. E123/20261122T084500.000Z.
+func PasswordChangeID(workflowID string) string {
+	return strings.TrimPrefix(workflowID, passwordSyncPrefix)
+}
+
+// PasswordChangeOf splits a change ID (or a password sync workflow ID)
+// into the employee ID and the workflow ID; false when it has not the
+// shape PasswordSyncWorkflowID makes, so no other workflow is reached.
+// The caller still checks the employee ID (hr.CheckID).
+func PasswordChangeOf(id string) (employeeID, workflowID string, ok bool) {
+	id = strings.TrimPrefix(id, passwordSyncPrefix)
+	emp, at, ok := strings.Cut(id, "/")
+	if !ok || emp == "" || strings.Contains(at, "/") {
+		return "", "", false
+	}
+	if _, err := time.Parse(passwordSyncTime, at); err != nil {
+		return "", "", false
+	}
+	return emp, passwordSyncPrefix + id, true
 }
 
 const sourcePrefix = "source/"

@@ -61,11 +61,11 @@ func (e Event) Validate(required []string) error {
 	if e.EffectiveAt.IsZero() {
 		v.add("effective_at", "required (RFC 3339 with a time zone, e.g. 2026-12-01T09:00:00-05:00)")
 	}
-	if msg := checkID(e.EmployeeID()); msg != "" {
+	if msg := CheckID(e.EmployeeID()); msg != "" {
 		v.add("employee.employee_id", "%s", msg)
 	}
 	if e.EventID != "" {
-		if msg := checkID(e.EventID); msg != "" {
+		if msg := CheckID(e.EventID); msg != "" {
 			v.add("event_id", "%s", msg)
 		}
 	}
@@ -88,8 +88,9 @@ func (e Event) Validate(required []string) error {
 	return nil
 }
 
-// checkID returns why id cannot be part of a workflow ID, or "".
-func checkID(id string) string {
+// CheckID returns why id (an employee or event ID) cannot be part of a
+// workflow ID, or "": the intake's rule, shared by every entry point.
+func CheckID(id string) string {
 	switch {
 	case id == "":
 		return "required"

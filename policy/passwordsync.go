@@ -92,37 +92,103 @@ func (c *checker) validatePasswordSyncGroups(p *Policy) {
 	}
 }
 
-// CheckPassword checks a password against a group's rules. It returns the
-// name of the first rule that fails (min_length, max_length,
-// require_lower, require_upper, require_digit, require_symbol,
-// forbidden_words) and a message that never contains the password or the
-// forbidden word; "" when the password passes. forbidden are the group's
-// forbidden words already rendered for the user (first name, login, …);
-// words shorter than three characters are ignored, matching ignores case.
-// The history rule is the targets' own: jml keeps no old passwords.
-func CheckPassword(r PasswordRules, pw string, forbidden []string) (rule, msg string) {
-	n := len([]rune(pw))
-	has := func(f func(rune) bool) bool { return strings.IndexFunc(pw, f) >= 0 }
-	symbol := func(c rune) bool { return !unicode.IsLetter(c) && !unicode.IsDigit(c) && !unicode.IsSpace(c) }
-	switch {
-	case n == 0 || n < r.MinLength:
-		return "min_length", fmt.Sprintf("the password must have at least %d characters", max(r.MinLength, 1))
-	case r.MaxLength > 0 && n > r.MaxLength:
-		return "max_length", fmt.Sprintf("the password must have at most %d characters", r.MaxLength)
-	case r.RequireLower && !has(unicode.IsLower):
-		return "require_lower", "the password needs a lower-case letter"
-	case r.RequireUpper && !has(unicode.IsUpper):
-		return "require_upper", "the password needs an upper-case letter"
-	case r.RequireDigit && !has(unicode.IsDigit):
-		return "require_digit", "the password needs a digit"
-	case r.RequireSymbol && !has(symbol):
-		return "require_symbol", "the password needs a symbol"
-	}
+// RuleFailure is one rule a new password breaks. Its message never holds
+// the password or a forbidden word.
+type RuleFailure struct {
+	// Rule: min_length, max_length, require_lower, require_upper,
+	// require_digit, require_symbol, min_classes, ascii_only, forbidden_words.
+	Rule string `json:"rule"`
+	// Target is the member whose own rule it is; "" for the group's rules.
+	Target  string `json:"target,omitempty"`
+	Message string `json:"message"`
+}
+
+// CheckSyncedPassword checks a new password against the group's rules and
+// then each member target's own (its connector's description, e.g.
+// Entra's ASCII-only passwords), and returns every rule it breaks, the
+// group's first, each rule name once; none when it passes. forbidden are
+// the group's forbidden words already rendered for the user (first name,
+// login, …); words shorter than three characters are ignored, matching
+// ignores case. The history rule is the targets' own: jml keeps no old
+// passwords.
+func CheckSyncedPassword(p *Policy, g PasswordSyncGroup, pw string, forbidden []string) []RuleFailure {
+	r := g.Rules
+	out := charRules{min: max(r.MinLength, 1), max: r.MaxLength, lower: r.RequireLower, upper: r.RequireUpper,
+		digit: r.RequireDigit, symbol: r.RequireSymbol}.check(pw, "")
 	lower := strings.ToLower(pw)
 	for i, w := range forbidden {
 		if w = strings.ToLower(strings.TrimSpace(w)); len([]rune(w)) >= 3 && strings.Contains(lower, w) {
-			return "forbidden_words", fmt.Sprintf("the password contains forbidden word %d of the group (e.g. the user's name)", i+1)
+			out = append(out, RuleFailure{Rule: "forbidden_words",
+				Message: fmt.Sprintf("the password contains forbidden word %d of the group (e.g. the user's name)", i+1)})
+			break
 		}
 	}
-	return "", ""
+	for _, name := range g.GroupTargets() {
+		d, ok := Describe(p.Targets[name].Type)
+		if !ok || d.Passwords == nil {
+			continue // PasswordGroupProblems refuses such a group
+		}
+		k := d.Passwords
+		for _, f := range (charRules{min: k.MinLength, max: k.MaxLength, lower: k.RequireLower, upper: k.RequireUpper,
+			digit: k.RequireDigit, symbol: k.RequireSymbol, classes: k.MinClasses, ascii: k.ASCIIOnly}).check(pw, name) {
+			if !slices.ContainsFunc(out, func(o RuleFailure) bool { return o.Rule == f.Rule }) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// charRules are the rules on a password's length and characters, shared
+// by a group's rules and a target's.
+type charRules struct {
+	min, max                    int
+	lower, upper, digit, symbol bool
+	classes                     int
+	ascii                       bool
+}
+
+func (r charRules) check(pw, target string) []RuleFailure {
+	var out []RuleFailure
+	fail := func(rule, msg string, args ...any) {
+		msg = fmt.Sprintf(msg, args...)
+		if target != "" {
+			msg += " (target " + target + ")"
+		}
+		out = append(out, RuleFailure{Rule: rule, Target: target, Message: msg})
+	}
+	n := len([]rune(pw))
+	has := func(f func(rune) bool) bool { return strings.IndexFunc(pw, f) >= 0 }
+	symbol := func(c rune) bool { return !unicode.IsLetter(c) && !unicode.IsDigit(c) && !unicode.IsSpace(c) }
+	if n < r.min {
+		fail("min_length", "the password must have at least %d characters", r.min)
+	}
+	if r.max > 0 && n > r.max {
+		fail("max_length", "the password must have at most %d characters", r.max)
+	}
+	classes := 0
+	for _, c := range []struct {
+		rule, msg string
+		need      bool
+		is        func(rune) bool
+	}{
+		{"require_lower", "the password needs a lower-case letter", r.lower, unicode.IsLower},
+		{"require_upper", "the password needs an upper-case letter", r.upper, unicode.IsUpper},
+		{"require_digit", "the password needs a digit", r.digit, unicode.IsDigit},
+		{"require_symbol", "the password needs a symbol", r.symbol, symbol},
+	} {
+		switch {
+		case has(c.is):
+			classes++
+		case c.need:
+			fail(c.rule, "%s", c.msg)
+		}
+	}
+	if classes < r.classes {
+		fail("min_classes", "the password needs at least %d of: lower-case letters, upper-case letters, digits, symbols", r.classes)
+	}
+	if r.ascii && strings.IndexFunc(pw, func(c rune) bool { return c < ' ' || c > '~' }) >= 0 {
+		fail("ascii_only", "the password may hold only letters, digits, symbols and spaces of ASCII (no accented letters, emoji or other Unicode)")
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -38,28 +39,44 @@ func TestPasswordSyncGroupValidation(t *testing.T) {
 	}
 }
 
-func TestCheckPassword(t *testing.T) {
-	rules := PasswordRules{MinLength: 10, MaxLength: 20, RequireLower: true, RequireUpper: true, RequireDigit: true, RequireSymbol: true}
+func TestCheckSyncedPassword(t *testing.T) {
+	p := &Policy{Targets: map[string]Target{"okta": {Type: "okta"}, "entra": {Type: "entra"}, "jira": {Type: "scim"}}}
+	group := PasswordSyncGroup{Name: "corp", Auth: "jira", Members: []string{"okta", "entra"},
+		Rules: PasswordRules{MinLength: 10, MaxLength: 20, RequireLower: true, RequireUpper: true, RequireDigit: true, RequireSymbol: true}}
+	type failure struct{ rule, target string }
 	tests := []struct {
-		pw, rule string
+		pw   string
+		want []failure
 	}{
-		{"Valid-Passw0rd!", ""},
-		{"Sh0rt!a", "min_length"},
-		{"", "min_length"},
-		{"Way-Too-Long-Passw0rd-Here", "max_length"},
-		{"NOLOWER-PASS0RD", "require_lower"},
-		{"noupper-passw0rd", "require_upper"},
-		{"No-Digits-Here!", "require_digit"},
-		{"NoSymbols1234a", "require_symbol"},
-		{"Jane-Doe-2026!x", "forbidden_words"},
-		{"x-JDOE-2026!xA", "forbidden_words"},
+		{"Valid-Passw0rd!", nil},
+		{"Sh0rt!a", []failure{{"min_length", ""}}},
+		{"", []failure{{"min_length", ""}, {"require_lower", ""}, {"require_upper", ""}, {"require_digit", ""}, {"require_symbol", ""}, {"min_classes", "entra"}}},
+		{"Way-Too-Long-Passw0rd-Here", []failure{{"max_length", ""}}},
+		{"NOLOWER-PASS0RD", []failure{{"require_lower", ""}}},
+		{"noupper-passw0rd", []failure{{"require_upper", ""}}},
+		{"No-Digits-Here!", []failure{{"require_digit", ""}}},
+		{"NoSymbols1234a", []failure{{"require_symbol", ""}}},
+		{"short", []failure{{"min_length", ""}, {"require_upper", ""}, {"require_digit", ""}, {"require_symbol", ""}, {"min_classes", "entra"}}},
+		{"Jane-Doe-2026!x", []failure{{"forbidden_words", ""}}},
+		{"x-JDOE-2026!xA", []failure{{"forbidden_words", ""}}},
+		// Entra's own rule: the group's rules have no word on Unicode.
+		{"Grüße-aus-Köln-1", []failure{{"ascii_only", "entra"}}},
+		{"Passw0rd-🔑-long", []failure{{"ascii_only", "entra"}}},
 	}
 	for _, tt := range tests {
-		rule, msg := CheckPassword(rules, tt.pw, []string{"jane", "jdoe", "ab"})
-		assert.Equal(t, tt.rule, rule, tt.pw)
-		if tt.pw != "" {
-			assert.NotContains(t, msg, tt.pw)
-		}
-		assert.NotContains(t, msg, "jane")
+		t.Run(tt.pw, func(t *testing.T) {
+			var got []failure
+			for _, f := range CheckSyncedPassword(p, group, tt.pw, []string{"jane", "jdoe", "ab"}) {
+				got = append(got, failure{f.Rule, f.Target})
+				if tt.pw != "" {
+					assert.NotContains(t, f.Message, tt.pw)
+				}
+				assert.NotContains(t, strings.ToLower(f.Message), "jane")
+				if f.Target != "" {
+					assert.Contains(t, f.Message, "target "+f.Target)
+				}
+			}
+			assert.Equal(t, tt.want, got)
+		})
 	}
 }

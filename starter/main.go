@@ -30,19 +30,20 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":   runServe,
-		"import":  runImport,
-		"preview": runPreview,
-		"status":  runStatus,
-		"list":    runList,
-		"retry":   runRetry,
-		"skip":    runSkip,
-		"abort":   runAbort,
-		"release": runRelease,
-		"sync":    runSync,
-		"sandbox": runSandbox,
-		"post":    runPost,
-		"health":  runHealth,
+		"serve":    runServe,
+		"import":   runImport,
+		"preview":  runPreview,
+		"status":   runStatus,
+		"list":     runList,
+		"retry":    runRetry,
+		"skip":     runSkip,
+		"abort":    runAbort,
+		"release":  runRelease,
+		"sync":     runSync,
+		"sandbox":  runSandbox,
+		"post":     runPost,
+		"health":   runHealth,
+		"password": runPassword,
 
 		"reconcile": runReconcile,
 		"sources":   runSources,
@@ -118,6 +119,7 @@ commands:
   reconcile report [--target T] [--json|--csv]  orphans, leftovers, disputed accounts and group drift of the last cycle
   sandbox users|groups|handoffs  the dev sandbox directory: accounts, groups, HR portal hand-offs
   health --url URL              probe a health endpoint (container health checks)
+  password status ID [--json]   a password sync change (POST /v1/password-changes): state and each account's result
   sources [poll|release|discard NAME]  sources of identity: state, cursor, events emitted; poll now; decide a Blocked poll
 
 Operator commands take --json for scripts, --reason R and --as NAME (default $USER@host), recorded in the run.

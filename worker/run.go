@@ -269,7 +269,13 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		return err
 	}
 	defer hw.Stop()
-	pwHandler := passwordHandler(pol, getenv("JML_PASSWORD_TOKEN"), temporalStarter(c, vault, queue))
+	pwHandler := passwordHandler(passwordEndpoint{
+		token:   getenv("JML_PASSWORD_TOKEN"),
+		svc:     temporalPasswords(c, vault, queue, acts),
+		limiter: newAuthLimiter(5, 10*time.Second, time.Now),
+		metrics: newPasswordMetrics(promReg),
+		log:     log.Named("password"),
+	})
 	if cfg.pwAddr != "" {
 		stopPW, err := servePasswords(cfg.pwAddr, pwHandler, getenv)
 		if err != nil {
@@ -352,6 +358,7 @@ func serveIntake(ln net.Listener, c client.Client, pol *policy.Policy, pc conver
 		Logger:               log.Named("intake"),
 	}))
 	mux.Handle("/v1/password-changes", pw)
+	mux.Handle("/v1/password-changes/", pw)
 	if pc != nil {
 		mux.Handle("/codec/", codec.Handler(pc, codec.HandlerOptions{
 			AllowOrigins: strings.Split(envOr(getenv, "JML_CODEC_CORS_ORIGINS", "*"), ","),
@@ -385,6 +392,7 @@ func servePasswords(addr string, h http.Handler, getenv func(string) string) (fu
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/password-changes", h)
+	mux.Handle("/v1/password-changes/", h)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if cert != "" && key != "" {
@@ -436,8 +444,9 @@ const helpText = `usage: worker [flags]
   --ui-port N           dev Web UI port (default 8233)
   --intake-addr ADDR    dev intake address (default 127.0.0.1:8080, env JML_INTAKE_ADDR)
   --health-addr ADDR    serve /healthz and /readyz (env JML_HEALTH_ADDR)
-  --password-addr ADDR  serve POST /v1/password-changes for password sync groups (env JML_PASSWORD_ADDR;
-                        bearer JML_PASSWORD_TOKEN; HTTPS with JML_PASSWORD_TLS_CERT/KEY unless loopback)
+  --password-addr ADDR  serve POST /v1/password-changes and GET /v1/password-changes/ID for password sync
+                        groups (docs/password-sync.md; env JML_PASSWORD_ADDR; bearer JML_PASSWORD_TOKEN;
+                        HTTPS with JML_PASSWORD_TLS_CERT/KEY unless loopback)
   --policy FILE         policy file (env JML_POLICY; default examples/dev-policy.yaml with --dev)
   --step-timeout D      longest attempt of one step before it is retried (env JML_STEP_TIMEOUT; default 1m)
   --session-heartbeat D how soon a run notices that the worker holding its passwords is gone

@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"maps"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,9 +67,17 @@ func TestPasswordSyncGroup(t *testing.T) {
 		}},
 	}
 	require.Empty(t, policy.PasswordGroupProblems(pol, pol.PasswordSyncGroups[0]))
-	dir := activities.StaticDirectory{{EmployeeID: "E1", Status: contract.StatusActive,
+	// The person's links are the identity's: the directory a test edits.
+	jane := activities.IdentityRecord{EmployeeID: "E1", Status: contract.StatusActive,
 		Attributes: map[string]string{"first_name": "Jane"},
-		Accounts:   map[string]string{"corp": corpID, "wiki": wikiID, "okta": oktaID}}}
+		Accounts:   map[string]string{"corp": corpID, "wiki": wikiID, "okta": oktaID}}
+	dir := &editableDirectory{recs: map[string]activities.IdentityRecord{"E1": jane}}
+	link := func(accounts map[string]string) {
+		rec := jane
+		rec.Accounts = maps.Clone(jane.Accounts)
+		maps.Copy(rec.Accounts, accounts)
+		dir.set(rec)
+	}
 	vault := secret.NewVault(time.Hour)
 	acts := activities.New(activities.Config{Policy: pol, Vault: vault, Directory: dir,
 		Targets: map[string]any{"corp": corpC, "wiki": wikiC, "okta": oktaC}})
@@ -81,20 +92,21 @@ func TestPasswordSyncGroup(t *testing.T) {
 	}
 
 	var passwords []string
-	var changeID func(pw string, accounts map[string][]string) (workflows.PasswordSyncResult, string)
-	change := func(pw string, accounts map[string][]string) workflows.PasswordSyncResult {
+	var changeID func(pw string, accounts map[string]string) (workflows.PasswordSyncResult, string)
+	change := func(pw string, accounts map[string]string) workflows.PasswordSyncResult {
 		t.Helper()
 		res, _ := changeID(pw, accounts)
 		return res
 	}
-	changeID = func(pw string, accounts map[string][]string) (workflows.PasswordSyncResult, string) {
+	changeID = func(pw string, accounts map[string]string) (workflows.PasswordSyncResult, string) {
 		t.Helper()
+		link(accounts)
 		passwords = append(passwords, pw)
 		corp.Reset()
 		wiki.Reset()
 		oktaPeer.Reset()
 		run, err := workflows.StartPasswordSync(ctx, c, vault, host,
-			activities.PasswordSyncRequest{Group: "corp", EmployeeID: "E1", Accounts: accounts}, secret.New(pw))
+			activities.PasswordSyncRequest{Group: "corp", EmployeeID: "E1"}, secret.New(pw))
 		require.NoError(t, err)
 		var res workflows.PasswordSyncResult
 		require.NoError(t, run.Get(ctx, &res))
@@ -116,33 +128,48 @@ func TestPasswordSyncGroup(t *testing.T) {
 			res := change(pw, nil)
 			assert.Equal(t, workflows.PasswordRejected, res.State)
 			assert.Equal(t, rule, res.Rule)
+			assert.Equal(t, activities.RefusedRules, res.Refusal)
+			require.NotEmpty(t, res.Failures)
+			assert.Equal(t, rule, res.Failures[0].Rule)
 			assert.Empty(t, res.Targets)
 			noWrites()
 		}
 	})
 
-	t.Run("every member changed, two accounts on one target, one of them disabled", func(t *testing.T) {
-		// A disabled account still gets the attempt; the target decides.
-		require.NoError(t, wikiC.Deprovision(ctx, wikiAdmin, connectors.DeprovisionOptions{}))
+	t.Run("every member changed", func(t *testing.T) {
 		pw := "Correct-Horse-42"
-		res, id := changeID(pw, map[string][]string{"wiki": {wikiID, wikiAdmin}})
+		res, id := changeID(pw, nil)
 		saveHistory(t, c, id, "passwordsync.json")
 		require.Equal(t, workflows.PasswordChanged, res.State, "%+v", res)
 		assert.Equal(t, []workflows.PasswordOutcome{
 			{Target: "corp", AccountID: corpID, Auth: true, Outcome: workflows.AccountChanged},
 			{Target: "wiki", AccountID: wikiID, Outcome: workflows.AccountChanged},
-			{Target: "wiki", AccountID: wikiAdmin, Outcome: workflows.AccountChanged},
 			{Target: "okta", AccountID: oktaID, Outcome: workflows.AccountChanged},
 		}, res.Targets)
-		for _, h := range []string{corp.PasswordSHA256(corpID), wiki.PasswordSHA256(wikiID), wiki.PasswordSHA256(wikiAdmin)} {
+		assert.Equal(t, "E1", res.EmployeeID)
+		for _, h := range []string{corp.PasswordSHA256(corpID), wiki.PasswordSHA256(wikiID)} {
 			assert.Equal(t, sum(pw), h)
 		}
 		assert.Contains(t, oktaPeer.Log(), "POST /api/v1/users/"+oktaID)
 	})
 
+	t.Run("a disabled account is read back and left unchanged", func(t *testing.T) {
+		require.NoError(t, wikiC.Deprovision(ctx, wikiAdmin, connectors.DeprovisionOptions{}))
+		before := wiki.PasswordSHA256(wikiAdmin)
+		res := change("Disabled-Stays-7", map[string]string{"wiki": wikiAdmin})
+		require.Equal(t, workflows.PasswordPartlyFailed, res.State, "%+v", res)
+		require.Len(t, res.Targets, 3)
+		assert.Equal(t, workflows.AccountChanged, res.Targets[0].Outcome)
+		assert.Equal(t, workflows.AccountDisabled, res.Targets[1].Outcome)
+		assert.Contains(t, res.Targets[1].Error, "disabled")
+		assert.Equal(t, workflows.AccountChanged, res.Targets[2].Outcome)
+		assert.Equal(t, before, wiki.PasswordSHA256(wikiAdmin), "the disabled account's password is unchanged")
+		assert.Empty(t, wiki.Writes())
+	})
+
 	t.Run("auth failure stops the rest", func(t *testing.T) {
 		before := wiki.PasswordSHA256(wikiID)
-		res := change("Battery-Staple-77", map[string][]string{"corp": {"no-such-account"}})
+		res := change("Battery-Staple-77", map[string]string{"corp": "no-such-account"})
 		assert.Equal(t, workflows.PasswordAuthFailed, res.State)
 		require.Len(t, res.Targets, 3)
 		assert.Equal(t, workflows.AccountFailed, res.Targets[0].Outcome)
@@ -155,7 +182,7 @@ func TestPasswordSyncGroup(t *testing.T) {
 
 	t.Run("one member failing leaves the others changed", func(t *testing.T) {
 		pw := "Tr0ubadour-Sync"
-		res := change(pw, map[string][]string{"okta": {"00unosuchuser"}})
+		res := change(pw, map[string]string{"okta": "00unosuchuser"})
 		assert.Equal(t, workflows.PasswordPartlyFailed, res.State)
 		require.Len(t, res.Targets, 3)
 		assert.Equal(t, workflows.AccountChanged, res.Targets[0].Outcome)
@@ -169,7 +196,7 @@ func TestPasswordSyncGroup(t *testing.T) {
 	t.Run("history scan finds no password", func(t *testing.T) {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowType = 'PasswordSync'"})
 		require.NoError(t, err)
-		require.Len(t, resp.GetExecutions(), 6)
+		require.Len(t, resp.GetExecutions(), 7)
 		for _, e := range resp.GetExecutions() {
 			it := c.GetWorkflowHistory(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 			for it.HasNext() {
@@ -196,4 +223,32 @@ func TestStartPasswordSyncRefusesBadInput(t *testing.T) {
 	_, err = workflows.StartPasswordSync(context.Background(), c, vault, "q", activities.PasswordSyncRequest{Group: "g", EmployeeID: "E1"}, secret.Secret{})
 	assert.ErrorContains(t, err, "empty")
 	assert.Zero(t, vault.Len())
+}
+
+// editableDirectory is a Directory whose records a test changes.
+type editableDirectory struct {
+	mu   sync.Mutex
+	recs map[string]activities.IdentityRecord
+}
+
+func (d *editableDirectory) set(rec activities.IdentityRecord) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.recs[rec.EmployeeID] = rec
+}
+
+func (d *editableDirectory) Identity(_ context.Context, id string) (activities.IdentityRecord, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	rec, ok := d.recs[id]
+	if !ok {
+		return rec, connectors.ErrNotFound
+	}
+	return rec, nil
+}
+
+func (d *editableDirectory) ListIdentities(context.Context, []byte, int) ([]activities.IdentityRecord, []byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Collect(maps.Values(d.recs)), nil, nil
 }

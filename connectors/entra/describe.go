@@ -29,8 +29,9 @@ func Describe() *connectors.Description {
 			connectors.ActionAttributeSync, connectors.ActionPasswordSync},
 		UniqueIdentifier: "user_name", // an alias of user_principal_name, the default policies were written with
 		EntityType:       "EntraUser",
-		// Microsoft Entra ID: 8 to 256 characters, three of four classes.
-		Passwords: &connectors.PasswordRules{MinLength: 8, MaxLength: 256, MinClasses: 3},
+		// Microsoft Entra ID: 8 to 256 characters, three of four classes,
+		// letters, digits, symbols and spaces of ASCII only.
+		Passwords: &connectors.PasswordRules{MinLength: 8, MaxLength: 256, MinClasses: 3, ASCIIOnly: true},
 		RateLimit: connectors.RateLimitBehaviour{Configurable: true, Adaptive: "honours Retry-After on 429 and 503"},
 		Build:     build,
 	}
