@@ -182,12 +182,16 @@ func (l *authLimiter) fail(client string) {
 	lim.AllowN(now, 1)
 }
 
-// clientOf is the remote IP: the endpoint is called by the portal's server
-// directly, so forwarding headers (which any caller can set) are ignored.
+// clientOf is the remote IP (an IPv6 client by its /64, which one host
+// can fill): the endpoint is called by the portal's server directly, so
+// forwarding headers (which any caller can set) are ignored.
 func clientOf(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 	}
 	return host
 }

@@ -173,7 +173,7 @@ func TestPasswordAuthRateLimit(t *testing.T) {
 		limiter: newAuthLimiter(5, 10*time.Second, func() time.Time { return now }), metrics: newPasswordMetrics(reg)})
 	send := func(ip, token string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodPost, "/v1/password-changes", strings.NewReader(`{"group":"corp","employee_id":"E1","password":"Pw-1234567890"}`))
-		r.RemoteAddr = ip + ":40000"
+		r.RemoteAddr = ip + ":40000" // host:port, an IPv6 host in brackets
 		r.Header.Set("Content-Type", "application/json")
 		r.Header.Set("Authorization", "Bearer "+token)
 		w := httptest.NewRecorder()
@@ -193,18 +193,23 @@ func TestPasswordAuthRateLimit(t *testing.T) {
 	assert.Equal(t, "10", w.Header().Get("Retry-After"))
 	assert.Equal(t, http.StatusAccepted, send("198.51.100.9", "right-token").Code, "another client is not slowed")
 
+	for i := range 5 { // one IPv6 host cannot escape by changing its address in its /64
+		send(fmt.Sprintf("[2001:db8::%x]", i+1), "guess")
+	}
+	assert.Equal(t, http.StatusTooManyRequests, send("[2001:db8::99]", "right-token").Code)
+
 	now = now.Add(10 * time.Second) // one failure's allowance back
 	assert.Equal(t, http.StatusUnauthorized, send("192.0.2.7", "guess-again").Code)
 	assert.Equal(t, http.StatusTooManyRequests, send("192.0.2.7", "guess-more").Code)
 	now = now.Add(10 * time.Second)
 	assert.Equal(t, http.StatusAccepted, send("192.0.2.7", "right-token").Code)
 
-	assert.Equal(t, 6.0, testutil.ToFloat64(newCounterOf(t, reg, "jml_password_auth_failures_total")))
-	assert.Equal(t, 27.0, testutil.ToFloat64(newCounterOf(t, reg, "jml_password_rate_limited_total")))
+	assert.Equal(t, 11.0, testutil.ToFloat64(newCounterOf(t, reg, "jml_password_auth_failures_total")))
+	assert.Equal(t, 28.0, testutil.ToFloat64(newCounterOf(t, reg, "jml_password_rate_limited_total")))
 	failures := logs.FilterMessage("password endpoint: authentication failed").All()
-	require.Len(t, failures, 6)
+	require.Len(t, failures, 11)
 	for _, e := range failures {
-		assert.Equal(t, "192.0.2.7", e.ContextMap()["client"])
+		assert.Contains(t, []any{"192.0.2.7", "2001:db8::/64"}, e.ContextMap()["client"])
 		assert.NotContains(t, fmt.Sprint(e.ContextMap()), "guess")
 	}
 }
