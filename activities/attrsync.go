@@ -66,6 +66,11 @@ type IdentityRecord struct {
 	// Identifiers are the linked accounts' unique identifiers by target,
 	// as chosen at creation (a fallback such as jane.doe2 included).
 	Identifiers map[string]string `json:"identifiers,omitempty"`
+	// InFlight: a lifecycle run of the person is in flight (running,
+	// waiting for its effective date or for an operator). Reconciliation
+	// never calls its accounts orphans or leftovers, nor changes them.
+	// Not in the memo: TemporalDirectory reads the identity's JmlState.
+	InFlight bool `json:"in_flight,omitempty"`
 }
 
 // Directory is where the attribute sync finds the identities jml manages
@@ -831,8 +836,8 @@ type TemporalDirectory struct {
 	DataConverter converter.DataConverter
 }
 
-func (d TemporalDirectory) decode(employeeID string, memo *commonpb.Memo) (IdentityRecord, error) {
-	rec := IdentityRecord{EmployeeID: employeeID}
+func (d TemporalDirectory) decode(employeeID string, memo *commonpb.Memo, sa *commonpb.SearchAttributes) (IdentityRecord, error) {
+	rec := IdentityRecord{EmployeeID: employeeID, InFlight: inFlight(sa)}
 	p := memo.GetFields()[contract.IdentityMemoKey]
 	if p == nil {
 		return rec, nil // published nothing yet: no attributes, never synced
@@ -844,8 +849,24 @@ func (d TemporalDirectory) decode(employeeID string, memo *commonpb.Memo) (Ident
 	if err := dc.FromPayload(p, &rec); err != nil {
 		return rec, fmt.Errorf("identity %s: memo: %w (the directory must decode with the workers' data converter, payload codec included)", employeeID, err)
 	}
-	rec.EmployeeID = employeeID
+	rec.EmployeeID, rec.InFlight = employeeID, inFlight(sa)
 	return rec, nil
+}
+
+// inFlight reads an identity's JmlState: anything but Idle means one of the
+// person's runs is running or waiting (the identity mirrors its run's
+// NeedsAttention and Blocked, and shows Waiting before an effective date).
+func inFlight(sa *commonpb.SearchAttributes) bool {
+	p := sa.GetIndexedFields()[contract.SAState]
+	if p == nil {
+		return false
+	}
+	var state string
+	// Search attributes are never encoded by the payload codec.
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &state); err != nil {
+		return false
+	}
+	return state != "" && state != contract.StateIdle
 }
 
 // ListIdentities lists running Identity workflows; the cursor is
@@ -865,7 +886,7 @@ func (d TemporalDirectory) ListIdentities(ctx context.Context, cursor []byte, pa
 		if !ok {
 			continue
 		}
-		rec, err := d.decode(id, e.GetMemo())
+		rec, err := d.decode(id, e.GetMemo(), e.GetSearchAttributes())
 		if err != nil {
 			return nil, nil, connectors.Permanent("IdentityMemo", err)
 		}
@@ -884,7 +905,8 @@ func (d TemporalDirectory) Identity(ctx context.Context, employeeID string) (Ide
 	if err != nil {
 		return IdentityRecord{}, connectors.Transient(fmt.Errorf("describe identity %s: %w", employeeID, err))
 	}
-	rec, err := d.decode(employeeID, resp.GetWorkflowExecutionInfo().GetMemo())
+	info := resp.GetWorkflowExecutionInfo()
+	rec, err := d.decode(employeeID, info.GetMemo(), info.GetSearchAttributes())
 	if err != nil {
 		return IdentityRecord{}, connectors.Permanent("IdentityMemo", err)
 	}

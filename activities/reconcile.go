@@ -7,7 +7,9 @@ package activities
 // memberships, writing only the difference.
 //
 //   - linked: the account of one active person; their managed groups are
-//     recomputed from the policy's relationship rules and fixed.
+//     recomputed from the policy's relationship rules and fixed. The
+//     account of a person whose run is in flight (running, or waiting for
+//     an operator or a date) is linked and left alone: the run owns it.
 //   - leftover: the still-active account of a terminated person
 //     (reconcile.leftovers: disable disables it).
 //   - orphan: matched to nobody (reconcile.orphans: disable disables the
@@ -15,8 +17,11 @@ package activities
 //   - disputed: matched to two or more people; never touched.
 //   - protected: on the target's never_touch list; never touched.
 //
-// A person is matched by the account link jml keeps (Accounts[target]);
-// an unlinked person by their unique identifier (case-insensitive). Only
+// A person is matched by the account link jml keeps (Accounts[target],
+// recorded as soon as a run's step creates or links the account); an
+// unlinked person by their unique identifier (case-insensitive); a person
+// with a run in flight also by their employee ID in the attributes the
+// sync step sets to {employee_id} (external_id, employee_number). Only
 // managed groups are compared: every group a rule can produce plus the
 // target's managed_groups. A cycle that would remove more than the
 // policy's share of a group's members holds those removals for an
@@ -69,6 +74,9 @@ type ReconcileCounts struct {
 	Disputed      int `json:"disputed"`
 	Protected     int `json:"protected"`
 	Deprovisioned int `json:"deprovisioned"` // terminated people's disabled accounts: as it should be
+	// InFlight: linked accounts of people whose run is in flight (running,
+	// or waiting for an operator or a date), left alone.
+	InFlight int `json:"in_flight"`
 
 	// Drift by kind: memberships missing (due, absent) and extra (managed,
 	// no longer due); found, and fixed.
@@ -96,6 +104,7 @@ func (c *ReconcileCounts) Add(o ReconcileCounts) {
 	c.Disputed += o.Disputed
 	c.Protected += o.Protected
 	c.Deprovisioned += o.Deprovisioned
+	c.InFlight += o.InFlight
 	c.MissingFound += o.MissingFound
 	c.ExtraFound += o.ExtraFound
 	c.Added += o.Added
@@ -199,10 +208,13 @@ func (a *Activities) ReconcileTargets(ctx context.Context) ([]string, error) {
 type person struct {
 	id     string
 	active bool
-	link   string
-	uid    string   // lower-cased unique identifier for unlinked people
-	groups []string // due group names (active people)
-	bad    bool     // rules could not be rendered: groups left alone
+	// inFlight: a run of the person is in flight; their accounts are left
+	// alone (the run owns them) and never orphans or leftovers.
+	inFlight bool
+	link     string
+	uid      string   // lower-cased unique identifier for unlinked people
+	groups   []string // due group names (active people)
+	bad      bool     // rules could not be rendered: groups left alone
 }
 
 // groupRule is a policy.GroupRule parsed once.
@@ -213,19 +225,25 @@ type groupRule struct {
 
 // reconciler is one target's reconciliation in progress.
 type reconciler struct {
-	a        *Activities
-	in       ReconcileInput
-	res      *ReconcileResult
-	managed  []string
-	rules    []groupRule
-	never    map[string]bool
-	uidAttr  string
-	byLink   map[string][]*person
-	byUID    map[string][]*person
-	byName   map[string]connectors.GroupMembers // lower(name) → group (every group read)
-	memberOf map[string]map[string]bool         // account ID → managed group IDs
-	size     map[string]int                     // managed group ID → members
-	missing  map[string]bool                    // due groups absent from the target, reported once
+	a       *Activities
+	in      ReconcileInput
+	res     *ReconcileResult
+	managed []string
+	rules   []groupRule
+	never   map[string]bool
+	uidAttr string
+	byLink  map[string][]*person
+	byUID   map[string][]*person
+	// byEmployee: people with a run in flight, by lower-cased employee ID,
+	// matched against the account attributes in eidAttrs (those the sync
+	// step renders from {employee_id} alone, such as external_id): a run's
+	// new account is theirs before its link is known.
+	byEmployee map[string][]*person
+	eidAttrs   []string
+	byName     map[string]connectors.GroupMembers // lower(name) → group (every group read)
+	memberOf   map[string]map[string]bool         // account ID → managed group IDs
+	size       map[string]int                     // managed group ID → members
+	missing    map[string]bool                    // due groups absent from the target, reported once
 }
 
 type membershipOp struct {
@@ -240,7 +258,7 @@ func (a *Activities) ReconcileTarget(ctx context.Context, in ReconcileInput) (Re
 		return ReconcileResult{}, err
 	}
 	r := &reconciler{a: a, in: in, res: &ReconcileResult{}, managed: a.cfg.Policy.ManagedGroupPatterns(in.Target),
-		never: map[string]bool{}, byLink: map[string][]*person{}, byUID: map[string][]*person{},
+		never: map[string]bool{}, byLink: map[string][]*person{}, byUID: map[string][]*person{}, byEmployee: map[string][]*person{},
 		byName: map[string]connectors.GroupMembers{}, memberOf: map[string]map[string]bool{}, size: map[string]int{}, missing: map[string]bool{}}
 	for _, n := range a.cfg.Policy.Reconcile.Targets[in.Target].NeverTouch {
 		r.never[strings.ToLower(strings.TrimSpace(n))] = true
@@ -350,7 +368,11 @@ func (r *reconciler) population(ctx context.Context) error {
 			return toTemporal(fmt.Errorf("reconcile: list identities: %w", err))
 		}
 		for _, rec := range ids {
-			p := &person{id: rec.EmployeeID, active: active(rec), link: rec.Accounts[r.in.Target]}
+			p := &person{id: rec.EmployeeID, active: active(rec), inFlight: rec.InFlight, link: rec.Accounts[r.in.Target]}
+			if p.inFlight {
+				k := strings.ToLower(p.id)
+				r.byEmployee[k] = append(r.byEmployee[k], p)
+			}
 			if p.link != "" {
 				r.byLink[p.link] = append(r.byLink[p.link], p)
 			} else if len(rules) > 0 && len(rec.Attributes) > 0 {
@@ -371,6 +393,35 @@ func (r *reconciler) population(ctx context.Context) error {
 	}
 	if r.uidAttr == "" && len(rules) > 0 {
 		r.uidAttr = rules[0].uid
+	}
+	r.eidAttrs = employeeIDAttrs(rules)
+	return nil
+}
+
+// employeeIDAttrs are the account attributes the sync steps set to the
+// employee ID alone ({employee_id}).
+func employeeIDAttrs(rules []syncRule) []string {
+	var out []string
+	for _, rule := range rules {
+		for name, src := range rule.step.Attributes {
+			if strings.ReplaceAll(src, " ", "") == "{employee_id}" && !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// inFlightOwner finds the people with a run in flight whose employee ID an
+// unlinked account carries.
+func (r *reconciler) inFlightOwner(acct connectors.Account) []*person {
+	for _, k := range r.eidAttrs {
+		if v := strings.ToLower(strings.TrimSpace(acct.Attributes[k])); v != "" {
+			if who := r.byEmployee[v]; len(who) > 0 {
+				return who
+			}
+		}
 	}
 	return nil
 }
@@ -484,6 +535,9 @@ func (r *reconciler) classify(ctx context.Context, c any, acct connectors.Accoun
 			who = r.byUID[v]
 		}
 	}
+	if len(who) == 0 {
+		who = r.inFlightOwner(acct)
+	}
 	entry := ReconcileAccount{Target: r.in.Target, AccountID: acct.ID, Identifier: acct.Attributes[r.uidAttr], Active: acct.Active, Action: ActionReported}
 	for _, p := range who {
 		entry.EmployeeIDs = append(entry.EmployeeIDs, p.id)
@@ -502,6 +556,13 @@ func (r *reconciler) classify(ctx context.Context, c any, acct connectors.Accoun
 		entry.Situation = SituationDisputed
 		res.Counts.Disputed++
 		res.report(entry)
+		return nil, nil
+	case who[0].inFlight:
+		// The person's run is creating, changing or waiting with this
+		// account: it is theirs (a rehire's reactivated account is no
+		// leftover either), and its groups are the run's business.
+		res.Counts.Linked++
+		res.Counts.InFlight++
 		return nil, nil
 	case !who[0].active:
 		if !acct.Active {

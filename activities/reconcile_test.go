@@ -13,6 +13,7 @@ import (
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 )
 
@@ -133,4 +134,41 @@ func TestUnevaluableGroupRulesTouchNothing(t *testing.T) {
 	require.Len(t, res.Problems, 1)
 	assert.Contains(t, res.Problems[0].Error, "group rules could not be evaluated for 1 people")
 	assert.True(t, slices.ContainsFunc(res.Problems, func(p activities.AttrSyncProblem) bool { return p.Target == "app" }))
+}
+
+// TestInFlightAccountsAreNeverOrphansOrLeftovers: with orphans and
+// leftovers set to disable, the accounts of people whose run is in flight
+// are linked and left alone — a new hire's account known only by the
+// employee ID the sync step wrote (external_id), a rehire's reactivated
+// account — while the same account of a person with no run in flight is
+// an orphan.
+func TestInFlightAccountsAreNeverOrphansOrLeftovers(t *testing.T) {
+	p := &policy.Policy{
+		Targets: map[string]policy.Target{"app": {Type: "scim"}},
+		Joiner: policy.Flow{Steps: []policy.Step{
+			{SyncIdentity: &policy.SyncIdentity{Target: "app", Attributes: map[string]string{"user_name": "{u}", "external_id": "{employee_id}"}}},
+			{ManageRelationships: &policy.ManageRelationships{Target: "app", Add: []string{"team-{team}"}}},
+		}},
+		Reconcile: policy.Reconcile{Orphans: policy.ReconcileDisable, Leftovers: policy.ReconcileDisable},
+	}
+	acct := func(id, eid string) connectors.Account {
+		return connectors.Account{ID: id, Active: true, Attributes: connectors.Attributes{"user_name": "u" + id, "external_id": eid}}
+	}
+	target := &memTarget{
+		accounts: []connectors.Account{acct("1", "e1"), acct("2", "E2"), acct("3", "E3")},
+		groups:   []connectors.GroupMembers{{Group: connectors.Group{ID: "g", Name: "team-a"}, Members: []string{"2"}}},
+	}
+	dir := activities.StaticDirectory{
+		{EmployeeID: "E1", InFlight: true}, // a joiner's account, its link not known yet
+		{EmployeeID: "E2", InFlight: true, Status: contract.StatusDeprovisioned, Accounts: map[string]string{"app": "2"}}, // a rehire
+		{EmployeeID: "E3"}, // published nothing, no run: its employee ID alone does not link
+	}
+	res := runReconcile(t, reconcileEnv(t, p, target, dir), false)
+	assert.Equal(t, 2, res.Counts.Linked)
+	assert.Equal(t, 2, res.Counts.InFlight)
+	assert.Zero(t, res.Counts.Leftovers)
+	assert.Equal(t, 1, res.Counts.Orphans)
+	require.Len(t, res.Accounts, 1)
+	assert.Equal(t, "3", res.Accounts[0].AccountID, "only the account of nobody's run is an orphan")
+	assert.Empty(t, target.writes, "an in-flight person's groups are the run's business")
 }

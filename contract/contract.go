@@ -50,6 +50,11 @@ const (
 	// (NeedsAttention, Blocked, Waiting) or runs again. Arg: workflows.ChildState.
 	SignalChildState = "child-state"
 
+	// SignalAccountLinked: a lifecycle run tells its identity the account
+	// a step created, adopted or linked, as soon as the step is done.
+	// Arg: workflows.AccountLink.
+	SignalAccountLinked = "account-linked"
+
 	// SignalSupersede tells a leaver that a rehire arrived: its pending
 	// delayed steps (the delete after the grace period) never run.
 	SignalSupersede = "supersede"

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -105,17 +106,21 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // runStatusResult is what `status` shows.
 type runStatusResult struct {
-	EmployeeID string               `json:"employee_id"`
-	Identity   string               `json:"identity_state,omitempty"` // JmlState of identity/<id>: Idle, Waiting, Running
-	Status     string               `json:"status,omitempty"`         // active, deprovisioned
-	Run        string               `json:"run,omitempty"`
-	Kind       string               `json:"kind,omitempty"`
-	EventID    string               `json:"event_id,omitempty"`
-	Execution  string               `json:"execution,omitempty"` // Running, Completed, …
-	State      string               `json:"state,omitempty"`     // JmlState
-	FailedStep string               `json:"failed_step,omitempty"`
-	Pending    []string             `json:"pending,omitempty"`
-	Steps      []workflows.StepInfo `json:"steps"`
+	EmployeeID string   `json:"employee_id"`
+	Identity   string   `json:"identity_state,omitempty"` // JmlState of identity/<id>: Idle, Waiting, Running
+	Status     string   `json:"status,omitempty"`         // active, deprovisioned
+	Run        string   `json:"run,omitempty"`
+	Kind       string   `json:"kind,omitempty"`
+	EventID    string   `json:"event_id,omitempty"`
+	Execution  string   `json:"execution,omitempty"` // Running, Completed, …
+	State      string   `json:"state,omitempty"`     // JmlState
+	FailedStep string   `json:"failed_step,omitempty"`
+	Pending    []string `json:"pending,omitempty"`
+	// Accounts are the person's linked accounts by target (with their
+	// identifiers), recorded when a step made them, also while a run waits.
+	Accounts    map[string]string    `json:"accounts,omitempty"`
+	Identifiers map[string]string    `json:"identifiers,omitempty"`
+	Steps       []workflows.StepInfo `json:"steps"`
 	// Retrying are the run's steps Temporal is retrying right now (its
 	// pending activities): attempt and last error, before any operator
 	// is asked.
@@ -146,6 +151,7 @@ func status(ctx context.Context, c client.Client, employeeID, run string) (*runS
 			return nil, err
 		}
 		st.Current, st.Pending, st.Kind, st.EventID, st.Status = cur, cur.Pending, cur.Kind, cur.EventID, cur.Status
+		st.Accounts, st.Identifiers = cur.Accounts, cur.Identifiers
 		if d, err := c.DescribeWorkflow(ctx, contract.IdentityWorkflowID(employeeID), ""); err == nil {
 			st.Identity, _ = d.TypedSearchAttributes.GetKeyword(stateKey)
 		}
@@ -238,6 +244,17 @@ func printStatus(w io.Writer, st *runStatusResult) {
 	}
 	if len(st.Pending) > 0 {
 		fmt.Fprintf(w, "queued    %s\n", strings.Join(st.Pending, ", "))
+	}
+	for i, target := range slices.Sorted(maps.Keys(st.Accounts)) {
+		label := "accounts "
+		if i > 0 {
+			label = "         "
+		}
+		fmt.Fprintf(w, "%s %s: %s", label, target, st.Accounts[target])
+		if id := st.Identifiers[target]; id != "" {
+			fmt.Fprintf(w, " (%s)", id)
+		}
+		fmt.Fprintln(w)
 	}
 	if len(st.Steps) > 0 {
 		fmt.Fprintln(w)

@@ -20,6 +20,7 @@ import (
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/intake/intaketest"
+	"github.com/jml-dev/jml/internal/e2e/memtarget"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/workflows"
 )
@@ -141,4 +142,45 @@ joiner:
 	require.Eventually(t, func() bool {
 		return countWorkflows(t, env, `WorkflowId = "joiner/R1/evt-1" AND JmlState = "Completed"`) == 1
 	}, time.Minute, 200*time.Millisecond)
+}
+
+// TestStatusShowsLinkWhileRunWaits: a joiner created the person's account,
+// then waits in NeedsAttention at a failed notify step; `starter status`
+// already shows the account (the link is recorded when the step is done,
+// not when the run ends).
+func TestStatusShowsLinkWhileRunWaits(t *testing.T) {
+	portal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"channel archived"}`, http.StatusBadRequest)
+	}))
+	defer portal.Close()
+	p := &policy.Policy{
+		Targets: map[string]policy.Target{"app": {Type: "scim"}},
+		Joiner: policy.Flow{Steps: []policy.Step{
+			{SyncIdentity: &policy.SyncIdentity{Target: "app", CreateAllowed: true, Attributes: map[string]string{"user_name": "{email}"}}},
+			{Name: "notify.done", Notify: &policy.RESTRequest{URL: portal.URL + "/notify", Body: `{"done":"{employee_id}"}`}},
+		}},
+	}
+	app := memtarget.New()
+	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
+	useTemporal(t, env)
+	env.Server.NewWorkerWithOptions(contract.TaskQueue, func(r worker.Registry) {
+		workflows.Register(r, activities.New(activities.Config{Policy: p, Targets: map[string]any{"app": app}, AllowInsecureLoopback: true}))
+	}, worker.Options{})
+	_, err := intake.Submit(context.Background(), env.Client, hr.Event{EventID: "evt-1", Type: hr.Hire,
+		Employee: map[string]string{"employee_id": "L1", "email": "ada@acme.test"}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return countWorkflows(t, env, `JmlState = "NeedsAttention" AND WorkflowType = "Joiner"`) == 1
+	}, 30*time.Second, 100*time.Millisecond)
+	acct, ok := app.Find("user_name", "ada@acme.test")
+	require.True(t, ok)
+
+	code, out, errs := starter(t, "status", "L1")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "state     NeedsAttention at notify.done")
+	assert.Contains(t, out, "accounts  app: "+acct.ID+" (ada@acme.test)")
+	code, js, errs := starter(t, "status", "L1", "--json")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, js, `"accounts": {`)
+	assert.Contains(t, js, `"app": "`+acct.ID+`"`)
 }

@@ -120,6 +120,10 @@ type CurrentRun struct {
 	Pending    []string `json:"pending,omitempty"` // queued event IDs
 	Status     string   `json:"status,omitempty"`
 	LastRun    string   `json:"last_run,omitempty"` // the most recent lifecycle workflow ID
+	// Accounts and Identifiers are the person's links by target, as the
+	// identity knows them now (a waiting run's accounts included).
+	Accounts    map[string]string `json:"accounts,omitempty"`
+	Identifiers map[string]string `json:"identifiers,omitempty"`
 }
 
 // ChildState is what a lifecycle run reports to its identity, which
@@ -129,6 +133,16 @@ type ChildState struct {
 	State      string `json:"state"`
 	FailedStep string `json:"failed_step,omitempty"`
 	Details    string `json:"details,omitempty"`
+}
+
+// AccountLink is what a lifecycle run reports to its identity when a step
+// has created, adopted or linked an account (SignalAccountLinked): the
+// identity records and publishes the link at once, not when the run ends.
+type AccountLink struct {
+	WorkflowID string `json:"workflow_id"` // the reporting run
+	Target     string `json:"target"`
+	AccountID  string `json:"account_id"`
+	Identifier string `json:"identifier,omitempty"`
 }
 
 // EventAccepted answers UpdateHREvent.

@@ -124,6 +124,7 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 	if v >= VersionOperatorUI {
 		s.mirrorChildren(ctx)
 	}
+	s.recordLinks(ctx)
 	if s.publish && (v < 2 || len(s.in.Attributes) > 0 || s.in.Status != "") {
 		s.publishRecord(ctx)
 	}
@@ -260,9 +261,39 @@ func (s *identity) mirrorChildren(ctx workflow.Context) {
 	})
 }
 
+// recordLinks records the accounts the current run reports as soon as a
+// step has created, adopted or linked them (SignalAccountLinked), and
+// publishes them: reconciliation and the attribute sync then see the
+// person's account while the run goes on or waits for an operator, and
+// never take it for an orphan. The run's result carries them again.
+func (s *identity) recordLinks(ctx workflow.Context) {
+	ch := workflow.GetSignalChannelWithOptions(ctx, contract.SignalAccountLinked,
+		workflow.SignalChannelOptions{Description: "a lifecycle run reports an account it created or linked (sent by jml's own runs)"})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var l AccountLink
+			ch.Receive(ctx, &l)
+			if c := s.current; c == nil || c.workflowID != l.WorkflowID || l.Target == "" || l.AccountID == "" {
+				continue // a report from a run that has ended since
+			}
+			if workflow.GetVersion(ctx, "link-at-write", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+				continue
+			}
+			s.in.Accounts[l.Target] = l.AccountID
+			if l.Identifier != "" {
+				s.in.Identifiers[l.Target] = l.Identifier
+			}
+			if s.publish {
+				s.publishRecord(ctx)
+			}
+		}
+	})
+}
+
 func (s *identity) registerHandlers(ctx workflow.Context) error {
 	err := workflow.SetQueryHandlerWithOptions(ctx, contract.QueryCurrent, func() (CurrentRun, error) {
-		cr := CurrentRun{EmployeeID: s.in.EmployeeID, Status: s.in.Status, LastRun: s.in.LastRun}
+		cr := CurrentRun{EmployeeID: s.in.EmployeeID, Status: s.in.Status, LastRun: s.in.LastRun,
+			Accounts: s.in.Accounts, Identifiers: s.in.Identifiers}
 		if s.current != nil {
 			cr.WorkflowID, cr.Kind, cr.EventID = s.current.workflowID, s.current.kind, s.current.eventID
 		}

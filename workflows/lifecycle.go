@@ -458,6 +458,22 @@ func (r *lifecycle) report(ctx workflow.Context, prev string) {
 	r.reporting = false
 }
 
+// reportLink tells the parent identity the account a step has just
+// created, adopted or linked in target, so reconciliation, the attribute
+// sync and starter status see it while the run goes on or waits for an
+// operator (a link known only at the run's end made a waiting joiner's
+// new account an orphan). Not waited for: the result carries it too.
+func (r *lifecycle) reportLink(ctx workflow.Context, target string) {
+	parent := workflow.GetInfo(ctx).ParentWorkflowExecution
+	if parent == nil || r.accounts[target] == "" ||
+		workflow.GetVersion(ctx, "link-at-write", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	workflow.SignalExternalWorkflow(ctx, parent.ID, "", contract.SignalAccountLinked, AccountLink{
+		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Target: target,
+		AccountID: r.accounts[target], Identifier: r.idents[target]})
+}
+
 // showDetails sets the run's current details (the UI's run page).
 func (r *lifecycle) showDetails(ctx workflow.Context) {
 	workflow.SetCurrentDetails(ctx, r.details(ctx))
@@ -610,7 +626,11 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			r.showDetails(ctx)
 			res, err := r.exec(ctx, st, notice{outcome: notify.OnCompleted})
 			if err == nil {
+				before := r.accounts[st.Target] + "\x00" + r.idents[st.Target]
 				r.record(st, res, row)
+				if r.accounts[st.Target]+"\x00"+r.idents[st.Target] != before {
+					r.reportLink(ctx, st.Target)
+				}
 				break
 			}
 			if ctx.Err() != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +22,8 @@ import (
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
 	"github.com/jml-dev/jml/contract"
+	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/internal/hostile"
 	"github.com/jml-dev/jml/internal/temporalenv"
 	"github.com/jml-dev/jml/policy"
@@ -70,8 +74,9 @@ type reconStack struct {
 }
 
 // newReconStack loads the SCIM peer with users, groups and the directory
-// dir, and starts a worker with the real activities and SCIM connector
-// (through a hostile proxy with those switches, when given).
+// dir (nil: the identity workflows, as in production), and starts a worker
+// with the real activities and SCIM connector (through a hostile proxy
+// with those switches, when given).
 func newReconStack(t testing.TB, pol *policy.Policy, users []scimtest.LoadUser, groups []scimtest.LoadGroup, dir activities.Directory, sw ...hostile.SCIMSwitches) *reconStack {
 	t.Helper()
 	s := &reconStack{peer: scimtest.Start(t)}
@@ -87,11 +92,15 @@ func newReconStack(t testing.TB, pol *policy.Policy, users []scimtest.LoadUser, 
 	s.c = ts.GetDefaultClient()
 	// A blocked run sets JmlState, as the worker's start-up check allows.
 	require.NoError(t, temporalenv.CheckSearchAttributes(context.Background(), s.c.OperatorService(), ts.GetDefaultNamespace(), nil))
+	if dir == nil {
+		dir = activities.TemporalDirectory{Client: s.c}
+	}
 	acts := activities.New(activities.Config{
-		Policy:    pol,
-		Targets:   map[string]any{"app": conn},
-		Directory: dir,
-		Client:    s.c,
+		Policy:                pol,
+		Targets:               map[string]any{"app": conn},
+		Directory:             dir,
+		Client:                s.c,
+		AllowInsecureLoopback: true, // notify steps to an httptest portal
 	})
 	w := worker.New(s.c, contract.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, acts)
@@ -514,4 +523,92 @@ func TestReconcileDisablesUnderSafetyLimit(t *testing.T) {
 	res = s.cycle(t)
 	assert.Empty(t, s.peer.Writes())
 	assert.Equal(t, 5, res.Reconcile["app"].Counts.Orphans)
+}
+
+// strictSCIM is a strict SCIM server in front of SCIMMY: no members
+// filter, no groups attribute on users, PATCH answered 204, at most 100
+// items a page, excludedAttributes ignored.
+var strictSCIM = hostile.SCIMSwitches{RejectMembersFilter: true, NoUserGroupsAttr: true, Patch204: true, MaxCount: 100, IgnoreExcludedAttributes: true}
+
+// TestReconcileLeavesWaitingJoinersAccount (issue 27, problem 1): a
+// joiner creates its account, then waits in NeedsAttention at a failed
+// notify step. A reconcile cycle with orphans: disable (run by the identity
+// workflows' own directory, as in production) classifies the account
+// linked, in flight, and leaves it active while it disables a real orphan;
+// after the operator skips the step it is still active and linked.
+func TestReconcileLeavesWaitingJoinersAccount(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sw   []hostile.SCIMSwitches
+	}{
+		{"scimmy", nil},
+		{"strict server", []hostile.SCIMSwitches{strictSCIM}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			portal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, `{"error":"channel archived"}`, http.StatusBadRequest)
+			}))
+			t.Cleanup(portal.Close)
+			pol := reconcilePolicy(scimTarget, "user_name", policy.Reconcile{Orphans: policy.ReconcileDisable})
+			pol.Joiner.Steps = append(pol.Joiner.Steps, policy.Step{Name: "notify.done",
+				Notify: &policy.RESTRequest{URL: portal.URL + "/notify", Body: `{"done":"{employee_id}"}`}})
+			users := []scimtest.LoadUser{{UserName: "orphan1", Active: true}}
+			groups := loadGroups(map[string][]string{"all-staff": nil, "dept-d1": nil, "vpn": nil})
+			s := newReconStack(t, pol, users, groups, nil, tc.sw...)
+			conn, err := scim.New(context.Background(), scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}})
+			require.NoError(t, err)
+			ctx := context.Background()
+			account := func() *connectors.Account {
+				t.Helper()
+				acct, err := conn.FindAccount(ctx, connectors.Key{Attribute: "user_name", Value: "new.hire"})
+				require.NoError(t, err)
+				return acct
+			}
+			identities := func(state string) int {
+				resp, err := s.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+					Query: fmt.Sprintf("WorkflowType = '%s' AND %s = '%s'", contract.IdentityWorkflowName, contract.SAState, state)})
+				require.NoError(t, err)
+				return len(resp.GetExecutions())
+			}
+			orphaned := func(r activities.ReconcileResult) []string {
+				var out []string
+				for _, a := range r.Accounts {
+					out = append(out, a.Identifier+"/"+a.Situation+"/"+a.Action)
+				}
+				return out
+			}
+
+			acc, err := intake.Submit(ctx, s.c, hr.Event{EventID: "hire-1", Type: hr.Hire, Employee: map[string]string{
+				"employee_id": "E1", "username": "new.hire", "email": "new.hire@example.com", "department": "D1"}})
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return identities(contract.StateNeedsAttention) == 1 },
+				time.Minute, 100*time.Millisecond, "the joiner waits at notify.done")
+			require.True(t, account().Active)
+
+			r := s.cycle(t).Reconcile["app"]
+			assert.True(t, account().Active, "a waiting joiner's new account is never disabled")
+			assert.Equal(t, []string{"orphan1/orphan/disabled"}, orphaned(r), "the real orphan is disabled; the new hire's account is no orphan")
+			assert.Equal(t, 1, r.Counts.Linked)
+			assert.Equal(t, 1, r.Counts.InFlight)
+			assert.Equal(t, 1, r.Counts.OrphansDisabled)
+
+			h, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: acc.WorkflowID, UpdateName: contract.UpdateSkipStep,
+				Args: []any{workflows.StepRequest{Step: "notify.done", Reason: "channel archived"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+			require.NoError(t, err)
+			require.NoError(t, h.Get(ctx, nil))
+			require.Eventually(t, func() bool { return identities(contract.StateIdle) == 1 },
+				time.Minute, 100*time.Millisecond, "the joiner completes")
+			if tc.sw == nil {
+				saveHistory(t, s.c, contract.IdentityWorkflowID("E1"), "identity-link-waiting.json")
+				saveHistory(t, s.c, acc.WorkflowID, "joiner-link-waiting.json")
+			}
+
+			r = s.cycle(t).Reconcile["app"]
+			assert.True(t, account().Active, "still active after the operator skipped the step")
+			assert.Equal(t, []string{"orphan1/orphan/reported"}, orphaned(r))
+			assert.Equal(t, 1, r.Counts.Linked)
+			assert.Zero(t, r.Counts.InFlight)
+			assert.Empty(t, s.peer.Writes(), "the joiner's groups are as due")
+		})
+	}
 }
