@@ -125,8 +125,8 @@ func printReconcile(w io.Writer, rep reconcileReportOut) {
 	for _, t := range slices.Sorted(maps.Keys(rep.Targets)) {
 		r := rep.Targets[t]
 		c := r.Counts
-		fmt.Fprintf(w, "\n%s: %d accounts read (%d linked, %d orphans, %d leftovers, %d disputed, %d protected, %d deprovisioned)\n",
-			t, c.AccountsRead, c.Linked, c.Orphans, c.Leftovers, c.Disputed, c.Protected, c.Deprovisioned)
+		fmt.Fprintf(w, "\n%s: %d accounts read (%d linked, %d of them with a run in flight; %d orphans, %d leftovers, %d disputed, %d protected, %d deprovisioned)\n",
+			t, c.AccountsRead, c.Linked, c.InFlight, c.Orphans, c.Leftovers, c.Disputed, c.Protected, c.Deprovisioned)
 		fmt.Fprintf(w, "  group drift: %d missing (%d added), %d no longer due (%d removed); %d disabled; %d held for an operator; %d failures; %d reads, %d writes\n",
 			c.MissingFound, c.Added, c.ExtraFound, c.Removed, c.LeftoversDisabled+c.OrphansDisabled, c.Blocked, c.Failures, c.Reads, c.Writes)
 		for _, b := range r.Blocked {

@@ -75,7 +75,7 @@ func TestReconcileReportCommand(t *testing.T) {
 	out.Reset()
 	errb.Reset()
 	require.Equal(t, 0, run(ctx, []string{"reconcile", "report"}, &out, &errb), errb.String())
-	assert.Contains(t, out.String(), "app: 4 accounts read (1 linked, 1 orphans, 1 leftovers, 1 disputed")
+	assert.Contains(t, out.String(), "app: 4 accounts read (1 linked, 0 of them with a run in flight; 1 orphans, 1 leftovers, 1 disputed")
 	assert.Regexp(t, `orphan\s+\S+\s+orphan1\s+true\s+reported`, out.String())
 	assert.Regexp(t, `disputed\s+\S+\s+twin\s+true\s+E3 E4\s+reported`, out.String())
 
