@@ -550,6 +550,7 @@ func TestReconcileLeavesWaitingJoinersAccount(t *testing.T) {
 			}))
 			t.Cleanup(portal.Close)
 			pol := reconcilePolicy(scimTarget, "user_name", policy.Reconcile{Orphans: policy.ReconcileDisable})
+			pol.Joiner.Steps[2].Name = "app.vpn" // the joiner runs here: step names must be unique
 			pol.Joiner.Steps = append(pol.Joiner.Steps, policy.Step{Name: "notify.done",
 				Notify: &policy.RESTRequest{URL: portal.URL + "/notify", Body: `{"done":"{employee_id}"}`}})
 			users := []scimtest.LoadUser{{UserName: "orphan1", Active: true}}

@@ -24,7 +24,11 @@ import (
 // the first event came as its input), identity-continued and
 // identity-after-continue (a run that continued as new and its successor;
 // regenerate: JML_UPDATE_HISTORIES=1 go test ./internal/e2e -run
-// TestIdentityContinuesAsNew).
+// TestIdentityContinuesAsNew), identity-link-waiting and
+// joiner-link-waiting (a joiner that reports its new account to the
+// identity at once, then waits in NeedsAttention until skipped; regenerate:
+// JML_UPDATE_HISTORIES=1 go test ./workflows -run
+// TestReconcileLeavesWaitingJoinersAccount).
 func TestReplay(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
