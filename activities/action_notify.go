@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -109,4 +110,38 @@ func notifyPlan(ps *PlannedStep, spec policy.RESTRequest) {
 	ps.OnAborted = notify.Subscribed(spec.On, notify.OnAborted)
 	ps.OnBlocked = notify.Subscribed(spec.On, OnBlocked)
 	ps.MaxAttempts = spec.MaxAttempts
+}
+
+// placeAfter moves every notify step with after: right behind the step it
+// names (after steps already placed there, in policy order).
+func placeAfter(steps []PlannedStep) []PlannedStep {
+	var others, moved []PlannedStep
+	for _, s := range steps {
+		if s.Traits().Notification && s.Spec.Notify != nil && s.Spec.Notify.After != "" {
+			moved = append(moved, s)
+		} else {
+			others = append(others, s)
+		}
+	}
+	if len(moved) == 0 {
+		return steps
+	}
+	out := make([]PlannedStep, 0, len(steps))
+	for _, s := range others {
+		out = append(out, s)
+		for _, m := range moved {
+			if m.Spec.Notify.After == s.Name {
+				if s.SkipReason != "" && m.SkipReason == "" {
+					m.SkipReason = "after " + s.Name + ", which is skipped"
+				}
+				out = append(out, m)
+			}
+		}
+	}
+	for _, m := range moved { // after a step not in the plan: keep at the end
+		if !slices.ContainsFunc(out, func(o PlannedStep) bool { return o.Name == m.Name }) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
