@@ -10,20 +10,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/transform"
 )
 
-// Action names (StepAction).
+// Action names (StepAction): the ones connectors declare they can run.
 const (
-	ActionSyncIdentity        = "sync_identity"
-	ActionManageRelationships = "manage_relationships"
-	ActionDeprovisionIdentity = "deprovision_identity"
-	ActionDeleteIdentity      = "delete_identity"
-	ActionCreateEntitlement   = "create_entitlement"
-	ActionResetPassword       = "reset_password"
-	ActionSendRESTRequest     = "send_rest_request"
-	ActionNotify              = "notify"
+	ActionSyncIdentity        = connectors.ActionSyncIdentity
+	ActionManageRelationships = connectors.ActionManageRelationships
+	ActionDeprovisionIdentity = connectors.ActionDeprovision
+	ActionDeleteIdentity      = connectors.ActionDelete
+	ActionCreateEntitlement   = connectors.ActionCreateEntitlement
+	ActionResetPassword       = connectors.ActionResetPassword
+	ActionSendRESTRequest     = connectors.ActionSendRESTRequest
+	ActionNotify              = connectors.ActionNotify
 )
 
 // Actions lists every action name in documentation order.
