@@ -1,7 +1,9 @@
 // Package activities holds every side effect of jml: one method per policy
 // action on one struct with injected connectors, a worker-memory password
-// vault and an HTTP sender. Workflows refer to the methods through a nil
-// *Activities (var a *Activities; workflow.ExecuteActivity(ctx, a.SyncIdentity, …)).
+// vault and an HTTP sender. Each policy action is one type in its own file
+// (action_<name>.go: its activity, traits, capabilities, plan facts and
+// planned effects), listed once in actionTable (action.go). Workflows refer
+// to the methods through a nil *Activities (PlannedStep.Activity).
 //
 // Every method has "ensure" semantics (a rerun after a crash never makes a
 // duplicate), returns only non-secret outputs plus opaque vault handles, and

@@ -30,64 +30,6 @@ import (
 // OnBlocked is the outcome of a run waiting for the mass-change limit.
 const OnBlocked = notify.OnBlocked
 
-// Notify is NOTIFY: it fires when the step subscribes to in.Outcome (a run
-// completed, needing attention, blocked or aborted; a step with after:
-// fires when that step is done). The message is rendered here, on the
-// worker whose vault holds the run's secrets, and sent by its channel:
-// webhook (connectors/rest), email (notify.SMTP), slack or teams
-// (notify.Webhook). History gets only the step's note.
-func (a *Activities) Notify(ctx context.Context, in StepInput) (StepResult, error) {
-	spec := in.Step.Spec.Notify
-	if spec == nil {
-		return StepResult{}, permanent("PolicyInvalid", errors.New("not a notify step"))
-	}
-	ev := rest.Event{Kind: in.Outcome, Workflow: in.Kind, WorkflowID: in.Owner,
-		EmployeeID: in.Attributes["employee_id"], FailedStep: in.FailedStep, Error: in.Error,
-		UIURL: a.uiURL(ctx, in.Owner)}
-	if ev.Kind == "" {
-		ev.Kind = notify.OnCompleted
-	}
-	if ev.Kind == notify.OnNeedsAttention && !notify.Subscribed(spec.On, ev.Kind) && notify.Subscribed(spec.On, notify.OnFailed) {
-		ev.Kind = notify.OnFailed // a run waiting for an operator is what "failed" subscribers want to hear
-	}
-	ch := a.cfg.Policy.NotifyChannel(*spec)
-	if ch == policy.ChannelWebhook {
-		return a.notifyWebhook(ctx, in, spec, ev)
-	}
-	if !notify.Subscribed(spec.On, ev.Kind) {
-		return StepResult{Note: "not subscribed to " + ev.Kind}, nil
-	}
-	msg, res, err := a.renderNotification(ctx, in, spec, ev)
-	if err != nil {
-		return StepResult{}, err
-	}
-	switch ch {
-	case policy.ChannelEmail:
-		err = a.sendEmail(ctx, in, spec, ev, msg)
-	case policy.ChannelSlack, policy.ChannelTeams:
-		u := a.getenv(spec.URLEnv)
-		if u == "" {
-			return StepResult{}, permanent("PolicyInvalid", fmt.Errorf("%s: environment variable %s (url_env) is empty or unset", in.Step.Name, spec.URLEnv))
-		}
-		err = notify.Webhook{HTTPClient: a.cfg.HTTPClient, AllowInsecureLoopback: a.cfg.AllowInsecureLoopback}.
-			Post(ctx, ch, u, notify.Chat{Title: msg.subject, Text: msg.text, Link: ev.UIURL, Secret: len(msg.secrets) > 0})
-	default:
-		return StepResult{}, permanent("PolicyInvalid", fmt.Errorf("%s: unknown channel %q", in.Step.Name, ch))
-	}
-	if err != nil {
-		return StepResult{}, toTemporal(fmt.Errorf("%s: %w", in.Step.Name, err), msg.secrets...)
-	}
-	a.log.Info("notification sent", zap.String("step", in.Step.Name), zap.String("channel", ch),
-		zap.String("outcome", ev.Kind), zap.Int("recipients", len(msg.to)+len(msg.cc)+len(msg.bcc)))
-	if res.Note == "" {
-		res.Note = "sent by " + ch
-		if n := len(msg.to) + len(msg.cc) + len(msg.bcc); n > 0 {
-			res.Note += fmt.Sprintf(" to %d recipient(s)", n)
-		}
-	}
-	return res, nil
-}
-
 // notifyWebhook is today's REST notify (connectors/rest.Notify); url_env
 // supplies the URL.
 func (a *Activities) notifyWebhook(ctx context.Context, in StepInput, spec *policy.RESTRequest, ev rest.Event) (StepResult, error) {
@@ -387,49 +329,6 @@ func notifySources(spec *policy.RESTRequest) []string {
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, m[k])
-	}
-	return out
-}
-
-// notifyPlan derives when a notify step fires.
-func notifyPlan(ps *PlannedStep, spec policy.RESTRequest) {
-	ps.OnCompleted = notify.Subscribed(spec.On, notify.OnCompleted) || spec.After != ""
-	ps.OnNeedsAttention = notify.Subscribed(spec.On, notify.OnNeedsAttention) || notify.Subscribed(spec.On, notify.OnFailed)
-	ps.OnAborted = notify.Subscribed(spec.On, notify.OnAborted)
-	ps.OnBlocked = notify.Subscribed(spec.On, OnBlocked)
-	ps.MaxAttempts = spec.MaxAttempts
-}
-
-// placeAfter moves every notify step with after: right behind the step it
-// names (after steps already placed there, in policy order).
-func placeAfter(steps []PlannedStep) []PlannedStep {
-	var others, moved []PlannedStep
-	for _, s := range steps {
-		if s.Action == policy.ActionNotify && s.Spec.Notify != nil && s.Spec.Notify.After != "" {
-			moved = append(moved, s)
-		} else {
-			others = append(others, s)
-		}
-	}
-	if len(moved) == 0 {
-		return steps
-	}
-	out := make([]PlannedStep, 0, len(steps))
-	for _, s := range others {
-		out = append(out, s)
-		for _, m := range moved {
-			if m.Spec.Notify.After == s.Name {
-				if s.SkipReason != "" && m.SkipReason == "" {
-					m.SkipReason = "after " + s.Name + ", which is skipped"
-				}
-				out = append(out, m)
-			}
-		}
-	}
-	for _, m := range moved { // after a step not in the plan: keep at the end
-		if !slices.ContainsFunc(out, func(o PlannedStep) bool { return o.Name == m.Name }) {
-			out = append(out, m)
-		}
 	}
 	return out
 }

@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -98,89 +97,20 @@ func (s PlannedStep) Does() string {
 	if s.Target != "" {
 		in = " in " + s.Target
 	}
-	sp := s.Spec
-	switch {
-	case sp.SendRESTRequest != nil || sp.Notify != nil:
-		r := sp.SendRESTRequest
-		if r == nil {
-			r = sp.Notify
-			if r.Channel != "" && r.Channel != policy.ChannelWebhook {
-				return "notify by " + r.Channel + paren(r.Target)
-			}
-		}
-		m := strings.ToUpper(r.Method)
-		if m == "" {
-			m = "POST"
-		}
-		u := r.URL
-		if r.URLEnv != "" {
-			u = "$" + r.URLEnv
-		}
-		if len(u) > 80 {
-			u = u[:77] + "…"
-		}
-		return m + " " + u + paren(r.Target)
-	case sp.SyncIdentity != nil:
-		return "create or update account" + in
-	case sp.ManageRelationships != nil:
-		mr := sp.ManageRelationships
-		if mr.RemoveAll {
-			return "remove all groups" + in
-		}
-		return fmt.Sprintf("groups%s: +%d −%d", in, len(mr.Add), len(mr.Remove))
-	case sp.DeprovisionIdentity != nil:
-		return "disable account" + in
-	case sp.DeleteIdentity != nil:
-		return "delete account" + in
-	case sp.CreateEntitlement != nil:
-		return "create group" + in
-	case sp.ResetPassword != nil:
-		return "reset password" + in
+	if a := ActionOf(s.Action); a != nil && policy.StepAction(s.Spec) == s.Action {
+		return a.does(s.Spec, in)
 	}
 	return strings.ReplaceAll(s.Action, "_", " ") + in
 }
 
-func paren(s string) string {
-	if s == "" {
-		return ""
-	}
-	return " (" + s + ")"
-}
-
 // dependencies fills Produces and Uses (see PlannedStep).
 func dependencies(p *policy.Policy, ps *PlannedStep) {
-	sp := ps.Spec
-	var srcs []string
-	switch {
-	case sp.SyncIdentity != nil:
-		ps.Produces = p.EntityType(ps.Target)
-		for _, k := range slices.Sorted(maps.Keys(sp.SyncIdentity.Attributes)) {
-			srcs = append(srcs, sp.SyncIdentity.Attributes[k])
-		}
-		for _, k := range slices.Sorted(maps.Keys(sp.SyncIdentity.Fallbacks)) {
-			srcs = append(srcs, sp.SyncIdentity.Fallbacks[k]...)
-		}
-		srcs = append(srcs, sp.SyncIdentity.Groups...)
-	case sp.ResetPassword != nil:
-		ps.Produces = p.EntityType(ps.Target)
-	case sp.ManageRelationships != nil:
-		srcs = append(append(srcs, sp.ManageRelationships.Add...), sp.ManageRelationships.Remove...)
-	case sp.CreateEntitlement != nil:
-		srcs = append(srcs, sp.CreateEntitlement.Name, sp.CreateEntitlement.Description)
-	case sp.SendRESTRequest != nil || sp.Notify != nil:
-		r := sp.SendRESTRequest
-		if r == nil {
-			r = sp.Notify
-		}
-		if len(r.Extract) > 0 && r.Target != "" {
-			ps.Produces = p.EntityType(r.Target)
-		}
-		srcs = append(srcs, r.URL, r.Body)
-		for _, k := range slices.Sorted(maps.Keys(r.Headers)) {
-			srcs = append(srcs, r.Headers[k])
-		}
-		srcs = append(srcs, notifySources(r)...)
+	a := ActionOf(ps.Action)
+	if a == nil {
+		return
 	}
+	var srcs []string
+	ps.Produces, srcs = a.sources(p, ps.Spec)
 	for _, src := range srcs {
 		t, err := transform.Parse(policy.NotifySource(src))
 		if err != nil {
@@ -246,7 +176,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 			return Plan{}, permanent("PolicyInvalid", fmt.Errorf("%s step %s: %w", pp.Flow, s.Name, err))
 		}
 		dependencies(p, &ps)
-		if !s.Skip && usesSecret(s.Step) {
+		if !s.Skip && ActionOf(s.Action).secret(s.Step) {
 			plan.NeedsSession = true
 			ps.Secret = true
 		}
@@ -261,40 +191,11 @@ func planStep(s policy.PlannedStep) (PlannedStep, error) {
 	if s.Skip {
 		ps.SkipReason = s.SkipReason
 	}
-	st := s.Step
-	switch s.Action {
-	case "":
+	a := ActionOf(s.Action)
+	if a == nil {
 		return ps, fmt.Errorf("step has no action")
-	case policy.ActionManageRelationships:
-		ps.Destructive = st.ManageRelationships.RemoveAll
-	case policy.ActionDeprovisionIdentity:
-		ps.Destructive = true
-	case policy.ActionDeleteIdentity:
-		ps.Destructive = true
-		d, err := policy.ParseDuration(st.DeleteIdentity.After)
-		if err != nil {
-			return ps, fmt.Errorf("delete_identity.after: %w", err)
-		}
-		ps.Delay = d
-	case policy.ActionNotify:
-		notifyPlan(&ps, *st.Notify)
 	}
-	return ps, nil
-}
-
-func usesSecret(st policy.Step) bool {
-	if st.ResetPassword != nil || (st.SyncIdentity != nil && st.SyncIdentity.Password != "") {
-		return true
-	}
-	for _, r := range []*policy.RESTRequest{st.SendRESTRequest, st.Notify} {
-		if r == nil {
-			continue
-		}
-		if refs, err := secretRefs(r); err != nil || len(refs) > 0 {
-			return true // an unparsable template fails in the step, in a session
-		}
-	}
-	return false
+	return ps, a.plan(&ps)
 }
 
 // ScheduleInput asks when an HR event's run starts.

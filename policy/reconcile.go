@@ -74,6 +74,15 @@ type GroupRule struct {
 	CreateMissing bool   `json:"create_missing,omitempty"`
 }
 
+// granter is an action that grants groups: their templates and whether
+// missing ones are created.
+type granter interface {
+	grants() (groups []string, create bool)
+}
+
+func (a *ManageRelationships) grants() ([]string, bool) { return a.Add, a.CreateMissing }
+func (a *SyncIdentity) grants() ([]string, bool)        { return a.Groups, false }
+
 // GroupRules are the groups the policy grants in target: the add lists of
 // the joiner, rehire and mover manage_relationships steps and the groups of
 // their sync_identity steps, each with its step's condition. Leaver flows
@@ -82,18 +91,17 @@ func (p *Policy) GroupRules(target string) []GroupRule {
 	var out []GroupRule
 	for _, f := range []Flow{p.Joiner, p.Rehire, p.Mover} {
 		for _, st := range f.Steps {
-			var groups []string
-			create := false
-			switch {
-			case st.ManageRelationships != nil && st.ManageRelationships.Target == target:
-				groups, create = st.ManageRelationships.Add, st.ManageRelationships.CreateMissing
-			case st.SyncIdentity != nil && st.SyncIdentity.Target == target:
-				groups = st.SyncIdentity.Groups
-			}
-			for _, g := range groups {
-				r := GroupRule{When: st.When, Group: g, CreateMissing: create}
-				if !slices.Contains(out, r) {
-					out = append(out, r)
+			for _, a := range setActions(st) {
+				g, ok := a.spec.(granter)
+				if !ok || a.target != target {
+					continue
+				}
+				groups, create := g.grants()
+				for _, g := range groups {
+					r := GroupRule{When: st.When, Group: g, CreateMissing: create}
+					if !slices.Contains(out, r) {
+						out = append(out, r)
+					}
 				}
 			}
 		}

@@ -10,43 +10,57 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/transform"
 )
 
-// Action names (StepAction).
+// Action names (StepAction): the ones connectors declare they can run.
 const (
-	ActionSyncIdentity        = "sync_identity"
-	ActionManageRelationships = "manage_relationships"
-	ActionDeprovisionIdentity = "deprovision_identity"
-	ActionDeleteIdentity      = "delete_identity"
-	ActionCreateEntitlement   = "create_entitlement"
-	ActionResetPassword       = "reset_password"
-	ActionSendRESTRequest     = "send_rest_request"
-	ActionNotify              = "notify"
+	ActionSyncIdentity        = connectors.ActionSyncIdentity
+	ActionManageRelationships = connectors.ActionManageRelationships
+	ActionDeprovisionIdentity = connectors.ActionDeprovision
+	ActionDeleteIdentity      = connectors.ActionDelete
+	ActionCreateEntitlement   = connectors.ActionCreateEntitlement
+	ActionResetPassword       = connectors.ActionResetPassword
+	ActionSendRESTRequest     = connectors.ActionSendRESTRequest
+	ActionNotify              = connectors.ActionNotify
 )
 
 // Actions lists every action name in documentation order.
 var actions = []string{ActionSyncIdentity, ActionManageRelationships, ActionDeprovisionIdentity,
 	ActionDeleteIdentity, ActionCreateEntitlement, ActionResetPassword, ActionSendRESTRequest, ActionNotify}
 
-// setActions returns the action names set on s, with their targets.
-func setActions(s Step) (names, targets []string) {
-	add := func(ok bool, name, target string) {
+// stepAction is an action set on a step: its name, target and fields.
+type stepAction struct {
+	name, target string
+	spec         actionSpec
+}
+
+// actionSpec is the policy fields of one action, which check themselves
+// (validate.go).
+type actionSpec interface {
+	check(c *checker, p *Policy, tables map[string]bool, path string, sc scope)
+}
+
+// setActions lists the actions set on s: the one place that maps the
+// step's fields to action names.
+func setActions(s Step) []stepAction {
+	var out []stepAction
+	add := func(ok bool, name, target string, spec actionSpec) {
 		if ok {
-			names = append(names, name)
-			targets = append(targets, target)
+			out = append(out, stepAction{name: name, target: target, spec: spec})
 		}
 	}
-	add(s.SyncIdentity != nil, ActionSyncIdentity, get(s.SyncIdentity, func(a *SyncIdentity) string { return a.Target }))
-	add(s.ManageRelationships != nil, ActionManageRelationships, get(s.ManageRelationships, func(a *ManageRelationships) string { return a.Target }))
-	add(s.DeprovisionIdentity != nil, ActionDeprovisionIdentity, get(s.DeprovisionIdentity, func(a *DeprovisionIdentity) string { return a.Target }))
-	add(s.DeleteIdentity != nil, ActionDeleteIdentity, get(s.DeleteIdentity, func(a *DeleteIdentity) string { return a.Target }))
-	add(s.CreateEntitlement != nil, ActionCreateEntitlement, get(s.CreateEntitlement, func(a *CreateEntitlement) string { return a.Target }))
-	add(s.ResetPassword != nil, ActionResetPassword, get(s.ResetPassword, func(a *ResetPassword) string { return a.Target }))
-	add(s.SendRESTRequest != nil, ActionSendRESTRequest, get(s.SendRESTRequest, func(a *RESTRequest) string { return a.Target }))
-	add(s.Notify != nil, ActionNotify, get(s.Notify, func(a *RESTRequest) string { return a.Target }))
-	return names, targets
+	add(s.SyncIdentity != nil, ActionSyncIdentity, get(s.SyncIdentity, func(a *SyncIdentity) string { return a.Target }), s.SyncIdentity)
+	add(s.ManageRelationships != nil, ActionManageRelationships, get(s.ManageRelationships, func(a *ManageRelationships) string { return a.Target }), s.ManageRelationships)
+	add(s.DeprovisionIdentity != nil, ActionDeprovisionIdentity, get(s.DeprovisionIdentity, func(a *DeprovisionIdentity) string { return a.Target }), s.DeprovisionIdentity)
+	add(s.DeleteIdentity != nil, ActionDeleteIdentity, get(s.DeleteIdentity, func(a *DeleteIdentity) string { return a.Target }), s.DeleteIdentity)
+	add(s.CreateEntitlement != nil, ActionCreateEntitlement, get(s.CreateEntitlement, func(a *CreateEntitlement) string { return a.Target }), s.CreateEntitlement)
+	add(s.ResetPassword != nil, ActionResetPassword, get(s.ResetPassword, func(a *ResetPassword) string { return a.Target }), s.ResetPassword)
+	add(s.SendRESTRequest != nil, ActionSendRESTRequest, get(s.SendRESTRequest, func(a *RESTRequest) string { return a.Target }), s.SendRESTRequest)
+	add(s.Notify != nil, ActionNotify, get(s.Notify, func(a *RESTRequest) string { return a.Target }), (*notifySpec)(s.Notify))
+	return out
 }
 
 func get[T any](p *T, f func(*T) string) string {
@@ -58,21 +72,19 @@ func get[T any](p *T, f func(*T) string) string {
 
 // StepAction is the step's action name ("sync_identity", …), "" if none.
 func StepAction(s Step) string {
-	names, _ := setActions(s)
-	if len(names) == 0 {
-		return ""
+	if set := setActions(s); len(set) > 0 {
+		return set[0].name
 	}
-	return names[0]
+	return ""
 }
 
 // StepTarget is the target the step's action addresses ("" for a REST
 // request or notification with an absolute URL).
 func StepTarget(s Step) string {
-	_, targets := setActions(s)
-	if len(targets) == 0 {
-		return ""
+	if set := setActions(s); len(set) > 0 {
+		return set[0].target
 	}
-	return targets[0]
+	return ""
 }
 
 // StepName is the stable step name: Name, else "<target>.<action>", else

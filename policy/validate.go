@@ -358,13 +358,17 @@ func (c *checker) validateFlow(p *Policy, tables map[string]bool, name string, f
 	seen := map[string]string{}
 	for i, s := range f.Steps {
 		path := fmt.Sprintf("%s.steps[%d]", name, i)
-		names, _ := setActions(s)
-		switch len(names) {
+		set := setActions(s)
+		switch len(set) {
 		case 0:
 			c.at(path, "no action: want one of %s", strings.Join(actions, ", "))
 			continue
 		case 1:
 		default:
+			var names []string
+			for _, a := range set {
+				names = append(names, a.name)
+			}
 			c.at(path, "one action per step, found %s: split them into steps", strings.Join(names, " and "))
 			continue
 		}
@@ -388,126 +392,140 @@ func (c *checker) validateFlow(p *Policy, tables map[string]bool, name string, f
 }
 
 func (c *checker) validateStep(p *Policy, tables map[string]bool, path string, s Step, sc scope) {
-	switch {
-	case s.SyncIdentity != nil:
-		a, ap := s.SyncIdentity, path+".sync_identity"
-		c.target(p, ap, a.Target, connectors.ActionSyncIdentity)
-		attrs := mergedAttributes(p, *a)
-		local := scope{outputs: sc.outputs, passwords: sc.passwords, target: keys(attrs)}
-		tmpls := map[string]*transform.Template{}
-		for _, k := range slices.Sorted(maps.Keys(a.Attributes)) {
-			if t := c.template(p, tables, ap+".attributes."+k, a.Attributes[k], local); t != nil {
+	for _, a := range setActions(s) { // one: validateFlow checked
+		a.spec.check(c, p, tables, path+"."+a.name, sc)
+	}
+}
+
+func (a *SyncIdentity) check(c *checker, p *Policy, tables map[string]bool, ap string, sc scope) {
+	c.target(p, ap, a.Target, connectors.ActionSyncIdentity)
+	attrs := mergedAttributes(p, *a)
+	local := scope{outputs: sc.outputs, passwords: sc.passwords, target: keys(attrs)}
+	tmpls := map[string]*transform.Template{}
+	for _, k := range slices.Sorted(maps.Keys(a.Attributes)) {
+		if t := c.template(p, tables, ap+".attributes."+k, a.Attributes[k], local); t != nil {
+			tmpls[k] = t
+		}
+	}
+	for k, src := range p.CommonAttributes {
+		if _, own := a.Attributes[k]; !own {
+			if t, err := transform.Parse(src); err == nil {
 				tmpls[k] = t
 			}
 		}
-		for k, src := range p.CommonAttributes {
-			if _, own := a.Attributes[k]; !own {
-				if t, err := transform.Parse(src); err == nil {
-					tmpls[k] = t
-				}
+	}
+	if len(tmpls) == len(attrs) {
+		if _, err := targetOrder(tmpls); err != nil {
+			c.at(ap+".attributes", "%v", err)
+		}
+	}
+	if d, ok := Describe(p.Targets[a.Target].Type); ok && d.Can(connectors.ActionSyncIdentity) {
+		for _, msg := range d.CheckAttributes(slices.Sorted(maps.Keys(attrs)), a.CreateAllowed) {
+			c.at(ap+".attributes", "%s", msg)
+		}
+	}
+	if _, known := p.Targets[a.Target]; known && attrs[p.UniqueIdentifier(*a)] == "" {
+		uid := p.UniqueIdentifier(*a)
+		c.at(ap, "unique_identifier %s has no template in attributes (or common_attributes)", uid)
+	}
+	switch a.Password {
+	case "", "generate":
+	default:
+		c.at(ap+".password", "password %q: want generate or leave it out (never a literal password)", "…")
+	}
+	switch a.OnExistingAccount {
+	case "", KeepPassword, SetPassword:
+	default:
+		c.at(ap+".on_existing_account", "%q: want keep_password or set_password", a.OnExistingAccount)
+	}
+	switch a.Rename {
+	case "", RenameNever:
+	case RenameAllowed:
+		typ := p.Targets[a.Target].Type
+		if d, ok := Describe(typ); ok {
+			if at, ok := d.Attribute(p.UniqueIdentifier(*a)); ok && at.Immutable {
+				c.at(ap+".rename", "%s %ss cannot change after creation: want never", typ, at.Name)
 			}
 		}
-		if len(tmpls) == len(attrs) {
-			if _, err := targetOrder(tmpls); err != nil {
-				c.at(ap+".attributes", "%v", err)
-			}
+	default:
+		c.at(ap+".rename", "%q: want never or allowed", a.Rename)
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.Fallbacks)) {
+		if _, ok := attrs[k]; !ok {
+			c.at(ap+".fallbacks."+k, "fallbacks for %s, which is not an attribute of this step", k)
 		}
-		if d, ok := Describe(p.Targets[a.Target].Type); ok && d.Can(connectors.ActionSyncIdentity) {
-			for _, msg := range d.CheckAttributes(slices.Sorted(maps.Keys(attrs)), a.CreateAllowed) {
-				c.at(ap+".attributes", "%s", msg)
-			}
+		for i, src := range a.Fallbacks[k] {
+			c.template(p, tables, fmt.Sprintf("%s.fallbacks.%s[%d]", ap, k, i), src, local)
 		}
-		if _, known := p.Targets[a.Target]; known && attrs[p.UniqueIdentifier(*a)] == "" {
-			uid := p.UniqueIdentifier(*a)
-			c.at(ap, "unique_identifier %s has no template in attributes (or common_attributes)", uid)
+	}
+	for i, k := range a.NotContinuouslySynced {
+		if _, ok := attrs[k]; !ok {
+			c.at(fmt.Sprintf("%s.not_continuously_synced[%d]", ap, i), "%s is not an attribute of this step%s", k, didYouMean(k, slices.Sorted(maps.Keys(attrs))))
 		}
-		switch a.Password {
-		case "", "generate":
-		default:
-			c.at(ap+".password", "password %q: want generate or leave it out (never a literal password)", "…")
-		}
-		switch a.OnExistingAccount {
-		case "", KeepPassword, SetPassword:
-		default:
-			c.at(ap+".on_existing_account", "%q: want keep_password or set_password", a.OnExistingAccount)
-		}
-		switch a.Rename {
-		case "", RenameNever:
-		case RenameAllowed:
-			typ := p.Targets[a.Target].Type
-			if d, ok := Describe(typ); ok {
-				if at, ok := d.Attribute(p.UniqueIdentifier(*a)); ok && at.Immutable {
-					c.at(ap+".rename", "%s %ss cannot change after creation: want never", typ, at.Name)
-				}
-			}
-		default:
-			c.at(ap+".rename", "%q: want never or allowed", a.Rename)
-		}
-		for _, k := range slices.Sorted(maps.Keys(a.Fallbacks)) {
-			if _, ok := attrs[k]; !ok {
-				c.at(ap+".fallbacks."+k, "fallbacks for %s, which is not an attribute of this step", k)
-			}
-			for i, src := range a.Fallbacks[k] {
-				c.template(p, tables, fmt.Sprintf("%s.fallbacks.%s[%d]", ap, k, i), src, local)
-			}
-		}
-		for i, k := range a.NotContinuouslySynced {
-			if _, ok := attrs[k]; !ok {
-				c.at(fmt.Sprintf("%s.not_continuously_synced[%d]", ap, i), "%s is not an attribute of this step%s", k, didYouMean(k, slices.Sorted(maps.Keys(attrs))))
-			}
-		}
-		for i, g := range a.Groups {
-			c.template(p, tables, fmt.Sprintf("%s.groups[%d]", ap, i), g, sc)
-		}
-		if e := p.EntityType(a.Target); e != "" {
-			sc.outputs[e] = true
-			if a.Password == "generate" {
-				sc.passwords[e] = true
-			}
-		}
-	case s.ManageRelationships != nil:
-		a, ap := s.ManageRelationships, path+".manage_relationships"
-		c.target(p, ap, a.Target, connectors.ActionManageRelationships)
-		if len(a.Add) == 0 && len(a.Remove) == 0 && !a.RemoveAll {
-			c.at(ap, "nothing to do: set add, remove or remove_all")
-		}
-		for i, g := range a.Add {
-			c.template(p, tables, fmt.Sprintf("%s.add[%d]", ap, i), g, sc)
-		}
-		for i, g := range a.Remove {
-			c.template(p, tables, fmt.Sprintf("%s.remove[%d]", ap, i), g, sc)
-		}
-	case s.DeprovisionIdentity != nil:
-		a, ap := s.DeprovisionIdentity, path+".deprovision_identity"
-		c.target(p, ap, a.Target, connectors.ActionDeprovision)
-		if !slices.Contains([]string{"", "suspend", "deactivate"}, a.Mode) {
-			c.at(ap+".mode", "mode %q: want suspend or deactivate", a.Mode)
-		}
-	case s.DeleteIdentity != nil:
-		a, ap := s.DeleteIdentity, path+".delete_identity"
-		c.target(p, ap, a.Target, connectors.ActionDelete)
-		c.duration(ap+".after", a.After, false)
-	case s.CreateEntitlement != nil:
-		a, ap := s.CreateEntitlement, path+".create_entitlement"
-		c.target(p, ap, a.Target, connectors.ActionCreateEntitlement)
-		if a.Name == "" {
-			c.at(ap, "name: required (a template, e.g. dept-{department | LOWER})")
-		} else {
-			c.template(p, tables, ap+".name", a.Name, sc)
-		}
-		c.template(p, tables, ap+".description", a.Description, sc)
-	case s.ResetPassword != nil:
-		a, ap := s.ResetPassword, path+".reset_password"
-		c.target(p, ap, a.Target, connectors.ActionResetPassword)
-		if e := p.EntityType(a.Target); e != "" {
-			sc.outputs[e] = true
+	}
+	for i, g := range a.Groups {
+		c.template(p, tables, fmt.Sprintf("%s.groups[%d]", ap, i), g, sc)
+	}
+	if e := p.EntityType(a.Target); e != "" {
+		sc.outputs[e] = true
+		if a.Password == "generate" {
 			sc.passwords[e] = true
 		}
-	case s.SendRESTRequest != nil:
-		c.request(p, tables, path+".send_rest_request", s.SendRESTRequest, sc, false)
-	case s.Notify != nil:
-		c.notify(p, tables, path+".notify", s.Notify, sc)
 	}
+}
+
+func (a *ManageRelationships) check(c *checker, p *Policy, tables map[string]bool, ap string, sc scope) {
+	c.target(p, ap, a.Target, connectors.ActionManageRelationships)
+	if len(a.Add) == 0 && len(a.Remove) == 0 && !a.RemoveAll {
+		c.at(ap, "nothing to do: set add, remove or remove_all")
+	}
+	for i, g := range a.Add {
+		c.template(p, tables, fmt.Sprintf("%s.add[%d]", ap, i), g, sc)
+	}
+	for i, g := range a.Remove {
+		c.template(p, tables, fmt.Sprintf("%s.remove[%d]", ap, i), g, sc)
+	}
+}
+
+func (a *DeprovisionIdentity) check(c *checker, p *Policy, tables map[string]bool, ap string, sc scope) {
+	c.target(p, ap, a.Target, connectors.ActionDeprovision)
+	if !slices.Contains([]string{"", "suspend", "deactivate"}, a.Mode) {
+		c.at(ap+".mode", "mode %q: want suspend or deactivate", a.Mode)
+	}
+}
+
+func (a *DeleteIdentity) check(c *checker, p *Policy, tables map[string]bool, ap string, sc scope) {
+	c.target(p, ap, a.Target, connectors.ActionDelete)
+	c.duration(ap+".after", a.After, false)
+}
+
+func (a *CreateEntitlement) check(c *checker, p *Policy, tables map[string]bool, ap string, sc scope) {
+	c.target(p, ap, a.Target, connectors.ActionCreateEntitlement)
+	if a.Name == "" {
+		c.at(ap, "name: required (a template, e.g. dept-{department | LOWER})")
+	} else {
+		c.template(p, tables, ap+".name", a.Name, sc)
+	}
+	c.template(p, tables, ap+".description", a.Description, sc)
+}
+
+func (a *ResetPassword) check(c *checker, p *Policy, tables map[string]bool, ap string, sc scope) {
+	c.target(p, ap, a.Target, connectors.ActionResetPassword)
+	if e := p.EntityType(a.Target); e != "" {
+		sc.outputs[e] = true
+		sc.passwords[e] = true
+	}
+}
+
+func (a *RESTRequest) check(c *checker, p *Policy, tables map[string]bool, ap string, sc scope) {
+	c.request(p, tables, ap, a, sc, false)
+}
+
+// notifySpec is a notify step's fields (a RESTRequest with channels).
+type notifySpec RESTRequest
+
+func (a *notifySpec) check(c *checker, p *Policy, tables map[string]bool, ap string, sc scope) {
+	c.notify(p, tables, ap, (*RESTRequest)(a), sc)
 }
 
 var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/transform"
@@ -28,13 +29,13 @@ import (
 
 // Kinds of effect a step has on a target.
 const (
-	Create      = "create"
-	Update      = "update"
-	GroupAdd    = "group_add"
-	GroupRemove = "group_remove"
-	Disable     = "disable"
-	Delete      = "delete"
-	Other       = "other" // reset_password, send_rest_request, notify, create_entitlement
+	Create      = activities.EffectCreate
+	Update      = activities.EffectUpdate
+	GroupAdd    = activities.EffectGroupAdd
+	GroupRemove = activities.EffectGroupRemove
+	Disable     = activities.EffectDisable
+	Delete      = activities.EffectDelete
+	Other       = activities.EffectOther // reset_password, send_rest_request, notify, create_entitlement
 	// Dropped is, with Against, an effect the old policy had and the new
 	// one no longer has (an account no longer created, a group no longer
 	// granted, a leaver step removed).
@@ -173,15 +174,15 @@ func Run(ctx context.Context, rows iter.Seq[Row], o Options) (*Report, error) {
 			steps[k] = s
 			r.Steps = append(r.Steps, s)
 		}
-		s.Counts[e.kind]++
-		r.Totals[e.kind]++
+		s.Counts[e.Kind]++
+		r.Totals[e.Kind]++
 		detail := e.detail()
-		switch e.kind {
+		switch e.Kind {
 		case Update:
 			if s.Attributes == nil {
 				s.Attributes = map[string]int{}
 			}
-			for _, a := range slices.Sorted(maps.Keys(e.attrs)) {
+			for _, a := range slices.Sorted(maps.Keys(e.Attrs)) {
 				s.Attributes[a]++
 			}
 		case GroupAdd, GroupRemove:
@@ -189,13 +190,13 @@ func Run(ctx context.Context, rows iter.Seq[Row], o Options) (*Report, error) {
 				s.Groups = map[string]int{}
 			}
 			sign := "+"
-			if e.kind == GroupRemove {
+			if e.Kind == GroupRemove {
 				sign = "-"
 			}
-			s.Groups[sign+e.group]++
+			s.Groups[sign+e.Group]++
 		}
-		if n := countKind(s.Examples, e.kind); n < o.Examples {
-			s.Examples = append(s.Examples, Example{EmployeeID: row.Event.EmployeeID(), Line: row.Line, Kind: e.kind, Detail: detail})
+		if n := countKind(s.Examples, e.Kind); n < o.Examples {
+			s.Examples = append(s.Examples, Example{EmployeeID: row.Event.EmployeeID(), Line: row.Line, Kind: e.Kind, Detail: detail})
 		}
 	}
 	for row := range rows {
@@ -286,41 +287,33 @@ func newOnly(old, cur []Conflict, pre *int) []Conflict {
 	return out
 }
 
-// effect is one thing a step does to one person's account.
+// effect is one thing a step does to one person's account (the step's
+// planned effect, activities.Action.Effects) and the step it comes from.
 type effect struct {
 	flow, step, action, target string
 	index                      int // of the step in its flow
-	kind                       string
-	// attrs: rendered attributes of a create; the changed ones of an update
-	// (value: the new one).
-	attrs map[string]string
-	// synced are the attribute names an update may write (an attribute
-	// sync or mover writes only these).
-	synced map[string]bool
-	uid    string
-	group  string
-	note   string
+	activities.Effect
 }
 
-func (e effect) key() string { return e.target + "\x00" + e.kind + "\x00" + e.group }
+func (e effect) key() string { return e.target + "\x00" + e.Kind + "\x00" + e.Group }
 
 func (e effect) detail() string {
-	switch e.kind {
+	switch e.Kind {
 	case Create:
-		if e.uid != "" {
-			return fmt.Sprintf("%s=%s", e.uid, e.attrs[e.uid])
+		if e.UID != "" {
+			return fmt.Sprintf("%s=%s", e.UID, e.Attrs[e.UID])
 		}
 		return "account"
 	case Update:
 		var parts []string
-		for _, k := range slices.Sorted(maps.Keys(e.attrs)) {
-			parts = append(parts, fmt.Sprintf("%s=%s", k, e.attrs[k]))
+		for _, k := range slices.Sorted(maps.Keys(e.Attrs)) {
+			parts = append(parts, fmt.Sprintf("%s=%s", k, e.Attrs[k]))
 		}
 		return strings.Join(parts, ", ")
 	case GroupAdd, GroupRemove:
-		return e.group
+		return e.Group
 	}
-	return e.note
+	return e.Note
 }
 
 // diff is what changes from the old policy's effects to the new one's,
@@ -342,27 +335,27 @@ func diff(old, cur []effect) []effect {
 			out = append(out, e)
 			continue
 		}
-		if e.kind != Create && e.kind != Update {
+		if e.Kind != Create && e.Kind != Update {
 			continue
 		}
 		changed := map[string]string{}
-		for a, v := range e.attrs {
-			if e.synced[a] && o.attrs[a] != v {
+		for a, v := range e.Attrs {
+			if e.Synced[a] && o.Attrs[a] != v {
 				changed[a] = v
 			}
 		}
 		if len(changed) > 0 {
 			u := e
-			u.kind, u.attrs = Update, changed
+			u.Kind, u.Attrs = Update, changed
 			out = append(out, u)
 		}
 	}
 	for _, e := range old {
 		if !seen[e.key()] {
 			d := e
-			d.kind, d.note = Dropped, e.kind+" "+e.detail()
-			if e.kind == GroupAdd {
-				d.note = "no longer granted: " + e.group
+			d.Kind, d.Note = Dropped, e.Kind+" "+e.detail()
+			if e.Kind == GroupAdd {
+				d.Note = "no longer granted: " + e.Group
 			}
 			out = append(out, d)
 		}
@@ -428,6 +421,26 @@ func (ev *evaluator) person(row Row) ([]effect, []Conflict, []string) {
 		Rand: seeded(id), Now: plan.RunAt}
 	var effects []effect
 	var resolved []string
+	person := &activities.Person{Policy: p, Kind: plan.Kind, Attrs: e.Employee, Env: env,
+		Claim: func(a policy.SyncIdentity, uid string, attrs map[string]string) error {
+			c, fellBack := ev.claim(a, uid, attrs, env, id)
+			if c != nil {
+				return &claimConflict{*c}
+			}
+			if fellBack {
+				resolved = append(resolved, a.Target)
+			}
+			return nil
+		}}
+	fail := func(ps policy.PlannedStep, attr string, err error) {
+		c := Conflict{Kind: RenderError, Step: ps.Name, Target: ps.Target, Attribute: attr,
+			Message: fmt.Sprintf("employee %s: step %s: %v", id, ps.Name, err)}
+		var idErr *policy.IdentifierError
+		if errors.As(err, &idErr) {
+			c.Kind, c.Attribute, c.Value, c.Message = InvalidIdentifier, idErr.Attribute, idErr.Value, idErr.Error()
+		}
+		conflict(c)
+	}
 	for i, ps := range plan.Steps {
 		if len(conflicts) > 0 {
 			// The run stops at the failed step: what came before it
@@ -438,131 +451,48 @@ func (ev *evaluator) person(row Row) ([]effect, []Conflict, []string) {
 			continue
 		}
 		base := effect{flow: plan.Flow, step: ps.Name, action: ps.Action, target: ps.Target, index: i}
-		fail := func(attr string, err error) {
-			c := Conflict{Kind: RenderError, Step: ps.Name, Target: ps.Target, Attribute: attr,
-				Message: fmt.Sprintf("employee %s: step %s: %v", id, ps.Name, err)}
-			var idErr *policy.IdentifierError
-			if errors.As(err, &idErr) {
-				c.Kind, c.Attribute, c.Value, c.Message = InvalidIdentifier, idErr.Attribute, idErr.Value, idErr.Error()
-			}
-			conflict(c)
+		act := activities.ActionOf(ps.Action)
+		if act == nil {
+			conflict(Conflict{Kind: RenderError, Step: ps.Name, Message: fmt.Sprintf("employee %s: step %s: no action", id, ps.Name)})
+			continue
 		}
-		s := ps.Step
-		switch {
-		case s.SyncIdentity != nil:
-			a := *s.SyncIdentity
-			attrs, err := policy.RenderIdentity(p, a, env)
-			if err != nil {
-				fail("", err)
-				continue
-			}
-			uid := p.UniqueIdentifier(a)
-			if c, fellBack := ev.claim(a, uid, attrs, env, id); c != nil {
+		effs, err := act.Effects(person, ps)
+		for _, e := range effs {
+			eff := base
+			eff.Effect = e
+			effects = append(effects, eff)
+		}
+		for _, err := range split(err) {
+			var c *claimConflict
+			var fe *activities.EffectError
+			switch {
+			case errors.As(err, &c):
 				c.Step = ps.Name
-				conflict(*c)
-				continue
-			} else if fellBack {
-				resolved = append(resolved, a.Target)
+				conflict(c.Conflict)
+			case errors.As(err, &fe):
+				fail(ps, fe.Attr, fe.Err)
+			default:
+				fail(ps, "", err)
 			}
-			entity := p.EntityType(a.Target)
-			out := maps.Clone(attrs)
-			out["id"] = "<" + entity + ".id>"
-			env.Outputs[entity] = out
-			synced := map[string]bool{}
-			for k := range attrs {
-				synced[k] = !slices.Contains(a.NotContinuouslySynced, k) && (k != uid || a.Rename == policy.RenameAllowed)
-			}
-			eff := base
-			eff.attrs, eff.synced, eff.uid = attrs, synced, uid
-			eff.kind = Update
-			if plan.Kind == policy.KindJoiner && a.CreateAllowed {
-				eff.kind = Create
-			} else {
-				// A mover writes only what differs from the account, which
-				// only a run can read: every synced attribute is counted.
-				eff.attrs = map[string]string{}
-				for k, v := range attrs {
-					if synced[k] {
-						eff.attrs[k] = v
-					}
-				}
-			}
-			effects = append(effects, eff)
-			for _, g := range a.Groups {
-				v, err := eval(g, env)
-				if err != nil {
-					fail("groups", err)
-					continue
-				}
-				eff := base
-				eff.kind, eff.group = GroupAdd, v
-				effects = append(effects, eff)
-			}
-		case s.ManageRelationships != nil:
-			m := *s.ManageRelationships
-			for _, set := range []struct {
-				kind string
-				srcs []string
-			}{{GroupAdd, m.Add}, {GroupRemove, m.Remove}} {
-				kind := set.kind
-				for _, g := range set.srcs {
-					if len(transform.EmptyAttrs(g, e.Employee)) > 0 {
-						continue // names no group, as in a run
-					}
-					v, err := eval(g, env)
-					if err != nil {
-						fail(kind, err)
-						continue
-					}
-					eff := base
-					eff.kind, eff.group = kind, v
-					effects = append(effects, eff)
-				}
-			}
-			if m.RemoveAll {
-				eff := base
-				eff.kind, eff.group = GroupRemove, "(all groups)"
-				effects = append(effects, eff)
-			}
-		case s.DeprovisionIdentity != nil:
-			d := *s.DeprovisionIdentity
-			eff := base
-			eff.kind, eff.note = Disable, cmp(d.Mode, "suspend")
-			effects = append(effects, eff)
-			if d.RemoveGroups {
-				eff := base
-				eff.kind, eff.group = GroupRemove, "(all groups)"
-				effects = append(effects, eff)
-			}
-		case s.DeleteIdentity != nil:
-			eff := base
-			eff.kind = Delete
-			if after := s.DeleteIdentity.After; after != "" {
-				eff.note = "after " + after
-			}
-			effects = append(effects, eff)
-		default:
-			eff := base
-			eff.kind, eff.note = Other, ps.Action
-			effects = append(effects, eff)
 		}
 	}
 	return effects, conflicts, resolved
 }
 
-func cmp(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
-}
+// claimConflict is a conflict of Claim, through Effects.
+type claimConflict struct{ Conflict }
 
-func eval(src string, env *transform.Env) (string, error) {
-	t, err := transform.Parse(src)
-	if err != nil {
-		return "", err
+func (c *claimConflict) Error() string { return c.Message }
+
+// split lists the errors errors.Join joined.
+func split(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
 	}
-	return t.Eval(env)
+	if err != nil {
+		return []error{err}
+	}
+	return nil
 }
 
 // claim gives person id the step's unique identifier in its target, as a

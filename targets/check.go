@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/policy"
 )
@@ -62,6 +63,7 @@ func Check(ctx context.Context, p *policy.Policy, o Options, write bool) []Repor
 				r.Missing = append(r.Missing, n)
 			}
 		}
+		r.Missing = append(r.Missing, unsupported(c, p, name)...)
 		r.Missing = append(r.Missing, unmapped(ctx, c, p, name)...)
 		out = append(out, r)
 	}
@@ -76,6 +78,21 @@ type namedFlow struct {
 
 func flows(p *policy.Policy) []namedFlow {
 	return []namedFlow{{policy.KindJoiner, p.Joiner}, {policy.KindMover, p.Mover}, {policy.KindLeaver, p.Leaver}, {policy.KindRehire, p.Rehire}}
+}
+
+// unsupported lists the steps on target whose action calls what its
+// connector does not implement (activities.Action.Supports).
+func unsupported(c any, p *policy.Policy, target string) []Need {
+	var out []Need
+	for _, f := range flows(p) {
+		for _, s := range f.flow.Steps {
+			if a := activities.StepActionOf(s); a != nil && policy.StepTarget(s) == target && !a.Supports(c) {
+				out = append(out, Need{Step: f.name + "." + policy.StepName(s), Capability: a.Name(),
+					Detail: fmt.Sprintf("the connector cannot run %s", a.Name())})
+			}
+		}
+	}
+	return out
 }
 
 // attributeValidator is a connector that checks attribute names against
@@ -201,31 +218,8 @@ func Needs(p *policy.Policy) map[string][]Need {
 	}
 	for _, f := range flows(p) {
 		for _, s := range f.flow.Steps {
-			step := f.name + "." + policy.StepName(s)
-			switch {
-			case s.SyncIdentity != nil:
-				add(s.SyncIdentity.Target, step, connectors.CapLookup, connectors.CapUpdate)
-				if s.SyncIdentity.CreateAllowed {
-					add(s.SyncIdentity.Target, step, connectors.CapCreate)
-				}
-				if len(s.SyncIdentity.Groups) > 0 {
-					add(s.SyncIdentity.Target, step, connectors.CapGroups)
-				}
-			case s.ManageRelationships != nil:
-				a := s.ManageRelationships
-				add(a.Target, step, connectors.CapGroups, connectors.CapMembership)
-				if a.RemoveAll || f.name == policy.KindMover {
-					add(a.Target, step, connectors.CapMemberships)
-				}
-			case s.CreateEntitlement != nil:
-				add(s.CreateEntitlement.Target, step, connectors.CapGroups)
-			case s.DeprovisionIdentity != nil:
-				add(s.DeprovisionIdentity.Target, step, connectors.CapUpdate)
-				if s.DeprovisionIdentity.RemoveGroups {
-					add(s.DeprovisionIdentity.Target, step, connectors.CapMemberships, connectors.CapMembership)
-				}
-			case s.DeleteIdentity != nil:
-				add(s.DeleteIdentity.Target, step, connectors.CapDelete)
+			if a := activities.StepActionOf(s); a != nil {
+				add(policy.StepTarget(s), f.name+"."+policy.StepName(s), a.Needs(s, f.name)...)
 			}
 		}
 	}

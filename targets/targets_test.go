@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/entra"
 	"github.com/jml-dev/jml/connectors/entra/graphtest"
@@ -140,4 +141,35 @@ func TestProbeOkta(t *testing.T) {
 	}
 	assert.Equal(t, connectors.CapUntested, st[connectors.CapMembership])
 	assert.Empty(t, reports[0].Missing)
+}
+
+// TestConnectorsRunTheActionsTheyDescribe: every action a connector's
+// description lists (what validation accepts on its targets) is one its
+// client implements (what the action's execution asserts), and a step
+// whose connector lacks it is reported by the check.
+func TestConnectorsRunTheActionsTheyDescribe(t *testing.T) {
+	env := map[string]string{"T": "t0k", "ID": "id", "SECRET": "s3cret"}
+	p := &policy.Policy{Targets: map[string]policy.Target{
+		"scim":  {Type: "scim", BaseURL: "https://app.example/scim/v2", TokenEnv: "T"},
+		"okta":  {Type: "okta", OrgURL: "https://acme.okta.com", TokenEnv: "T"},
+		"entra": {Type: "entra", Tenant: "contoso.onmicrosoft.com", ClientIDEnv: "ID", ClientSecretEnv: "SECRET"},
+	}}
+	got, err := Build(context.Background(), p, Options{Getenv: func(k string) string { return env[k] }})
+	require.NoError(t, err)
+	for name, c := range got {
+		d, ok := policy.Describe(p.Targets[name].Type)
+		require.True(t, ok)
+		for _, action := range d.Actions {
+			a := activities.ActionOf(action)
+			if a == nil {
+				continue // attribute_sync, password_sync: no step
+			}
+			assert.True(t, a.Supports(c), "%s lists %s but its client lacks the interfaces", name, action)
+		}
+	}
+
+	p.Joiner.Steps = []policy.Step{{SyncIdentity: &policy.SyncIdentity{Target: "app"}}, {ResetPassword: &policy.ResetPassword{Target: "other"}}}
+	missing := unsupported(struct{}{}, p, "app")
+	require.Len(t, missing, 1)
+	assert.Equal(t, Need{Step: "joiner.app.sync_identity", Capability: "sync_identity", Detail: "the connector cannot run sync_identity"}, missing[0])
 }

@@ -210,7 +210,7 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 		return r.result(), nil
 	}
 	for _, s := range r.plan.Steps {
-		if s.Action == policy.ActionNotify && !s.OnCompleted {
+		if s.Traits().Notification && !s.OnCompleted {
 			continue // fires only on NeedsAttention
 		}
 		row := StepInfo{Name: s.Name, Action: s.Action, Target: s.Target, State: StepPending}
@@ -398,7 +398,7 @@ func (r *lifecycle) dependants(step string) []string {
 		if st.Produces != "" {
 			entities[st.Produces] = true
 		}
-		if st.Action == policy.ActionSyncIdentity && r.accounts[st.Target] == "" {
+		if st.Traits().Links && r.accounts[st.Target] == "" {
 			targets[st.Target] = true
 		}
 	}
@@ -414,8 +414,7 @@ func (r *lifecycle) dependants(step string) []string {
 		if row := r.row(st.Name); row == nil || row.State != StepPending {
 			continue
 		}
-		usesAccount := targets[st.Target] && slices.Contains([]string{policy.ActionManageRelationships,
-			policy.ActionDeprovisionIdentity, policy.ActionDeleteIdentity, policy.ActionResetPassword}, st.Action)
+		usesAccount := targets[st.Target] && st.Traits().UsesAccount
 		if usesAccount || slices.ContainsFunc(st.Uses, func(e string) bool { return entities[e] }) {
 			deps = append(deps, st.Name)
 			produces(st)
@@ -593,7 +592,7 @@ func (r *lifecycle) row(name string) *StepInfo {
 
 func (r *lifecycle) run(ctx workflow.Context) error {
 	for _, st := range r.plan.Steps {
-		if st.Action == policy.ActionNotify && !st.OnCompleted || st.SkipReason != "" {
+		if st.Traits().Notification && !st.OnCompleted || st.SkipReason != "" {
 			continue
 		}
 		row := r.row(st.Name)
@@ -608,7 +607,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			// Only what waits for a delay is moot after a rehire.
 			r.skipRest = r.superseded
 		}
-		if r.skipRest && st.Action != policy.ActionNotify {
+		if r.skipRest && !st.Traits().Notification {
 			row.State, row.Note, row.Time = StepSuperseded, "a newer HR event arrived: not run", workflow.Now(ctx)
 			continue
 		}
@@ -805,7 +804,7 @@ func (r *lifecycle) alert(ctx workflow.Context, n notice) {
 // notify fires the notify steps that want n (best effort).
 func (r *lifecycle) notify(ctx workflow.Context, n notice, wants func(activities.PlannedStep) bool) {
 	for _, st := range r.plan.Steps {
-		if st.Action != policy.ActionNotify || !wants(st) || st.SkipReason != "" {
+		if !st.Traits().Notification || !wants(st) || st.SkipReason != "" {
 			continue
 		}
 		if _, err := r.exec(ctx, st, n); err != nil {
@@ -830,7 +829,7 @@ func (r *lifecycle) record(st activities.PlannedStep, res activities.StepResult,
 	if res.Correlation != "" {
 		row.Note = res.Correlation + ": " + res.Note
 	}
-	if st.Action == policy.ActionSyncIdentity && res.AccountID != "" {
+	if st.Traits().Links && res.AccountID != "" {
 		r.accounts[st.Target] = res.AccountID
 		if res.Identifier != "" {
 			r.idents[st.Target] = res.Identifier
@@ -840,10 +839,10 @@ func (r *lifecycle) record(st activities.PlannedStep, res activities.StepResult,
 			r.made = append(r.made, fmt.Sprintf("account %s in %s (created by this run)", res.AccountID, st.Target))
 		}
 	}
-	if st.Action == policy.ActionManageRelationships && res.AccountID != "" {
+	if st.Traits().Groups && res.AccountID != "" {
 		r.made = append(r.made, fmt.Sprintf("group changes in %s for account %s: %s", st.Target, res.AccountID, res.Note))
 	}
-	if st.Action == policy.ActionDeleteIdentity {
+	if st.Traits().Unlinks {
 		delete(r.accounts, st.Target)
 		delete(r.idents, st.Target)
 	}
@@ -881,17 +880,6 @@ func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep, n noti
 		opts.TaskQueue, opts.ScheduleToStartTimeout = r.holder, r.hostTimeout()
 	}
 	actx := workflow.WithActivityOptions(sctx, opts)
-	var a *activities.Activities
-	fns := map[string]any{
-		policy.ActionSyncIdentity:        a.SyncIdentity,
-		policy.ActionManageRelationships: a.ManageRelationships,
-		policy.ActionDeprovisionIdentity: a.DeprovisionIdentity,
-		policy.ActionDeleteIdentity:      a.DeleteIdentity,
-		policy.ActionCreateEntitlement:   a.CreateEntitlement,
-		policy.ActionResetPassword:       a.ResetPassword,
-		policy.ActionSendRESTRequest:     a.SendRESTRequest,
-		policy.ActionNotify:              a.Notify,
-	}
 	in := activities.StepInput{
 		Owner:         workflow.GetInfo(ctx).WorkflowExecution.ID,
 		Kind:          r.in.Kind,
@@ -906,11 +894,11 @@ func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep, n noti
 		Inactive:      !r.in.EnableAt.IsZero() && r.in.EnableAt.After(workflow.Now(ctx)),
 		Reactivate:    r.in.Kind == policy.KindJoiner,
 	}
-	if st.Action == policy.ActionNotify {
+	if st.Traits().Notification {
 		in.Outcome, in.FailedStep, in.Error = n.outcome, n.step, n.err
 	}
 	var res activities.StepResult
-	err = workflow.ExecuteActivity(actx, fns[st.Action], in).Get(ctx, &res)
+	err = workflow.ExecuteActivity(actx, st.Activity(), in).Get(ctx, &res)
 	return res, err
 }
 
@@ -1024,7 +1012,7 @@ func (r *lifecycle) enableOnStartDate(ctx workflow.Context) error {
 	var a *activities.Activities
 	for _, st := range r.plan.Steps {
 		id := r.accounts[st.Target]
-		if st.Action != policy.ActionSyncIdentity || id == "" {
+		if !st.Traits().Links || id == "" {
 			continue
 		}
 		name := st.Target + ".enable"
@@ -1199,8 +1187,7 @@ func (r *lifecycle) reschedule(ctx workflow.Context) error {
 func (r *lifecycle) rollback(ctx workflow.Context) {
 	for _, target := range r.created {
 		name := target + ".rollback"
-		st := activities.PlannedStep{Name: name, Action: policy.ActionDeprovisionIdentity, Target: target,
-			Spec: policy.Step{DeprovisionIdentity: &policy.DeprovisionIdentity{Target: target, RemoveGroups: true}}}
+		st := activities.RollbackStep(name, target)
 		r.steps = append(r.steps, StepInfo{Name: name, Action: st.Action, Target: target, State: StepRunning, Attempts: 1, Time: workflow.Now(ctx)})
 		row := &r.steps[len(r.steps)-1]
 		res, err := r.exec(ctx, st, notice{})
