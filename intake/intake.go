@@ -64,6 +64,10 @@ type Config struct {
 	// differs by case from a known one, are refused with nothing started.
 	Known  func(ctx context.Context, employeeID string) (bool, error)
 	Holder func(ctx context.Context, employeeID string) (string, error)
+	// Claim claims an event's ID for its person (default: ClaimEvent with
+	// Client; none without a Client): an ID another person's event used is
+	// refused (409) with nothing started.
+	Claim func(ctx context.Context, ev hr.Event) error
 }
 
 // parser turns a body into events; one per payload shape.
@@ -101,6 +105,9 @@ func New(cfg Config) http.Handler {
 	}
 	if c := cfg.Client; c != nil && cfg.Known == nil {
 		cfg.Known = func(ctx context.Context, id string) (bool, error) { return Known(ctx, c, id) }
+	}
+	if c := cfg.Client; c != nil && cfg.Claim == nil {
+		cfg.Claim = func(ctx context.Context, ev hr.Event) error { return ClaimEvent(ctx, c, ev) }
 	}
 	if c := cfg.Client; c != nil && cfg.Holder == nil {
 		cfg.Holder = func(ctx context.Context, id string) (string, error) { return Holder(ctx, c, id) }
@@ -264,7 +271,12 @@ func (s *server) deliver(ctx context.Context, source string, events []hr.Event) 
 		var conflict *ConflictError
 		var unknown *UnknownPersonError
 		var folded *CaseConflictError
+		var held *EventHeldError
 		switch {
+		case errors.As(err, &held):
+			s.metrics.events.WithLabelValues(source, ev.Type, "conflict").Inc()
+			return http.StatusConflict, Response{Error: held.Error(), Events: resp.Events,
+				EventID: held.EventID, WorkflowID: held.WorkflowID}, nil
 		case errors.As(err, &unknown):
 			s.metrics.events.WithLabelValues(source, ev.Type, "unknown_person").Inc()
 			return http.StatusNotFound, Response{Error: unknown.Error(), Events: resp.Events, EventID: ev.EventID,
@@ -301,30 +313,34 @@ func (s *server) deliver(ctx context.Context, source string, events []hr.Event) 
 	return http.StatusAccepted, resp, nil
 }
 
-// knowable refuses what no run could act on: a change or termination for
+// knowable refuses what no run could act on: an event ID another person's
+// event holds, a change or termination for
 // a person jml has no identity for, and a new person whose employee ID
 // differs only by case from an existing one's.
 func (s *server) knowable(ctx context.Context, ev hr.Event) error {
-	if s.cfg.Known == nil {
+	if s.cfg.Known != nil {
+		id := ev.EmployeeID()
+		known, err := s.cfg.Known(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !known && (ev.Type == hr.Change || ev.Type == hr.Terminate):
+			return &UnknownPersonError{EmployeeID: id, Type: ev.Type}
+		case !known && s.cfg.Holder != nil:
+			other, err := s.cfg.Holder(ctx, id)
+			if err != nil {
+				return err
+			}
+			if other != "" {
+				return &CaseConflictError{EmployeeID: id, Existing: other}
+			}
+		}
+	}
+	if s.cfg.Claim == nil {
 		return nil
 	}
-	id := ev.EmployeeID()
-	known, err := s.cfg.Known(ctx, id)
-	if err != nil || known {
-		return err
-	}
-	switch ev.Type {
-	case hr.Change, hr.Terminate:
-		return &UnknownPersonError{EmployeeID: id, Type: ev.Type}
-	}
-	if s.cfg.Holder == nil {
-		return nil
-	}
-	other, err := s.cfg.Holder(ctx, id)
-	if err == nil && other != "" {
-		return &CaseConflictError{EmployeeID: id, Existing: other}
-	}
-	return err
+	return s.cfg.Claim(ctx, ev) // last: a refused event claims nothing
 }
 
 func (s *server) submit(ctx context.Context, ev hr.Event) (workflows.EventAccepted, error) {

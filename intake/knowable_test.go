@@ -46,3 +46,30 @@ func TestIntakeRefusesWhatNoRunCanActOn(t *testing.T) {
 	r = post(t, srv.URL+"/v1/events", chg, auth)
 	require.Equal(t, http.StatusAccepted, r.status, r.raw)
 }
+
+// Issue 27: an event ID is unique across people. Resending an event ID
+// already used for another person is a 409 naming the identity workflow
+// that holds it, and nothing is started for the second person; the same
+// person's resend stays a duplicate (200).
+func TestIntakeRefusesEventIDOfAnotherPerson(t *testing.T) {
+	env := intaketest.Start(t, intaketest.Options{})
+	srv := newIntake(t, env.Client)
+	auth := map[string]string{"Authorization": "Bearer tok-123"}
+
+	r := post(t, srv.URL+"/v1/events", hireJSON("P1", "wd-1"), auth)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	r = post(t, srv.URL+"/v1/events", hireJSON("P1", "wd-1"), auth)
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	assert.True(t, r.body.Duplicate)
+
+	r = post(t, srv.URL+"/v1/events", hireJSON("P2", "wd-1"), auth)
+	require.Equal(t, http.StatusConflict, r.status, r.raw)
+	assert.Contains(t, r.body.Error, "event wd-1 was received before for employee P1")
+	assert.Equal(t, "identity/P1", r.body.WorkflowID)
+	assert.Equal(t, "wd-1", r.body.EventID)
+	requireNoIdentity(t, env.Client, "P2")
+	assert.Equal(t, 1, workflowCount(t, env), "only P1's identity")
+
+	r = post(t, srv.URL+"/v1/events", hireJSON("P2", "wd-2"), auth)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+}
