@@ -389,3 +389,32 @@ joiner:
 	assert.Equal(t, map[string]string{"E1": simulate.InvalidIdentifier, "E3": simulate.InvalidIdentifier,
 		"AB12345": simulate.EmployeeIDCase}, got, "E2's name is trimmed; E4 is fine")
 }
+
+// Issue 27: a request that would carry a password over plain http is a
+// policy problem at its file:line in `starter preview`, not a RestInsecure
+// after the account exists.
+func TestPreviewRefusesSecretOverPlainHTTP(t *testing.T) {
+	dir := t.TempDir()
+	pol := writePolicy(t, dir, "policy.yaml", `
+targets:
+  app: {type: scim, base_url: https://app.example.com/scim/v2, token_env: APP_TOKEN}
+password: {length: 16}
+joiner:
+  steps:
+    - sync_identity:
+        target: app
+        create_allowed: true
+        password: generate
+        attributes:
+          user_name: '{first_name | LOWER}@acme.com'
+    - send_rest_request:
+        url: http://127.0.0.1:8080/accounts
+        body: '{"login":"{ScimUser.user_name}","pw":"{ScimUser.password}"}'
+`)
+	ev := filepath.Join(dir, "hire.json")
+	require.NoError(t, os.WriteFile(ev, []byte(`{"event_id":"h-1","type":"hire","effective_at":"2026-11-02T09:00:00Z",
+"employee":{"employee_id":"E1","first_name":"Ada","last_name":"Lovelace"}}`), 0o600))
+	code, out, errs := runCmd(t, "preview", "--policy", pol, "--event", ev)
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, out+errs, "policy.yaml:14:14: joiner.steps[1].send_rest_request.url: this request carries a password to http://127.0.0.1:8080: plain http is refused")
+}
