@@ -393,7 +393,7 @@ func (a *Activities) uniqueValue(ctx context.Context, s connectors.AccountSyncer
 		}
 		return !belongsTo(acct, attrs), nil
 	}
-	v, err := transform.EvalUnique(ctx, cands, &e, taken)
+	v, err := transform.EvalUnique(ctx, cands, &e, a.cfg.Policy.IdentifierRule(*spec), taken)
 	switch {
 	case errors.Is(err, transform.ErrNoUniqueValue):
 		return "", permanent(ErrTypeConflict, fmt.Errorf("%s: every fallback for %s is taken", spec.Target, uid))

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 )
@@ -29,6 +31,10 @@ type Description struct {
 	UniqueIdentifier string
 	// EntityType is the default entity type of the outputs ({OktaUser.login}).
 	EntityType string
+	// Identifier is what the target accepts as an account's identifier
+	// beyond the rule every target shares (transform.CheckIdentifier); nil
+	// when nothing more.
+	Identifier *IdentifierRules `json:",omitempty"`
 	// Attributes is the attribute catalog. With OpenAttributes, names
 	// outside it pass through as custom attributes; without, they are refused.
 	Attributes     []AttributeSpec
@@ -76,6 +82,66 @@ type AttributeSpec struct {
 	Required    bool     `json:",omitempty"` // needed to create an account
 	Immutable   bool     `json:",omitempty"` // cannot change after creation
 	MultiValued bool     `json:",omitempty"`
+}
+
+// IdentifierRules are a target's documented limits on one attribute of
+// its accounts, checked wherever the policy checks an identifier: the run,
+// the preview and the population dry run (policy.Policy.CheckIdentifier).
+type IdentifierRules struct {
+	// Attribute is the catalog name the rules apply to (login,
+	// user_principal_name); its aliases are covered too.
+	Attribute string
+	// Email: the value must be local@domain.
+	Email bool `json:",omitempty"`
+	// MaxLength, MaxLocal and MaxDomain bound the value, the part before
+	// the @ and the part after it, in characters (0: no limit here).
+	MaxLength, MaxLocal, MaxDomain int `json:",omitempty"`
+	// LocalChars are the only characters allowed before the @ besides
+	// ASCII letters and digits ("": any the shared rule allows).
+	LocalChars string `json:",omitempty"`
+	// NoDotBeforeAt refuses a dot right before the @.
+	NoDotBeforeAt bool `json:",omitempty"`
+	// Source is where the target documents these limits.
+	Source string
+}
+
+// CheckIdentifier reports why v breaks the rules for attribute attr of
+// the target type d describes; nil when it does not, or when the rules are
+// for another attribute.
+func (d *Description) CheckIdentifier(attr, v string) error {
+	r := d.Identifier
+	if r == nil || d.Canonical(attr) != d.Canonical(r.Attribute) {
+		return nil
+	}
+	n := utf8.RuneCountInString(v)
+	if r.MaxLength > 0 && n > r.MaxLength {
+		return fmt.Errorf("%s %s is %d characters long (at most %d: %s)", d.Type, r.Attribute, n, r.MaxLength, r.Source)
+	}
+	i := strings.LastIndexByte(v, '@')
+	if i < 0 {
+		if r.Email {
+			return fmt.Errorf("%s %s must be name@domain (%s)", d.Type, r.Attribute, r.Source)
+		}
+		return nil
+	}
+	local, domain := v[:i], v[i+1:]
+	if n := utf8.RuneCountInString(local); r.MaxLocal > 0 && n > r.MaxLocal {
+		return fmt.Errorf("%s %s has %d characters before @ (at most %d: %s)", d.Type, r.Attribute, n, r.MaxLocal, r.Source)
+	}
+	if n := utf8.RuneCountInString(domain); r.MaxDomain > 0 && n > r.MaxDomain {
+		return fmt.Errorf("%s %s has %d characters after @ (at most %d: %s)", d.Type, r.Attribute, n, r.MaxDomain, r.Source)
+	}
+	if r.NoDotBeforeAt && strings.HasSuffix(local, ".") {
+		return fmt.Errorf("%s %s has a dot right before @ (%s)", d.Type, r.Attribute, r.Source)
+	}
+	if r.LocalChars != "" {
+		for _, c := range local {
+			if !(c < utf8.RuneSelf && (unicode.IsLetter(c) || unicode.IsDigit(c)) || strings.ContainsRune(r.LocalChars, c)) {
+				return fmt.Errorf("%s %s may not contain %q before @ (letters A-Z, digits and %s only: %s)", d.Type, r.Attribute, c, r.LocalChars, r.Source)
+			}
+		}
+	}
+	return nil
 }
 
 // PasswordRules are what a target enforces on passwords by default.

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/workflows"
@@ -56,6 +57,17 @@ type Config struct {
 	// Submit delivers one event (default: Submit with Client). Tests
 	// replace it to script the workflow's answers.
 	Submit func(ctx context.Context, ev hr.Event) (workflows.EventAccepted, error)
+	// Known reports whether jml has an identity for an employee ID, and
+	// Holder which other spelling of it (letter case) one has (defaults:
+	// Known and Holder with Client; none without a Client). A change or
+	// termination for an unknown person, and a new person whose ID only
+	// differs by case from a known one, are refused with nothing started.
+	Known  func(ctx context.Context, employeeID string) (bool, error)
+	Holder func(ctx context.Context, employeeID string) (string, error)
+	// Claim claims an event's ID for its person (default: ClaimEvent with
+	// Client; none without a Client): an ID another person's event used is
+	// refused (409) with nothing started.
+	Claim func(ctx context.Context, ev hr.Event) error
 }
 
 // parser turns a body into events; one per payload shape.
@@ -90,6 +102,15 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 64
+	}
+	if c := cfg.Client; c != nil && cfg.Known == nil {
+		cfg.Known = func(ctx context.Context, id string) (bool, error) { return Known(ctx, c, id) }
+	}
+	if c := cfg.Client; c != nil && cfg.Claim == nil {
+		cfg.Claim = func(ctx context.Context, ev hr.Event) error { return ClaimEvent(ctx, c, ev) }
+	}
+	if c := cfg.Client; c != nil && cfg.Holder == nil {
+		cfg.Holder = func(ctx context.Context, id string) (string, error) { return Holder(ctx, c, id) }
 	}
 	own := cfg.Registry == nil
 	if own {
@@ -237,14 +258,34 @@ func (s *server) deliver(ctx context.Context, source string, events []hr.Event) 
 	allDup := true
 	for _, ev := range events {
 		sctx, cancel := context.WithTimeout(ctx, s.cfg.SubmitTimeout)
-		acc, err := s.submit(sctx, ev)
+		err := s.knowable(sctx, ev)
+		var acc workflows.EventAccepted
+		if err == nil {
+			acc, err = s.submit(sctx, ev)
+		}
 		cancel()
 		if err == nil && acc.Conflict {
 			err = &ConflictError{EventID: ev.EventID, WorkflowID: acc.WorkflowID}
 		}
 		var rej *RejectedError
 		var conflict *ConflictError
+		var unknown *UnknownPersonError
+		var folded *CaseConflictError
+		var held *EventHeldError
 		switch {
+		case errors.As(err, &held):
+			s.metrics.events.WithLabelValues(source, ev.Type, "conflict").Inc()
+			return http.StatusConflict, Response{Error: held.Error(), Events: resp.Events,
+				EventID: held.EventID, WorkflowID: held.WorkflowID}, nil
+		case errors.As(err, &unknown):
+			s.metrics.events.WithLabelValues(source, ev.Type, "unknown_person").Inc()
+			return http.StatusNotFound, Response{Error: unknown.Error(), Events: resp.Events, EventID: ev.EventID,
+				Fields: []hr.FieldError{{Field: "employee_id", Message: unknown.Error()}}}, nil
+		case errors.As(err, &folded):
+			s.metrics.events.WithLabelValues(source, ev.Type, "conflict").Inc()
+			return http.StatusConflict, Response{Error: folded.Error(), Events: resp.Events, EventID: ev.EventID,
+				WorkflowID: contract.IdentityWorkflowID(folded.Existing),
+				Fields:     []hr.FieldError{{Field: "employee_id", Message: folded.Error()}}}, nil
 		case errors.As(err, &rej):
 			return http.StatusUnprocessableEntity, Response{Error: rej.Error(), Events: resp.Events}, nil
 		case errors.As(err, &conflict):
@@ -270,6 +311,36 @@ func (s *server) deliver(ctx context.Context, source string, events []hr.Event) 
 		return http.StatusOK, resp, nil
 	}
 	return http.StatusAccepted, resp, nil
+}
+
+// knowable refuses what no run could act on: an event ID another person's
+// event holds, a change or termination for
+// a person jml has no identity for, and a new person whose employee ID
+// differs only by case from an existing one's.
+func (s *server) knowable(ctx context.Context, ev hr.Event) error {
+	if s.cfg.Known != nil {
+		id := ev.EmployeeID()
+		known, err := s.cfg.Known(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !known && (ev.Type == hr.Change || ev.Type == hr.Terminate):
+			return &UnknownPersonError{EmployeeID: id, Type: ev.Type}
+		case !known && s.cfg.Holder != nil:
+			other, err := s.cfg.Holder(ctx, id)
+			if err != nil {
+				return err
+			}
+			if other != "" {
+				return &CaseConflictError{EmployeeID: id, Existing: other}
+			}
+		}
+	}
+	if s.cfg.Claim == nil {
+		return nil
+	}
+	return s.cfg.Claim(ctx, ev) // last: a refused event claims nothing
 }
 
 func (s *server) submit(ctx context.Context, ev hr.Event) (workflows.EventAccepted, error) {

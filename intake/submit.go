@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -100,6 +101,60 @@ func Submit(ctx context.Context, c client.Client, ev hr.Event) (workflows.EventA
 		return res, &ConflictError{EventID: ev.EventID, WorkflowID: res.WorkflowID}
 	}
 	return res, nil
+}
+
+// Known reports whether jml has an identity workflow for employee id (one
+// that is running, or closed but not yet past the namespace's retention).
+func Known(ctx context.Context, c client.Client, id string) (bool, error) {
+	_, err := c.DescribeWorkflowExecution(ctx, contract.IdentityWorkflowID(id), "")
+	var nf *serviceerror.NotFound
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &nf):
+		return false, nil
+	}
+	return false, fmt.Errorf("intake: look up %s: %w", contract.IdentityWorkflowID(id), err)
+}
+
+// Holder is the employee ID of the identity that already holds id with
+// other letter case (AB12345 for ab12345), "" when none: the identity
+// workflow IDs of the lower- and upper-case spellings are looked up.
+func Holder(ctx context.Context, c client.Client, id string) (string, error) {
+	for _, v := range []string{strings.ToLower(id), strings.ToUpper(id)} {
+		if v == id {
+			continue
+		}
+		switch ok, err := Known(ctx, c, v); {
+		case err != nil:
+			return "", err
+		case ok:
+			return v, nil
+		}
+	}
+	return "", nil
+}
+
+// UnknownPersonError is a change or termination for an employee ID jml has
+// no identity for: there is no account to change, so nothing is started.
+type UnknownPersonError struct {
+	EmployeeID, Type string
+}
+
+func (e *UnknownPersonError) Error() string {
+	return fmt.Sprintf("employee_id %s: jml has no identity for this person, so a %s has nothing to act on: send a hire first (nothing was started)", e.EmployeeID, e.Type)
+}
+
+// CaseConflictError is a new person whose employee ID differs only by
+// letter case from an existing identity's: jml refuses it rather than
+// guess whether the two are one person (docs/intake.md).
+type CaseConflictError struct {
+	EmployeeID, Existing string
+}
+
+func (e *CaseConflictError) Error() string {
+	return fmt.Sprintf("employee_id %s differs only by case from existing employee %s (%s): employee IDs are compared exactly, and two that differ only by case are refused as a new person; send the existing ID, or give the new person an ID that differs by more than case (nothing was started)",
+		e.EmployeeID, e.Existing, contract.IdentityWorkflowID(e.Existing))
 }
 
 // RejectedError is an event the identity workflow refused (its update

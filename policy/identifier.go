@@ -9,9 +9,10 @@ import (
 )
 
 // IdentifierError is a sync step's unique identifier rendering to a value
-// no account can have: empty before @ (a name ASCII empties), quotes,
-// backslashes, control characters (transform.CheckIdentifier). It names
-// the person and the attribute, never a secret.
+// no account can have (Policy.CheckIdentifier): empty before @ (a name
+// ASCII empties), white space, quotes, over 64 octets before @, a bad
+// domain, or beyond the target's own limits. It names the person and the
+// attribute, never a secret.
 type IdentifierError struct {
 	EmployeeID string
 	Target     string
@@ -37,10 +38,32 @@ func RenderIdentity(p *Policy, step SyncIdentity, env *transform.Env) (map[strin
 	return renderAttributes(p, step, env, p.UniqueIdentifier(step))
 }
 
+// CheckIdentifier is the one identifier rule: why v cannot be the value of
+// attribute attr of an account in target (the rule every target shares,
+// transform.CheckIdentifier, then the target's own limits from its
+// connector's description); nil when it can. The run, the preview and the
+// population dry run reach it through RenderIdentity and IdentifierRule.
+func (p *Policy) CheckIdentifier(target, attr, v string) error {
+	if err := transform.CheckIdentifier(v); err != nil {
+		return err
+	}
+	if d, ok := Describe(p.Targets[target].Type); ok {
+		return d.CheckIdentifier(attr, v)
+	}
+	return nil
+}
+
+// IdentifierRule is CheckIdentifier for the unique identifier of step, as
+// transform.EvalUnique takes it.
+func (p *Policy) IdentifierRule(step SyncIdentity) func(string) error {
+	uid := p.UniqueIdentifier(step)
+	return func(v string) error { return p.CheckIdentifier(step.Target, uid, v) }
+}
+
 // validIdentifier returns v, or the first valid value of the step's
 // fallbacks for uid when v is not one.
 func validIdentifier(p *Policy, step SyncIdentity, uid, v string, env *transform.Env) (string, error) {
-	reason := transform.CheckIdentifier(v)
+	reason := p.CheckIdentifier(step.Target, uid, v)
 	if reason == nil {
 		return v, nil
 	}
@@ -53,7 +76,7 @@ func validIdentifier(p *Policy, step SyncIdentity, uid, v string, env *transform
 		return "", err
 	}
 	free := func(context.Context, string) (bool, error) { return false, nil }
-	got, err := transform.EvalUnique(context.Background(), cands[1:], env, free)
+	got, err := transform.EvalUnique(context.Background(), cands[1:], env, p.IdentifierRule(step), free)
 	if errors.Is(err, transform.ErrNoUniqueValue) {
 		return "", idErr
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -97,17 +96,9 @@ func (c *checker) url(path, raw string, required bool) {
 		if _, has := u.User.Password(); has {
 			c.at(path, "a password in the URL is a literal secret: configure auth with environment variables instead")
 		}
-	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+	case u.Scheme == "http" && !connectors.IsLoopback(u.Hostname()):
 		c.at(path, "plain http is only allowed to loopback (credentials would travel in clear text): use https")
 	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (c *checker) validateTargets(p *Policy) {
@@ -545,11 +536,13 @@ func (c *checker) request(p *Policy, tables map[string]bool, path string, r *RES
 	if r.Method != "" && !slices.Contains(methods, strings.ToUpper(r.Method)) {
 		c.at(path+".method", "method %q: want one of %s", r.Method, strings.Join(methods, ", "))
 	}
-	secretInBody := false
+	secret := false // the request carries a password or a credential
 	if r.URL == "" {
 		c.at(path, "url: required")
 	} else if t := c.template(p, tables, path+".url", r.URL, sc); t != nil && r.Target == "" && t.IsConstant() {
 		c.url(path+".url", r.URL, true)
+	} else if t != nil {
+		secret = t.ReadsSecret()
 	} else if r.Target == "" && !strings.HasPrefix(r.URL, "http://") && !strings.HasPrefix(r.URL, "https://") {
 		c.at(path+".url", "without a target the url must be absolute (https://…)")
 	}
@@ -559,6 +552,7 @@ func (c *checker) request(p *Policy, tables map[string]bool, path string, r *RES
 		if t != nil && credentialHeader(h) && t.IsConstant() && r.Headers[h] != "" {
 			c.at(hp, "a literal credential in header %s: configure auth on a rest target (secrets from environment variables)", h)
 		}
+		secret = secret || t != nil && t.ReadsSecret()
 	}
 	if r.Body != "" && !json.Valid([]byte(r.Body)) {
 		// The REST connector renders the strings of a JSON body, so the body
@@ -567,16 +561,10 @@ func (c *checker) request(p *Policy, tables map[string]bool, path string, r *RES
 	}
 	if r.Body != "" {
 		if t := c.template(p, tables, path+".body", r.Body, sc); t != nil {
-			for _, ref := range t.Refs() {
-				secretInBody = secretInBody || ref.Attr == "password" && ref.Entity != ""
-			}
+			secret = secret || t.ReadsSecret()
 		}
 	}
-	if secretInBody && r.Target == "" && strings.HasPrefix(r.URL, "http://") {
-		if u, err := url.Parse(r.URL); err == nil && !isLoopback(u.Hostname()) {
-			c.at(path+".url", "this request carries a password: plain http is refused except to loopback")
-		}
-	}
+	c.secretTransport(p, path, r, secret)
 	for i, code := range r.SuccessCodes {
 		if code < 100 || code > 599 {
 			c.at(fmt.Sprintf("%s.success_codes[%d]", path, i), "%d is not an HTTP status", code)
@@ -600,6 +588,45 @@ func (c *checker) request(p *Policy, tables map[string]bool, path string, r *RES
 	if !notify && len(r.On) > 0 { // notify checks its own (policy/notify.go)
 		c.at(path+".on", "on is only for notify steps")
 	}
+}
+
+// secretTransport refuses a request that carries a secret (a password it
+// reads, or its target's or credential's authentication) to a plain-http
+// URL, by the predicate the REST connector applies before sending
+// (connectors.SecretsMayTravel, as a worker runs it: no loopback
+// allowance): such a run would stop with RestInsecure after the steps
+// before it, the account's creation among them, had been done.
+func (c *checker) secretTransport(p *Policy, path string, r *RESTRequest, readsSecret bool) {
+	t, hasTarget := p.Targets[r.Target]
+	credential := r.Credential != "" || hasTarget && (t.TokenEnv != "" || t.Auth.Type != "" && t.Auth.Type != "none")
+	if !readsSecret && !credential {
+		return
+	}
+	raw, at := r.URL, path+".url"
+	if lower := strings.ToLower(raw); !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
+		if !hasTarget {
+			return // a relative URL without a target is refused above
+		}
+		raw, at = t.BaseURL, path+".target"
+	}
+	if raw == "" {
+		return // a target without base_url is refused elsewhere
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// A templated host ("http://{host}/…") does not parse; its scheme
+		// is what decides.
+		scheme, _, _ := strings.Cut(raw, ":")
+		u = &url.URL{Scheme: strings.ToLower(scheme)}
+	}
+	if connectors.SecretsMayTravel(u, false) {
+		return
+	}
+	what := "its target's credentials"
+	if readsSecret {
+		what = "a password"
+	}
+	c.at(at, "this request carries %s to %s: plain http is refused (the run would stop with RestInsecure, after the steps before it); use https", what, u.Scheme+"://"+u.Host)
 }
 
 func (c *checker) validateRest(p *Policy) {

@@ -50,6 +50,10 @@ const (
 	MissingRequired     = "missing_required"
 	InvalidIdentifier   = "invalid_identifier" // a value no account can have (".@example.com", quotes, …)
 	RenderError         = "render_error"       // a template fails for this person (LOOKUP without a row, …)
+	// EmployeeIDCase: the employee ID differs only by case from an earlier
+	// row's (ab12345 / AB12345); the intake refuses the second as a new
+	// person (docs/intake.md), so its run never starts.
+	EmployeeIDCase = "employee_id_case"
 )
 
 // Row is one person of the population: an HR event (its type picks the
@@ -166,6 +170,7 @@ func Run(ctx context.Context, rows iter.Seq[Row], o Options) (*Report, error) {
 	r := &Report{Rejected: []Rejected{}, Totals: map[string]int{}, Conflicts: []Conflict{},
 		ConflictCounts: map[string]int{}, Resolved: map[string]int{}}
 	steps := map[string]*StepReport{}
+	ids := map[string]string{} // folded employee ID → the first row's
 	add := func(row Row, e effect) {
 		k := e.flow + "\x00" + e.step
 		s := steps[k]
@@ -207,9 +212,24 @@ func Run(ctx context.Context, rows iter.Seq[Row], o Options) (*Report, error) {
 		if row.Reject == "" {
 			row.Reject = structural(row.Event)
 		}
-		if row.Reject != "" {
+		id := row.Event.EmployeeID()
+		first, seen := ids[fold(id)]
+		if !seen && row.Reject == "" {
+			ids[fold(id)] = id
+		}
+		switch {
+		case row.Reject != "":
 			r.Rejected = append(r.Rejected, Rejected{Line: row.Line, Reason: row.Reject})
-		} else {
+		case seen && first != id:
+			c := Conflict{Kind: EmployeeIDCase, EmployeeID: id, Line: row.Line, Attribute: "employee_id", Value: id, Other: first,
+				Message: fmt.Sprintf("employee %s: the ID differs from employee %s's only by case; the intake refuses it as a new person (one person: send one ID; two: give them IDs that differ by more than case)", id, first)}
+			if old != nil {
+				r.PreExisting++ // the data's, not the policy change's
+				break
+			}
+			r.Conflicts = append(r.Conflicts, c)
+			r.ConflictCounts[c.Kind]++
+		default:
 			if row.Event.EffectiveAt.IsZero() {
 				row.Event.EffectiveAt = o.Now
 			}
@@ -525,7 +545,7 @@ func (ev *evaluator) claim(a policy.SyncIdentity, uid string, attrs map[string]s
 	}
 	e := *env
 	e.Target = attrs
-	got, err := transform.EvalUnique(context.Background(), cands, &e, func(_ context.Context, c string) (bool, error) {
+	got, err := transform.EvalUnique(context.Background(), cands, &e, ev.p.IdentifierRule(a), func(_ context.Context, c string) (bool, error) {
 		h, ok := taken[fold(c)]
 		return ok && h != id, nil
 	})

@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,4 +124,64 @@ func TestRunRejectsRows(t *testing.T) {
 	assert.Equal(t, "malformed CSV: bare quote", rep.Rejected[0].Reason)
 	assert.Contains(t, rep.Rejected[1].Reason, `unknown event type "fire"`)
 	assert.Empty(t, rep.Totals)
+}
+
+// Issue 27: identifiers servers refuse — a space before @, 65 octets before
+// @, beyond Okta's and Entra's own limits — are conflicts of the dry run,
+// as they are failures of the run; two employee IDs differing only by case
+// are reported as one person sent twice.
+func TestRunIdentifierRuleAndEmployeeIDCase(t *testing.T) {
+	p := load(t, `
+targets:
+  app: {type: scim, base_url: https://app.example.com/scim/v2, token_env: APP_TOKEN}
+  okta: {type: okta, org_url: https://acme.okta.com, token_env: OKTA_API_TOKEN}
+  entra: {type: entra, tenant: acme.com, client_id_env: ID, client_secret_env: SECRET}
+joiner:
+  steps:
+    - sync_identity:
+        target: app
+        create_allowed: true
+        attributes:
+          user_name: '{first_name | LOWER}.{last_name | LOWER}@acme.com'
+    - sync_identity:
+        target: okta
+        create_allowed: true
+        attributes:
+          login: '{first_name | LOWER}@{title}acme.com'
+          email: '{$target.login}'
+          first_name: '{first_name}'
+          last_name: '{last_name}'
+    - sync_identity:
+        target: entra
+        create_allowed: true
+        attributes:
+          user_name: '{first_name | LOWER}{department}@acme.com'
+`)
+	long := strings.Repeat("a", 60)
+	rep, err := Run(t.Context(), rows(
+		person("E1", "Sean", "O Suilleabhain", ""),
+		person("E2", "Augustus", "De Morgan", ""),
+		person("E3", long, "Bcdef", ""), // 66 octets before @
+		map[string]string{"employee_id": "E4", "first_name": strings.Repeat("x", 50), "last_name": "y", "title": strings.Repeat("d", 45) + "."},
+		map[string]string{"employee_id": "E5", "first_name": "x", "last_name": "z", "department": "+sales"},
+		person("ab12345", "Ann", "Lee", ""),
+		person("AB12345", "Ann", "Lee", ""),
+	), Options{Policy: p})
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, c := range rep.Conflicts {
+		got[c.EmployeeID] = c.Kind + " " + c.Target + " " + c.Message
+	}
+	assert.Contains(t, got["E1"], InvalidIdentifier+" app ")
+	assert.Contains(t, got["E1"], `"sean.o suilleabhain@acme.com": the part before @ contains white space`)
+	assert.Contains(t, got["E2"], `"augustus.de morgan@acme.com": the part before @ contains white space`)
+	assert.Contains(t, got["E3"], "66 octets long (at most 64)")
+	assert.Contains(t, got["E4"], InvalidIdentifier+" okta ")
+	assert.Contains(t, got["E4"], "okta login is 105 characters long (at most 100")
+	assert.Contains(t, got["E5"], InvalidIdentifier+" entra ")
+	assert.Contains(t, got["E5"], `entra user_principal_name may not contain '+' before @`)
+	assert.Contains(t, got["AB12345"], EmployeeIDCase)
+	assert.Contains(t, got["AB12345"], "differs from employee ab12345's only by case")
+	assert.NotContains(t, got, "ab12345", "the first of them is evaluated as usual")
+	assert.Equal(t, 1, rep.ConflictCounts[EmployeeIDCase])
 }

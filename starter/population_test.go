@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -343,4 +344,77 @@ func TestPreviewInvalidIdentifier(t *testing.T) {
 	assert.Equal(t, 1, code, errs)
 	assert.Contains(t, out, `employee E2001: okta: unique identifier login renders ".@acme.com": it has no letter or digit before @`)
 	assert.NotContains(t, out, `"login":".@acme.com"`, "no request body with the bad login")
+}
+
+// Issue 27: identifiers the servers refuse — a space before @, 65 octets
+// before @ — are refused by the preview (exit 1, the error naming person
+// and attribute, no request body with the value) and by the population dry
+// run, which also reports employee IDs that differ only by case.
+func TestPreviewRefusesSpacedAndLongLocalParts(t *testing.T) {
+	dir := t.TempDir()
+	pol := writePolicy(t, dir, "policy.yaml", `
+targets:
+  app: {type: scim, base_url: https://app.example.com/scim/v2, token_env: APP_TOKEN}
+joiner:
+  steps:
+    - sync_identity:
+        target: app
+        create_allowed: true
+        attributes:
+          user_name: '{first_name | LOWER}.{last_name | LOWER}@acme.com'
+`)
+	long := strings.Repeat("a", 60)
+	people := [][3]string{{"E1", "Sean", "O Suilleabhain"}, {"E2", "Nguyen Thi", "Minh Khai"}, {"E3", long, "Bcdef"}}
+	for _, p := range people {
+		ev := filepath.Join(dir, p[0]+".json")
+		require.NoError(t, os.WriteFile(ev, []byte(fmt.Sprintf(`{"event_id":"h-%s","type":"hire","effective_at":"2026-11-02T09:00:00Z",
+"employee":{"employee_id":%q,"first_name":%q,"last_name":%q}}`, p[0], p[0], p[1], p[2])), 0o600))
+		code, out, errs := runCmd(t, "preview", "--policy", pol, "--event", ev)
+		assert.Equal(t, 1, code, errs)
+		assert.Contains(t, out, "employee "+p[0]+": app: unique identifier user_name renders", p[0])
+		assert.NotContains(t, out, `"userName"`, "no request body with the bad user name")
+	}
+	csvPath := filepath.Join(dir, "people.csv")
+	rows := "employee_id,first_name,last_name,type\nE1,Sean,O Suilleabhain,hire\nE2,Ada ,Lovelace,hire\nE3," + long + ",Bcdef,hire\n" +
+		"ab12345,Ann,Lee,hire\nAB12345,Ann,Lee,hire\nE4,Bo,Ng,hire\n"
+	require.NoError(t, os.WriteFile(csvPath, []byte(rows), 0o600))
+	code, out, errs := runCmd(t, "preview", "--json", "--policy", pol, "--population", csvPath)
+	require.Equal(t, 1, code, errs)
+	var res populationResult
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	got := map[string]string{}
+	for _, c := range res.Conflicts {
+		got[c.EmployeeID] = c.Kind
+	}
+	assert.Equal(t, map[string]string{"E1": simulate.InvalidIdentifier, "E3": simulate.InvalidIdentifier,
+		"AB12345": simulate.EmployeeIDCase}, got, "E2's name is trimmed; E4 is fine")
+}
+
+// Issue 27: a request that would carry a password over plain http is a
+// policy problem at its file:line in `starter preview`, not a RestInsecure
+// after the account exists.
+func TestPreviewRefusesSecretOverPlainHTTP(t *testing.T) {
+	dir := t.TempDir()
+	pol := writePolicy(t, dir, "policy.yaml", `
+targets:
+  app: {type: scim, base_url: https://app.example.com/scim/v2, token_env: APP_TOKEN}
+password: {length: 16}
+joiner:
+  steps:
+    - sync_identity:
+        target: app
+        create_allowed: true
+        password: generate
+        attributes:
+          user_name: '{first_name | LOWER}@acme.com'
+    - send_rest_request:
+        url: http://127.0.0.1:8080/accounts
+        body: '{"login":"{ScimUser.user_name}","pw":"{ScimUser.password}"}'
+`)
+	ev := filepath.Join(dir, "hire.json")
+	require.NoError(t, os.WriteFile(ev, []byte(`{"event_id":"h-1","type":"hire","effective_at":"2026-11-02T09:00:00Z",
+"employee":{"employee_id":"E1","first_name":"Ada","last_name":"Lovelace"}}`), 0o600))
+	code, out, errs := runCmd(t, "preview", "--policy", pol, "--event", ev)
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, out+errs, "policy.yaml:14:14: joiner.steps[1].send_rest_request.url: this request carries a password to http://127.0.0.1:8080: plain http is refused")
 }

@@ -120,7 +120,8 @@ func TestServeRegistersSearchAttributes(t *testing.T) {
 	assert.Contains(t, list.CustomAttributes, "JmlEmployeeId")
 	assert.Contains(t, list.CustomAttributes, "JmlFailedStep")
 
-	body := []byte(`{"event_id":"s-2","type":"terminate","effective_at":"2026-12-01T09:00:00Z","employee":{"employee_id":"S200"}}`)
+	// A hire: a termination for a person jml never saw is refused (404).
+	body := []byte(`{"event_id":"s-2","type":"hire","effective_at":"2026-12-01T09:00:00Z","employee":{"employee_id":"S200","first_name":"Ada","last_name":"Lovelace"}}`)
 	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/events", bytes.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")

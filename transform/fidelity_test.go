@@ -2,6 +2,7 @@ package transform
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -130,6 +131,23 @@ func TestCheckIdentifier(t *testing.T) {
 		{"jane\tdoe", "control character"},
 		{"jane\x00", "control character"},
 		{" jane", "white space"},
+		// Issue 27: refused by servers at run time, so refused before.
+		{strings.Repeat("a", 64) + "@example.com", ""},
+		{strings.Repeat("a", 65) + "@example.com", "65 octets long (at most 64)"},
+		{"sean.o suilleabhain@example.com", "contains white space"},
+		{"nguyen thi.minh khai@example.com", "contains white space"},
+		{"ada .lovelace@example.com", "contains white space"},
+		{"ada\u00a0lovelace@example.com", "contains white space"},
+		{"smith,john@example.com", `contains ','`},
+		{"a@b@example.com", `contains '@'`},
+		{"ada@exa mple.com", "contains ' '"},
+		{"ada@-example.com", "starts or ends with a hyphen"},
+		{"ada@example..com", "empty label"},
+		{"ada@" + strings.Repeat("a", 64) + ".com", "label of 64 octets"},
+		{"ada@" + strings.Repeat("abcdefghi.", 26) + "com", "263 octets long"},
+		{"ada@bücher.de", "xn-- form"},
+		{"ada@xn--bcher-kva.de", ""},
+		{"jane doe", ""}, // not an address: user names may hold spaces
 	}
 	for _, tt := range tests {
 		t.Run(tt.v, func(t *testing.T) {
@@ -153,7 +171,7 @@ func TestEvalUniqueSkipsInvalidIdentifiers(t *testing.T) {
 		MustParse(`e{employee_id}@example.com`),
 	}
 	var asked []string
-	got, err := EvalUnique(context.Background(), cands, env, func(_ context.Context, v string) (bool, error) {
+	got, err := EvalUnique(context.Background(), cands, env, nil, func(_ context.Context, v string) (bool, error) {
 		asked = append(asked, v)
 		return false, nil
 	})

@@ -19,9 +19,14 @@ func (e *Env) Render(src string, escape func(string) string) (string, error) {
 // step ({OktaUser.password}); such a request travels over HTTPS only.
 func (e *Env) ReadsSecret(src string) bool {
 	t, err := Parse(src)
-	if err != nil {
-		return false
-	}
+	return err == nil && t.ReadsSecret()
+}
+
+// ReadsSecret reports whether t reads a password output of an earlier step
+// ({OktaUser.password}, {Portal.initial_password}): the one test of a
+// secret in a template, for the REST connector at run time and for policy
+// validation.
+func (t *Template) ReadsSecret() bool {
 	for _, r := range t.Refs() {
 		if r.Entity != "" && strings.Contains(strings.ToLower(r.Attr), "password") {
 			return true

@@ -167,16 +167,20 @@ func (t *Template) Eval(env *Env) (string, error) {
 var ErrNoUniqueValue = errors.New("transform: no unique value left")
 
 // EvalUnique tries the fallback formatters in order and returns the first
-// value that is a valid identifier (CheckIdentifier) and that taken reports
-// as free. A template with NEXT_NUMBER is tried once per number (jsmith,
+// value that valid accepts (nil: CheckIdentifier; a policy passes its
+// target's rule, policy.Policy.IdentifierRule) and that taken reports as
+// free. A template with NEXT_NUMBER is tried once per number (jsmith,
 // jsmith2, jsmith3, …) before the next template. A value no identifier can
 // be (".@example.com" from a name ASCII empties) is skipped without asking
 // taken, and so is the whole template when its value without a number is
 // one ("2@example.com" is no name); a fallback such as "e{employee_id}"
 // then serves those names.
 // env is not modified.
-func EvalUnique(ctx context.Context, candidates []*Template, env *Env,
+func EvalUnique(ctx context.Context, candidates []*Template, env *Env, valid func(string) error,
 	taken func(ctx context.Context, value string) (bool, error)) (string, error) {
+	if valid == nil {
+		valid = CheckIdentifier
+	}
 	e := Env{}
 	if env != nil {
 		e = *env
@@ -189,7 +193,7 @@ func EvalUnique(ctx context.Context, candidates []*Template, env *Env,
 			if err != nil {
 				return "", fmt.Errorf("transform: %s: %w", t.src, err)
 			}
-			if CheckIdentifier(v) != nil {
+			if valid(v) != nil {
 				if k == 0 {
 					break // the number only tells names apart: "2@example.com" is no name
 				}

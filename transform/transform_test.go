@@ -267,7 +267,7 @@ func TestEvalUnique(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var asked []string
-		got, err := EvalUnique(context.Background(), candidates, env, func(_ context.Context, v string) (bool, error) {
+		got, err := EvalUnique(context.Background(), candidates, env, nil, func(_ context.Context, v string) (bool, error) {
 			asked = append(asked, v)
 			for _, x := range tt.taken {
 				if x == v {
@@ -287,7 +287,7 @@ func TestEvalUnique(t *testing.T) {
 	}
 	assert.Equal(t, 0, env.Counter, "env is not modified")
 
-	_, err := EvalUnique(context.Background(), candidates[:1], env, func(context.Context, string) (bool, error) {
+	_, err := EvalUnique(context.Background(), candidates[:1], env, nil, func(context.Context, string) (bool, error) {
 		return false, errors.New("okta down")
 	})
 	assert.ErrorContains(t, err, "uniqueness check: okta down")

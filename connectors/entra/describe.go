@@ -29,6 +29,10 @@ func Describe() *connectors.Description {
 			connectors.ActionAttributeSync, connectors.ActionPasswordSync},
 		UniqueIdentifier: "user_name", // an alias of user_principal_name, the default policies were written with
 		EntityType:       "EntraUser",
+		// Microsoft 365 / Entra ID user name (UPN) requirements.
+		Identifier: &connectors.IdentifierRules{Attribute: "user_principal_name", Email: true,
+			MaxLength: 113, MaxLocal: 64, MaxDomain: 48, LocalChars: "'.-_!#^~", NoDotBeforeAt: true,
+			Source: "Microsoft Entra ID user name policies: A-Z a-z 0-9 ' . - _ ! # ^ ~ before @, 64 before and 48 after it, 113 in all"},
 		// Microsoft Entra ID: 8 to 256 characters, three of four classes,
 		// letters, digits, symbols and spaces of ASCII only.
 		Passwords: &connectors.PasswordRules{MinLength: 8, MaxLength: 256, MinClasses: 3, ASCIIOnly: true},

@@ -26,8 +26,11 @@ func Describe() *connectors.Description {
 			connectors.ActionAttributeSync, connectors.ActionPasswordSync},
 		UniqueIdentifier: "login",
 		EntityType:       "OktaUser",
-		Attributes:       catalog,
-		OpenAttributes:   true, // custom profile attributes of the org's schema
+		// The default user profile's login: at most 100 characters.
+		Identifier: &connectors.IdentifierRules{Attribute: "login", MaxLength: 100,
+			Source: "Okta Users API, default profile property login"},
+		Attributes:     catalog,
+		OpenAttributes: true, // custom profile attributes of the org's schema
 		// Okta's default password policy: 8 characters, lower, upper, digit.
 		Passwords: &connectors.PasswordRules{MinLength: 8, RequireLower: true, RequireUpper: true, RequireDigit: true},
 		RateLimit: connectors.RateLimitBehaviour{Configurable: true,

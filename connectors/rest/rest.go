@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -325,22 +324,11 @@ func (literal) ReadsSecret(string) bool                                  { retur
 // secureEnough refuses plain http for secret-bearing traffic, except to a
 // loopback address when the client allows it (tests).
 func (c *Client) secureEnough(u *url.URL, what string) error {
-	if u.Scheme == "https" {
-		return nil
-	}
-	if c.o.AllowInsecureLoopback && isLoopback(u.Hostname()) {
+	if connectors.SecretsMayTravel(u, c.o.AllowInsecureLoopback) {
 		return nil
 	}
 	return connectors.Permanentf("RestInsecure",
 		"rest: refusing to send over plain http to %s: %s; use an https:// URL", u.Host, what)
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Client) renderURL(tmpl string, t *Target, env Templates, readsSecret *bool) (*url.URL, error) {
