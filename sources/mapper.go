@@ -49,17 +49,7 @@ var errNoEmployeeID = errors.New("no employee ID")
 // apply maps one row: the employee ID and the normalized attributes (with
 // employee_id; empty values dropped, as events carry them).
 func (m *mapper) apply(fields map[string]string) (string, map[string]string, error) {
-	// A column "Employee ID" is also {employee_id}: templates cannot name
-	// a field with spaces.
-	named := maps.Clone(fields)
-	for k, v := range fields {
-		if sn := hr.SnakeCase(k); sn != k {
-			if _, taken := named[sn]; !taken {
-				named[sn] = v
-			}
-		}
-	}
-	env := &transform.Env{Attrs: named, Lookups: m.tables}
+	env := &transform.Env{Attrs: named(fields), Lookups: m.tables}
 	id, err := m.id.Eval(env)
 	if err != nil {
 		return "", nil, fmt.Errorf("employee_id %s: %w", m.id, err)
@@ -93,9 +83,47 @@ func (m *mapper) apply(fields map[string]string) (string, map[string]string, err
 	return id, out, nil
 }
 
-// isActive tells an employed person by the source's active condition.
-func (m *mapper) isActive(attrs map[string]string) bool {
-	return m.active == nil || m.active.Eval(attrs)
+// named is a row's fields as templates and the active condition see them:
+// a column "Employee ID" is also employee_id (names cannot hold spaces).
+func named(fields map[string]string) map[string]string {
+	out := maps.Clone(fields)
+	for k, v := range fields {
+		if sn := hr.SnakeCase(k); sn != k {
+			if _, taken := out[sn]; !taken {
+				out[sn] = v
+			}
+		}
+	}
+	return out
+}
+
+// isActive tells an employed person by the source's active condition,
+// read over the row's own columns (as the templates are), not over the
+// mapped attributes: a status column need not be mapped to be filtered on.
+func (m *mapper) isActive(fields map[string]string) bool {
+	return m.active == nil || m.active.Eval(named(fields))
+}
+
+// missingColumns lists the names the active condition reads that no row
+// of the report has: a condition over a column the report lacks is a
+// mistake (often a mapped attribute's name), never "nobody is active".
+func (m *mapper) missingColumns(rows []row) []string {
+	if m.active == nil {
+		return nil
+	}
+	have := map[string]bool{}
+	for _, r := range rows {
+		for k := range named(r.Fields) {
+			have[k] = true
+		}
+	}
+	var out []string
+	for _, a := range m.active.Attributes() {
+		if !have[a] && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // fields lists the source fields an identity attribute reads (nil when

@@ -293,3 +293,60 @@ func TestReportBadInput(t *testing.T) {
 	assert.Equal(t, map[string]int{hr.Hire: 2}, st.Emitted)
 	s.saveHistory(t, "denied", failingRun, "source-poller-retrying.json")
 }
+
+// TestReportDuplicatesAndActive: rows sharing an employee ID are all held
+// (none applied, the person neither changed nor terminated) and reported
+// together; active: reads the report's columns, and a poll whose filter
+// matches none of the rows is a failed read (Retrying, nothing emitted).
+func TestReportDuplicatesAndActive(t *testing.T) {
+	s := newStack(t)
+	rep := newReport(t, "tok")
+	s.env["TOK"] = "tok"
+	joiner, mover, leaver := hookFlows(s)
+	s.pol = &policy.Policy{
+		Targets: map[string]policy.Target{}, Joiner: joiner, Mover: mover, Leaver: leaver,
+		Sources: map[string]policy.Source{"workday": {
+			Type: "report", URL: rep.srv.URL + "/report.csv", Every: "1h",
+			Auth:       policy.Credential{Type: "bearer", TokenEnv: "TOK"},
+			EmployeeID: "{employee_id}", MaxTerminatePercent: 100,
+			// As docs/sources.md reads: the column "Worker Status", not a
+			// mapped attribute.
+			Active:     `worker_status eq "Active"`,
+			Attributes: map[string]string{"first_name": "{first_name}", "department": "{Department}"},
+		}},
+	}
+	rep.set("Employee ID,First Name,Department,Worker Status\n" +
+		"E1,Ada,Eng,Active\nE2,Bob,Eng,Active\nE3,Cy,Ops,Active\nE9,Old,Ops,Terminated\n" +
+		"E4,Di,Ops,Active\nE4,Dina,Sales,Active\n")
+	s.worker(t, nil)
+	s.startPollers(t)
+	st := s.status(t, "workday")
+	require.Empty(t, st.LastError)
+	assert.Equal(t, map[string]int{hr.Hire: 3}, st.Emitted, "E1-E3 hired; E9 not active; E4 on two rows: neither applied")
+	assert.Equal(t, 3, st.People)
+	require.NotEmpty(t, st.Problems)
+	assert.Contains(t, st.Problems[0], "1 employee IDs on several rows (2 rows) held")
+	assert.Contains(t, strings.Join(st.Problems, "\n"), "employee ID E4 is on 2 rows (line 6, line 7): all held, none applied")
+	assert.Equal(t, map[string][]string{"joiner": {"E1", "E2", "E3"}}, byKind(s.waitRuns(t, 3)))
+
+	// E2 on two rows now (one of them a move): neither the move nor a
+	// leaver; E1's change applies.
+	rep.set("Employee ID,First Name,Department,Worker Status\n" +
+		"E1,Ada,Sales,Active\nE2,Bob,Eng,Active\nE3,Cy,Ops,Active\nE2,Bob,Legal,Active\n")
+	st = s.pollNow(t, "workday")
+	require.Empty(t, st.LastError)
+	assert.Equal(t, map[string]int{hr.Hire: 3, hr.Change: 1}, st.Emitted, "E2 held: no change, no leaver")
+	assert.Equal(t, 3, st.People)
+	assert.Contains(t, s.details(t, "workday"), "employee ID E2 is on 2 rows (line 3, line 5): all held, none applied")
+
+	// The filter matches none of the rows: a failed read, not everyone
+	// leaving.
+	rep.set("Employee ID,First Name,Department,Worker Status\n" +
+		"E1,Ada,Sales,On Leave\nE2,Bob,Eng,On Leave\nE3,Cy,Ops,On Leave\n")
+	st = s.pollNow(t, "workday")
+	assert.Equal(t, contract.StateRetrying, st.State)
+	assert.Contains(t, st.LastError, "matched none of the 3 rows read")
+	assert.Equal(t, map[string]int{hr.Hire: 3, hr.Change: 1}, st.Emitted, "nothing emitted")
+	assert.Equal(t, 3, st.People)
+	assert.Equal(t, 0, s.count(t, "WorkflowType = 'Leaver'"))
+}

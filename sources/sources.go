@@ -318,9 +318,19 @@ func (p *Poller) pollReport(ctx context.Context, name string, src policy.Source,
 	if err != nil {
 		return nil, nil, fail("SourceConfig", fmt.Errorf("source %s: %w", name, err))
 	}
+	if miss := m.missingColumns(rows); len(miss) > 0 {
+		return nil, nil, fail("SourceConfig", fmt.Errorf(
+			"source %s: active %q reads %s, which no row of the report has: active reads the report's columns (a name with spaces or capitals also in snake_case), not the mapped attributes",
+			name, m.active, strings.Join(miss, ", ")))
+	}
 	unreadable := len(problems)
-	cur := map[string]change{}
-	where := map[string]string{}
+	type read struct {
+		at     string
+		attrs  map[string]string
+		active bool
+	}
+	byID := map[string][]read{}
+	matched := 0
 	for _, r := range rows {
 		id, attrs, err := m.apply(r.Fields)
 		if err != nil {
@@ -328,15 +338,39 @@ func (p *Poller) pollReport(ctx context.Context, name string, src policy.Source,
 			unreadable++
 			continue
 		}
-		if at, dup := where[id]; dup {
-			problems = append(problems, fmt.Sprintf("%s: employee ID %s is also on %s: row skipped", r.At, id, at))
+		active := m.isActive(r.Fields)
+		if active {
+			matched++
+		}
+		byID[id] = append(byID[id], read{at: r.At, attrs: attrs, active: active})
+	}
+	if m.active != nil && matched == 0 && len(byID) > 0 {
+		// Nobody active would terminate everyone: the filter (or the
+		// export) is wrong, not the workforce.
+		return nil, nil, fail("SourceReport", fmt.Errorf(
+			"report %s: active %q matched none of the %d rows read: taken as a failed read, never as everyone leaving", name, m.active, countRows(byID)))
+	}
+	cur := map[string]change{}
+	inactive := map[string]bool{}
+	held := map[string]bool{} // on several rows: which one is HR's word is not ours to guess
+	dupRows := 0
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		rs := byID[id]
+		if len(rs) > 1 {
+			held[id] = true
+			dupRows += len(rs)
+			at := make([]string, len(rs))
+			for i, r := range rs {
+				at[i] = r.at
+			}
+			problems = append(problems, fmt.Sprintf("employee ID %s is on %d rows (%s): all held, none applied", id, len(rs), strings.Join(at, ", ")))
 			continue
 		}
-		where[id] = r.At
-		if !m.isActive(attrs) {
-			continue // a person no longer employed is like one absent
+		if r := rs[0]; !r.active {
+			inactive[id] = true // a person no longer employed is like one absent
+		} else {
+			cur[id] = change{EmployeeID: id, Attrs: r.attrs, Entry: entry{Digest: digest(r.attrs), Active: true}}
 		}
-		cur[id] = change{EmployeeID: id, Attrs: attrs, Entry: entry{Digest: digest(attrs), Active: true}}
 	}
 	var out []change
 	for _, id := range slices.Sorted(maps.Keys(cur)) {
@@ -352,21 +386,38 @@ func (p *Poller) pollReport(ctx context.Context, name string, src policy.Source,
 		}
 		out = append(out, c)
 	}
-	held := 0
+	absent := 0
 	for _, id := range slices.Sorted(maps.Keys(prev)) {
-		if _, ok := cur[id]; ok || !prev[id].Active {
+		if _, ok := cur[id]; ok || !prev[id].Active || held[id] {
 			continue
 		}
-		if _, inactive := where[id]; !inactive && unreadable > 0 {
-			held++ // maybe on an unreadable row: never terminate on a guess
+		if !inactive[id] && unreadable > 0 {
+			absent++ // maybe on an unreadable row: never terminate on a guess
 			continue
 		}
 		out = append(out, change{EmployeeID: id, Type: hr.Terminate, Remove: true})
 	}
-	if held > 0 {
-		problems = append(problems, fmt.Sprintf("%d people absent from the report not terminated: %d rows could not be read, they may be among them", held, unreadable))
+	// The held counts come first and are never cut by the problem cap:
+	// they are what an operator must see when every row is bad.
+	var summary []string
+	if absent > 0 {
+		summary = append(summary, fmt.Sprintf("%d people absent from the report not terminated: %d rows could not be read, they may be among them", absent, unreadable))
+	}
+	if len(held) > 0 {
+		summary = append(summary, fmt.Sprintf("%d employee IDs on several rows (%d rows) held: none applied", len(held), dupRows))
+	}
+	if len(summary) > 0 {
+		return out, append([]string{"held: " + strings.Join(summary, "; ")}, capProblems(problems)...), nil
 	}
 	return out, capProblems(problems), nil
+}
+
+func countRows[T any](byID map[string][]T) int {
+	n := 0
+	for _, rs := range byID {
+		n += len(rs)
+	}
+	return n
 }
 
 // FullEvery is how often an Okta source is read whole: a user deactivated

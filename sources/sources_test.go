@@ -263,3 +263,54 @@ func TestReportInParts(t *testing.T) {
 	assert.Equal(t, map[string]int{hr.Hire: 10, hr.Terminate: 1}, res.Emitted)
 	assert.Equal(t, n, res.People)
 }
+
+// TestReportHeldBeyondCap: when every row is unreadable, the count of
+// people held (not terminated) leads the problems, whatever the cap.
+func TestReportHeldBeyondCap(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "people.csv")
+	pol := &policy.Policy{Sources: map[string]policy.Source{"hr": {Type: "report", File: file, EmployeeID: "{id}", MaxTerminatePercent: 100}}}
+	rec := &recorder{}
+	p := New(Config{Policy: pol, Submit: rec.submit})
+	in := workflows.SourcePollInput{Source: "hr", Epoch: "e", Generation: 1, At: time.Now()}
+	var good, bad strings.Builder
+	good.WriteString("id,first_name\n")
+	bad.WriteString("id,first_name\n")
+	for i := range 2 * maxProblems {
+		fmt.Fprintf(&good, "E%03d,P%d\n", i, i)
+		fmt.Fprintf(&bad, ",P%d\n", i) // no employee ID
+	}
+	require.NoError(t, os.WriteFile(file, []byte(good.String()), 0o600))
+	res, err := p.Poll(context.Background(), in)
+	require.NoError(t, err)
+	rec.take()
+
+	require.NoError(t, os.WriteFile(file, []byte(bad.String()), 0o600))
+	in.Generation, in.Snapshot = 2, res.Snapshot
+	res, err = p.Poll(context.Background(), in)
+	require.NoError(t, err)
+	assert.Empty(t, rec.take(), "nobody terminated on a guess")
+	require.NotEmpty(t, res.Problems)
+	assert.Equal(t, fmt.Sprintf("held: %d people absent from the report not terminated: %d rows could not be read, they may be among them",
+		2*maxProblems, 2*maxProblems), res.Problems[0])
+	assert.LessOrEqual(t, len(res.Problems), maxProblems+2, "the row problems are still capped")
+}
+
+// TestReportActiveColumn: an active: condition naming what no column of
+// the report holds (a mapped attribute's name) is a failed read naming it.
+func TestReportActiveColumn(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "people.csv")
+	require.NoError(t, os.WriteFile(file, []byte("id,Worker_Status\nE1,Active\nE2,Active\n"), 0o600))
+	pol := &policy.Policy{Sources: map[string]policy.Source{"hr": {Type: "report", File: file, EmployeeID: "{id}",
+		Active: `status eq "Active"`, Attributes: map[string]string{"status": "{Worker_Status}"}}}}
+	rec := &recorder{}
+	p := New(Config{Policy: pol, Submit: rec.submit})
+	in := workflows.SourcePollInput{Source: "hr", Epoch: "e", Generation: 1, At: time.Now()}
+	_, err := p.Poll(context.Background(), in)
+	require.ErrorContains(t, err, "reads status, which no row of the report has")
+	assert.Empty(t, rec.take())
+
+	pol.Sources["hr"] = policy.Source{Type: "report", File: file, EmployeeID: "{id}", Active: `Worker_Status eq "Active"`}
+	_, err = p.Poll(context.Background(), in)
+	require.NoError(t, err)
+	assert.Equal(t, map[string][]string{hr.Hire: {"E1", "E2"}}, kinds(rec.take()))
+}
