@@ -142,20 +142,11 @@ func (w Webhook) Post(ctx context.Context, channel, rawURL string, m Chat) error
 	if len(summary) > 200 {
 		summary = summary[:200] + "…"
 	}
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+	v := connectors.Classify(resp.StatusCode, resp.Header, time.Now())
+	if v.Class == connectors.ClassOK {
 		return nil
-	case resp.StatusCode == http.StatusTooManyRequests:
-		d := 30 * time.Second
-		if s := resp.Header.Get("Retry-After"); s != "" {
-			var secs int
-			if _, err := fmt.Sscan(s, &secs); err == nil && secs > 0 {
-				d = time.Duration(secs) * time.Second
-			}
-		}
-		return &connectors.RateLimitedError{RetryAfter: d, Err: fmt.Errorf("%s webhook %s: 429", channel, u.Host)}
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout:
-		return connectors.Transient(fmt.Errorf("%s webhook %s: %d %s", channel, u.Host, resp.StatusCode, summary))
 	}
-	return connectors.Permanentf(ErrTypeRejected, "%s webhook %s: %d %s", channel, u.Host, resp.StatusCode, summary)
+	// A webhook that is not found is refused, not a lookup's answer.
+	return connectors.HTTPError(v, map[connectors.Class]string{connectors.ClassNotFound: ErrTypeRejected}, ErrTypeRejected,
+		fmt.Errorf("%s webhook %s: %d %s", channel, u.Host, resp.StatusCode, summary))
 }

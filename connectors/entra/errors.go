@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -22,17 +21,14 @@ const (
 	TypeConfig     = "EntraConfig"     // missing or malformed configuration
 )
 
-// defaultRetryAfter is used for a 429 without a Retry-After header.
-const defaultRetryAfter = 10 * time.Second
-
 // apiError is one failed Graph request, before classification.
 type apiError struct {
-	Status     int
-	Code       string
-	Message    string
-	RequestID  string
-	Targets    []string // details[].target of ObjectConflict details
-	RetryAfter time.Duration
+	Status    int
+	Code      string
+	Message   string
+	RequestID string
+	Targets   []string // details[].target of ObjectConflict details
+	Verdict   connectors.Verdict
 }
 
 func (e *apiError) Error() string {
@@ -75,7 +71,11 @@ type odataError struct {
 
 // parseAPIError reads a failed response (status, body, Retry-After).
 func parseAPIError(status int, body []byte, retryAfter string) *apiError {
-	e := &apiError{Status: status, RetryAfter: parseRetryAfter(retryAfter)}
+	h := http.Header{}
+	if retryAfter != "" {
+		h.Set("Retry-After", retryAfter)
+	}
+	e := &apiError{Status: status, Verdict: connectors.Classify(status, h, time.Now())}
 	var oe odataError
 	if json.Unmarshal(body, &oe) == nil && oe.Error.Code != "" {
 		e.Code, e.Message, e.RequestID = oe.Error.Code, oe.Error.Message, oe.Error.InnerError.RequestID
@@ -93,20 +93,6 @@ func parseAPIError(status int, body []byte, retryAfter string) *apiError {
 	return e
 }
 
-// parseRetryAfter accepts delta-seconds or an HTTP date.
-func parseRetryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
-	}
-	return 0
-}
-
 // classify maps a failed Graph request to the connectors error classes.
 // It is the only place where Entra status codes become retry decisions.
 func classify(op string, e *apiError) error {
@@ -114,26 +100,14 @@ func classify(op string, e *apiError) error {
 	switch {
 	case e.Status == http.StatusNotFound:
 		return fmt.Errorf("entra: %s: %w: %w", op, connectors.ErrNotFound, e)
-	case e.Status == http.StatusTooManyRequests:
-		d := e.RetryAfter
-		if d == 0 {
-			d = defaultRetryAfter
-		}
-		return &connectors.RateLimitedError{RetryAfter: d, Err: err}
-	case e.Status == http.StatusServiceUnavailable && e.RetryAfter > 0:
-		return &connectors.RateLimitedError{RetryAfter: e.RetryAfter, Err: err}
-	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
-		return connectors.Permanent(TypeAuth, err)
 	case e.Status == http.StatusConflict:
-		// Directory_ConcurrencyViolation: Graph asks callers to retry.
+		// Graph's 409 is Directory_ConcurrencyViolation, which it asks
+		// callers to retry; a taken value is a 400 ObjectConflict.
 		return connectors.Transient(err)
 	case e.conflict(""):
 		return connectors.Permanent(TypeConflict, fmt.Errorf("entra: %s: %w: %w", op, connectors.ErrConflict, e))
-	case e.Status >= 500 || e.Status == http.StatusRequestTimeout:
-		return connectors.Transient(err)
-	default:
-		return connectors.Permanent(TypeValidation, err)
 	}
+	return connectors.HTTPError(e.Verdict, map[connectors.Class]string{connectors.ClassAuth: TypeAuth}, TypeValidation, err)
 }
 
 // classifyToken maps a token endpoint failure. Its messages carry Entra's
@@ -146,25 +120,15 @@ func classifyToken(err error) error {
 	if !errors.As(err, &re) {
 		return connectors.Transient(fmt.Errorf("entra: get token: %w", err))
 	}
-	status := 0
+	status, h := 0, http.Header{}
 	if re.Response != nil {
-		status = re.Response.StatusCode
+		status, h = re.Response.StatusCode, re.Response.Header
 	}
 	msg := fmt.Errorf("entra: get token: %d %s: %s", status, re.ErrorCode, firstLine(re.ErrorDescription))
-	switch {
-	case status == http.StatusTooManyRequests:
-		d := defaultRetryAfter
-		if re.Response != nil {
-			if ra := parseRetryAfter(re.Response.Header.Get("Retry-After")); ra > 0 {
-				d = ra
-			}
-		}
-		return &connectors.RateLimitedError{RetryAfter: d, Err: msg}
-	case status >= 500:
-		return connectors.Transient(msg)
-	default:
-		return connectors.Permanent(TypeAuth, msg)
-	}
+	// Every refusal of the token endpoint (a 404 too: a wrong tenant) is
+	// the credential's problem.
+	return connectors.HTTPError(connectors.Classify(status, h, time.Now()),
+		map[connectors.Class]string{connectors.ClassNotFound: TypeAuth}, TypeAuth, msg)
 }
 
 func firstLine(s string) string {

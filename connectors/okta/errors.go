@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 
@@ -48,24 +47,25 @@ func classify(op string, err error, p *probe) error {
 	if oe != nil {
 		code = oe.ErrorCode
 	}
+	v := p.verdict
 	switch {
-	case p.status == http.StatusTooManyRequests || code == "E0000047":
-		return &connectors.RateLimitedError{RetryAfter: p.retryAfter, Err: fmt.Errorf("okta: %s: rate limited (E0000047)", op)}
-	case p.status == http.StatusNotFound || code == "E0000007":
+	case code == "E0000047" && v.Class != connectors.ClassRateLimited:
+		v.Class = connectors.ClassRateLimited
+	case v.Class == connectors.ClassNotFound || code == "E0000007":
 		return fmt.Errorf("okta: %s: %w", op, connectors.ErrNotFound)
-	case p.status == http.StatusUnauthorized || p.status == http.StatusForbidden:
-		return connectors.Permanent(TypeAuth, fmt.Errorf("okta: %s: HTTP %d: %s", op, p.status, describe(oe)))
+	case v.Class == connectors.ClassAuth:
 	case code == "E0000001" && alreadyExists(oe):
 		return connectors.Permanent(TypeConflict, fmt.Errorf("okta: %s: %s: %w", op, describe(oe), connectors.ErrConflict))
 	case code == "E0000001":
 		return connectors.Permanent(TypeValidation, fmt.Errorf("okta: %s: %s", op, describe(oe)))
-	case p.status >= 500:
-		return connectors.Transient(fmt.Errorf("okta: %s: HTTP %d: %s", op, p.status, describe(oe)))
-	case p.status >= 400:
-		return connectors.Permanent(TypeRequest, fmt.Errorf("okta: %s: HTTP %d: %s", op, p.status, describe(oe)))
-	default: // no response, or an unreadable one
+	case p.status < 400: // no response, or an unreadable one
 		return connectors.Transient(fmt.Errorf("okta: %s: %w", op, err))
 	}
+	if v.Class == connectors.ClassRateLimited {
+		return &connectors.RateLimitedError{RetryAfter: v.RetryAfter, Err: fmt.Errorf("okta: %s: HTTP %d: rate limited (%s)", op, p.status, describe(oe))}
+	}
+	return connectors.HTTPError(v, map[connectors.Class]string{connectors.ClassAuth: TypeAuth}, TypeRequest,
+		fmt.Errorf("okta: %s: HTTP %d: %s", op, p.status, describe(oe)))
 }
 
 // describe renders an Okta error as "E0000001 Api validation failed: login

@@ -54,8 +54,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if p != nil {
 		p.sent = true
 		p.status = resp.StatusCode
-		if resp.StatusCode == http.StatusTooManyRequests {
-			p.retryAfter = retryAfter(resp.Header, now)
+		p.verdict = connectors.Classify(resp.StatusCode, resp.Header, now)
+		if _, given := connectors.RetryAfter(resp.Header, now); resp.StatusCode == http.StatusTooManyRequests && !given {
+			// Okta says when its bucket refills in X-Rate-Limit-Reset.
+			p.verdict.RetryAfter = retryAfter(resp.Header, now)
 		}
 	}
 	return resp, nil
@@ -78,9 +80,9 @@ func isDialError(err error) bool {
 
 // probe records the outcome of one SDK call (one HTTP request).
 type probe struct {
-	sent       bool // the request may have reached Okta
-	status     int  // 0 when no response arrived
-	retryAfter time.Duration
+	sent    bool // the request may have reached Okta
+	status  int  // 0 when no response arrived
+	verdict connectors.Verdict
 }
 
 type probeKey struct{}
@@ -109,7 +111,8 @@ func bucketOf(path string) string {
 	return "/api/v1/" + coll + "/{id}"
 }
 
-// retryAfter is the wait until X-Rate-Limit-Reset, measured against the
+// retryAfter is the wait until X-Rate-Limit-Reset (Okta's own header,
+// not Retry-After), measured against the
 // server's Date header when present so clock skew does not matter.
 func retryAfter(h http.Header, now time.Time) time.Duration {
 	reset, err := strconv.ParseInt(h.Get("X-Rate-Limit-Reset"), 10, 64)

@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -458,42 +457,18 @@ func transportError(ctx context.Context, method, u string, err error, red *redac
 // classify maps a non-success response to the connectors error types.
 func classify(method, u string, resp *http.Response, body []byte, red *redactor) error {
 	err := fmt.Errorf("rest: %s %s: %s%s", method, u, resp.Status, snippet(body, red))
-	code := resp.StatusCode
-	switch {
-	case code == http.StatusTooManyRequests:
-		return &connectors.RateLimitedError{RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()), Err: err}
-	case code >= 500 || code == http.StatusRequestTimeout:
-		return connectors.Transient(err)
-	case code == http.StatusBadRequest || code == http.StatusUnprocessableEntity:
-		return connectors.Permanent("RestBadRequest", err)
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return connectors.Permanent("RestAuth", err)
-	case code == http.StatusNotFound:
-		return connectors.Permanent("RestNotFound", fmt.Errorf("%w (%w)", err, connectors.ErrNotFound))
-	case code == http.StatusConflict:
-		return connectors.Permanent("RestConflict", fmt.Errorf("%w (%w)", err, connectors.ErrConflict))
-	case code >= 400:
-		return connectors.Permanent("RestRejected", err)
-	default: // a 1xx-3xx the step does not accept
-		return connectors.Permanent("RestUnexpectedStatus", err)
-	}
+	return connectors.HTTPError(connectors.Classify(resp.StatusCode, resp.Header, time.Now()), restTypes, "RestRejected", err)
 }
 
-const defaultRetryAfter = 30 * time.Second
-
-// retryAfter reads Retry-After as seconds or an HTTP date.
-func retryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if s, err := strconv.Atoi(h); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-		return 0
-	}
-	return defaultRetryAfter
+// restTypes name the permanent error classes for Temporal. A 404 is the
+// step's failure here, not a lookup's answer.
+var restTypes = map[connectors.Class]string{
+	connectors.ClassInvalid:    "RestBadRequest",
+	connectors.ClassAuth:       "RestAuth",
+	connectors.ClassNotFound:   "RestNotFound",
+	connectors.ClassConflict:   "RestConflict",
+	connectors.ClassOK:         "RestUnexpectedStatus", // a status the step does not accept
+	connectors.ClassUnexpected: "RestUnexpectedStatus",
 }
 
 // snippet is the start of a response body for an error message, one line,

@@ -253,8 +253,9 @@ func TestErrorClassification(t *testing.T) {
 	}{
 		{name: "500", status: 500, body: "oops", wantType: "transient"},
 		{name: "503", status: 503, wantType: "transient"},
+		{name: "503 Retry-After", status: 503, header: map[string]string{"Retry-After": "7"}, wantType: "ratelimited", wantDelay: 7 * time.Second},
 		{name: "429 seconds", status: 429, header: map[string]string{"Retry-After": "7"}, wantType: "ratelimited", wantDelay: 7 * time.Second},
-		{name: "429 without header", status: 429, wantType: "ratelimited", wantDelay: 30 * time.Second},
+		{name: "429 without header", status: 429, wantType: "ratelimited", wantDelay: connectors.DefaultRetryAfter},
 		{name: "400 echoes the password", status: 400, body: `{"error": "password ` + password + ` too weak"}`, wantType: "RestBadRequest"},
 		{name: "400 echoes the JSON-escaped password", status: 400, body: `{"error": "password Pa55\"w\\ord!ZQ too weak"}`, wantType: "RestBadRequest"},
 		{name: "401", status: 401, wantType: "RestAuth"},

@@ -8,7 +8,6 @@ import (
 	"html"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -16,9 +15,6 @@ import (
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/secret"
 )
-
-// defaultRetryAfter applies to a 429 that does not say when to come back.
-const defaultRetryAfter = 5 * time.Second
 
 // scimError is the RFC 7644 §3.12 error body.
 type scimError struct {
@@ -120,48 +116,25 @@ func classify(op string, resp *http.Response, body []byte, scrub string) error {
 		msg += ": " + detail
 	}
 	he := &httpError{Status: status, ScimType: se.ScimType, JSON: isJSON, Detail: detail, msg: msg}
+	v := connectors.Classify(status, resp.Header, time.Now())
 	switch {
-	case status == http.StatusNotFound:
+	case v.Class == connectors.ClassNotFound:
 		he.wrapped = connectors.ErrNotFound
-		return he
-	case status == http.StatusConflict:
+	case v.Class == connectors.ClassConflict:
 		he.wrapped = connectors.ErrConflict
-		return connectors.Permanent("ScimConflict", he)
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return connectors.Permanent("ScimAuth", he)
-	case status == http.StatusTooManyRequests:
-		return &connectors.RateLimitedError{RetryAfter: retryAfter(resp.Header, time.Now(), defaultRetryAfter), Err: he}
-	case status == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
-		// RFC 9110: a 503 with Retry-After says when to come back.
-		return &connectors.RateLimitedError{RetryAfter: retryAfter(resp.Header, time.Now(), defaultRetryAfter), Err: he}
-	case status == http.StatusNotImplemented:
-		return connectors.Permanent("ScimUnsupported", he)
-	case status >= 500 || status == http.StatusRequestTimeout:
-		return connectors.Transient(he)
-	case status == http.StatusBadRequest:
-		return connectors.Permanent("ScimValidation", he)
 	case status == http.StatusPreconditionFailed:
+		// RFC 7644 §3.14: the resource changed since its ETag was read.
 		return connectors.Permanent("ScimPrecondition", he)
 	}
-	return connectors.Permanent("ScimRequest", he)
+	return connectors.HTTPError(v, scimTypes, "ScimRequest", he)
 }
 
-// retryAfter reads Retry-After as seconds or an HTTP date.
-func retryAfter(h http.Header, now time.Time, def time.Duration) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return def
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d.Round(time.Second)
-		}
-		return 0
-	}
-	return def
+// scimTypes name the permanent error classes for Temporal.
+var scimTypes = map[connectors.Class]string{
+	connectors.ClassConflict:    "ScimConflict",
+	connectors.ClassAuth:        "ScimAuth",
+	connectors.ClassInvalid:     "ScimValidation",
+	connectors.ClassUnsupported: "ScimUnsupported",
 }
 
 // errNoGroups is the typed error for a provider without /Groups.

@@ -122,7 +122,7 @@ func TestClassify(t *testing.T) {
 		{status: 501, typ: "ScimUnsupported"},
 		{status: 429, header: http.Header{"Retry-After": {"12"}}, retryAfter: 12 * time.Second},
 		{status: 429, header: http.Header{"Retry-After": {now.Add(time.Minute).UTC().Format(http.TimeFormat)}}, retryAfter: time.Minute},
-		{status: 429, retryAfter: defaultRetryAfter},
+		{status: 429, retryAfter: connectors.DefaultRetryAfter},
 		{status: 503, header: http.Header{"Retry-After": {"3"}}, retryAfter: 3 * time.Second},
 		{status: 503, transient: true},
 		{status: 502, body: "<html>bad gateway</html>", transient: true},

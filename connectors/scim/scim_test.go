@@ -659,7 +659,7 @@ func TestRetryableFaults(t *testing.T) {
 	}{
 		{"429 seconds", status(429, "Retry-After", "7"), 7 * time.Second, false},
 		{"429 date", status(429, "Retry-After", when), 90 * time.Second, false},
-		{"429 bare", status(429), 5 * time.Second, false},
+		{"429 bare", status(429), connectors.DefaultRetryAfter, false},
 		{"503 retry-after", status(503, "Retry-After", "2"), 2 * time.Second, false},
 		{"503", status(503), 0, true},
 		{"500", status(500), 0, true},
