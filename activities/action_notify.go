@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jml-dev/jml/connectors/rest"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/notify"
 	"github.com/jml-dev/jml/policy"
 )
@@ -60,16 +61,16 @@ func (a *Activities) Notify(ctx context.Context, in StepInput) (StepResult, erro
 		EmployeeID: in.Attributes["employee_id"], FailedStep: in.FailedStep, Error: in.Error,
 		UIURL: a.uiURL(ctx, in.Owner)}
 	if ev.Kind == "" {
-		ev.Kind = notify.OnCompleted
+		ev.Kind = contract.OnCompleted
 	}
-	if ev.Kind == notify.OnNeedsAttention && !notify.Subscribed(spec.On, ev.Kind) && notify.Subscribed(spec.On, notify.OnFailed) {
-		ev.Kind = notify.OnFailed // a run waiting for an operator is what "failed" subscribers want to hear
+	if ev.Kind == contract.OnNeedsAttention && !contract.Subscribed(spec.On, ev.Kind) && contract.Subscribed(spec.On, contract.OnFailed) {
+		ev.Kind = contract.OnFailed // a run waiting for an operator is what "failed" subscribers want to hear
 	}
 	ch := a.cfg.Policy.NotifyChannel(*spec)
 	if ch == policy.ChannelWebhook {
 		return a.notifyWebhook(ctx, in, spec, ev)
 	}
-	if !notify.Subscribed(spec.On, ev.Kind) {
+	if !contract.Subscribed(spec.On, ev.Kind) {
 		return StepResult{Note: "not subscribed to " + ev.Kind}, nil
 	}
 	msg, res, err := a.renderNotification(ctx, in, spec, ev)
@@ -105,10 +106,10 @@ func (a *Activities) Notify(ctx context.Context, in StepInput) (StepResult, erro
 
 // notifyPlan derives when a notify step fires.
 func notifyPlan(ps *PlannedStep, spec policy.RESTRequest) {
-	ps.OnCompleted = notify.Subscribed(spec.On, notify.OnCompleted) || spec.After != ""
-	ps.OnNeedsAttention = notify.Subscribed(spec.On, notify.OnNeedsAttention) || notify.Subscribed(spec.On, notify.OnFailed)
-	ps.OnAborted = notify.Subscribed(spec.On, notify.OnAborted)
-	ps.OnBlocked = notify.Subscribed(spec.On, OnBlocked)
+	ps.OnCompleted = contract.Subscribed(spec.On, contract.OnCompleted) || spec.After != ""
+	ps.OnNeedsAttention = contract.Subscribed(spec.On, contract.OnNeedsAttention) || contract.Subscribed(spec.On, contract.OnFailed)
+	ps.OnAborted = contract.Subscribed(spec.On, contract.OnAborted)
+	ps.OnBlocked = contract.Subscribed(spec.On, contract.OnBlocked)
 	ps.MaxAttempts = spec.MaxAttempts
 }
 

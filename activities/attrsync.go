@@ -206,7 +206,7 @@ func (a *Activities) AttributeSyncTargets(_ context.Context) (AttrSyncTargets, e
 		out.PageSize = 200
 	}
 	if len(out.Targets) == 0 {
-		for _, f := range []policy.Flow{p.Joiner, p.Rehire, p.Mover} {
+		for _, f := range p.GrantingFlows() {
 			for _, st := range f.Steps {
 				if s := st.SyncIdentity; s != nil && !slices.Contains(out.Targets, s.Target) {
 					if _, ok := a.cfg.Targets[s.Target].(connectors.AccountLister); ok {
@@ -352,7 +352,7 @@ var nondeterministic = []string{"UUID", "RANDOM_ALPHANUMERIC_GENERATOR", "RANDOM
 // mover), each reduced to its continuously syncable attributes.
 func syncRules(p *policy.Policy, target string) ([]syncRule, error) {
 	var rules []syncRule
-	for _, f := range []policy.Flow{p.Joiner, p.Rehire, p.Mover} {
+	for _, f := range p.GrantingFlows() {
 		for _, st := range f.Steps {
 			s := st.SyncIdentity
 			if s == nil || s.Target != target {

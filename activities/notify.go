@@ -27,9 +27,6 @@ import (
 	"github.com/jml-dev/jml/transform"
 )
 
-// OnBlocked is the outcome of a run waiting for the mass-change limit.
-const OnBlocked = notify.OnBlocked
-
 // notifyWebhook is today's REST notify (connectors/rest.Notify); url_env
 // supplies the URL.
 func (a *Activities) notifyWebhook(ctx context.Context, in StepInput, spec *policy.RESTRequest, ev rest.Event) (StepResult, error) {

@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/jml-dev/jml/connectors/rest"
-	"github.com/jml-dev/jml/notify"
+	"github.com/jml-dev/jml/contract"
 )
 
 // RESTSender sends Send REST Request and Notify steps. *rest.Client is the
@@ -29,7 +29,7 @@ func (f RESTSenderFunc) Send(ctx context.Context, r rest.Request) (map[string]st
 
 // Notify calls f when r subscribes to ev.
 func (f RESTSenderFunc) Notify(ctx context.Context, r rest.Request, ev rest.Event) (bool, error) {
-	if !notify.Subscribed(r.Spec.On, ev.Kind) {
+	if !contract.Subscribed(r.Spec.On, ev.Kind) {
 		return false, nil
 	}
 	_, err := f(ctx, r)

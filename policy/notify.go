@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/transform"
 )
 
@@ -33,9 +34,6 @@ const (
 	ChannelSlack   = "slack"
 	ChannelTeams   = "teams"
 )
-
-// Notify events (notify.on).
-var notifyEvents = []string{"completed", "needs_attention", "failed", "blocked", "aborted"}
 
 // NotifySource is a notify template with the {{LOGIN_PASSWORD}} alias
 // spelled as the transformer reference {Login.password}.
@@ -86,8 +84,8 @@ func (c *checker) notify(p *Policy, tables map[string]bool, path string, r *REST
 		return
 	}
 	for i, on := range r.On {
-		if !slices.Contains(notifyEvents, on) {
-			c.at(fmt.Sprintf("%s.on[%d]", path, i), "on %q: want completed, needs_attention, failed, blocked or aborted%s", on, didYouMean(on, notifyEvents))
+		if outcomes := contract.NotifyOutcomes(); !slices.Contains(outcomes, on) {
+			c.at(fmt.Sprintf("%s.on[%d]", path, i), "on %q: want %s or %s%s", on, strings.Join(outcomes[:len(outcomes)-1], ", "), outcomes[len(outcomes)-1], didYouMean(on, outcomes))
 		}
 	}
 	if r.After != "" && len(r.On) > 0 {
@@ -199,7 +197,7 @@ func (c *checker) notify(p *Policy, tables map[string]bool, path string, r *REST
 func (c *checker) notifyOutputs(path string, r *RESTRequest) {
 	var early []string
 	for _, on := range r.On {
-		if on != "completed" && slices.Contains(notifyEvents, on) {
+		if on != contract.OnCompleted && slices.Contains(contract.NotifyOutcomes(), on) {
 			early = append(early, on)
 		}
 	}

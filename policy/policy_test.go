@@ -18,8 +18,8 @@ func TestExamplePolicy(t *testing.T) {
 
 	// Every action type appears, and every target type the brief names.
 	seen := map[string]bool{}
-	for _, f := range p.flows() {
-		for _, s := range f.flow.Steps {
+	for _, f := range p.Flows() {
+		for _, s := range f.Flow.Steps {
 			seen[StepAction(s)] = true
 		}
 	}

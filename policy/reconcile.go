@@ -89,7 +89,7 @@ func (a *SyncIdentity) grants() ([]string, bool)        { return a.Groups, false
 // and remove lists grant nothing.
 func (p *Policy) GroupRules(target string) []GroupRule {
 	var out []GroupRule
-	for _, f := range []Flow{p.Joiner, p.Rehire, p.Mover} {
+	for _, f := range p.GrantingFlows() {
 		for _, st := range f.Steps {
 			for _, a := range setActions(st) {
 				g, ok := a.spec.(granter)

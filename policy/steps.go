@@ -501,12 +501,20 @@ func parseClock(s string) (hh, mm int, err error) {
 }
 
 // FlowNames lists the policy's flows in order, for iteration.
-func (p *Policy) flows() []struct {
-	name string
-	flow *Flow
-} {
-	return []struct {
-		name string
-		flow *Flow
-	}{{KindJoiner, &p.Joiner}, {KindMover, &p.Mover}, {KindLeaver, &p.Leaver}, {KindRehire, &p.Rehire}}
+// NamedFlow is one of a policy's flows and its kind.
+type NamedFlow struct {
+	Kind string // KindJoiner, …
+	Flow *Flow
+}
+
+// Flows lists the policy's flows: joiner, mover, leaver, rehire. It is the
+// one list of them; callers that want some filter it.
+func (p *Policy) Flows() []NamedFlow {
+	return []NamedFlow{{KindJoiner, &p.Joiner}, {KindMover, &p.Mover}, {KindLeaver, &p.Leaver}, {KindRehire, &p.Rehire}}
+}
+
+// GrantingFlows are the flows that give access, in the order their steps
+// are read when several write the same thing: joiner, rehire, mover.
+func (p *Policy) GrantingFlows() []Flow {
+	return []Flow{p.Joiner, p.Rehire, p.Mover}
 }

@@ -42,8 +42,8 @@ func (c *checker) validate(p *Policy) {
 	for name, src := range p.CommonAttributes {
 		c.template(p, tables, "common_attributes."+name, src, scope{target: keys(p.CommonAttributes)})
 	}
-	for _, f := range p.flows() {
-		c.validateFlow(p, tables, f.name, f.flow)
+	for _, f := range p.Flows() {
+		c.validateFlow(p, tables, f.Kind, f.Flow)
 	}
 	c.validateRest(p)
 	c.validatePasswordSyncGroups(p)

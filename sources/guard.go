@@ -35,7 +35,7 @@ func (p *Poller) guard(src policy.Source) *guard {
 	}
 	tables, _ := p.cfg.Policy.Tables()
 	g := &guard{pol: p.cfg.Policy, dir: p.cfg.Directory, tables: tables}
-	for _, f := range []policy.Flow{p.cfg.Policy.Joiner, p.cfg.Policy.Mover, p.cfg.Policy.Rehire} {
+	for _, f := range p.cfg.Policy.GrantingFlows() {
 		for _, s := range f.Steps {
 			si := s.SyncIdentity
 			if si == nil {

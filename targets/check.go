@@ -70,24 +70,14 @@ func Check(ctx context.Context, p *policy.Policy, o Options, write bool) []Repor
 	return out
 }
 
-// namedFlow is a flow of the policy and its kind.
-type namedFlow struct {
-	name string
-	flow policy.Flow
-}
-
-func flows(p *policy.Policy) []namedFlow {
-	return []namedFlow{{policy.KindJoiner, p.Joiner}, {policy.KindMover, p.Mover}, {policy.KindLeaver, p.Leaver}, {policy.KindRehire, p.Rehire}}
-}
-
 // unsupported lists the steps on target whose action calls what its
 // connector does not implement (activities.Action.Supports).
 func unsupported(c any, p *policy.Policy, target string) []Need {
 	var out []Need
-	for _, f := range flows(p) {
-		for _, s := range f.flow.Steps {
+	for _, f := range p.Flows() {
+		for _, s := range f.Flow.Steps {
 			if a := activities.StepActionOf(s); a != nil && policy.StepTarget(s) == target && !a.Supports(c) {
-				out = append(out, Need{Step: f.name + "." + policy.StepName(s), Capability: a.Name(),
+				out = append(out, Need{Step: f.Kind + "." + policy.StepName(s), Capability: a.Name(),
 					Detail: fmt.Sprintf("the connector cannot run %s", a.Name())})
 			}
 		}
@@ -109,13 +99,13 @@ func unmapped(ctx context.Context, c any, p *policy.Policy, target string) []Nee
 		return nil
 	}
 	var out []Need
-	for _, f := range flows(p) {
-		for _, s := range f.flow.Steps {
+	for _, f := range p.Flows() {
+		for _, s := range f.Flow.Steps {
 			if s.SyncIdentity == nil || s.SyncIdentity.Target != target {
 				continue
 			}
 			if err := v.ValidateAttributes(ctx, slices.Sorted(maps.Keys(s.SyncIdentity.Attributes))...); err != nil {
-				out = append(out, Need{Step: f.name + "." + policy.StepName(s), Capability: "schemas", Detail: err.Error()})
+				out = append(out, Need{Step: f.Kind + "." + policy.StepName(s), Capability: "schemas", Detail: err.Error()})
 			}
 		}
 	}
@@ -216,10 +206,10 @@ func Needs(p *policy.Policy) map[string][]Need {
 			out[target] = append(out[target], Need{Step: step, Capability: c})
 		}
 	}
-	for _, f := range flows(p) {
-		for _, s := range f.flow.Steps {
+	for _, f := range p.Flows() {
+		for _, s := range f.Flow.Steps {
 			if a := activities.StepActionOf(s); a != nil {
-				add(policy.StepTarget(s), f.name+"."+policy.StepName(s), a.Needs(s, f.name)...)
+				add(policy.StepTarget(s), f.Kind+"."+policy.StepName(s), a.Needs(s, f.Kind)...)
 			}
 		}
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/contract"
-	"github.com/jml-dev/jml/notify"
 	"github.com/jml-dev/jml/policy"
 )
 
@@ -623,7 +622,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			row.State, row.Time = StepRunning, workflow.Now(ctx)
 			row.Attempts++
 			r.showDetails(ctx)
-			res, err := r.exec(ctx, st, notice{outcome: notify.OnCompleted})
+			res, err := r.exec(ctx, st, notice{outcome: contract.OnCompleted})
 			if err == nil {
 				before := r.accounts[st.Target] + "\x00" + r.idents[st.Target]
 				r.record(st, res, row)
@@ -729,7 +728,7 @@ func (r *lifecycle) permit(ctx workflow.Context, st activities.PlannedStep, row 
 	}
 	row.State, row.LastError, row.Time = StepBlocked, p.Reason, workflow.Now(ctx)
 	if workflow.GetVersion(ctx, "notify-blocked", workflow.DefaultVersion, 1) == 1 {
-		r.notify(ctx, notice{outcome: activities.OnBlocked, step: st.Name, err: p.Reason},
+		r.notify(ctx, notice{outcome: contract.OnBlocked, step: st.Name, err: p.Reason},
 			func(p activities.PlannedStep) bool { return p.OnBlocked })
 	}
 	d, err := r.waitForOperator(ctx, st, contract.StateBlocked, p.Reason)
@@ -750,7 +749,7 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 	r.failedAt = workflow.Now(ctx)
 	r.setState(ctx, state, st.Name)
 	if state == contract.StateNeedsAttention {
-		r.alert(ctx, notice{outcome: notify.OnNeedsAttention, step: st.Name, err: reason})
+		r.alert(ctx, notice{outcome: contract.OnNeedsAttention, step: st.Name, err: reason})
 	}
 	// A newer HR event the run must give way to (a termination, or a
 	// rehire of a leaver) ends the wait as an abort.
@@ -788,7 +787,7 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 		}
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**Aborted** at step `%s` %s.\n\nLeft in place by this run: %s\n\n%s",
 			st.Name, by, left, r.details(ctx)))
-		r.notify(ctx, notice{outcome: notify.OnAborted, step: st.Name, err: reason},
+		r.notify(ctx, notice{outcome: contract.OnAborted, step: st.Name, err: reason},
 			func(p activities.PlannedStep) bool { return p.OnAborted })
 		return d, nil
 	}
@@ -849,7 +848,7 @@ func (r *lifecycle) record(st activities.PlannedStep, res activities.StepResult,
 }
 
 // notice is what a notify step reports: the run's outcome
-// (notify.OnCompleted, notify.OnNeedsAttention) and the failed step.
+// (contract.OnCompleted, contract.OnNeedsAttention) and the failed step.
 type notice struct{ outcome, step, err string }
 
 func (r *lifecycle) exec(ctx workflow.Context, st activities.PlannedStep, n notice) (activities.StepResult, error) {

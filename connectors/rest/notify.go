@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/jml-dev/jml/notify"
+	"github.com/jml-dev/jml/contract"
 )
 
 // Event is the workflow outcome a notification reports. Its fields are
@@ -13,7 +13,7 @@ import (
 // {Run.workflow_id}, {Run.employee_id}, {Run.failed_step}, {Run.error},
 // {Run.ui_url} and {Run.message}.
 type Event struct {
-	Kind       string // notify.OnCompleted, OnNeedsAttention, OnFailed, …
+	Kind       string // contract.OnCompleted, OnNeedsAttention, OnFailed, …
 	Workflow   string // joiner, mover, leaver
 	WorkflowID string
 	EmployeeID string
@@ -29,14 +29,14 @@ func (e Event) Message() string {
 	var b strings.Builder
 	b.WriteString("jml " + e.Workflow + " " + e.WorkflowID)
 	switch e.Kind {
-	case notify.OnNeedsAttention:
+	case contract.OnNeedsAttention:
 		b.WriteString(" needs attention: step " + e.FailedStep + " failed")
-	case notify.OnAborted:
+	case contract.OnAborted:
 		b.WriteString(" aborted by an operator")
 		if e.FailedStep != "" {
 			b.WriteString(" at step " + e.FailedStep)
 		}
-	case notify.OnFailed:
+	case contract.OnFailed:
 		b.WriteString(" failed")
 		if e.FailedStep != "" {
 			b.WriteString(" at step " + e.FailedStep)
@@ -73,7 +73,7 @@ func (e Event) Fields() map[string]string {
 // render {Run.*} as ev.Fields(); without Templates, templates are sent as
 // written.
 func (c *Client) Notify(ctx context.Context, r Request, ev Event) (bool, error) {
-	if !notify.Subscribed(r.Spec.On, ev.Kind) {
+	if !contract.Subscribed(r.Spec.On, ev.Kind) {
 		return false, nil
 	}
 	if strings.TrimSpace(r.Spec.Body) == "" && (r.Spec.Method == "" || strings.EqualFold(r.Spec.Method, "POST")) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/jml-dev/jml/connectors/rest"
-	"github.com/jml-dev/jml/notify"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/transform"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -18,26 +18,26 @@ func TestSubscribed(t *testing.T) {
 		kind string
 		want bool
 	}{
-		{nil, notify.OnCompleted, true},
-		{nil, notify.OnNeedsAttention, false},
-		{[]string{notify.OnNeedsAttention, notify.OnFailed}, notify.OnNeedsAttention, true},
-		{[]string{notify.OnNeedsAttention}, notify.OnCompleted, false},
+		{nil, contract.OnCompleted, true},
+		{nil, contract.OnNeedsAttention, false},
+		{[]string{contract.OnNeedsAttention, contract.OnFailed}, contract.OnNeedsAttention, true},
+		{[]string{contract.OnNeedsAttention}, contract.OnCompleted, false},
 	}
 	for _, tt := range tests {
-		assert.Equal(t, tt.want, notify.Subscribed(tt.on, tt.kind), "%v %s", tt.on, tt.kind)
+		assert.Equal(t, tt.want, contract.Subscribed(tt.on, tt.kind), "%v %s", tt.on, tt.kind)
 	}
 }
 
 func TestNotify(t *testing.T) {
 	srv := newRecorder(t, true, reply(200, `ok`))
 	c := rest.New(rest.Options{HTTPClient: srv.Client()})
-	ev := rest.Event{Kind: notify.OnNeedsAttention, Workflow: "joiner", WorkflowID: "joiner/E1001/ev1",
+	ev := rest.Event{Kind: contract.OnNeedsAttention, Workflow: "joiner", WorkflowID: "joiner/E1001/ev1",
 		EmployeeID: "E1001", FailedStep: "hr.send_rest_request", Error: `400 "bad" login`,
 		UIURL: "http://localhost:8233/namespaces/default/workflows/joiner%2FE1001%2Fev1"}
 
 	// Default body: a chat webhook text that names the run and the step only.
 	sent, err := c.Notify(context.Background(), rest.Request{Spec: rest.Spec{
-		URL: srv.URL + "/hooks/T000", On: []string{notify.OnNeedsAttention}}}, ev)
+		URL: srv.URL + "/hooks/T000", On: []string{contract.OnNeedsAttention}}}, ev)
 	require.NoError(t, err)
 	require.True(t, sent)
 	var msg map[string]string
@@ -46,7 +46,7 @@ func TestNotify(t *testing.T) {
 
 	// A ticketing API with its own template; the error text is escaped.
 	sent, err = c.Notify(context.Background(), rest.Request{
-		Spec: rest.Spec{URL: srv.URL + "/tickets", On: []string{notify.OnNeedsAttention},
+		Spec: rest.Spec{URL: srv.URL + "/tickets", On: []string{contract.OnNeedsAttention},
 			Body: `{"title": "{first_name}: {Run.workflow} stuck at {Run.failed_step}", "detail": "{Run.error}"}`},
 		Templates: &transform.Env{Attrs: map[string]string{"first_name": "Ada"}, Outputs: map[string]map[string]string{"Run": ev.Fields()}}}, ev)
 	require.NoError(t, err)
