@@ -609,25 +609,35 @@ func (r *reconciler) drift(ctx context.Context, c any, p *person, accountID stri
 	return ops
 }
 
-// group finds a due group by name, creating it when its rule allows.
+// group finds a due group by name, creating it when its rule allows. A
+// group the connector answers under another name is not written to: a
+// connector that remembered the ID of a group renamed since would hand out
+// a group outside the managed set. Each problem is reported once a cycle.
 func (r *reconciler) group(ctx context.Context, c any, name string) (connectors.Group, bool) {
-	if g, ok := r.byName[strings.ToLower(name)]; ok {
+	key := strings.ToLower(name)
+	if g, ok := r.byName[key]; ok {
 		return g.Group, true
 	}
+	if r.missing[key] {
+		return connectors.Group{}, false
+	}
+	problem := fmt.Sprintf("group %q is due but does not exist", name)
 	create := slices.ContainsFunc(r.rules, func(gr groupRule) bool { return gr.CreateMissing })
 	if ec, ok := c.(connectors.EntitlementCreator); ok && create {
 		g, err := ec.EnsureGroup(ctx, connectors.Group{Name: name})
-		if err == nil {
+		switch {
+		case err != nil:
+			r.a.log.Warn("reconcile: create group failed", zap.String("target", r.in.Target), zap.Error(err))
+		case !strings.EqualFold(g.Name, name):
+			problem = fmt.Sprintf("group %q resolved to group %s named %q: not written", name, g.ID, g.Name)
+		default:
 			r.res.Counts.Writes++
-			r.byName[strings.ToLower(name)] = connectors.GroupMembers{Group: *g}
+			r.byName[key] = connectors.GroupMembers{Group: *g}
 			return *g, true
 		}
-		r.a.log.Warn("reconcile: create group failed", zap.String("target", r.in.Target), zap.Error(err))
 	}
-	if !r.missing[strings.ToLower(name)] {
-		r.missing[strings.ToLower(name)] = true
-		r.res.problem(AttrSyncProblem{Target: r.in.Target, Error: fmt.Sprintf("group %q is due but does not exist", name)})
-	}
+	r.missing[key] = true
+	r.res.problem(AttrSyncProblem{Target: r.in.Target, Error: problem})
 	return connectors.Group{}, false
 }
 
@@ -905,7 +915,7 @@ func (r *reconciler) manual(ctx context.Context, c any, rm connectors.Relationsh
 				continue
 			}
 			if gf, ok := c.(connectors.GroupFinder); ok {
-				if g, err := gf.FindGroup(ctx, name); err == nil {
+				if g, err := gf.FindGroup(ctx, name); err == nil && strings.EqualFold(g.Name, name) {
 					r.byName[strings.ToLower(name)] = connectors.GroupMembers{Group: *g}
 				}
 			}

@@ -613,3 +613,91 @@ func TestReconcileLeavesWaitingJoinersAccount(t *testing.T) {
 		})
 	}
 }
+
+// TestReconcileRenamedGroup: a managed group (dept-d3) is renamed at the
+// target ("Finance Department") between cycles. No cycle, full or manual,
+// writes to the renamed group, which is outside the managed set: with
+// create_missing the group is created again under its name and its people
+// added there; without, the cycle reports the group missing. Either way
+// the next cycle writes nothing. Against SCIMMY and behind the strict
+// proxy.
+func TestReconcileRenamedGroup(t *testing.T) {
+	for _, server := range []struct {
+		name string
+		sw   []hostile.SCIMSwitches
+	}{{"scimmy", nil}, {"strict", []hostile.SCIMSwitches{strictSCIM}}} {
+		for _, create := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/create_missing=%v", server.name, create), func(t *testing.T) {
+				const n = 20
+				users, groups, dir := inSync(n)
+				pol := reconcilePolicy(scimTarget, "user_name", policy.Reconcile{})
+				pol.Joiner.Steps[1].ManageRelationships.CreateMissing = create
+				s := newReconStack(t, pol, users, loadGroups(groups), dir, server.sw...)
+				conn, err := scim.New(context.Background(), scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}})
+				require.NoError(t, err)
+				d3 := groups["dept-d3"]
+				slices.Sort(d3)
+
+				r := s.cycle(t).Reconcile["app"]
+				require.Empty(t, r.Problems)
+				require.Zero(t, r.Counts.Writes, "in sync")
+
+				renamed := s.ids.Groups["dept-d3"]
+				s.peer.RenameGroup(renamed, "Finance Department")
+				manual := func() activities.ReconcileResult {
+					s.peer.Reset()
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					run, err := s.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: contract.ManualSyncWorkflowID("E00003", time.Now()), TaskQueue: contract.TaskQueue},
+						contract.AttributeSyncWorkflowName, workflows.AttributeSyncInput{EmployeeIDs: []string{"E00003"}})
+					require.NoError(t, err)
+					var res workflows.AttributeSyncResult
+					require.NoError(t, run.Get(ctx, &res))
+					return res.Reconcile["app"]
+				}
+				missing := `group "dept-d3" is due but does not exist`
+
+				for cycle := 2; cycle <= 3; cycle++ {
+					r = s.cycle(t).Reconcile["app"]
+					t.Logf("cycle %d: %+v %v", cycle, r.Counts, r.Problems)
+					switch {
+					case create && cycle == 2:
+						assert.Empty(t, r.Problems)
+						assert.Equal(t, len(d3), r.Counts.Added, "dept-d3 created again, its people added")
+						assert.Equal(t, map[string]int{"POST": 1, "PATCH": len(d3)}, s.peer.Writes())
+					case create:
+						assert.Zero(t, r.Counts.Writes, "settled")
+						assert.Empty(t, s.peer.Writes())
+					default:
+						require.Len(t, r.Problems, 1)
+						assert.Equal(t, missing, r.Problems[0].Error)
+						assert.Zero(t, r.Counts.Writes)
+						assert.Empty(t, s.peer.Writes())
+					}
+					m := manual()
+					assert.Zero(t, m.Counts.Writes, "manual sync of a D3 person after cycle %d", cycle)
+					assert.Empty(t, s.peer.Writes(), "manual sync after cycle %d", cycle)
+					if !create {
+						require.Len(t, m.Problems, 1)
+						assert.Equal(t, missing, m.Problems[0].Error)
+					}
+				}
+
+				// The renamed group keeps exactly its members (SCIMMY would
+				// list a member added again twice); dept-d3 is a new group.
+				ids, _, err := conn.ListMembers(context.Background(), renamed, "", 0)
+				require.NoError(t, err)
+				assert.Len(t, ids, len(d3), "nothing written to Finance Department")
+				g, err := conn.FindGroup(context.Background(), "dept-d3")
+				if !create {
+					assert.ErrorIs(t, err, connectors.ErrNotFound)
+					return
+				}
+				require.NoError(t, err)
+				assert.NotEqual(t, renamed, g.ID)
+				s.ids.Groups["dept-d3"] = g.ID
+				assert.Equal(t, d3, s.members(t, conn, "dept-d3"))
+			})
+		}
+	}
+}

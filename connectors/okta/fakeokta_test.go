@@ -340,17 +340,25 @@ func (f *fakeOkta) route(w http.ResponseWriter, r *http.Request) {
 			delete(f.members[g.ID], u.ID)
 		}
 		w.WriteHeader(204)
-	case r.Method == "PUT" && match(reGroup):
+	case match(reGroup):
 		g := f.groups[m[1]]
 		if g == nil {
-			oktaErr(w, 404, "E0000007", "Not found: Resource not found")
+			oktaErr(w, 404, "E0000007", "Not found: Resource not found: "+m[1]+" (UserGroup)")
 			return
 		}
-		var body struct {
-			Profile struct{ Name, Description string } `json:"profile"`
+		switch r.Method {
+		case "PUT":
+			var body struct {
+				Profile struct{ Name, Description string } `json:"profile"`
+			}
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			g.Name, g.Description = body.Profile.Name, body.Profile.Description
+		case "DELETE":
+			delete(f.groups, g.ID)
+			delete(f.members, g.ID)
+			w.WriteHeader(204)
+			return
 		}
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		g.Name, g.Description = body.Profile.Name, body.Profile.Description
 		writeJSON(w, 200, map[string]any{"id": g.ID, "type": g.Type, "profile": map[string]any{"name": g.Name, "description": g.Description}})
 	default:
 		oktaErr(w, 404, "E0000022", "The endpoint does not support the provided HTTP method")

@@ -13,14 +13,27 @@ import (
 	"github.com/jml-dev/jml/connectors"
 )
 
-// FindGroup resolves a group name (exact match) to the group, remembering
-// the answer for GroupCacheTTL so a joiner's groups cost no request.
+// FindGroup resolves a group name (exact match) to the group. The answer
+// is remembered for GroupCacheTTL, and a remembered ID is confirmed with one
+// GET by ID before it is handed out: a group renamed or deleted at Okta
+// since is forgotten and the name searched again, so no write lands in a
+// group that no longer has the name (the search lists and pages; the GET
+// by ID does not).
 func (c *Client) FindGroup(ctx context.Context, name string) (*connectors.Group, error) {
 	if name == "" {
 		return nil, connectors.Permanentf(TypeValidation, "okta: find group: empty group name")
 	}
 	if g, ok := c.cachedGroup(name); ok {
-		return &g, nil
+		got, err := c.readGroup(ctx, g.ID)
+		switch {
+		case err == nil && got.Name == name:
+			c.cacheGroup(got)
+			return &got, nil
+		case err == nil, errors.Is(err, connectors.ErrNotFound):
+			c.forgetGroupID(g.ID) // renamed or deleted: search the name again
+		default:
+			return nil, err
+		}
 	}
 	var found *sdk.Group
 	var groups []*sdk.Group
@@ -53,6 +66,19 @@ func (c *Client) FindGroup(ctx context.Context, name string) (*connectors.Group,
 	g := toGroup(found)
 	c.cacheGroup(g)
 	return &g, nil
+}
+
+// readGroup reads one group by ID; ErrNotFound when it is gone.
+func (c *Client) readGroup(ctx context.Context, id string) (connectors.Group, error) {
+	var g *sdk.Group
+	err := call(ctx, "read group", func(ctx context.Context) (err error) {
+		g, _, err = c.sdk.Group.GetGroup(ctx, id)
+		return err
+	})
+	if err != nil {
+		return connectors.Group{}, err
+	}
+	return toGroup(g), nil
 }
 
 // EnsureGroup finds the group by name or creates it (OKTA_GROUP); a

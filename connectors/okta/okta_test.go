@@ -113,8 +113,9 @@ func TestBadInputSendsNothing(t *testing.T) {
 	assert.Empty(t, f.Requests(), "bad input must not reach Okta")
 }
 
-// TestJoinerRequestBudget: once group IDs are cached a joiner costs a lookup
-// and one create that carries groupIds, password and activation.
+// TestJoinerRequestBudget: once group IDs are cached a joiner costs one
+// GET by ID per group (the cached ID confirmed), a lookup and one create
+// that carries groupIds, password and activation.
 func TestJoinerRequestBudget(t *testing.T) {
 	f := newFakeOkta(t)
 	c, logs := newClient(t, f.URL, f.Token, nil)
@@ -126,10 +127,12 @@ func TestJoinerRequestBudget(t *testing.T) {
 		gids = append(gids, g.ID)
 	}
 	f.ResetRequests()
-	for _, name := range []string{"engineering", "vpn-users"} { // cached: no request
+	for _, name := range []string{"engineering", "vpn-users"} { // cached: confirmed by ID, no search
 		_, err := c.FindGroup(ctx, name)
 		require.NoError(t, err)
 	}
+	assert.Equal(t, []string{"GET /api/v1/groups/" + gids[0], "GET /api/v1/groups/" + gids[1]}, f.Requests())
+	f.ResetRequests()
 
 	pw := secret.New("Initial-Pa55word!")
 	_, err := c.FindAccount(ctx, connectors.Key{Attribute: "login", Value: "ada@acme.test"})
@@ -149,6 +152,50 @@ func TestJoinerRequestBudget(t *testing.T) {
 	assert.ElementsMatch(t, append([]string{"00gEveryone"}, gids...), f.groupsOf(acct.ID))
 	assert.Equal(t, "E-ada", acct.Attributes["employee_id"], "attributes read back normalized")
 	assert.NotContains(t, logText(logs), "Pa55word")
+}
+
+// TestFindGroupConfirmsCachedID: a group renamed or deleted at Okta after
+// its name was cached is noticed at the next lookup: the name resolves to
+// the group that has it now, or to nothing (and EnsureGroup creates it),
+// never to the renamed group.
+func TestFindGroupConfirmsCachedID(t *testing.T) {
+	cases := []struct {
+		name   string
+		change func(f *fakeOkta, id string) // at Okta, after the name was cached
+		reused bool                         // another group has the name now
+	}{
+		{name: "renamed", change: func(f *fakeOkta, id string) { f.groups[id].Name = "Finance Department" }},
+		{name: "deleted", change: func(f *fakeOkta, id string) { delete(f.groups, id); delete(f.members, id) }},
+		{name: "renamed, name reused", reused: true, change: func(f *fakeOkta, id string) {
+			f.groups[id].Name = "Finance Department"
+			f.groups["00gNew"] = &fakeGroup{ID: "00gNew", Type: "OKTA_GROUP", Name: "dept-finance"}
+			f.members["00gNew"] = map[string]bool{}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeOkta(t)
+			c, _ := newClient(t, f.URL, f.Token, nil)
+			ctx := context.Background()
+			old, err := c.EnsureGroup(ctx, connectors.Group{Name: "dept-finance"})
+			require.NoError(t, err)
+			f.mu.Lock()
+			tc.change(f, old.ID)
+			f.mu.Unlock()
+
+			g, err := c.FindGroup(ctx, "dept-finance")
+			if tc.reused {
+				require.NoError(t, err)
+				assert.Equal(t, "00gNew", g.ID)
+				return
+			}
+			require.ErrorIs(t, err, connectors.ErrNotFound, "the cached ID no longer has the name")
+			g, err = c.EnsureGroup(ctx, connectors.Group{Name: "dept-finance"})
+			require.NoError(t, err)
+			assert.NotEqual(t, old.ID, g.ID, "created again")
+			assert.Equal(t, "dept-finance", g.Name)
+		})
+	}
 }
 
 func TestCreateAdoptsExistingLogin(t *testing.T) {

@@ -107,9 +107,8 @@ type Client struct {
 	rfc      *schemaIndex  // the RFC schemas, assumed until discovery
 	limit    *rate.Limiter // nil: no cap
 
-	mu     sync.Mutex
-	disc   *discovery                  // nil until discovered
-	groups map[string]connectors.Group // lower(displayName) → group
+	mu   sync.Mutex
+	disc *discovery // nil until discovered
 
 	// noMembersFilter: the provider answered 400 invalidFilter to
 	// members.value eq; memberships are found by listing /Groups.
@@ -169,7 +168,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		limit = rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), max(1, int(cfg.RequestsPerSecond)))
 	}
 	return &Client{base: base, limit: limit, http: hc, auth: cfg.Auth, uniqueID: uid, pageSize: orDefault(cfg.PageSize, 100),
-		rfc: newSchemaIndex(rfcSchemas()), groups: map[string]connectors.Group{}}, nil
+		rfc: newSchemaIndex(rfcSchemas())}, nil
 }
 
 func orDefault(v, def int) int {

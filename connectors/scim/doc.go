@@ -39,7 +39,8 @@
 // changes), nothing when the change is empty; AddMember/RemoveMember 1
 // PATCH; ReadAccount 1 GET; Deprovision 1 PATCH (active=false), then with
 // RemoveGroups 1 PATCH per group, plus 1 GET when the PATCH answer is a 204
-// or carries no groups; FindGroup 1 GET, then cached per Client.
+// or carries no groups; FindGroup 1 GET, every time (a cached ID would
+// outlive a rename at the target).
 //
 // # Providers that differ from the RFC's friendliest reading
 //

@@ -23,23 +23,15 @@ func toGroup(r resource) connectors.Group {
 	return connectors.Group{ID: id, Name: name}
 }
 
-// FindGroup resolves a group by displayName (case-insensitively). Hits are
-// cached in the client, so a joiner's groups cost one lookup each per
-// process, not per joiner.
+// FindGroup resolves a group by displayName (case-insensitively), asking
+// the provider every time: a name→ID cache would hand out the ID of a group
+// renamed or deleted since, and a write would land in a group jml does not
+// manage. A cached ID would need a GET to confirm it, which costs what the
+// lookup costs.
 func (c *Client) FindGroup(ctx context.Context, name string) (*connectors.Group, error) {
 	if strings.TrimSpace(name) == "" {
 		return nil, connectors.Permanentf("ScimValidation", "scim: find group: empty name")
 	}
-	c.mu.Lock()
-	g, ok := c.groups[strings.ToLower(name)]
-	c.mu.Unlock()
-	if ok {
-		return &g, nil
-	}
-	return c.lookupGroup(ctx, name)
-}
-
-func (c *Client) lookupGroup(ctx context.Context, name string) (*connectors.Group, error) {
 	var list listResponse
 	q := url.Values{"filter": {"displayName eq " + quote(name)}, "excludedAttributes": {"members"}}
 	if err := c.do(ctx, request{op: "find group", method: "GET", path: "/Groups", query: q}, &list); err != nil {
@@ -47,27 +39,10 @@ func (c *Client) lookupGroup(ctx context.Context, name string) (*connectors.Grou
 	}
 	for _, r := range list.Resources {
 		if g := toGroup(r); strings.EqualFold(g.Name, name) {
-			c.remember(g)
 			return &g, nil
 		}
 	}
 	return nil, fmt.Errorf("scim: find group %q: %w", name, connectors.ErrNotFound)
-}
-
-func (c *Client) remember(g connectors.Group) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.groups[strings.ToLower(g.Name)] = g
-}
-
-func (c *Client) forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, g := range c.groups {
-		if g.ID == id {
-			delete(c.groups, k)
-		}
-	}
 }
 
 // EnsureGroup finds the group by name or creates it (CREATE_ENTITLEMENT).
@@ -81,13 +56,12 @@ func (c *Client) EnsureGroup(ctx context.Context, g connectors.Group) (*connecto
 	body := map[string]any{"schemas": []string{coreGroupURN}, "displayName": g.Name}
 	err = c.do(ctx, request{op: "create group", method: "POST", path: "/Groups", body: body}, &created)
 	if errors.Is(err, connectors.ErrConflict) {
-		return c.lookupGroup(ctx, g.Name) // created meanwhile: adopt it
+		return c.FindGroup(ctx, g.Name) // created meanwhile: adopt it
 	}
 	if err != nil {
 		return nil, err
 	}
 	out := toGroup(created)
-	c.remember(out)
 	return &out, nil
 }
 
@@ -103,9 +77,6 @@ func (c *Client) AddMember(ctx context.Context, groupID, accountID string) error
 			body: patchBody(patchOp{Op: "add", Path: "members", Value: []map[string]string{{"value": accountID}}})}, nil)
 	} else {
 		err = c.putMembers(ctx, "add group member", groupID, accountID, true)
-	}
-	if errors.Is(err, connectors.ErrNotFound) {
-		c.forget(groupID)
 	}
 	return err
 }
@@ -126,7 +97,6 @@ func (c *Client) RemoveMember(ctx context.Context, groupID, accountID string) er
 	}
 	switch {
 	case errors.Is(err, connectors.ErrNotFound):
-		c.forget(groupID)
 		return nil
 	case isNoTarget(err):
 		return nil

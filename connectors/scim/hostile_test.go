@@ -241,3 +241,46 @@ func TestDeprovisionDisablesFirst(t *testing.T) {
 	require.ErrorIs(t, err, connectors.ErrNotFound)
 	assert.False(t, strings.Contains(err.Error(), "<"))
 }
+
+// TestFindGroupSeesRename: a group renamed or deleted at the target after
+// the client found (or created) it by name is not found under that name
+// any more, whatever the client saw before; EnsureGroup creates the name
+// again. Against SCIMMY and behind the strict proxy.
+func TestFindGroupSeesRename(t *testing.T) {
+	strict := hostile.SCIMSwitches{RejectMembersFilter: true, NoUserGroupsAttr: true, Patch204: true, MaxCount: 1, IgnoreExcludedAttributes: true}
+	for _, tc := range []struct {
+		name   string
+		sw     *hostile.SCIMSwitches
+		delete bool
+	}{{name: "scimmy renamed"}, {name: "scimmy deleted", delete: true}, {name: "strict renamed", sw: &strict}, {name: "strict deleted", sw: &strict, delete: true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			peer := scimtest.Start(t)
+			direct := peerClient(t, peer)
+			c := direct
+			if tc.sw != nil {
+				c = newClient(t, hostile.StartSCIM(t, peer.Root(), *tc.sw).Rewrite(peer.BaseURL), peer.Token)
+			}
+			old, err := c.EnsureGroup(ctx, connectors.Group{Name: "dept-finance"})
+			require.NoError(t, err)
+			found, err := c.FindGroup(ctx, "dept-finance")
+			require.NoError(t, err)
+			require.Equal(t, old.ID, found.ID)
+			groups, _, err := c.ListGroups(ctx, "", 0)
+			require.NoError(t, err)
+			require.NotEmpty(t, groups)
+
+			if tc.delete {
+				peer.DeleteGroup(old.ID)
+			} else {
+				peer.RenameGroup(old.ID, "Finance Department")
+			}
+			_, err = c.FindGroup(ctx, "dept-finance")
+			require.ErrorIs(t, err, connectors.ErrNotFound)
+			again, err := c.EnsureGroup(ctx, connectors.Group{Name: "dept-finance"})
+			require.NoError(t, err)
+			assert.NotEqual(t, old.ID, again.ID, "created again")
+			assert.Equal(t, "dept-finance", again.Name)
+		})
+	}
+}

@@ -29,9 +29,7 @@ func (c *Client) ListGroups(ctx context.Context, cursor string, pageSize int) ([
 	}
 	out := make([]connectors.GroupMembers, 0, len(list.Resources))
 	for _, r := range list.Resources {
-		g := connectors.GroupMembers{Group: toGroup(r), Members: memberIDs(r)}
-		c.remember(g.Group)
-		out = append(out, g)
+		out = append(out, connectors.GroupMembers{Group: toGroup(r), Members: memberIDs(r)})
 	}
 	next := start + len(list.Resources)
 	if len(list.Resources) == 0 || next > list.TotalResults {

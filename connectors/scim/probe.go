@@ -54,7 +54,7 @@ func (c *Client) Probe(ctx context.Context, write bool) ([]connectors.Capability
 	}
 
 	groups := true
-	switch _, err := c.lookupGroup(ctx, probe); {
+	switch _, err := c.FindGroup(ctx, probe); {
 	case errors.Is(err, connectors.ErrNotFound):
 		add(connectors.CapGroups, connectors.CapWorks, "displayName eq filter on /Groups")
 	default:

@@ -103,7 +103,7 @@ func TestSyncRoundTripAndBudget(t *testing.T) {
 	_, err := c.Discover(ctx)
 	require.NoError(t, err)
 
-	// Joiner, counted at the peer after discovery and with group IDs cached.
+	// Joiner, counted at the peer after discovery.
 	peer.Reset()
 	want := fullProfile("jdoe")
 	_, err = c.FindAccount(ctx, connectors.Key{Attribute: "user_name", Value: "jdoe"})
@@ -115,7 +115,7 @@ func TestSyncRoundTripAndBudget(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, c.AddMember(ctx, grp.ID, acct.ID))
 	}
-	assert.Equal(t, 2+g, peer.Requests(), "1 lookup + 1 create + g PATCHes")
+	assert.Equal(t, 2+2*g, peer.Requests(), "1 lookup + 1 create + g group lookups + g PATCHes")
 	assert.Equal(t, map[string]int{"POST": 1, "PATCH": g}, peer.Writes())
 
 	// Every attribute reads back as written, so a re-sync finds nothing to do:

@@ -5,11 +5,13 @@
 package scimtest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"testing"
@@ -114,6 +116,43 @@ func (p *Peer) PasswordSHA256(userID string) string {
 		return ""
 	}
 	return out.SHA256
+}
+
+// RenameGroup sets a group's displayName at the peer, as the target's own
+// admin would (the request counts among the peer's writes).
+func (p *Peer) RenameGroup(id, name string) {
+	p.t.Helper()
+	body, _ := json.Marshal(map[string]any{
+		"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+		"Operations": []map[string]string{{"op": "replace", "path": "displayName", "value": name}},
+	})
+	p.admin(http.MethodPatch, "/Groups/"+url.PathEscape(id), body)
+}
+
+// DeleteGroup deletes a group at the peer, as the target's own admin would.
+func (p *Peer) DeleteGroup(id string) {
+	p.t.Helper()
+	p.admin(http.MethodDelete, "/Groups/"+url.PathEscape(id), nil)
+}
+
+// admin sends one SCIM request to the peer; anything but a 2xx fails the
+// test.
+func (p *Peer) admin(method, path string, body []byte) {
+	p.t.Helper()
+	req, err := http.NewRequest(method, p.BaseURL+path, bytes.NewReader(body))
+	if err != nil {
+		p.t.Fatalf("scimtest: %v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+p.Token)
+	req.Header.Set("Content-Type", "application/scim+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatalf("scimtest: %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		p.t.Fatalf("scimtest: %s %s: HTTP %d", method, path, resp.StatusCode)
+	}
 }
 
 func (p *Peer) call(method, path string, want int, out any) int {
