@@ -178,7 +178,7 @@ func TestContractPrism(t *testing.T) {
 		"POST /api/v1/users/{id}/lifecycle/activate", "POST /api/v1/users/{id}/lifecycle/deactivate",
 		"POST /api/v1/users/{id}/lifecycle/suspend", "POST /api/v1/users/{id}/lifecycle/unsuspend",
 		"POST /api/v1/users/{id}/lifecycle/expire_password",
-		"GET /api/v1/groups", "POST /api/v1/groups", "PUT /api/v1/groups/{id}",
+		"GET /api/v1/groups", "GET /api/v1/groups/{id}", "POST /api/v1/groups", "PUT /api/v1/groups/{id}",
 		"PUT /api/v1/groups/{id}/users/{id}", "DELETE /api/v1/groups/{id}/users/{id}",
 	}
 	var got []string
