@@ -49,8 +49,8 @@ type Config struct {
 	AllowInsecure bool
 	// RateLimit tunes proactive pacing.
 	RateLimit RateLimit
-	// GroupCacheTTL is how long a group name → ID lookup is remembered.
-	// Default 10 minutes.
+	// GroupCacheTTL is how long a group name → ID lookup is remembered
+	// (each use confirms the ID with a GET by ID). Default 10 minutes.
 	GroupCacheTTL time.Duration
 	// Logger receives pacing, rate-limit and adoption events. Default: none.
 	Logger *zap.Logger
