@@ -630,7 +630,7 @@ func TestReconcileRenamedGroup(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/create_missing=%v", server.name, create), func(t *testing.T) {
 				const n = 20
 				users, groups, dir := inSync(n)
-				pol := reconcilePolicy(scimTarget, "user_name", policy.Reconcile{})
+				pol := reconcilePolicy(scimTarget, "user_name", policy.Reconcile{Orphans: policy.ReconcileReport})
 				pol.Joiner.Steps[1].ManageRelationships.CreateMissing = create
 				s := newReconStack(t, pol, users, loadGroups(groups), dir, server.sw...)
 				conn, err := scim.New(context.Background(), scim.Config{BaseURL: s.peer.BaseURL, Auth: scim.Auth{BearerToken: s.peer.Token}})
@@ -640,6 +640,7 @@ func TestReconcileRenamedGroup(t *testing.T) {
 
 				r := s.cycle(t).Reconcile["app"]
 				require.Empty(t, r.Problems)
+				require.Equal(t, n, r.Counts.Linked)
 				require.Zero(t, r.Counts.Writes, "in sync")
 
 				renamed := s.ids.Groups["dept-d3"]
