@@ -42,6 +42,8 @@ type previewResult struct {
 	// AssumedLinks: offline, a mover or leaver acts on stand-in linked
 	// accounts (one per account target).
 	AssumedLinks bool `json:"assumed_links,omitempty"`
+	// secrets are the run's vault handles (redact).
+	secrets map[string]activities.SecretRef
 	// Known: the run started from what jml stores about the person (links,
 	// applied attributes), read from Temporal (--live).
 	Known bool `json:"known"`
@@ -180,6 +182,7 @@ func previewEvent(ctx context.Context, p *policy.Policy, ev hr.Event, live bool,
 	if err != nil {
 		return nil, err
 	}
+	pv.redact(res)
 	res.Live, res.AssumedLinks = live, st.Accounts != nil && !st.found
 	return res, nil
 }

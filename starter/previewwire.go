@@ -173,7 +173,7 @@ func (pv *previewer) run(ctx context.Context, ev hr.Event, st known) (*previewRe
 		}
 		res.Steps = append(res.Steps, s)
 	}
-	pv.redact(res, in.Secrets)
+	res.secrets = in.Secrets
 	return res, nil
 }
 
@@ -241,7 +241,7 @@ func verdict(ps activities.PlannedStep, res activities.StepResult, err error) (s
 func errorText(err error) string {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
-		return app.Type() + ": " + app.Error()
+		return app.Type() + ": " + app.Message()
 	}
 	return err.Error()
 }
@@ -258,9 +258,9 @@ func (pv *previewer) take() []previewCall {
 
 // redact masks the run's secrets (generated and temporary passwords) in
 // the recorded bodies, raw and JSON-escaped.
-func (pv *previewer) redact(res *previewResult, refs map[string]activities.SecretRef) {
+func (pv *previewer) redact(res *previewResult) {
 	var olds []string
-	for _, r := range refs {
+	for _, r := range res.secrets {
 		s, err := pv.vault.Get(r.Handle)
 		if err != nil || s.Empty() {
 			continue
