@@ -174,6 +174,7 @@ func runOf(t *testing.T, p *policy.Policy, pt peerTarget, ev hr.Event, st known)
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
+	env.SetTestTimeout(time.Minute) // (wall clock: the peers answer at their pace on a busy machine)
 	workflows.Register(env, acts)
 	kind, rehire := kindOf(ev, st.Status)
 	attrs := maps.Clone(st.Attributes)

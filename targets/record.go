@@ -110,6 +110,15 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	c.Answer = "blocked"
 	r.record(c)
+	if (req.Method == http.MethodPatch || req.Method == http.MethodPut) && r.Live != nil {
+		// A change to a resource the target has: answered with the
+		// resource as the target holds it (before the unsent write), so
+		// what the connector reads from the answer (a SCIM user's groups)
+		// is the target's, not an echo.
+		if resp := r.current(req); resp != nil {
+			return resp, nil
+		}
+	}
 	if req.Method == http.MethodDelete {
 		return answer(req, http.StatusNoContent, nil), nil
 	}
@@ -125,6 +134,23 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	obj["status"] = "ACTIVE"
 	obj["tempPassword"] = "preview-temporary-password" // Okta's expire_password?tempPassword=true
 	return answer(req, http.StatusOK, obj), nil
+}
+
+// current reads req's resource from Live (not recorded: the recorder's own
+// read); nil when the target does not answer 200.
+func (r *Recorder) current(req *http.Request) *http.Response {
+	get := req.Clone(req.Context())
+	get.Method, get.Body, get.ContentLength = http.MethodGet, nil, 0
+	get.Header.Del("Content-Type")
+	resp, err := r.Live.RoundTrip(get)
+	if err != nil {
+		return nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil
+	}
+	return resp
 }
 
 func (r *Recorder) record(c Call) {
