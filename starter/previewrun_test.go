@@ -415,3 +415,19 @@ func TestPreviewEqualsRun(t *testing.T) {
 		})
 	}
 }
+
+// A person jml knows starts from the identity's record (links, identifiers,
+// attributes); one it does not know starts from nothing.
+func TestPreviewStoredState(t *testing.T) {
+	dir := activities.StaticDirectory{{EmployeeID: "E1", Attributes: map[string]string{"department": "Eng"},
+		Accounts: map[string]string{"app": "u-1"}, Identifiers: map[string]string{"app": "ada2@example.com"}}}
+	st, err := storedState(t.Context(), dir, "E1")
+	require.NoError(t, err)
+	assert.True(t, st.found)
+	assert.Equal(t, "u-1", st.Accounts["app"])
+	assert.Equal(t, "ada2@example.com", st.Identifiers["app"])
+	st, err = storedState(t.Context(), dir, "E404")
+	require.NoError(t, err)
+	assert.False(t, st.found)
+	assert.Empty(t, st.Accounts)
+}
