@@ -177,22 +177,16 @@ func (pv *previewer) run(ctx context.Context, ev hr.Event, st known) (*previewRe
 	return res, nil
 }
 
-// step calls the step's activity, as the lifecycle workflow does.
+// step calls the step's activity from the action table, as the lifecycle
+// workflow does.
 func (pv *previewer) step(ctx context.Context, in activities.StepInput) (activities.StepResult, error) {
-	a := pv.acts
-	fns := map[string]func(context.Context, activities.StepInput) (activities.StepResult, error){
-		policy.ActionSyncIdentity:        a.SyncIdentity,
-		policy.ActionManageRelationships: a.ManageRelationships,
-		policy.ActionDeprovisionIdentity: a.DeprovisionIdentity,
-		policy.ActionDeleteIdentity:      a.DeleteIdentity,
-		policy.ActionCreateEntitlement:   a.CreateEntitlement,
-		policy.ActionResetPassword:       a.ResetPassword,
-		policy.ActionSendRESTRequest:     a.SendRESTRequest,
-		policy.ActionNotify:              a.Notify,
-	}
-	f, ok := fns[in.Step.Action]
-	if !ok {
+	act := activities.ActionOf(in.Step.Action)
+	if act == nil {
 		return activities.StepResult{}, fmt.Errorf("unknown action %q", in.Step.Action)
+	}
+	f, ok := act.Activity(pv.acts).(func(context.Context, activities.StepInput) (activities.StepResult, error))
+	if !ok {
+		return activities.StepResult{}, fmt.Errorf("action %q: not a step activity", in.Step.Action)
 	}
 	return f(ctx, in)
 }
