@@ -108,6 +108,16 @@ func (syncIdentity) Effects(pp *Person, ps policy.PlannedStep) ([]Effect, error)
 	return effects, errs
 }
 
+// pinIdentifier renders the step's attributes again with the unique
+// identifier fixed to v (policy.RenderPinned).
+func (a *Activities) pinIdentifier(spec *policy.SyncIdentity, v string, env *transform.Env) (connectors.Attributes, error) {
+	out, err := policy.RenderPinned(a.cfg.Policy, *spec, env, v)
+	if err != nil {
+		return nil, permanent("PolicyInvalid", err)
+	}
+	return out, nil
+}
+
 // SyncIdentity is SYNC_IDENTITIES. The account is, in order: the one this
 // person's link names (Linked); an unlinked account found by the unique
 // identifier whose correlation keys match (Adopted); a new one (Created),
@@ -148,6 +158,7 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		}
 	}
 	res := StepResult{EntityType: a.cfg.Policy.EntityType(spec.Target)}
+	first := attrs[uid]
 	acct, err := a.linkedAccount(ctx, c, syncer, spec.Target, uid, in)
 	if err != nil {
 		return StepResult{}, err
@@ -180,6 +191,13 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		if acct != nil {
 			res.Correlation = Adopted
 			attrs[uid] = acct.Attributes[uid]
+		}
+	}
+	if attrs[uid] != first {
+		// A fallback, or the account's own identifier: {$target.<uid>}
+		// in the other attributes renders the identifier used.
+		if attrs, err = a.pinIdentifier(spec, attrs[uid], env); err != nil {
+			return StepResult{}, err
 		}
 	}
 	var pw secret.Secret

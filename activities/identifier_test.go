@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/internal/e2e/memtarget"
 	"github.com/jml-dev/jml/policy"
 )
@@ -64,4 +65,28 @@ func TestSyncIdentityRefusesInvalidIdentifier(t *testing.T) {
 		assert.Equal(t, "e10042@example.com", res.Identifier)
 		require.Len(t, target.Accounts(), 1)
 	})
+}
+
+// Zoë: zoe.smith@ is another person's account. The step creates
+// zoe.smith2@ from its fallbacks, and every attribute that reads
+// {$target.user_name} carries that identifier, not the first choice (the
+// server refused the old rendering with 409).
+func TestSyncIdentityFallbackFeedsTargetRefs(t *testing.T) {
+	target := memtarget.New()
+	_, err := target.CreateAccount(t.Context(), map[string]string{"user_name": "zoe.smith@example.com", "email": "zoe.smith@example.com", "employee_id": "E9"}, connectors.CreateOptions{Activate: true})
+	require.NoError(t, err)
+	spec := &policy.SyncIdentity{Target: "app", CreateAllowed: true,
+		Attributes: map[string]string{"user_name": "{first_name | LOWER}.{last_name | LOWER}@example.com", "email": "{$target.user_name}", "employee_id": "{employee_id}"},
+		Fallbacks:  map[string][]string{"user_name": {"{first_name | LOWER}.{last_name | LOWER | NEXT_NUMBER}@example.com"}}}
+	a := New(Config{Policy: &policy.Policy{Targets: map[string]policy.Target{"app": {Type: "scim"}}}, Targets: map[string]any{"app": target}})
+	res, err := a.SyncIdentity(t.Context(), StepInput{Owner: "joiner/E2/h1", Kind: policy.KindJoiner,
+		Step:       PlannedStep{Name: "app.sync_identity", Action: policy.ActionSyncIdentity, Target: "app", Spec: policy.Step{SyncIdentity: spec}},
+		Attributes: map[string]string{"employee_id": "E2", "first_name": "Zoe", "last_name": "Smith"}})
+	require.NoError(t, err)
+	assert.Equal(t, Created, res.Correlation)
+	assert.Equal(t, "zoe.smith2@example.com", res.Identifier)
+	got, ok := target.Find("user_name", "zoe.smith2@example.com")
+	require.True(t, ok)
+	assert.Equal(t, "zoe.smith2@example.com", got.Attrs["email"])
+	assert.Equal(t, "zoe.smith2@example.com", res.Outputs["email"])
 }

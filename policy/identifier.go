@@ -35,7 +35,15 @@ func (e *IdentifierError) Unwrap() error { return e.Reason }
 // first valid one is used, before any $target attribute reads it); when
 // none gives one the error is an *IdentifierError.
 func RenderIdentity(p *Policy, step SyncIdentity, env *transform.Env) (map[string]string, error) {
-	return renderAttributes(p, step, env, p.UniqueIdentifier(step))
+	return renderAttributes(p, step, env, p.UniqueIdentifier(step), nil)
+}
+
+// RenderPinned is RenderAttributes with the unique identifier fixed to v,
+// the one the step settled on (a fallback, or the linked account's own):
+// every attribute that reads {$target.<uid>} renders from v, not from the
+// first choice.
+func RenderPinned(p *Policy, step SyncIdentity, env *transform.Env, v string) (map[string]string, error) {
+	return renderAttributes(p, step, env, "", map[string]string{p.UniqueIdentifier(step): v})
 }
 
 // CheckIdentifier is the one identifier rule: why v cannot be the value of

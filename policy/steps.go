@@ -253,12 +253,13 @@ func ParseDuration(s string) (time.Duration, error) {
 // $target references are resolved in dependency order. env is not
 // modified; env.Target is ignored.
 func RenderAttributes(p *Policy, step SyncIdentity, env *transform.Env) (map[string]string, error) {
-	return renderAttributes(p, step, env, "")
+	return renderAttributes(p, step, env, "", nil)
 }
 
 // renderAttributes is RenderAttributes; a uid other than "" is checked
-// as the unique identifier (RenderIdentity).
-func renderAttributes(p *Policy, step SyncIdentity, env *transform.Env, uid string) (map[string]string, error) {
+// as the unique identifier (RenderIdentity); pinned attributes take the
+// given value instead of their template (RenderPinned).
+func renderAttributes(p *Policy, step SyncIdentity, env *transform.Env, uid string, pinned map[string]string) (map[string]string, error) {
 	srcs := mergedAttributes(p, step)
 	tmpls := make(map[string]*transform.Template, len(srcs))
 	for _, name := range slices.Sorted(maps.Keys(srcs)) {
@@ -279,6 +280,10 @@ func renderAttributes(p *Policy, step SyncIdentity, env *transform.Env, uid stri
 	out := make(map[string]string, len(order))
 	e.Target = out
 	for _, name := range order {
+		if v, ok := pinned[name]; ok {
+			out[name] = v
+			continue
+		}
 		v, err := tmpls[name].Eval(&e)
 		if err != nil {
 			return nil, fmt.Errorf("policy: attribute %s: %w", name, err)

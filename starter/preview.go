@@ -3,24 +3,26 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/jml-dev/jml/connectors"
+	"go.uber.org/zap"
+
+	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/codec"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
-	"github.com/jml-dev/jml/secret"
-	"github.com/jml-dev/jml/transform"
+	"github.com/jml-dev/jml/targets"
 )
 
 // previewResult is what `starter preview --json` prints.
@@ -37,22 +39,32 @@ type previewResult struct {
 	Steps      []previewStep `json:"steps"`
 	// Live: the connectors' reads went to the targets (--live).
 	Live bool `json:"live"`
+	// AssumedLinks: offline, a mover or leaver acts on stand-in linked
+	// accounts (one per account target).
+	AssumedLinks bool `json:"assumed_links,omitempty"`
+	// secrets are the run's vault handles (redact).
+	secrets map[string]activities.SecretRef
+	// Known: the run started from what jml stores about the person (links,
+	// applied attributes), read from Temporal (--live).
+	Known bool `json:"known"`
 }
 
 type previewStep struct {
-	Name       string            `json:"name"`
-	Action     string            `json:"action"`
-	Target     string            `json:"target,omitempty"`
-	Skip       bool              `json:"skip,omitempty"`
-	SkipReason string            `json:"skip_reason,omitempty"`
-	When       string            `json:"when,omitempty"`
-	Attributes map[string]string `json:"attributes,omitempty"`
-	// Fallbacks are the values tried in order when an attribute is taken.
-	Fallbacks map[string][]string `json:"fallbacks,omitempty"`
-	Calls     []previewCall       `json:"calls,omitempty"`
-	Outputs   []string            `json:"outputs,omitempty"`
-	Notes     []string            `json:"notes,omitempty"`
-	Error     string              `json:"error,omitempty"`
+	Name       string `json:"name"`
+	Action     string `json:"action"`
+	Target     string `json:"target,omitempty"`
+	Skip       bool   `json:"skip,omitempty"`
+	SkipReason string `json:"skip_reason,omitempty"`
+	When       string `json:"when,omitempty"`
+	// Verdict is what the run would do (would create, would link, would
+	// run, conflict, would fail, not reached), from the activity's outcome.
+	Verdict string `json:"verdict,omitempty"`
+	// Note is the activity's note for the step table.
+	Note    string            `json:"note,omitempty"`
+	Calls   []previewCall     `json:"calls,omitempty"`
+	Outputs map[string]string `json:"outputs,omitempty"`
+	Notes   []string          `json:"notes,omitempty"`
+	Error   string            `json:"error,omitempty"`
 }
 
 // previewCall is one request the step's connector would send.
@@ -60,7 +72,8 @@ type previewCall struct {
 	Method string `json:"method"`
 	URL    string `json:"url"`
 	Body   string `json:"body,omitempty"`
-	When   string `json:"when,omitempty"` // e.g. "if not found"
+	// When is how the recorder answered: sent (--live), not found, blocked.
+	When string `json:"when,omitempty"`
 }
 
 // runPreview evaluates a policy for one HR event and prints the run it
@@ -107,7 +120,7 @@ func runPreview(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "event %s is not valid:\n%s\n", *eventPath, strings.Join(probs, "\n"))
 		return 2
 	}
-	res, err := preview(p, ev, newWire(ctx, p, *live))
+	res, err := previewEvent(ctx, p, ev, *live, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "preview: %v\n", err)
 		return 2
@@ -130,6 +143,48 @@ func runPreview(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	}
 	return 0
+}
+
+// previewEvent runs the preview of ev: offline, or with --live reads sent
+// to the targets and, when TEMPORAL_ADDRESS is set, from what jml stores
+// about the person.
+func previewEvent(ctx context.Context, p *policy.Policy, ev hr.Event, live bool, stderr io.Writer) (*previewResult, error) {
+	rec := &targets.Recorder{}
+	getenv := previewGetenv(os.Getenv)
+	if live {
+		rec.Live, getenv = http.DefaultTransport, os.Getenv
+	}
+	pv, err := newPreviewer(ctx, p, rec, previewOptions{getenv: getenv, insecure: !live})
+	if err != nil {
+		return nil, err
+	}
+	var st known
+	if live && os.Getenv("TEMPORAL_ADDRESS") != "" {
+		c, err := dial(ctx, zap.NewNop())
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		pc, err := codec.FromEnv(os.Getenv, false, zap.NewNop())
+		if err != nil {
+			return nil, err
+		}
+		if st, err = storedState(ctx, activities.TemporalDirectory{Client: c, DataConverter: codec.DataConverter(pc)}, ev.Employee["employee_id"]); err != nil {
+			return nil, fmt.Errorf("stored state of %s: %w", ev.Employee["employee_id"], err)
+		}
+	} else if live {
+		fmt.Fprintln(stderr, "note: TEMPORAL_ADDRESS is not set: the preview starts from a person jml does not know (no links)")
+	}
+	if kind, _ := kindOf(ev, ""); !live && kind != policy.KindJoiner {
+		st = assumeLinked(p)
+	}
+	res, err := pv.run(ctx, ev, st)
+	if err != nil {
+		return nil, err
+	}
+	pv.redact(res)
+	res.Live, res.AssumedLinks = live, st.Accounts != nil && !st.found
+	return res, nil
 }
 
 func readEvent(path string) (hr.Event, []string) {
@@ -156,37 +211,6 @@ func readEvent(path string) (hr.Event, []string) {
 	return ev, nil
 }
 
-// preview plans the event with the same code the workflows use and
-// renders every step against placeholders for what only a run knows
-// (target IDs, generated passwords).
-func preview(p *policy.Policy, ev hr.Event, w *wire) (*previewResult, error) {
-	plan, err := p.Plan(ev)
-	if err != nil {
-		return nil, err
-	}
-	tables, err := p.Tables()
-	if err != nil {
-		return nil, err
-	}
-	res := &previewResult{EventID: ev.EventID, EventType: ev.Type, EmployeeID: plan.EmployeeID,
-		Workflow: workflowName(plan.Kind), WorkflowID: contract.LifecycleWorkflowID(plan.Kind, plan.EmployeeID, ev.EventID),
-		Flow: plan.Flow, Effective: plan.EffectiveAt, RunAt: plan.RunAt, Live: w.live}
-	env := &transform.Env{Attrs: ev.Employee, Lookups: tables, Outputs: map[string]map[string]string{},
-		Rand: rand.Reader, Now: plan.RunAt}
-	for _, ps := range plan.Steps {
-		st := previewStep{Name: ps.Name, Action: ps.Action, Target: ps.Target, Skip: ps.Skip,
-			SkipReason: ps.SkipReason, When: ps.Step.When}
-		if !ps.Skip {
-			r := renderer{p: p, env: env, st: &st, wire: w}
-			if err := r.step(ps.Step); err != nil {
-				st.Error = err.Error()
-			}
-		}
-		res.Steps = append(res.Steps, st)
-	}
-	return res, nil
-}
-
 func workflowName(kind string) string {
 	switch kind {
 	case policy.KindJoiner:
@@ -199,331 +223,20 @@ func workflowName(kind string) string {
 	return kind
 }
 
-type renderer struct {
-	p    *policy.Policy
-	env  *transform.Env
-	st   *previewStep
-	wire *wire
-}
-
-func (r *renderer) eval(src string, escape func(string) string) (string, error) {
-	t, err := transform.Parse(src)
-	if err != nil {
-		return "", err
-	}
-	e := *r.env
-	e.Escape = escape
-	return t.Eval(&e)
-}
-
-func (r *renderer) call(method, u, body, when string) {
-	r.st.Calls = append(r.st.Calls, previewCall{Method: method, URL: u, Body: body, When: when})
-}
-
-// idRef is the placeholder for an ID only a run knows.
-func idRef(entity string) string { return "<" + entity + ".id>" }
-
-func (r *renderer) output(entity string, attrs map[string]string, password, account bool) {
-	out := r.env.Outputs[entity]
-	if out == nil {
-		out = map[string]string{}
-		r.env.Outputs[entity] = out
-	}
-	maps.Copy(out, attrs)
-	if account {
-		out["id"] = idRef(entity)
-	}
-	if password {
-		out["password"] = secret.Redacted
-	}
-	var names []string
-	for _, k := range slices.Sorted(maps.Keys(out)) {
-		names = append(names, "{"+entity+"."+k+"}")
-	}
-	r.st.Outputs = names
-}
-
-func (r *renderer) step(s policy.Step) error {
-	switch {
-	case s.SyncIdentity != nil:
-		return r.sync(*s.SyncIdentity)
-	case s.ManageRelationships != nil:
-		return r.relationships(*s.ManageRelationships)
-	case s.DeprovisionIdentity != nil:
-		a := *s.DeprovisionIdentity
-		return r.accountCalls(a.Target, func(ctx context.Context, c any, id string) error {
-			d, ok := c.(connectors.Deprovisioner)
-			if !ok {
-				return fmt.Errorf("target %s cannot deprovision", a.Target)
-			}
-			return d.Deprovision(ctx, id, connectors.DeprovisionOptions{Mode: a.Mode, RemoveGroups: a.RemoveGroups, ClearSessions: a.ClearSessions})
-		})
-	case s.DeleteIdentity != nil:
-		a := *s.DeleteIdentity
-		if a.After != "" {
-			r.st.Notes = append(r.st.Notes, "waits "+a.After+" (durable timer) before deleting; a rehire cancels it")
-		}
-		return r.accountCalls(a.Target, func(ctx context.Context, c any, id string) error {
-			d, ok := c.(connectors.Deleter)
-			if !ok {
-				return fmt.Errorf("target %s cannot delete accounts", a.Target)
-			}
-			return d.Delete(ctx, id)
-		})
-	case s.CreateEntitlement != nil:
-		return r.entitlement(*s.CreateEntitlement)
-	case s.ResetPassword != nil:
-		a := *s.ResetPassword
-		e := r.p.EntityType(a.Target)
-		if err := r.accountCalls(a.Target, func(ctx context.Context, c any, id string) error {
-			pr, ok := c.(connectors.PasswordResetter)
-			if !ok {
-				return fmt.Errorf("target %s cannot reset passwords", a.Target)
-			}
-			_, err := pr.ResetPassword(ctx, id)
-			return err
-		}); err != nil {
-			return err
-		}
-		r.st.Notes = append(r.st.Notes, "the temporary password stays in worker memory (vault); history holds only a handle")
-		r.output(e, nil, true, true)
-	case s.SendRESTRequest != nil:
-		return r.rest(*s.SendRESTRequest)
-	case s.Notify != nil:
-		if on := s.Notify.On; len(on) > 0 {
-			r.st.Notes = append(r.st.Notes, "sent when the run is "+strings.Join(on, " or "))
-		}
-		if ch := r.p.NotifyChannel(*s.Notify); ch != policy.ChannelWebhook {
-			return r.message(ch, *s.Notify)
-		}
-		// A webhook's templates may use the run's fields too.
-		saved := r.env
-		e := r.notifyEnv()
-		r.env = &e
-		defer func() { r.env = saved }()
-		return r.rest(*s.Notify)
-	}
-	return nil
-}
-
-func (r *renderer) sync(a policy.SyncIdentity) error {
-	attrs, err := policy.RenderIdentity(r.p, a, r.env)
-	if err != nil {
-		return err
-	}
-	r.st.Attributes = attrs
-	for _, name := range slices.Sorted(maps.Keys(a.Fallbacks)) {
-		cands, err := policy.Candidates(r.p, a, name)
-		if err != nil {
-			return err
-		}
-		var vals []string
-		for _, t := range cands {
-			for k := range min(t.Attempts(), 3) {
-				e := *r.env
-				e.Target, e.Counter = attrs, k
-				if v, err := t.Eval(&e); err == nil && v != "" && !slices.Contains(vals, v) {
-					vals = append(vals, v)
-				}
-			}
-		}
-		if r.st.Fallbacks == nil {
-			r.st.Fallbacks = map[string][]string{}
-		}
-		r.st.Fallbacks[name] = vals
-	}
-	var groups []string
-	for _, g := range a.Groups {
-		v, err := r.eval(g, nil)
-		if err != nil {
-			return fmt.Errorf("groups: %w", err)
-		}
-		groups = append(groups, v)
-	}
-	uid := r.p.UniqueIdentifier(a)
-	e := r.p.EntityType(a.Target)
-	pw := a.Password == "generate"
-	if err := r.syncCalls(a, uid, attrs, groups, pw); err != nil {
-		return err
-	}
-	if pw {
-		r.st.Notes = append(r.st.Notes, "password: generated inside the activity from the password policy; kept in worker memory only")
-	}
-	if len(a.NotContinuouslySynced) > 0 {
-		r.st.Notes = append(r.st.Notes, "written at creation only: "+strings.Join(a.NotContinuouslySynced, ", "))
-	}
-	r.output(e, attrs, pw, true)
-	return nil
-}
-
-func (r *renderer) groups(srcs []string) ([]string, error) {
-	var out []string
-	for _, g := range srcs {
-		if empty := transform.EmptyAttrs(g, r.env.Attrs); len(empty) > 0 {
-			// As a run: a group named from nothing is not granted.
-			r.st.Notes = append(r.st.Notes, fmt.Sprintf("not granted, no value: %s (%s empty)", g, strings.Join(empty, ", ")))
-			continue
-		}
-		v, err := r.eval(g, nil)
-		if err != nil {
-			return nil, fmt.Errorf("group %s: %w", g, err)
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-func (r *renderer) relationships(a policy.ManageRelationships) error {
-	add, err := r.groups(a.Add)
-	if err != nil {
-		return err
-	}
-	remove, err := r.groups(a.Remove)
-	if err != nil {
-		return err
-	}
-	r.st.Attributes = map[string]string{}
-	if len(add) > 0 {
-		r.st.Attributes["add"] = strings.Join(add, ", ")
-	}
-	if len(remove) > 0 {
-		r.st.Attributes["remove"] = strings.Join(remove, ", ")
-	}
-	if a.RemoveAll {
-		r.st.Attributes["remove"] = "every group"
-	}
-	r.st.Notes = append(r.st.Notes, "on a mover, groups rendered from the previous attributes and not from these are removed")
-	return r.relationshipCalls(a, add, remove)
-}
-
-func (r *renderer) entitlement(a policy.CreateEntitlement) error {
-	name, err := r.eval(a.Name, nil)
-	if err != nil {
-		return fmt.Errorf("name: %w", err)
-	}
-	desc, err := r.eval(a.Description, nil)
-	if err != nil {
-		return fmt.Errorf("description: %w", err)
-	}
-	r.st.Attributes = map[string]string{"name": name}
-	if desc != "" {
-		r.st.Attributes["description"] = desc
-	}
-	return r.accountCalls(a.Target, func(ctx context.Context, c any, _ string) error {
-		ec, ok := c.(connectors.EntitlementCreator)
-		if !ok {
-			return fmt.Errorf("target %s cannot create groups", a.Target)
-		}
-		_, err := ec.EnsureGroup(ctx, connectors.Group{Name: name, Description: desc})
-		return err
-	})
-}
-
-// message previews an e-mail or chat notification: every template
-// rendered as the notify activity would, secrets masked; the run's fields
-// and the manager (read from their identity at run time) as placeholders.
-func (r *renderer) message(ch string, a policy.RESTRequest) error {
-	e := r.notifyEnv()
-	tmpls := policy.NotifyTemplates(a)
-	r.st.Attributes = map[string]string{}
-	for _, k := range slices.Sorted(maps.Keys(tmpls)) {
-		t, err := transform.Parse(tmpls[k])
-		if err != nil {
-			return fmt.Errorf("%s: %w", k, err)
-		}
-		v, err := t.Eval(&e)
-		if err != nil {
-			return fmt.Errorf("%s: %w", k, err)
-		}
-		r.st.Attributes[k] = v
-	}
-	switch ch {
-	case policy.ChannelEmail:
-		t := r.p.Targets[a.Target]
-		r.call("SMTP", fmt.Sprintf("smtp://%s:%d", t.Host, t.Port), "", "to "+r.st.Attributes["to[0]"])
-	default:
-		r.call("POST", "$"+a.URLEnv, "", ch+" incoming webhook")
-	}
-	return nil
-}
-
-// notifyEnv is the template environment of a notify step: the run's
-// fields and the manager as placeholders, the password masked.
-func (r *renderer) notifyEnv() transform.Env {
-	e := *r.env
-	e.Outputs = maps.Clone(r.env.Outputs)
-	if e.Outputs == nil {
-		e.Outputs = map[string]map[string]string{}
-	}
-	placeholders := func(entity string, names ...string) map[string]string {
-		m := map[string]string{}
-		for _, n := range names {
-			m[n] = "<" + entity + "." + n + ">"
-		}
-		return m
-	}
-	e.Outputs[policy.EntityRun] = placeholders(policy.EntityRun, "kind", "workflow", "workflow_id", "employee_id", "failed_step", "error", "ui_url", "message", "state")
-	e.Outputs[policy.EntityManager] = placeholders(policy.EntityManager, "email", "first_name", "last_name", "display_name", "employee_id")
-	e.Outputs[policy.EntityLogin] = map[string]string{"password": secret.Redacted}
-	return e
-}
-
-func (r *renderer) rest(a policy.RESTRequest) error {
-	r.st.Attributes = map[string]string{}
-	for _, h := range slices.Sorted(maps.Keys(a.Headers)) {
-		v, err := r.eval(a.Headers[h], nil)
-		if err != nil {
-			return fmt.Errorf("header %s: %w", h, err)
-		}
-		r.st.Attributes["header "+h] = v
-	}
-	if a.Target != "" {
-		if auth := authHeader(r.p.Targets[a.Target]); auth != "" {
-			r.st.Attributes["header "+auth] = secret.Redacted
-		}
-	}
-	when := ""
-	if len(a.SuccessCodes) > 0 {
-		var codes []string
-		for _, c := range a.SuccessCodes {
-			codes = append(codes, fmt.Sprint(c))
-		}
-		when = "success: " + strings.Join(codes, ", ")
-	}
-	if err := r.restCalls(a, when); err != nil {
-		return err
-	}
-	if len(a.Extract) > 0 && a.Target != "" {
-		e := r.p.EntityType(a.Target)
-		out := map[string]string{}
-		for k, path := range a.Extract {
-			out[k] = "<" + path + " of the response>"
-		}
-		r.output(e, out, false, false)
-	}
-	return nil
-}
-
-func authHeader(t policy.Target) string {
-	switch t.Auth.Type {
-	case "header":
-		return t.Auth.Header
-	case "none":
-		return ""
-	case "":
-		if t.TokenEnv == "" {
-			return ""
-		}
-	}
-	return "Authorization"
-}
-
 func printPreview(w io.Writer, r *previewResult) {
 	fmt.Fprintf(w, "Preview of %s for event %s (%s, employee %s) — nothing is written.\n", r.Policy, r.EventID, r.EventType, r.EmployeeID)
 	if r.Live {
-		fmt.Fprint(w, "Reads went to the targets (--live); writes were blocked.\n\n")
+		fmt.Fprint(w, "Reads went to the targets (--live); writes were answered by the recorder, never sent.\n")
+		if r.Known {
+			fmt.Fprint(w, "The run starts from what jml stores about this person (links, applied attributes).\n")
+		}
+		fmt.Fprintln(w)
 	} else {
-		fmt.Fprint(w, "Lookups answered \"not found\" (no --live): the calls are those for a person the targets do not know yet.\n\n")
+		fmt.Fprint(w, "Reads answered \"not found\" (no --live): the run of a person the targets and jml do not know yet.\n")
+		if r.AssumedLinks {
+			fmt.Fprint(w, "As a stand-in, the person is linked to one account per target, read as active and in no group.\n")
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "Workflow  %s  %s  (policy flow %q)\n", r.Workflow, r.WorkflowID, r.Flow)
 	fmt.Fprintf(w, "Effective %s\n", r.Effective.Format(time.RFC3339))
@@ -543,26 +256,20 @@ func printPreview(w io.Writer, r *previewResult) {
 			fmt.Fprintf(w, "   SKIPPED: %s\n", s.SkipReason)
 			continue
 		}
+		if s.Verdict != "" {
+			fmt.Fprintf(w, "   %s", strings.ToUpper(s.Verdict))
+			if s.Note != "" {
+				fmt.Fprintf(w, " (%s)", s.Note)
+			}
+			fmt.Fprintln(w)
+		}
 		if s.Error != "" {
-			fmt.Fprintf(w, "   WOULD FAIL: %s\n", s.Error)
-			continue
-		}
-		if len(s.Attributes) > 0 {
-			fmt.Fprintln(w, "   attributes:")
-			width := 0
-			for k := range s.Attributes {
-				width = max(width, len(k))
-			}
-			for _, k := range slices.Sorted(maps.Keys(s.Attributes)) {
-				fmt.Fprintf(w, "     %-*s = %s\n", width, k, s.Attributes[k])
-			}
-		}
-		for _, k := range slices.Sorted(maps.Keys(s.Fallbacks)) {
-			fmt.Fprintf(w, "   %s if taken, in order: %s …\n", k, strings.Join(s.Fallbacks[k], ", "))
+			fmt.Fprintf(w, "   error: %s\n", s.Error)
 		}
 		if len(s.Calls) > 0 {
 			fmt.Fprintln(w, "   calls:")
 			for _, c := range s.Calls {
+				c = shown(c)
 				fmt.Fprintf(w, "     %-6s %s", c.Method, c.URL)
 				if c.When != "" {
 					fmt.Fprintf(w, "   (%s)", c.When)
@@ -574,7 +281,10 @@ func printPreview(w io.Writer, r *previewResult) {
 			}
 		}
 		if len(s.Outputs) > 0 {
-			fmt.Fprintf(w, "   outputs: %s\n", strings.Join(s.Outputs, " "))
+			fmt.Fprintln(w, "   outputs:")
+			for _, k := range slices.Sorted(maps.Keys(s.Outputs)) {
+				fmt.Fprintf(w, "     %s = %s\n", k, shownIDs(s.Outputs[k]))
+			}
 		}
 		for _, n := range s.Notes {
 			fmt.Fprintf(w, "   note: %s\n", n)

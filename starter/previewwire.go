@@ -4,265 +4,333 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/connectors"
-	"github.com/jml-dev/jml/connectors/rest"
+	"github.com/jml-dev/jml/contract"
+	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/targets"
 )
 
-// wire runs the real connectors of a preview over a targets.Recorder: the
-// calls shown are the ones the connector code builds, never a copy.
-type wire struct {
-	ctx  context.Context
-	p    *policy.Policy
-	live bool
-	// insecure permits plain-http loopback targets (tests' peers).
-	insecure bool
-	// password stands for a generated password (shown masked).
-	password string
+// Verdicts of a previewed step, from the real activity's outcome.
+const (
+	verdictCreate     = "would create"
+	verdictLink       = "would link"
+	verdictRun        = "would run"
+	verdictConflict   = "conflict"
+	verdictFail       = "would fail"
+	verdictNotReached = "not reached"
+	verdictNotSent    = "not sent"
+)
+
+// previewer is a run that does not write: the worker's activities, with the
+// connectors built as the worker builds them but over a targets.Recorder,
+// called in plan order with each step's outputs threaded as the lifecycle
+// workflow threads them. Nothing here knows what a step means.
+type previewer struct {
+	p     *policy.Policy
+	rec   *targets.Recorder
+	vault *secret.Vault
+	acts  *activities.Activities
+}
+
+// previewOptions configure a previewer; tests set Rand to share a password
+// generator with the run they compare against.
+type previewOptions struct {
 	getenv   func(string) string
-	rec      *targets.Recorder
-	conns    map[string]any
-	rest     *rest.Client
+	insecure bool // plain-http loopback targets (tests' peers)
+	rand     io.Reader
 }
 
-func newWire(ctx context.Context, p *policy.Policy, live bool) *wire {
-	rec := &targets.Recorder{}
-	getenv := func(string) string { return "preview" } // no credential is needed: nothing leaves
-	if live {
-		getenv = os.Getenv
-		rec.Live = http.DefaultTransport
-	}
-	return newWireWith(ctx, p, rec, getenv, !live)
-}
-
-// newWireWith is newWire over a given recorder and environment.
-func newWireWith(ctx context.Context, p *policy.Policy, rec *targets.Recorder, getenv func(string) string, insecure bool) *wire {
-	w := &wire{ctx: ctx, p: p, live: rec.Live != nil, insecure: insecure, conns: map[string]any{}, rec: rec, getenv: getenv, password: secret.Redacted}
+func newPreviewer(ctx context.Context, p *policy.Policy, rec *targets.Recorder, o previewOptions) (*previewer, error) {
 	for _, t := range p.Targets {
 		if f := t.Auth.TokenField; f != "" {
-			w.rec.TokenFields = append(w.rec.TokenFields, f)
+			rec.TokenFields = append(rec.TokenFields, f)
 		}
 	}
-	hc := &http.Client{Transport: w.rec}
-	w.rest = rest.New(rest.Options{HTTPClient: hc, Getenv: w.getenv, Credentials: p.RESTCredentials(), AllowInsecureLoopback: insecure})
-	return w
+	hc := &http.Client{Transport: rec}
+	conns, err := targets.Build(ctx, p, targets.Options{Getenv: o.getenv, HTTPClient: hc, AllowInsecure: o.insecure})
+	if err != nil {
+		return nil, err
+	}
+	vault := secret.NewVault(time.Hour)
+	acts := activities.New(activities.Config{Policy: p, Targets: conns, Vault: vault, HTTPClient: hc,
+		Getenv: o.getenv, AllowInsecureLoopback: o.insecure, Rand: o.rand})
+	return &previewer{p: p, rec: rec, vault: vault, acts: acts}, nil
 }
 
-// connector is target's connector, built as the worker builds it.
-func (w *wire) connector(target string) (any, error) {
-	if c, ok := w.conns[target]; ok {
-		return c, nil
+// previewGetenv is the environment of a preview without --live: the real
+// one where set (a url_env), else a stand-in credential, which never
+// leaves: the recorder answers every request.
+func previewGetenv(getenv func(string) string) func(string) string {
+	return func(k string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return "preview"
 	}
-	c, err := targets.BuildOne(w.ctx, target, w.p.Targets[target], targets.Options{Getenv: w.getenv,
-		HTTPClient: &http.Client{Transport: w.rec}, AllowInsecure: w.insecure})
+}
+
+// known is what jml stores about a person (the identity workflow's record),
+// what a run starts from; the zero value is a person jml does not know.
+type known struct {
+	activities.IdentityRecord
+	found bool
+}
+
+// kindOf is the run an event starts for a person in status (as the identity
+// workflow decides it).
+func kindOf(ev hr.Event, status string) (kind string, rehire bool) {
+	switch ev.Type {
+	case hr.Change:
+		return policy.KindMover, false
+	case hr.Terminate:
+		return policy.KindLeaver, false
+	}
+	return policy.KindJoiner, ev.Type == hr.Rehire || status == contract.StatusDeprovisioned
+}
+
+// run previews ev for the person st describes: the Plan activity, then
+// every step's activity as the run calls it.
+func (pv *previewer) run(ctx context.Context, ev hr.Event, st known) (*previewResult, error) {
+	plan, err := pv.p.Plan(ev)
 	if err != nil {
-		return nil, fmt.Errorf("target %s: %w", target, err)
+		return nil, err
 	}
-	w.conns[target] = c
-	return c, nil
+	kind, rehire := kindOf(ev, st.Status)
+	res := &previewResult{EventID: ev.EventID, EventType: ev.Type, EmployeeID: plan.EmployeeID,
+		Workflow: workflowName(kind), WorkflowID: contract.LifecycleWorkflowID(kind, plan.EmployeeID, ev.EventID),
+		Flow: plan.Flow, Effective: plan.EffectiveAt, RunAt: plan.RunAt, Known: st.found}
+	attrs := maps.Clone(st.Attributes)
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	maps.Copy(attrs, ev.Employee)
+	ctx = activities.Preview(ctx)
+	steps, err := pv.acts.Plan(ctx, activities.PlanInput{Kind: kind, Rehire: rehire, EventID: ev.EventID, Attributes: attrs})
+	if err != nil {
+		return nil, err
+	}
+	sched, err := pv.acts.Schedule(ctx, activities.ScheduleInput{Kind: kind, EffectiveAt: ev.EffectiveAt, Attributes: attrs})
+	if err != nil {
+		return nil, err
+	}
+	in := activities.StepInput{
+		Owner: res.WorkflowID, Kind: kind, Attributes: attrs,
+		Outputs: map[string]map[string]string{}, Secrets: map[string]activities.SecretRef{},
+		Accounts: maps.Clone(st.Accounts), Identifiers: maps.Clone(st.Identifiers),
+		Inactive:   !sched.EnableAt.IsZero() && sched.EnableAt.After(plan.RunAt),
+		Reactivate: kind == policy.KindJoiner,
+	}
+	if in.Accounts == nil {
+		in.Accounts = map[string]string{}
+	}
+	if in.Identifiers == nil {
+		in.Identifiers = map[string]string{}
+	}
+	if kind == policy.KindMover && st.found {
+		in.OldAttributes = st.Attributes
+	}
+	stopped := ""
+	for _, ps := range steps.Steps {
+		if ps.Action == policy.ActionNotify && !ps.OnCompleted {
+			continue // fires only when a run waits or stops
+		}
+		s := previewStep{Name: ps.Name, Action: ps.Action, Target: ps.Target, When: ps.Spec.When,
+			Skip: ps.SkipReason != "", SkipReason: ps.SkipReason}
+		switch {
+		case s.Skip:
+		case stopped != "":
+			s.Verdict = verdictNotReached
+			s.Notes = append(s.Notes, "the run waits for an operator at "+stopped)
+		case ps.Action == policy.ActionNotify && pv.p.NotifyChannel(*ps.Spec.Notify) == policy.ChannelEmail:
+			// SMTP does not go through the recorder: nothing is sent.
+			s.Verdict = verdictNotSent
+			s.Notes = append(s.Notes, "an e-mail: a run sends it through "+ps.Target+"; a preview sends no mail")
+		default:
+			in.Step = ps
+			out, err := pv.step(ctx, in)
+			s.Calls = pv.take()
+			s.Verdict, s.Note = verdict(ps, out, err)
+			if err != nil {
+				s.Error, stopped = errorText(err), ps.Name
+				break
+			}
+			thread(&in, ps, out)
+			s.Outputs = out.Outputs
+		}
+		res.Steps = append(res.Steps, s)
+	}
+	res.secrets = in.Secrets
+	return res, nil
+}
+
+// step calls the step's activity from the action table, as the lifecycle
+// workflow does.
+func (pv *previewer) step(ctx context.Context, in activities.StepInput) (activities.StepResult, error) {
+	act := activities.ActionOf(in.Step.Action)
+	if act == nil {
+		return activities.StepResult{}, fmt.Errorf("unknown action %q", in.Step.Action)
+	}
+	f, ok := act.Activity(pv.acts).(func(context.Context, activities.StepInput) (activities.StepResult, error))
+	if !ok {
+		return activities.StepResult{}, fmt.Errorf("action %q: not a step activity", in.Step.Action)
+	}
+	return f(ctx, in)
+}
+
+// thread carries a step's result into the next steps' input, as the
+// lifecycle workflow records it.
+func thread(in *activities.StepInput, ps activities.PlannedStep, res activities.StepResult) {
+	if res.EntityType != "" && len(res.Outputs) > 0 {
+		if in.Outputs[res.EntityType] == nil {
+			in.Outputs[res.EntityType] = map[string]string{}
+		}
+		maps.Copy(in.Outputs[res.EntityType], res.Outputs)
+	}
+	maps.Copy(in.Secrets, res.Secrets)
+	switch ps.Action {
+	case policy.ActionSyncIdentity:
+		if res.AccountID != "" {
+			in.Accounts[ps.Target] = res.AccountID
+			if res.Identifier != "" {
+				in.Identifiers[ps.Target] = res.Identifier
+			}
+		}
+	case policy.ActionDeleteIdentity:
+		delete(in.Accounts, ps.Target)
+		delete(in.Identifiers, ps.Target)
+	}
+}
+
+// verdict is what the run would do, read from the activity's outcome.
+func verdict(ps activities.PlannedStep, res activities.StepResult, err error) (string, string) {
+	var app *temporal.ApplicationError
+	switch {
+	case errors.As(err, &app) && app.Type() == activities.ErrTypeConflict:
+		return verdictConflict, ""
+	case err != nil:
+		return verdictFail, ""
+	case res.Correlation == activities.Created:
+		return verdictCreate, res.Note
+	case res.Correlation != "":
+		return verdictLink, res.Correlation + ": " + res.Note
+	}
+	return verdictRun, res.Note
+}
+
+// errorText is an activity error as the step table shows it.
+func errorText(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Type() + ": " + app.Message()
+	}
+	return err.Error()
 }
 
 // take returns the calls recorded since the last take.
-func (w *wire) take() []previewCall {
+func (pv *previewer) take() []previewCall {
 	var out []previewCall
-	for _, c := range w.rec.Calls() {
-		u := c.URL
-		if v, err := url.PathUnescape(u); err == nil {
-			u = v
-		}
-		when := c.Answer
-		switch c.Answer {
-		case "not found":
-			when = "answered not found: preview without --live"
-		case "blocked":
-			when = "a write: not sent"
-		}
-		out = append(out, previewCall{Method: c.Method, URL: placeholders(u), Body: placeholders(strings.TrimSuffix(c.Body, "\n")), When: when})
+	for _, c := range pv.rec.Calls() {
+		out = append(out, previewCall{Method: c.Method, URL: c.URL, Body: strings.TrimSuffix(c.Body, "\n"), When: c.Answer})
 	}
-	w.rec.Reset()
+	pv.rec.Reset()
 	return out
 }
 
-var previewIDs = regexp.MustCompile(`preview\.([A-Za-z_][A-Za-z0-9_]*)|preview-([0-9]+)`)
-
-// placeholders shows preview IDs as what a run knows them by:
-// <OktaUser.id> for an account, <new id 1> for what a write would create.
-func placeholders(s string) string {
-	return previewIDs.ReplaceAllStringFunc(s, func(m string) string {
-		if e, ok := strings.CutPrefix(m, targets.PreviewAccountPrefix); ok {
-			return "<" + e + ".id>"
+// redact masks the run's secrets (generated and temporary passwords) in
+// the recorded bodies, raw and JSON-escaped.
+func (pv *previewer) redact(res *previewResult) {
+	var olds []string
+	for _, r := range res.secrets {
+		s, err := pv.vault.Get(r.Handle)
+		if err != nil || s.Empty() {
+			continue
 		}
-		return "<new id " + strings.TrimPrefix(m, "preview-") + ">"
-	})
+		v := s.Reveal()
+		q := strconv.Quote(v)
+		olds = append(olds, v, q[1:len(q)-1], url.QueryEscape(v))
+	}
+	pv.vault.DeleteOwner(res.WorkflowID)
+	if len(olds) == 0 {
+		return
+	}
+	var pairs []string
+	for _, o := range olds {
+		pairs = append(pairs, o, secret.Redacted)
+	}
+	r := strings.NewReplacer(pairs...)
+	for i := range res.Steps {
+		for j := range res.Steps[i].Calls {
+			c := &res.Steps[i].Calls[j]
+			c.Body, c.URL = r.Replace(c.Body), r.Replace(c.URL)
+		}
+	}
 }
 
-// syncCalls runs a sync step's connector calls as the activity does: find
-// by the unique identifier, and create when absent.
-func (r *renderer) syncCalls(a policy.SyncIdentity, uid string, attrs map[string]string, groups []string, pw bool) error {
-	c, err := r.wire.connector(a.Target)
+var (
+	previewIDs = regexp.MustCompile(`preview-([0-9]+)`)
+	linkedIDs  = regexp.MustCompile(regexp.QuoteMeta(targets.PreviewAccountPrefix) + `([A-Za-z_][A-Za-z0-9_]*)`)
+)
+
+// shown is a recorded call as printed: the URL unescaped, the IDs the
+// recorder gave unsent writes as <new id N>, the answer in words.
+func shown(c previewCall) previewCall {
+	if v, err := url.PathUnescape(c.URL); err == nil {
+		c.URL = v
+	}
+	c.URL, c.Body = shownIDs(c.URL), shownIDs(c.Body)
+	switch c.When {
+	case "not found":
+		c.When = "answered not found: preview without --live"
+	case "blocked":
+		c.When = "a write: not sent"
+	}
+	return c
+}
+
+// shownIDs names the IDs of a preview as a run knows them: <new id N>
+// for what an unsent write would create, <OktaUser.id> for a stand-in link.
+func shownIDs(s string) string {
+	s = previewIDs.ReplaceAllString(s, "<new id $1>")
+	return linkedIDs.ReplaceAllString(s, "<$1.id>")
+}
+
+// storedState reads what jml stores about a person from the identity
+// workflow's record (the memo the attribute sync reads): links, the
+// identifiers chosen at creation and the attributes last applied.
+func storedState(ctx context.Context, dir activities.Directory, employeeID string) (known, error) {
+	rec, err := dir.Identity(ctx, employeeID)
+	if errors.Is(err, connectors.ErrNotFound) {
+		return known{}, nil
+	}
 	if err != nil {
-		return err
+		return known{}, err
 	}
-	s, ok := c.(connectors.AccountSyncer)
-	if !ok {
-		return fmt.Errorf("target %s cannot sync identities", a.Target)
-	}
-	ctx := r.wire.ctx
-	acct, err := s.FindAccount(ctx, connectors.Key{Attribute: uid, Value: attrs[uid]})
-	switch {
-	case err == nil:
-		r.st.Calls = append(r.st.Calls, r.wire.take()...)
-		r.st.Notes = append(r.st.Notes, fmt.Sprintf("found %s %s: a run links it and writes only what differs", uid, acct.Attributes[uid]))
-		return nil
-	case !errors.Is(err, connectors.ErrNotFound):
-		r.st.Calls = append(r.st.Calls, r.wire.take()...)
-		return fmt.Errorf("find account: %w", err)
-	case !a.CreateAllowed:
-		r.st.Calls = append(r.st.Calls, r.wire.take()...)
-		r.st.Notes = append(r.st.Notes, "not found and create_allowed is false: the step fails")
-		return nil
-	}
-	opts := connectors.CreateOptions{Activate: true}
-	if pw {
-		p := secret.New(r.wire.password)
-		opts.Password = &p
-	}
-	for _, g := range groups {
-		id := "<group id of " + g + ">"
-		if gf, ok := c.(connectors.GroupFinder); ok {
-			switch found, err := gf.FindGroup(ctx, g); {
-			case err == nil:
-				id = found.ID
-			case errors.Is(err, connectors.ErrNotFound) && r.wire.live:
-				r.st.Calls = append(r.st.Calls, r.wire.take()...)
-				return fmt.Errorf("group %q does not exist at the target: a run fails with GroupNotFound", g)
-			case errors.Is(err, connectors.ErrNotFound):
-				r.st.Notes = appendOnce(r.st.Notes, "group lookups answered not found (no --live): the group IDs are placeholders; a run fails on a group that does not exist")
-			default:
-				r.st.Calls = append(r.st.Calls, r.wire.take()...)
-				return fmt.Errorf("group %s: %w", g, err)
-			}
-		}
-		opts.GroupIDs = append(opts.GroupIDs, id)
-	}
-	if _, err := s.CreateAccount(ctx, connectors.Attributes(attrs), opts); err != nil {
-		r.st.Calls = append(r.st.Calls, r.wire.take()...)
-		return fmt.Errorf("create account: %w", err)
-	}
-	r.st.Calls = append(r.st.Calls, r.wire.take()...)
-	return nil
+	return known{IdentityRecord: rec, found: true}, nil
 }
 
-// restCalls sends a REST step through the REST connector over the recorder.
-func (r *renderer) restCalls(a policy.RESTRequest, when string) error {
-	req := rest.Request{Spec: a.RESTSpec(), Templates: r.env}
-	if a.Target != "" {
-		req.Target = r.p.Targets[a.Target].RESTTarget()
-	}
-	_, err := r.wire.rest.Send(r.wire.ctx, req)
-	calls := r.wire.take()
-	if len(calls) > 0 && when != "" {
-		calls[len(calls)-1].When += "; " + when
-	}
-	r.st.Calls = append(r.st.Calls, calls...)
-	if err != nil && len(calls) > 0 && !r.wire.live {
-		return nil // sent: the synthetic answer may not satisfy success_codes or extract
-	}
-	return err
-}
-
-// accountID is the placeholder account ID of a target's account in a
-// preview; the recorder answers reads of it as an active account.
-func accountID(entity string) string { return targets.PreviewAccountPrefix + entity }
-
-// accountCalls runs f against target's connector with the placeholder ID of
-// the account an earlier step (or the identity's link) provides.
-func (r *renderer) accountCalls(target string, f func(ctx context.Context, c any, id string) error) error {
-	c, err := r.wire.connector(target)
-	if err != nil {
-		return err
-	}
-	err = f(r.wire.ctx, c, accountID(r.p.EntityType(target)))
-	r.st.Calls = append(r.st.Calls, r.wire.take()...)
-	return err
-}
-
-// relationshipCalls resolves group names and adds or removes the account,
-// as the activity does.
-func (r *renderer) relationshipCalls(a policy.ManageRelationships, add, remove []string) error {
-	return r.accountCalls(a.Target, func(ctx context.Context, c any, id string) error {
-		rm, ok := c.(connectors.RelationshipManager)
-		if !ok {
-			return fmt.Errorf("target %s cannot manage group memberships", a.Target)
-		}
-		groupID := func(name string, create bool) (string, error) {
-			if ec, ok := c.(connectors.EntitlementCreator); ok && create {
-				g, err := ec.EnsureGroup(ctx, connectors.Group{Name: name})
-				if err != nil {
-					return "", err
-				}
-				return g.ID, nil
-			}
-			if gf, ok := c.(connectors.GroupFinder); ok {
-				g, err := gf.FindGroup(ctx, name)
-				switch {
-				case errors.Is(err, connectors.ErrNotFound) && r.wire.live:
-					// The target answered: the run would stop here.
-					return "", fmt.Errorf("group %q does not exist at the target and create_missing is not set: a run fails with GroupNotFound", name)
-				case errors.Is(err, connectors.ErrNotFound):
-					r.st.Notes = appendOnce(r.st.Notes, "group lookups answered not found (no --live): the group IDs are placeholders; a run fails on a group that does not exist unless create_missing is set")
-					return "<group id of " + name + ">", nil
-				case err != nil:
-					return "", err
-				}
-				return g.ID, nil
-			}
-			return name, nil
-		}
-		for _, g := range add {
-			gid, err := groupID(g, a.CreateMissing)
-			if err != nil {
-				return fmt.Errorf("group %s: %w", g, err)
-			}
-			if err := rm.AddMember(ctx, gid, id); err != nil {
-				return fmt.Errorf("add to %s: %w", g, err)
-			}
-		}
-		if a.RemoveAll {
-			gs, err := rm.Memberships(ctx, id)
-			if err != nil {
-				return fmt.Errorf("memberships: %w", err)
-			}
-			for _, g := range gs {
-				remove = append(remove, g.Name)
-			}
-		}
-		for _, g := range remove {
-			gid, err := groupID(g, false)
-			if err != nil {
-				return fmt.Errorf("group %s: %w", g, err)
-			}
-			if err := rm.RemoveMember(ctx, gid, id); err != nil {
-				return fmt.Errorf("remove from %s: %w", g, err)
-			}
-		}
-		return nil
-	})
-}
-
-func appendOnce(list []string, s string) []string {
-	for _, v := range list {
-		if v == s {
-			return list
+// assumeLinked is the stand-in for a person an offline preview of a mover
+// or leaver acts on: linked to one account in every account target, which
+// the recorder reads as active and in no group.
+func assumeLinked(p *policy.Policy) known {
+	st := known{IdentityRecord: activities.IdentityRecord{Accounts: map[string]string{}}}
+	for name, t := range p.Targets {
+		if d, ok := policy.Describe(t.Type); ok && d.Build != nil {
+			st.Accounts[name] = targets.PreviewAccountPrefix + p.EntityType(name)
 		}
 	}
-	return append(list, s)
+	return st
 }

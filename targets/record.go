@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 )
@@ -93,6 +94,12 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.Answer = "the account of an earlier step"
 		r.record(c)
 		return placeholderAccount(req), nil
+	case read && groupName(req) != "":
+		// A group the policy names is taken to exist: the run's calls
+		// after it are the useful part of an offline preview.
+		c.Answer = "group assumed to exist: preview without --live"
+		r.record(c)
+		return assumedGroup(req, groupName(req)), nil
 	case read:
 		c.Answer = "not found"
 		r.record(c)
@@ -103,6 +110,15 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	c.Answer = "blocked"
 	r.record(c)
+	if (req.Method == http.MethodPatch || req.Method == http.MethodPut) && r.Live != nil {
+		// A change to a resource the target has: answered with the
+		// resource as the target holds it (before the unsent write), so
+		// what the connector reads from the answer (a SCIM user's groups)
+		// is the target's, not an echo.
+		if resp := r.current(req); resp != nil {
+			return resp, nil
+		}
+	}
 	if req.Method == http.MethodDelete {
 		return answer(req, http.StatusNoContent, nil), nil
 	}
@@ -116,8 +132,25 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		obj[f] = "preview"
 	}
 	obj["status"] = "ACTIVE"
-	obj["tempPassword"] = "preview" // Okta's expire_password?tempPassword=true
+	obj["tempPassword"] = "preview-temporary-password" // Okta's expire_password?tempPassword=true
 	return answer(req, http.StatusOK, obj), nil
+}
+
+// current reads req's resource from Live (not recorded: the recorder's own
+// read); nil when the target does not answer 200.
+func (r *Recorder) current(req *http.Request) *http.Response {
+	get := req.Clone(req.Context())
+	get.Method, get.Body, get.ContentLength = http.MethodGet, nil, 0
+	get.Header.Del("Content-Type")
+	resp, err := r.Live.RoundTrip(get)
+	if err != nil {
+		return nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil
+	}
+	return resp
 }
 
 func (r *Recorder) record(c Call) {
@@ -173,5 +206,41 @@ func placeholderAccount(req *http.Request) *http.Response {
 	return answer(req, http.StatusOK, map[string]any{
 		"id": id, "status": "ACTIVE", "active": true, "accountEnabled": true, "groups": []any{},
 		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:User"}, "profile": map[string]any{},
+	})
+}
+
+var groupFilter = regexp.MustCompile(`^displayName eq ["'](.*)["']$`)
+
+// groupName is the name a group search looks for: Okta's ?q=, a SCIM or
+// Graph displayName filter; "" for any other read.
+func groupName(req *http.Request) string {
+	p, q := req.URL.Path, req.URL.Query()
+	if !strings.HasSuffix(p, "/groups") && !strings.HasSuffix(p, "/Groups") {
+		return ""
+	}
+	if strings.HasPrefix(p, "/api/v1/") {
+		return q.Get("q")
+	}
+	f := q.Get("filter")
+	if f == "" {
+		f = q.Get("$filter")
+	}
+	if m := groupFilter.FindStringSubmatch(f); m != nil {
+		return strings.NewReplacer(`\"`, `"`, "''", "'").Replace(m[1])
+	}
+	return ""
+}
+
+// assumedGroup answers a group search with one group of that name, in
+// Okta's, SCIM's and Graph's shapes; its ID names it.
+func assumedGroup(req *http.Request, name string) *http.Response {
+	id := "<group id of " + name + ">"
+	if strings.HasPrefix(req.URL.Path, "/api/v1/") {
+		return answer(req, http.StatusOK, []any{map[string]any{"id": id, "type": "OKTA_GROUP", "profile": map[string]any{"name": name}}})
+	}
+	g := map[string]any{"id": id, "displayName": name, "schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:Group"}}
+	return answer(req, http.StatusOK, map[string]any{
+		"schemas":      []string{"urn:ietf:params:scim:api:messages:2.0:ListResponse"},
+		"totalResults": 1, "startIndex": 1, "itemsPerPage": 1, "Resources": []any{g}, "value": []any{g},
 	})
 }
