@@ -2,7 +2,9 @@ package codec
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -12,7 +14,9 @@ import (
 // HandlerOptions configure the codec server.
 type HandlerOptions struct {
 	// AllowOrigins are the Web UI origins allowed to call from a browser
-	// ("http://localhost:8233"); "*" allows any. Empty: no CORS headers.
+	// ("http://localhost:8233"), matched exactly. There is no wildcard: the
+	// answer allows credentials, so "*" would let any page a logged-in
+	// operator visits decode payloads. Empty: no CORS headers.
 	AllowOrigins []string
 	// BearerToken, when set, must be presented as "Authorization: Bearer …".
 	BearerToken string
@@ -66,9 +70,27 @@ func Handler(c converter.PayloadCodec, o HandlerOptions) http.Handler {
 }
 
 func allowed(origins []string, origin string) bool {
-	return slices.Contains(origins, "*") || slices.ContainsFunc(origins, func(o string) bool {
+	return slices.ContainsFunc(origins, func(o string) bool {
 		return strings.EqualFold(strings.TrimSuffix(o, "/"), origin)
 	})
+}
+
+// ParseOrigins splits a comma-separated list of origins
+// ("https://ui.example, http://127.0.0.1:8233") for HandlerOptions.AllowOrigins.
+// It refuses "*" and anything that is not scheme://host[:port].
+func ParseOrigins(v string) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(v, ",") {
+		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if o == "*" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			return nil, fmt.Errorf("origin %q: want scheme://host[:port] (no wildcard: the codec endpoint allows credentials)", o)
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 func validBearer(header, want string) bool {

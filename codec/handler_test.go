@@ -103,3 +103,53 @@ func TestHandlerWithoutCodec(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, in[0].Data, out[0].Data)
 }
+
+// TestHandlerNoWildcardWithCredentials: the handler allows credentials, so
+// it never answers "*" nor echoes an origin that is not listed, even when
+// "*" is configured.
+func TestHandlerNoWildcardWithCredentials(t *testing.T) {
+	c, err := codec.New(map[string][]byte{"k1": key(t)}, "k1")
+	require.NoError(t, err)
+	srv := httptest.NewServer(codec.Handler(c, codec.HandlerOptions{AllowOrigins: []string{"*"}, BearerToken: "codec-tok"}))
+	t.Cleanup(srv.Close)
+	for _, method := range []string{http.MethodOptions, http.MethodPost} {
+		req, err := http.NewRequest(method, srv.URL+"/codec/decode", nil)
+		require.NoError(t, err)
+		req.Header.Set("Origin", "https://evil.example")
+		req.Header.Set("Authorization", "Bearer codec-tok")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		acao := resp.Header.Get("Access-Control-Allow-Origin")
+		assert.NotEqual(t, "*", acao, method)
+		assert.Empty(t, acao, "%s: an origin not listed is not allowed", method)
+		assert.Empty(t, resp.Header.Get("Access-Control-Allow-Credentials"), method)
+	}
+}
+
+func TestParseOrigins(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{"", nil, false},
+		{"https://ui.example, http://127.0.0.1:8233/", []string{"https://ui.example", "http://127.0.0.1:8233"}, false},
+		{"*", nil, true},
+		{"https://ui.example,*", nil, true},
+		{"ui.example", nil, true},
+		{"https://ui.example/path", nil, true},
+		{"file:///x", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := codec.ParseOrigins(tt.in)
+			if tt.wantErr {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}

@@ -1,6 +1,6 @@
 // Command starter is jml's HR event intake and operator CLI.
 //
-//	starter serve                      HTTP intake (POST /v1/events) and codec endpoint (/codec)
+//	starter serve                      HTTP intake (POST /v1/events) and, on its own listener, the codec endpoint (/codec)
 //	starter post event.json            send one HR event to the intake
 //	starter import hires.csv           batch import (CSV or JSONL)
 //	starter preview --policy P --event E  dry run of a policy for one event
@@ -103,7 +103,7 @@ func help(ctx context.Context, name string, cmd command, stdout io.Writer) int {
 const usage = `usage: starter <command> [flags]
 
 commands:
-  serve                         run the HR event intake (POST /v1/events) and the Web UI's codec endpoint (/codec)
+  serve                         run the HR event intake (POST /v1/events) and, on JML_CODEC_ADDR, the Web UI's codec endpoint (/codec)
   import FILE [--dry-run]        import events from CSV or JSONL (columns mapped by the policy)
   preview --policy P --event E  show what a policy would do for an event, touching nothing
   preview --policy P --population PEOPLE.csv [--against OLD.yaml] [--json]  dry run over a whole HR export (exit 1: conflicts)

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -22,11 +21,13 @@ import (
 	"github.com/jml-dev/jml/policy"
 )
 
-// runServe runs the HTTP intake and, beside it, the codec endpoint the
-// Temporal Web UI decodes payloads with (/codec/encode, /codec/decode) until
-// ctx ends (SIGINT/SIGTERM), then drains in-flight requests. Outside --dev it
-// refuses to start without payload encryption keys (JML_CODEC_KEYS): events
-// would otherwise reach Temporal history in clear text.
+// runServe runs the HTTP intake and, when --codec-addr is set, the codec
+// endpoint the Temporal Web UI decodes payloads with (/codec/encode,
+// /codec/decode) on its own listener, until ctx ends (SIGINT/SIGTERM), then
+// drains in-flight requests. Outside --dev it refuses to start without
+// payload encryption keys (JML_CODEC_KEYS): events would otherwise reach
+// Temporal history in clear text; nor does it serve the codec endpoint
+// without JML_CODEC_TOKEN: anyone who can reach it can decrypt any payload.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -34,6 +35,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	policyPath := fs.String("policy", os.Getenv("JML_POLICY"), "policy file: its required_attributes are enforced (env JML_POLICY)")
 	certFile := fs.String("tls-cert", os.Getenv("JML_INTAKE_TLS_CERT"), "serve HTTPS with this certificate (env JML_INTAKE_TLS_CERT)")
 	keyFile := fs.String("tls-key", os.Getenv("JML_INTAKE_TLS_KEY"), "and this key (env JML_INTAKE_TLS_KEY)")
+	codecAddr := fs.String("codec-addr", os.Getenv("JML_CODEC_ADDR"), "serve the codec endpoint (/codec) on this address, apart from the intake; empty: not served (env JML_CODEC_ADDR)")
 	noAuth := fs.Bool("insecure-no-auth", false, "accept unsigned events (local testing only)")
 	dev := fs.Bool("dev", false, "development: human-readable debug logs, and JML_CODEC_KEYS may be unset (events then reach history in clear text)")
 	if err := fs.Parse(args); err != nil {
@@ -63,6 +65,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		fmt.Fprintf(stderr, "starter serve: %v\n", err)
 		return 2
+	}
+	codecOpts := codec.HandlerOptions{BearerToken: os.Getenv("JML_CODEC_TOKEN")}
+	if *codecAddr != "" {
+		if codecOpts.BearerToken == "" && !*dev {
+			fmt.Fprintln(stderr, "starter serve: the codec endpoint (JML_CODEC_ADDR) decrypts any payload for whoever reaches it: set JML_CODEC_TOKEN (callers send Authorization: Bearer <token>)")
+			return 2
+		}
+		if codecOpts.AllowOrigins, err = codec.ParseOrigins(os.Getenv("JML_CODEC_CORS_ORIGINS")); err != nil {
+			fmt.Fprintf(stderr, "starter serve: JML_CODEC_CORS_ORIGINS: %v\n", err)
+			return 2
+		}
 	}
 	if *policyPath != "" {
 		if cfg.Policy, err = policy.Load(*policyPath); err != nil {
@@ -102,22 +115,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "starter serve: %v\n", err)
 		return 1
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", intake.New(cfg))
-	origins := codecOrigins(os.Getenv("JML_CODEC_CORS_ORIGINS"))
-	if pc != nil {
-		mux.Handle("/codec/", codec.Handler(pc, codec.HandlerOptions{
-			AllowOrigins: origins,
-			BearerToken:  os.Getenv("JML_CODEC_TOKEN"),
-		}))
-	}
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
+	srv := newServer(intake.New(cfg))
 	scheme := "http"
 	if *certFile != "" {
 		scheme = "https"
@@ -126,52 +124,65 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		zap.String("temporal", opts.HostPort), zap.String("namespace", opts.Namespace),
 		zap.Bool("hmac", cfg.HMACSecret != ""), zap.Bool("bearer", cfg.BearerToken != ""))
 	fmt.Fprintf(stdout, "intake listening on %s://%s\n", scheme, ln.Addr())
-	if pc != nil {
-		logger.Info("codec endpoint listening", zap.String("url", scheme+"://"+ln.Addr().String()+"/codec"),
-			zap.Strings("cors_origins", origins), zap.Bool("bearer", os.Getenv("JML_CODEC_TOKEN") != ""))
-		if len(origins) == 0 {
-			logger.Warn("JML_CODEC_CORS_ORIGINS is not set: the Web UI cannot call the codec endpoint from a browser (the CLI can)")
-		}
-		fmt.Fprintf(stdout, "codec endpoint on %s://%s/codec\n", scheme, ln.Addr())
-	}
 
-	errc := make(chan error, 1)
-	go func() {
+	errc := make(chan error, 2)
+	serve := func(srv *http.Server, ln net.Listener) {
 		if *certFile != "" {
 			errc <- srv.ServeTLS(ln, *certFile, *keyFile)
 		} else {
 			errc <- srv.Serve(ln)
 		}
-	}()
+	}
+	servers := []*http.Server{srv}
+	if *codecAddr != "" {
+		cln, err := net.Listen("tcp", *codecAddr)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "starter serve: codec address: %v\n", err)
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/codec/", codec.Handler(pc, codecOpts))
+		csrv := newServer(mux)
+		servers = append(servers, csrv)
+		logger.Info("codec endpoint listening", zap.String("url", scheme+"://"+cln.Addr().String()+"/codec"),
+			zap.Strings("cors_origins", codecOpts.AllowOrigins), zap.Bool("bearer", codecOpts.BearerToken != ""))
+		if len(codecOpts.AllowOrigins) == 0 {
+			logger.Warn("JML_CODEC_CORS_ORIGINS is not set: the Web UI cannot call the codec endpoint from a browser (the CLI can)")
+		}
+		fmt.Fprintf(stdout, "codec endpoint on %s://%s/codec\n", scheme, cln.Addr())
+		go serve(csrv, cln)
+	}
+	go serve(srv, ln)
+	code := 0
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
 			fmt.Fprintf(stderr, "starter serve: %v\n", err)
-			return 1
+			code = 1
 		}
 	case <-ctx.Done():
 		logger.Info("shutting down: draining in-flight requests")
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil {
 			fmt.Fprintf(stderr, "starter serve: shutdown: %v\n", err)
-			return 1
+			code = 1
 		}
 	}
-	return 0
+	return code
 }
 
-// codecOrigins splits JML_CODEC_CORS_ORIGINS ("https://ui.example,
-// http://127.0.0.1:8233"; "*" allows any) into the origins allowed to call
-// the codec endpoint from a browser.
-func codecOrigins(v string) []string {
-	var out []string
-	for _, o := range strings.Split(v, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			out = append(out, o)
-		}
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 	}
-	return out
 }
 
 // envOr is the value of the environment variable key, or def.

@@ -153,9 +153,49 @@ func TestServeRefusesToRunWithoutCodecKeys(t *testing.T) {
 	assert.Contains(t, errs, "starter serve: codec: JML_CODEC_KEYS is not set")
 }
 
-// TestServeCodecEndpoint: serve answers the Web UI's codec calls beside
-// the intake — CORS for the configured origin, the optional bearer token —
-// and decodes what a client with the same keys encoded.
+// TestServeRefusesCodecWithoutToken: outside --dev the codec endpoint
+// decrypts for whoever reaches it, so serve will not start it without a
+// token; nor with a wildcard origin.
+func TestServeRefusesCodecWithoutToken(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	t.Setenv("JML_INTAKE_HMAC_SECRET", "serve-secret")
+	t.Setenv("JML_CODEC_KEYS", "k1:"+key)
+	t.Setenv("JML_CODEC_ACTIVE_KEY", "k1")
+	t.Setenv("TEMPORAL_ADDRESS", freeAddr(t)) // nothing listens: serve must stop before dialing
+	tests := []struct {
+		name, token, origins, want string
+	}{
+		{"no token", "", "", "set JML_CODEC_TOKEN"},
+		{"wildcard origin", "codec-token", "*", "JML_CODEC_CORS_ORIGINS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("JML_CODEC_TOKEN", tt.token)
+			t.Setenv("JML_CODEC_CORS_ORIGINS", tt.origins)
+			// Old code ignored the codec address and ran until canceled.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var out, errs bytes.Buffer
+			code := run(ctx, []string{"serve", "--addr", freeAddr(t), "--codec-addr", freeAddr(t)}, &out, &errs)
+			assert.Equal(t, 2, code, errs.String())
+			assert.Empty(t, out.String())
+			assert.Contains(t, errs.String(), tt.want)
+			assert.Equal(t, 1, strings.Count(strings.TrimSpace(errs.String()), "\n")+1, "one line: %q", errs.String())
+		})
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestServeCodecEndpoint: serve answers the Web UI's codec calls on their
+// own listener, never the intake's — CORS for the configured origin, the
+// bearer token — and decodes what a client with the same keys encoded.
 func TestServeCodecEndpoint(t *testing.T) {
 	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
 	useTemporal(t, env)
@@ -168,14 +208,13 @@ func TestServeCodecEndpoint(t *testing.T) {
 	t.Setenv("JML_CODEC_CORS_ORIGINS", "https://other.example, "+uiOrigin)
 	t.Setenv("JML_CODEC_TOKEN", "codec-token")
 	t.Setenv("JML_INTAKE_HMAC_SECRET", "serve-secret")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
+	addr, codecAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var errs bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve", "--addr", addr}, io.Discard, &errs) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", addr, "--codec-addr", codecAddr}, io.Discard, &errs)
+	}()
 	require.Eventually(t, func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
@@ -195,7 +234,7 @@ func TestServeCodecEndpoint(t *testing.T) {
 	body, err := protojson.Marshal(&commonpb.Payloads{Payloads: enc})
 	require.NoError(t, err)
 
-	call := func(method, origin, auth string) (*http.Response, []byte) {
+	callAt := func(addr, method, origin, auth string) (*http.Response, []byte) {
 		req, err := http.NewRequest(method, "http://"+addr+"/codec/decode", bytes.NewReader(body))
 		require.NoError(t, err)
 		req.Header.Set("Content-Type", "application/json")
@@ -213,7 +252,16 @@ func TestServeCodecEndpoint(t *testing.T) {
 		require.NoError(t, err)
 		return resp, b
 	}
-	resp, _ := call(http.MethodOptions, uiOrigin, "")
+	call := func(method, origin, auth string) (*http.Response, []byte) {
+		return callAt(codecAddr, method, origin, auth)
+	}
+	// The intake's listener knows no codec, with or without the token.
+	resp, _ := callAt(addr, http.MethodPost, uiOrigin, "Bearer codec-token")
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "intake listener")
+	assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"), "intake listener")
+	resp, _ = call(http.MethodPost, "", "")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "no credentials")
+	resp, _ = call(http.MethodOptions, uiOrigin, "")
 	assert.Equal(t, http.StatusNoContent, resp.StatusCode, "preflight")
 	assert.Equal(t, uiOrigin, resp.Header.Get("Access-Control-Allow-Origin"))
 	resp, _ = call(http.MethodPost, uiOrigin, "")
@@ -225,8 +273,10 @@ func TestServeCodecEndpoint(t *testing.T) {
 	require.NoError(t, protojson.Unmarshal(got, &dec))
 	require.Len(t, dec.Payloads, 1)
 	assert.Contains(t, string(dec.Payloads[0].Data), "Zenobia")
+	assert.Equal(t, "true", resp.Header.Get("Access-Control-Allow-Credentials"))
 	resp, _ = call(http.MethodPost, "https://evil.example", "Bearer codec-token")
 	assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"), "an origin not listed gets no CORS headers")
+	assert.Empty(t, resp.Header.Get("Access-Control-Allow-Credentials"))
 
 	cancel()
 	select {

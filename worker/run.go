@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
@@ -42,6 +41,7 @@ type config struct {
 	port       int
 	uiPort     int
 	intakeAddr string
+	codecAddr  string
 	policyPath string
 	healthAddr string
 	pwAddr     string
@@ -67,6 +67,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.IntVar(&c.port, "port", 7233, "dev server frontend port")
 	fs.IntVar(&c.uiPort, "ui-port", 8233, "dev server Web UI port")
 	fs.StringVar(&c.intakeAddr, "intake-addr", envOr(getenv, "JML_INTAKE_ADDR", "127.0.0.1:8080"), "address of the HR event intake (--dev; empty disables)")
+	fs.StringVar(&c.codecAddr, "codec-addr", envOr(getenv, "JML_CODEC_ADDR", "127.0.0.1:0"), "address of the Web UI's codec endpoint (--dev, with JML_CODEC_KEYS; default a free loopback port)")
 	fs.StringVar(&c.policyPath, "policy", getenv("JML_POLICY"), "policy file (default examples/dev-policy.yaml with --dev)")
 	fs.StringVar(&c.healthAddr, "health-addr", getenv("JML_HEALTH_ADDR"), "address for /healthz and /readyz (empty: off)")
 	fs.StringVar(&c.pwAddr, "password-addr", getenv("JML_PASSWORD_ADDR"), "address for POST /v1/password-changes (HTTPS with JML_PASSWORD_TLS_CERT/KEY unless loopback; empty: off)")
@@ -152,14 +153,25 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		return usageError{fmt.Sprintf("worker: %v", err)}
 	}
 
-	// The intake listens before the dev server starts so the Web UI can be
-	// told where the codec endpoint lives.
-	var intakeLn net.Listener
+	var intakeLn, codecLn net.Listener
 	if cfg.dev && cfg.intakeAddr != "" {
 		if intakeLn, err = net.Listen("tcp", cfg.intakeAddr); err != nil {
 			return usageError{fmt.Sprintf("worker: intake address %s: %v", cfg.intakeAddr, firstLine(err))}
 		}
 		defer intakeLn.Close()
+	}
+	// The codec endpoint has its own listener, apart from the intake's: it
+	// decrypts for whoever reaches it. It listens before the dev server
+	// starts so the Web UI can be told where it lives.
+	var codecOrigins []string
+	if cfg.dev && pc != nil && cfg.codecAddr != "" {
+		if codecOrigins, err = codec.ParseOrigins(getenv("JML_CODEC_CORS_ORIGINS")); err != nil {
+			return usageError{fmt.Sprintf("worker: JML_CODEC_CORS_ORIGINS: %v", err)}
+		}
+		if codecLn, err = net.Listen("tcp", cfg.codecAddr); err != nil {
+			return usageError{fmt.Sprintf("worker: codec address %s: %v", cfg.codecAddr, firstLine(err))}
+		}
+		defer codecLn.Close()
 	}
 
 	var c client.Client
@@ -167,8 +179,8 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	namespace := ""
 	if cfg.dev {
 		codecURL := ""
-		if pc != nil && intakeLn != nil {
-			codecURL = "http://" + intakeLn.Addr().String() + "/codec"
+		if codecLn != nil {
+			codecURL = "http://" + codecLn.Addr().String() + "/codec"
 		}
 		st, err := startDevStack(ctx, cfg, codecURL, log)
 		if err != nil {
@@ -182,6 +194,9 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 			return fmt.Errorf("dial dev server: %w", err)
 		}
 		namespace = st.Namespace
+		if st.UIURL != "" {
+			codecOrigins = append(codecOrigins, st.UIURL)
+		}
 		if st.UIURL != "" && getenv("JML_UI_URL") == "" {
 			// Notifications link runs in the embedded UI ({Run.ui_url}).
 			env := getenv
@@ -293,9 +308,17 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	}
 
 	if intakeLn != nil {
-		stopIntake := serveIntake(intakeLn, c, pol, pc, pwHandler, getenv, log)
+		stopIntake := serveIntake(intakeLn, c, pol, pwHandler, getenv, log)
 		defer stopIntake()
 		fmt.Fprintf(stdout, "HR event intake:   http://%s/v1/events\n", intakeLn.Addr())
+	}
+	if codecLn != nil {
+		stopCodec := serveHTTP(codecLn, codec.Handler(pc, codec.HandlerOptions{
+			AllowOrigins: codecOrigins,
+			BearerToken:  getenv("JML_CODEC_TOKEN"),
+		}))
+		defer stopCodec()
+		fmt.Fprintf(stdout, "Codec endpoint:    http://%s/codec\n", codecLn.Addr())
 	}
 	fmt.Fprintln(stdout, "Ready. Ctrl-C to stop.")
 	<-ctx.Done()
@@ -344,9 +367,8 @@ func startDevStack(ctx context.Context, cfg config, codecURL string, log *zap.Lo
 	return st, nil
 }
 
-// serveIntake serves the HR event intake and, when payloads are encrypted,
-// the codec endpoint the Web UI decodes them with.
-func serveIntake(ln net.Listener, c client.Client, pol *policy.Policy, pc converter.PayloadCodec, pw http.Handler, getenv func(string) string, log *zap.Logger) func() {
+// serveIntake serves the HR event intake (and the password changes).
+func serveIntake(ln net.Listener, c client.Client, pol *policy.Policy, pw http.Handler, getenv func(string) string, log *zap.Logger) func() {
 	mux := http.NewServeMux()
 	mux.Handle("/", intake.New(intake.Config{
 		Client:      c,
@@ -359,13 +381,12 @@ func serveIntake(ln net.Listener, c client.Client, pol *policy.Policy, pc conver
 	}))
 	mux.Handle("/v1/password-changes", pw)
 	mux.Handle("/v1/password-changes/", pw)
-	if pc != nil {
-		mux.Handle("/codec/", codec.Handler(pc, codec.HandlerOptions{
-			AllowOrigins: strings.Split(envOr(getenv, "JML_CODEC_CORS_ORIGINS", "*"), ","),
-			BearerToken:  getenv("JML_CODEC_TOKEN"),
-		}))
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return serveHTTP(ln, mux)
+}
+
+// serveHTTP serves h on ln until the returned stop is called.
+func serveHTTP(ln net.Listener, h http.Handler) func() {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -443,6 +464,8 @@ const helpText = `usage: worker [flags]
   --port N              dev frontend port (default 7233)
   --ui-port N           dev Web UI port (default 8233)
   --intake-addr ADDR    dev intake address (default 127.0.0.1:8080, env JML_INTAKE_ADDR)
+  --codec-addr ADDR     dev codec endpoint for the Web UI, apart from the intake, with JML_CODEC_KEYS
+                        (env JML_CODEC_ADDR; default a free loopback port)
   --health-addr ADDR    serve /healthz and /readyz (env JML_HEALTH_ADDR)
   --password-addr ADDR  serve POST /v1/password-changes and GET /v1/password-changes/ID for password sync
                         groups (docs/password-sync.md; env JML_PASSWORD_ADDR; bearer JML_PASSWORD_TOKEN;

@@ -235,14 +235,17 @@ func TestBadInputOneLineExit2(t *testing.T) {
 }
 
 // TestDevModeWiresCodecIntoUI: with payload keys set, the embedded Web UI is
-// told to decode through the codec endpoint the dev intake serves, and that
-// endpoint answers the UI's origin.
+// told to decode through the codec endpoint, which has its own listener (the
+// intake's answers 404) and answers the UI's origin, and only that one.
 func TestDevModeWiresCodecIntoUI(t *testing.T) {
 	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	p, _, ui := startDevEnv(t, t.TempDir(), []string{"JML_CODEC_KEYS=k1:" + key, "JML_CODEC_ACTIVE_KEY=k1"}, "--dev-db", ":memory:")
-	m := regexp.MustCompile(`HR event intake:\s+http://(\S+)/v1/events`).FindStringSubmatch(p.output())
+	m := regexp.MustCompile(`Codec endpoint:\s+(http://\S+/codec)`).FindStringSubmatch(p.output())
 	require.NotNil(t, m, p.output())
-	codecURL := "http://" + m[1] + "/codec"
+	codecURL := m[1]
+	intake := regexp.MustCompile(`HR event intake:\s+http://(\S+)/v1/events`).FindStringSubmatch(p.output())
+	require.NotNil(t, intake, p.output())
+	require.NotContains(t, codecURL, intake[1])
 
 	resp, err := http.Get(ui + "/api/v1/settings")
 	require.NoError(t, err)
@@ -265,6 +268,23 @@ func TestDevModeWiresCodecIntoUI(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode, string(out))
 	assert.Equal(t, ui, resp.Header.Get("Access-Control-Allow-Origin"))
 	assert.Contains(t, string(out), base64.StdEncoding.EncodeToString([]byte("binary/encrypted")))
+
+	for url, origin := range map[string]string{
+		"http://" + intake[1] + "/codec/encode": ui,                     // the intake's listener has no codec
+		codecURL + "/encode":                    "https://evil.example", // nor any origin but the UI's
+	} {
+		req, err = http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", origin)
+		resp, err = http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		if origin == ui {
+			assert.Equal(t, http.StatusNotFound, resp.StatusCode, url)
+		}
+		assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"), url)
+	}
 	code, _ := p.interrupt(t)
 	assert.Equal(t, 0, code)
 }

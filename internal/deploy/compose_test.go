@@ -168,13 +168,16 @@ func c(t *testing.T, name string) string {
 	return strings.Join(append(append([]string{}, svc.Entrypoint...), svc.Command...), " ")
 }
 
-// TestComposeCodecEndpoint: the UI decodes through the starter's /codec,
-// at the address the starter publishes, and the starter allows the UI's
-// origin.
+// TestComposeCodecEndpoint: the UI decodes through the starter's /codec, on
+// the codec listener (not the intake's) the starter publishes on loopback,
+// behind a token, and the starter allows the UI's origin.
 func TestComposeCodecEndpoint(t *testing.T) {
 	cf := load(t)
 	ui, st := cf.Services["temporal-ui"], cf.Services["starter"]
-	assert.Equal(t, "http://127.0.0.1:8080/codec", ui.Environment["TEMPORAL_CODEC_ENDPOINT"])
+	assert.Equal(t, "http://127.0.0.1:8081/codec", ui.Environment["TEMPORAL_CODEC_ENDPOINT"])
+	assert.Equal(t, "0.0.0.0:8081", st.Environment["JML_CODEC_ADDR"])
+	assert.Contains(t, st.Ports, "127.0.0.1:8081:8081")
+	assert.NotEmpty(t, st.Environment["JML_CODEC_TOKEN"])
 	assert.Equal(t, []string{"/usr/local/bin/starter", "serve"}, st.Entrypoint)
 	assert.Contains(t, strings.Split(st.Environment["JML_CODEC_CORS_ORIGINS"], ","), "http://127.0.0.1:8233", "the UI's published origin")
 	assert.Contains(t, ui.Environment["TEMPORAL_CORS_ORIGINS"], "http://127.0.0.1:8233")

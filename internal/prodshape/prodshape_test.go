@@ -37,6 +37,7 @@ import (
 const (
 	namespace  = "default"
 	uiOrigin   = "http://temporal-ui.internal:8233" // the Web UI's origin, as in docker-compose.yml
+	codecToken = "prodshape-codec-token"
 	hmacSecret = "prodshape-hmac-secret"
 	bulkHires  = 100
 	// Names that must never reach PostgreSQL in any form.
@@ -127,9 +128,12 @@ func TestProductionShape(t *testing.T) {
 	}
 	intakePort := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(intakePort)
+	codecBase := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
 	st := startProc(t, work, "starter", filepath.Join(work, "bin", "starter"), []string{"serve"}, append(common,
 		"JML_INTAKE_ADDR=127.0.0.1:"+strconv.Itoa(intakePort),
 		"JML_INTAKE_HMAC_SECRET="+hmacSecret,
+		"JML_CODEC_ADDR="+strings.TrimPrefix(codecBase, "http://"),
+		"JML_CODEC_TOKEN="+codecToken,
 		"JML_CODEC_CORS_ORIGINS="+uiOrigin,
 	))
 	st.waitReady(t, base+"/readyz")
@@ -165,7 +169,7 @@ func TestProductionShape(t *testing.T) {
 	phase("hire + change + terminate", t0)
 
 	// 2. The Web UI decodes history through the starter's codec endpoint.
-	checkCodecEndpoint(t, c, base, contract.LifecycleWorkflowID("joiner", emp, "ps-hire"))
+	checkCodecEndpoint(t, c, base, codecBase, contract.LifecycleWorkflowID("joiner", emp, "ps-hire"))
 
 	// 3. 100 hires, three workers, one killed with SIGKILL mid-run.
 	t0 = time.Now()
@@ -390,9 +394,10 @@ func count(t *testing.T, c client.Client, query string) int64 {
 }
 
 // checkCodecEndpoint: the joiner's input is encrypted in history, and the
-// starter's /codec/decode turns it back into the employee for the Web UI's
-// origin (CORS preflight included).
-func checkCodecEndpoint(t *testing.T, c client.Client, base, workflowID string) {
+// starter's /codec/decode on its codec listener turns it back into the
+// employee for the Web UI's origin (CORS preflight included) with the token;
+// the intake's listener has no codec.
+func checkCodecEndpoint(t *testing.T, c client.Client, base, codecBase, workflowID string) {
 	t.Helper()
 	it := c.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	ev, err := it.Next()
@@ -413,7 +418,21 @@ func checkCodecEndpoint(t *testing.T, c client.Client, base, workflowID string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	pre, _ := http.NewRequest(http.MethodOptions, base+"/codec/decode", nil)
+	for url, auth := range map[string]string{base + "/codec/decode": "Bearer " + codecToken, codecBase + "/codec/decode": ""} {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{true: http.StatusNotFound, false: http.StatusUnauthorized}[auth != ""]; resp.StatusCode != want {
+			t.Fatalf("POST %s (auth %t): %s, want %d", url, auth != "", resp.Status, want)
+		}
+	}
+	pre, _ := http.NewRequest(http.MethodOptions, codecBase+"/codec/decode", nil)
 	pre.Header.Set("Origin", uiOrigin)
 	pre.Header.Set("Access-Control-Request-Method", "POST")
 	resp, err := http.DefaultClient.Do(pre)
@@ -424,7 +443,8 @@ func checkCodecEndpoint(t *testing.T, c client.Client, base, workflowID string) 
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != uiOrigin {
 		t.Fatalf("codec preflight: %s, Access-Control-Allow-Origin %q", resp.Status, resp.Header.Get("Access-Control-Allow-Origin"))
 	}
-	req, _ := http.NewRequest(http.MethodPost, base+"/codec/decode", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, codecBase+"/codec/decode", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+codecToken)
 	req.Header.Set("Origin", uiOrigin)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Namespace", namespace)
