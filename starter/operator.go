@@ -113,7 +113,11 @@ type runStatusResult struct {
 	Kind       string   `json:"kind,omitempty"`
 	EventID    string   `json:"event_id,omitempty"`
 	Execution  string   `json:"execution,omitempty"` // Running, Completed, …
-	State      string   `json:"state,omitempty"`     // JmlState
+	// State is the run's JmlState, or how Temporal closed it when jml did
+	// not (Terminated, Canceled, TimedOut, Failed): JmlState then still
+	// reads what the run last set, kept in LastState.
+	State      string   `json:"state,omitempty"`
+	LastState  string   `json:"last_jml_state,omitempty"`
 	FailedStep string   `json:"failed_step,omitempty"`
 	Pending    []string `json:"pending,omitempty"`
 	// Accounts are the person's linked accounts by target (with their
@@ -170,6 +174,9 @@ func status(ctx context.Context, c client.Client, employeeID, run string) (*runS
 	st.Execution = titleStatus(d.Status.String())
 	st.State, _ = d.TypedSearchAttributes.GetKeyword(stateKey)
 	st.FailedStep, _ = d.TypedSearchAttributes.GetKeyword(failedKey)
+	if closed := closedBy(d.Status); closed != "" {
+		st.State, st.LastState = closed, st.State
+	}
 	v, err := c.QueryWorkflow(ctx, st.Run, "", contract.QuerySteps)
 	if err != nil {
 		return nil, fmt.Errorf("query steps of %s: %w", st.Run, err)
@@ -237,7 +244,13 @@ func printStatus(w io.Writer, st *runStatusResult) {
 			state = st.Execution
 		}
 		fmt.Fprintf(w, "state     %s", state)
-		if st.FailedStep != "" {
+		if st.LastState != "" {
+			fmt.Fprintf(w, " (last JmlState %s", st.LastState)
+			if st.FailedStep != "" {
+				fmt.Fprintf(w, " at %s", st.FailedStep)
+			}
+			fmt.Fprint(w, ")")
+		} else if st.FailedStep != "" {
 			fmt.Fprintf(w, " at %s", st.FailedStep)
 		}
 		fmt.Fprintln(w)
@@ -300,7 +313,7 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := newOpFlags("list", stderr)
 	attention := f.fs.Bool("needs-attention", false, "runs with a failed step waiting for an operator (the default)")
 	blocked := f.fs.Bool("blocked", false, "runs stopped by the safety limit")
-	state := f.fs.String("state", "", "runs in this JmlState (Waiting, Running, NeedsAttention, Blocked, Completed, Aborted)")
+	state := f.fs.String("state", "", "runs in this JmlState (Waiting, Running, NeedsAttention, Blocked, Completed, Aborted), or closed by Temporal (Terminated, Canceled, TimedOut, Failed)")
 	limit := f.fs.Int("limit", 200, "at most this many runs")
 	pos, err := f.parse(args)
 	if err != nil {
@@ -311,9 +324,10 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	want := contract.StateNeedsAttention
-	if *state != "" && !slices.Contains(contract.States, *state) {
+	if *state != "" && !slices.Contains(contract.States, *state) && !slices.Contains(slices.Collect(maps.Values(closedStates)), *state) {
 		// A typo would list nothing and read as "no stuck runs".
-		fmt.Fprintf(stderr, "starter list: --state %q is not a JmlState; one of %s (case matters)\n", *state, strings.Join(contract.States, ", "))
+		fmt.Fprintf(stderr, "starter list: --state %q is not a JmlState nor a closed run's status; one of %s, %s (case matters)\n",
+			*state, strings.Join(contract.States, ", "), strings.Join(slices.Sorted(maps.Values(closedStates)), ", "))
 		return 2
 	}
 	switch {
@@ -361,8 +375,21 @@ type listedRun struct {
 }
 
 func listRuns(ctx context.Context, c client.Client, state string, limit int) ([]listedRun, error) {
-	// Lifecycle runs only: an identity mirrors its run's state.
-	query := fmt.Sprintf("%s = %q AND WorkflowType != %q", contract.SAState, state, contract.IdentityWorkflowName)
+	// Lifecycle runs only: an identity mirrors its run's state. A run
+	// Temporal closed (terminate, cancel, timeout) keeps the JmlState it
+	// last set: in-flight states are only those of running executions, and
+	// a closed run is listed by its execution status.
+	query := fmt.Sprintf("%s = %q AND ExecutionStatus = 'Running'", contract.SAState, state)
+	switch state {
+	case contract.StateCompleted, contract.StateCompletedWithSkips, contract.StateAborted:
+		query = fmt.Sprintf("%s = %q", contract.SAState, state)
+	}
+	for st, name := range closedStates {
+		if name == state {
+			query = fmt.Sprintf("ExecutionStatus = %q", titleStatus(st.String()))
+		}
+	}
+	query += fmt.Sprintf(" AND WorkflowType != %q", contract.IdentityWorkflowName)
 	runs := []listedRun{}
 	var token []byte
 	for len(runs) < limit {
@@ -374,13 +401,17 @@ func listRuns(ctx context.Context, c client.Client, state string, limit int) ([]
 		}
 		for _, e := range resp.Executions {
 			sa := e.GetSearchAttributes().GetIndexedFields()
+			state := keyword(sa, contract.SAState)
+			if closed := closedBy(e.GetStatus()); closed != "" {
+				state = closed
+			}
 			runs = append(runs, listedRun{
 				WorkflowID: e.GetExecution().GetWorkflowId(),
 				RunID:      e.GetExecution().GetRunId(),
 				Type:       e.GetType().GetName(),
 				EmployeeID: keyword(sa, contract.SAEmployeeID),
 				Event:      keyword(sa, contract.SAEvent),
-				State:      keyword(sa, contract.SAState),
+				State:      state,
 				FailedStep: keyword(sa, contract.SAFailedStep),
 				Started:    e.GetStartTime().AsTime(),
 			})
@@ -679,11 +710,27 @@ func printJSON(w io.Writer, v any) int {
 	return 0
 }
 
-// titleStatus turns WORKFLOW_EXECUTION_STATUS_RUNNING into Running.
+// titleStatus turns WORKFLOW_EXECUTION_STATUS_TIMED_OUT into TimedOut, the
+// spelling of visibility's ExecutionStatus.
 func titleStatus(s string) string {
-	s = strings.TrimPrefix(s, "WORKFLOW_EXECUTION_STATUS_")
-	if s == "" {
-		return s
+	var b strings.Builder
+	for _, w := range strings.Split(strings.TrimPrefix(s, "WORKFLOW_EXECUTION_STATUS_"), "_") {
+		if w != "" {
+			b.WriteString(w[:1] + strings.ToLower(w[1:]))
+		}
 	}
-	return s[:1] + strings.ToLower(s[1:])
+	return b.String()
 }
+
+// closedStates are the ways Temporal closes a run without jml setting its
+// final JmlState.
+var closedStates = map[enumspb.WorkflowExecutionStatus]string{
+	enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED: "Terminated",
+	enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:   "Canceled",
+	enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:  "TimedOut",
+	enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:     "Failed",
+}
+
+// closedBy is how Temporal closed a run ("Terminated", …), or "" when the
+// run is open or ended on its own.
+func closedBy(s enumspb.WorkflowExecutionStatus) string { return closedStates[s] }

@@ -184,3 +184,56 @@ func TestStatusShowsLinkWhileRunWaits(t *testing.T) {
 	assert.Contains(t, js, `"accounts": {`)
 	assert.Contains(t, js, `"app": "`+acct.ID+`"`)
 }
+
+// TestStatusShowsTerminatedRun: a run terminated by an operator keeps the
+// JmlState it last set (NeedsAttention); status and list show it as
+// Terminated, from the execution's status, not as a run still waiting.
+func TestStatusShowsTerminatedRun(t *testing.T) {
+	portal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"department unknown"}`, http.StatusBadRequest)
+	}))
+	defer portal.Close()
+	p := &policy.Policy{Joiner: policy.Flow{Steps: []policy.Step{
+		{Name: "portal.create", Notify: &policy.RESTRequest{URL: portal.URL + "/accounts", Body: `{"id":"{employee_id}"}`}},
+	}}}
+	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
+	useTemporal(t, env)
+	env.Server.NewWorkerWithOptions(contract.TaskQueue, func(r worker.Registry) {
+		workflows.Register(r, activities.New(activities.Config{Policy: p, AllowInsecureLoopback: true}))
+	}, worker.Options{})
+	acc, err := intake.Submit(context.Background(), env.Client, hr.Event{EventID: "evt-1", Type: hr.Hire,
+		Employee: map[string]string{"employee_id": "T1", "first_name": "Ada", "last_name": "L"}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return countWorkflows(t, env, `JmlState = "NeedsAttention" AND WorkflowType = "Joiner"`) == 1
+	}, 30*time.Second, 100*time.Millisecond)
+
+	require.NoError(t, env.Client.TerminateWorkflow(context.Background(), acc.WorkflowID, "", "operator gave up"))
+	require.Eventually(t, func() bool {
+		return countWorkflows(t, env, `ExecutionStatus = "Terminated" AND WorkflowType = "Joiner"`) == 1
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, int64(1), countWorkflows(t, env, `JmlState = "NeedsAttention" AND WorkflowType = "Joiner"`),
+		"the search attribute still reads what the run last set")
+
+	code, out, errs := starter(t, "status", "T1", "--run", acc.WorkflowID)
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "state     Terminated (last JmlState NeedsAttention at portal.create)")
+	assert.NotContains(t, out, "next:", "no operator action offered on a closed run")
+	code, js, errs := starter(t, "status", "T1", "--run", acc.WorkflowID, "--json")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, js, `"state": "Terminated"`)
+	assert.Contains(t, js, `"execution": "Terminated"`)
+
+	// Without --run: the identity's last run, the same answer.
+	code, out, errs = starter(t, "status", "T1")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "run       "+acc.WorkflowID)
+	assert.Contains(t, out, "state     Terminated (last JmlState NeedsAttention at portal.create)")
+
+	code, out, errs = starter(t, "list")
+	require.Equal(t, 0, code, errs)
+	assert.NotContains(t, out, acc.WorkflowID, "a terminated run does not need attention")
+	code, out, errs = starter(t, "list", "--state", "Terminated")
+	require.Equal(t, 0, code, errs)
+	assert.Regexp(t, `joiner/T1/evt-1\s+T1\s+\S+\s+Terminated\s`, out)
+}
