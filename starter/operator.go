@@ -106,13 +106,13 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // runStatusResult is what `status` shows.
 type runStatusResult struct {
-	EmployeeID string   `json:"employee_id"`
-	Identity   string   `json:"identity_state,omitempty"` // JmlState of identity/<id>: Idle, Waiting, Running
-	Status     string   `json:"status,omitempty"`         // active, deprovisioned
-	Run        string   `json:"run,omitempty"`
-	Kind       string   `json:"kind,omitempty"`
-	EventID    string   `json:"event_id,omitempty"`
-	Execution  string   `json:"execution,omitempty"` // Running, Completed, …
+	EmployeeID string `json:"employee_id"`
+	Identity   string `json:"identity_state,omitempty"` // JmlState of identity/<id>: Idle, Waiting, Running
+	Status     string `json:"status,omitempty"`         // active, deprovisioned
+	Run        string `json:"run,omitempty"`
+	Kind       string `json:"kind,omitempty"`
+	EventID    string `json:"event_id,omitempty"`
+	Execution  string `json:"execution,omitempty"` // Running, Completed, …
 	// State is the run's JmlState, or how Temporal closed it when jml did
 	// not (Terminated, Canceled, TimedOut, Failed): JmlState then still
 	// reads what the run last set, kept in LastState.
