@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"context"
 	"crypto/subtle"
 	"fmt"
 	"net/http"
@@ -20,6 +21,10 @@ type HandlerOptions struct {
 	AllowOrigins []string
 	// BearerToken, when set, must be presented as "Authorization: Bearer …".
 	BearerToken string
+	// VerifyToken, when set, accepts a bearer token BearerToken does not
+	// match: the Web UI forwards its signed-in user's OIDC access token,
+	// checked against the identity provider's keys (JWKSVerifier).
+	VerifyToken func(ctx context.Context, token string) error
 	// MaxBodyBytes caps a request body; default 16 MiB.
 	MaxBodyBytes int64
 }
@@ -59,7 +64,7 @@ func Handler(c converter.PayloadCodec, o HandlerOptions) http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		if o.BearerToken != "" && !validBearer(r.Header.Get("Authorization"), o.BearerToken) {
+		if (o.BearerToken != "" || o.VerifyToken != nil) && !authorized(r, o) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="jml-codec"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
@@ -93,10 +98,13 @@ func ParseOrigins(v string) ([]string, error) {
 	return out, nil
 }
 
-func validBearer(header, want string) bool {
-	scheme, tok, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+func authorized(r *http.Request, o HandlerOptions) bool {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if tok = strings.TrimSpace(tok); !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(want)) == 1
+	if o.BearerToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(o.BearerToken)) == 1 {
+		return true
+	}
+	return o.VerifyToken != nil && o.VerifyToken(r.Context(), tok) == nil
 }

@@ -2,10 +2,17 @@ package codec_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/jml-dev/jml/codec"
 	"github.com/stretchr/testify/assert"
@@ -150,6 +157,68 @@ func TestParseOrigins(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// TestHandlerJWKS: with a JWKS verifier the codec accepts the OIDC access
+// token the Web UI forwards — signed by the identity provider, for the
+// issuer and audience, not expired — and refuses any other.
+func TestHandlerJWKS(t *testing.T) {
+	idpKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+			{Key: idpKey.Public(), KeyID: "idp-1", Algorithm: string(jose.RS256), Use: "sig"}}})
+	}))
+	t.Cleanup(jwks.Close)
+	const issuer, audience = "https://idp.example", "temporal-ui"
+	c, err := codec.New(map[string][]byte{"k1": key(t)}, "k1")
+	require.NoError(t, err)
+	srv := httptest.NewServer(codec.Handler(c, codec.HandlerOptions{
+		BearerToken: "codec-tok",
+		VerifyToken: codec.JWKSVerifier(context.Background(), jwks.URL, issuer, audience),
+	}))
+	t.Cleanup(srv.Close)
+
+	sign := func(k *rsa.PrivateKey, iss, aud string, exp time.Time) string {
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k},
+			(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "idp-1"))
+		require.NoError(t, err)
+		tok, err := jwt.Signed(s).Claims(jwt.Claims{Issuer: iss, Audience: jwt.Audience{aud}, Subject: "ops@acme.test",
+			Expiry: jwt.NewNumericDate(exp), IssuedAt: jwt.NewNumericDate(time.Now().Add(-time.Minute))}).Serialize()
+		require.NoError(t, err)
+		return tok
+	}
+	body, err := json.Marshal(&commonpb.Payloads{Payloads: payloads(t, "x")})
+	require.NoError(t, err)
+	later := time.Now().Add(time.Hour)
+	tests := []struct {
+		name, token string
+		want        int
+	}{
+		{"the UI's access token", sign(idpKey, issuer, audience, later), http.StatusOK},
+		{"the static token", "codec-tok", http.StatusOK},
+		{"expired", sign(idpKey, issuer, audience, time.Now().Add(-time.Minute)), http.StatusUnauthorized},
+		{"other issuer", sign(idpKey, "https://evil.example", audience, later), http.StatusUnauthorized},
+		{"other audience", sign(idpKey, issuer, "other-app", later), http.StatusUnauthorized},
+		{"signed by another key", sign(otherKey, issuer, audience, later), http.StatusUnauthorized},
+		{"none", "", http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, srv.URL+"/codec/decode", bytes.NewReader(body))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/json")
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, tt.want, resp.StatusCode)
 		})
 	}
 }

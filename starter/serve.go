@@ -27,7 +27,8 @@ import (
 // drains in-flight requests. Outside --dev it refuses to start without
 // payload encryption keys (JML_CODEC_KEYS): events would otherwise reach
 // Temporal history in clear text; nor does it serve the codec endpoint
-// without JML_CODEC_TOKEN: anyone who can reach it can decrypt any payload.
+// without JML_CODEC_TOKEN or an OIDC issuer's JWKS: anyone who can reach it
+// can decrypt any payload.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -68,8 +69,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	codecOpts := codec.HandlerOptions{BearerToken: os.Getenv("JML_CODEC_TOKEN")}
 	if *codecAddr != "" {
-		if codecOpts.BearerToken == "" && !*dev {
-			fmt.Fprintln(stderr, "starter serve: the codec endpoint (JML_CODEC_ADDR) decrypts any payload for whoever reaches it: set JML_CODEC_TOKEN (callers send Authorization: Bearer <token>)")
+		if jwks, iss := os.Getenv("JML_CODEC_JWKS_URL"), os.Getenv("JML_CODEC_OIDC_ISSUER"); jwks != "" || iss != "" {
+			if jwks == "" || iss == "" {
+				fmt.Fprintln(stderr, "starter serve: set both JML_CODEC_JWKS_URL and JML_CODEC_OIDC_ISSUER to accept the Web UI's OIDC tokens on the codec endpoint")
+				return 2
+			}
+			codecOpts.VerifyToken = codec.JWKSVerifier(ctx, jwks, iss, os.Getenv("JML_CODEC_OIDC_AUDIENCE"))
+		}
+		if codecOpts.BearerToken == "" && codecOpts.VerifyToken == nil && !*dev {
+			fmt.Fprintln(stderr, "starter serve: the codec endpoint (JML_CODEC_ADDR) decrypts any payload for whoever reaches it: set JML_CODEC_TOKEN (callers send Authorization: Bearer <token>) and/or JML_CODEC_JWKS_URL with JML_CODEC_OIDC_ISSUER (the Web UI's OIDC token)")
 			return 2
 		}
 		if codecOpts.AllowOrigins, err = codec.ParseOrigins(os.Getenv("JML_CODEC_CORS_ORIGINS")); err != nil {
@@ -146,7 +154,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		csrv := newServer(mux)
 		servers = append(servers, csrv)
 		logger.Info("codec endpoint listening", zap.String("url", scheme+"://"+cln.Addr().String()+"/codec"),
-			zap.Strings("cors_origins", codecOpts.AllowOrigins), zap.Bool("bearer", codecOpts.BearerToken != ""))
+			zap.Strings("cors_origins", codecOpts.AllowOrigins), zap.Bool("bearer", codecOpts.BearerToken != ""),
+			zap.Bool("oidc", codecOpts.VerifyToken != nil))
 		if len(codecOpts.AllowOrigins) == 0 {
 			logger.Warn("JML_CODEC_CORS_ORIGINS is not set: the Web UI cannot call the codec endpoint from a browser (the CLI can)")
 		}

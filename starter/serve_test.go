@@ -163,14 +163,17 @@ func TestServeRefusesCodecWithoutToken(t *testing.T) {
 	t.Setenv("JML_CODEC_ACTIVE_KEY", "k1")
 	t.Setenv("TEMPORAL_ADDRESS", freeAddr(t)) // nothing listens: serve must stop before dialing
 	tests := []struct {
-		name, token, origins, want string
+		name, token, jwks, origins, want string
 	}{
-		{"no token", "", "", "set JML_CODEC_TOKEN"},
-		{"wildcard origin", "codec-token", "*", "JML_CODEC_CORS_ORIGINS"},
+		{"no token", "", "", "", "set JML_CODEC_TOKEN"},
+		{"JWKS without issuer", "", "http://127.0.0.1:1/jwks", "", "JML_CODEC_OIDC_ISSUER"},
+		{"wildcard origin", "codec-token", "", "*", "JML_CODEC_CORS_ORIGINS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("JML_CODEC_TOKEN", tt.token)
+			t.Setenv("JML_CODEC_JWKS_URL", tt.jwks)
+			t.Setenv("JML_CODEC_OIDC_ISSUER", "")
 			t.Setenv("JML_CODEC_CORS_ORIGINS", tt.origins)
 			// Old code ignored the codec address and ran until canceled.
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
