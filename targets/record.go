@@ -44,6 +44,10 @@ type Recorder struct {
 	mu    sync.Mutex
 	calls []Call
 	ids   int
+	// written are the unsent changes to a live resource, by URL path, in
+	// order: a later read of it is answered as the target would answer
+	// once they were made.
+	written map[string][][]byte
 }
 
 // Calls are the recorded requests, in order.
@@ -86,10 +90,18 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	read := req.Method == http.MethodGet || req.Method == http.MethodHead
 	c := Call{Method: req.Method, URL: req.URL.String(), Body: string(body)}
 	switch {
-	case r.Wire || read && r.Live != nil:
+	case r.Wire:
 		c.Answer = "sent"
 		r.record(c)
 		return r.Live.RoundTrip(req)
+	case read && r.Live != nil:
+		c.Answer = "sent"
+		r.record(c)
+		resp, err := r.Live.RoundTrip(req)
+		if err != nil {
+			return nil, err
+		}
+		return r.applied(resp), nil
 	case read && strings.Contains(req.URL.Path, PreviewAccountPrefix):
 		c.Answer = "the account of an earlier step"
 		r.record(c)
@@ -114,9 +126,16 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		// A change to a resource the target has: answered with the
 		// resource as the target holds it (before the unsent write), so
 		// what the connector reads from the answer (a SCIM user's groups)
-		// is the target's, not an echo.
+		// is the target's, not an echo. The change is applied, as the
+		// target's answer would show it, and to every later read.
+		r.mu.Lock()
+		if r.written == nil {
+			r.written = map[string][][]byte{}
+		}
+		r.written[req.URL.Path] = append(r.written[req.URL.Path], body)
+		r.mu.Unlock()
 		if resp := r.current(req); resp != nil {
-			return resp, nil
+			return r.applied(resp), nil
 		}
 	}
 	if req.Method == http.MethodDelete {
@@ -151,6 +170,68 @@ func (r *Recorder) current(req *http.Request) *http.Response {
 		return nil
 	}
 	return resp
+}
+
+// applied is resp with the unsent changes to its resource made: a SCIM
+// PatchOp's operations on plain attributes (a path naming a filter or a
+// sub-attribute is not applied), or a JSON object merged (Graph's PATCH).
+// Anything but a 200 JSON object is resp as it came.
+func (r *Recorder) applied(resp *http.Response) *http.Response {
+	req := resp.Request
+	r.mu.Lock()
+	changes := r.written[req.URL.Path]
+	r.mu.Unlock()
+	if len(changes) == 0 || req.URL.RawQuery != "" || resp.StatusCode != http.StatusOK {
+		return resp
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	obj := map[string]any{}
+	if err != nil || json.Unmarshal(b, &obj) != nil {
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		return resp
+	}
+	for _, c := range changes {
+		applyChange(obj, c)
+	}
+	out := answer(req, http.StatusOK, obj)
+	out.Header = resp.Header.Clone()
+	out.Header.Del("Content-Length")
+	return out
+}
+
+// applyChange makes one written change on obj.
+func applyChange(obj map[string]any, body []byte) {
+	var patch struct {
+		Operations []struct {
+			Op    string `json:"op"`
+			Path  string `json:"path"`
+			Value any    `json:"value"`
+		}
+	}
+	if json.Unmarshal(body, &patch) != nil {
+		return
+	}
+	if patch.Operations == nil {
+		_ = json.Unmarshal(body, &obj) // a merge: the body's fields set
+		return
+	}
+	for _, op := range patch.Operations {
+		switch {
+		case op.Path == "":
+			if v, ok := op.Value.(map[string]any); ok && !strings.EqualFold(op.Op, "remove") {
+				for k, x := range v {
+					obj[k] = x
+				}
+			}
+		case strings.ContainsAny(op.Path, "[.:"):
+			// a filter or a sub-attribute: not applied
+		case strings.EqualFold(op.Op, "remove"):
+			delete(obj, op.Path)
+		case strings.EqualFold(op.Op, "replace"):
+			obj[op.Path] = op.Value
+		}
+	}
 }
 
 func (r *Recorder) record(c Call) {
