@@ -71,6 +71,12 @@ func isToken(req *http.Request) bool {
 
 // RoundTrip implements http.RoundTripper.
 func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	return r.roundTrip(req, r.record)
+}
+
+// roundTrip answers req, telling record what it did: the recorder's log,
+// or nothing for a request inside a Graph $batch (the batch is the call).
+func (r *Recorder) roundTrip(req *http.Request, record func(Call)) (*http.Response, error) {
 	var body []byte
 	if req.Body != nil {
 		b, err := io.ReadAll(req.Body)
@@ -92,11 +98,11 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
 	case r.Wire:
 		c.Answer = "sent"
-		r.record(c)
+		record(c)
 		return r.Live.RoundTrip(req)
 	case read && r.Live != nil:
 		c.Answer = "sent"
-		r.record(c)
+		record(c)
 		resp, err := r.Live.RoundTrip(req)
 		if err != nil {
 			return nil, err
@@ -104,24 +110,24 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		return r.applied(resp), nil
 	case read && strings.Contains(req.URL.Path, PreviewAccountPrefix):
 		c.Answer = "the account of an earlier step"
-		r.record(c)
+		record(c)
 		return placeholderAccount(req), nil
 	case read && groupName(req) != "":
 		// A group the policy names is taken to exist: the run's calls
 		// after it are the useful part of an offline preview.
 		c.Answer = "group assumed to exist: preview without --live"
-		r.record(c)
+		record(c)
 		return assumedGroup(req, groupName(req)), nil
 	case read:
 		c.Answer = "not found"
-		r.record(c)
+		record(c)
 		if req.URL.RawQuery != "" && !strings.Contains(req.URL.Path, "/api/v1/users/") {
 			return emptyList(req), nil
 		}
 		return notFound(req), nil
 	}
 	c.Answer = "blocked"
-	r.record(c)
+	record(c)
 	if (req.Method == http.MethodPatch || req.Method == http.MethodPut) && r.Live != nil {
 		// A change to a resource the target has: answered with the
 		// resource as the target holds it (before the unsent write), so
@@ -141,6 +147,9 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method == http.MethodDelete {
 		return answer(req, http.StatusNoContent, nil), nil
 	}
+	if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/$batch") {
+		return r.batch(req, body), nil
+	}
 	obj := map[string]any{}
 	_ = json.Unmarshal(body, &obj) // a body that is not an object echoes as {}
 	r.mu.Lock()
@@ -153,6 +162,66 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	obj["status"] = "ACTIVE"
 	obj["tempPassword"] = "preview-temporary-password" // Okta's expire_password?tempPassword=true
 	return answer(req, http.StatusOK, obj), nil
+}
+
+// batch answers a Graph JSON $batch as Graph would: each request in it
+// answered as the recorder answers it alone (a read sent to Live, a write
+// not sent), none recorded on its own.
+func (r *Recorder) batch(req *http.Request, body []byte) *http.Response {
+	var in struct {
+		Requests []struct {
+			ID      string            `json:"id"`
+			Method  string            `json:"method"`
+			URL     string            `json:"url"`
+			Headers map[string]string `json:"headers"`
+			Body    json.RawMessage   `json:"body"`
+		} `json:"requests"`
+	}
+	if json.Unmarshal(body, &in) != nil {
+		return answer(req, http.StatusBadRequest, map[string]any{"error": map[string]string{"code": "BadRequest", "message": "invalid $batch"}})
+	}
+	base := *req.URL
+	base.Path = strings.TrimSuffix(req.URL.Path, "/$batch")
+	base.RawPath, base.RawQuery = "", ""
+	type sub struct {
+		ID      string            `json:"id"`
+		Status  int               `json:"status"`
+		Headers map[string]string `json:"headers,omitempty"`
+		Body    json.RawMessage   `json:"body,omitempty"`
+	}
+	out := []sub{}
+	for _, q := range in.Requests {
+		var rd io.Reader
+		if len(q.Body) > 0 {
+			rd = bytes.NewReader(q.Body)
+		}
+		sr, err := http.NewRequestWithContext(req.Context(), q.Method, base.String()+q.URL, rd)
+		if err != nil {
+			out = append(out, sub{ID: q.ID, Status: http.StatusBadRequest})
+			continue
+		}
+		sr.Header = req.Header.Clone()
+		sr.Header.Del("Content-Length")
+		for k, v := range q.Headers {
+			sr.Header.Set(k, v)
+		}
+		resp, err := r.roundTrip(sr, func(Call) {})
+		if err != nil {
+			out = append(out, sub{ID: q.ID, Status: http.StatusServiceUnavailable})
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		s := sub{ID: q.ID, Status: resp.StatusCode, Headers: map[string]string{}}
+		if ct := resp.Header.Get("Content-Type"); ct != "" {
+			s.Headers["Content-Type"] = ct
+		}
+		if json.Valid(b) {
+			s.Body = b
+		}
+		out = append(out, s)
+	}
+	return answer(req, http.StatusOK, map[string]any{"responses": out})
 }
 
 // current reads req's resource from Live (not recorded: the recorder's own
@@ -181,7 +250,7 @@ func (r *Recorder) applied(resp *http.Response) *http.Response {
 	r.mu.Lock()
 	changes := r.written[req.URL.Path]
 	r.mu.Unlock()
-	if len(changes) == 0 || req.URL.RawQuery != "" || resp.StatusCode != http.StatusOK {
+	if len(changes) == 0 || resp.StatusCode != http.StatusOK {
 		return resp
 	}
 	b, err := io.ReadAll(resp.Body)
