@@ -134,18 +134,18 @@ func (r *Recorder) roundTrip(req *http.Request, record func(Call)) (*http.Respon
 		// what the connector reads from the answer (a SCIM user's groups)
 		// is the target's, not an echo. The change is applied, as the
 		// target's answer would show it, and to every later read.
-		r.mu.Lock()
-		if r.written == nil {
-			r.written = map[string][][]byte{}
-		}
-		r.written[req.URL.Path] = append(r.written[req.URL.Path], body)
-		r.mu.Unlock()
+		r.write(req.URL.Path, body)
 		if resp := r.current(req); resp != nil {
 			return r.applied(resp), nil
 		}
 	}
 	if req.Method == http.MethodDelete {
 		return answer(req, http.StatusNoContent, nil), nil
+	}
+	if m := oktaLifecycle.FindStringSubmatch(req.URL.Path); m != nil && req.Method == http.MethodPost {
+		// The status the operation leaves the user in, as Okta documents
+		// it, for later reads of the user.
+		r.write(m[1], []byte(`{"status":"`+oktaStatus[m[2]]+`"}`))
 	}
 	if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/$batch") {
 		return r.batch(req, body), nil
@@ -240,6 +240,21 @@ func (r *Recorder) current(req *http.Request) *http.Response {
 	}
 	return resp
 }
+
+// write remembers an unsent change to the resource at path.
+func (r *Recorder) write(path string, change []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.written == nil {
+		r.written = map[string][][]byte{}
+	}
+	r.written[path] = append(r.written[path], change)
+}
+
+var oktaLifecycle = regexp.MustCompile(`^(.*/api/v1/users/[^/]+)/lifecycle/(suspend|unsuspend|deactivate|unlock)$`)
+
+// oktaStatus is the status an Okta lifecycle operation leaves a user in.
+var oktaStatus = map[string]string{"suspend": "SUSPENDED", "unsuspend": "ACTIVE", "deactivate": "DEPROVISIONED", "unlock": "ACTIVE"}
 
 // applied is resp with the unsent changes to its resource made: a SCIM
 // PatchOp's operations on plain attributes (a path naming a filter or a

