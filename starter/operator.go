@@ -128,8 +128,12 @@ type runStatusResult struct {
 	// Retrying are the run's steps Temporal is retrying right now (its
 	// pending activities): attempt and last error, before any operator
 	// is asked.
-	Retrying []pendingStep         `json:"retrying,omitempty"`
-	Current  *workflows.CurrentRun `json:"-"`
+	Retrying []pendingStep `json:"retrying,omitempty"`
+	// LeftInPlace and Decisions are a finished run's result: what an abort
+	// left for the operator to keep or undo, and every operator decision.
+	LeftInPlace []string              `json:"left_in_place,omitempty"`
+	Decisions   []workflows.Decision  `json:"decisions,omitempty"`
+	Current     *workflows.CurrentRun `json:"-"`
 }
 
 // pendingStep is a step activity still being retried.
@@ -184,13 +188,20 @@ func status(ctx context.Context, c client.Client, employeeID, run string) (*runS
 	if err := v.Get(&st.Steps); err != nil {
 		return nil, fmt.Errorf("decode steps of %s: %w", st.Run, err)
 	}
+	if d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		var res workflows.LifecycleResult
+		if err := c.GetWorkflow(ctx, st.Run, "").Get(ctx, &res); err != nil {
+			return nil, fmt.Errorf("result of %s: %w", st.Run, err)
+		}
+		st.LeftInPlace, st.Decisions = res.LeftInPlace, res.Decisions
+	}
 	if d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		raw, err := c.DescribeWorkflowExecution(ctx, st.Run, "")
 		if err != nil {
 			return nil, fmt.Errorf("describe %s: %w", st.Run, err)
 		}
 		for _, pa := range raw.GetPendingActivities() {
-			ps := pendingStep{ActivityID: pa.GetActivityId(), Step: strings.SplitN(pa.GetActivityId(), "#", 2)[0],
+			ps := pendingStep{ActivityID: pa.GetActivityId(), Step: stepOf(pa.GetActivityId()),
 				Attempt: pa.GetAttempt(), LastError: pa.GetLastFailure().GetMessage()}
 			if t := pa.GetLastAttemptCompleteTime(); t != nil {
 				ps.LastFailed = t.AsTime()
@@ -201,8 +212,45 @@ func status(ctx context.Context, c client.Client, employeeID, run string) (*runS
 			st.Retrying = append(st.Retrying, ps)
 		}
 	}
+	attempts, err := stepAttempts(ctx, c, st.Run, st.Retrying)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range st.Steps {
+		st.Steps[i].Attempts = max(s.Attempts, int(attempts[s.Name]))
+	}
 	return st, nil
 }
+
+// stepAttempts counts each step's attempts from the run's history: the
+// run's step table counts executions (one more per operator retry), and
+// Temporal's attempt restarts at 1 in each; the operator wants them all.
+// An activity's started event carries its last attempt; a pending one's
+// attempt has no event yet.
+func stepAttempts(ctx context.Context, c client.Client, run string, pending []pendingStep) (map[string]int32, error) {
+	n := map[string]int32{}
+	steps := map[int64]string{} // scheduled event ID → step
+	it := c.GetWorkflowHistory(ctx, run, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: %w", run, err)
+		}
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			steps[ev.GetEventId()] = stepOf(a.GetActivityId())
+		}
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil {
+			n[steps[a.GetScheduledEventId()]] += a.GetAttempt()
+		}
+	}
+	for _, p := range pending {
+		n[p.Step] += p.Attempt
+	}
+	return n, nil
+}
+
+// stepOf is the step an activity ID belongs to (<step> or <step>#<n>).
+func stepOf(activityID string) string { return strings.SplitN(activityID, "#", 2)[0] }
 
 // current asks the person's identity workflow which run is active.
 func current(ctx context.Context, c client.Client, employeeID string) (*workflows.CurrentRun, error) {
@@ -279,17 +327,13 @@ func printStatus(w io.Writer, st *runStatusResult) {
 				msg = strings.TrimSpace(msg + " (" + s.Note + ")")
 			}
 			if d := s.Decision; d != nil {
-				who := d.Operator
-				if who == "" {
-					who = "an operator"
-				}
-				msg = strings.TrimSpace(fmt.Sprintf("%s [%s by %s: %s]", msg, d.Update, who, d.Reason))
+				msg = strings.TrimSpace(fmt.Sprintf("%s [%s by %s: %s]", msg, d.Update, operatorName(d.Operator), d.Reason))
 			}
 			state, attempts := s.State, fmt.Sprint(s.Attempts)
 			for _, p := range st.Retrying {
 				if p.Step == s.Name && s.State == workflows.StepRunning && p.Attempt > 1 {
 					// Temporal retries the step: show its attempt and error.
-					state, attempts = "retrying", fmt.Sprint(p.Attempt)
+					state = "retrying"
 					msg = p.LastError
 					if !p.NextAttempt.IsZero() {
 						msg += fmt.Sprintf(" (next attempt %s)", p.NextAttempt.Local().Format(time.TimeOnly))
@@ -297,6 +341,20 @@ func printStatus(w io.Writer, st *runStatusResult) {
 				}
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Action, s.Target, state, attempts, msg)
+		}
+		_ = tw.Flush()
+	}
+	if len(st.LeftInPlace) > 0 {
+		fmt.Fprintln(w, "\nleft in place by the abort (keep or undo):")
+		for _, l := range st.LeftInPlace {
+			fmt.Fprintf(w, "  - %s\n", l)
+		}
+	}
+	if len(st.Decisions) > 0 {
+		fmt.Fprintln(w, "\ndecisions:")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, d := range st.Decisions {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\tby %s\t%s\n", d.Time.Local().Format(time.DateTime), d.Update, d.Step, operatorName(d.Operator), d.Reason)
 		}
 		_ = tw.Flush()
 	}
@@ -734,3 +792,10 @@ var closedStates = map[enumspb.WorkflowExecutionStatus]string{
 // closedBy is how Temporal closed a run ("Terminated", …), or "" when the
 // run is open or ended on its own.
 func closedBy(s enumspb.WorkflowExecutionStatus) string { return closedStates[s] }
+
+func operatorName(s string) string {
+	if s == "" {
+		return "an operator"
+	}
+	return s
+}

@@ -237,3 +237,69 @@ func TestStatusShowsTerminatedRun(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	assert.Regexp(t, `joiner/T1/evt-1\s+T1\s+\S+\s+Terminated\s`, out)
 }
+
+// TestStatusShowsAbortAndDecisions: a joiner created an account, then its
+// notify step failed after Temporal retried it; an operator retried it
+// (it failed again) and aborted. Status counts every attempt across the
+// operator's retry, and prints what the abort left in place and who
+// decided what, why.
+func TestStatusShowsAbortAndDecisions(t *testing.T) {
+	var calls atomic.Int32
+	portal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Each execution: one retryable failure, then a permanent one.
+		if calls.Add(1)%2 == 1 {
+			http.Error(w, `{"error":"maintenance"}`, http.StatusServiceUnavailable)
+			return
+		}
+		http.Error(w, `{"error":"channel archived"}`, http.StatusBadRequest)
+	}))
+	defer portal.Close()
+	p := &policy.Policy{
+		Targets: map[string]policy.Target{"app": {Type: "scim"}},
+		Joiner: policy.Flow{Steps: []policy.Step{
+			{SyncIdentity: &policy.SyncIdentity{Target: "app", CreateAllowed: true, Attributes: map[string]string{"user_name": "{email}"}}},
+			{Name: "notify.done", Notify: &policy.RESTRequest{URL: portal.URL + "/notify", Body: `{"done":"{employee_id}"}`}},
+		}},
+	}
+	app := memtarget.New()
+	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
+	useTemporal(t, env)
+	env.Server.NewWorkerWithOptions(contract.TaskQueue, func(r worker.Registry) {
+		workflows.Register(r, activities.New(activities.Config{Policy: p, Targets: map[string]any{"app": app}, AllowInsecureLoopback: true}))
+	}, worker.Options{})
+	acc, err := intake.Submit(context.Background(), env.Client, hr.Event{EventID: "evt-1", Type: hr.Hire,
+		Employee: map[string]string{"employee_id": "D1", "email": "ada@acme.test"}})
+	require.NoError(t, err)
+	needsAttention := func(failures int32) {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			return calls.Load() == failures &&
+				countWorkflows(t, env, `JmlState = "NeedsAttention" AND WorkflowType = "Joiner"`) == 1
+		}, time.Minute, 100*time.Millisecond)
+	}
+	needsAttention(2)
+	code, _, errs := starter(t, "retry", "D1", "--as", "alice", "--reason", "portal back up")
+	require.Equal(t, 0, code, errs)
+	needsAttention(4)
+	code, out, errs := starter(t, "status", "D1")
+	require.Equal(t, 0, code, errs)
+	assert.Regexp(t, `notify\.done\s+notify\s+\S*\s*failed\s+4\s`, out, "two attempts in each of two executions")
+
+	code, _, errs = starter(t, "abort", "D1", "--as", "bob", "--reason", "hire withdrawn")
+	require.Equal(t, 0, code, errs)
+	require.Eventually(t, func() bool {
+		return countWorkflows(t, env, `WorkflowId = "`+acc.WorkflowID+`" AND ExecutionStatus = "Completed"`) == 1
+	}, 30*time.Second, 100*time.Millisecond)
+	acct, ok := app.Find("user_name", "ada@acme.test")
+	require.True(t, ok)
+
+	code, out, errs = starter(t, "status", "D1", "--run", acc.WorkflowID)
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "left in place by the abort (keep or undo):\n  - account "+acct.ID+" in app (created by this run)\n")
+	assert.Regexp(t, `RetryStep\s+notify\.done\s+by alice\s+portal back up\n`, out)
+	assert.Regexp(t, `Abort\s+\S*\s*by bob\s+hire withdrawn\n`, out)
+	code, js, errs := starter(t, "status", "D1", "--run", acc.WorkflowID, "--json")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, js, `"left_in_place": [`)
+	assert.Contains(t, js, `"operator": "bob"`)
+}

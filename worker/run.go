@@ -50,6 +50,8 @@ type config struct {
 	// (1m, 20s); zero keeps them.
 	stepTimeout      time.Duration
 	sessionHeartbeat time.Duration
+	// shutdownGrace is how long in-flight steps may finish after SIGTERM.
+	shutdownGrace time.Duration
 }
 
 // usageError is bad input from the operator: one line, exit 2.
@@ -72,6 +74,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.healthAddr, "health-addr", getenv("JML_HEALTH_ADDR"), "address for /healthz and /readyz (empty: off)")
 	fs.StringVar(&c.pwAddr, "password-addr", getenv("JML_PASSWORD_ADDR"), "address for POST /v1/password-changes (HTTPS with JML_PASSWORD_TLS_CERT/KEY unless loopback; empty: off)")
 	c.sandbox.flags(fs, getenv)
+	c.shutdownGrace = 10 * time.Second
 	for _, d := range []struct {
 		v         *time.Duration
 		name, env string
@@ -79,6 +82,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	}{
 		{&c.stepTimeout, "step-timeout", "JML_STEP_TIMEOUT", "longest attempt of one step before it is retried (default 1m)"},
 		{&c.sessionHeartbeat, "session-heartbeat", "JML_SESSION_HEARTBEAT", "how soon a run notices the worker holding its passwords is gone (default 20s)"},
+		{&c.shutdownGrace, "shutdown-grace", "JML_SHUTDOWN_GRACE", "how long in-flight steps may finish after SIGTERM (default 10s)"},
 	} {
 		if v := getenv(d.env); v != "" {
 			var err error
@@ -97,8 +101,8 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	if fs.NArg() > 0 {
 		return c, usageError{fmt.Sprintf("worker: unexpected argument %q (see worker --help)", fs.Arg(0))}
 	}
-	if c.stepTimeout < 0 || c.sessionHeartbeat < 0 {
-		return c, usageError{"worker: --step-timeout and --session-heartbeat must not be negative"}
+	if c.stepTimeout < 0 || c.sessionHeartbeat < 0 || c.shutdownGrace < 0 {
+		return c, usageError{"worker: --step-timeout, --session-heartbeat and --shutdown-grace must not be negative"}
 	}
 	return c, nil
 }
@@ -152,13 +156,15 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	if err != nil {
 		return usageError{fmt.Sprintf("worker: %v", err)}
 	}
+	td := &teardown{}
+	defer td.run()
 
 	var intakeLn, codecLn net.Listener
 	if cfg.dev && cfg.intakeAddr != "" {
 		if intakeLn, err = net.Listen("tcp", cfg.intakeAddr); err != nil {
 			return usageError{fmt.Sprintf("worker: intake address %s: %v", cfg.intakeAddr, firstLine(err))}
 		}
-		defer intakeLn.Close()
+		td.add(func() { _ = intakeLn.Close() })
 	}
 	// The codec endpoint has its own listener, apart from the intake's: it
 	// decrypts for whoever reaches it. It listens before the dev server
@@ -171,7 +177,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		if codecLn, err = net.Listen("tcp", cfg.codecAddr); err != nil {
 			return usageError{fmt.Sprintf("worker: codec address %s: %v", cfg.codecAddr, firstLine(err))}
 		}
-		defer codecLn.Close()
+		td.add(func() { _ = codecLn.Close() })
 	}
 
 	var c client.Client
@@ -186,7 +192,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		if err != nil {
 			return err
 		}
-		defer st.Stop()
+		td.add(st.Stop)
 		o := client.Options{Logger: logging.Temporal(log.Named("sdk")), MetricsHandler: workflowmetrics.New(promReg)}
 		codec.Apply(&o, pc)
 		c, err = st.Dial(o)
@@ -224,7 +230,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		}
 		namespace = o.Namespace
 	}
-	defer c.Close()
+	td.add(c.Close)
 	// Runs set and query jml's search attributes: register missing ones,
 	// or stop here with the commands that do.
 	if err := temporalenv.CheckSearchAttributes(ctx, c.OperatorService(), namespace, log); err != nil {
@@ -235,7 +241,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	if err != nil {
 		return err
 	}
-	defer stopSandbox()
+	td.add(stopSandbox)
 
 	conns, err := targets.Build(ctx, pol, targets.Options{Getenv: getenv, Logger: log, AllowInsecure: cfg.dev})
 	if err != nil {
@@ -265,13 +271,15 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	go activities.WipeClosedRuns(ctx, c, vault, log.Named("vault"), 2*time.Second)
 	//lint:ignore SA1019 BuildID without versioning only labels the worker (Workers page).
 	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true,
-		Identity: workerIdentity(ver), BuildID: bid})
+		Identity: workerIdentity(ver), BuildID: bid, WorkerStopTimeout: cfg.shutdownGrace})
 	workflows.Register(w, acts)
 	startSources(ctx, w, c, pol, codec.DataConverter(pc), getenv, cfg.dev, log.Named("sources"))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	defer w.Stop()
+	// On shutdown the pollers and the listeners stop together, at once.
+	front := []func(){w.Stop}
+	td.add(func() { parallel(front) })
 	go func() {
 		if err := ensureSchedules(ctx, c, pol, log.Named("schedules")); err != nil && ctx.Err() == nil {
 			log.Error("attribute sync schedule not in line with the policy", zap.Error(err))
@@ -279,11 +287,11 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	}()
 	fmt.Fprintf(stdout, "Worker:            task queue %q, %s, build %s\n", contract.TaskQueue, workerIdentity(ver), bid)
 
-	hw, err := startHostWorker(c, queue, acts, worker.Options{Identity: workerIdentity(ver), BuildID: bid})
+	hw, err := startHostWorker(c, queue, acts, worker.Options{Identity: workerIdentity(ver), BuildID: bid, WorkerStopTimeout: cfg.shutdownGrace})
 	if err != nil {
 		return err
 	}
-	defer hw.Stop()
+	front = append(front, hw.Stop)
 	pwHandler := passwordHandler(passwordEndpoint{
 		token:   getenv("JML_PASSWORD_TOKEN"),
 		svc:     temporalPasswords(c, vault, queue, acts),
@@ -296,7 +304,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		if err != nil {
 			return err
 		}
-		defer stopPW()
+		front = append(front, stopPW)
 	}
 
 	if cfg.healthAddr != "" {
@@ -304,12 +312,12 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		if err != nil {
 			return err
 		}
-		defer stopHealth()
+		front = append(front, stopHealth)
 	}
 
 	if intakeLn != nil {
 		stopIntake := serveIntake(intakeLn, c, pol, pwHandler, getenv, log)
-		defer stopIntake()
+		front = append(front, stopIntake)
 		fmt.Fprintf(stdout, "HR event intake:   http://%s/v1/events\n", intakeLn.Addr())
 	}
 	if codecLn != nil {
@@ -317,13 +325,13 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 			AllowOrigins: codecOrigins,
 			BearerToken:  getenv("JML_CODEC_TOKEN"),
 		}))
-		defer stopCodec()
+		front = append(front, stopCodec)
 		fmt.Fprintf(stdout, "Codec endpoint:    http://%s/codec\n", codecLn.Addr())
 	}
 	fmt.Fprintln(stdout, "Ready. Ctrl-C to stop.")
 	<-ctx.Done()
-	fmt.Fprintln(stdout, "Stopping.")
-	return nil
+	fmt.Fprintf(stdout, "Stopping: in-flight steps have %s to finish.\n", cfg.shutdownGrace)
+	return td.within(cfg.shutdownGrace + shutdownMargin)
 }
 
 func loadPolicy(cfg config) (*policy.Policy, error) {
@@ -474,6 +482,8 @@ const helpText = `usage: worker [flags]
   --step-timeout D      longest attempt of one step before it is retried (env JML_STEP_TIMEOUT; default 1m)
   --session-heartbeat D how soon a run notices that the worker holding its passwords is gone
                         (env JML_SESSION_HEARTBEAT; default 20s)
+  --shutdown-grace D    after SIGTERM, how long running steps may finish before they are cancelled
+                        (env JML_SHUTDOWN_GRACE; default 10s); a second SIGTERM exits at once
   --sandbox             start the sandbox SCIM directory and HR portal sink without --dev (staging);
                         --dev always starts them. Data under --data-dir/sandbox, bearer token in its
                         token file (or env JML_SANDBOX_TOKEN), handed to the policy as JML_SANDBOX_TOKEN

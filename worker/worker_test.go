@@ -77,9 +77,19 @@ func startDev(t *testing.T, dataDir string, extra ...string) (*devProc, string, 
 // startDevEnv is startDev with extra environment variables.
 func startDevEnv(t *testing.T, dataDir string, env []string, extra ...string) (*devProc, string, string) {
 	t.Helper()
-	port, uiPort := peertest.FreePort(t), peertest.FreePort(t)
+	return startDevOnEnv(t, dataDir, peertest.FreePort(t), peertest.FreePort(t), env, append([]string{"--intake-addr", "127.0.0.1:0"}, extra...)...)
+}
+
+// startDevOn is startDev on given frontend and UI ports.
+func startDevOn(t *testing.T, dataDir string, port, uiPort int, extra ...string) (*devProc, string, string) {
+	t.Helper()
+	return startDevOnEnv(t, dataDir, port, uiPort, nil, extra...)
+}
+
+func startDevOnEnv(t *testing.T, dataDir string, port, uiPort int, env []string, extra ...string) (*devProc, string, string) {
+	t.Helper()
 	args := append([]string{"--dev", "--data-dir", dataDir,
-		"--port", fmt.Sprint(port), "--ui-port", fmt.Sprint(uiPort), "--intake-addr", "127.0.0.1:0"}, extra...)
+		"--port", fmt.Sprint(port), "--ui-port", fmt.Sprint(uiPort)}, extra...)
 	cmd := exec.Command(workerBin(t), args...)
 	cmd.Dir = repoRoot(t)
 	cmd.Env = append(append(os.Environ(), "JML_POLICY="), env...)
