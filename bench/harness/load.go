@@ -166,10 +166,37 @@ func (c *Cluster) WaitCount(ctx context.Context, query string, n int, timeout ti
 			return got, ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return got, fmt.Errorf("%d of %d workflows after %s (%s)", got, n, timeout, query)
+			return got, fmt.Errorf("%d of %d workflows after %s (%s); still running:%s", got, n, timeout, query, c.running(ctx))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// running describes up to 5 running workflows and what each waits on (its
+// pending activities with their attempt and last failure), so a run that
+// never ends says where it is.
+func (c *Cluster) running(ctx context.Context) string {
+	r, err := c.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "ExecutionStatus = 'Running'", PageSize: 5})
+	if err != nil {
+		return " (list: " + err.Error() + ")"
+	}
+	var b strings.Builder
+	for _, e := range r.Executions {
+		id := e.Execution.WorkflowId
+		fmt.Fprintf(&b, "\n  %s (%s)", id, e.Type.GetName())
+		d, err := c.Client.DescribeWorkflowExecution(ctx, id, "")
+		if err != nil {
+			fmt.Fprintf(&b, ": describe: %v", err)
+			continue
+		}
+		for _, a := range d.PendingActivities {
+			fmt.Fprintf(&b, "; pending %s attempt %d state %s last failure %q", a.ActivityType.GetName(), a.Attempt, a.State, a.LastFailure.GetMessage())
+		}
+		if len(d.PendingActivities) == 0 {
+			b.WriteString("; no pending activity")
+		}
+	}
+	return b.String()
 }
 
 // NeedsAttention returns an error describing the runs waiting for an
