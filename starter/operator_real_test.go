@@ -153,19 +153,7 @@ func TestStatusShowsLinkWhileRunWaits(t *testing.T) {
 		http.Error(w, `{"error":"channel archived"}`, http.StatusBadRequest)
 	}))
 	defer portal.Close()
-	p := &policy.Policy{
-		Targets: map[string]policy.Target{"app": {Type: "scim"}},
-		Joiner: policy.Flow{Steps: []policy.Step{
-			{SyncIdentity: &policy.SyncIdentity{Target: "app", CreateAllowed: true, Attributes: map[string]string{"user_name": "{email}"}}},
-			{Name: "notify.done", Notify: &policy.RESTRequest{URL: portal.URL + "/notify", Body: `{"done":"{employee_id}"}`}},
-		}},
-	}
-	app := memtarget.New()
-	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
-	useTemporal(t, env)
-	env.Server.NewWorkerWithOptions(contract.TaskQueue, func(r worker.Registry) {
-		workflows.Register(r, activities.New(activities.Config{Policy: p, Targets: map[string]any{"app": app}, AllowInsecureLoopback: true}))
-	}, worker.Options{})
+	env, app := startNotifyJoiner(t, portal.URL)
 	_, err := intake.Submit(context.Background(), env.Client, hr.Event{EventID: "evt-1", Type: hr.Hire,
 		Employee: map[string]string{"employee_id": "L1", "email": "ada@acme.test"}})
 	require.NoError(t, err)
@@ -254,19 +242,7 @@ func TestStatusShowsAbortAndDecisions(t *testing.T) {
 		http.Error(w, `{"error":"channel archived"}`, http.StatusBadRequest)
 	}))
 	defer portal.Close()
-	p := &policy.Policy{
-		Targets: map[string]policy.Target{"app": {Type: "scim"}},
-		Joiner: policy.Flow{Steps: []policy.Step{
-			{SyncIdentity: &policy.SyncIdentity{Target: "app", CreateAllowed: true, Attributes: map[string]string{"user_name": "{email}"}}},
-			{Name: "notify.done", Notify: &policy.RESTRequest{URL: portal.URL + "/notify", Body: `{"done":"{employee_id}"}`}},
-		}},
-	}
-	app := memtarget.New()
-	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
-	useTemporal(t, env)
-	env.Server.NewWorkerWithOptions(contract.TaskQueue, func(r worker.Registry) {
-		workflows.Register(r, activities.New(activities.Config{Policy: p, Targets: map[string]any{"app": app}, AllowInsecureLoopback: true}))
-	}, worker.Options{})
+	env, app := startNotifyJoiner(t, portal.URL)
 	acc, err := intake.Submit(context.Background(), env.Client, hr.Event{EventID: "evt-1", Type: hr.Hire,
 		Employee: map[string]string{"employee_id": "D1", "email": "ada@acme.test"}})
 	require.NoError(t, err)
@@ -302,4 +278,25 @@ func TestStatusShowsAbortAndDecisions(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, js, `"left_in_place": [`)
 	assert.Contains(t, js, `"operator": "bob"`)
+}
+
+// startNotifyJoiner starts a cluster whose joiner creates the account in
+// an in-memory target, then notifies portalURL (the tests make that step
+// fail so the run waits for an operator).
+func startNotifyJoiner(t *testing.T, portalURL string) (*intaketest.Env, *memtarget.Target) {
+	t.Helper()
+	p := &policy.Policy{
+		Targets: map[string]policy.Target{"app": {Type: "scim"}},
+		Joiner: policy.Flow{Steps: []policy.Step{
+			{SyncIdentity: &policy.SyncIdentity{Target: "app", CreateAllowed: true, Attributes: map[string]string{"user_name": "{email}"}}},
+			{Name: "notify.done", Notify: &policy.RESTRequest{URL: portalURL + "/notify", Body: `{"done":"{employee_id}"}`}},
+		}},
+	}
+	app := memtarget.New()
+	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
+	useTemporal(t, env)
+	env.Server.NewWorkerWithOptions(contract.TaskQueue, func(r worker.Registry) {
+		workflows.Register(r, activities.New(activities.Config{Policy: p, Targets: map[string]any{"app": app}, AllowInsecureLoopback: true}))
+	}, worker.Options{})
+	return env, app
 }
