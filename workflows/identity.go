@@ -276,6 +276,9 @@ func (s *identity) recordLinks(ctx workflow.Context) {
 			if c := s.current; c == nil || c.workflowID != l.WorkflowID || l.Target == "" || l.AccountID == "" {
 				continue // a report from a run that has ended since
 			}
+			// Only runs of the "link-at-write" version send this signal, so
+			// no history from before it reaches here; the guard can go with
+			// the lifecycle's (reportLink), under the same condition.
 			if workflow.GetVersion(ctx, "link-at-write", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 				continue
 			}

@@ -461,6 +461,13 @@ func (r *lifecycle) report(ctx workflow.Context, prev string) {
 // sync and starter status see it while the run goes on or waits for an
 // operator (a link known only at the run's end made a waiting joiner's
 // new account an orphan). Not waited for: the result carries it too.
+//
+// The "link-at-write" guard keeps runs started before it (no marker: no
+// signal) replaying; joiner.json, mover.json, leaver.json and the
+// *-before-links.json fixtures replay that old branch. It can go, with
+// those fixtures, once no lifecycle run started before 2026-12-07 is open
+// (a run can wait for an operator indefinitely: check with
+// `starter list --state NeedsAttention`).
 func (r *lifecycle) reportLink(ctx workflow.Context, target string) {
 	parent := workflow.GetInfo(ctx).ParentWorkflowExecution
 	if parent == nil || r.accounts[target] == "" ||
