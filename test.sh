@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the Debian packages the tests need when they
 # are missing (PostgreSQL, for the production-shape test in internal/prodshape;
-# chromium, for the Web UI browser test in worker/),
+# chromium, for the Web UI browser test in worker/; Samba AD DC and OpenLDAP,
+# for the directory tests through internal/ldappeer),
 # then runs go test ./... (arguments are passed on, e.g. ./test.sh -short).
 # The npm test peers install themselves on first use.
 set -euo pipefail
@@ -30,6 +31,21 @@ if ! command -v chromium >/dev/null 2>&1; then
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     echo "chromium is not installed and cannot be installed here: the Web UI browser test will be skipped (apt-get install -y chromium)" >&2
+  fi
+fi
+
+# Debian's directory servers: Samba AD DC and OpenLDAP, the real peers of
+# the LDAP connector's tests (internal/ldappeer starts them).
+if ! { [ -x /usr/sbin/samba ] && [ -x /usr/sbin/slapd ] && [ -x /usr/bin/ldapsearch ] && { [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || [ -x /bin/ip ]; }; }; then
+  pkgs="samba-ad-dc slapd ldap-utils iproute2"
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's $pkgs (directory tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    echo "installing Debian's $pkgs (directory tests)"
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
+  else
+    echo "Samba AD DC and OpenLDAP are not installed and cannot be installed here: the directory tests will be skipped (apt-get install -y $pkgs)" >&2
   fi
 fi
 
