@@ -1,26 +1,13 @@
 package ldappeer_test
 
 import (
-	"encoding/binary"
 	"testing"
-	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jml-dev/jml/internal/ldappeer"
 )
-
-// unicodePwd is AD's password attribute value: the password in double
-// quotes, UTF-16LE.
-func unicodePwd(pw string) string {
-	u := utf16.Encode([]rune(`"` + pw + `"`))
-	b := make([]byte, 2*len(u))
-	for i, r := range u {
-		binary.LittleEndian.PutUint16(b[2*i:], r)
-	}
-	return string(b)
-}
 
 func TestSambaUserBindsWhileEnabled(t *testing.T) {
 	t.Parallel()
@@ -33,7 +20,7 @@ func TestSambaUserBindsWhileEnabled(t *testing.T) {
 	add.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
 	add.Attribute("sAMAccountName", []string{"alovelace"})
 	add.Attribute("userPrincipalName", []string{"alovelace@jml.test"})
-	add.Attribute("unicodePwd", []string{unicodePwd(pw)})
+	add.Attribute("unicodePwd", []string{ldappeer.UnicodePwd(pw)})
 	add.Attribute("userAccountControl", []string{"512"})
 	require.NoError(t, c.Add(add))
 
@@ -61,7 +48,7 @@ func TestSambaStartTLSAndPasswordPolicy(t *testing.T) {
 	add := ldap.NewAddRequest("CN=Short Pw,"+s.StaffDN, nil)
 	add.Attribute("objectClass", []string{"user"})
 	add.Attribute("sAMAccountName", []string{"shortpw"})
-	add.Attribute("unicodePwd", []string{unicodePwd("Short-Pw-1")})
+	add.Attribute("unicodePwd", []string{ldappeer.UnicodePwd("Short-Pw-1")})
 	add.Attribute("userAccountControl", []string{"512"})
 	err = c.Add(add)
 	require.True(t, ldap.IsErrorWithCode(err, ldap.LDAPResultConstraintViolation), "a 10-character password under a 14-character minimum: %v", err)
