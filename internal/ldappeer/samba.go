@@ -352,3 +352,79 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 	}
 	return out.Close()
 }
+
+// Account is a non-administrator account tests (and jml) bind as.
+type Account struct {
+	DN string
+	// BindName is what a simple bind takes: the UPN on AD, the DN elsewhere.
+	BindName string
+	Password string
+}
+
+// AD schema GUIDs the service account's rights name.
+const (
+	guidUserClass     = "bf967aba-0de6-11d0-a285-00aa003049e2"
+	guidGroupClass    = "bf967a9c-0de6-11d0-a285-00aa003049e2"
+	guidResetPassword = "00299570-246d-11d0-a768-00aa006e0529" // User-Force-Change-Password
+)
+
+// ServiceAccount creates CN=svc-jml,CN=Users (password never expires) and
+// delegates to it exactly what jml needs, as docs/active-directory.md tells
+// an administrator to: on the Staff and Disabled OUs (and OUs under them)
+// create and delete user objects, read and write their properties and reset
+// their passwords (a move is a delete from one OU and a create in the other);
+// on the Groups OU create, delete and write groups (members). Nothing else:
+// it is a plain Domain User.
+func (s *Samba) ServiceAccount(t testing.TB) Account {
+	t.Helper()
+	a := Account{
+		DN:       "CN=svc-jml,CN=Users," + s.BaseDN,
+		BindName: "svc-jml@jml.test",
+		Password: "Svc-Jml-Test-Pass-1",
+	}
+	c := s.Dial(t)
+	add := ldap.NewAddRequest(a.DN, nil)
+	add.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
+	add.Attribute("sAMAccountName", []string{"svc-jml"})
+	add.Attribute("userPrincipalName", []string{a.BindName})
+	add.Attribute("unicodePwd", []string{UnicodePwd(a.Password)})
+	add.Attribute("userAccountControl", []string{"66048"}) // NORMAL_ACCOUNT|DONT_EXPIRE_PASSWORD
+	if err := c.Add(add); err != nil {
+		t.Fatalf("ldappeer: add %s: %v", a.DN, err)
+	}
+	res, err := c.Search(ldap.NewSearchRequest(a.DN, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
+		0, 0, false, "(objectClass=*)", []string{"objectSid"}, nil))
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("ldappeer: read the objectSid of %s: %v", a.DN, err)
+	}
+	sid, err := SIDString(res.Entries[0].GetRawAttributeValue("objectSid"))
+	if err != nil {
+		t.Fatalf("ldappeer: %v", err)
+	}
+	users := fmt.Sprintf("(A;CI;CCDC;%[1]s;;%[2]s)(A;CIIO;RPWP;;%[1]s;%[2]s)(A;CIIO;CR;%[3]s;%[1]s;%[2]s)",
+		guidUserClass, sid, guidResetPassword)
+	groups := fmt.Sprintf("(A;CI;CCDC;%[1]s;;%[2]s)(A;CIIO;RPWP;;%[1]s;%[2]s)", guidGroupClass, sid)
+	for _, ace := range []struct{ dn, sddl string }{
+		{s.StaffDN, users}, {s.DisabledDN, users}, {s.GroupsDN, groups},
+	} {
+		run(t, "samba-tool", "dsacl", "set", "-s", filepath.Join(s.Dir, "etc", "smb.conf"),
+			"-H", filepath.Join(s.Dir, "private", "sam.ldb"), "--objectdn="+ace.dn, "--sddl="+ace.sddl)
+	}
+	return a
+}
+
+// SIDString renders a binary objectSid as S-1-5-21-….
+func SIDString(b []byte) (string, error) {
+	if len(b) < 8 || len(b) != 8+4*int(b[1]) {
+		return "", fmt.Errorf("objectSid of %d bytes is malformed", len(b))
+	}
+	var auth uint64
+	for _, x := range b[2:8] {
+		auth = auth<<8 | uint64(x)
+	}
+	sid := fmt.Sprintf("S-%d-%d", b[0], auth)
+	for i := 8; i < len(b); i += 4 {
+		sid += fmt.Sprintf("-%d", uint32(b[i])|uint32(b[i+1])<<8|uint32(b[i+2])<<16|uint32(b[i+3])<<24)
+	}
+	return sid, nil
+}

@@ -1,6 +1,9 @@
 package ldappeer
 
 import (
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,6 +35,7 @@ type Slapd struct {
 	Directory
 	// PolicyDN is the default password policy (ppolicy) entry.
 	PolicyDN string
+	service  Account
 	// Dir holds the configuration (slapd.conf), the database and the TLS files.
 	Dir  string
 	proc *process
@@ -39,7 +43,8 @@ type Slapd struct {
 
 // StartSlapd writes a slapd.conf into a temporary directory, loads the base
 // entries (dc=jml,dc=test, and unless Bare is given ou=Staff, ou=Disabled,
-// ou=Groups; always ou=Policies with the default policy), and starts slapd
+// ou=Groups; always ou=Policies with the default policy and ou=Services
+// with the service account), and starts slapd
 // on free ports of 127.0.0.1 for LDAP (StartTLS) and LDAPS, with a
 // certificate for 127.0.0.1 signed by a fresh CA (CAFile). It returns once
 // an administrator bind over LDAPS succeeds.
@@ -75,7 +80,12 @@ func StartSlapd(t testing.TB, opts ...Option) *Slapd {
 			caPool:        pool,
 		},
 		PolicyDN: "cn=default,ou=Policies," + SlapdBaseDN,
-		Dir:      dir,
+		service: Account{
+			DN:       "cn=jml,ou=Services," + SlapdBaseDN,
+			BindName: "cn=jml,ou=Services," + SlapdBaseDN,
+			Password: "jml-test-service",
+		},
+		Dir: dir,
 	}
 	s.bindName = s.AdminDN
 	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
@@ -112,7 +122,9 @@ func pickPort(t testing.TB) int {
 }
 
 // config is slapd.conf. Users may bind (auth on userPassword) and change
-// their own password; bound users read the tree; the rootdn does anything.
+// their own password; bound users read the tree; the service account
+// writes under the Staff, Disabled and Groups OUs (serviceACL); the rootdn
+// does anything.
 func (s *Slapd) config() string {
 	var b strings.Builder
 	for _, schema := range []string{"core", "cosine", "inetorgperson", "nis"} {
@@ -132,7 +144,7 @@ sizelimit size.soft=500 size.hard=500 size.prtotal=unlimited
 
 access to dn.base="" by * read
 access to dn.base="cn=Subschema" by * read
-access to attrs=userPassword by self write by anonymous auth by * none
+%[7]saccess to attrs=userPassword by self =w by anonymous auth by * none
 access to * by users read by * none
 
 database mdb
@@ -160,8 +172,49 @@ overlay ppolicy
 ppolicy_default "%[6]s"
 ppolicy_use_lockout
 ppolicy_hash_cleartext
-`, slapdModules, s.Dir, s.BaseDN, s.AdminDN, s.AdminPassword, s.PolicyDN)
+`, slapdModules, s.Dir, s.BaseDN, s.AdminDN, s.AdminPassword, s.PolicyDN, s.serviceACL())
 	return b.String()
+}
+
+// serviceACL is what docs/active-directory.md tells an OpenLDAP
+// administrator to grant jml's service account: in each of its containers,
+// write (never read) passwords, lock and unlock accounts (ppolicy's
+// pwdAccountLockedTime, pwdReset), and write entries, which covers add,
+// modify, delete and moves between the containers.
+func (s *Slapd) serviceACL() string {
+	var b strings.Builder
+	svc := s.service.DN
+	for _, dn := range []string{s.StaffDN, s.DisabledDN, s.GroupsDN} {
+		fmt.Fprintf(&b, `access to dn.subtree="%[1]s" attrs=userPassword
+	by dn.exact="%[2]s" =w
+	by self =w
+	by anonymous auth
+	by * none
+access to dn.subtree="%[1]s" attrs=pwdAccountLockedTime,pwdReset
+	by dn.exact="%[2]s" write
+	by users read
+	by * none
+access to dn.subtree="%[1]s"
+	by dn.exact="%[2]s" write
+	by users read
+	by * none
+`, dn, svc)
+	}
+	return b.String()
+}
+
+// ServiceAccount is cn=jml,ou=Services,dc=jml,dc=test, which the
+// configuration lets write under the Staff, Disabled and Groups OUs and
+// nowhere else (see serviceACL).
+func (s *Slapd) ServiceAccount(testing.TB) Account { return s.service }
+
+// ssha is userPassword's {SSHA} scheme: the salted SHA-1 slappasswd makes
+// (slapadd does not hash what it loads).
+func ssha(password string) string {
+	salt := make([]byte, 8)
+	_, _ = rand.Read(salt)
+	sum := sha1.Sum(append([]byte(password), salt...))
+	return "{SSHA}" + base64.StdEncoding.EncodeToString(append(sum[:], salt...))
 }
 
 // seed is the LDIF slapadd loads before the server starts. The default
@@ -193,7 +246,17 @@ pwdAllowUserChange: TRUE
 pwdMinLength: 8
 pwdCheckQuality: 1
 
-`, s.BaseDN, s.PolicyDN)
+dn: ou=Services,%[1]s
+objectClass: organizationalUnit
+ou: Services
+
+dn: %[3]s
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: jml
+userPassword: %[4]s
+
+`, s.BaseDN, s.PolicyDN, s.service.DN, ssha(s.service.Password))
 	if !bare {
 		for _, dn := range []string{s.StaffDN, s.DisabledDN, s.GroupsDN} {
 			ou, _, _ := strings.Cut(strings.TrimPrefix(dn, "ou="), ",")
