@@ -124,7 +124,8 @@ func (d *Directory) createContainers(t testing.TB) {
 
 // config holds the options both peers take.
 type config struct {
-	bare bool
+	bare           bool
+	allowPlainBind bool
 }
 
 // Option tunes a peer.
@@ -133,6 +134,14 @@ type Option func(*config)
 // Bare starts the directory without the Staff, Disabled and Groups OUs
 // (e.g. to prove that a check reports missing containers).
 func Bare() Option { return func(c *config) { c.bare = true } }
+
+// AllowPlainBind lets a Samba DC accept simple binds over plain LDAP
+// (`ldap server require strong auth = no`; by default Samba answers them
+// with strongerAuthRequired, "Transport encryption required"). Beware:
+// Samba 4.17 then also takes unicodePwd in clear, where Windows AD answers
+// unwillingToPerform, so only the client can be proven to refuse it.
+// slapd accepts plain binds anyway.
+func AllowPlainBind() Option { return func(c *config) { c.allowPlainBind = true } }
 
 func newConfig(opts []Option) config {
 	var c config

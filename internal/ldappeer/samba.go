@@ -65,7 +65,7 @@ func StartSamba(t testing.TB, opts ...Option) *Samba {
 		t.Fatalf("ldappeer: copy the provisioned domain: %v", err)
 	}
 	ip := claimLoopback(t, ipBin)
-	if err := writeSambaConf(dir, template, ip); err != nil {
+	if err := writeSambaConf(dir, template, ip, cfg.allowPlainBind); err != nil {
 		t.Fatalf("ldappeer: %v", err)
 	}
 	// Samba uses private/tls/{key,cert,ca}.pem as they are and generates
@@ -212,7 +212,7 @@ func sambaTemplate(t testing.TB, samba, tool string) string {
 // writeSambaConf rewrites the copied smb.conf for dir and ip: only the
 // directory services (smbd is not needed and dies without a real
 // interface), logs, pid file and sockets kept in dir.
-func writeSambaConf(dir, template, ip string) error {
+func writeSambaConf(dir, template, ip string, allowPlainBind bool) error {
 	conf := filepath.Join(dir, "etc", "smb.conf")
 	b, err := os.ReadFile(conf)
 	if err != nil {
@@ -232,6 +232,9 @@ func writeSambaConf(dir, template, ip string) error {
 		// pid file and sockets.
 		"pid directory": filepath.Join(dir, "run"),
 		"ncalrpc dir":   filepath.Join(dir, "run", "ncalrpc"),
+	}
+	if allowPlainBind {
+		set["ldap server require strong auth"] = "no"
 	}
 	var lines []string
 	for _, line := range strings.Split(strings.ReplaceAll(string(b), template, dir), "\n") {
