@@ -41,6 +41,8 @@ func TestSambaStartTLSAndPasswordPolicy(t *testing.T) {
 	c, err := s.DialURL(s.PlainURL)
 	require.NoError(t, err)
 	defer c.Close()
+	err = c.Bind(s.AdminUPN, s.AdminPassword)
+	require.True(t, ldap.IsErrorWithCode(err, ldap.LDAPResultStrongAuthRequired), "a simple bind without TLS: %v", err)
 	require.NoError(t, c.StartTLS(s.TLSConfig()))
 	require.NoError(t, c.Bind(s.AdminUPN, s.AdminPassword))
 
@@ -52,4 +54,17 @@ func TestSambaStartTLSAndPasswordPolicy(t *testing.T) {
 	add.Attribute("userAccountControl", []string{"512"})
 	err = c.Add(add)
 	require.True(t, ldap.IsErrorWithCode(err, ldap.LDAPResultConstraintViolation), "a 10-character password under a 14-character minimum: %v", err)
+}
+
+func TestSambaAllowPlainBind(t *testing.T) {
+	t.Parallel()
+	s := ldappeer.StartSamba(t, ldappeer.AllowPlainBind(), ldappeer.Bare())
+	c, err := s.DialURL(s.PlainURL)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Bind(s.AdminUPN, s.AdminPassword))
+	res, err := c.Search(ldap.NewSearchRequest(s.BaseDN, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
+		"(ou=Staff)", nil, nil))
+	require.NoError(t, err)
+	require.Empty(t, res.Entries, "Bare starts without the Staff OU")
 }
