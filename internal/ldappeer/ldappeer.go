@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -277,16 +278,25 @@ func startProcess(t testing.TB, logFile, bin string, args ...string) *process {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		t.Fatalf("ldappeer: start %s: %v", bin, err)
-	}
 	p := &process{cmd: cmd, log: logFile, done: make(chan struct{})}
+	started := make(chan error)
 	go func() {
+		// Pdeathsig fires when the OS thread that started the child ends,
+		// not the process: hold this thread until the child is gone.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		p.err = cmd.Wait()
 		out.Close()
 		close(p.done)
 	}()
+	if err := <-started; err != nil {
+		out.Close()
+		t.Fatalf("ldappeer: start %s: %v", bin, err)
+	}
 	t.Cleanup(p.stop)
 	return p
 }
