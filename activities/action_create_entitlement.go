@@ -58,7 +58,11 @@ func (a *Activities) CreateEntitlement(ctx context.Context, in StepInput) (StepR
 	if err != nil {
 		return StepResult{}, permanent("PolicyInvalid", fmt.Errorf("create_entitlement.name: %v", err))
 	}
-	g, err := ec.EnsureGroup(ctx, connectors.Group{Name: name, Description: spec.Description})
+	desc, err := render(spec.Description, env)
+	if err != nil {
+		return StepResult{}, permanent("PolicyInvalid", fmt.Errorf("create_entitlement.description: %v", err))
+	}
+	g, err := ec.EnsureGroup(ctx, connectors.Group{Name: name, Description: desc})
 	if err != nil {
 		return StepResult{}, toTemporal(fmt.Errorf("%s: ensure group: %w", spec.Target, err))
 	}

@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -216,4 +217,26 @@ func TestLostTemporaryPasswordIsReissuedAsTemporary(t *testing.T) {
 		calls := target.Calls()[before:]
 		assert.Equal(t, []string{tc.want}, calls, "temporary=%t", tc.temporary)
 	}
+}
+
+type groupRecorder struct{ got []connectors.Group }
+
+func (r *groupRecorder) EnsureGroup(_ context.Context, g connectors.Group) (*connectors.Group, error) {
+	r.got = append(r.got, g)
+	g.ID = "g1"
+	return &g, nil
+}
+
+// The description is a template like the name: the group says whose it is,
+// not "{department}".
+func TestCreateEntitlementRendersDescription(t *testing.T) {
+	target := &groupRecorder{}
+	a := New(Config{Policy: &policy.Policy{Targets: map[string]policy.Target{"app": {Type: "scim"}}}, Targets: map[string]any{"app": target}})
+	spec := &policy.CreateEntitlement{Target: "app", Name: "team-{department}", Description: "Everyone in {department}"}
+	_, err := a.CreateEntitlement(t.Context(), StepInput{Owner: "joiner/E1/h1", Kind: policy.KindJoiner,
+		Step:       PlannedStep{Name: "app.create_entitlement", Action: policy.ActionCreateEntitlement, Target: "app", Spec: policy.Step{CreateEntitlement: spec}},
+		Attributes: map[string]string{"employee_id": "E1", "department": "Sales"}})
+	require.NoError(t, err)
+	require.Len(t, target.got, 1)
+	assert.Equal(t, connectors.Group{Name: "team-Sales", Description: "Everyone in Sales"}, target.got[0])
 }

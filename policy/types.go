@@ -200,7 +200,7 @@ type DeleteIdentity struct {
 type CreateEntitlement struct {
 	Target      string `yaml:"target" json:"target"`
 	Name        string `yaml:"name" json:"name"` // template
-	Description string `yaml:"description" json:"description,omitempty"`
+	Description string `yaml:"description" json:"description,omitempty"` // template
 }
 
 // ResetPassword is RESET_PASSWORD (temporary password into the vault).
