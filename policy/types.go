@@ -199,7 +199,7 @@ type DeleteIdentity struct {
 // CreateEntitlement is CREATE_ENTITLEMENT.
 type CreateEntitlement struct {
 	Target      string `yaml:"target" json:"target"`
-	Name        string `yaml:"name" json:"name"` // template
+	Name        string `yaml:"name" json:"name"`                         // template
 	Description string `yaml:"description" json:"description,omitempty"` // template
 }
 
