@@ -52,7 +52,7 @@ func (notifyAction) Effects(_ *Person, ps policy.PlannedStep) ([]Effect, error) 
 // worker whose vault holds the run's secrets, and sent by its channel:
 // webhook (connectors/rest), email (notify.SMTP), slack or teams
 // (notify.Webhook). History gets only the step's note.
-func (a *Activities) Notify(ctx context.Context, in StepInput) (StepResult, error) {
+func (a *Activities) Notify(ctx context.Context, in StepInput) (_ StepResult, err error) {
 	spec := in.Step.Spec.Notify
 	if spec == nil {
 		return StepResult{}, permanent("PolicyInvalid", errors.New("not a notify step"))
@@ -67,10 +67,15 @@ func (a *Activities) Notify(ctx context.Context, in StepInput) (StepResult, erro
 		ev.Kind = contract.OnFailed // a run waiting for an operator is what "failed" subscribers want to hear
 	}
 	ch := a.cfg.Policy.NotifyChannel(*spec)
+	sent := true
+	defer func() { a.countNotification(ch, ev.Kind, sent, err) }()
 	if ch == policy.ChannelWebhook {
-		return a.notifyWebhook(ctx, in, spec, ev)
+		var res StepResult
+		res, sent, err = a.notifyWebhook(ctx, in, spec, ev)
+		return res, err
 	}
 	if !contract.Subscribed(spec.On, ev.Kind) {
+		sent = false
 		return StepResult{Note: "not subscribed to " + ev.Kind}, nil
 	}
 	msg, res, err := a.renderNotification(ctx, in, spec, ev)
@@ -102,6 +107,21 @@ func (a *Activities) Notify(ctx context.Context, in StepInput) (StepResult, erro
 		}
 	}
 	return res, nil
+}
+
+// countNotification counts one notify attempt in the worker's metrics.
+func (a *Activities) countNotification(channel, event string, sent bool, err error) {
+	if a.cfg.Metrics == nil {
+		return
+	}
+	result := "sent"
+	switch {
+	case err != nil:
+		result = "failed"
+	case !sent:
+		result = "not_subscribed"
+	}
+	a.cfg.Metrics.Notification(channel, event, result)
 }
 
 // notifyPlan derives when a notify step fires.

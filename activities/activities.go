@@ -79,6 +79,17 @@ type Config struct {
 	// SessionHeartbeat is how fast a lost worker session is noticed
 	// (default 20s).
 	SessionHeartbeat time.Duration
+
+	// Metrics counts notifications (internal/metrics.Metrics); nil counts
+	// nothing. Steps are counted by the worker's interceptor.
+	Metrics Metrics
+}
+
+// Metrics is what the activities count themselves.
+type Metrics interface {
+	// Notification counts a notify attempt: result is sent,
+	// not_subscribed or failed.
+	Notification(channel, event, result string)
 }
 
 // Activities is the activity struct registered with the worker.
@@ -172,6 +183,9 @@ type StepInput struct {
 	FailedStep string `json:"failed_step,omitempty"`
 	Error      string `json:"error,omitempty"`
 }
+
+// StepLabels name the step in the worker's metrics (jml_steps_total).
+func (in StepInput) StepLabels() (action, target string) { return in.Step.Action, in.Step.Target }
 
 // StepResult is what a step activity returns. It is recorded in history,
 // so it never holds a secret value.

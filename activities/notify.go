@@ -29,28 +29,28 @@ import (
 
 // notifyWebhook is today's REST notify (connectors/rest.Notify); url_env
 // supplies the URL.
-func (a *Activities) notifyWebhook(ctx context.Context, in StepInput, spec *policy.RESTRequest, ev rest.Event) (StepResult, error) {
+func (a *Activities) notifyWebhook(ctx context.Context, in StepInput, spec *policy.RESTRequest, ev rest.Event) (_ StepResult, sent bool, _ error) {
 	s := *spec
 	if s.URLEnv != "" && s.URL == "" {
 		if s.URL = a.getenv(s.URLEnv); s.URL == "" {
-			return StepResult{}, permanent("PolicyInvalid", fmt.Errorf("%s: environment variable %s (url_env) is empty or unset", in.Step.Name, s.URLEnv))
+			return StepResult{}, false, permanent("PolicyInvalid", fmt.Errorf("%s: environment variable %s (url_env) is empty or unset", in.Step.Name, s.URLEnv))
 		}
 	}
 	req, res, err := a.restRequest(ctx, in, &s)
 	if err != nil {
-		return StepResult{}, err
+		return StepResult{}, false, err
 	}
 	if env, ok := req.Templates.(*transform.Env); ok {
 		env.Outputs[policy.EntityRun] = ev.Fields() // {Run.*}
 	}
-	sent, err := a.rest.Notify(ctx, req, ev)
+	sent, err = a.rest.Notify(ctx, req, ev)
 	if err != nil {
-		return StepResult{}, toTemporal(fmt.Errorf("%s: %w", in.Step.Name, err), req.Secrets...)
+		return StepResult{}, false, toTemporal(fmt.Errorf("%s: %w", in.Step.Name, err), req.Secrets...)
 	}
 	if res.Note == "" {
 		res.Note = map[bool]string{true: "sent", false: "not subscribed to " + ev.Kind}[sent]
 	}
-	return res, nil
+	return res, sent, nil
 }
 
 // rendered is a notification ready to send. It holds secrets: it never

@@ -174,6 +174,11 @@ const (
 	SAFailedStep = "JmlFailedStep"
 )
 
+// MetricRuns counts lifecycle runs by kind and state (workflow metric,
+// exported by the worker as jml_runs_total{kind,state}): starts as state
+// Running, then each time a run enters another state.
+const MetricRuns = "jml_runs"
+
 // JmlState values.
 const (
 	StateWaiting        = "Waiting" // on an effective-date timer

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
@@ -24,8 +25,8 @@ import (
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/devstack"
 	"github.com/jml-dev/jml/intake"
+	"github.com/jml-dev/jml/internal/metrics"
 	"github.com/jml-dev/jml/internal/temporalenv"
-	"github.com/jml-dev/jml/internal/workflowmetrics"
 	"github.com/jml-dev/jml/logging"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
@@ -182,6 +183,10 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 
 	var c client.Client
 	promReg := prometheus.NewRegistry() // served on --health-addr /metrics
+	sdkMetrics, err := metrics.NewSDKHandler(promReg)
+	if err != nil {
+		return err
+	}
 	namespace := ""
 	if cfg.dev {
 		codecURL := ""
@@ -193,7 +198,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 			return err
 		}
 		td.add(st.Stop)
-		o := client.Options{Logger: logging.Temporal(log.Named("sdk")), MetricsHandler: workflowmetrics.New(promReg)}
+		o := client.Options{Logger: logging.Temporal(log.Named("sdk")), MetricsHandler: sdkMetrics}
 		codec.Apply(&o, pc)
 		c, err = st.Dial(o)
 		if err != nil {
@@ -224,7 +229,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 			return usageError{fmt.Sprintf("worker: %v", err)}
 		}
 		o.Logger = logging.Temporal(log.Named("sdk")) // temporalenv already applied the codec
-		o.MetricsHandler = workflowmetrics.New(promReg)
+		o.MetricsHandler = sdkMetrics
 		if c, err = client.DialContext(ctx, o); err != nil {
 			return fmt.Errorf("connect to Temporal at %s (namespace %s): %w", o.HostPort, o.Namespace, err)
 		}
@@ -252,6 +257,10 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	queue := hostQueue()
 	vault := secret.NewVault(time.Hour)
 	go vault.Sweep(ctx, time.Minute)
+	jmlMetrics, err := metrics.New(promReg, vault.Len)
+	if err != nil {
+		return fmt.Errorf("worker metrics: %w", err)
+	}
 	acts := activities.New(activities.Config{
 		Policy:  pol,
 		Targets: conns,
@@ -266,12 +275,14 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		HostQueue:        queue,
 		StepTimeout:      cfg.stepTimeout,
 		SessionHeartbeat: cfg.sessionHeartbeat,
+		Metrics:          jmlMetrics,
 	})
 	// Canceled and terminated runs lose their secrets within seconds.
 	go activities.WipeClosedRuns(ctx, c, vault, log.Named("vault"), 2*time.Second)
 	//lint:ignore SA1019 BuildID without versioning only labels the worker (Workers page).
 	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true,
-		Identity: workerIdentity(ver), BuildID: bid, WorkerStopTimeout: cfg.shutdownGrace})
+		Identity: workerIdentity(ver), BuildID: bid, WorkerStopTimeout: cfg.shutdownGrace,
+		Interceptors: []interceptor.WorkerInterceptor{jmlMetrics.Interceptor()}})
 	workflows.Register(w, acts)
 	startSources(ctx, w, c, pol, codec.DataConverter(pc), getenv, cfg.dev, log.Named("sources"))
 	if err := w.Start(); err != nil {
@@ -287,7 +298,8 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	}()
 	fmt.Fprintf(stdout, "Worker:            task queue %q, %s, build %s\n", contract.TaskQueue, workerIdentity(ver), bid)
 
-	hw, err := startHostWorker(c, queue, acts, worker.Options{Identity: workerIdentity(ver), BuildID: bid, WorkerStopTimeout: cfg.shutdownGrace})
+	hw, err := startHostWorker(c, queue, acts, worker.Options{Identity: workerIdentity(ver), BuildID: bid, WorkerStopTimeout: cfg.shutdownGrace,
+		Interceptors: []interceptor.WorkerInterceptor{jmlMetrics.Interceptor()}})
 	if err != nil {
 		return err
 	}
@@ -451,7 +463,7 @@ func serveHealth(addr string, c client.Client, reg *prometheus.Registry) (func()
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	// The workflows' jml_* counters (attribute sync, reconciliation).
+	// The SDK's temporal_* metrics and jml's jml_* (internal/metrics).
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()

@@ -184,6 +184,7 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 	if err := r.registerHandlers(ctx); err != nil {
 		return LifecycleResult{}, err
 	}
+	r.countState(ctx) // started: Running
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		workflow.GetSignalChannel(ctx, contract.SignalSupersede).Receive(ctx, nil)
 		r.superseded = true
@@ -425,6 +426,9 @@ func (r *lifecycle) dependants(step string) []string {
 func (r *lifecycle) setState(ctx workflow.Context, state, failedStep string) {
 	prev := r.state
 	r.state = state
+	if state != prev && state != contract.StateRunning {
+		r.countState(ctx)
+	}
 	_ = workflow.UpsertTypedSearchAttributes(ctx,
 		saEmployeeID.ValueSet(r.in.EmployeeID),
 		saEvent.ValueSet(r.in.Kind),
@@ -434,6 +438,13 @@ func (r *lifecycle) setState(ctx workflow.Context, state, failedStep string) {
 	if r.ui {
 		r.report(ctx, prev)
 	}
+}
+
+// countState counts the run entering its state (contract.MetricRuns; the
+// SDK's handler counts nothing on replay, and metrics are no commands).
+func (r *lifecycle) countState(ctx workflow.Context) {
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": r.in.Kind, "state": r.state}).
+		Counter(contract.MetricRuns).Inc(1)
 }
 
 // waitStates are the states a run reports to its identity, which mirrors

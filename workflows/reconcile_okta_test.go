@@ -21,7 +21,7 @@ import (
 	"github.com/jml-dev/jml/connectors/okta"
 	"github.com/jml-dev/jml/connectors/okta/oktatest"
 	"github.com/jml-dev/jml/contract"
-	"github.com/jml-dev/jml/internal/workflowmetrics"
+	"github.com/jml-dev/jml/internal/metrics"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/workflows"
@@ -128,7 +128,9 @@ func TestReconcileAgainstOkta(t *testing.T) {
 	dir[len(dir)-2].Accounts = map[string]string{"app": account["twin2@acme.test"]}
 
 	reg := prometheus.NewRegistry()
-	c := temporalServer(t).NewClientWithOptions(client.Options{MetricsHandler: workflowmetrics.New(reg)})
+	mh, err := metrics.NewSDKHandler(reg)
+	require.NoError(t, err)
+	c := temporalServer(t).NewClientWithOptions(client.Options{MetricsHandler: mh})
 	t.Cleanup(c.Close)
 	acts := activities.New(activities.Config{
 		Policy: reconcilePolicy(policy.Target{Type: "okta", OrgURL: peer.OrgURL}, "login", policy.Reconcile{Leftovers: policy.ReconcileDisable,

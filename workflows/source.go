@@ -119,6 +119,10 @@ type SourcePollInput struct {
 	LastFull   time.Time `json:"last_full,omitzero"`
 }
 
+// SourceLabel names the source in the worker's metrics
+// (jml_source_polls_total).
+func (in SourcePollInput) SourceLabel() string { return in.Source }
+
 // SourcePollResult is what a poll did. Blocked or Discarded: nothing was
 // delivered and the state stays as it was. HeldBack: the terminations an
 // operator discarded were left out, the rest delivered.
