@@ -66,14 +66,14 @@ type quickStart struct {
 	passwords                            func() []secret.Secret
 }
 
-func startQuickStart(t *testing.T, dataDir, policyPath, hmacSecret string) *quickStart {
+func startQuickStart(t *testing.T, dataDir, policyPath, hmacSecret string, extra ...string) *quickStart {
 	t.Helper()
 	env := map[string]string{"JML_INTAKE_HMAC_SECRET": hmacSecret}
 	getenv := func(k string) string { return env[k] }
 	port := peertest.FreePort(t)
-	cfg, err := parseFlags([]string{"--dev", "--data-dir", dataDir, "--port", fmt.Sprint(port),
+	cfg, err := parseFlags(append([]string{"--dev", "--data-dir", dataDir, "--port", fmt.Sprint(port),
 		"--ui-port", fmt.Sprint(peertest.FreePort(t)), "--intake-addr", "127.0.0.1:0",
-		"--sandbox-addr", "127.0.0.1:0", "--hr-portal-addr", "127.0.0.1:0", "--policy", policyPath}, getenv)
+		"--sandbox-addr", "127.0.0.1:0", "--hr-portal-addr", "127.0.0.1:0", "--policy", policyPath}, extra...), getenv)
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var seen []secret.Secret
