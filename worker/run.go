@@ -34,6 +34,10 @@ import (
 	"github.com/jml-dev/jml/workflows"
 )
 
+// openRunsInterval is how often /metrics may count the open runs in
+// Temporal's visibility store (jml_runs_open, 12 count queries).
+const openRunsInterval = 15 * time.Second
+
 // config is the parsed command line.
 type config struct {
 	dev        bool
@@ -240,6 +244,9 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	// or stop here with the commands that do.
 	if err := temporalenv.CheckSearchAttributes(ctx, c.OperatorService(), namespace, log); err != nil {
 		return usageError{"worker: " + err.Error()}
+	}
+	if err := metrics.RegisterOpenRuns(promReg, c, namespace, openRunsInterval, log.Named("metrics")); err != nil {
+		return fmt.Errorf("worker metrics: %w", err)
 	}
 
 	getenv, restClient, stopSandbox, err := sandboxFor(cfg, pol, getenv, stdout)
