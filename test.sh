@@ -2,7 +2,7 @@
 # The whole test suite: installs the Debian packages the tests need when they
 # are missing (PostgreSQL, for the production-shape test in internal/prodshape;
 # chromium, for the Web UI browser test in worker/; Samba AD DC and OpenLDAP,
-# for the directory tests through internal/ldappeer),
+# for the directory tests through internal/ldappeer; prometheus, for promtool),
 # then runs go test ./... (arguments are passed on, e.g. ./test.sh -short).
 # The npm test peers install themselves on first use.
 set -euo pipefail
@@ -46,6 +46,20 @@ if ! { [ -x /usr/sbin/samba ] && [ -x /usr/sbin/slapd ] && [ -x /usr/bin/ldapsea
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
   else
     echo "Samba AD DC and OpenLDAP are not installed and cannot be installed here: the directory tests will be skipped (apt-get install -y $pkgs)" >&2
+  fi
+fi
+
+# Debian's prometheus, for promtool: the alert rules' unit test
+# (internal/deploy, deploy/prometheus).
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's prometheus (promtool, alert rules test)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    echo "installing Debian's prometheus (promtool, alert rules test)"
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+  else
+    echo "promtool is not installed and cannot be installed here: the alert rules test will be skipped (apt-get install -y prometheus)" >&2
   fi
 fi
 
