@@ -76,7 +76,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.intakeAddr, "intake-addr", envOr(getenv, "JML_INTAKE_ADDR", "127.0.0.1:8080"), "address of the HR event intake (--dev; empty disables)")
 	fs.StringVar(&c.codecAddr, "codec-addr", envOr(getenv, "JML_CODEC_ADDR", "127.0.0.1:0"), "address of the Web UI's codec endpoint (--dev, with JML_CODEC_KEYS; default a free loopback port)")
 	fs.StringVar(&c.policyPath, "policy", getenv("JML_POLICY"), "policy file (default examples/dev-policy.yaml with --dev)")
-	fs.StringVar(&c.healthAddr, "health-addr", getenv("JML_HEALTH_ADDR"), "address for /healthz and /readyz (empty: off)")
+	fs.StringVar(&c.healthAddr, "health-addr", getenv("JML_HEALTH_ADDR"), "address for /healthz, /readyz and /metrics (empty: off)")
 	fs.StringVar(&c.pwAddr, "password-addr", getenv("JML_PASSWORD_ADDR"), "address for POST /v1/password-changes (HTTPS with JML_PASSWORD_TLS_CERT/KEY unless loopback; empty: off)")
 	c.sandbox.flags(fs, getenv)
 	c.shutdownGrace = 10 * time.Second
@@ -493,7 +493,8 @@ const helpText = `usage: worker [flags]
   --intake-addr ADDR    dev intake address (default 127.0.0.1:8080, env JML_INTAKE_ADDR)
   --codec-addr ADDR     dev codec endpoint for the Web UI, apart from the intake, with JML_CODEC_KEYS
                         (env JML_CODEC_ADDR; default a free loopback port)
-  --health-addr ADDR    serve /healthz and /readyz (env JML_HEALTH_ADDR)
+  --health-addr ADDR    serve /healthz, /readyz and Prometheus /metrics (env JML_HEALTH_ADDR;
+                        docs/operations.md, "Monitoring and alerts")
   --password-addr ADDR  serve POST /v1/password-changes and GET /v1/password-changes/ID for password sync
                         groups (docs/password-sync.md; env JML_PASSWORD_ADDR; bearer JML_PASSWORD_TOKEN;
                         HTTPS with JML_PASSWORD_TLS_CERT/KEY unless loopback)
