@@ -144,4 +144,5 @@ func TestMetricsAfterTwentyJoiners(t *testing.T) {
 	assert.Positive(t, sum(m, "temporal_activity_schedule_to_start_latency_seconds_count"))
 	assert.Positive(t, sum(m, "temporal_worker_task_slots_available", `worker_type="ActivityWorker"`))
 	assert.Zero(t, sum(m, "temporal_activity_execution_failed_total"), "no step failed")
+	assert.Positive(t, sum(m, "go_goroutines"), "the Go runtime's")
 }

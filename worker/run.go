@@ -186,7 +186,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	}
 
 	var c client.Client
-	promReg := prometheus.NewRegistry() // served on --health-addr /metrics
+	promReg := metrics.NewRegistry() // served on --health-addr /metrics
 	sdkMetrics, err := metrics.NewSDKHandler(promReg)
 	if err != nil {
 		return err

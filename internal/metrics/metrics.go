@@ -18,9 +18,18 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 )
+
+// NewRegistry is the registry a worker serves: its own, never the global
+// one, with the Go runtime's and the process's metrics (go_*, process_*).
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
 
 // Metrics are the counters the worker keeps of its own work. A nil
 // *Metrics counts nothing.
