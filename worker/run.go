@@ -187,7 +187,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 
 	var c client.Client
 	promReg := metrics.NewRegistry() // served on --health-addr /metrics
-	sdkMetrics, err := metrics.NewSDKHandler(promReg)
+	sdkMetrics, err := metrics.NewSDKHandler(promReg, log.Named("metrics"))
 	if err != nil {
 		return err
 	}

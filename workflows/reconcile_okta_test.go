@@ -128,7 +128,7 @@ func TestReconcileAgainstOkta(t *testing.T) {
 	dir[len(dir)-2].Accounts = map[string]string{"app": account["twin2@acme.test"]}
 
 	reg := prometheus.NewRegistry()
-	mh, err := metrics.NewSDKHandler(reg)
+	mh, err := metrics.NewSDKHandler(reg, nil)
 	require.NoError(t, err)
 	c := temporalServer(t).NewClientWithOptions(client.Options{MetricsHandler: mh})
 	t.Cleanup(c.Close)

@@ -10,6 +10,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.temporal.io/sdk/client"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+	"go.uber.org/zap"
 
 	"github.com/jml-dev/jml/contract"
 )
@@ -48,7 +49,11 @@ type registry struct {
 
 // NewSDKHandler registers the SDK's metrics exporter on reg and returns the
 // handler; jml's counters are registered on reg as they are first used.
-func NewSDKHandler(reg prometheus.Registerer) (*Handler, error) {
+// An SDK metric that cannot be recorded is logged to log (nil: dropped).
+func NewSDKHandler(reg prometheus.Registerer, log *zap.Logger) (*Handler, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
 	if err != nil {
 		return nil, fmt.Errorf("metrics: prometheus exporter: %w", err)
@@ -63,7 +68,7 @@ func NewSDKHandler(reg prometheus.Registerer) (*Handler, error) {
 		UseMonotonicCounters: true,
 		// The default panics; a metric the SDK cannot record is not worth a
 		// worker.
-		OnError: func(error) {},
+		OnError: func(err error) { log.Warn("SDK metric not recorded", zap.Error(err)) },
 	})
 	return newHandler(reg, sdk), nil
 }

@@ -15,7 +15,7 @@ import (
 
 func TestHandlerExportsJmlCountersWithTheirLabels(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	h, err := NewSDKHandler(reg)
+	h, err := NewSDKHandler(reg, nil)
 	require.NoError(t, err)
 	wf := h.WithTags(map[string]string{"namespace": "default", "workflow_type": "AttributeSync"})
 	wf.WithTags(map[string]string{"target": "okta"}).Counter("jml_reconcile_orphans").Inc(7)
@@ -39,7 +39,7 @@ jml_runs_total{kind="joiner",state="Completed"} 1
 // seconds, with the SDK's tags as labels.
 func TestHandlerExportsSDKMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	h, err := NewSDKHandler(reg)
+	h, err := NewSDKHandler(reg, nil)
 	require.NoError(t, err)
 	wf := h.WithTags(map[string]string{"namespace": "default", "workflow_type": "joiner"})
 	wf.Counter("temporal_workflow_completed").Inc(3)
