@@ -70,12 +70,7 @@ func NewSDKHandler(reg prometheus.Registerer, log *zap.Logger) (*Handler, error)
 		// worker.
 		OnError: func(err error) { log.Warn("SDK metric not recorded", zap.Error(err)) },
 	})
-	return newHandler(reg, sdk), nil
-}
-
-// newHandler routes jml's counters to reg and the rest to sdk.
-func newHandler(reg prometheus.Registerer, sdk client.MetricsHandler) *Handler {
-	return &Handler{root: &registry{reg: reg, counters: map[string]*prometheus.CounterVec{}}, sdk: sdk}
+	return &Handler{root: &registry{reg: reg, counters: map[string]*prometheus.CounterVec{}}, sdk: sdk}, nil
 }
 
 // WithTags returns a handler whose metrics carry tags too.
