@@ -114,8 +114,10 @@ func TestProductionShape(t *testing.T) {
 
 	t0 = time.Now()
 	var workers []*proc
+	var healthURLs []string
 	for i := range 3 {
 		health := freePort(t)
+		healthURLs = append(healthURLs, "http://127.0.0.1:"+strconv.Itoa(health))
 		w := startProc(t, work, fmt.Sprintf("worker%d", i+1), filepath.Join(work, "bin", "worker"), nil, append(common,
 			"APP_SCIM_TOKEN="+peer.Token,
 			"JML_HEALTH_ADDR=127.0.0.1:"+strconv.Itoa(health),
@@ -222,6 +224,20 @@ func TestProductionShape(t *testing.T) {
 	if n := count(t, c, fmt.Sprintf("%s = %q", contract.SAState, contract.StateNeedsAttention)); n != 0 {
 		t.Errorf("%d runs need attention", n)
 	}
+	// A surviving worker's /metrics: the SDK's series, and the open runs
+	// counted in PostgreSQL's visibility (the series is left out when the
+	// count fails).
+	metrics := get(t, healthURLs[1]+"/metrics")
+	for _, want := range []string{
+		`jml_runs_open{kind="joiner",state="NeedsAttention"} 0`,
+		`jml_runs_open{kind="joiner",state="Running"} 0`,
+		"temporal_workflow_completed_total{",
+		"jml_vault_entries ",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("worker2 /metrics lacks %s", want)
+		}
+	}
 
 	// 4. No name reached PostgreSQL, in clear or as bytea hex.
 	t0 = time.Now()
@@ -247,6 +263,21 @@ func TestProductionShape(t *testing.T) {
 		}
 	}
 	phase("pg_dump scan", t0)
+}
+
+// get returns the body of a GET that answers 200.
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v", url, resp.Status, err)
+	}
+	return string(body)
 }
 
 func bulkName(i int) string { return fmt.Sprintf("%s%c%c", bulkFirst, 'a'+i/26, 'a'+i%26) }
