@@ -167,6 +167,9 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 		}
 	}
 	note := fmt.Sprintf("%d added, %d removed", len(addIDs), len(removeIDs))
+	if len(in.Step.Revokes) > 0 {
+		note = "taken back, their condition no longer holds: " + strings.Join(in.Step.Revokes, ", ") + "; " + note
+	}
 	if len(blank) > 0 {
 		note += "; not granted, no value: " + strings.Join(blank, "; ")
 	}

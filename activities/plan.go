@@ -20,12 +20,21 @@ type PlanInput struct {
 	Rehire     bool              `json:"rehire,omitempty"`
 	EventID    string            `json:"event_id,omitempty"`
 	Attributes map[string]string `json:"attributes"`
+	// OldAttributes are a mover's attributes before the change: its
+	// conditions and scopes read them (changed(x), previous.x), and the
+	// grants whose condition turned false are taken back. Plans made
+	// before this field have none: conditions then read every previous
+	// value as empty, and nothing is taken back.
+	OldAttributes map[string]string `json:"old_attributes,omitempty"`
 }
 
 // Plan is the policy evaluated for one run. It is an activity result, so a
 // running workflow keeps the steps it started with when the policy file
 // changes (replay stays deterministic).
 type Plan struct {
+	// Flow is the policy flow chosen (policy.Plan.Flow): a kind's own or
+	// a scoped flow's name, "" when no scope holds.
+	Flow             string        `json:"flow,omitempty"`
 	Steps            []PlannedStep `json:"steps"`
 	StepTimeout      time.Duration `json:"step_timeout"`
 	SessionHeartbeat time.Duration `json:"session_heartbeat"`
@@ -77,6 +86,9 @@ type PlannedStep struct {
 	// workflow refuses to skip a step later steps depend on.
 	Produces string   `json:"produces,omitempty"`
 	Uses     []string `json:"uses,omitempty"`
+	// Revokes are the groups a mover's revoke step takes back (their
+	// grant's condition no longer holds: policy.Revocations).
+	Revokes []string `json:"revokes,omitempty"`
 }
 
 // Summary is the PII-free line the Temporal UI shows for the step: its
@@ -154,11 +166,16 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 	if ev.EventID == "" {
 		ev.EventID = activity.GetInfo(ctx).WorkflowExecution.ID
 	}
-	pp, err := p.Plan(ev)
+	var previous map[string]string
+	if in.Kind == policy.KindMover {
+		previous = in.OldAttributes
+	}
+	pp, err := p.Plan(ev, previous)
 	if err != nil {
 		return Plan{}, permanent("PolicyInvalid", err)
 	}
 	plan := Plan{
+		Flow:                  pp.Flow,
 		StepTimeout:           a.cfg.StepTimeout,
 		SessionHeartbeat:      a.cfg.SessionHeartbeat,
 		HostTimeout:           a.cfg.HostTimeout,
@@ -187,7 +204,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 }
 
 func planStep(s policy.PlannedStep) (PlannedStep, error) {
-	ps := PlannedStep{Name: s.Name, Action: s.Action, Target: s.Target, Spec: s.Step}
+	ps := PlannedStep{Name: s.Name, Action: s.Action, Target: s.Target, Spec: s.Step, Revokes: s.Revokes}
 	if s.Skip {
 		ps.SkipReason = s.SkipReason
 	}
@@ -203,6 +220,9 @@ type ScheduleInput struct {
 	Kind        string            `json:"kind"`
 	EffectiveAt time.Time         `json:"effective_at"`
 	Attributes  map[string]string `json:"attributes,omitempty"`
+	// OldAttributes are a mover's attributes before the change (a scope
+	// may read the change).
+	OldAttributes map[string]string `json:"old_attributes,omitempty"`
 }
 
 // Schedule is when a run starts and, for a pre-hire, when its accounts are
@@ -222,7 +242,14 @@ func (a *Activities) Schedule(_ context.Context, in ScheduleInput) (Schedule, er
 		return Schedule{}, nil
 	}
 	ev := hr.Event{Type: eventType(in.Kind, false), EffectiveAt: in.EffectiveAt, Employee: in.Attributes}
-	flow := a.cfg.Policy.Flow(ev.Type)
+	nf, ok, err := a.cfg.Policy.SelectFlow(ev.Type, in.Attributes, in.OldAttributes)
+	if err != nil {
+		return Schedule{}, permanent("InvalidSchedule", err)
+	}
+	if !ok {
+		return Schedule{RunAt: in.EffectiveAt.UTC()}, nil // no flow: the run plans no step
+	}
+	flow := *nf.Flow
 	runAt, err := policy.RunAt(flow, ev)
 	if err != nil {
 		return Schedule{}, permanent("InvalidSchedule", err)

@@ -115,6 +115,9 @@ type checker struct {
 	dir      string
 	nodes    map[string]*yaml.Node
 	problems []Problem
+	// known are the employee attributes something provides
+	// (ProvidedAttributes), sorted.
+	known []string
 }
 
 func (c *checker) err() error {

@@ -230,7 +230,7 @@ func (c *checker) notifyOutputs(path string, r *RESTRequest) {
 // notifyScope adds the run, the manager and, when the flow has a
 // password by now, {{LOGIN_PASSWORD}}.
 func notifyScope(sc scope) scope {
-	out := scope{outputs: maps.Clone(sc.outputs), passwords: maps.Clone(sc.passwords)}
+	out := scope{outputs: maps.Clone(sc.outputs), passwords: maps.Clone(sc.passwords), employee: sc.employee}
 	if out.outputs == nil {
 		return out // outputs unchecked
 	}

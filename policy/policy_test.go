@@ -110,6 +110,7 @@ leaver:
 		"bad.yaml:19:98: joiner.steps[3].send_rest_request.headers.Authorization: a literal credential in header Authorization",
 		`bad.yaml:20:46: joiner.steps[4].delete_identity.after: bad duration "soon"`,
 		"bad.yaml:21:7: joiner.steps[5]: one action per step, found reset_password and notify",
+		`bad.yaml:23:48: joiner.steps[6].create_entitlement.name: {x}: no HR field, required_attributes, import column or source provides attribute x`,
 		`bad.yaml:23:48: joiner.steps[6].create_entitlement.name: LOOKUP: unknown lookup table "ofices"`,
 		`bad.yaml:25:15: leaver.local_time: "5pm" is not a wall-clock time like 17:00`,
 		`bad.yaml:27:53: leaver.steps[0].sync_identity.create_allowed: expected a boolean (true/false), found "yes please"`,
@@ -244,7 +245,7 @@ func TestFlowAndPlan(t *testing.T) {
 	ev := hr.Event{EventID: "e1", Type: hr.Hire, EffectiveAt: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC),
 		Employee: map[string]string{"employee_id": "E1", "first_name": "Ada", "last_name": "Lovelace",
 			"department": "Sales", "country_code": "GB"}}
-	plan, err := p.Plan(ev)
+	plan, err := p.Plan(ev, nil)
 	require.NoError(t, err)
 	assert.Equal(t, KindJoiner, plan.Kind)
 	assert.Equal(t, time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC), plan.RunAt, "joiner offset -3d")
@@ -256,24 +257,24 @@ func TestFlowAndPlan(t *testing.T) {
 	ev.Type = hr.Terminate
 	ev.EffectiveAt = time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC)
 	ev.Employee["time_zone"] = "Europe/Berlin"
-	plan, err = p.Plan(ev)
+	plan, err = p.Plan(ev, nil)
 	require.NoError(t, err)
 	assert.Equal(t, KindLeaver, plan.Kind)
 	assert.Equal(t, "2027-06-30T17:00:00+02:00", plan.RunAt.Format(time.RFC3339), "17:00 local on the last day")
 
 	ev.Type = hr.Rehire
-	plan, err = p.Plan(ev)
+	plan, err = p.Plan(ev, nil)
 	require.NoError(t, err)
 	assert.Equal(t, KindJoiner, plan.Kind)
 	assert.Equal(t, KindJoiner, plan.Flow)
 
-	_, err = p.Plan(hr.Event{Type: "promote", Employee: map[string]string{"first_name": "x"}})
+	_, err = p.Plan(hr.Event{Type: "promote", Employee: map[string]string{"first_name": "x"}}, nil)
 	require.Error(t, err)
 	for _, w := range []string{"event_id: required", `type: "promote"`, "effective_at: required",
 		"employee.employee_id: required"} {
 		assert.Contains(t, err.Error(), w)
 	}
-	_, err = p.Plan(hr.Event{EventID: "e2", Type: hr.Hire, EffectiveAt: ev.EffectiveAt, Employee: map[string]string{"employee_id": "E1", "first_name": "x"}})
+	_, err = p.Plan(hr.Event{EventID: "e2", Type: hr.Hire, EffectiveAt: ev.EffectiveAt, Employee: map[string]string{"employee_id": "E1", "first_name": "x"}}, nil)
 	assert.ErrorContains(t, err, "employee.last_name: required by the policy")
 }
 

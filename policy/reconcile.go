@@ -67,7 +67,8 @@ func (p *Policy) GroupRemovalPercent() float64 {
 }
 
 // GroupRule is one relationship rule of a target: a group template a
-// person is due when the step's condition holds.
+// person is due when the step's condition (its flow's scope and its when)
+// holds.
 type GroupRule struct {
 	When          string `json:"when,omitempty"`
 	Group         string `json:"group"` // template
@@ -98,7 +99,7 @@ func (p *Policy) GroupRules(target string) []GroupRule {
 				}
 				groups, create := g.grants()
 				for _, g := range groups {
-					r := GroupRule{When: st.When, Group: g, CreateMissing: create}
+					r := GroupRule{When: StepCondition(f, st), Group: g, CreateMissing: create}
 					if !slices.Contains(out, r) {
 						out = append(out, r)
 					}
@@ -107,6 +108,69 @@ func (p *Policy) GroupRules(target string) []GroupRule {
 		}
 	}
 	return out
+}
+
+// RevokeStep names a mover's step that takes back conditional grants in
+// target (Revocations).
+func RevokeStep(target string) string { return target + ".revoke" }
+
+// Revocations are what a mover takes back because a grant follows its
+// condition: per target, the groups a conditional rule (GroupRules with a
+// when or a scope) granted under previous and no longer grants under
+// attrs, less every group some rule still grants under attrs (that
+// membership stays). Each is a manage_relationships step removing them,
+// named RevokeStep(target), after the flow's steps. A group whose
+// template fails or names no group for these attributes is left alone:
+// only what a rule certainly granted is taken back.
+func (p *Policy) Revocations(attrs, previous map[string]string) ([]PlannedStep, error) {
+	tables, err := p.Tables()
+	if err != nil {
+		return nil, err
+	}
+	render := func(src string, a map[string]string) string {
+		if len(transform.EmptyAttrs(src, a)) > 0 {
+			return ""
+		}
+		v, err := (&transform.Env{Attrs: a, Lookups: tables}).Render(src, nil)
+		if err != nil {
+			return ""
+		}
+		return v
+	}
+	var out []PlannedStep
+	for _, target := range slices.Sorted(maps.Keys(p.Targets)) {
+		var held, gone []string
+		for _, r := range p.GroupRules(target) {
+			c, err := CompileCondition(r.When)
+			if r.When != "" && err != nil {
+				return nil, fmt.Errorf("policy: group %s: when: %w", r.Group, err)
+			}
+			if r.When == "" || c.Eval(attrs) {
+				if g := render(r.Group, attrs); g != "" {
+					held = append(held, strings.ToLower(g))
+				}
+				continue
+			}
+			if c.Eval(previous) {
+				if g := render(r.Group, previous); g != "" && !slices.ContainsFunc(gone, func(o string) bool { return strings.EqualFold(o, g) }) {
+					gone = append(gone, g)
+				}
+			}
+		}
+		gone = slices.DeleteFunc(gone, func(g string) bool { return slices.Contains(held, strings.ToLower(g)) })
+		if len(gone) == 0 {
+			continue
+		}
+		remove := make([]string, len(gone))
+		for i, g := range gone {
+			remove[i] = strings.NewReplacer("{", `\{`, "}", `\}`).Replace(g) // a name, not a template
+		}
+		name := RevokeStep(target)
+		st := Step{Name: name, ManageRelationships: &ManageRelationships{Target: target, Remove: remove}}
+		out = append(out, PlannedStep{Name: name, Action: ActionManageRelationships, Target: target, Step: st,
+			Revokes: gone})
+	}
+	return out, nil
 }
 
 // ManagedGroupPatterns are the group names and patterns ("dept-*") jml

@@ -123,8 +123,9 @@ func Kind(eventType string) string {
 	return ""
 }
 
-// Flow returns the flow an HR event type runs (hire→Joiner, change→Mover,
-// terminate→Leaver, rehire→Rehire, or Joiner when no rehire flow is set).
+// Flow returns the kind's own flow an HR event type runs (hire→Joiner,
+// change→Mover, terminate→Leaver, rehire→Rehire, or Joiner when no
+// rehire flow is set). SelectFlow is the flow a person's event runs.
 func (p *Policy) Flow(eventType string) Flow {
 	switch eventType {
 	case hr.Hire:
@@ -134,12 +135,67 @@ func (p *Policy) Flow(eventType string) Flow {
 	case hr.Terminate:
 		return p.Leaver
 	case hr.Rehire:
-		if len(p.Rehire.Steps) > 0 {
+		if p.hasRehire() {
 			return p.Rehire
 		}
 		return p.Joiner
 	}
 	return Flow{}
+}
+
+// hasRehire reports whether the policy has a rehire flow of its own.
+func (p *Policy) hasRehire() bool {
+	return len(p.Rehire.Steps) > 0 || slices.ContainsFunc(p.ScopedFlows, func(f Flow) bool { return f.Kind == KindRehire })
+}
+
+// FlowsOf lists the flows an event of a kind may run, in the order their
+// scopes are tried: the flows: of that kind in file order, then the
+// kind's own flow. A rehire without a rehire flow tries the joiner's.
+func (p *Policy) FlowsOf(kind string) []NamedFlow {
+	if kind == KindRehire && !p.hasRehire() {
+		kind = KindJoiner
+	}
+	var out []NamedFlow
+	for i := range p.ScopedFlows {
+		if f := &p.ScopedFlows[i]; f.Kind == kind {
+			out = append(out, NamedFlow{Kind: kind, Name: f.Name, Flow: f})
+		}
+	}
+	for _, f := range p.ownFlows() {
+		if f.Kind == kind {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// SelectFlow is the flow an event runs for a person: the first of FlowsOf
+// whose scope holds for the change from previous (a mover's attributes
+// before it; nil otherwise) to attrs. ok is false when none does: the
+// event runs no step.
+func (p *Policy) SelectFlow(eventType string, attrs, previous map[string]string) (f NamedFlow, ok bool, err error) {
+	for _, f := range p.FlowsOf(Kind(eventType)) {
+		in, err := EvalChange(f.Flow.Scope, attrs, previous)
+		if err != nil {
+			return f, false, fmt.Errorf("policy: flow %s: scope: %w", f.Name, err)
+		}
+		if in {
+			return f, true, nil
+		}
+	}
+	return NamedFlow{}, false, nil
+}
+
+// StepCondition is the condition under which a step of f runs: its
+// flow's scope and its own when ("" for always).
+func StepCondition(f Flow, s Step) string {
+	switch {
+	case f.Scope == "":
+		return s.When
+	case s.When == "":
+		return f.Scope
+	}
+	return "(" + f.Scope + ") and (" + s.When + ")"
 }
 
 // EntityType names the outputs of a target's steps: its entity_type, else
@@ -386,6 +442,9 @@ type PlannedStep struct {
 	// Skip is true when the step's condition is false for this identity.
 	Skip       bool   `json:"skip,omitempty"`
 	SkipReason string `json:"skip_reason,omitempty"`
+	// Revokes are the groups a revoke step (Revocations) takes back: their
+	// conditions held before the change and no longer do.
+	Revokes []string `json:"revokes,omitempty"`
 }
 
 // Plan is what a lifecycle run does for one HR event.
@@ -393,8 +452,14 @@ type Plan struct {
 	// Kind is the workflow kind: joiner, mover or leaver (a rehire runs a
 	// joiner: the rehire flow, or the joiner flow with reactivation).
 	Kind string `json:"kind"`
-	// Flow is the policy flow used: joiner, mover, leaver or rehire.
-	Flow        string    `json:"flow"`
+	// Flow is the policy flow used: joiner, mover, leaver, rehire or the
+	// name of a scoped flow; "" when no flow's scope holds (Scopes says
+	// which were tried).
+	Flow string `json:"flow"`
+	// Scope is the chosen flow's scope ("" for everyone); Scopes lists,
+	// when the event runs no flow, the scopes that did not hold.
+	Scope       string    `json:"scope,omitempty"`
+	Scopes      []string  `json:"scopes,omitempty"`
 	EmployeeID  string    `json:"employee_id"`
 	EventID     string    `json:"event_id"`
 	EffectiveAt time.Time `json:"effective_at"`
@@ -436,30 +501,37 @@ func (p *Policy) CheckEvent(ev hr.Event) []string {
 	return probs
 }
 
-// Plan computes the steps an HR event runs. It is pure (no clock, no I/O),
-// so the preview and the workflows share it.
-func (p *Policy) Plan(ev hr.Event) (*Plan, error) {
+// Plan computes the steps an HR event runs. previous are the person's
+// attributes before the event (a mover's; nil for a person jml knew
+// nothing of): conditions and scopes may read the change. It is pure (no
+// clock, no I/O), so the preview and the workflows share it.
+func (p *Policy) Plan(ev hr.Event, previous map[string]string) (*Plan, error) {
 	if probs := p.CheckEvent(ev); len(probs) > 0 {
 		return nil, fmt.Errorf("policy: bad event:\n%s", strings.Join(probs, "\n"))
 	}
-	flowName := Kind(ev.Type)
-	kind := flowName
+	kind := Kind(ev.Type)
 	if kind == KindRehire {
 		kind = KindJoiner
-		if len(p.Rehire.Steps) == 0 {
-			flowName = KindJoiner
-		}
 	}
-	flow := p.Flow(ev.Type)
-	runAt, err := RunAt(flow, ev)
+	plan := &Plan{Kind: kind, EmployeeID: ev.EmployeeID(), EventID: ev.EventID, EffectiveAt: ev.EffectiveAt, RunAt: ev.EffectiveAt}
+	nf, ok, err := p.SelectFlow(ev.Type, ev.Employee, previous)
 	if err != nil {
 		return nil, err
 	}
-	plan := &Plan{Kind: kind, Flow: flowName, EmployeeID: ev.EmployeeID(), EventID: ev.EventID,
-		EffectiveAt: ev.EffectiveAt, RunAt: runAt}
+	if !ok {
+		for _, f := range p.FlowsOf(Kind(ev.Type)) {
+			plan.Scopes = append(plan.Scopes, f.Name+": "+f.Flow.Scope)
+		}
+		return plan, nil
+	}
+	flow := *nf.Flow
+	plan.Flow, plan.Scope = nf.Name, flow.Scope
+	if plan.RunAt, err = RunAt(flow, ev); err != nil {
+		return nil, err
+	}
 	for _, s := range flow.Steps {
 		ps := PlannedStep{Name: StepName(s), Action: StepAction(s), Target: StepTarget(s), Step: s}
-		ok, err := EvalCondition(s.When, ev.Employee)
+		ok, err := EvalChange(s.When, ev.Employee, previous)
 		if err != nil {
 			return nil, fmt.Errorf("policy: step %s: when: %w", ps.Name, err)
 		}
@@ -467,6 +539,13 @@ func (p *Policy) Plan(ev hr.Event) (*Plan, error) {
 			ps.Skip, ps.SkipReason = true, "condition is false: "+s.When
 		}
 		plan.Steps = append(plan.Steps, ps)
+	}
+	if kind == KindMover && previous != nil {
+		rs, err := p.Revocations(ev.Employee, previous)
+		if err != nil {
+			return nil, err
+		}
+		plan.Steps = append(plan.Steps, rs...)
 	}
 	return plan, nil
 }
@@ -505,21 +584,45 @@ func parseClock(s string) (hh, mm int, err error) {
 	return t.Hour(), t.Minute(), nil
 }
 
-// FlowNames lists the policy's flows in order, for iteration.
-// NamedFlow is one of a policy's flows and its kind.
+// NamedFlow is one of a policy's flows, its kind and name.
 type NamedFlow struct {
 	Kind string // KindJoiner, …
+	// Name is the kind for a kind's own flow, else the flows: entry's.
+	Name string
 	Flow *Flow
 }
 
-// Flows lists the policy's flows: joiner, mover, leaver, rehire. It is the
-// one list of them; callers that want some filter it.
+// ownFlows are the kinds' own flows: joiner, mover, leaver, rehire.
+func (p *Policy) ownFlows() []NamedFlow {
+	return []NamedFlow{{KindJoiner, KindJoiner, &p.Joiner}, {KindMover, KindMover, &p.Mover},
+		{KindLeaver, KindLeaver, &p.Leaver}, {KindRehire, KindRehire, &p.Rehire}}
+}
+
+// Flows lists the policy's flows: joiner, mover, leaver, rehire, then the
+// scoped ones (flows:). It is the one list of them; callers that want
+// some filter it.
 func (p *Policy) Flows() []NamedFlow {
-	return []NamedFlow{{KindJoiner, &p.Joiner}, {KindMover, &p.Mover}, {KindLeaver, &p.Leaver}, {KindRehire, &p.Rehire}}
+	out := p.ownFlows()
+	for i := range p.ScopedFlows {
+		f := &p.ScopedFlows[i]
+		out = append(out, NamedFlow{Kind: f.Kind, Name: f.Name, Flow: f})
+	}
+	return out
 }
 
 // GrantingFlows are the flows that give access, in the order their steps
-// are read when several write the same thing: joiner, rehire, mover.
+// are read when several write the same thing: joiner, rehire, mover, each
+// in the order its scopes are tried. A step's condition there is
+// StepCondition (its flow's scope and its when).
 func (p *Policy) GrantingFlows() []Flow {
-	return []Flow{p.Joiner, p.Rehire, p.Mover}
+	var out []Flow
+	for _, kind := range []string{KindJoiner, KindRehire, KindMover} {
+		for _, f := range p.FlowsOf(kind) {
+			if kind == KindRehire && f.Kind != KindRehire {
+				continue // no rehire flow: the joiner's, listed already
+			}
+			out = append(out, *f.Flow)
+		}
+	}
+	return out
 }

@@ -23,10 +23,19 @@ type Policy struct {
 	// event type: read them with RequiredFor.
 	RequiredAttributes RequiredAttributes `yaml:"required_attributes" json:"required_attributes,omitzero"`
 
-	Joiner        Flow          `yaml:"joiner" json:"joiner"`
-	Mover         Flow          `yaml:"mover" json:"mover"`
-	Leaver        Flow          `yaml:"leaver" json:"leaver"`
-	Rehire        Flow          `yaml:"rehire" json:"rehire"` // empty: the joiner flow with reactivation
+	Joiner Flow `yaml:"joiner" json:"joiner"`
+	Mover  Flow `yaml:"mover" json:"mover"`
+	Leaver Flow `yaml:"leaver" json:"leaver"`
+	Rehire Flow `yaml:"rehire" json:"rehire"` // empty: the joiner flow with reactivation
+	// ScopedFlows are more flows for the lifecycle events, each for the
+	// people its scope selects (flows: in the file). An event runs the
+	// first flow of its kind whose scope matches, in file order, then the
+	// kind's own flow (joiner:, …) (Policy.SelectFlow).
+	ScopedFlows []Flow `yaml:"flows" json:"flows,omitempty"`
+	// Optional are employee attributes conditions and templates may read
+	// that no HR schema, required_attributes or mapper provides (custom
+	// HR fields): naming one here says it is not a typo.
+	Optional      []string      `yaml:"optional" json:"optional,omitempty"`
 	AttributeSync AttributeSync `yaml:"attribute_sync" json:"attribute_sync"`
 
 	PasswordSyncGroups []PasswordSyncGroup `yaml:"password_sync_groups" json:"password_sync_groups,omitempty"`
@@ -109,6 +118,14 @@ type PasswordPolicy struct {
 
 // Flow is the ordered steps of one lifecycle event kind.
 type Flow struct {
+	// Name and Kind (joiner, mover, leaver, rehire) of a flow listed under
+	// flows:; a kind's own flow (joiner: …) is named after its kind.
+	Name string `yaml:"name" json:"name,omitempty"`
+	Kind string `yaml:"kind" json:"kind,omitempty"`
+	// Scope is the condition (the when language) choosing who the flow
+	// runs for; empty: everyone. A mover flow's scope may read the change
+	// (changed(department)).
+	Scope string `yaml:"scope" json:"scope,omitempty"`
 	// Offset shifts the event's effective time: a joiner with -72h creates
 	// the account three days before the start date. Go duration syntax plus
 	// "d" for days ("-3d").

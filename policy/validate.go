@@ -34,16 +34,25 @@ type scope struct {
 	outputs   map[string]bool // entity types produced by earlier steps
 	passwords map[string]bool // entity types with a password output
 	target    map[string]bool // $target attributes (nil: $target not allowed)
+	// employee: references without an entity are employee attributes,
+	// checked against what provides them (a source's own fields are not).
+	employee bool
 }
 
 func (c *checker) validate(p *Policy) {
 	c.validateTargets(p)
 	tables := c.validateLookups(p)
+	c.known = p.ProvidedAttributes()
 	for name, src := range p.CommonAttributes {
-		c.template(p, tables, "common_attributes."+name, src, scope{target: keys(p.CommonAttributes)})
+		c.template(p, tables, "common_attributes."+name, src, scope{target: keys(p.CommonAttributes), employee: true})
 	}
-	for _, f := range p.Flows() {
-		c.validateFlow(p, tables, f.Kind, f.Flow)
+	c.validateScopedFlows(p)
+	for i, f := range p.Flows() {
+		path := f.Kind
+		if i >= len(p.ownFlows()) {
+			path = fmt.Sprintf("flows[%d]", i-len(p.ownFlows()))
+		}
+		c.validateFlow(p, tables, path, f)
 	}
 	c.validateRest(p)
 	c.validatePasswordSyncGroups(p)
@@ -230,6 +239,8 @@ func (c *checker) template(p *Policy, tables map[string]bool, path, src string, 
 	}
 	for _, r := range t.Refs() {
 		switch {
+		case r.Entity == "" && sc.employee:
+			c.attribute(path, "{"+r.Attr+"}", r.Attr)
 		case r.Entity == "":
 		case r.Entity == transform.TargetEntity:
 			if sc.target == nil {
@@ -338,14 +349,16 @@ func (c *checker) duration(path, s string, allowNegative bool) time.Duration {
 	return d
 }
 
-func (c *checker) validateFlow(p *Policy, tables map[string]bool, name string, f *Flow) {
+func (c *checker) validateFlow(p *Policy, tables map[string]bool, name string, nf NamedFlow) {
+	f := nf.Flow
+	c.condition(name+".scope", f.Scope, nf.Kind, "")
 	c.duration(name+".offset", f.Offset, true)
 	if f.LocalTime != "" {
 		if _, _, err := parseClock(f.LocalTime); err != nil {
 			c.at(name+".local_time", "%v", err)
 		}
 	}
-	sc := scope{outputs: map[string]bool{}, passwords: map[string]bool{}}
+	sc := scope{outputs: map[string]bool{}, passwords: map[string]bool{}, employee: true}
 	seen := map[string]string{}
 	for i, s := range f.Steps {
 		path := fmt.Sprintf("%s.steps[%d]", name, i)
@@ -373,9 +386,11 @@ func (c *checker) validateFlow(p *Policy, tables map[string]bool, name string, f
 				c.at(path+".notify.after", "after %q: not an earlier step of this flow%s", s.Notify.After, didYouMean(s.Notify.After, slices.Sorted(maps.Keys(seen))))
 			}
 		}
-		if s.When != "" {
-			if _, err := CompileCondition(s.When); err != nil {
-				c.at(path+".when", "%v", err)
+		c.condition(path+".when", s.When, nf.Kind, grantsGroups(s))
+		if sc := f.Scope; grantsGroups(s) != "" && sc != "" {
+			if cc, err := CompileCondition(sc); err == nil && cc.ReadsChange() {
+				c.at(path, "%s: a grant follows its condition, and this flow's scope reads the change (%s): "+
+					"give the grant its own flow, scoped on the state (department eq \"Sales\")", grantsGroups(s), sc)
 			}
 		}
 		c.validateStep(p, tables, path, s, sc)
@@ -657,7 +672,7 @@ func (c *checker) validateRest(p *Policy) {
 			c.at(path+".rules", "min_length %d is more than max_length %d", r.MinLength, r.MaxLength)
 		}
 		for j, w := range g.Rules.ForbiddenWords {
-			c.template(p, nil, fmt.Sprintf("%s.rules.forbidden_words[%d]", path, j), w, scope{})
+			c.template(p, nil, fmt.Sprintf("%s.rules.forbidden_words[%d]", path, j), w, scope{employee: true})
 		}
 	}
 	if p.Safety.MaxDestructivePerHour < 0 {

@@ -12,19 +12,32 @@ import (
 //
 //	department eq "Engineering" and country_code ne "US"
 //	not (title co "contractor") or manager_id pr
+//	changed(department) and department eq "Sales"
+//	previous.employee_type eq "contractor"
 //
 // Operators: eq ne co sw ew gt ge lt le pr, joined by and / or / not and
 // parentheses. String comparisons ignore case (as SCIM's default); gt/lt
 // compare numbers when both sides are numbers, else text (ISO dates sort
 // correctly). A missing attribute is empty: `x eq ""` is true and `x pr`
 // false.
+//
+// A change (a mover) also has the attributes before it: previous.<attr>
+// reads one, and changed(<attr>) is true when its value differs (ignoring
+// case and surrounding space, as eq does).
 type Condition struct {
 	src  string
 	root cond
 }
 
+// PreviousPrefix marks an attribute a condition reads from before the
+// change: previous.department.
+const PreviousPrefix = "previous."
+
+// condFuncs are the functions a condition may call.
+var condFuncs = []string{"changed"}
+
 type cond interface {
-	eval(attrs map[string]string) bool
+	eval(now, prev map[string]string) bool
 }
 
 type condAnd struct{ l, r cond }
@@ -32,13 +45,22 @@ type condOr struct{ l, r cond }
 type condNot struct{ c cond }
 type condCmp struct {
 	attr, op, value string
+	previous        bool // attr is read from before the change
+}
+type condChanged struct{ attr string }
+
+func (c condAnd) eval(a, p map[string]string) bool { return c.l.eval(a, p) && c.r.eval(a, p) }
+func (c condOr) eval(a, p map[string]string) bool  { return c.l.eval(a, p) || c.r.eval(a, p) }
+func (c condNot) eval(a, p map[string]string) bool { return !c.c.eval(a, p) }
+
+func (c condChanged) eval(a, p map[string]string) bool {
+	return !strings.EqualFold(strings.TrimSpace(a[c.attr]), strings.TrimSpace(p[c.attr]))
 }
 
-func (c condAnd) eval(a map[string]string) bool { return c.l.eval(a) && c.r.eval(a) }
-func (c condOr) eval(a map[string]string) bool  { return c.l.eval(a) || c.r.eval(a) }
-func (c condNot) eval(a map[string]string) bool { return !c.c.eval(a) }
-
-func (c condCmp) eval(a map[string]string) bool {
+func (c condCmp) eval(a, p map[string]string) bool {
+	if c.previous {
+		a = p
+	}
 	v := a[c.attr]
 	lv, rv := strings.ToLower(v), strings.ToLower(c.value)
 	switch c.op {
@@ -96,13 +118,45 @@ func CompileCondition(when string) (*Condition, error) {
 	return &Condition{src: when, root: root}, nil
 }
 
-// Eval reports whether attrs satisfy the condition.
-func (c *Condition) Eval(attrs map[string]string) bool { return c.root.eval(attrs) }
+// Eval reports whether attrs satisfy the condition when nothing changed
+// (previous.x reads x; changed(x) is false): the state a rule grants by,
+// which reconciliation compares with.
+func (c *Condition) Eval(attrs map[string]string) bool { return c.root.eval(attrs, attrs) }
+
+// EvalChange reports whether a change from previous to attrs satisfies the
+// condition. previous nil is a person jml knew nothing of (every
+// attribute was empty).
+func (c *Condition) EvalChange(attrs, previous map[string]string) bool {
+	return c.root.eval(attrs, previous)
+}
+
+// ReadsChange reports whether the condition reads the attributes before a
+// change (previous.x or changed(x)): it holds for a change, not a state.
+func (c *Condition) ReadsChange() bool {
+	var reads func(cond) bool
+	reads = func(n cond) bool {
+		switch n := n.(type) {
+		case condAnd:
+			return reads(n.l) || reads(n.r)
+		case condOr:
+			return reads(n.l) || reads(n.r)
+		case condNot:
+			return reads(n.c)
+		case condCmp:
+			return n.previous
+		case condChanged:
+			return true
+		}
+		return false
+	}
+	return reads(c.root)
+}
 
 // String returns the source.
 func (c *Condition) String() string { return c.src }
 
-// Attributes lists the attributes the condition reads.
+// Attributes lists the attributes the condition reads (previous.x and
+// changed(x) read x).
 func (c *Condition) Attributes() []string {
 	var out []string
 	var walk func(cond)
@@ -118,15 +172,23 @@ func (c *Condition) Attributes() []string {
 			walk(n.c)
 		case condCmp:
 			out = append(out, n.attr)
+		case condChanged:
+			out = append(out, n.attr)
 		}
 	}
 	walk(c.root)
 	return out
 }
 
-// EvalCondition compiles when and evaluates it against attrs. An empty
-// condition is true.
+// EvalCondition compiles when and evaluates it against attrs, nothing
+// changed (Eval). An empty condition is true.
 func EvalCondition(when string, attrs map[string]string) (bool, error) {
+	return EvalChange(when, attrs, attrs)
+}
+
+// EvalChange compiles when and evaluates it for a change from previous to
+// attrs (EvalChange). An empty condition is true.
+func EvalChange(when string, attrs, previous map[string]string) (bool, error) {
 	if strings.TrimSpace(when) == "" {
 		return true, nil
 	}
@@ -134,7 +196,7 @@ func EvalCondition(when string, attrs map[string]string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return c.Eval(attrs), nil
+	return c.EvalChange(attrs, previous), nil
 }
 
 type condToken struct {
@@ -256,6 +318,18 @@ func (p *condParser) unary() (cond, error) {
 	if attr.quoted || !isName(attr.text) {
 		return nil, p.errf("expected an attribute name, found %q", attr.text)
 	}
+	if p.i+1 < len(p.toks) && p.toks[p.i+1].text == "(" && !p.toks[p.i+1].quoted {
+		return p.call()
+	}
+	previous := false
+	if rest, ok := strings.CutPrefix(attr.text, PreviousPrefix); ok {
+		if !isName(rest) || strings.Contains(rest, ".") {
+			return nil, p.errf("%s: want previous.<attribute>, e.g. previous.department", attr.text)
+		}
+		attr.text, previous = rest, true
+	} else if strings.Contains(attr.text, ".") {
+		return nil, p.errf("%s: a dotted name must be previous.<attribute> (the value before the change)", attr.text)
+	}
 	p.i++
 	if p.i >= len(p.toks) {
 		return nil, p.errf("expected an operator (%s) after %s", strings.Join(condOps, " "), attr.text)
@@ -267,7 +341,7 @@ func (p *condParser) unary() (cond, error) {
 	}
 	p.i++
 	if op == "pr" {
-		return condCmp{attr: attr.text, op: op}, nil
+		return condCmp{attr: attr.text, op: op, previous: previous}, nil
 	}
 	if p.i >= len(p.toks) {
 		return nil, p.errf("expected a value after %s %s", attr.text, op)
@@ -285,7 +359,25 @@ func (p *condParser) unary() (cond, error) {
 		}
 	}
 	p.i++
-	return condCmp{attr: attr.text, op: op, value: v.text}, nil
+	return condCmp{attr: attr.text, op: op, value: v.text, previous: previous}, nil
+}
+
+// call parses a function call: changed(<attribute>).
+func (p *condParser) call() (cond, error) {
+	name := p.toks[p.i].text
+	if !slices.Contains(condFuncs, strings.ToLower(name)) {
+		return nil, p.errf("unknown function %s (want %s)%s", name, strings.Join(condFuncs, ", "), didYouMean(strings.ToLower(name), condFuncs))
+	}
+	p.i += 2 // name (
+	if p.i >= len(p.toks) || p.toks[p.i].quoted || !isName(p.toks[p.i].text) || strings.Contains(p.toks[p.i].text, ".") {
+		return nil, p.errf("%s: want one attribute name, e.g. %s(department)", name, name)
+	}
+	attr := p.toks[p.i].text
+	p.i++
+	if !p.keyword(")") {
+		return nil, p.errf("%s(%s: missing )", name, attr)
+	}
+	return condChanged{attr: attr}, nil
 }
 
 func isName(s string) bool {

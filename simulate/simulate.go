@@ -10,6 +10,7 @@
 package simulate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -95,6 +96,25 @@ type Report struct {
 	// PreExisting counts, with Against, conflicts the old policy has too
 	// (not reported one by one: the change does not cause them).
 	PreExisting int `json:"pre_existing_conflicts,omitempty"`
+	// Flows counts people by the flow their event runs (a kind's own flow
+	// or a scoped one; NoFlow when no scope holds).
+	Flows map[string]int `json:"flows"`
+	// Moves are, with Against, the flows and conditional steps the change
+	// moves people into or out of (a scope or a when that now holds, or no
+	// longer does), in policy order.
+	Moves []Move `json:"moves,omitempty"`
+}
+
+// NoFlow is Report.Flows' key of the people no flow's scope selects.
+const NoFlow = "(no flow)"
+
+// Move is how many people a policy change moves into and out of a flow
+// (Step "") or a step of it.
+type Move struct {
+	Flow string `json:"flow"`
+	Step string `json:"step,omitempty"`
+	In   int    `json:"in"`
+	Out  int    `json:"out"`
 }
 
 // Rejected is a row that is not a usable HR record.
@@ -168,7 +188,22 @@ func Run(ctx context.Context, rows iter.Seq[Row], o Options) (*Report, error) {
 		}
 	}
 	r := &Report{Rejected: []Rejected{}, Totals: map[string]int{}, Conflicts: []Conflict{},
-		ConflictCounts: map[string]int{}, Resolved: map[string]int{}}
+		ConflictCounts: map[string]int{}, Resolved: map[string]int{}, Flows: map[string]int{}}
+	moves := map[Move]*Move{} // by flow and step, counts zero
+	move := func(k ran, in bool) {
+		key := Move{Flow: k.flow, Step: k.step}
+		m := moves[key]
+		if m == nil {
+			m = &Move{Flow: k.flow, Step: k.step}
+			moves[key] = m
+			r.Moves = append(r.Moves, *m) // placeholder, filled below
+		}
+		if in {
+			m.In++
+		} else {
+			m.Out++
+		}
+	}
 	steps := map[string]*StepReport{}
 	ids := map[string]string{} // folded employee ID → the first row's
 	add := func(row Row, e effect) {
@@ -233,11 +268,24 @@ func Run(ctx context.Context, rows iter.Seq[Row], o Options) (*Report, error) {
 			if row.Event.EffectiveAt.IsZero() {
 				row.Event.EffectiveAt = o.Now
 			}
-			effects, conflicts, resolved := cur.person(row)
+			effects, conflicts, resolved, runs := cur.person(row)
 			if old != nil {
-				oldEffects, oldConflicts, _ := old.person(row)
+				oldEffects, oldConflicts, _, oldRuns := old.person(row)
 				effects = diff(oldEffects, effects)
 				conflicts = newOnly(oldConflicts, conflicts, &r.PreExisting)
+				for _, k := range runs {
+					if !slices.Contains(oldRuns, k) {
+						move(k, true)
+					}
+				}
+				for _, k := range oldRuns {
+					if !slices.Contains(runs, k) {
+						move(k, false)
+					}
+				}
+			}
+			if len(runs) > 0 {
+				r.Flows[runs[0].flow]++
 			}
 			for _, e := range effects {
 				add(row, e)
@@ -253,6 +301,9 @@ func Run(ctx context.Context, rows iter.Seq[Row], o Options) (*Report, error) {
 		if o.Progress != nil {
 			o.Progress(r.Rows)
 		}
+	}
+	for i, m := range r.Moves {
+		r.Moves[i] = *moves[Move{Flow: m.Flow, Step: m.Step}]
 	}
 	// Steps in policy order: joiner, rehire, mover, leaver, each in order.
 	flows := []string{policy.KindJoiner, policy.KindRehire, policy.KindMover, policy.KindLeaver}
@@ -413,9 +464,13 @@ func seeded(employeeID string) *rand.ChaCha8 {
 	return rand.NewChaCha8(seed)
 }
 
-// person evaluates one row's flow: its effects, its conflicts, and the
-// targets where a fallback resolved a duplicate identifier.
-func (ev *evaluator) person(row Row) ([]effect, []Conflict, []string) {
+// ran is a flow (step "") or a step of it that runs for a person.
+type ran struct{ flow, step string }
+
+// person evaluates one row's flow: its effects, its conflicts, the
+// targets where a fallback resolved a duplicate identifier, and the flow
+// and steps that run (the flow first; no flow: NoFlow).
+func (ev *evaluator) person(row Row) ([]effect, []Conflict, []string, []ran) {
 	p, e := ev.p, row.Event
 	id := e.EmployeeID()
 	var conflicts []Conflict
@@ -430,12 +485,19 @@ func (ev *evaluator) person(row Row) ([]effect, []Conflict, []string) {
 		}
 	}
 	if len(conflicts) > 0 {
-		return nil, conflicts, nil
+		return nil, conflicts, nil, nil
 	}
-	plan, err := p.Plan(e)
+	e, previous := changeOf(e)
+	plan, err := p.Plan(e, previous)
 	if err != nil {
 		conflict(Conflict{Kind: RenderError, Message: fmt.Sprintf("employee %s: %v", id, err)})
-		return nil, conflicts, nil
+		return nil, conflicts, nil, nil
+	}
+	runs := []ran{{flow: cmp.Or(plan.Flow, NoFlow)}}
+	for _, ps := range plan.Steps {
+		if !ps.Skip {
+			runs = append(runs, ran{flow: plan.Flow, step: ps.Name})
+		}
 	}
 	env := &transform.Env{Attrs: e.Employee, Lookups: ev.tables, Outputs: map[string]map[string]string{},
 		Rand: seeded(id), Now: plan.RunAt}
@@ -496,7 +558,35 @@ func (ev *evaluator) person(row Row) ([]effect, []Conflict, []string) {
 			}
 		}
 	}
-	return effects, conflicts, resolved
+	return effects, conflicts, resolved, runs
+}
+
+// PreviousColumn prefixes a change row's attribute value before the
+// change (previous_department): conditions read it as previous.department.
+const PreviousColumn = "previous_"
+
+// changeOf splits a change row into the event and the attributes before
+// it: the row's, with each previous_<attr> column's value for <attr>. Other
+// rows have no previous attributes.
+func changeOf(e hr.Event) (hr.Event, map[string]string) {
+	if e.Type != hr.Change {
+		return e, nil
+	}
+	now, previous := map[string]string{}, map[string]string{}
+	for k, v := range e.Employee {
+		if a, ok := strings.CutPrefix(k, PreviousColumn); ok {
+			previous[a] = v
+		} else {
+			now[k] = v
+		}
+	}
+	for k, v := range now {
+		if _, ok := previous[k]; !ok {
+			previous[k] = v
+		}
+	}
+	e.Employee = now
+	return e, previous
 }
 
 // claimConflict is a conflict of Claim, through Effects.

@@ -27,16 +27,20 @@ import (
 
 // previewResult is what `starter preview --json` prints.
 type previewResult struct {
-	Policy     string        `json:"policy"`
-	EventID    string        `json:"event_id"`
-	EventType  string        `json:"event_type"`
-	EmployeeID string        `json:"employee_id"`
-	Workflow   string        `json:"workflow"`
-	WorkflowID string        `json:"workflow_id"`
-	Flow       string        `json:"flow"`
-	Effective  time.Time     `json:"effective_at"`
-	RunAt      time.Time     `json:"run_at"`
-	Steps      []previewStep `json:"steps"`
+	Policy     string `json:"policy"`
+	EventID    string `json:"event_id"`
+	EventType  string `json:"event_type"`
+	EmployeeID string `json:"employee_id"`
+	Workflow   string `json:"workflow"`
+	WorkflowID string `json:"workflow_id"`
+	Flow       string `json:"flow"`
+	// Scope is the chosen flow's scope; Scopes, when no flow's scope
+	// holds (the event runs no step), the ones tried.
+	Scope     string        `json:"scope,omitempty"`
+	Scopes    []string      `json:"scopes,omitempty"`
+	Effective time.Time     `json:"effective_at"`
+	RunAt     time.Time     `json:"run_at"`
+	Steps     []previewStep `json:"steps"`
 	// Live: the connectors' reads went to the targets (--live).
 	Live bool `json:"live"`
 	// AssumedLinks: offline, a mover or leaver acts on stand-in linked
@@ -56,6 +60,9 @@ type previewStep struct {
 	Skip       bool   `json:"skip,omitempty"`
 	SkipReason string `json:"skip_reason,omitempty"`
 	When       string `json:"when,omitempty"`
+	// Revokes are the groups a mover's revoke step takes back: their
+	// grant's condition held before the change and no longer does.
+	Revokes []string `json:"revokes,omitempty"`
 	// Verdict is what the run would do (would create, would link, would
 	// run, conflict, would fail, not reached), from the activity's outcome.
 	Verdict string `json:"verdict,omitempty"`
@@ -239,6 +246,15 @@ func printPreview(w io.Writer, r *previewResult) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "Workflow  %s  %s  (policy flow %q)\n", r.Workflow, r.WorkflowID, r.Flow)
+	if r.Scope != "" {
+		fmt.Fprintf(w, "Scope     %s\n", r.Scope)
+	}
+	if r.Flow == "" {
+		fmt.Fprintf(w, "No flow's scope holds for this person: the run does nothing. Tried:\n")
+		for _, s := range r.Scopes {
+			fmt.Fprintf(w, "  %s\n", s)
+		}
+	}
 	fmt.Fprintf(w, "Effective %s\n", r.Effective.Format(time.RFC3339))
 	if !r.RunAt.Equal(r.Effective) {
 		fmt.Fprintf(w, "Runs at   %s (durable timer until then)\n", r.RunAt.Format(time.RFC3339))
@@ -251,6 +267,9 @@ func printPreview(w io.Writer, r *previewResult) {
 		fmt.Fprintf(w, "\n%d. %s  [%s%s]\n", i+1, s.Name, s.Action, target)
 		if s.When != "" {
 			fmt.Fprintf(w, "   when: %s\n", s.When)
+		}
+		if len(s.Revokes) > 0 {
+			fmt.Fprintf(w, "   takes back (their condition no longer holds): %s\n", strings.Join(s.Revokes, ", "))
 		}
 		if s.Skip {
 			fmt.Fprintf(w, "   SKIPPED: %s\n", s.SkipReason)

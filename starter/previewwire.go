@@ -105,25 +105,31 @@ func kindOf(ev hr.Event, status string) (kind string, rehire bool) {
 // run previews ev for the person st describes: the Plan activity, then
 // every step's activity as the run calls it.
 func (pv *previewer) run(ctx context.Context, ev hr.Event, st known) (*previewResult, error) {
-	plan, err := pv.p.Plan(ev)
+	kind, rehire := kindOf(ev, st.Status)
+	var previous map[string]string
+	if kind == policy.KindMover && st.found {
+		previous = st.Attributes
+	}
+	plan, err := pv.p.Plan(ev, previous)
 	if err != nil {
 		return nil, err
 	}
-	kind, rehire := kindOf(ev, st.Status)
 	res := &previewResult{EventID: ev.EventID, EventType: ev.Type, EmployeeID: plan.EmployeeID,
 		Workflow: workflowName(kind), WorkflowID: contract.LifecycleWorkflowID(kind, plan.EmployeeID, ev.EventID),
-		Flow: plan.Flow, Effective: plan.EffectiveAt, RunAt: plan.RunAt, Known: st.found}
+		Flow: plan.Flow, Scope: plan.Scope, Scopes: plan.Scopes, Effective: plan.EffectiveAt, RunAt: plan.RunAt, Known: st.found}
 	attrs := maps.Clone(st.Attributes)
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
 	maps.Copy(attrs, ev.Employee)
 	ctx = activities.Preview(ctx)
-	steps, err := pv.acts.Plan(ctx, activities.PlanInput{Kind: kind, Rehire: rehire, EventID: ev.EventID, Attributes: attrs})
+	steps, err := pv.acts.Plan(ctx, activities.PlanInput{Kind: kind, Rehire: rehire, EventID: ev.EventID, Attributes: attrs,
+		OldAttributes: previous})
 	if err != nil {
 		return nil, err
 	}
-	sched, err := pv.acts.Schedule(ctx, activities.ScheduleInput{Kind: kind, EffectiveAt: ev.EffectiveAt, Attributes: attrs})
+	sched, err := pv.acts.Schedule(ctx, activities.ScheduleInput{Kind: kind, EffectiveAt: ev.EffectiveAt, Attributes: attrs,
+		OldAttributes: previous})
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +155,7 @@ func (pv *previewer) run(ctx context.Context, ev hr.Event, st known) (*previewRe
 			continue // fires only when a run waits or stops
 		}
 		s := previewStep{Name: ps.Name, Action: ps.Action, Target: ps.Target, When: ps.Spec.When,
-			Skip: ps.SkipReason != "", SkipReason: ps.SkipReason}
+			Skip: ps.SkipReason != "", SkipReason: ps.SkipReason, Revokes: ps.Revokes}
 		switch {
 		case s.Skip:
 		case stopped != "":

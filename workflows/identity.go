@@ -410,6 +410,12 @@ func (s *identity) scheduleOf(ctx workflow.Context, ev hr.Event) (activities.Sch
 	attrs := maps.Clone(s.in.Attributes)
 	maps.Copy(attrs, ev.Employee)
 	in := activities.ScheduleInput{Kind: kindOf(ev, s.in.Status), EffectiveAt: ev.EffectiveAt, Attributes: attrs}
+	if in.Kind == policy.KindMover {
+		in.OldAttributes = s.in.Applied
+		if in.OldAttributes == nil {
+			in.OldAttributes = s.in.Attributes
+		}
+	}
 	if err := workflow.ExecuteLocalActivity(lctx, a.Schedule, in).Get(ctx, &sc); err != nil {
 		return sc, err
 	}

@@ -1109,7 +1109,8 @@ func (r *lifecycle) planSteps(ctx workflow.Context) error {
 		if attempt > 1 {
 			id = fmt.Sprintf("%s#%d", stepPlan, attempt)
 		}
-		in := activities.PlanInput{Kind: r.in.Kind, Rehire: r.in.Rehire, EventID: r.in.EventID, Attributes: r.attrs}
+		in := activities.PlanInput{Kind: r.in.Kind, Rehire: r.in.Rehire, EventID: r.in.EventID, Attributes: r.attrs,
+			OldAttributes: r.in.OldAttributes}
 		var err error
 		if r.queues {
 			// A local activity: no task round trip, and its result is still
@@ -1175,7 +1176,8 @@ func (r *lifecycle) reschedule(ctx workflow.Context) error {
 			StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry,
 		})
 		var sc activities.Schedule
-		in := activities.ScheduleInput{Kind: r.in.Kind, EffectiveAt: r.in.EffectiveAt, Attributes: r.attrs}
+		in := activities.ScheduleInput{Kind: r.in.Kind, EffectiveAt: r.in.EffectiveAt, Attributes: r.attrs,
+			OldAttributes: r.in.OldAttributes}
 		if err := workflow.ExecuteActivity(sctx, a.Schedule, in).Get(ctx, &sc); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
