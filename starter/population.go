@@ -139,6 +139,19 @@ func printPopulation(w io.Writer, r populationResult) {
 		fmt.Fprintf(w, "Only what changes from %s.\n", r.Against)
 	}
 	fmt.Fprintln(w)
+	if len(r.Flows) > 1 || r.Flows[simulate.NoFlow] > 0 {
+		fmt.Fprintf(w, "People by flow (scopes): %s\n", counts(r.Flows))
+	}
+	for _, m := range r.Moves {
+		what := "flow " + m.Flow
+		if m.Step != "" {
+			what = m.Flow + " " + m.Step
+		}
+		fmt.Fprintf(w, "Scope/condition change: %s: %d in, %d out\n", what, m.In, m.Out)
+	}
+	if len(r.Flows) > 1 || len(r.Moves) > 0 {
+		fmt.Fprintln(w)
+	}
 	if len(r.Steps) == 0 {
 		fmt.Fprintln(w, "No step does anything.")
 	}
