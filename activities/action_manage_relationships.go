@@ -102,6 +102,9 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 	if err != nil {
 		return StepResult{}, err
 	}
+	if id == "" && len(in.Step.Revokes) > 0 {
+		return StepResult{Note: "no account: nothing to take back"}, nil
+	}
 	if id == "" {
 		return StepResult{}, permanent(ErrTypeNotFound, fmt.Errorf("%s: no account to manage", spec.Target))
 	}

@@ -177,7 +177,7 @@ func (a *Activities) accountID(ctx context.Context, c any, target string, in Ste
 	if !ok {
 		return "", nil
 	}
-	for _, flow := range []policy.Flow{a.cfg.Policy.Joiner, a.cfg.Policy.Rehire, a.cfg.Policy.Mover} {
+	for _, flow := range a.cfg.Policy.GrantingFlows() {
 		for _, st := range flow.Steps {
 			if st.SyncIdentity == nil || st.SyncIdentity.Target != target {
 				continue

@@ -381,6 +381,9 @@ func (c *checker) validateFlow(p *Policy, tables map[string]bool, name string, n
 			c.at(path, "step name %q is also used by %s: give one of them a name", stepName, prev)
 		}
 		seen[stepName] = path
+		if t, ok := strings.CutSuffix(stepName, ".revoke"); ok && nf.Kind == KindMover && p.Targets[t].Type != "" {
+			c.at(path, "step name %q is the mover's own step that takes back conditional grants: give this step another name", stepName)
+		}
 		if s.Notify != nil && s.Notify.After != "" {
 			if _, ok := seen[s.Notify.After]; !ok || s.Notify.After == stepName {
 				c.at(path+".notify.after", "after %q: not an earlier step of this flow%s", s.Notify.After, didYouMean(s.Notify.After, slices.Sorted(maps.Keys(seen))))

@@ -77,7 +77,7 @@ func unsupported(c any, p *policy.Policy, target string) []Need {
 	for _, f := range p.Flows() {
 		for _, s := range f.Flow.Steps {
 			if a := activities.StepActionOf(s); a != nil && policy.StepTarget(s) == target && !a.Supports(c) {
-				out = append(out, Need{Step: f.Kind + "." + policy.StepName(s), Capability: a.Name(),
+				out = append(out, Need{Step: f.Name + "." + policy.StepName(s), Capability: a.Name(),
 					Detail: fmt.Sprintf("the connector cannot run %s", a.Name())})
 			}
 		}
@@ -105,7 +105,7 @@ func unmapped(ctx context.Context, c any, p *policy.Policy, target string) []Nee
 				continue
 			}
 			if err := v.ValidateAttributes(ctx, slices.Sorted(maps.Keys(s.SyncIdentity.Attributes))...); err != nil {
-				out = append(out, Need{Step: f.Kind + "." + policy.StepName(s), Capability: "schemas", Detail: err.Error()})
+				out = append(out, Need{Step: f.Name + "." + policy.StepName(s), Capability: "schemas", Detail: err.Error()})
 			}
 		}
 	}
@@ -209,8 +209,15 @@ func Needs(p *policy.Policy) map[string][]Need {
 	for _, f := range p.Flows() {
 		for _, s := range f.Flow.Steps {
 			if a := activities.StepActionOf(s); a != nil {
-				add(policy.StepTarget(s), f.Kind+"."+policy.StepName(s), a.Needs(s, f.Kind)...)
+				add(policy.StepTarget(s), f.Name+"."+policy.StepName(s), a.Needs(s, f.Kind)...)
 			}
+		}
+	}
+	// A mover takes back conditional grants (policy.Revocations): it reads
+	// the account's groups and leaves some.
+	for name := range p.Targets {
+		if slices.ContainsFunc(p.GroupRules(name), func(r policy.GroupRule) bool { return r.When != "" }) {
+			add(name, policy.KindMover+"."+policy.RevokeStep(name), connectors.CapMembership, connectors.CapMemberships)
 		}
 	}
 	for _, t := range p.AttributeSync.Targets {
