@@ -100,6 +100,7 @@ joiner:
         password: generate%s%s
     - create_entitlement: {target: app, name: 'team-{employee_id}'}
     - manage_relationships: {target: app, add: ['dept-{department}']}
+    - {name: app.engineers, when: 'department eq "Engineering"', manage_relationships: {target: app, add: [engineers]}}
     - send_rest_request:
         target: portal
         method: POST
@@ -327,7 +328,7 @@ func TestPreviewEqualsRun(t *testing.T) {
 		t.Run(pt.name, func(t *testing.T) {
 			p, err := policy.Parse("run.yaml", []byte(runPolicy(pt, portal, false)))
 			require.NoError(t, err)
-			ensureGroups(t, p, pt, "dept-Engineering", "dept-Sales")
+			ensureGroups(t, p, pt, "dept-Engineering", "dept-Sales", "engineers")
 			// compare previews ev and then runs it; ok is false for a known
 			// gap, whose assertions are not made (the caller skips).
 			compare := func(t *testing.T, ev hr.Event, st known) (pre outcome, after known, ok bool) {
@@ -366,6 +367,9 @@ func TestPreviewEqualsRun(t *testing.T) {
 				}
 				assert.Equal(t, verdictLink, pre.verdicts[0].Verdict)
 				assert.Contains(t, strings.Join(pre.wire(), "\n"), "Sales", "the mover's write")
+				// Engineering → Sales: the engineers grant followed its
+				// condition, in the preview as in the run.
+				assert.Contains(t, pre.verdicts, stepVerdict{"app.revoke", verdictRun})
 			})
 			t.Run("leaver", func(t *testing.T) {
 				pre, _, ok := compare(t, hr.Event{EventID: "t1", Type: hr.Terminate, EffectiveAt: now, Employee: emp("E1", "Sales")}, st)
