@@ -101,7 +101,7 @@ type Report struct {
 	Flows map[string]int `json:"flows"`
 	// Moves are, with Against, the flows and conditional steps the change
 	// moves people into or out of (a scope or a when that now holds, or no
-	// longer does), in policy order.
+	// longer does), in the order the rows first show them.
 	Moves []Move `json:"moves,omitempty"`
 }
 
