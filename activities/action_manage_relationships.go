@@ -146,6 +146,9 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 			return StepResult{}, err
 		}
 	}
+	// A group granted here is never also taken away: two names can resolve
+	// to one group (dept-sales and dept-Sales at a case-insensitive target).
+	removeIDs = slices.DeleteFunc(removeIDs, func(g string) bool { return slices.Contains(addIDs, g) })
 	if in.OldAttributes != nil && !spec.RemoveAll {
 		// A mover writes only what differs: one read of the account's
 		// groups, so the note counts real changes.

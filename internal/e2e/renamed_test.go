@@ -80,3 +80,24 @@ func TestMoverSkipsRenamedGroup(t *testing.T) {
 		})
 	}
 }
+
+// A department that changes only in case renders a group name the target
+// resolves to the group the person is already in: the mover keeps it rather
+// than removing it as the old name and skipping it as the new one.
+func TestMoverKeepsGroupRenamedOnlyInCase(t *testing.T) {
+	s := newStack(t)
+	s.policy.Joiner.Steps = s.policy.Joiner.Steps[:2] // sync + groups (everyone, dept-{department})
+	s.worker(t, nil)
+	p := person(342)
+	p["department"] = "sales"
+	s.mustDeliver(t, hr.Event{EventID: "sales-hire", Type: hr.Hire, Employee: p})
+	s.waitStatus(t, []string{p["employee_id"]}, contract.StatusActive)
+	acct := s.account(t, p["email"])
+	require.Equal(t, []string{"dept-sales", "everyone"}, s.groupNames(t, acct.ID))
+
+	change := map[string]string{"employee_id": p["employee_id"], "department": "Sales"}
+	wf := s.mustDeliver(t, hr.Event{EventID: "sales-case", Type: hr.Change, Employee: change}).WorkflowID
+	row := s.waitStep(t, wf, "app.manage_relationships", workflows.StepDone)
+	assert.Equal(t, "0 added, 0 removed", row.Note)
+	assert.Equal(t, []string{"dept-sales", "everyone"}, s.groupNames(t, acct.ID))
+}
