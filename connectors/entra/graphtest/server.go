@@ -305,7 +305,7 @@ func (s *Server) AddGroup(g GroupSpec) string {
 		"id": id, "displayName": g.Name, "description": nullIfEmpty(g.Description),
 		"mailEnabled": g.MailEnabled || g.Unified, "securityEnabled": !g.Unified,
 		"mailNickname": nickname(g.Name), "groupTypes": types,
-		"onPremisesSyncEnabled": nil,
+		"onPremisesSyncEnabled": nil, "createdDateTime": time.Now().UTC().Format(time.RFC3339Nano),
 	}
 	if g.OnPremises {
 		p["onPremisesSyncEnabled"] = true
