@@ -36,7 +36,7 @@ func Describe() *connectors.Description {
 			Source: "Microsoft Entra ID user name policies: A-Z a-z 0-9 ' . - _ ! # ^ ~ before @, 64 before and 48 after it, 113 in all"},
 		// Microsoft Entra ID: 8 to 256 characters, three of four classes,
 		// letters, digits, symbols and spaces of ASCII only.
-		Passwords: &connectors.PasswordRules{MinLength: 8, MaxLength: 256, MinClasses: 3, ASCIIOnly: true},
+		Passwords:   &connectors.PasswordRules{MinLength: 8, MaxLength: 256, MinClasses: 3, ASCIIOnly: true},
 		RateLimit:   connectors.RateLimitBehaviour{Configurable: true, Adaptive: "honours Retry-After on 429 and 503"},
 		Consistency: DefaultConsistency,
 		Build:       build,

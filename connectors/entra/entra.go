@@ -215,9 +215,9 @@ type Connector struct {
 	domains     []string
 	consistency time.Duration
 	selectUser  string // the $select of a user read
-	hc      *http.Client
-	tokens  *tokenCache
-	limiter *rate.Limiter
+	hc          *http.Client
+	tokens      *tokenCache
+	limiter     *rate.Limiter
 }
 
 // New validates cfg and returns a Connector. It sends nothing: the first

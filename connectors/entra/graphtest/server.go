@@ -136,7 +136,7 @@ type user struct {
 type group struct {
 	visibleAt time.Time
 	props     map[string]any
-	members map[string]bool
+	members   map[string]bool
 }
 
 // New starts a server bound to 127.0.0.1 and stops it when t ends.
