@@ -88,6 +88,10 @@ type AttributeSpec struct {
 	Required    bool     `json:",omitempty"` // needed to create an account
 	Immutable   bool     `json:",omitempty"` // cannot change after creation
 	MultiValued bool     `json:",omitempty"`
+	// Reference: the value names another person's account on the same
+	// target (Entra's manager). A value that is an HR employee ID is
+	// resolved through that person's link before it is written.
+	Reference bool `json:",omitempty"`
 }
 
 // IdentifierRules are a target's documented limits on one attribute of

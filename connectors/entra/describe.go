@@ -46,8 +46,8 @@ func Describe() *connectors.Description {
 			Required: a.name == "user_principal_name", MultiValued: a.kind == list})
 	}
 	d.Attributes = append(d.Attributes,
-		connectors.AttributeSpec{Name: attrManager, Wire: "manager/$ref"},
-		connectors.AttributeSpec{Name: attrManagerID, Wire: "manager/$ref"})
+		connectors.AttributeSpec{Name: attrManager, Wire: "manager/$ref", Reference: true},
+		connectors.AttributeSpec{Name: attrManagerID, Wire: "manager/$ref", Reference: true})
 	return d
 }
 

@@ -286,7 +286,9 @@ func (c *Connector) checkUPN(upn string) error {
 }
 
 // managerCalls sets (PUT $ref) or clears (DELETE $ref, absent = done) the
-// manager. A UPN is resolved to its object ID first.
+// manager. A UPN is resolved to its object ID first. (An HR employee ID
+// never gets here: sync_identity resolves it through the manager's link,
+// connectors.AttributeSpec.Reference.)
 func (c *Connector) managerCalls(ctx context.Context, id string, manager *string) ([]call, error) {
 	if manager == nil {
 		return nil, nil
@@ -296,11 +298,6 @@ func (c *Connector) managerCalls(ctx context.Context, id string, manager *string
 		return []call{{method: "DELETE", path: ref, ok: notFound}}, nil
 	}
 	mid := *manager
-	if !isGUID(mid) && !strings.Contains(mid, "@") {
-		// Never GET /users/E0007: an HR employee ID names a person, whose
-		// account the step resolves through that person's link.
-		return nil, invalidAttr(attrManager, "%q is neither an object ID nor a user principal name (an HR employee ID is resolved through the manager's link to this target)", mid)
-	}
 	if !isGUID(mid) {
 		var m struct {
 			ID string `json:"id"`
