@@ -215,6 +215,7 @@ type Connector struct {
 	domains     []string
 	consistency time.Duration
 	selectUser  string // the $select of a user read
+	recent      *recentGroups
 	hc          *http.Client
 	tokens      *tokenCache
 	limiter     *rate.Limiter
@@ -268,6 +269,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		domains:     cfg.VerifiedDomains,
 		consistency: cfg.Consistency,
 		selectUser:  selectUser(cfg.LifecycleDates),
+		recent:      &recentGroups{ttl: cfg.Consistency},
 		hc:          hc,
 		tokens:      tokenSource(tctx, cfg, tokenURL, scope),
 	}

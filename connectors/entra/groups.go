@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jml-dev/jml/connectors"
@@ -189,6 +190,9 @@ func (c *Connector) FindGroup(ctx context.Context, name string) (*connectors.Gro
 		return nil, err
 	}
 	if len(list.Value) == 0 {
+		if g, ok := c.recent.get(name); ok {
+			return &g, nil // made here moments ago; the replica read has not seen it yet
+		}
 		return nil, fmt.Errorf("entra: %s %q: %w", op, name, connectors.ErrNotFound)
 	}
 	key := uniqueName(name)
@@ -257,5 +261,46 @@ func (c *Connector) EnsureGroup(ctx context.Context, g connectors.Group) (*conne
 		}
 	}
 	out := created.public()
+	c.recent.put(g.Name, out)
 	return &out, nil
+}
+
+// recentGroups are the groups this connector created within the
+// consistency bound, by lower-cased name: a later step of the same run
+// (manage_relationships after create_entitlement) finds the group it just
+// made although Graph's $filter does not show it yet.
+type recentGroups struct {
+	mu  sync.Mutex
+	ttl time.Duration
+	by  map[string]recentGroup
+}
+
+type recentGroup struct {
+	g  connectors.Group
+	at time.Time
+}
+
+func (r *recentGroups) put(name string, g connectors.Group) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if r.by == nil {
+		r.by = map[string]recentGroup{}
+	}
+	for k, v := range r.by { // forget what every replica shows by now
+		if now.Sub(v.at) > r.ttl {
+			delete(r.by, k)
+		}
+	}
+	r.by[strings.ToLower(name)] = recentGroup{g: g, at: now}
+}
+
+func (r *recentGroups) get(name string) (connectors.Group, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.by[strings.ToLower(name)]
+	if !ok || time.Since(v.at) > r.ttl {
+		return connectors.Group{}, false
+	}
+	return v.g, true
 }
