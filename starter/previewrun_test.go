@@ -179,7 +179,9 @@ func runOf(t *testing.T, p *policy.Policy, pt peerTarget, ev hr.Event, st known)
 		AllowInsecureLoopback: true, Rand: seeded(), Directory: pt.dir})
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
+	// A busy machine can hold the first workflow task past the default 1 s
+	// deadlock window (cold start, local activities): not what this test checks.
+	env.SetWorkerOptions(worker.Options{EnableSessionWorker: true, DeadlockDetectionTimeout: time.Minute})
 	env.SetTestTimeout(time.Minute) // (wall clock: the peers answer at their pace on a busy machine)
 	workflows.Register(env, acts)
 	kind, rehire := kindOf(ev, st.Status)
