@@ -70,7 +70,7 @@ func (a *Activities) DeleteIdentity(ctx context.Context, in StepInput) (StepResu
 	if err := d.Delete(ctx, id); err != nil && !errors.Is(err, connectors.ErrNotFound) {
 		return StepResult{}, toTemporal(fmt.Errorf("%s: delete: %w", spec.Target, err))
 	}
-	note, err := readBack(ctx, c, spec.Target, id, func(got *connectors.Account) string {
+	note, err := a.readBack(ctx, c, spec.Target, id, func(got *connectors.Account) string {
 		if got != nil {
 			return fmt.Sprintf("present (status %s), expected absent", got.Status)
 		}

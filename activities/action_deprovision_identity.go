@@ -87,7 +87,7 @@ func (a *Activities) DeprovisionIdentity(ctx context.Context, in StepInput) (Ste
 	// Done when the target says so: the account reads back disabled (and
 	// without groups when they were to go), or absent.
 	gone, groupsUnread := false, false
-	note, err := readBack(ctx, c, spec.Target, id, func(got *connectors.Account) string {
+	note, err := a.readBack(ctx, c, spec.Target, id, func(got *connectors.Account) string {
 		switch {
 		case got == nil:
 			gone = true

@@ -150,6 +150,9 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 	if err != nil {
 		return StepResult{}, err
 	}
+	if err := a.resolveReferences(ctx, spec.Target, attrs); err != nil {
+		return StepResult{}, err
+	}
 	uid := a.cfg.Policy.UniqueIdentifier(*spec)
 	var old connectors.Attributes
 	if in.OldAttributes != nil {
@@ -247,6 +250,39 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 	return res, nil
 }
 
+// resolveReferences replaces, in the attributes the target describes as
+// references to another person's account (Entra's manager), a value that
+// is an HR employee ID with that person's account ID on the same target,
+// read from the person's link (the identity's record): HR says "E0007",
+// Graph needs E0007's object ID. A value no identity has is left as is
+// (an account ID or user name the policy wrote); a person jml knows with
+// no account on the target yet is a retryable error (that person's joiner
+// may still be running).
+func (a *Activities) resolveReferences(ctx context.Context, target string, attrs connectors.Attributes) error {
+	d, ok := policy.Describe(a.cfg.Policy.Targets[target].Type)
+	if !ok || a.cfg.Directory == nil {
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(attrs)) {
+		spec, ok := d.Attribute(k)
+		v := attrs[k]
+		if !ok || !spec.Reference || v == "" {
+			continue
+		}
+		rec, err := a.cfg.Directory.Identity(ctx, v)
+		switch {
+		case errors.Is(err, connectors.ErrNotFound):
+			continue
+		case err != nil:
+			return toTemporal(fmt.Errorf("%s: %s: read the identity it names: %w", target, k, err))
+		case rec.Accounts[target] == "":
+			return toTemporal(connectors.Transient(fmt.Errorf("%s: %s: the person it names has no account on %s yet", target, k, target)))
+		}
+		attrs[k] = rec.Accounts[target]
+	}
+	return nil
+}
+
 // linkedAccount reads the account this person's link names. A link whose
 // account is gone (deleted outside jml) is dropped: the step correlates
 // again.
@@ -325,7 +361,7 @@ func (a *Activities) create(ctx context.Context, c any, s connectors.AccountSync
 	// The create answer is the target's stored representation: it is the
 	// read-back, at no extra request. Only a disagreement reads again.
 	if attrsDiffer(acct, attrs, uid) != "" || acct.Active == in.Inactive {
-		if _, err := readBack(ctx, c, spec.Target, acct.ID, func(got *connectors.Account) string {
+		if _, err := a.readBack(ctx, c, spec.Target, acct.ID, func(got *connectors.Account) string {
 			if got == nil {
 				return "absent after create"
 			}
@@ -373,7 +409,7 @@ func (a *Activities) update(ctx context.Context, c any, s connectors.AccountSync
 	if len(diff) == 0 && !reactivate {
 		return nil // nothing written: nothing to verify
 	}
-	_, err := readBack(ctx, c, spec.Target, acct.ID, func(got *connectors.Account) string {
+	_, err := a.readBack(ctx, c, spec.Target, acct.ID, func(got *connectors.Account) string {
 		if got == nil {
 			return "absent after update"
 		}

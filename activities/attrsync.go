@@ -464,11 +464,13 @@ func (a *Activities) buildSnapshot(ctx context.Context, target string) (*snapsho
 		return nil, permanent("PolicyInvalid", err)
 	}
 	s := &snapshot{byAccount: map[string]*desired{}, byUID: map[string]*desired{}, built: time.Now()}
+	links := map[string]string{} // employee ID → account on target (references)
 	for ids, err := range identityPages(ctx, a.cfg.Directory) {
 		if err != nil {
 			return nil, toTemporal(fmt.Errorf("attribute sync: list identities: %w", err))
 		}
 		for _, r := range ids {
+			links[r.EmployeeID] = r.Accounts[target]
 			if !active(r) || len(r.Attributes) == 0 {
 				continue // leavers; identities that published nothing yet
 			}
@@ -520,7 +522,43 @@ func (a *Activities) buildSnapshot(ctx context.Context, target string) (*snapsho
 		}
 		activity.RecordHeartbeat(ctx) // listing a large directory takes a while
 	}
+	a.snapshotReferences(target, s, links)
 	return s, nil
+}
+
+// snapshotReferences resolves, in every desired state of the snapshot,
+// the attributes the target describes as references (Entra's manager)
+// from an HR employee ID to that person's account, as sync_identity does
+// (resolveReferences), from the identities the snapshot just listed. A
+// person without an account there is left out of the comparison: the
+// sync never writes an employee ID where an account is meant.
+func (a *Activities) snapshotReferences(target string, s *snapshot, links map[string]string) {
+	d, ok := policy.Describe(a.cfg.Policy.Targets[target].Type)
+	if !ok {
+		return
+	}
+	seen := map[*desired]bool{}
+	for _, m := range []map[string]*desired{s.byAccount, s.byUID} {
+		for _, ds := range m {
+			if ds == nil || seen[ds] {
+				continue
+			}
+			seen[ds] = true
+			for k, v := range ds.attrs {
+				spec, ok := d.Attribute(k)
+				if !ok || !spec.Reference || v == "" {
+					continue
+				}
+				if acct, known := links[v]; known {
+					if acct == "" {
+						delete(ds.attrs, k)
+					} else {
+						ds.attrs[k] = acct
+					}
+				}
+			}
+		}
+	}
 }
 
 // progress is the heartbeat of a chunk: where to resume after a retry.
@@ -669,6 +707,9 @@ func (a *Activities) syncIdentities(ctx context.Context, in AttrSyncPageInput, s
 		if attrs == nil {
 			res.Counts.Skipped++ // the policy gives this identity no account here
 			continue
+		}
+		if err := a.resolveReferences(ctx, in.Target, attrs); err != nil {
+			return AttrSyncPageResult{}, err
 		}
 		d := &desired{employeeID: id, accountID: r.Accounts[in.Target], attrs: attrs}
 		var acct *connectors.Account

@@ -806,7 +806,7 @@ func (r *reconciler) disable(ctx context.Context, c any, accts []ReconcileAccoun
 		r.res.Counts.Writes++
 		if err == nil {
 			// Disabled when the target says so, as for a leaver.
-			_, err = readBack(ctx, c, r.in.Target, e.AccountID, wantDisabled)
+			_, err = r.a.readBack(ctx, c, r.in.Target, e.AccountID, wantDisabled)
 			r.res.Counts.Reads++
 			if _, failed := postcondition(err); failed {
 				e.Action = ActionFailed

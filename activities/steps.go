@@ -318,7 +318,7 @@ func (a *Activities) EnableAccount(ctx context.Context, target, accountID string
 	if err := r.Reactivate(ctx, accountID); err != nil {
 		return toTemporal(fmt.Errorf("%s: enable: %w", target, err))
 	}
-	_, err = readBack(ctx, c, target, accountID, wantActive(true))
+	_, err = a.readBack(ctx, c, target, accountID, wantActive(true))
 	return err
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/policy"
 	"go.temporal.io/sdk/temporal"
 )
 
@@ -30,18 +31,37 @@ const ErrTypeNoPassword = "NoPassword"
 
 // rereads are the pauses before reading back again when the first read
 // disagrees: some targets (Entra) are eventually consistent. A read that
-// agrees at once costs exactly one request.
-var rereads = []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}
+// agrees at once costs exactly one request. A target whose description
+// bounds its consistency (Description.Consistency) is read again with
+// backoff for that long; others for about 2 s.
+func (a *Activities) rereads(target string) []time.Duration {
+	bound := 2 * time.Second
+	if a.cfg.Policy == nil {
+		return []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}
+	}
+	if d, ok := policy.Describe(a.cfg.Policy.Targets[target].Type); ok && d.Consistency > bound {
+		bound = d.Consistency
+	}
+	var out []time.Duration
+	var total time.Duration
+	for wait := 500 * time.Millisecond; total < bound; wait = min(2*wait, 4*time.Second) {
+		wait = min(wait, bound-total)
+		out = append(out, wait)
+		total += wait
+	}
+	return out
+}
 
 // readBack reads the account by ID and asks check whether it is in the
 // intended state (check returns "" when it is, else what it found wrong;
 // a nil account means the target says the account is absent). A target
 // without AccountReader cannot be verified; the note says so.
-func readBack(ctx context.Context, c any, target, id string, check func(*connectors.Account) string) (note string, err error) {
+func (a *Activities) readBack(ctx context.Context, c any, target, id string, check func(*connectors.Account) string) (note string, err error) {
 	r, ok := c.(connectors.AccountReader)
 	if !ok {
 		return "not verified: the connector cannot read accounts back", nil
 	}
+	rereads := a.rereads(target)
 	for i := 0; ; i++ {
 		acct, err := r.ReadAccount(ctx, id)
 		if errors.Is(err, connectors.ErrNotFound) {

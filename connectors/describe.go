@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -43,6 +44,11 @@ type Description struct {
 	Passwords *PasswordRules
 	// RateLimit is how the connector paces itself.
 	RateLimit RateLimitBehaviour
+	// Consistency bounds how long a write may take to show in the
+	// target's reads (an eventually consistent directory: Entra ID); 0 for
+	// targets that read their writes at once. Read-backs wait up to this
+	// long, with backoff, before calling a write missing.
+	Consistency time.Duration `json:",omitempty"`
 	// Build makes the connector of one target; nil for types whose steps
 	// send their requests themselves (rest).
 	Build func(ctx context.Context, c Config) (any, error) `json:"-"`
@@ -82,6 +88,10 @@ type AttributeSpec struct {
 	Required    bool     `json:",omitempty"` // needed to create an account
 	Immutable   bool     `json:",omitempty"` // cannot change after creation
 	MultiValued bool     `json:",omitempty"`
+	// Reference: the value names another person's account on the same
+	// target (Entra's manager). A value that is an HR employee ID is
+	// resolved through that person's link before it is written.
+	Reference bool `json:",omitempty"`
 }
 
 // IdentifierRules are a target's documented limits on one attribute of
@@ -174,6 +184,10 @@ type Config struct {
 	Logger     *zap.Logger
 	// AllowInsecure permits plain-http URLs on loopback (dev and tests).
 	AllowInsecure bool
+	// Mapped are the attribute names the policy's steps write on this
+	// target: a connector reads an attribute that costs a permission
+	// (Entra's lifecycle dates) only when it is mapped.
+	Mapped []string
 }
 
 // Get is a field's value.

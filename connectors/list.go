@@ -19,3 +19,13 @@ type GroupLister interface {
 	// ListMembers reads one page of a group's member account IDs.
 	ListMembers(ctx context.Context, groupID, cursor string, pageSize int) (ids []string, next string, err error)
 }
+
+// ChangeLister reads a target's accounts as changes (Microsoft Graph's
+// delta query): a round started with an empty cursor lists every account;
+// its last page hands out a delta link, and a round started from that link
+// lists only the accounts changed or removed since. Pages of a round are
+// chained by next; the last page has no next and returns delta, the link a
+// later cycle keeps and starts from.
+type ChangeLister interface {
+	ListChanges(ctx context.Context, cursor string) (changed []Account, removed []string, next, delta string, err error)
+}

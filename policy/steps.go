@@ -375,13 +375,31 @@ func Candidates(p *Policy, step SyncIdentity, attr string) ([]*transform.Templat
 // UniqueIdentifier is the attribute a sync step finds accounts by: its
 // unique_identifier, else login (okta), user_name (scim, entra).
 func (p *Policy) UniqueIdentifier(step SyncIdentity) string {
-	if step.UniqueIdentifier != "" {
-		return step.UniqueIdentifier
+	uid := step.UniqueIdentifier
+	d, described := Describe(p.Targets[step.Target].Type)
+	switch {
+	case uid != "":
+	case described && d.UniqueIdentifier != "":
+		uid = d.UniqueIdentifier
+	default:
+		uid = "user_name"
 	}
-	if d, ok := Describe(p.Targets[step.Target].Type); ok && d.UniqueIdentifier != "" {
-		return d.UniqueIdentifier
+	if !described {
+		return uid
 	}
-	return "user_name"
+	// The catalog's aliases name one attribute (Entra: user_name and
+	// user_principal_name): the identifier is the name the step writes it
+	// under, whichever the step and the default chose.
+	attrs := mergedAttributes(p, step)
+	if _, written := attrs[uid]; written {
+		return uid
+	}
+	for _, k := range slices.Sorted(maps.Keys(attrs)) {
+		if d.Canonical(k) == d.Canonical(uid) {
+			return k
+		}
+	}
+	return uid
 }
 
 func mergedAttributes(p *Policy, step SyncIdentity) map[string]string {

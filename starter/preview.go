@@ -161,11 +161,8 @@ func previewEvent(ctx context.Context, p *policy.Policy, ev hr.Event, live bool,
 	if live {
 		rec.Live, getenv = http.DefaultTransport, os.Getenv
 	}
-	pv, err := newPreviewer(ctx, p, rec, previewOptions{getenv: getenv, insecure: !live})
-	if err != nil {
-		return nil, err
-	}
 	var st known
+	var dir activities.Directory
 	if live && os.Getenv("TEMPORAL_ADDRESS") != "" {
 		c, err := dial(ctx, zap.NewNop())
 		if err != nil {
@@ -176,11 +173,17 @@ func previewEvent(ctx context.Context, p *policy.Policy, ev hr.Event, live bool,
 		if err != nil {
 			return nil, err
 		}
-		if st, err = storedState(ctx, activities.TemporalDirectory{Client: c, DataConverter: codec.DataConverter(pc)}, ev.Employee["employee_id"]); err != nil {
+		dir = activities.TemporalDirectory{Client: c, DataConverter: codec.DataConverter(pc)}
+		if st, err = storedState(ctx, dir, ev.Employee["employee_id"]); err != nil {
 			return nil, fmt.Errorf("stored state of %s: %w", ev.Employee["employee_id"], err)
 		}
 	} else if live {
 		fmt.Fprintln(stderr, "note: TEMPORAL_ADDRESS is not set: the preview starts from a person jml does not know (no links)")
+		dir = activities.StaticDirectory{} // and knows no one else's links
+	}
+	pv, err := newPreviewer(ctx, p, rec, previewOptions{getenv: getenv, insecure: !live, dir: dir})
+	if err != nil {
+		return nil, err
 	}
 	if kind, _ := kindOf(ev, ""); !live && kind != policy.KindJoiner {
 		st = assumeLinked(p)

@@ -46,6 +46,9 @@ type peerTarget struct {
 	leaver string
 	// live reaches the peers (and trusts the portal's test certificate).
 	live http.RoundTripper
+	// dir is where a run and its preview find other people's links
+	// (nil: the run knows none; the preview assumes them).
+	dir activities.Directory
 }
 
 func scimTarget(t *testing.T, base string, env map[string]string) peerTarget {
@@ -139,7 +142,7 @@ func seeded() io.Reader { return rand.New(rand.NewSource(7)) }
 func previewOf(t *testing.T, p *policy.Policy, pt peerTarget, ev hr.Event, st known) outcome {
 	t.Helper()
 	rec := &targets.Recorder{Live: pt.live}
-	pv, err := newPreviewer(t.Context(), p, rec, previewOptions{getenv: getenvOf(pt.env), insecure: true, rand: seeded()})
+	pv, err := newPreviewer(t.Context(), p, rec, previewOptions{getenv: getenvOf(pt.env), insecure: true, rand: seeded(), dir: pt.dir})
 	require.NoError(t, err)
 	res, err := pv.run(t.Context(), ev, st)
 	require.NoError(t, err)
@@ -173,10 +176,12 @@ func runOf(t *testing.T, p *policy.Policy, pt peerTarget, ev hr.Event, st known)
 	conns, err := targets.Build(t.Context(), p, targets.Options{Getenv: getenvOf(pt.env), HTTPClient: hc, AllowInsecure: true})
 	require.NoError(t, err)
 	acts := activities.New(activities.Config{Policy: p, Targets: conns, HTTPClient: hc, Getenv: getenvOf(pt.env),
-		AllowInsecureLoopback: true, Rand: seeded()})
+		AllowInsecureLoopback: true, Rand: seeded(), Directory: pt.dir})
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
+	// A busy machine can hold the first workflow task past the default 1 s
+	// deadlock window (cold start, local activities): not what this test checks.
+	env.SetWorkerOptions(worker.Options{EnableSessionWorker: true, DeadlockDetectionTimeout: time.Minute})
 	env.SetTestTimeout(time.Minute) // (wall clock: the peers answer at their pace on a busy machine)
 	workflows.Register(env, acts)
 	kind, rehire := kindOf(ev, st.Status)

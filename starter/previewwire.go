@@ -52,6 +52,10 @@ type previewOptions struct {
 	getenv   func(string) string
 	insecure bool // plain-http loopback targets (tests' peers)
 	rand     io.Reader
+	// dir is where a run finds other people's links (a manager's
+	// account); nil: an offline preview assumes every person a reference
+	// names is linked (assumedPeople).
+	dir activities.Directory
 }
 
 func newPreviewer(ctx context.Context, p *policy.Policy, rec *targets.Recorder, o previewOptions) (*previewer, error) {
@@ -66,8 +70,11 @@ func newPreviewer(ctx context.Context, p *policy.Policy, rec *targets.Recorder, 
 		return nil, err
 	}
 	vault := secret.NewVault(time.Hour)
+	if o.dir == nil {
+		o.dir = assumedPeople{p}
+	}
 	acts := activities.New(activities.Config{Policy: p, Targets: conns, Vault: vault, HTTPClient: hc,
-		Getenv: o.getenv, AllowInsecureLoopback: o.insecure, Rand: o.rand})
+		Getenv: o.getenv, AllowInsecureLoopback: o.insecure, Rand: o.rand, Directory: o.dir})
 	return &previewer{p: p, rec: rec, vault: vault, acts: acts}, nil
 }
 
@@ -327,6 +334,32 @@ func storedState(ctx context.Context, dir activities.Directory, employeeID strin
 	}
 	return known{IdentityRecord: rec, found: true}, nil
 }
+
+// assumedPeople is the directory of an offline preview: a person a
+// reference names (a manager's employee ID; a value with an @ is a user
+// name, not a person) is taken to be linked to one account in every
+// account target, shown as <Person_E0007.id>, as a run that finds the
+// manager's link sends that account's ID.
+type assumedPeople struct{ p *policy.Policy }
+
+func (assumedPeople) ListIdentities(context.Context, []byte, int) ([]activities.IdentityRecord, []byte, error) {
+	return nil, nil, nil
+}
+
+func (d assumedPeople) Identity(_ context.Context, employeeID string) (activities.IdentityRecord, error) {
+	if strings.Contains(employeeID, "@") || !previewName.MatchString(employeeID) {
+		return activities.IdentityRecord{}, fmt.Errorf("identity %s: %w", employeeID, connectors.ErrNotFound)
+	}
+	rec := activities.IdentityRecord{EmployeeID: employeeID, Accounts: map[string]string{}}
+	for name, t := range d.p.Targets {
+		if dd, ok := policy.Describe(t.Type); ok && dd.Build != nil {
+			rec.Accounts[name] = targets.PreviewAccountPrefix + "Person_" + employeeID
+		}
+	}
+	return rec, nil
+}
+
+var previewName = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 
 // assumeLinked is the stand-in for a person an offline preview of a mover
 // or leaver acts on: linked to one account in every account target, which

@@ -25,6 +25,9 @@ type Options struct {
 	Logger     *zap.Logger
 	// AllowInsecure permits plain-http URLs on loopback (dev and tests).
 	AllowInsecure bool
+	// Mapped are the attribute names the policy writes, by target (Build
+	// fills it from the policy).
+	Mapped map[string][]string
 }
 
 // Build creates one connector per target of p whose type builds one (okta,
@@ -37,6 +40,7 @@ func Build(ctx context.Context, p *policy.Policy, o Options) (map[string]any, er
 	}
 	out := map[string]any{}
 	var problems []string
+	o.Mapped = mapped(p)
 	for _, name := range slices.Sorted(maps.Keys(p.Targets)) {
 		c, err := BuildOne(ctx, name, p.Targets[name], o)
 		if err != nil {
@@ -69,5 +73,26 @@ func BuildOne(ctx context.Context, name string, t policy.Target, o Options) (any
 		return nil, nil
 	}
 	return d.Build(ctx, connectors.Config{Name: name, Values: t.Values(), Getenv: o.Getenv,
-		HTTPClient: o.HTTPClient, Logger: o.Logger, AllowInsecure: o.AllowInsecure})
+		HTTPClient: o.HTTPClient, Logger: o.Logger, AllowInsecure: o.AllowInsecure, Mapped: o.Mapped[name]})
+}
+
+// mapped lists, by target, the attribute names the policy's sync steps
+// write there, sorted.
+func mapped(p *policy.Policy) map[string][]string {
+	out := map[string][]string{}
+	for _, f := range p.Flows() {
+		for _, s := range f.Flow.Steps {
+			if a := s.SyncIdentity; a != nil {
+				for k := range a.Attributes {
+					if !slices.Contains(out[a.Target], k) {
+						out[a.Target] = append(out[a.Target], k)
+					}
+				}
+			}
+		}
+	}
+	for _, v := range out {
+		slices.Sort(v)
+	}
+	return out
 }

@@ -14,8 +14,9 @@ type kind int
 const (
 	text kind = iota
 	boolean
-	date // DateTimeOffset; "2026-12-01" means midnight UTC
-	list // comma-separated
+	date  // DateTimeOffset; "2026-12-01" means midnight UTC
+	list  // comma-separated
+	phone // a one-element collection (businessPhones)
 )
 
 // attribute maps a normalized attribute name to a Graph user property.
@@ -26,6 +27,9 @@ type attribute struct {
 	aliases  []string // other accepted names (also read back, so diffs match)
 	findable bool     // usable as a FindAccount key ($filter eq)
 	required bool     // Graph refuses to clear it
+	// lifecycle: reading and writing it need User-LifeCycleInfo
+	// permissions; it is $selected only when the policy maps it.
+	lifecycle bool
 }
 
 // attributes is the normalized ↔ Graph table (read-only).
@@ -38,7 +42,7 @@ var attributes = []attribute{
 	{name: "mail_nickname", graph: "mailNickname", findable: true, required: true},
 	{name: "employee_id", graph: "employeeId", findable: true},
 	{name: "employee_type", graph: "employeeType"},
-	{name: "employee_hire_date", graph: "employeeHireDate", kind: date},
+	{name: "employee_hire_date", graph: "employeeHireDate", kind: date, lifecycle: true},
 	{name: "department", graph: "department"},
 	{name: "job_title", graph: "jobTitle", aliases: []string{"title"}},
 	{name: "company_name", graph: "companyName"},
@@ -51,7 +55,7 @@ var attributes = []attribute{
 	{name: "usage_location", graph: "usageLocation"},
 	{name: "preferred_language", graph: "preferredLanguage"},
 	{name: "mobile_phone", graph: "mobilePhone"},
-	{name: "business_phones", graph: "businessPhones", kind: list},
+	{name: "business_phones", graph: "businessPhones", kind: phone, aliases: []string{"business_phone"}},
 	{name: "other_mails", graph: "otherMails", kind: list},
 	{name: "on_premises_immutable_id", graph: "onPremisesImmutableId", findable: true},
 	{name: "account_enabled", graph: "accountEnabled", kind: boolean, aliases: []string{"active"}, required: true},
@@ -145,6 +149,14 @@ func convert(a attribute, v string) (any, error) {
 			return nil, fmt.Errorf("want a date (2006-01-02) or an RFC 3339 time")
 		}
 		return t.UTC().Format(time.RFC3339), nil
+	case phone:
+		// "Although it's a string collection, only one number can be set
+		// for this property."
+		// https://learn.microsoft.com/en-us/graph/api/resources/user#properties
+		if strings.ContainsAny(v, ",;") {
+			return nil, fmt.Errorf("Entra keeps one business phone (Graph refuses a second number); map one number, and a second one to mobile_phone")
+		}
+		return []string{strings.TrimSpace(v)}, nil
 	case list:
 		var out []string
 		for _, p := range strings.Split(v, ",") {
@@ -218,11 +230,14 @@ func fromGraph(props map[string]any) connectors.Attributes {
 	return out
 }
 
-// selectUser is the $select of every mapped property.
-func selectUser() string {
+// selectUser is the $select of every property in the table; lifecycle
+// dates only with lifecycle (they cost a permission).
+func selectUser(lifecycle bool) string {
 	names := []string{"id"}
 	for _, a := range attributes {
-		names = append(names, a.graph)
+		if !a.lifecycle || lifecycle {
+			names = append(names, a.graph)
+		}
 	}
 	return strings.Join(names, ",")
 }

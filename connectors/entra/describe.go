@@ -2,6 +2,7 @@ package entra
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -35,17 +36,18 @@ func Describe() *connectors.Description {
 			Source: "Microsoft Entra ID user name policies: A-Z a-z 0-9 ' . - _ ! # ^ ~ before @, 64 before and 48 after it, 113 in all"},
 		// Microsoft Entra ID: 8 to 256 characters, three of four classes,
 		// letters, digits, symbols and spaces of ASCII only.
-		Passwords: &connectors.PasswordRules{MinLength: 8, MaxLength: 256, MinClasses: 3, ASCIIOnly: true},
-		RateLimit: connectors.RateLimitBehaviour{Configurable: true, Adaptive: "honours Retry-After on 429 and 503"},
-		Build:     build,
+		Passwords:   &connectors.PasswordRules{MinLength: 8, MaxLength: 256, MinClasses: 3, ASCIIOnly: true},
+		RateLimit:   connectors.RateLimitBehaviour{Configurable: true, Adaptive: "honours Retry-After on 429 and 503"},
+		Consistency: DefaultConsistency,
+		Build:       build,
 	}
 	for _, a := range attributes {
 		d.Attributes = append(d.Attributes, connectors.AttributeSpec{Name: a.name, Wire: a.graph, Aliases: a.aliases,
 			Required: a.name == "user_principal_name", MultiValued: a.kind == list})
 	}
 	d.Attributes = append(d.Attributes,
-		connectors.AttributeSpec{Name: attrManager, Wire: "manager/$ref"},
-		connectors.AttributeSpec{Name: attrManagerID, Wire: "manager/$ref"})
+		connectors.AttributeSpec{Name: attrManager, Wire: "manager/$ref", Reference: true},
+		connectors.AttributeSpec{Name: attrManagerID, Wire: "manager/$ref", Reference: true})
 	return d
 }
 
@@ -59,7 +61,11 @@ func build(ctx context.Context, c connectors.Config) (any, error) {
 		return nil, err
 	}
 	cfg := Config{Tenant: strings.TrimSpace(c.Get("tenant")), ClientID: strings.TrimSpace(id), ClientSecret: secret.New(sec),
-		GraphURL: c.Get("base_url"), AuthorityURL: c.Get("authority_url"), HTTPClient: c.HTTPClient}
+		GraphURL: c.Get("base_url"), AuthorityURL: c.Get("authority_url"), HTTPClient: c.HTTPClient,
+		LifecycleDates: slices.ContainsFunc(c.Mapped, func(n string) bool {
+			a, ok := lookupAttribute(n)
+			return ok && a.lifecycle
+		})}
 	if v := c.Get("rate_limit"); v != "" {
 		if cfg.RateLimit, err = strconv.ParseFloat(v, 64); err != nil {
 			return nil, connectors.Permanentf(TypeConfig, "entra: rate_limit %q: want a number", v)

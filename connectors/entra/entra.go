@@ -8,11 +8,20 @@
 // for one account are sent as one JSON $batch (up to 20 requests each), so a
 // joiner with two groups costs one find, one create and one $batch.
 //
-// Application permissions the app registration needs: User.ReadWrite.All,
-// GroupMember.ReadWrite.All, Group.Create (EnsureGroup),
+// Application permissions the app registration needs (Permissions lists
+// them): User.ReadWrite.All, GroupMember.ReadWrite.All,
+// Group.ReadWrite.All (EnsureGroup's upsert by uniqueName),
 // User.RevokeSessions.All (Deprovision with ClearSessions),
 // User-PasswordProfile.ReadWrite.All and the User Administrator role
-// (passwords), User.EnableDisableAccount.All.
+// (passwords), User.EnableDisableAccount.All, and
+// User-LifeCycleInfo.ReadWrite.All when the policy maps
+// employee_hire_date (Graph refuses to write lifecycle dates without it:
+// https://learn.microsoft.com/en-us/graph/api/user-update#permissions).
+//
+// Entra ID is eventually consistent: a created object may answer 404 for a
+// while. The connector keeps the ID a create returned and retries by ID,
+// with backoff, for up to Config.Consistency
+// (https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/).
 package entra
 
 import (
@@ -51,6 +60,26 @@ const (
 // maxBatch is Graph's limit of requests in one $batch.
 const maxBatch = 20
 
+// maxPage is the most objects a page of users, groups or members holds
+// (https://learn.microsoft.com/en-us/graph/paging).
+const maxPage = 999
+
+// DefaultConsistency bounds how long the connector waits for a write to
+// show in Graph's reads (replication between Entra ID's replicas).
+const DefaultConsistency = 30 * time.Second
+
+// Permissions are the application permissions the connector uses, and
+// what for.
+var Permissions = map[string]string{
+	"User.ReadWrite.All":                 "create, read, update and delete users; set managers",
+	"User.EnableDisableAccount.All":      "disable and enable accounts",
+	"User-PasswordProfile.ReadWrite.All": "set and reset passwords (with the User Administrator role)",
+	"User.RevokeSessions.All":            "revoke sign-in sessions on deprovision",
+	"GroupMember.ReadWrite.All":          "add and remove group members",
+	"Group.ReadWrite.All":                "create groups (upsert by uniqueName)",
+	"User-LifeCycleInfo.ReadWrite.All":   "write employee_hire_date (only when the policy maps it)",
+}
+
 // Config configures a Connector. Either ClientSecret or Certificate with
 // PrivateKey authenticates the app.
 type Config struct {
@@ -68,6 +97,13 @@ type Config struct {
 	VerifiedDomains []string
 	// RateLimit is the most requests per second sent (0: no limit).
 	RateLimit float64
+	// Consistency bounds the wait for a write to show in reads (default
+	// DefaultConsistency).
+	Consistency time.Duration
+	// LifecycleDates reads employee_hire_date back: it needs
+	// User-LifeCycleInfo permissions, so it is $selected only when the
+	// policy maps it.
+	LifecycleDates bool
 }
 
 // String keeps the secret and the private key out of logs: it names the
@@ -175,11 +211,14 @@ func ParseCertificatePEM(b []byte) (*x509.Certificate, crypto.Signer, error) {
 
 // Connector talks to one tenant. It is safe for concurrent use.
 type Connector struct {
-	graph   string // service root, no trailing slash
-	domains []string
-	hc      *http.Client
-	tokens  *tokenCache
-	limiter *rate.Limiter
+	graph       string // service root, no trailing slash
+	domains     []string
+	consistency time.Duration
+	selectUser  string // the $select of a user read
+	recent      *recentGroups
+	hc          *http.Client
+	tokens      *tokenCache
+	limiter     *rate.Limiter
 }
 
 // New validates cfg and returns a Connector. It sends nothing: the first
@@ -222,11 +261,17 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	scope := gu.Scheme + "://" + gu.Host + "/.default"
 	tokenURL := authority + "/" + url.PathEscape(cfg.Tenant) + "/oauth2/v2.0/token"
 	tctx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, hc)
+	if cfg.Consistency <= 0 {
+		cfg.Consistency = DefaultConsistency
+	}
 	c := &Connector{
-		graph:   graph,
-		domains: cfg.VerifiedDomains,
-		hc:      hc,
-		tokens:  tokenSource(tctx, cfg, tokenURL, scope),
+		graph:       graph,
+		domains:     cfg.VerifiedDomains,
+		consistency: cfg.Consistency,
+		selectUser:  selectUser(cfg.LifecycleDates),
+		recent:      &recentGroups{ttl: cfg.Consistency},
+		hc:          hc,
+		tokens:      tokenSource(tctx, cfg, tokenURL, scope),
 	}
 	if cfg.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), 1)
@@ -275,6 +320,7 @@ type call struct {
 	path   string // escaped, relative to the service root: "/users/{id}"
 	query  string // encoded query, without "?"
 	body   any
+	header map[string]string // extra request headers (Prefer)
 	ok     func(*apiError) bool
 }
 
@@ -300,7 +346,7 @@ func (c *Connector) doURL(ctx context.Context, op, u string, cl call, out any) e
 		payload = b
 	}
 	for attempt := 0; ; attempt++ {
-		status, data, retryAfter, err := c.send(ctx, op, cl.method, u, payload)
+		status, data, retryAfter, err := c.send(ctx, op, cl.method, u, payload, cl.header)
 		if err != nil {
 			return err
 		}
@@ -327,7 +373,7 @@ func (c *Connector) doURL(ctx context.Context, op, u string, cl call, out any) e
 }
 
 // send makes one HTTP round trip with a bearer token.
-func (c *Connector) send(ctx context.Context, op, method, u string, payload []byte) (int, []byte, string, error) {
+func (c *Connector) send(ctx context.Context, op, method, u string, payload []byte, header map[string]string) (int, []byte, string, error) {
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
 			return 0, nil, "", fmt.Errorf("entra: %s: %w", op, err)
@@ -350,6 +396,9 @@ func (c *Connector) send(ctx context.Context, op, method, u string, payload []by
 	req.Header.Set("client-request-id", uuid.NewString())
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -446,6 +495,27 @@ func header(h map[string]string, name string) string {
 		}
 	}
 	return ""
+}
+
+// eventually calls f again while it fails with ErrNotFound, with backoff,
+// for up to the consistency bound: for reads and writes of an object Graph
+// has confirmed exists (a create's answer, a uniqueness conflict) that a
+// lagging replica does not show yet.
+func (c *Connector) eventually(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(c.consistency)
+	wait := 250 * time.Millisecond
+	for {
+		err := f()
+		if !errors.Is(err, connectors.ErrNotFound) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 4*time.Second)
+	}
 }
 
 // notFound accepts 404 as success (removing what is already gone).

@@ -2,7 +2,7 @@ package entra
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jml-dev/jml/connectors"
 )
@@ -24,9 +26,11 @@ type group struct {
 	MailEnabled     bool     `json:"mailEnabled"`
 	SecurityEnabled bool     `json:"securityEnabled"`
 	OnPremisesSync  *bool    `json:"onPremisesSyncEnabled"`
+	UniqueName      string   `json:"uniqueName"`
+	CreatedDateTime string   `json:"createdDateTime"`
 }
 
-const selectGroup = "id,displayName,description,groupTypes,mailEnabled,securityEnabled,onPremisesSyncEnabled"
+const selectGroup = "id,displayName,description,groupTypes,mailEnabled,securityEnabled,onPremisesSyncEnabled,uniqueName,createdDateTime"
 
 func (g group) public() connectors.Group {
 	return connectors.Group{ID: g.ID, Name: g.DisplayName, Description: g.Description}
@@ -52,7 +56,7 @@ func (c *Connector) memberOf(ctx context.Context, id string) ([]group, error) {
 
 // memberOfURL is the first memberOf page, relative to the service root.
 func memberOfURL(id string) string {
-	return userPath(id) + "/memberOf?" + query("$select", selectGroup, "$top", "999")
+	return userPath(id) + "/memberOf?" + query("$select", selectGroup, "$top", fmt.Sprint(maxPage))
 }
 
 // groupPage is one page of memberOf.
@@ -168,8 +172,10 @@ func checkIDs(op, accountID string, groupIDs []string) error {
 	return nil
 }
 
-// FindGroup finds a group by displayName. Entra allows duplicate names:
-// more than one match is a permanent EntraConflict.
+// FindGroup finds a group by displayName. Entra allows duplicate names;
+// of several, the one EnsureGroup made for that name (its uniqueName)
+// wins, else the oldest (createdDateTime, then ID): the same group every
+// time, never a permanent conflict.
 func (c *Connector) FindGroup(ctx context.Context, name string) (*connectors.Group, error) {
 	const op = "find group"
 	if name == "" {
@@ -183,28 +189,55 @@ func (c *Connector) FindGroup(ctx context.Context, name string) (*connectors.Gro
 	if err != nil {
 		return nil, err
 	}
-	switch len(list.Value) {
-	case 0:
+	if len(list.Value) == 0 {
+		if g, ok := c.recent.get(name); ok {
+			return &g, nil // made here moments ago; the replica read has not seen it yet
+		}
 		return nil, fmt.Errorf("entra: %s %q: %w", op, name, connectors.ErrNotFound)
-	case 1:
-		g := list.Value[0].public()
-		return &g, nil
 	}
-	return nil, connectors.Permanent(TypeConflict, fmt.Errorf("entra: %s %q: %d groups have that name; %w", op, name, len(list.Value), connectors.ErrConflict))
+	key := uniqueName(name)
+	best := slices.MinFunc(list.Value, func(a, b group) int {
+		if (a.UniqueName == key) != (b.UniqueName == key) {
+			if a.UniqueName == key {
+				return -1
+			}
+			return 1
+		}
+		ta, _ := time.Parse(time.RFC3339Nano, a.CreatedDateTime)
+		tb, _ := time.Parse(time.RFC3339Nano, b.CreatedDateTime)
+		if c := ta.Compare(tb); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	g := best.public()
+	return &g, nil
 }
 
-// EnsureGroup finds the group by name or creates a security group (not
-// mail-enabled) with it.
+// uniqueName is the alternate key EnsureGroup gives the group it makes
+// for name: derived from the name alone, so a retry (after a lost answer,
+// or a read that missed the group on a lagging replica) names the same
+// group.
+func uniqueName(name string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(name))))
+	return "jml-" + hex.EncodeToString(sum[:16])
+}
+
+// EnsureGroup finds the group by name, or creates a security group (not
+// mail-enabled) with it. The create is an upsert on the group's
+// uniqueName (PATCH /groups(uniqueName='…') with Prefer:
+// create-if-missing): Graph checks the key on the write, so a retry never
+// makes a second group, even when the reads before it missed the first
+// (https://learn.microsoft.com/en-us/graph/api/group-upsert).
 func (c *Connector) EnsureGroup(ctx context.Context, g connectors.Group) (*connectors.Group, error) {
-	found, err := c.FindGroup(ctx, g.Name)
-	if !errors.Is(err, connectors.ErrNotFound) {
-		return found, err
+	if f, err := c.FindGroup(ctx, g.Name); !errors.Is(err, connectors.ErrNotFound) {
+		return f, err
 	}
+	key := uniqueName(g.Name)
+	byKey := call{method: "GET", path: "/groups(uniqueName=" + escape(key) + ")", query: query("$select", selectGroup)}
 	nick := mailNickname(g.Name)
 	if nick == "" { // a name without ASCII characters still needs an alias
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		nick = "group-" + hex.EncodeToString(b[:])
+		nick = key
 	}
 	body := map[string]any{
 		"displayName": g.Name, "mailEnabled": false, "securityEnabled": true,
@@ -214,9 +247,60 @@ func (c *Connector) EnsureGroup(ctx context.Context, g connectors.Group) (*conne
 		body["description"] = g.Description
 	}
 	var created group
-	if err := c.do(ctx, "create group", call{method: "POST", path: "/groups", body: body}, &created); err != nil {
+	err := c.do(ctx, "create group", call{method: "PATCH", path: "/groups(uniqueName=" + escape(key) + ")", body: body,
+		header: map[string]string{"Prefer": "create-if-missing"}}, &created)
+	if err != nil {
 		return nil, err
 	}
+	if created.ID == "" {
+		// 204: an earlier attempt created it; read it (by its key) once a
+		// replica shows it.
+		err = c.eventually(ctx, func() error { return c.do(ctx, "find group", byKey, &created) })
+		if err != nil {
+			return nil, err
+		}
+	}
 	out := created.public()
+	c.recent.put(g.Name, out)
 	return &out, nil
+}
+
+// recentGroups are the groups this connector created within the
+// consistency bound, by lower-cased name: a later step of the same run
+// (manage_relationships after create_entitlement) finds the group it just
+// made although Graph's $filter does not show it yet.
+type recentGroups struct {
+	mu  sync.Mutex
+	ttl time.Duration
+	by  map[string]recentGroup
+}
+
+type recentGroup struct {
+	g  connectors.Group
+	at time.Time
+}
+
+func (r *recentGroups) put(name string, g connectors.Group) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if r.by == nil {
+		r.by = map[string]recentGroup{}
+	}
+	for k, v := range r.by { // forget what every replica shows by now
+		if now.Sub(v.at) > r.ttl {
+			delete(r.by, k)
+		}
+	}
+	r.by[strings.ToLower(name)] = recentGroup{g: g, at: now}
+}
+
+func (r *recentGroups) get(name string) (connectors.Group, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.by[strings.ToLower(name)]
+	if !ok || time.Since(v.at) > r.ttl {
+		return connectors.Group{}, false
+	}
+	return v.g, true
 }

@@ -15,7 +15,7 @@ var _ connectors.GroupLister = (*Connector)(nil)
 func (c *Connector) ListGroups(ctx context.Context, cursor string, pageSize int) ([]connectors.GroupMembers, string, error) {
 	const op = "list groups"
 	var page groupPage
-	first := call{method: "GET", path: "/groups", query: query("$select", selectGroup, "$top", fmt.Sprint(min(max(pageSize, 1), 999)))}
+	first := call{method: "GET", path: "/groups", query: query("$select", selectGroup, "$top", fmt.Sprint(pageTop(pageSize)))}
 	if err := c.page(ctx, op, cursor, "/groups?", first, &page); err != nil {
 		return nil, "", err
 	}
@@ -39,7 +39,7 @@ func (c *Connector) ListMembers(ctx context.Context, groupID, cursor string, pag
 		} `json:"value"`
 		NextLink string `json:"@odata.nextLink"`
 	}
-	first := call{method: "GET", path: groupPath(groupID) + "/members", query: query("$select", "id", "$top", fmt.Sprint(min(max(pageSize, 999), 999)))}
+	first := call{method: "GET", path: groupPath(groupID) + "/members", query: query("$select", "id", "$top", fmt.Sprint(pageTop(pageSize)))}
 	if err := c.page(ctx, op, cursor, groupPath(groupID)+"/members?", first, &page); err != nil {
 		return nil, "", err
 	}
@@ -50,6 +50,15 @@ func (c *Connector) ListMembers(ctx context.Context, groupID, cursor string, pag
 		}
 	}
 	return ids, page.NextLink, nil
+}
+
+// pageTop is the $top of a page of pageSize: Graph's most (999) when the
+// caller names none or more.
+func pageTop(pageSize int) int {
+	if pageSize <= 0 {
+		return maxPage
+	}
+	return min(pageSize, maxPage)
 }
 
 // page reads the first page with first, or the page at cursor, which must

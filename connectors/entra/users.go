@@ -71,7 +71,7 @@ func (c *Connector) FindAccount(ctx context.Context, by connectors.Key) (*connec
 	if by.Attribute == attrID {
 		var u map[string]any
 		err := c.do(ctx, op, call{method: "GET", path: userPath(by.Value),
-			query: query("$select", selectUser(), "$expand", expandManager)}, &u)
+			query: query("$select", c.selectUser, "$expand", expandManager)}, &u)
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +83,7 @@ func (c *Connector) FindAccount(ctx context.Context, by connectors.Key) (*connec
 	}
 	var list userList
 	err := c.do(ctx, op, call{method: "GET", path: "/users", query: query(
-		"$filter", a.graph+" eq "+escape(by.Value), "$select", selectUser(), "$expand", expandManager)}, &list)
+		"$filter", a.graph+" eq "+escape(by.Value), "$select", c.selectUser, "$expand", expandManager)}, &list)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (c *Connector) ReadAccount(ctx context.Context, id string) (*connectors.Acc
 	}
 	var u map[string]any
 	err := c.do(ctx, op, call{method: "GET", path: userPath(id),
-		query: query("$select", selectUser(), "$expand", expandManager)}, &u)
+		query: query("$select", c.selectUser, "$expand", expandManager)}, &u)
 	if err != nil {
 		return nil, err
 	}
@@ -120,9 +120,8 @@ func (c *Connector) ListAccounts(ctx context.Context, cursor string, pageSize in
 	var list userList
 	var err error
 	if cursor == "" {
-		pageSize = min(max(pageSize, 1), 999)
 		err = c.do(ctx, op, call{method: "GET", path: "/users", query: query(
-			"$select", selectUser(), "$expand", expandManager, "$top", fmt.Sprint(pageSize))}, &list)
+			"$select", c.selectUser, "$expand", expandManager, "$top", fmt.Sprint(pageTop(pageSize)))}, &list)
 	} else {
 		// The cursor came back through workflow history: never send the
 		// token anywhere but this tenant's Graph.
@@ -187,6 +186,9 @@ func (c *Connector) CreateAccount(ctx context.Context, a connectors.Attributes, 
 	if pw.Empty() {
 		pw = generatePassword()
 	}
+	if err := checkPassword(op, pw); err != nil {
+		return nil, err
+	}
 	send := map[string]any{"passwordProfile": passwordProfile(pw, true)}
 	for k, v := range body {
 		send[k] = v
@@ -209,7 +211,7 @@ func (c *Connector) CreateAccount(ctx context.Context, a connectors.Attributes, 
 			return nil, err
 		}
 	default:
-		return nil, err
+		return nil, lifecycleHint(body, err)
 	}
 	calls, err := c.managerCalls(ctx, acc.ID, manager)
 	if err != nil {
@@ -218,7 +220,11 @@ func (c *Connector) CreateAccount(ctx context.Context, a connectors.Attributes, 
 	for _, g := range o.GroupIDs {
 		calls = append(calls, addMemberCall(c.graph, g, acc.ID))
 	}
-	if err := c.run(ctx, "grant manager and groups", calls); err != nil {
+	// The account may not have reached every replica yet: a 404 for it
+	// (or a manager just created) is retried by its ID, never by a
+	// $filter that lags as well.
+	err = c.eventually(ctx, func() error { return c.run(ctx, "grant manager and groups", calls) })
+	if err != nil {
 		return acc, err
 	}
 	if manager != nil && *manager != "" {
@@ -238,12 +244,19 @@ func first(a connectors.Attributes, names ...string) string {
 }
 
 // adopt returns the existing account with our UPN, or ErrConflict when it
-// belongs to someone else (another employee ID).
+// belongs to someone else (another employee ID). Graph just said the UPN
+// is taken, so the account exists: it is read by its UPN (GET
+// /users/{upn}, not a $filter) until a replica shows it.
 func (c *Connector) adopt(ctx context.Context, upn string, body map[string]any) (*connectors.Account, error) {
-	acc, err := c.FindAccount(ctx, connectors.Key{Attribute: "user_principal_name", Value: upn})
+	var u map[string]any
+	err := c.eventually(ctx, func() error {
+		return c.do(ctx, "find account by user_principal_name", call{method: "GET", path: userPath(upn),
+			query: query("$select", c.selectUser, "$expand", expandManager)}, &u)
+	})
 	if err != nil {
 		return nil, err
 	}
+	acc := toAccount(u)
 	want, _ := body["employeeId"].(string)
 	if have := acc.Attributes["employee_id"]; want != "" && have != "" && !strings.EqualFold(want, have) {
 		return nil, connectors.Permanent(TypeConflict, fmt.Errorf(
@@ -273,7 +286,9 @@ func (c *Connector) checkUPN(upn string) error {
 }
 
 // managerCalls sets (PUT $ref) or clears (DELETE $ref, absent = done) the
-// manager. A UPN is resolved to its object ID first.
+// manager. A UPN is resolved to its object ID first. (An HR employee ID
+// never gets here: sync_identity resolves it through the manager's link,
+// connectors.AttributeSpec.Reference.)
 func (c *Connector) managerCalls(ctx context.Context, id string, manager *string) ([]call, error) {
 	if manager == nil {
 		return nil, nil
@@ -322,7 +337,16 @@ func (c *Connector) UpdateAccount(ctx context.Context, id string, change connect
 	if len(body) > 0 {
 		calls = append([]call{{method: "PATCH", path: userPath(id), body: body}}, calls...)
 	}
-	return c.run(ctx, op, calls)
+	return lifecycleHint(body, c.run(ctx, op, calls))
+}
+
+// lifecycleHint names the permission a refused lifecycle date needs.
+func lifecycleHint(body map[string]any, err error) error {
+	var p *connectors.PermanentError
+	if _, ok := body["employeeHireDate"]; ok && errors.As(err, &p) && p.Type == TypeAuth {
+		return connectors.Permanent(TypeAuth, fmt.Errorf("%w (writing employee_hire_date needs the application permission User-LifeCycleInfo.ReadWrite.All: https://learn.microsoft.com/en-us/graph/api/user-update#permissions)", err))
+	}
+	return err
 }
 
 // Deprovision disables the account (accountEnabled=false) first, and only
@@ -495,6 +519,9 @@ func (c *Connector) setPassword(ctx context.Context, op, id string, pw secret.Se
 	if pw.Empty() {
 		return connectors.Permanentf(TypeValidation, "entra: %s: empty password", op)
 	}
+	if err := checkPassword(op, pw); err != nil {
+		return err
+	}
 	return c.do(ctx, op, call{method: "PATCH", path: userPath(id),
 		body: map[string]any{"passwordProfile": passwordProfile(pw, force)}}, nil)
 }
@@ -503,6 +530,38 @@ func (c *Connector) setPassword(ctx context.Context, op, id string, pw secret.Se
 // body. Errors never include bodies.
 func passwordProfile(pw secret.Secret, force bool) map[string]any {
 	return map[string]any{"forceChangePasswordNextSignIn": force, "password": pw.Reveal()}
+}
+
+// pwSymbols are the symbols Entra allows in a password, space included.
+const pwSymbols = "@#$%^&*-_!+=[]{}|\\:',.?/`~\"();<> "
+
+// checkPassword refuses, before anything is sent, a password Entra's
+// policy for cloud accounts refuses: 8–256 characters, three of lower
+// case, upper case, digits and symbols, ASCII letters, digits and the
+// listed symbols only ("Characters not allowed: Unicode characters",
+// https://learn.microsoft.com/en-us/entra/identity/authentication/concept-sspr-policy#password-policies-that-only-apply-to-cloud-user-accounts).
+// The reason never quotes the password.
+func checkPassword(op string, pw secret.Secret) error {
+	v := pw.Reveal()
+	var lower, upper, digit, other int
+	for _, r := range v {
+		switch {
+		case r >= 'a' && r <= 'z':
+			lower = 1
+		case r >= 'A' && r <= 'Z':
+			upper = 1
+		case r >= '0' && r <= '9':
+			digit = 1
+		case strings.ContainsRune(pwSymbols, r):
+			other = 1
+		default:
+			return connectors.Permanentf(TypeValidation, "entra: %s: the password holds a character Entra refuses (ASCII letters, digits, spaces and @#$%%^&*-_!+=[]{}|\\:',.?/`~\"();<> only)", op)
+		}
+	}
+	if len(v) < 8 || len(v) > 256 || lower+upper+digit+other < 3 {
+		return connectors.Permanentf(TypeValidation, "entra: %s: the password breaks Entra's policy (8 to 256 characters, three of lower case, upper case, digits and symbols)", op)
+	}
+	return nil
 }
 
 // generatePassword makes a 24-character password with all four character

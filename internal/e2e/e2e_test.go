@@ -55,6 +55,8 @@ type stack struct {
 	// vault, when set, is the vault of the workers started next (tests
 	// that watch what a worker holds).
 	vault *secret.Vault
+	// stepTimeout, when set, is the workers' step timeout (default 10s).
+	stepTimeout time.Duration
 	// log records everything the workers and clients log (logs reads it).
 	log    *zap.Logger
 	logs   func() string
@@ -162,11 +164,15 @@ func (s *stack) workerWith(t *testing.T, targets map[string]any, hc *http.Client
 		vault = secret.NewVault(time.Hour)
 	}
 	host := contract.HostTaskQueue(fmt.Sprintf("e2e-%d", time.Now().UnixNano()))
+	stepTimeout := s.stepTimeout
+	if stepTimeout == 0 {
+		stepTimeout = 10 * time.Second
+	}
 	a := activities.New(activities.Config{
 		Policy: s.policy, Targets: targets, Vault: vault, HostQueue: host, HostTimeout: 5 * time.Second,
 		HTTPClient: hc, Client: c, Logger: s.log,
 		Directory:   activities.TemporalDirectory{Client: c},
-		StepTimeout: 10 * time.Second, SessionHeartbeat: 2 * time.Second,
+		StepTimeout: stepTimeout, SessionHeartbeat: 2 * time.Second,
 	})
 	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true, WorkflowPanicPolicy: worker.FailWorkflow})
 	workflows.Register(w, a)

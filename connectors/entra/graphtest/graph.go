@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 )
 
 const (
@@ -38,14 +37,14 @@ var userFilterable = []string{"id", "userPrincipalName", "employeeId", "mail", "
 	"displayName", "givenName", "surname", "accountEnabled", "department", "jobTitle", "employeeType"}
 
 var groupProps = []string{"id", "displayName", "description", "mailEnabled", "mailNickname",
-	"securityEnabled", "groupTypes", "onPremisesSyncEnabled", "createdDateTime"}
+	"securityEnabled", "groupTypes", "onPremisesSyncEnabled", "createdDateTime", "uniqueName"}
 
 var defaultGroupSelect = groupProps
 
 var groupFilterable = []string{"id", "displayName", "mailNickname", "securityEnabled", "mailEnabled"}
 
 func (s *Server) graph(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) || s.fault(w, r) {
+	if !s.authorized(w, r) || s.fault(w, r) || s.throttled(w) {
 		return
 	}
 	path, ok := strings.CutPrefix(r.URL.Path, "/v1.0/")
@@ -62,6 +61,8 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request) {
 		s.listUsers(w, r)
 	case len(seg) == 1 && seg[0] == "users" && m == "POST":
 		s.createUser(w, r)
+	case len(seg) == 2 && seg[0] == "users" && seg[1] == "delta" && m == "GET":
+		s.delta(w, r)
 	case len(seg) == 2 && seg[0] == "users":
 		s.userItem(w, r, seg[1])
 	case len(seg) == 4 && seg[0] == "users" && seg[2] == "manager" && seg[3] == "$ref":
@@ -76,6 +77,8 @@ func (s *Server) graph(w http.ResponseWriter, r *http.Request) {
 		s.listGroups(w, r)
 	case len(seg) == 1 && seg[0] == "groups" && m == "POST":
 		s.createGroup(w, r)
+	case len(seg) == 1 && strings.HasPrefix(seg[0], "groups(uniqueName="):
+		s.groupByUniqueName(w, r, seg[0])
 	case len(seg) == 2 && seg[0] == "groups" && (m == "GET" || m == "DELETE"):
 		s.groupItem(w, r, seg[1])
 	case len(seg) == 3 && seg[0] == "groups" && seg[2] == "members" && m == "GET":
@@ -101,15 +104,37 @@ func (s *Server) findUPN(upn string) *user {
 	return nil
 }
 
-// lookupUser resolves an ID or a userPrincipalName, as /users/{id | upn} does.
+// lookupUser resolves an ID or a userPrincipalName, as /users/{id | upn}
+// does; a user still replicating (ReplicationLag) is not found.
 func (s *Server) lookupUser(key string) *user {
-	if u := s.users[key]; u != nil {
-		return u
+	u := s.users[key]
+	if u == nil && strings.Contains(key, "@") {
+		u = s.findUPN(key)
 	}
-	if strings.Contains(key, "@") {
-		return s.findUPN(key)
+	if u == nil || !visible(u.visibleAt) {
+		return nil
 	}
-	return nil
+	return u
+}
+
+// visible reports whether an object created with visibility at t has
+// reached every replica (ReplicationLag).
+func visible(t time.Time) bool { return !time.Now().Before(t) }
+
+// hasRole reports whether the app holds one of the permissions.
+func (s *Server) hasRole(roles ...string) bool {
+	for _, r := range roles {
+		if slices.Contains(s.opts.Roles, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// denied is Graph's answer to a token without the permission an operation
+// needs (https://learn.microsoft.com/en-us/graph/resolve-auth-errors#403-forbidden-error-codes).
+func denied() *apiErr {
+	return &apiErr{403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.", nil}
 }
 
 func parseSelect(r *http.Request, known func(string) bool, def []string) ([]string, string) {
@@ -194,7 +219,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	var items []map[string]any
 	for _, id := range s.order {
-		if u := s.users[id]; u != nil && matches(u.props, conds) {
+		if u := s.users[id]; u != nil && visible(u.visibleAt) && matches(u.props, conds) {
 			items = append(items, s.renderUser(u, sel, mgr, false))
 		}
 	}
@@ -224,7 +249,14 @@ func (s *Server) filter(w http.ResponseWriter, r *http.Request, allowed []string
 // page writes one page of a collection with an @odata.nextLink.
 func (s *Server) page(w http.ResponseWriter, r *http.Request, ctx string, items []map[string]any) {
 	q := r.URL.Query()
-	top := min(max(atoi(q.Get("$top"), 100), 1), 999)
+	top := atoi(q.Get("$top"), 100)
+	if top < 1 || top > 999 {
+		// The most a page of directory objects holds is 999
+		// (https://learn.microsoft.com/en-us/graph/api/user-list#optional-query-parameters,
+		// https://learn.microsoft.com/en-us/graph/paging).
+		writeError(w, 400, "Request_UnsupportedQuery", "Invalid page size specified: '"+q.Get("$top")+"'. Must be between 1 and 999 inclusive.", nil)
+		return
+	}
 	skip := atoi(q.Get("$skiptoken"), 0)
 	if items == nil {
 		items = []map[string]any{}
@@ -262,6 +294,9 @@ func invalid(prop string) *apiErr {
 // applyUser validates a create/update body against the live directory and
 // applies it to u (mu held). required lists properties a create must carry.
 func (s *Server) applyUser(u *user, body map[string]any, create bool) *apiErr {
+	if !s.hasRole(RoleUserReadWrite) {
+		return denied()
+	}
 	for k, v := range body {
 		kind, ok := userProps[k]
 		switch {
@@ -289,6 +324,12 @@ func (s *Server) applyUser(u *user, body map[string]any, create bool) *apiErr {
 		case "b":
 			_, valid = v.(bool)
 		case "d":
+			if !s.hasRole(RoleLifeCycle) {
+				// Writing employeeHireDate (and employeeLeaveDateTime)
+				// needs User-LifeCycleInfo.ReadWrite.All:
+				// https://learn.microsoft.com/en-us/graph/api/user-update#permissions
+				return denied()
+			}
 			str, isStr := v.(string)
 			_, err := time.Parse(time.RFC3339, str)
 			valid = isStr && err == nil
@@ -299,6 +340,12 @@ func (s *Server) applyUser(u *user, body map[string]any, create bool) *apiErr {
 				if _, isStr := e.(string); !isStr {
 					valid = false
 				}
+			}
+			if k == "businessPhones" && len(list) > 1 {
+				// "Although it's a string collection, only one number
+				// can be set for this property."
+				// https://learn.microsoft.com/en-us/graph/api/resources/user#properties
+				return &apiErr{400, "Request_BadRequest", "Invalid value specified for property 'businessPhones' of resource 'User'.", nil}
 			}
 		case "p":
 			pp, isObj := v.(map[string]any)
@@ -352,28 +399,38 @@ func (s *Server) applyUser(u *user, body map[string]any, create bool) *apiErr {
 		}
 		u.props[k] = v
 	}
+	s.change++
+	u.changed = s.change
 	return nil
 }
 
 func str(v any) string { s, _ := v.(string); return s }
 
-// complexEnough is Entra's rule: 8–256 characters from three of four classes.
+// pwSymbols are the symbols Entra allows in a password, space included.
+const pwSymbols = "@#$%^&*-_!+=[]{}|\\:',.?/`~\"();<> "
+
+// complexEnough is Entra's password policy for cloud accounts: 8–256
+// characters, three of lower case, upper case, digits and symbols, and only
+// A–Z, a–z, 0–9 and the listed symbols ("Characters not allowed: Unicode
+// characters"):
+// https://learn.microsoft.com/en-us/entra/identity/authentication/concept-sspr-policy#password-policies-that-only-apply-to-cloud-user-accounts
 func complexEnough(pw string) bool {
 	var lower, upper, digit, other int
 	for _, r := range pw {
 		switch {
-		case unicode.IsLower(r):
+		case r >= 'a' && r <= 'z':
 			lower = 1
-		case unicode.IsUpper(r):
+		case r >= 'A' && r <= 'Z':
 			upper = 1
-		case unicode.IsDigit(r):
+		case r >= '0' && r <= '9':
 			digit = 1
-		default:
+		case strings.ContainsRune(pwSymbols, r):
 			other = 1
+		default:
+			return false
 		}
 	}
-	n := len([]rune(pw))
-	return n >= 8 && n <= 256 && lower+upper+digit+other >= 3
+	return len(pw) >= 8 && len(pw) <= 256 && lower+upper+digit+other >= 3
 }
 
 func (e *apiErr) write(w http.ResponseWriter) { writeError(w, e.status, e.code, e.message, e.details) }
@@ -385,7 +442,8 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	id := s.newID()
-	u := &user{props: map[string]any{"id": id, "createdDateTime": time.Now().UTC().Format(time.RFC3339), "userType": "Member"}}
+	u := &user{visibleAt: time.Now().Add(s.opts.ReplicationLag),
+		props: map[string]any{"id": id, "createdDateTime": time.Now().UTC().Format(time.RFC3339), "userType": "Member"}}
 	if e := s.applyUser(u, body, true); e != nil {
 		s.mu.Unlock()
 		e.write(w)
@@ -444,6 +502,8 @@ func (s *Server) userItem(w http.ResponseWriter, r *http.Request, key string) {
 		s.mu.Lock()
 		delete(s.users, id)
 		s.deleted[id] = u
+		s.change++
+		u.changed = s.change
 		for _, g := range s.groups {
 			delete(g.members, id)
 		}
@@ -482,7 +542,7 @@ func (s *Server) managerRef(w http.ResponseWriter, r *http.Request, key string) 
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		u, m := s.lookupUser(key), s.users[mid]
+		u, m := s.lookupUser(key), s.lookupUser(mid)
 		switch {
 		case u == nil:
 			writeError(w, 404, "Request_ResourceNotFound", strings.Replace(notFoundMsg, "%s", key, 1), nil)
@@ -490,6 +550,8 @@ func (s *Server) managerRef(w http.ResponseWriter, r *http.Request, key string) 
 			writeError(w, 404, "Request_ResourceNotFound", strings.Replace(notFoundMsg, "%s", mid, 1), nil)
 		default:
 			u.manager = mid
+			s.change++
+			u.changed = s.change
 			w.WriteHeader(204)
 		}
 	case "DELETE":
@@ -548,6 +610,10 @@ func (s *Server) memberOf(w http.ResponseWriter, r *http.Request, key string) {
 }
 
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request, key string) {
+	if !s.hasRole(RoleRevokeSessions, RoleUserReadWrite) {
+		denied().write(w)
+		return
+	}
 	s.mu.Lock()
 	u := s.lookupUser(key)
 	if u != nil {
@@ -589,7 +655,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	var items []map[string]any
 	for _, id := range s.gorder {
-		if g := s.groups[id]; g != nil && matches(g.props, conds) {
+		if g := s.groups[id]; g != nil && visible(g.visibleAt) && matches(g.props, conds) {
 			items = append(items, renderGroup(g, sel, false))
 		}
 	}
@@ -602,8 +668,30 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	bad := func(p string) {
-		writeError(w, 400, "Request_BadRequest", "Invalid value specified for property '"+p+"' of resource 'Group'.", nil)
+	if _, set := body["uniqueName"]; set {
+		// Set only through an upsert (PATCH /groups(uniqueName='…')).
+		writeError(w, 400, "Request_BadRequest", "Property 'uniqueName' is read-only and cannot be set.", nil)
+		return
+	}
+	s.mu.Lock()
+	g, e := s.newGroup(body, "")
+	s.mu.Unlock()
+	if e != nil {
+		e.write(w)
+		return
+	}
+	out := renderGroup(g, groupProps, false)
+	out["@odata.context"] = s.GraphURL() + "/$metadata#groups/$entity"
+	writeJSON(w, 201, out)
+}
+
+// newGroup validates a create body and stores the group (mu held).
+func (s *Server) newGroup(body map[string]any, uniqueName string) (*group, *apiErr) {
+	if !s.hasRole(RoleGroupReadWrite, "Group.Create") {
+		return nil, denied()
+	}
+	bad := func(p string) *apiErr {
+		return &apiErr{400, "Request_BadRequest", "Invalid value specified for property '" + p + "' of resource 'Group'.", nil}
 	}
 	name, _ := body["displayName"].(string)
 	nick, _ := body["mailNickname"].(string)
@@ -613,49 +701,165 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) {
 	unified := slices.Contains(types, any("Unified"))
 	switch {
 	case name == "":
-		bad("displayName")
-		return
+		return nil, bad("displayName")
 	case nick == "" || nickname(nick) != nick || len(nick) > 64:
-		bad("mailNickname")
-		return
+		return nil, bad("mailNickname")
 	case !okMail:
-		bad("mailEnabled")
-		return
+		return nil, bad("mailEnabled")
 	case !okSec:
-		bad("securityEnabled")
-		return
+		return nil, bad("securityEnabled")
 	case mail && !unified:
-		writeError(w, 400, "Request_BadRequest", "Creating mail-enabled security groups or distribution lists is not supported.", nil)
-		return
+		return nil, &apiErr{400, "Request_BadRequest", "Creating mail-enabled security groups or distribution lists is not supported.", nil}
 	}
 	for k := range body {
 		if !slices.Contains(groupProps, k) || k == "id" {
-			writeError(w, 400, "Request_BadRequest", "Property '"+k+"' does not exist as a declared property or extension property.", nil)
-			return
+			return nil, &apiErr{400, "Request_BadRequest", "Property '" + k + "' does not exist as a declared property or extension property.", nil}
 		}
 	}
 	if types == nil {
 		types = []any{}
 	}
-	s.mu.Lock()
 	id := s.newID()
-	g := &group{props: map[string]any{
+	g := &group{visibleAt: time.Now().Add(s.opts.ReplicationLag), props: map[string]any{
 		"id": id, "displayName": name, "description": body["description"], "mailEnabled": mail,
 		"mailNickname": nick, "securityEnabled": sec, "groupTypes": types, "onPremisesSyncEnabled": nil,
-		"createdDateTime": time.Now().UTC().Format(time.RFC3339),
+		"createdDateTime": time.Now().UTC().Format(time.RFC3339Nano), "uniqueName": nullIfEmpty(uniqueName),
 	}, members: map[string]bool{}}
 	s.groups[id] = g
 	s.gorder = append(s.gorder, id)
-	out := renderGroup(g, groupProps, false)
+	return g, nil
+}
+
+// groupByUniqueName is the alternate key of groups: GET reads the group,
+// PATCH with "Prefer: create-if-missing" is an upsert that creates the
+// group once whatever the replicas show; its uniqueness is checked on the
+// write, so a retried upsert never makes a second group
+// (https://learn.microsoft.com/en-us/graph/api/group-upsert).
+func (s *Server) groupByUniqueName(w http.ResponseWriter, r *http.Request, seg string) {
+	key, ok := strings.CutPrefix(seg, "groups(uniqueName='")
+	key, ok2 := strings.CutSuffix(key, "')")
+	if !ok || !ok2 || key == "" {
+		writeError(w, 400, "BadRequest", "Invalid alternate key '"+seg+"'.", nil)
+		return
+	}
+	key = strings.ReplaceAll(key, "''", "'")
+	s.mu.Lock()
+	var g *group
+	for _, id := range s.gorder {
+		if c := s.groups[id]; c != nil && strings.EqualFold(str(c.props["uniqueName"]), key) {
+			g = c
+		}
+	}
+	switch r.Method {
+	case "GET":
+		if g == nil || !visible(g.visibleAt) {
+			s.mu.Unlock()
+			writeError(w, 404, "Request_ResourceNotFound", strings.Replace(notFoundMsg, "%s", key, 1), nil)
+			return
+		}
+		out := renderGroup(g, groupProps, false)
+		s.mu.Unlock()
+		writeJSON(w, 200, out)
+	case "PATCH":
+		body, ok := decodeBody(w, r)
+		if !ok {
+			s.mu.Unlock()
+			return
+		}
+		if g != nil { // an update of the existing group
+			s.mu.Unlock()
+			w.WriteHeader(204)
+			return
+		}
+		if !strings.Contains(r.Header.Get("Prefer"), "create-if-missing") {
+			s.mu.Unlock()
+			writeError(w, 404, "Request_ResourceNotFound", strings.Replace(notFoundMsg, "%s", key, 1), nil)
+			return
+		}
+		g, e := s.newGroup(body, key)
+		s.mu.Unlock()
+		if e != nil {
+			e.write(w)
+			return
+		}
+		out := renderGroup(g, groupProps, false)
+		out["@odata.context"] = s.GraphURL() + "/$metadata#groups/$entity"
+		writeJSON(w, 201, out)
+	default:
+		s.mu.Unlock()
+		writeError(w, 405, "Request_BadRequest", "The requested method is not allowed.", nil)
+	}
+}
+
+// delta is GET /users/delta: the first round lists every user, later
+// rounds through the @odata.deltaLink only the users changed or removed
+// since (https://learn.microsoft.com/en-us/graph/delta-query-users).
+// Pages end in an @odata.nextLink, the last in the @odata.deltaLink. A
+// change still replicating (ReplicationLag) is held back for the next
+// round, never skipped.
+func (s *Server) delta(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	sel, bad := parseSelect(r, isUserProp, defaultUserSelect)
+	if bad != "" {
+		writeError(w, 400, "BadRequest", "Could not find a property named '"+bad+"' on type 'microsoft.graph.user'.", nil)
+		return
+	}
+	since := 0
+	if t := q.Get("$deltatoken"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil {
+			writeError(w, 400, "BadRequest", "Invalid delta token.", nil)
+			return
+		}
+		since = n
+	}
+	s.mu.Lock()
+	upTo := s.change
+	var items []map[string]any
+	for _, id := range s.order {
+		u := s.users[id]
+		removed := false
+		if u == nil {
+			u, removed = s.deleted[id], true
+		}
+		if u == nil || u.changed <= since {
+			continue
+		}
+		if !visible(u.visibleAt) {
+			upTo = min(upTo, u.changed-1)
+			continue
+		}
+		if removed {
+			items = append(items, map[string]any{"id": id, "@removed": map[string]any{"reason": "changed"}})
+			continue
+		}
+		items = append(items, s.renderUser(u, sel, nil, false))
+	}
 	s.mu.Unlock()
-	out["@odata.context"] = s.GraphURL() + "/$metadata#groups/$entity"
-	writeJSON(w, 201, out)
+	skip := atoi(q.Get("$skiptoken"), 0)
+	const pageSize = 100 // Graph's own page size for users/delta
+	end := min(skip+pageSize, len(items))
+	out := map[string]any{"@odata.context": s.GraphURL() + "/$metadata#users(" + strings.Join(sel, ",") + ")",
+		"value": append([]map[string]any{}, items[min(skip, len(items)):end]...)}
+	next := url.Values{}
+	if v := q.Get("$select"); v != "" {
+		next.Set("$select", v)
+	}
+	if end < len(items) {
+		next.Set("$deltatoken", strconv.Itoa(since))
+		next.Set("$skiptoken", strconv.Itoa(end))
+		out["@odata.nextLink"] = s.GraphURL() + "/users/delta?" + next.Encode()
+	} else {
+		next.Set("$deltatoken", strconv.Itoa(upTo))
+		out["@odata.deltaLink"] = s.GraphURL() + "/users/delta?" + next.Encode()
+	}
+	writeJSON(w, 200, out)
 }
 
 func (s *Server) groupItem(w http.ResponseWriter, r *http.Request, id string) {
 	s.mu.Lock()
 	g := s.groups[id]
-	if g == nil {
+	if g == nil || !visible(g.visibleAt) {
 		s.mu.Unlock()
 		writeError(w, 404, "Request_ResourceNotFound", strings.Replace(notFoundMsg, "%s", id, 1), nil)
 		return
@@ -712,9 +916,11 @@ func (s *Server) addMember(w http.ResponseWriter, r *http.Request, gid string) {
 	defer s.mu.Unlock()
 	g := s.groups[gid]
 	switch {
-	case g == nil:
+	case !s.hasRole(RoleGroupMember, RoleGroupReadWrite):
+		denied().write(w)
+	case g == nil || !visible(g.visibleAt):
 		writeError(w, 404, "Request_ResourceNotFound", strings.Replace(notFoundMsg, "%s", gid, 1), nil)
-	case s.users[uid] == nil && s.groups[uid] == nil:
+	case s.lookupUser(uid) == nil && (s.groups[uid] == nil || !visible(s.groups[uid].visibleAt)):
 		writeError(w, 404, "Request_ResourceNotFound", strings.Replace(notFoundMsg, "%s", uid, 1), nil)
 	case writable(g) != nil:
 		writable(g).write(w)
@@ -731,7 +937,9 @@ func (s *Server) removeMember(w http.ResponseWriter, gid, uid string) {
 	defer s.mu.Unlock()
 	g := s.groups[gid]
 	switch {
-	case g == nil:
+	case !s.hasRole(RoleGroupMember, RoleGroupReadWrite):
+		denied().write(w)
+	case g == nil || !visible(g.visibleAt):
 		writeError(w, 404, "Request_ResourceNotFound", strings.Replace(notFoundMsg, "%s", gid, 1), nil)
 	case !g.members[uid]:
 		writeError(w, 404, "Request_ResourceNotFound", strings.Replace(notFoundMsg, "%s", uid, 1), nil)
@@ -746,16 +954,22 @@ func (s *Server) removeMember(w http.ResponseWriter, gid, uid string) {
 // --- $batch ---
 
 type batchRequest struct {
-	ID      string            `json:"id"`
-	Method  string            `json:"method"`
-	URL     string            `json:"url"`
-	Headers map[string]string `json:"headers"`
-	Body    json.RawMessage   `json:"body"`
+	ID        string            `json:"id"`
+	Method    string            `json:"method"`
+	URL       string            `json:"url"`
+	Headers   map[string]string `json:"headers"`
+	Body      json.RawMessage   `json:"body"`
+	DependsOn []string          `json:"dependsOn"`
 }
 
-// batch runs JSON batch requests (at most 20) independently and answers
-// 200 with one response per request, in an order of its own (Graph does not
-// promise request order), so clients must match responses by id.
+// batch runs JSON batch requests (at most 20) and answers 200 with one
+// response per request, in an order of its own (Graph does not promise
+// request order), so clients must match responses by id. Requests without
+// dependsOn run independently; a request with dependsOn runs after the
+// requests it names, and is answered 424 Failed Dependency without running
+// when one of them failed. A dependsOn naming a request that is not
+// earlier in the batch refuses the whole batch
+// (https://learn.microsoft.com/en-us/graph/json-batching#sequencing-requests-with-the-dependson-property).
 func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Requests []batchRequest `json:"requests"`
@@ -769,16 +983,40 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seen := map[string]bool{}
+	sequenced := false
 	for _, br := range req.Requests {
 		if br.ID == "" || seen[strings.ToLower(br.ID)] {
 			writeError(w, 400, "BadRequest", "Batch request ids must be unique and not empty.", nil)
 			return
 		}
+		for _, d := range br.DependsOn {
+			if !seen[strings.ToLower(d)] {
+				writeError(w, 400, "BadRequest", "Request "+br.ID+" depends on '"+d+"', which is not an earlier request of the batch.", nil)
+				return
+			}
+		}
+		sequenced = sequenced || len(br.DependsOn) > 0
 		seen[strings.ToLower(br.ID)] = true
 	}
+	order := slices.Clone(req.Requests)
+	if !sequenced {
+		slices.Reverse(order)
+	}
+	status := map[string]int{}
 	responses := make([]map[string]any, 0, len(req.Requests))
-	for _, br := range slices.Backward(req.Requests) {
-		responses = append(responses, s.batchOne(r, br))
+	for _, br := range order {
+		var resp map[string]any
+		if slices.ContainsFunc(br.DependsOn, func(d string) bool { return status[strings.ToLower(d)] >= 400 }) {
+			resp = map[string]any{"id": br.ID, "status": 424, "headers": map[string]string{},
+				"body": map[string]any{"error": map[string]any{"code": "FailedDependency", "message": "Failed dependency."}}}
+		} else {
+			resp = s.batchOne(r, br)
+		}
+		status[strings.ToLower(br.ID)] = resp["status"].(int)
+		responses = append(responses, resp)
+	}
+	if sequenced {
+		slices.Reverse(responses)
 	}
 	writeJSON(w, 200, map[string]any{"responses": responses})
 }
@@ -800,6 +1038,7 @@ func (s *Server) batchOne(outer *http.Request, br batchRequest) map[string]any {
 		writeError(rec, 400, "BadRequest", "Write request id : "+br.ID+" does not contain Content-Type header or body.", nil)
 	} else {
 		in := httptest.NewRequest(br.Method, "/v1.0/"+strings.TrimPrefix(br.URL, "/"), bytes.NewReader(br.Body))
+		in.RemoteAddr = outer.RemoteAddr
 		in.Header.Set("Authorization", outer.Header.Get("Authorization"))
 		for k, v := range br.Headers {
 			in.Header.Set(k, v)

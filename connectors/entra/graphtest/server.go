@@ -40,7 +40,47 @@ type Options struct {
 	// signed by its key is accepted instead of the secret.
 	Certificate   *x509.Certificate
 	TokenLifetime time.Duration // default 3599s
+	// Roles are the application permissions granted to the app (the
+	// token's roles claim); nil grants DefaultRoles. A request that needs
+	// a permission the token lacks is refused with 403
+	// Authorization_RequestDenied, as Graph does.
+	Roles []string
+	// ReplicationLag is how long a created user or group stays invisible
+	// to reads (GET by ID or name, $filter, lists, delta) and to
+	// references in other writes: Entra ID replicates a write to its other
+	// replicas eventually, and a read may reach one that has not seen it
+	// (https://learn.microsoft.com/en-us/graph/api/user-post-users notes the
+	// "Designing for Eventual Consistency for Microsoft Entra",
+	// https://devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra/:
+	// a newly created object may return Not Found). Uniqueness checks of
+	// writes see every object at once.
+	ReplicationLag time.Duration
+	// Throttle, when Limit > 0, answers 429 with Retry-After once more
+	// than Limit requests (batched ones each count) arrive in one Window
+	// (https://learn.microsoft.com/en-us/graph/throttling).
+	Throttle Throttle
 }
+
+// Throttle is a request budget per time window.
+type Throttle struct {
+	Limit  int
+	Window time.Duration // default 1s
+}
+
+// Application permissions the stand-in checks.
+const (
+	RoleUserReadWrite     = "User.ReadWrite.All"
+	RoleLifeCycle         = "User-LifeCycleInfo.ReadWrite.All"
+	RoleGroupReadWrite    = "Group.ReadWrite.All"
+	RoleGroupMember       = "GroupMember.ReadWrite.All"
+	RoleRevokeSessions    = "User.RevokeSessions.All"
+	RolePasswordProfile   = "User-PasswordProfile.ReadWrite.All"
+	RoleEnableDisableUser = "User.EnableDisableAccount.All"
+)
+
+// DefaultRoles are the permissions the Entra connector documents.
+var DefaultRoles = []string{RoleUserReadWrite, RoleLifeCycle, RoleGroupReadWrite, RoleGroupMember,
+	RoleRevokeSessions, RolePasswordProfile, RoleEnableDisableUser}
 
 // Fault makes the next request matching Method and Path prefix (the full
 // URL path, e.g. "/v1.0/users" or "/v1.0/$batch") fail with Status. Inner
@@ -74,9 +114,17 @@ type Server struct {
 	inner     int // requests inside $batch bodies
 	tokenReqs int
 	log       []string
+	// change is the directory's change sequence (delta tokens).
+	change int
+	// window and inWindow count requests for Throttle.
+	window     time.Time
+	inWindow   int
+	throttledN int
 }
 
 type user struct {
+	visibleAt    time.Time // ReplicationLag: invisible to reads before
+	changed      int       // change sequence of the last write (delta)
 	props        map[string]any
 	password     string
 	forceChange  bool
@@ -86,8 +134,9 @@ type user struct {
 }
 
 type group struct {
-	props   map[string]any
-	members map[string]bool
+	visibleAt time.Time
+	props     map[string]any
+	members   map[string]bool
 }
 
 // New starts a server bound to 127.0.0.1 and stops it when t ends.
@@ -107,6 +156,12 @@ func New(t testing.TB, o Options) *Server {
 	}
 	if o.TokenLifetime == 0 {
 		o.TokenLifetime = 3599 * time.Second
+	}
+	if o.Roles == nil {
+		o.Roles = DefaultRoles
+	}
+	if o.Throttle.Window == 0 {
+		o.Throttle.Window = time.Second
 	}
 	s := &Server{
 		opts:    o,
@@ -201,9 +256,27 @@ func (s *Server) AddUser(props map[string]any) string {
 	for k, v := range props {
 		p[k] = v
 	}
-	s.users[id] = &user{props: p}
+	s.change++
+	s.users[id] = &user{props: p, changed: s.change}
 	s.order = append(s.order, id)
 	return id
+}
+
+// UpdateUser changes a live user's properties as someone outside jml
+// would (a nil value clears one), for delta and sync tests.
+func (s *Server) UpdateUser(id string, props map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[id]
+	for k, v := range props {
+		if v == nil {
+			delete(u.props, k)
+		} else {
+			u.props[k] = v
+		}
+	}
+	s.change++
+	u.changed = s.change
 }
 
 // GroupSpec seeds a group.
@@ -232,7 +305,7 @@ func (s *Server) AddGroup(g GroupSpec) string {
 		"id": id, "displayName": g.Name, "description": nullIfEmpty(g.Description),
 		"mailEnabled": g.MailEnabled || g.Unified, "securityEnabled": !g.Unified,
 		"mailNickname": nickname(g.Name), "groupTypes": types,
-		"onPremisesSyncEnabled": nil,
+		"onPremisesSyncEnabled": nil, "createdDateTime": time.Now().UTC().Format(time.RFC3339Nano),
 	}
 	if g.OnPremises {
 		p["onPremisesSyncEnabled"] = true
@@ -372,6 +445,42 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.log = append(s.log, r.Method+" "+r.URL.Path)
 	s.mu.Unlock()
 	s.graph(w, r)
+}
+
+// throttled answers 429 with Retry-After when the request is over the
+// Throttle budget of its window. Graph throttles each request of a $batch
+// on its own and answers it 429 inside the batch
+// (https://learn.microsoft.com/en-us/graph/throttling: "Retry-After"; and
+// https://learn.microsoft.com/en-us/graph/json-batching).
+func (s *Server) throttled(w http.ResponseWriter) bool {
+	if s.opts.Throttle.Limit <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	now := time.Now()
+	if now.Sub(s.window) >= s.opts.Throttle.Window {
+		s.window, s.inWindow = now, 0
+	}
+	s.inWindow++
+	over := s.inWindow > s.opts.Throttle.Limit
+	wait := s.window.Add(s.opts.Throttle.Window).Sub(now)
+	s.mu.Unlock()
+	if !over {
+		return false
+	}
+	s.mu.Lock()
+	s.throttledN++
+	s.mu.Unlock()
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second))))
+	writeError(w, 429, "TooManyRequests", "Too many requests.", nil)
+	return true
+}
+
+// Throttled counts the requests answered 429 by Throttle.
+func (s *Server) Throttled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.throttledN
 }
 
 // fault answers r with a queued fault, if one matches.
