@@ -171,6 +171,13 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		if err := a.keepIdentifier(ctx, syncer, spec, uid, attrs, acct, in.Identifiers[spec.Target]); err != nil {
 			return StepResult{}, err
 		}
+	} else if acct, err = correlate(ctx, c, attrs); err != nil {
+		return StepResult{}, toTemporal(fmt.Errorf("%s: correlate: %w", spec.Target, err))
+	} else if acct != nil {
+		// The target's own correlation key (an LDAP employeeID) named
+		// the account: it is this person's whatever its login.
+		res.Correlation = Adopted
+		attrs[uid] = acct.Attributes[uid]
 	} else {
 		var held bool
 		acct, held, err = find(ctx, syncer, uid, attrs, attrs[uid], old[uid])
@@ -281,6 +288,20 @@ func (a *Activities) resolveReferences(ctx context.Context, target string, attrs
 		attrs[k] = rec.Accounts[target]
 	}
 	return nil
+}
+
+// correlate finds the person's account by the target's own correlation
+// key, when its connector has one (connectors.Correlator); nil when none.
+func correlate(ctx context.Context, c any, attrs connectors.Attributes) (*connectors.Account, error) {
+	k, ok := c.(connectors.Correlator)
+	if !ok {
+		return nil, nil
+	}
+	acct, err := k.Correlate(ctx, attrs)
+	if errors.Is(err, connectors.ErrNotFound) {
+		return nil, nil
+	}
+	return acct, err
 }
 
 // linkedAccount reads the account this person's link names. A link whose

@@ -81,6 +81,14 @@ type AccountSyncer interface {
 	UpdateAccount(ctx context.Context, id string, change Diff) error
 }
 
+// Correlator finds the account of a person by the target's own
+// correlation key (LDAP: employeeID or employeeNumber) before the unique
+// identifier is tried: an account found this way is the person's whatever
+// its login. ErrNotFound when none has the key, or attrs carry none.
+type Correlator interface {
+	Correlate(ctx context.Context, attrs Attributes) (*Account, error)
+}
+
 // AccountReader reads one account by the target's own ID: the read-back
 // that verifies a write. ErrNotFound when the account is absent.
 type AccountReader interface {

@@ -109,6 +109,9 @@ type IdentifierRules struct {
 	// LocalChars are the only characters allowed before the @ besides
 	// ASCII letters and digits ("": any the shared rule allows).
 	LocalChars string `json:",omitempty"`
+	// Forbidden are characters the value may not contain anywhere
+	// (sAMAccountName: "/\[]:;|=,+*?<>@).
+	Forbidden string `json:",omitempty"`
 	// NoDotBeforeAt refuses a dot right before the @.
 	NoDotBeforeAt bool `json:",omitempty"`
 	// Source is where the target documents these limits.
@@ -126,6 +129,9 @@ func (d *Description) CheckIdentifier(attr, v string) error {
 	n := utf8.RuneCountInString(v)
 	if r.MaxLength > 0 && n > r.MaxLength {
 		return fmt.Errorf("%s %s is %d characters long (at most %d: %s)", d.Type, r.Attribute, n, r.MaxLength, r.Source)
+	}
+	if i := strings.IndexAny(v, r.Forbidden); r.Forbidden != "" && i >= 0 {
+		return fmt.Errorf("%s %s may not contain %q (%s)", d.Type, r.Attribute, v[i:i+1], r.Source)
 	}
 	i := strings.LastIndexByte(v, '@')
 	if i < 0 {
@@ -188,6 +194,29 @@ type Config struct {
 	// target: a connector reads an attribute that costs a permission
 	// (Entra's lifecycle dates) only when it is mapped.
 	Mapped []string
+	// Operations, when set, is a preview's record of the operations that
+	// do not travel over HTTP (LDAP): the connector sends through it.
+	Operations OperationRecorder
+}
+
+// Operation is one request a connector sent over a protocol other than
+// HTTP (an LDAP add), as a preview shows it: secrets already masked.
+type Operation struct {
+	Method string // ADD, MODIFY, MODIFY_DN, DELETE, SEARCH, PASSWORD_MODIFY
+	Target string // the DN, or the search base and filter
+	Body   string // the changes, one per line
+}
+
+// OperationRecorder is the preview's recorder for such operations (the
+// HTTP recorder's twin): the connector records each one with how it was
+// answered: "sent" (the live target), "not found" (a read with no live
+// target), "blocked" (a write: never sent, answered with a synthetic
+// success).
+type OperationRecorder interface {
+	RecordOperation(op Operation, answer string)
+	// Sends reports whether reads go to the live target, and whether
+	// writes do too (tests that record what a run sends).
+	Sends() (reads, writes bool)
 }
 
 // Get is a field's value.

@@ -42,6 +42,10 @@ func flatten(v reflect.Value, prefix string, out map[string]string) {
 			if s := fv.String(); s != "" {
 				out[prefix+name] = s
 			}
+		case reflect.Bool:
+			if fv.Bool() {
+				out[prefix+name] = "true"
+			}
 		case reflect.Int:
 			if n := fv.Int(); n != 0 {
 				out[prefix+name] = strconv.FormatInt(n, 10)

@@ -80,6 +80,20 @@ type Target struct {
 	// CAFile (smtp): PEM file of the CA that signed the mail server's
 	// certificate, for a private CA (default: the system roots).
 	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
+	// LDAP targets (active_directory, ldap): url is ldaps://host or
+	// ldap://host (then StartTLS; tls: none only with --dev), ca_file the
+	// directory's CA, the containers DNs (user_container a template of
+	// the account's attributes: OU={department},OU=Staff,DC=corp,DC=example).
+	URL                string `yaml:"url" json:"url,omitempty"`
+	BindDN             string `yaml:"bind_dn" json:"bind_dn,omitempty"`
+	BindPasswordEnv    string `yaml:"bind_password_env" json:"bind_password_env,omitempty"`
+	BaseDN             string `yaml:"base_dn" json:"base_dn,omitempty"`
+	UserContainer      string `yaml:"user_container" json:"user_container,omitempty"`
+	GroupsContainer    string `yaml:"groups_container" json:"groups_container,omitempty"`
+	DisabledContainer  string `yaml:"disabled_container" json:"disabled_container,omitempty"`
+	PageSize           int    `yaml:"page_size" json:"page_size,omitempty"`
+	Timeout            string `yaml:"timeout" json:"timeout,omitempty"`
+	MustChangePassword bool   `yaml:"must_change_password" json:"must_change_password,omitempty"`
 }
 
 // Credential is how to authenticate to a target. Only env var names.

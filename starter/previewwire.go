@@ -65,7 +65,7 @@ func newPreviewer(ctx context.Context, p *policy.Policy, rec *targets.Recorder, 
 		}
 	}
 	hc := &http.Client{Transport: rec}
-	conns, err := targets.Build(ctx, p, targets.Options{Getenv: o.getenv, HTTPClient: hc, AllowInsecure: o.insecure})
+	conns, err := targets.Build(ctx, p, targets.Options{Getenv: o.getenv, HTTPClient: hc, AllowInsecure: o.insecure, Operations: rec})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/jml-dev/jml/connectors"
 )
 
 // PreviewAccountPrefix starts the placeholder ID of an account a preview
@@ -409,3 +411,14 @@ func assumedGroup(req *http.Request, name string) *http.Response {
 		"totalResults": 1, "startIndex": 1, "itemsPerPage": 1, "Resources": []any{g}, "value": []any{g},
 	})
 }
+
+// RecordOperation records an operation a connector sent over another
+// protocol than HTTP (LDAP), in the same log as the HTTP calls: the
+// connector answers it itself as Sends says (connectors.OperationRecorder).
+func (r *Recorder) RecordOperation(op connectors.Operation, answer string) {
+	r.record(Call{Method: op.Method, URL: op.Target, Body: op.Body, Answer: answer})
+}
+
+// Sends reports whether reads go to the live target (Live is set) and
+// whether writes do (Wire).
+func (r *Recorder) Sends() (reads, writes bool) { return r.Live != nil, r.Wire && r.Live != nil }

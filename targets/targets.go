@@ -28,6 +28,9 @@ type Options struct {
 	// Mapped are the attribute names the policy writes, by target (Build
 	// fills it from the policy).
 	Mapped map[string][]string
+	// Operations records what connectors that do not speak HTTP (LDAP)
+	// send, for a preview; nil in a run.
+	Operations connectors.OperationRecorder
 }
 
 // Build creates one connector per target of p whose type builds one (okta,
@@ -67,13 +70,13 @@ func BuildOne(ctx context.Context, name string, t policy.Target, o Options) (any
 		if t.Type == "smtp" {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("unknown type %q (want okta, scim, entra, rest or smtp)", t.Type)
+		return nil, fmt.Errorf("unknown type %q (want okta, scim, entra, active_directory, ldap, rest or smtp)", t.Type)
 	}
 	if d.Build == nil {
 		return nil, nil
 	}
 	return d.Build(ctx, connectors.Config{Name: name, Values: t.Values(), Getenv: o.Getenv,
-		HTTPClient: o.HTTPClient, Logger: o.Logger, AllowInsecure: o.AllowInsecure, Mapped: o.Mapped[name]})
+		HTTPClient: o.HTTPClient, Logger: o.Logger, AllowInsecure: o.AllowInsecure, Mapped: o.Mapped[name], Operations: o.Operations})
 }
 
 // mapped lists, by target, the attribute names the policy's sync steps

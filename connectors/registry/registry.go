@@ -5,6 +5,7 @@ package registry
 import (
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/entra"
+	"github.com/jml-dev/jml/connectors/ldap"
 	"github.com/jml-dev/jml/connectors/okta"
 	"github.com/jml-dev/jml/connectors/rest"
 	"github.com/jml-dev/jml/connectors/scim"
@@ -16,6 +17,8 @@ func All() []*connectors.Description {
 		okta.Describe(),
 		scim.Describe(),
 		entra.Describe(),
+		ldap.DescribeAD(),
+		ldap.DescribeOpenLDAP(),
 		rest.Describe(),
 	}
 }
