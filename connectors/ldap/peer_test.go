@@ -1,0 +1,169 @@
+package ldap_test
+
+import (
+	"context"
+	"testing"
+
+	goldap "github.com/go-ldap/ldap/v3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/connectors/ldap"
+	"github.com/jml-dev/jml/internal/ldappeer"
+	"github.com/jml-dev/jml/secret"
+)
+
+// peerConfig is the connector's configuration for a directory peer.
+func peerConfig(t *testing.T, f ldap.Flavour, d *ldappeer.Directory) ldap.Config {
+	t.Helper()
+	pool, err := ldap.LoadCAFile(d.CAFile)
+	require.NoError(t, err)
+	users := "OU={department}," + d.StaffDN
+	if f == ldap.OpenLDAP {
+		users = "ou={department}," + d.StaffDN
+	}
+	return ldap.Config{Flavour: f, URL: d.URL, BindDN: d.AdminDN, BindPassword: secret.New(d.AdminPassword),
+		BaseDN: d.BaseDN, RootCAs: pool, UserContainer: users, GroupsContainer: d.GroupsDN,
+		DisabledContainer: d.DisabledDN, MustChangePassword: true}
+}
+
+func newPeerConnector(t *testing.T, cfg ldap.Config) *ldap.Connector {
+	t.Helper()
+	c, err := ldap.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// readEntry reads dn's attrs as the administrator.
+func readEntry(t *testing.T, d *ldappeer.Directory, dn string, attrs ...string) *goldap.Entry {
+	t.Helper()
+	es := d.SearchAll(t, dn, "(objectClass=*)", attrs...)
+	require.Len(t, es, 1)
+	return es[0]
+}
+
+// TestSambaLifecycle runs a joiner, a mover, a leaver, a rehire and a
+// delete through the connector against a Samba AD DC, each checked by the
+// directory itself: where the object is, its userAccountControl and
+// pwdLastSet, its groups, and a bind as the user.
+func TestSambaLifecycle(t *testing.T) {
+	s := ldappeer.StartSamba(t)
+	ctx := context.Background()
+	for _, ou := range []string{"OU=Sales," + s.StaffDN, "OU=Engineering," + s.StaffDN} {
+		s.CreateOU(t, ou)
+	}
+	c := newPeerConnector(t, peerConfig(t, ldap.ActiveDirectory, &s.Directory))
+
+	boss, err := c.CreateAccount(ctx, connectors.Attributes{"login": "bboss", "first_name": "Big", "last_name": "Boss",
+		"display_name": "Big Boss", "employee_id": "E0007", "department": "Sales"}, connectors.CreateOptions{})
+	require.NoError(t, err)
+	require.False(t, boss.Active, "an AD account without a password is created disabled")
+
+	pw := secret.New("Joiner-Pass-2026!x")
+	attrs := connectors.Attributes{"login": "jsmith", "user_principal_name": "jsmith@jml.test", "first_name": "John",
+		"last_name": "Smith", "display_name": "John Smith", "email": "john.smith@jml.test", "title": "Rep",
+		"department": "Sales", "employee_id": "E0100", "phone_number": "+1 555 0100", "manager": "E0007"}
+	acct, err := c.CreateAccount(ctx, attrs, connectors.CreateOptions{Password: &pw, Activate: true})
+	require.NoError(t, err)
+	assert.True(t, acct.Active)
+	assert.Equal(t, "E0007", acct.Attributes["manager"], "the manager reads back as the manager's employee ID")
+	dn := "CN=John Smith,OU=Sales," + s.StaffDN
+	e := readEntry(t, &s.Directory, dn, "userAccountControl", "pwdLastSet", "manager", "employeeID", "objectGUID")
+	assert.Equal(t, "512", e.GetAttributeValue("userAccountControl"))
+	assert.Equal(t, "0", e.GetAttributeValue("pwdLastSet"), "must change the password at first logon")
+	assert.Equal(t, "CN=Big Boss,OU=Sales,"+s.StaffDN, e.GetAttributeValue("manager"))
+	err = s.Bind("jsmith@jml.test", pw.Reveal())
+	require.Error(t, err, "pwdLastSet=0: the password must be changed before a bind")
+	assert.Contains(t, err.Error(), "data 773", "AD says: must change password (so the password itself was right)")
+
+	found, err := c.Correlate(ctx, connectors.Attributes{"employee_id": "E0100"})
+	require.NoError(t, err)
+	assert.Equal(t, acct.ID, found.ID)
+
+	// A namesake in the same OU gets its own CN; the ID is the objectGUID.
+	// (This one may keep its password: it binds.)
+	keep := peerConfig(t, ldap.ActiveDirectory, &s.Directory)
+	keep.MustChangePassword = false
+	pw2 := secret.New("Other-Pass-2026!y")
+	twin, err := newPeerConnector(t, keep).CreateAccount(ctx, connectors.Attributes{"login": "jsmith2", "first_name": "John", "last_name": "Smith",
+		"display_name": "John Smith", "department": "Sales", "employee_id": "E0101"}, connectors.CreateOptions{Password: &pw2, Activate: true})
+	require.NoError(t, err)
+	assert.NotEqual(t, acct.ID, twin.ID)
+	assert.Equal(t, "CN=John Smith (jsmith2),OU=Sales,"+s.StaffDN, twin.Attributes["dn"])
+
+	// Mover: new department → the object moves; the ID stays.
+	require.NoError(t, c.UpdateAccount(ctx, acct.ID, connectors.Diff{"department": "Engineering", "title": "Engineer"}))
+	moved, err := c.ReadAccount(ctx, acct.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "CN=John Smith,OU=Engineering,"+s.StaffDN, moved.Attributes["dn"])
+	assert.Equal(t, "Engineer", moved.Attributes["title"])
+
+	// Groups.
+	g, err := c.EnsureGroup(ctx, connectors.Group{Name: "sales-team", Description: "Sales"})
+	require.NoError(t, err)
+	again, err := c.EnsureGroup(ctx, connectors.Group{Name: "sales-team"})
+	require.NoError(t, err)
+	assert.Equal(t, g.ID, again.ID)
+	require.NoError(t, c.AddMember(ctx, g.ID, acct.ID))
+	require.NoError(t, c.AddMember(ctx, g.ID, acct.ID), "a present member is done")
+	gs, err := c.Memberships(ctx, acct.ID)
+	require.NoError(t, err)
+	require.Len(t, gs, 1)
+	assert.Equal(t, "sales-team", gs[0].Name)
+
+	// Leaver: disabled, no groups, in the disabled OU, the bind fails.
+	require.NoError(t, s.Bind("jsmith2@jml.test", pw2.Reveal()), "")
+	require.NoError(t, c.AddMember(ctx, g.ID, twin.ID))
+	require.NoError(t, c.Deprovision(ctx, twin.ID, connectors.DeprovisionOptions{RemoveGroups: true}))
+	gone, err := c.ReadAccount(ctx, twin.ID)
+	require.NoError(t, err)
+	assert.False(t, gone.Active)
+	assert.Equal(t, "CN=John Smith (jsmith2),"+s.DisabledDN, gone.Attributes["dn"])
+	gs, err = c.Memberships(ctx, twin.ID)
+	require.NoError(t, err)
+	assert.Empty(t, gs)
+	err = s.Bind("jsmith2@jml.test", pw2.Reveal())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "data 533", "AD says the account is disabled")
+
+	// Rehire: the same object, enabled, back in its department.
+	require.NoError(t, c.Reactivate(ctx, twin.ID))
+	back, err := c.ReadAccount(ctx, twin.ID)
+	require.NoError(t, err)
+	assert.True(t, back.Active)
+	assert.Equal(t, "CN=John Smith (jsmith2),OU=Sales,"+s.StaffDN, back.Attributes["dn"])
+	require.NoError(t, s.Bind("jsmith2@jml.test", pw2.Reveal()))
+
+	// Reset: a new password that must be changed.
+	tmp, err := c.ResetPassword(ctx, twin.ID)
+	require.NoError(t, err)
+	err = s.Bind("jsmith2@jml.test", tmp.Reveal())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "data 773")
+
+	// Listing in pages.
+	var ids []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		as, next, err := c.ListAccounts(ctx, cursor, 2)
+		require.NoError(t, err)
+		assert.LessOrEqual(t, len(as), 2)
+		for _, a := range as {
+			ids = append(ids, a.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	assert.Contains(t, ids, acct.ID)
+	assert.Contains(t, ids, twin.ID)
+
+	// Delete: gone, and deleting again is done.
+	require.NoError(t, c.Delete(ctx, twin.ID))
+	_, err = c.ReadAccount(ctx, twin.ID)
+	require.ErrorIs(t, err, connectors.ErrNotFound)
+	require.NoError(t, c.Delete(ctx, twin.ID))
+}
