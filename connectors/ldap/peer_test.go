@@ -166,4 +166,79 @@ func TestSambaLifecycle(t *testing.T) {
 	_, err = c.ReadAccount(ctx, twin.ID)
 	require.ErrorIs(t, err, connectors.ErrNotFound)
 	require.NoError(t, c.Delete(ctx, twin.ID))
+
+	// A password the domain refuses: a permanent password-policy error
+	// naming the rule, and no account (the add carried the password).
+	s.SetPasswordPolicy(t, ldappeer.PasswordPolicy{Complexity: true, MinLength: 14})
+	short := secret.New("Short-Pw-1")
+	_, err = c.CreateAccount(ctx, connectors.Attributes{"login": "shortpw", "last_name": "Short", "department": "Sales",
+		"employee_id": "E0300"}, connectors.CreateOptions{Password: &short, Activate: true})
+	var pe *connectors.PermanentError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, ldap.TypePasswordPolicy, pe.Type)
+	assert.Contains(t, err.Error(), "the password is too short. It should be equal or longer than 14 characters")
+	assert.NotContains(t, err.Error(), short.Reveal())
+	_, err = c.FindAccount(ctx, connectors.Key{Attribute: "login", Value: "shortpw"})
+	require.ErrorIs(t, err, connectors.ErrNotFound, "nothing half-created")
+}
+
+// TestSlapdLifecycle is the joiner, mover, leaver and rehire against
+// OpenLDAP: inetOrgPerson named by uid, the password set by the Password
+// Modify extended operation, a leaver locked by ppolicy.
+func TestSlapdLifecycle(t *testing.T) {
+	s := ldappeer.StartSlapd(t)
+	ctx := context.Background()
+	for _, ou := range []string{"ou=Sales," + s.StaffDN, "ou=Engineering," + s.StaffDN} {
+		s.CreateOU(t, ou)
+	}
+	cfg := peerConfig(t, ldap.OpenLDAP, &s.Directory)
+	cfg.MustChangePassword = false
+	c := newPeerConnector(t, cfg)
+
+	pw := secret.New("Joiner-Pass-2026!x")
+	acct, err := c.CreateAccount(ctx, connectors.Attributes{"login": "jsmith", "first_name": "John", "last_name": "Smith",
+		"display_name": "John Smith", "email": "john.smith@jml.test", "department": "Sales", "employee_id": "E0100"},
+		connectors.CreateOptions{Password: &pw, Activate: true})
+	require.NoError(t, err)
+	assert.True(t, acct.Active)
+	dn := "uid=jsmith,ou=Sales," + s.StaffDN
+	assert.Equal(t, dn, acct.Attributes["dn"])
+	require.NoError(t, s.Bind(dn, pw.Reveal()), "the password works")
+	e := readEntry(t, &s.Directory, dn, "userPassword")
+	assert.NotContains(t, e.GetAttributeValue("userPassword"), pw.Reveal(), "the server hashed it")
+
+	require.NoError(t, c.UpdateAccount(ctx, acct.ID, connectors.Diff{"department": "Engineering"}))
+	moved, err := c.ReadAccount(ctx, acct.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "uid=jsmith,ou=Engineering,"+s.StaffDN, moved.Attributes["dn"])
+	assert.Equal(t, acct.ID, moved.ID, "entryUUID survives the move")
+
+	g, err := c.EnsureGroup(ctx, connectors.Group{Name: "eng"})
+	require.NoError(t, err)
+	require.NoError(t, c.AddMember(ctx, g.ID, acct.ID))
+	require.NoError(t, c.AddMember(ctx, g.ID, acct.ID))
+	gs, err := c.Memberships(ctx, acct.ID)
+	require.NoError(t, err)
+	require.Len(t, gs, 1)
+
+	require.NoError(t, c.Deprovision(ctx, acct.ID, connectors.DeprovisionOptions{RemoveGroups: true}))
+	gone, err := c.ReadAccount(ctx, acct.ID)
+	require.NoError(t, err)
+	assert.False(t, gone.Active)
+	assert.Equal(t, "uid=jsmith,"+s.DisabledDN, gone.Attributes["dn"])
+	gs, err = c.Memberships(ctx, acct.ID)
+	require.NoError(t, err)
+	assert.Empty(t, gs)
+	require.Error(t, s.Bind("uid=jsmith,"+s.DisabledDN, pw.Reveal()), "ppolicy lock: the bind fails")
+
+	require.NoError(t, c.Reactivate(ctx, acct.ID))
+	back, err := c.ReadAccount(ctx, acct.ID)
+	require.NoError(t, err)
+	assert.True(t, back.Active)
+	assert.Equal(t, "uid=jsmith,ou=Engineering,"+s.StaffDN, back.Attributes["dn"])
+	require.NoError(t, s.Bind(back.Attributes["dn"], pw.Reveal()))
+
+	require.NoError(t, c.Delete(ctx, acct.ID))
+	_, err = c.ReadAccount(ctx, acct.ID)
+	require.ErrorIs(t, err, connectors.ErrNotFound)
 }
