@@ -332,13 +332,18 @@ func parentDN(dn string) string {
 	return (&ldapv3.DN{RDNs: d.RDNs[1:]}).String()
 }
 
-// firstRDN is dn's first RDN as written.
+// firstRDN is dn's first RDN as written: up to the first comma that is
+// not escaped.
 func firstRDN(dn string) string {
-	d, err := ldapv3.ParseDN(dn)
-	if err != nil || len(d.RDNs) == 0 {
-		return ""
+	for i := 0; i < len(dn); i++ {
+		switch dn[i] {
+		case '\\':
+			i++
+		case ',':
+			return dn[:i]
+		}
 	}
-	return d.RDNs[0].String()
+	return dn
 }
 
 // sameDN compares two DNs as the directory does (case-insensitively).
