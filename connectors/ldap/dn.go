@@ -98,3 +98,17 @@ func (t template) renderFor(attrs connectors.Attributes) (string, error) {
 
 // rdn is the RDN attr=value with value escaped.
 func rdn(attr, value string) string { return attr + "=" + ldapv3.EscapeDN(value) }
+
+// suffix is the fixed part of the template: the DN under the last RDN
+// with a placeholder (OU=Staff,DC=corp,DC=example), the template itself
+// when it has none.
+func (t template) suffix() string {
+	if len(t.parts) == 1 {
+		return t.src
+	}
+	last := t.parts[len(t.parts)-1]
+	if i := strings.IndexByte(last, ','); i >= 0 {
+		return strings.TrimSpace(last[i+1:])
+	}
+	return ""
+}

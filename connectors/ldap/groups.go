@@ -57,7 +57,15 @@ func (c *Connector) EnsureGroup(ctx context.Context, g connectors.Group) (*conne
 		}
 	}
 	err = c.do(ctx, "create group", func(conn ldapv3.Client) error { return conn.Add(req) })
-	if err != nil && !errors.Is(err, connectors.ErrConflict) {
+	if errors.Is(err, connectors.ErrConflict) {
+		// Created meanwhile, or (AD) its name is another object's
+		// sAMAccountName: the group found by name, or the conflict.
+		if found, ferr := c.FindGroup(ctx, g.Name); ferr == nil {
+			return found, nil
+		}
+		return nil, err
+	}
+	if err != nil {
 		return nil, err
 	}
 	e, err := c.readDN(ctx, "read back group", dn, c.groupAttributes())

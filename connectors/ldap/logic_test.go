@@ -188,3 +188,20 @@ func TestGeneratedPasswordHasEveryClass(t *testing.T) {
 		assert.True(t, strings.ContainsAny(pw, "!#%+-.=?@^_~"))
 	}
 }
+
+func TestTemplateSuffix(t *testing.T) {
+	for src, want := range map[string]string{
+		"OU={department},OU=Staff,DC=corp,DC=example":             "OU=Staff,DC=corp,DC=example",
+		"OU={department},OU={country},OU=Staff,DC=corp,DC=example": "OU=Staff,DC=corp,DC=example",
+		"OU=Staff,DC=corp,DC=example":                             "OU=Staff,DC=corp,DC=example",
+	} {
+		tpl, err := parseTemplate(src)
+		require.NoError(t, err)
+		assert.Equal(t, want, tpl.suffix(), src)
+	}
+}
+
+func TestSchemaNames(t *testing.T) {
+	assert.Equal(t, []string{"cn", "commonName"}, schemaNames("( 2.5.4.3 NAME ( 'cn' 'commonName' ) DESC 'RFC4519' SUP name )"))
+	assert.Equal(t, []string{"employeeID"}, schemaNames("( 1.2.840.113556.1.4.35 NAME 'employeeID' SYNTAX '1.3.6.1.4.1.1466.115.121.1.15' SINGLE-VALUE )"))
+}

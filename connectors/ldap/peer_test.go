@@ -242,3 +242,45 @@ func TestSlapdLifecycle(t *testing.T) {
 	_, err = c.ReadAccount(ctx, acct.ID)
 	require.ErrorIs(t, err, connectors.ErrNotFound)
 }
+
+// TestProbe is `starter targets check` against both directories: bind,
+// TLS and its certificate, containers, schema, paging, and a write probe
+// that leaves nothing behind; a missing container is reported.
+func TestProbe(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		start func(t *testing.T) (ldap.Flavour, *ldappeer.Directory)
+	}{
+		{"samba", func(t *testing.T) (ldap.Flavour, *ldappeer.Directory) { return ldap.ActiveDirectory, &ldappeer.StartSamba(t).Directory }},
+		{"slapd", func(t *testing.T) (ldap.Flavour, *ldappeer.Directory) { return ldap.OpenLDAP, &ldappeer.StartSlapd(t).Directory }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, d := tt.start(t)
+			c := newPeerConnector(t, peerConfig(t, f, d))
+			caps, err := c.Probe(context.Background(), true)
+			require.NoError(t, err)
+			got := map[string]connectors.Capability{}
+			for _, cp := range caps {
+				got[cp.Name] = cp
+				assert.Equal(t, connectors.CapWorks, cp.Status, "%s: %s", cp.Name, cp.Detail)
+			}
+			for _, n := range []string{ldap.CapBind, ldap.CapTLS, ldap.CapContainers, ldap.CapSchema, connectors.CapList,
+				connectors.CapLookup, connectors.CapGroups, connectors.CapCreate, connectors.CapUpdate, connectors.CapDelete, connectors.CapMembership} {
+				assert.Contains(t, got, n)
+			}
+			assert.Contains(t, got[ldap.CapTLS].Detail, "verified")
+			assert.Empty(t, d.SearchAll(t, d.BaseDN, "(cn=jml-probe-*)"), "the write probe cleans up")
+
+			cfg := peerConfig(t, f, d)
+			cfg.DisabledContainer = "OU=Nowhere," + d.BaseDN
+			caps, err = newPeerConnector(t, cfg).Probe(context.Background(), false)
+			require.NoError(t, err)
+			for _, cp := range caps {
+				if cp.Name == ldap.CapContainers {
+					assert.Equal(t, connectors.CapUnsupported, cp.Status)
+					assert.Contains(t, cp.Detail, "disabled_container OU=Nowhere")
+				}
+			}
+		})
+	}
+}
