@@ -191,9 +191,9 @@ func TestGeneratedPasswordHasEveryClass(t *testing.T) {
 
 func TestTemplateSuffix(t *testing.T) {
 	for src, want := range map[string]string{
-		"OU={department},OU=Staff,DC=corp,DC=example":             "OU=Staff,DC=corp,DC=example",
+		"OU={department},OU=Staff,DC=corp,DC=example":              "OU=Staff,DC=corp,DC=example",
 		"OU={department},OU={country},OU=Staff,DC=corp,DC=example": "OU=Staff,DC=corp,DC=example",
-		"OU=Staff,DC=corp,DC=example":                             "OU=Staff,DC=corp,DC=example",
+		"OU=Staff,DC=corp,DC=example":                              "OU=Staff,DC=corp,DC=example",
 	} {
 		tpl, err := parseTemplate(src)
 		require.NoError(t, err)

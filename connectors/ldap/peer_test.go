@@ -251,8 +251,12 @@ func TestProbe(t *testing.T) {
 		name  string
 		start func(t *testing.T) (ldap.Flavour, *ldappeer.Directory)
 	}{
-		{"samba", func(t *testing.T) (ldap.Flavour, *ldappeer.Directory) { return ldap.ActiveDirectory, &ldappeer.StartSamba(t).Directory }},
-		{"slapd", func(t *testing.T) (ldap.Flavour, *ldappeer.Directory) { return ldap.OpenLDAP, &ldappeer.StartSlapd(t).Directory }},
+		{"samba", func(t *testing.T) (ldap.Flavour, *ldappeer.Directory) {
+			return ldap.ActiveDirectory, &ldappeer.StartSamba(t).Directory
+		}},
+		{"slapd", func(t *testing.T) (ldap.Flavour, *ldappeer.Directory) {
+			return ldap.OpenLDAP, &ldappeer.StartSlapd(t).Directory
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f, d := tt.start(t)
