@@ -112,6 +112,13 @@ func TestSambaLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, gs, 1)
 	assert.Equal(t, "sales-team", gs[0].Name)
+	listed, _, err := c.ListGroups(ctx, "", 10)
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	assert.Equal(t, g.ID, listed[0].ID)
+	members, _, err := c.ListMembers(ctx, g.ID, "", 10)
+	require.NoError(t, err)
+	assert.Equal(t, []string{acct.ID}, members)
 
 	// Leaver: disabled, no groups, in the disabled OU, the bind fails.
 	require.NoError(t, s.Bind("jsmith2@jml.test", pw2.Reveal()), "")
@@ -220,6 +227,9 @@ func TestSlapdLifecycle(t *testing.T) {
 	gs, err := c.Memberships(ctx, acct.ID)
 	require.NoError(t, err)
 	require.Len(t, gs, 1)
+	members, _, err := c.ListMembers(ctx, g.ID, "", 10)
+	require.NoError(t, err)
+	assert.Equal(t, []string{acct.ID}, members, "memberOf (the overlay); the service account placeholder is no member")
 
 	require.NoError(t, c.Deprovision(ctx, acct.ID, connectors.DeprovisionOptions{RemoveGroups: true}))
 	gone, err := c.ReadAccount(ctx, acct.ID)
