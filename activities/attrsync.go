@@ -427,17 +427,22 @@ func (a *Activities) renderDesired(rules []syncRule, tables map[string]*transfor
 				continue
 			}
 		}
-		render := policy.RenderAttributes
-		if r.rename {
+		env := &transform.Env{Attrs: attrs, Lookups: tables}
+		var out connectors.Attributes
+		var err error
+		switch {
+		case r.rename:
 			// The identifier is written: never rename to ".@example.com".
-			render = policy.RenderIdentity
+			out, err = policy.RenderIdentity(bare, r.step, env)
+		case linked != "":
+			// The account keeps its identifier (a fallback: jsmith2), and
+			// what reads {$target.<uid>} (jsmith2@corp) renders from it.
+			out, err = policy.RenderPinned(bare, r.step, env, linked)
+		default:
+			out, err = policy.RenderAttributes(bare, r.step, env)
 		}
-		out, err := render(bare, r.step, &transform.Env{Attrs: attrs, Lookups: tables})
 		if err != nil {
 			return nil, "", "", err
-		}
-		if linked != "" && !r.rename {
-			out[r.uid] = linked
 		}
 		uidValue := out[r.uid]
 		for n := range r.skip {

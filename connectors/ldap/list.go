@@ -3,6 +3,7 @@ package ldap
 import (
 	"context"
 	"encoding/base64"
+	"strconv"
 	"strings"
 
 	ldapv3 "github.com/go-ldap/ldap/v3"
@@ -70,16 +71,21 @@ func (c *Connector) ListMembers(ctx context.Context, groupID, cursor string, pag
 	return ids, next, nil
 }
 
-// page is one page of a paged search (RFC 2696).
+// page is one page of a paged search (RFC 2696). The cursor is the
+// page's number and the directory's cookie: Samba answers every page of a
+// search with the same cookie, and a cursor must name one page (a caller
+// keeps pages by cursor).
 func (c *Connector) page(ctx context.Context, what, base, filter string, attrs []string, cursor string, pageSize int) ([]*ldapv3.Entry, string, error) {
 	if pageSize <= 0 {
 		pageSize = c.cfg.PageSize
 	}
 	paging := ldapv3.NewControlPaging(uint32(pageSize))
+	n := 0
 	if cursor != "" {
-		cookie, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil {
-			return nil, "", connectors.Permanentf(TypeValidation, "ldap: %s: cursor %q is not a paging cookie", what, cursor)
+		num, enc, _ := strings.Cut(cursor, ".")
+		cookie, err := base64.RawURLEncoding.DecodeString(enc)
+		if n, err = strconv.Atoi(num); err != nil || len(cookie) == 0 {
+			return nil, "", connectors.Permanentf(TypeValidation, "ldap: %s: cursor %q is not a page of a paged search", what, cursor)
 		}
 		paging.SetCookie(cookie)
 	}
@@ -91,7 +97,7 @@ func (c *Connector) page(ctx context.Context, what, base, filter string, attrs [
 	}
 	next := ""
 	if p, ok := ldapv3.FindControl(res.Controls, ldapv3.ControlTypePaging).(*ldapv3.ControlPaging); ok && len(p.Cookie) > 0 {
-		next = base64.RawURLEncoding.EncodeToString(p.Cookie)
+		next = strconv.Itoa(n+1) + "." + base64.RawURLEncoding.EncodeToString(p.Cookie)
 	}
 	return res.Entries, next, nil
 }

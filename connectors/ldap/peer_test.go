@@ -2,6 +2,7 @@ package ldap_test
 
 import (
 	"context"
+	"net/http"
 	"testing"
 
 	goldap "github.com/go-ldap/ldap/v3"
@@ -12,6 +13,7 @@ import (
 	"github.com/jml-dev/jml/connectors/ldap"
 	"github.com/jml-dev/jml/internal/ldappeer"
 	"github.com/jml-dev/jml/secret"
+	"github.com/jml-dev/jml/targets"
 )
 
 // peerConfig is the connector's configuration for a directory peer.
@@ -297,4 +299,34 @@ func TestProbe(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSambaPagesThousand reads 1,000 users in pages of 100: every user
+// once, one search a page.
+func TestSambaPagesThousand(t *testing.T) {
+	s := ldappeer.StartSamba(t)
+	s.LoadUsers(t, s.StaffDN, ldappeer.GenerateUsers(1000))
+	rec := &targets.Recorder{Live: http.DefaultTransport, Wire: true}
+	cfg := peerConfig(t, ldap.ActiveDirectory, &s.Directory)
+	cfg.Recorder = rec
+	c := newPeerConnector(t, cfg)
+	seen := map[string]bool{}
+	cursors := map[string]bool{}
+	cursor := ""
+	for {
+		assert.False(t, cursors[cursor], "every page has its own cursor (Samba repeats its cookie)")
+		cursors[cursor] = true
+		as, next, err := c.ListAccounts(context.Background(), cursor, 100)
+		require.NoError(t, err)
+		for _, a := range as {
+			assert.False(t, seen[a.ID])
+			seen[a.ID] = true
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	assert.GreaterOrEqual(t, len(seen), 1000)
+	assert.Len(t, rec.Calls(), (len(seen)+99)/100)
 }

@@ -74,7 +74,38 @@ type stack struct {
 
 func newStack(t *testing.T, opts ...temporaltest.TestServerOption) *stack {
 	t.Helper()
-	s := &stack{peer: scimtest.Start(t)}
+	s := newBareStack(t, scimtest.Start(t), opts...)
+	s.check = func(id, _, password string) bool {
+		sum := sha256.Sum256([]byte(password))
+		return s.peer.PasswordSHA256(id) == hex.EncodeToString(sum[:])
+	}
+	s.policy = &policy.Policy{
+		Targets:  map[string]policy.Target{"app": {Type: "scim", BaseURL: s.peer.BaseURL}},
+		Password: policy.PasswordPolicy{Length: 20, Lower: true, Upper: true, Digits: true, Symbols: true},
+		Joiner: policy.Flow{Steps: []policy.Step{
+			{SyncIdentity: &policy.SyncIdentity{Target: "app", CreateAllowed: true, Password: "generate",
+				Attributes: map[string]string{"user_name": "{email}", "given_name": "{first_name}", "department": "{department}"}}},
+			{ManageRelationships: &policy.ManageRelationships{Target: "app", CreateMissing: true, Add: []string{"everyone", "dept-{department}"}}},
+			{Name: "portal.account", SendRESTRequest: &policy.RESTRequest{URL: s.portal.URL + "/accounts",
+				Body: `{"id":"{ScimUser.id}","login":"{ScimUser.user_name}","password":"{ScimUser.password}"}`}},
+		}},
+		Mover: policy.Flow{Steps: []policy.Step{
+			{SyncIdentity: &policy.SyncIdentity{Target: "app",
+				Attributes: map[string]string{"user_name": "{email}", "given_name": "{first_name}", "department": "{department}"}}},
+			{ManageRelationships: &policy.ManageRelationships{Target: "app", CreateMissing: true, Add: []string{"everyone", "dept-{department}"}}},
+		}},
+		Leaver: policy.Flow{Steps: []policy.Step{
+			{DeprovisionIdentity: &policy.DeprovisionIdentity{Target: "app", RemoveGroups: true}},
+		}},
+	}
+	return s
+}
+
+// newBareStack is a Temporal server and the HR portal, without a target
+// peer, policy or password check (the caller sets them; peer may be nil).
+func newBareStack(t *testing.T, peer *scimtest.Peer, opts ...temporaltest.TestServerOption) *stack {
+	t.Helper()
+	s := &stack{peer: peer}
 	s.log, s.logs = logging.Capture()
 	s.ts = temporaltest.NewServer(append([]temporaltest.TestServerOption{temporaltest.WithT(t)}, opts...)...)
 	s.c = s.ts.NewClientWithOptions(client.Options{Logger: logging.Temporal(s.log)})
@@ -89,10 +120,6 @@ func newStack(t *testing.T, opts ...temporaltest.TestServerOption) *stack {
 	})
 	require.NoError(t, err)
 
-	s.check = func(id, _, password string) bool {
-		sum := sha256.Sum256([]byte(password))
-		return s.peer.PasswordSHA256(id) == hex.EncodeToString(sum[:])
-	}
 	// The HR portal: accepts a login only if check does; /notify records
 	// notifications.
 	s.portal = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -121,26 +148,6 @@ func newStack(t *testing.T, opts ...temporaltest.TestServerOption) *stack {
 		w.WriteHeader(http.StatusCreated)
 	}))
 	t.Cleanup(s.portal.Close)
-
-	s.policy = &policy.Policy{
-		Targets:  map[string]policy.Target{"app": {Type: "scim", BaseURL: s.peer.BaseURL}},
-		Password: policy.PasswordPolicy{Length: 20, Lower: true, Upper: true, Digits: true, Symbols: true},
-		Joiner: policy.Flow{Steps: []policy.Step{
-			{SyncIdentity: &policy.SyncIdentity{Target: "app", CreateAllowed: true, Password: "generate",
-				Attributes: map[string]string{"user_name": "{email}", "given_name": "{first_name}", "department": "{department}"}}},
-			{ManageRelationships: &policy.ManageRelationships{Target: "app", CreateMissing: true, Add: []string{"everyone", "dept-{department}"}}},
-			{Name: "portal.account", SendRESTRequest: &policy.RESTRequest{URL: s.portal.URL + "/accounts",
-				Body: `{"id":"{ScimUser.id}","login":"{ScimUser.user_name}","password":"{ScimUser.password}"}`}},
-		}},
-		Mover: policy.Flow{Steps: []policy.Step{
-			{SyncIdentity: &policy.SyncIdentity{Target: "app",
-				Attributes: map[string]string{"user_name": "{email}", "given_name": "{first_name}", "department": "{department}"}}},
-			{ManageRelationships: &policy.ManageRelationships{Target: "app", CreateMissing: true, Add: []string{"everyone", "dept-{department}"}}},
-		}},
-		Leaver: policy.Flow{Steps: []policy.Step{
-			{DeprovisionIdentity: &policy.DeprovisionIdentity{Target: "app", RemoveGroups: true}},
-		}},
-	}
 	return s
 }
 
