@@ -54,7 +54,7 @@ func ldapPolicy(typ string, d *ldappeer.Directory, portal, ou string) *policy.Po
 		return s
 	}
 	return &policy.Policy{
-		Targets:  map[string]policy.Target{"dir": t},
+		Targets: map[string]policy.Target{"dir": t},
 		// 12 characters: a domain policy of 14 (Samba's most) refuses them.
 		Password: policy.PasswordPolicy{Length: 12, Lower: true, Upper: true, Digits: true, Symbols: true},
 		Joiner: policy.Flow{Steps: []policy.Step{
