@@ -18,6 +18,7 @@ import (
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/internal/ldappeer"
 	"github.com/jml-dev/jml/policy"
+	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/targets"
 	"github.com/jml-dev/jml/workflows"
 )
@@ -290,4 +291,75 @@ func (r *ldapRig) attributeSync(t *testing.T) workflows.AttributeSyncResult {
 	var res workflows.AttributeSyncResult
 	require.NoError(t, run.Get(context.Background(), &res))
 	return res
+}
+
+// TestOpenLDAPJoinerMoverLeaver is the same joiner, mover, leaver and
+// rehire against OpenLDAP: the delivered password binds, the leaver is
+// locked by ppolicy, without groups, in the disabled ou, and cannot bind.
+func TestOpenLDAPJoinerMoverLeaver(t *testing.T) {
+	sl := ldappeer.StartSlapd(t)
+	for _, ou := range []string{"Sales", "Engineering"} {
+		sl.CreateOU(t, "ou="+ou+","+sl.StaffDN)
+	}
+	r := newLDAPRig(t, ldap.TypeOpenLDAP, &sl.Directory, "ou")
+	pool, err := ldap.LoadCAFile(sl.CAFile)
+	require.NoError(t, err)
+	reader, err := ldap.New(ldap.Config{Flavour: ldap.OpenLDAP, URL: sl.URL, RootCAs: pool, BindDN: sl.AdminDN,
+		BindPassword: secret.New(sl.AdminPassword), BaseDN: sl.BaseDN, UserContainer: sl.StaffDN})
+	require.NoError(t, err)
+	t.Cleanup(func() { reader.Close() })
+	r.check = func(id, _, password string) bool {
+		a, err := reader.ReadAccount(context.Background(), id)
+		return err == nil && sl.Bind(a.Attributes["dn"], password) == nil
+	}
+	ctx := context.Background()
+
+	r.run(t, hr.Event{EventID: "boss-hire", Type: hr.Hire, Employee: staff("E0007", "Big", "Boss", "Sales", "")}, contract.StatusActive)
+	_, joinOps := r.run(t, hr.Event{EventID: "j1-hire", Type: hr.Hire, Employee: staff("E0100", "John", "Smith", "Sales", "E0007")}, contract.StatusActive)
+	j1 := r.account(t, "E0100")
+	assert.Equal(t, "uid=jsmith,ou=Sales,"+sl.StaffDN, j1.Attributes["dn"])
+	assert.Equal(t, "E0007", j1.Attributes["manager"])
+	r.mu.Lock()
+	require.Len(t, r.passwords, 2, "the delivered passwords bind")
+	pw := r.passwords[1]
+	r.mu.Unlock()
+
+	_, moveOps := r.run(t, hr.Event{EventID: "j1-move", Type: hr.Change, Employee: map[string]string{"employee_id": "E0100", "department": "Engineering"}}, contract.StatusActive)
+	moved := r.account(t, "E0100")
+	assert.Equal(t, j1.ID, moved.ID, "entryUUID: the link holds")
+	assert.Equal(t, "uid=jsmith,ou=Engineering,"+sl.StaffDN, moved.Attributes["dn"])
+	gs, err := reader.Memberships(ctx, j1.ID)
+	require.NoError(t, err)
+	var names []string
+	for _, g := range gs {
+		names = append(names, g.Name)
+	}
+	assert.ElementsMatch(t, []string{"staff", "dept-Engineering"}, names)
+
+	r.ops.Reset()
+	lv := r.mustDeliver(t, hr.Event{EventID: "j1-term", Type: hr.Terminate, Employee: map[string]string{"employee_id": "E0100"}})
+	r.waitStep(t, lv.WorkflowID, "dir.deprovision_identity", workflows.StepDone)
+	leaveOps := r.count()
+	left := r.account(t, "E0100")
+	assert.False(t, left.Active)
+	assert.Equal(t, "uid=jsmith,"+sl.DisabledDN, left.Attributes["dn"])
+	gs, err = reader.Memberships(ctx, j1.ID)
+	require.NoError(t, err)
+	assert.Empty(t, gs)
+	assert.Error(t, sl.Bind(left.Attributes["dn"], pw), "locked by ppolicy")
+
+	rehire := staff("E0100", "John", "Smith", "Engineering", "E0007")
+	rehire["rehired"] = "yes"
+	r.run(t, hr.Event{EventID: "j1-rehire", Type: hr.Rehire, Employee: rehire}, contract.StatusActive)
+	back := r.account(t, "E0100")
+	assert.Equal(t, j1.ID, back.ID)
+	assert.True(t, back.Active)
+	assert.Equal(t, "uid=jsmith,ou=Engineering,"+sl.StaffDN, back.Attributes["dn"])
+	assert.NoError(t, sl.Bind(back.Attributes["dn"], pw), "the same account, its password again usable")
+
+	r.mu.Lock()
+	pws := append([]string(nil), r.passwords...)
+	r.mu.Unlock()
+	r.assertNoSecrets(t, pws)
+	t.Logf("LDAP operations (OpenLDAP): joiner %v; mover %v; leaver %v", joinOps, moveOps, leaveOps)
 }
