@@ -298,7 +298,8 @@ func printPreview(w io.Writer, r *previewResult) {
 				}
 				fmt.Fprintln(w)
 				if c.Body != "" {
-					fmt.Fprintf(w, "            %s\n", c.Body)
+					// (An LDAP operation's changes are one per line.)
+					fmt.Fprintf(w, "            %s\n", strings.ReplaceAll(c.Body, "\n", "\n            "))
 				}
 			}
 		}

@@ -71,7 +71,12 @@ func build(f Flavour, c connectors.Config) (any, error) {
 		BaseDN: c.Get("base_dn"), UserContainer: c.Get("user_container"), GroupsContainer: c.Get("groups_container"),
 		DisabledContainer: c.Get("disabled_container"), AllowInsecure: c.AllowInsecure, Recorder: c.Operations,
 		MustChangePassword: strings.EqualFold(c.Get("must_change_password"), "true")}
-	if v := c.Get("ca_file"); v != "" {
+	offline := false
+	if c.Operations != nil {
+		reads, _ := c.Operations.Sends()
+		offline = !reads
+	}
+	if v := c.Get("ca_file"); v != "" && !offline { // an offline preview connects to nothing
 		if cfg.RootCAs, err = LoadCAFile(v); err != nil {
 			return nil, connectors.Permanentf(TypeConfig, "ldap: ca_file %s: %v", v, err)
 		}

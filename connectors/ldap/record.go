@@ -80,6 +80,11 @@ func (r *recorder) Search(req *ldapv3.SearchRequest) (*ldapv3.SearchResult, erro
 		if len(local) > 0 {
 			answer = answerEarlier
 		}
+		if g := r.assumedGroup(req); len(local) == 0 && g != nil {
+			// A group the policy names is taken to exist, as the HTTP
+			// recorder takes it: the run's calls after it are the point.
+			local, answer = []*ldapv3.Entry{g}, "group assumed to exist: preview without --live"
+		}
 		r.record("SEARCH", target, nil, answer)
 		if len(local) == 0 && req.Scope == ldapv3.ScopeBaseObject {
 			return nil, ldapv3.NewError(ldapv3.LDAPResultNoSuchObject, errors.New("preview without --live"))
@@ -155,6 +160,26 @@ func (r *recorder) local(req *ldapv3.SearchRequest) []*ldapv3.Entry {
 		}
 	}
 	return out
+}
+
+var (
+	groupSearch    = regexp.MustCompile(`^\(&\(objectClass=(?:group|groupOfNames)\)\(cn=([^()]*)\)\)$`)
+	assumedGroupID = regexp.MustCompile(`^\(&\(objectClass=(?:group|groupOfNames)\)\((?:objectGUID|entryUUID)=<group id of ([^()]*)>\)\)$`)
+)
+
+// assumedGroup answers an offline search for a group by name: the group,
+// its ID naming it; nil for any other search.
+func (r *recorder) assumedGroup(req *ldapv3.SearchRequest) *ldapv3.Entry {
+	m := groupSearch.FindStringSubmatch(req.Filter)
+	if m == nil {
+		m = assumedGroupID.FindStringSubmatch(req.Filter)
+	}
+	if r.inner != nil || m == nil {
+		return nil
+	}
+	name := unescapeFilter(m[1])
+	return ldapv3.NewEntry(rdn("CN", name)+","+req.BaseDN, map[string][]string{
+		previewIDAttr: {"<group id of " + name + ">"}, "cn": {name}})
 }
 
 // placeholder is the account an offline preview of a mover or leaver

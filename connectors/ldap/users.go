@@ -180,6 +180,10 @@ func (c *Connector) managerDN(ctx context.Context, v string) (string, error) {
 		}
 	}
 	e, err := c.findOne(ctx, "find manager", c.userFilter(eq(c.schema.employee, v)), []string{c.schema.employee})
+	if reads, _ := c.sends(); errors.Is(err, connectors.ErrNotFound) && !reads {
+		// A preview without a directory: the manager is taken to exist.
+		return rdn(c.schema.rdnAttr, "<manager with "+c.schema.employee+" "+v+">") + "," + c.cfg.BaseDN, nil
+	}
 	if errors.Is(err, connectors.ErrNotFound) {
 		return "", connectors.Permanentf(TypeValidation, "ldap: manager: no account has %s %q (the manager has no linked account yet)", c.schema.employee, v)
 	}
