@@ -44,6 +44,30 @@ func TestPreviewHire(t *testing.T) {
 	}
 }
 
+// TestPreviewActiveDirectoryHire: an LDAP target's preview lists the LDAP
+// operations the connector would send, through the same recorder, with
+// the password masked; nothing is dialled.
+func TestPreviewActiveDirectoryHire(t *testing.T) {
+	code, out, errs := runCmd(t, "preview", "--policy", "../examples/active-directory-policy.yaml", "--event", "../examples/events/hire.json")
+	require.Equal(t, 0, code, errs)
+	for _, want := range []string{
+		"1. ad.sync_identity  [sync_identity → ad]",
+		"WOULD CREATE (account created)",
+		"SEARCH DC=corp,DC=example?sub?(&(objectCategory=person)(objectClass=user)(employeeID=E1042))   (answered not found: preview without --live)",
+		"ADD    CN=Łukasz Gruba,OU=Engineering,OU=Staff,DC=corp,DC=example   (a write: not sent)",
+		"            sAMAccountName: lgruba\n",
+		"            userPrincipalName: lgruba@corp.example\n",
+		"            unicodePwd: ••••\n",
+		"            pwdLastSet: 0\n",
+		"            userAccountControl: 512\n",
+		"id = <new id 1>",
+		"MODIFY CN=dept-Engineering,DC=corp,DC=example   (a write: not sent)",
+		"            add member: CN=Łukasz Gruba,OU=Engineering,OU=Staff,DC=corp,DC=example",
+	} {
+		assert.Contains(t, out, want)
+	}
+}
+
 func TestPreviewJSONAndConditions(t *testing.T) {
 	code, out, errs := runCmd(t, "preview", "--json", "--policy", "../examples/policy.yaml", "--event", "../examples/events/change.json")
 	require.Equal(t, 0, code, errs)
