@@ -89,11 +89,19 @@ func (c *Connector) groupsOf(ctx context.Context, dn string) ([]*ldapv3.Entry, e
 
 // Memberships are the account's groups.
 func (c *Connector) Memberships(ctx context.Context, accountID string) ([]connectors.Group, error) {
-	e, err := c.userByID(ctx, "read account", accountID)
+	dn, err := c.dnOf(ctx, accountID, false)
 	if err != nil {
 		return nil, err
 	}
-	es, err := c.groupsOf(ctx, e.DN)
+	es, err := c.groupsOf(ctx, dn)
+	if errors.Is(err, connectors.ErrNotFound) || err == nil && len(es) == 0 && c.cache.get(accountID) != "" {
+		// A remembered DN the account may have left: ask by ID.
+		c.cache.forget(accountID)
+		if dn, err = c.dnOf(ctx, accountID, false); err != nil {
+			return nil, err
+		}
+		es, err = c.groupsOf(ctx, dn)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -104,50 +112,31 @@ func (c *Connector) Memberships(ctx context.Context, accountID string) ([]connec
 	return out, nil
 }
 
-// groupAndUser are the DNs of the group and the account.
-func (c *Connector) groupAndUser(ctx context.Context, groupID, accountID string) (string, string, error) {
-	g, err := c.findOne(ctx, "read group", c.groupFilter(c.schema.idFilter(groupID)), []string{"cn"})
-	if err != nil {
-		return "", "", err
-	}
-	u, err := c.userByID(ctx, "read account", accountID)
-	if err != nil {
-		return "", "", err
-	}
-	return g.DN, u.DN, nil
-}
-
 // AddMember adds the account to the group; a member already there is
 // done.
 func (c *Connector) AddMember(ctx context.Context, groupID, accountID string) error {
-	g, u, err := c.groupAndUser(ctx, groupID, accountID)
-	if err != nil {
-		return err
-	}
-	req := ldapv3.NewModifyRequest(g, nil)
-	req.Add("member", []string{u})
-	err = c.do(ctx, "add member", func(conn ldapv3.Client) error {
-		err := conn.Modify(req)
-		// AD answers entryAlreadyExists, OpenLDAP attributeOrValueExists.
-		if ldapv3.IsErrorAnyOf(err, ldapv3.LDAPResultAttributeOrValueExists, ldapv3.LDAPResultEntryAlreadyExists) {
-			return nil
-		}
-		return err
+	return c.withDNs(ctx, groupID, accountID, func(g, u string) error {
+		req := ldapv3.NewModifyRequest(g, nil)
+		req.Add("member", []string{u})
+		return c.do(ctx, "add member", func(conn ldapv3.Client) error {
+			err := conn.Modify(req)
+			// AD answers entryAlreadyExists, OpenLDAP attributeOrValueExists.
+			if ldapv3.IsErrorAnyOf(err, ldapv3.LDAPResultAttributeOrValueExists, ldapv3.LDAPResultEntryAlreadyExists) {
+				return nil
+			}
+			return err
+		})
 	})
-	return err
 }
 
-// RemoveMember removes the account from the group; an absent member is
-// done.
+// RemoveMember removes the account from the group; an absent member, or
+// account, or group, is done.
 func (c *Connector) RemoveMember(ctx context.Context, groupID, accountID string) error {
-	g, u, err := c.groupAndUser(ctx, groupID, accountID)
+	err := c.withDNs(ctx, groupID, accountID, func(g, u string) error { return c.removeMemberDN(ctx, g, u) })
 	if errors.Is(err, connectors.ErrNotFound) {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	return c.removeMemberDN(ctx, g, u)
+	return err
 }
 
 // removeMemberDN removes member u from group g. OpenLDAP's groupOfNames

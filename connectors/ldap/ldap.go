@@ -114,6 +114,7 @@ type Connector struct {
 	schema *schema
 	desc   *connectors.Description
 	users  template // user container
+	cache  dnCache
 	mu     sync.Mutex
 	conn   ldapv3.Client
 }

@@ -131,9 +131,9 @@ func (s *schema) userAttributes() []string {
 		out = append(out, a.wire)
 	}
 	if s.flavour == ActiveDirectory {
-		return append(out, "userAccountControl", "pwdLastSet")
+		return append(out, "userAccountControl", "pwdLastSet", "memberOf")
 	}
-	return append(out, "pwdAccountLockedTime", "pwdReset")
+	return append(out, "pwdAccountLockedTime", "pwdReset", "memberOf")
 }
 
 // idOf is the entry's ID as a string: a GUID in its registry form

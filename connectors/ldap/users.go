@@ -43,6 +43,11 @@ func (c *Connector) search(ctx context.Context, what string, req *ldapv3.SearchR
 		res, err = conn.Search(req)
 		return err
 	})
+	if err == nil {
+		for _, e := range res.Entries {
+			c.cache.put(c.schema.idOf(e), e.DN, e.GetAttributeValue(c.schema.employee))
+		}
+	}
 	return res, err
 }
 
@@ -96,7 +101,11 @@ func (c *Connector) accountCached(ctx context.Context, e *ldapv3.Entry, managers
 			a.Attributes[m.name] = v
 		}
 	}
-	if dn := a.Attributes[attrManager]; managers[strings.ToLower(dn)] != "" {
+	dn := a.Attributes[attrManager]
+	if v := c.cache.employeeOf(dn); dn != "" && v != "" {
+		managers[strings.ToLower(dn)] = v
+	}
+	if managers[strings.ToLower(dn)] != "" {
 		a.Attributes[attrManager] = managers[strings.ToLower(dn)]
 	} else if dn != "" {
 		m, err := c.readDN(ctx, "read manager", dn, []string{c.schema.employee})
@@ -110,6 +119,15 @@ func (c *Connector) accountCached(ctx context.Context, e *ldapv3.Entry, managers
 		}
 	}
 	a.Active, a.Status = c.active(e)
+	// AD keeps memberOf on every user; OpenLDAP only with the memberof
+	// overlay, so there none says nothing (nil: read them with
+	// Memberships). The primary group (Domain Users) is not in it.
+	if of := e.GetAttributeValues("memberOf"); len(of) > 0 || c.cfg.Flavour == ActiveDirectory {
+		a.Groups = []connectors.Group{}
+		for _, g := range of {
+			a.Groups = append(a.Groups, connectors.Group{Name: firstRDNValue(g)})
+		}
+	}
 	return a, nil
 }
 
@@ -501,6 +519,7 @@ func (c *Connector) moveDN(ctx context.Context, dn, newRDN, container string) (s
 	if err := c.do(ctx, "move account", func(conn ldapv3.Client) error { return conn.ModifyDN(req) }); err != nil {
 		return "", err
 	}
+	c.cache.moved(dn)
 	if container == "" {
 		container = parentDN(dn)
 	}
@@ -526,12 +545,20 @@ func (c *Connector) Deprovision(ctx context.Context, id string, o connectors.Dep
 		}
 	}
 	if o.RemoveGroups {
-		groups, err := c.groupsOf(ctx, e.DN)
-		if err != nil {
-			return err
+		// AD lists the groups on the user (memberOf); OpenLDAP is asked.
+		groups := e.GetAttributeValues("memberOf")
+		if c.cfg.Flavour == OpenLDAP {
+			es, err := c.groupsOf(ctx, e.DN)
+			if err != nil {
+				return err
+			}
+			groups = groups[:0]
+			for _, g := range es {
+				groups = append(groups, g.DN)
+			}
 		}
 		for _, g := range groups {
-			if err := c.removeMemberDN(ctx, g.DN, e.DN); err != nil {
+			if err := c.removeMemberDN(ctx, g, e.DN); err != nil {
 				return err
 			}
 		}
@@ -614,6 +641,7 @@ func (c *Connector) Delete(ctx context.Context, id string) error {
 		req.Controls = []ldapv3.Control{&ldapv3.ControlString{ControlType: treeDelete, Criticality: true}}
 	}
 	err = c.do(ctx, "delete account", func(conn ldapv3.Client) error { return conn.Del(req) })
+	c.cache.moved(e.DN)
 	if errors.Is(err, connectors.ErrNotFound) {
 		return nil
 	}
