@@ -98,7 +98,7 @@ leaver:
 	require.ErrorAs(t, err, &perr)
 	want := []string{
 		"bad.yaml:5:5: targets.okta.token: a literal secret (token) is not allowed in the policy file: put it in an environment variable and name it with token_env",
-		`bad.yaml:6:16: targets.jira.type: type "scimm": want one of okta, scim, entra, rest, smtp (did you mean scim?)`,
+		`bad.yaml:6:16: targets.jira.type: type "scimm": want one of okta, scim, entra, active_directory, ldap, rest, smtp (did you mean scim?)`,
 		"bad.yaml:7:35: targets.portal.token_env: an Okta API token in the policy file",
 		`bad.yaml:9:11: joiner.offset: bad duration "3 days"`,
 		`bad.yaml:12:17: joiner.steps[0].sync_identity.target: unknown target "octa" (did you mean okta?)`,

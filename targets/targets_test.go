@@ -45,11 +45,11 @@ func TestBuild(t *testing.T) {
 			targets: map[string]policy.Target{
 				"app":  {Type: "scim", BaseURL: "https://app.example/scim/v2", TokenEnv: "MISSING_SCIM"},
 				"okta": {Type: "okta", OrgURL: "https://acme.okta.com", TokenEnv: "MISSING_OKTA"},
-				"x":    {Type: "ldap"},
+				"x":    {Type: "x500"},
 			},
 			wantErr: []string{"target app: token_env: environment variable MISSING_SCIM is empty or unset",
 				"target okta: token_env: environment variable MISSING_OKTA is empty or unset",
-				`target x: unknown type "ldap"`},
+				`target x: unknown type "x500"`},
 		},
 		{
 			name:    "okta over plain http outside dev",
