@@ -626,8 +626,8 @@ func (c *Connector) Reactivate(ctx context.Context, id string) error {
 	return err
 }
 
-// Delete deletes the account (AD: with its child objects). A missing
-// account is done.
+// Delete deletes the account (AD: with its child objects, if it has
+// any). A missing account is done.
 func (c *Connector) Delete(ctx context.Context, id string) error {
 	e, err := c.userByID(ctx, "read account to delete", id)
 	if errors.Is(err, connectors.ErrNotFound) {
@@ -636,11 +636,15 @@ func (c *Connector) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	req := ldapv3.NewDelRequest(e.DN, nil)
-	if c.cfg.Flavour == ActiveDirectory {
-		req.Controls = []ldapv3.Control{&ldapv3.ControlString{ControlType: treeDelete, Criticality: true}}
-	}
-	err = c.do(ctx, "delete account", func(conn ldapv3.Client) error { return conn.Del(req) })
+	err = c.do(ctx, "delete account", func(conn ldapv3.Client) error {
+		err := conn.Del(ldapv3.NewDelRequest(e.DN, nil))
+		if c.cfg.Flavour == ActiveDirectory && ldapv3.IsErrorWithCode(err, ldapv3.LDAPResultNotAllowedOnNonLeaf) {
+			// Child objects (ActiveSync devices): a tree delete, which
+			// needs the Delete Subtree right as well.
+			err = conn.Del(ldapv3.NewDelRequest(e.DN, []ldapv3.Control{&ldapv3.ControlString{ControlType: treeDelete, Criticality: true}}))
+		}
+		return err
+	})
 	c.cache.moved(e.DN)
 	if errors.Is(err, connectors.ErrNotFound) {
 		return nil

@@ -86,15 +86,20 @@ type ldapRig struct {
 	ops  *targets.Recorder
 }
 
-func newLDAPRig(t *testing.T, typ string, d *ldappeer.Directory, ou string) *ldapRig {
+// newLDAPRig binds as the directory's least-privileged service account
+// (docs/active-directory.md).
+func newLDAPRig(t *testing.T, typ string, d *ldappeer.Directory, svc ldappeer.Account, ou string) *ldapRig {
 	t.Helper()
 	s := newBareStack(t, nil)
 	s.policy = ldapPolicy(typ, d, s.portal.URL, ou)
+	dir := s.policy.Targets["dir"]
+	dir.BindDN = svc.DN
+	s.policy.Targets["dir"] = dir
 	r := &ldapRig{stack: s, dir: d, ops: &targets.Recorder{Live: http.DefaultTransport, Wire: true}}
 	c, err := targets.BuildOne(context.Background(), "dir", s.policy.Targets["dir"], targets.Options{
 		Getenv: func(k string) string {
 			if k == bindPasswordEnv {
-				return d.AdminPassword
+				return svc.Password
 			}
 			return ""
 		}, Operations: r.ops})
@@ -164,7 +169,7 @@ func TestActiveDirectoryJoinerMoverLeaver(t *testing.T) {
 	for _, ou := range []string{"Sales", "Engineering"} {
 		sb.CreateOU(t, "OU="+ou+","+sb.StaffDN)
 	}
-	r := newLDAPRig(t, ldap.TypeAD, &sb.Directory, "OU")
+	r := newLDAPRig(t, ldap.TypeAD, &sb.Directory, sb.ServiceAccount(t), "OU")
 	r.check = func(_, login, password string) bool {
 		// AD checks the password before it says it must be changed (773).
 		err := sb.Bind(login+"@jml.test", password)
@@ -301,7 +306,7 @@ func TestOpenLDAPJoinerMoverLeaver(t *testing.T) {
 	for _, ou := range []string{"Sales", "Engineering"} {
 		sl.CreateOU(t, "ou="+ou+","+sl.StaffDN)
 	}
-	r := newLDAPRig(t, ldap.TypeOpenLDAP, &sl.Directory, "ou")
+	r := newLDAPRig(t, ldap.TypeOpenLDAP, &sl.Directory, sl.ServiceAccount(t), "ou")
 	pool, err := ldap.LoadCAFile(sl.CAFile)
 	require.NoError(t, err)
 	reader, err := ldap.New(ldap.Config{Flavour: ldap.OpenLDAP, URL: sl.URL, RootCAs: pool, BindDN: sl.AdminDN,
