@@ -240,3 +240,37 @@ func TestCreateEntitlementRendersDescription(t *testing.T) {
 	require.Len(t, target.got, 1)
 	assert.Equal(t, connectors.Group{Name: "team-Sales", Description: "Everyone in Sales"}, target.got[0])
 }
+
+// correlating is a target with its own correlation key (LDAP employeeID).
+type correlating struct{ *memtarget.Target }
+
+func (c correlating) Correlate(ctx context.Context, attrs connectors.Attributes) (*connectors.Account, error) {
+	a, ok := c.Find("employee_id", attrs["employee_id"])
+	if !ok || attrs["employee_id"] == "" {
+		return nil, connectors.ErrNotFound
+	}
+	return c.ReadAccount(ctx, a.ID)
+}
+
+// TestSyncIdentityCorrelatesByTheTargetsKeyFirst: an account with the
+// person's employee ID is theirs whatever its login (AD: employeeID, then
+// sAMAccountName): adopted, not a second account under the new login.
+func TestSyncIdentityCorrelatesByTheTargetsKeyFirst(t *testing.T) {
+	target := correlating{memtarget.New()}
+	ctx := t.Context()
+	old, err := target.CreateAccount(ctx, connectors.Attributes{"user_name": "john.smith.legacy", "employee_id": "E1"}, connectors.CreateOptions{Activate: true})
+	require.NoError(t, err)
+	spec := &policy.SyncIdentity{Target: "app", CreateAllowed: true,
+		Attributes: map[string]string{"user_name": "{first_name | FIRST_N, 1 | LOWER}{last_name | LOWER}", "employee_id": "{employee_id}", "title": "{title}"}}
+	a := New(Config{Policy: &policy.Policy{Targets: map[string]policy.Target{"app": {Type: "scim"}}}, Targets: map[string]any{"app": target}})
+	res, err := a.SyncIdentity(ctx, StepInput{Owner: "joiner/E1/h1", Kind: policy.KindJoiner,
+		Step:       PlannedStep{Name: "app.sync_identity", Action: policy.ActionSyncIdentity, Target: "app", Spec: policy.Step{SyncIdentity: spec}},
+		Attributes: map[string]string{"employee_id": "E1", "first_name": "John", "last_name": "Smith", "title": "Rep"}})
+	require.NoError(t, err)
+	assert.Equal(t, Adopted, res.Correlation)
+	assert.Equal(t, old.ID, res.AccountID)
+	assert.Equal(t, "john.smith.legacy", res.Outputs["user_name"], "the account keeps its login")
+	assert.Len(t, target.Accounts(), 1, "no jsmith created")
+	got, _ := target.Find("employee_id", "E1")
+	assert.Equal(t, "Rep", got.Attrs["title"])
+}

@@ -61,3 +61,32 @@ func TestAttrSyncNeverRenamesToInvalidIdentifier(t *testing.T) {
 		})
 	}
 }
+
+// A linked account keeps the identifier it was created with (a fallback:
+// jsmith2), and an attribute that reads {$target.<uid>} is compared with
+// what it renders from that identifier, not from the first choice: the
+// sync writes nothing (it used to write jsmith@ over jsmith2@).
+func TestAttrSyncRendersTargetReferencesFromTheLinkedIdentifier(t *testing.T) {
+	target := &stubborn{accts: map[string]connectors.Attributes{"a2": {"user_name": "jsmith2", "email": "jsmith2@corp.example"}}}
+	step := &policy.SyncIdentity{Target: "app", Attributes: map[string]string{
+		"user_name": "{first_name | FIRST_N, 1 | LOWER}{last_name | LOWER}", "email": "{$target.user_name}@corp.example"}}
+	acts := activities.New(activities.Config{
+		Policy: &policy.Policy{Targets: map[string]policy.Target{"app": {Type: "scim"}},
+			Joiner: policy.Flow{Steps: []policy.Step{{SyncIdentity: step}}}},
+		Targets: map[string]any{"app": target},
+		Directory: activities.StaticDirectory{{EmployeeID: "E2",
+			Attributes:  map[string]string{"employee_id": "E2", "first_name": "John", "last_name": "Smith"},
+			Accounts:    map[string]string{"app": "a2"},
+			Identifiers: map[string]string{"app": "jsmith2"}}},
+	})
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	v, err := env.ExecuteActivity(acts.SyncAttributesPage, activities.AttrSyncPageInput{Snapshot: "s", Target: "app"})
+	require.NoError(t, err)
+	var res activities.AttrSyncPageResult
+	require.NoError(t, v.Get(&res))
+	assert.Empty(t, res.Problems)
+	assert.Zero(t, target.updates)
+	assert.Equal(t, "jsmith2@corp.example", target.accts["a2"]["email"])
+}
