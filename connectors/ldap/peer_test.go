@@ -330,3 +330,32 @@ func TestSambaPagesThousand(t *testing.T) {
 	assert.GreaterOrEqual(t, len(seen), 1000)
 	assert.Len(t, rec.Calls(), (len(seen)+99)/100)
 }
+
+// TestPasswordNeverOverPlainLDAP: with plain LDAP allowed (--dev) and a
+// Samba that would take unicodePwd in clear, the connector still refuses
+// to send a password, before the add: nothing is created. Without --dev
+// plain LDAP is refused outright.
+func TestPasswordNeverOverPlainLDAP(t *testing.T) {
+	s := ldappeer.StartSamba(t, ldappeer.AllowPlainBind())
+	s.CreateOU(t, "OU=Sales,"+s.StaffDN)
+	cfg := peerConfig(t, ldap.ActiveDirectory, &s.Directory)
+	cfg.URL, cfg.TLS = s.PlainURL, ldap.TLSNone
+	_, err := ldap.New(cfg)
+	require.ErrorContains(t, err, "refused outside --dev")
+
+	cfg.AllowInsecure = true
+	c := newPeerConnector(t, cfg)
+	pw := secret.New("Plain-Pass-2026!x")
+	_, err = c.CreateAccount(context.Background(), connectors.Attributes{"login": "plainpw", "last_name": "Plain",
+		"department": "Sales", "employee_id": "E0400"}, connectors.CreateOptions{Password: &pw, Activate: true})
+	var pe *connectors.PermanentError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, ldap.TypeInsecure, pe.Type)
+	assert.Empty(t, s.SearchAll(t, s.BaseDN, "(sAMAccountName=plainpw)"), "nothing sent")
+
+	// Without a password the plain connection works (--dev).
+	acct, err := c.CreateAccount(context.Background(), connectors.Attributes{"login": "nopw", "last_name": "Plain",
+		"department": "Sales", "employee_id": "E0401"}, connectors.CreateOptions{})
+	require.NoError(t, err)
+	assert.False(t, acct.Active)
+}
