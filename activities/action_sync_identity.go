@@ -188,15 +188,12 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 			if !spec.CreateAllowed {
 				return StepResult{}, permanent(ErrTypeConflict, fmt.Errorf("%s: the %s is held by another person's account", spec.Target, uid))
 			}
-			v, err := a.uniqueValue(ctx, syncer, spec, uid, attrs, env)
-			if err != nil {
+			// v is free or ours (acct: an earlier attempt may have created it).
+			var v string
+			if v, acct, err = a.uniqueValue(ctx, syncer, spec, uid, attrs, env, attrs[uid]); err != nil {
 				return StepResult{}, err
 			}
 			attrs[uid] = v
-			// v is free or ours: an earlier attempt may have created it.
-			if acct, _, err = find(ctx, syncer, uid, attrs, v); err != nil && !errors.Is(err, connectors.ErrNotFound) {
-				return StepResult{}, toTemporal(fmt.Errorf("%s: find account: %w", spec.Target, err))
-			}
 		}
 		if acct != nil {
 			res.Correlation = Adopted
@@ -447,18 +444,26 @@ func (a *Activities) update(ctx context.Context, c any, s connectors.AccountSync
 
 // uniqueValue picks the unique identifier of a new account whose first
 // choice is another person's: the step's fallbacks in order, each
-// NEXT_NUMBER value checked with FindAccount (transform.EvalUnique).
-func (a *Activities) uniqueValue(ctx context.Context, s connectors.AccountSyncer, spec *policy.SyncIdentity, uid string, attrs connectors.Attributes, env *transform.Env) (string, error) {
+// NEXT_NUMBER value checked with FindAccount (transform.EvalUnique). held
+// is the value already found to be another person's, which is not asked
+// again. A value whose account belongs to this person (an earlier attempt
+// created it) is returned with that account, so the caller adopts it
+// without a second lookup.
+func (a *Activities) uniqueValue(ctx context.Context, s connectors.AccountSyncer, spec *policy.SyncIdentity, uid string, attrs connectors.Attributes, env *transform.Env, held string) (string, *connectors.Account, error) {
 	if len(spec.Fallbacks[uid]) == 0 {
-		return "", permanent(ErrTypeConflict, fmt.Errorf("%s: the %s is held by another person's account and the step has no fallbacks for it", spec.Target, uid))
+		return "", nil, permanent(ErrTypeConflict, fmt.Errorf("%s: the %s is held by another person's account and the step has no fallbacks for it", spec.Target, uid))
 	}
 	cands, err := policy.Candidates(a.cfg.Policy, *spec, uid)
 	if err != nil {
-		return "", permanent("PolicyInvalid", err)
+		return "", nil, permanent("PolicyInvalid", err)
 	}
 	e := *env
 	e.Target = attrs
+	var mine *connectors.Account
 	taken := func(ctx context.Context, v string) (bool, error) {
+		if v == held {
+			return true, nil
+		}
 		acct, err := s.FindAccount(ctx, connectors.Key{Attribute: uid, Value: v})
 		if errors.Is(err, connectors.ErrNotFound) {
 			return false, nil
@@ -466,14 +471,18 @@ func (a *Activities) uniqueValue(ctx context.Context, s connectors.AccountSyncer
 		if err != nil {
 			return false, err
 		}
-		return !belongsTo(acct, attrs), nil
+		if belongsTo(acct, attrs) {
+			mine = acct
+			return false, nil
+		}
+		return true, nil
 	}
 	v, err := transform.EvalUnique(ctx, cands, &e, a.cfg.Policy.IdentifierRule(*spec), taken)
 	switch {
 	case errors.Is(err, transform.ErrNoUniqueValue):
-		return "", permanent(ErrTypeConflict, fmt.Errorf("%s: every fallback for %s is taken", spec.Target, uid))
+		return "", nil, permanent(ErrTypeConflict, fmt.Errorf("%s: every fallback for %s is taken", spec.Target, uid))
 	case err != nil:
-		return "", toTemporal(fmt.Errorf("%s: fallbacks for %s: %w", spec.Target, uid, err))
+		return "", nil, toTemporal(fmt.Errorf("%s: fallbacks for %s: %w", spec.Target, uid, err))
 	}
-	return v, nil
+	return v, mine, nil
 }

@@ -460,7 +460,9 @@ type scimRun struct {
 // runSCIM runs joiners through worker processes against the SCIMMY peer,
 // optionally behind a rate limit, optionally paced.
 func runSCIM(tb *runTB, cfg config, file bool, s scimRun) row {
-	r := row{Scenario: s.name, DB: dbName(file), Floor: 2 + 2, Pace: s.pace}
+	// Floor: find + create, a lookup and a PATCH per group (two), and the
+	// memberships read-back.
+	r := row{Scenario: s.name, DB: dbName(file), Floor: 2 + 2*2 + 1, Pace: s.pace}
 	peer := scimtest.Start(tb)
 	proxy := harness.StartProxy(tb, strings.TrimSuffix(peer.BaseURL, "/scim/v2"))
 	portal := harness.StartPortal(tb, peer.PasswordSHA256)

@@ -109,6 +109,10 @@ type Client struct {
 
 	mu   sync.Mutex
 	disc *discovery // nil until discovered
+	// discovering is held (a token in it) by the one call discovering:
+	// the worker's first steps all need discovery, and they share it
+	// instead of each reading /ServiceProviderConfig and /Schemas.
+	discovering chan struct{}
 
 	// noMembersFilter: the provider answered 400 invalidFilter to
 	// members.value eq; memberships are found by listing /Groups.
@@ -167,7 +171,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.RequestsPerSecond > 0 {
 		limit = rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), max(1, int(cfg.RequestsPerSecond)))
 	}
-	return &Client{base: base, limit: limit, http: hc, auth: cfg.Auth, uniqueID: uid, pageSize: orDefault(cfg.PageSize, 100),
+	return &Client{base: base, limit: limit, http: hc, discovering: make(chan struct{}, 1), auth: cfg.Auth, uniqueID: uid, pageSize: orDefault(cfg.PageSize, 100),
 		rfc: newSchemaIndex(rfcSchemas())}, nil
 }
 

@@ -142,6 +142,18 @@ func (c *Client) discover(ctx context.Context) (*discovery, error) {
 	if d != nil {
 		return d, nil
 	}
+	select {
+	case c.discovering <- struct{}{}:
+		defer func() { <-c.discovering }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	c.mu.Lock()
+	d = c.disc
+	c.mu.Unlock()
+	if d != nil { // discovered while this call waited
+		return d, nil
+	}
 	var spc struct {
 		Patch struct{ Supported bool } `json:"patch"`
 		Bulk  struct {

@@ -53,6 +53,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,6 +113,7 @@ type SCIMProxy struct {
 	sw       SCIMSwitches
 	faults   map[string]int
 	byMethod map[string]int
+	log      []string // "METHOD path?query" of every request, in order
 }
 
 // StartSCIM starts a proxy to upstream (scheme://host:port of the peer)
@@ -190,11 +192,20 @@ func (p *SCIMProxy) Requests(method string) int {
 	return n
 }
 
-// Reset zeroes the request and fault counters.
+// Log is every request that reached the proxy since the start or the last
+// Reset, in order, as "METHOD path?query" (query decoded: filters read as
+// sent, e.g. `GET /scim/v2/Users?filter=userName eq "a@x"`).
+func (p *SCIMProxy) Log() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.log)
+}
+
+// Reset zeroes the request and fault counters and the log.
 func (p *SCIMProxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.faults, p.byMethod = map[string]int{}, map[string]int{}
+	p.faults, p.byMethod, p.log = map[string]int{}, map[string]int{}, nil
 }
 
 func (p *SCIMProxy) fired(kind string) {
@@ -213,6 +224,11 @@ func (p *SCIMProxy) handler(rp *httputil.ReverseProxy) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.byMethod[r.Method]++
+		line := r.Method + " " + r.URL.Path
+		if q, err := url.QueryUnescape(r.URL.RawQuery); err == nil && q != "" {
+			line += "?" + q
+		}
+		p.log = append(p.log, line)
 		sw := p.sw
 		p.mu.Unlock()
 		groups := segment(r.URL.Path, "Groups")
