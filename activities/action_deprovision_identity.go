@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 )
 
@@ -115,9 +116,9 @@ func (a *Activities) DeprovisionIdentity(ctx context.Context, in StepInput) (Ste
 		// an operator, and the message says the account is disabled.
 		return StepResult{}, toTemporal(fmt.Errorf("%s: account disabled, then: %w", spec.Target, derr))
 	}
-	res := StepResult{AccountID: id, Note: "deprovisioned"}
+	res := StepResult{AccountID: id, Note: "deprovisioned", AccountState: contract.AccountDisabled}
 	if gone {
-		res.Note = NoteNoAccount
+		res.Note, res.AccountState = NoteNoAccount, ""
 	}
 	if note != "" {
 		res.Note += "; " + note

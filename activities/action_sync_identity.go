@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
 	"github.com/jml-dev/jml/transform"
@@ -242,6 +243,10 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		}
 	}
 	res.AccountID, res.Identifier = acct.ID, attrs[uid]
+	res.AccountState = contract.AccountDisabled
+	if res.Correlation == Created && !in.Inactive || res.Correlation != Created && (acct.Active || in.Reactivate) {
+		res.AccountState = contract.AccountActive
+	}
 	res.Outputs = map[string]string{"id": acct.ID}
 	maps.Copy(res.Outputs, attrs)
 	if !pw.Empty() {

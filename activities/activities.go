@@ -200,6 +200,10 @@ type StepResult struct {
 	// Correlation is how a sync step found its account: Linked, Adopted or
 	// Created.
 	Correlation string `json:"correlation,omitempty"`
+	// AccountState is the account's state after the step, as read back
+	// (contract.AccountActive, AccountDisabled); empty when the step did
+	// not learn it. The person's link carries it.
+	AccountState string `json:"account_state,omitempty"`
 	// Queue is the task queue of the worker whose vault now holds the
 	// step's secrets (Config.HostQueue); later steps that read them run
 	// there.

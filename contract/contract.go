@@ -209,3 +209,10 @@ const (
 	StatusActive        = "active"
 	StatusDeprovisioned = "deprovisioned"
 )
+
+// Account states of a link (CurrentRun.AccountStates), as the step that
+// last wrote the account read it back.
+const (
+	AccountActive   = "active"
+	AccountDisabled = "disabled"
+)

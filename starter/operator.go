@@ -122,9 +122,12 @@ type runStatusResult struct {
 	Pending    []string `json:"pending,omitempty"`
 	// Accounts are the person's linked accounts by target (with their
 	// identifiers), recorded when a step made them, also while a run waits.
-	Accounts    map[string]string    `json:"accounts,omitempty"`
-	Identifiers map[string]string    `json:"identifiers,omitempty"`
-	Steps       []workflows.StepInfo `json:"steps"`
+	Accounts    map[string]string `json:"accounts,omitempty"`
+	Identifiers map[string]string `json:"identifiers,omitempty"`
+	// AccountStates are the linked accounts' states (active, disabled) as
+	// their steps read them back: the header's state comes from them.
+	AccountStates map[string]string    `json:"account_states,omitempty"`
+	Steps         []workflows.StepInfo `json:"steps"`
 	// Retrying are the run's steps Temporal is retrying right now (its
 	// pending activities): attempt and last error, before any operator
 	// is asked.
@@ -159,7 +162,7 @@ func status(ctx context.Context, c client.Client, employeeID, run string) (*runS
 			return nil, err
 		}
 		st.Current, st.Pending, st.Kind, st.EventID, st.Status = cur, cur.Pending, cur.Kind, cur.EventID, cur.Status
-		st.Accounts, st.Identifiers = cur.Accounts, cur.Identifiers
+		st.Accounts, st.Identifiers, st.AccountStates = cur.Accounts, cur.Identifiers, cur.AccountStates
 		if d, err := c.DescribeWorkflow(ctx, contract.IdentityWorkflowID(employeeID), ""); err == nil {
 			st.Identity, _ = d.TypedSearchAttributes.GetKeyword(stateKey)
 		}
@@ -270,10 +273,38 @@ func current(ctx context.Context, c client.Client, employeeID string) (*workflow
 	return &cur, nil
 }
 
+// accountsState is the header's state: the linked accounts' states when
+// they agree ("disabled"), each by target when they do not ("app disabled,
+// okta active"); without links (or links from before their states) the
+// identity's status.
+func accountsState(st *runStatusResult) string {
+	var parts []string
+	same := ""
+	for i, t := range slices.Sorted(maps.Keys(st.Accounts)) {
+		s := st.AccountStates[t]
+		if s == "" {
+			return st.Status
+		}
+		if i == 0 {
+			same = s
+		} else if s != same {
+			same = ""
+		}
+		parts = append(parts, t+" "+s)
+	}
+	switch {
+	case len(parts) == 0:
+		return st.Status
+	case same != "":
+		return same
+	}
+	return strings.Join(parts, ", ")
+}
+
 func printStatus(w io.Writer, st *runStatusResult) {
 	fmt.Fprintf(w, "employee  %s", st.EmployeeID)
-	if st.Status != "" {
-		fmt.Fprintf(w, " (%s)", st.Status)
+	if s := accountsState(st); s != "" {
+		fmt.Fprintf(w, " (%s)", s)
 	}
 	if st.Identity != "" {
 		fmt.Fprintf(w, ", identity workflow %s", st.Identity)
@@ -314,6 +345,9 @@ func printStatus(w io.Writer, st *runStatusResult) {
 		fmt.Fprintf(w, "%s %s: %s", label, target, st.Accounts[target])
 		if id := st.Identifiers[target]; id != "" {
 			fmt.Fprintf(w, " (%s)", id)
+		}
+		if s := st.AccountStates[target]; s != "" {
+			fmt.Fprintf(w, " %s", s)
 		}
 		fmt.Fprintln(w)
 	}

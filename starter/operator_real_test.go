@@ -300,3 +300,57 @@ func startNotifyJoiner(t *testing.T, portalURL string) (*intaketest.Env, *memtar
 	}, worker.Options{})
 	return env, app
 }
+
+// TestStatusHeaderReadsAccountState: a leaver has disabled the account and
+// waits a day for its delete. The person is not deprovisioned yet (the
+// run has not ended), and the account is not active: the header reads the
+// state the link carries, "disabled", not the identity's "active".
+func TestStatusHeaderReadsAccountState(t *testing.T) {
+	p := &policy.Policy{
+		Targets: map[string]policy.Target{"app": {Type: "scim"}},
+		Joiner: policy.Flow{Steps: []policy.Step{
+			{SyncIdentity: &policy.SyncIdentity{Target: "app", CreateAllowed: true, Attributes: map[string]string{"user_name": "{email}"}}},
+		}},
+		Leaver: policy.Flow{Steps: []policy.Step{
+			{DeprovisionIdentity: &policy.DeprovisionIdentity{Target: "app"}},
+			{DeleteIdentity: &policy.DeleteIdentity{Target: "app", After: "24h"}},
+		}},
+	}
+	app := memtarget.New()
+	env := intaketest.Start(t, intaketest.Options{NoWorker: true})
+	useTemporal(t, env)
+	env.Server.NewWorkerWithOptions(contract.TaskQueue, func(r worker.Registry) {
+		workflows.Register(r, activities.New(activities.Config{Policy: p, Targets: map[string]any{"app": app}}))
+	}, worker.Options{})
+	ctx := context.Background()
+	emp := map[string]string{"employee_id": "D1", "email": "dora@acme.test"}
+	_, err := intake.Submit(ctx, env.Client, hr.Event{EventID: "evt-1", Type: hr.Hire, Employee: emp})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return countWorkflows(t, env, `WorkflowId = "joiner/D1/evt-1" AND JmlState = "Completed"`) == 1
+	}, 30*time.Second, 100*time.Millisecond)
+	acct, ok := app.Find("user_name", "dora@acme.test")
+	require.True(t, ok)
+	code, out, errs := starter(t, "status", "D1")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "employee  D1 (active)")
+	assert.Contains(t, out, "accounts  app: "+acct.ID+" (dora@acme.test) active")
+
+	_, err = intake.Submit(ctx, env.Client, hr.Event{EventID: "evt-2", Type: hr.Terminate, Employee: emp})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return countWorkflows(t, env, `WorkflowId = "leaver/D1/evt-2" AND JmlState = "Waiting"`) == 1
+	}, 30*time.Second, 100*time.Millisecond)
+	got, ok := app.Find("user_name", "dora@acme.test")
+	require.True(t, ok)
+	require.False(t, got.Active, "the leaver disabled the account")
+	code, out, errs = starter(t, "status", "D1")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "employee  D1 (disabled)", "the account's state, from the link")
+	assert.Contains(t, out, "accounts  app: "+acct.ID+" (dora@acme.test) disabled")
+	assert.Contains(t, out, "state     Waiting")
+	code, js, errs := starter(t, "status", "D1", "--json")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, js, `"account_states": {`)
+	assert.Contains(t, js, `"app": "disabled"`)
+}

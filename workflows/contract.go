@@ -61,6 +61,10 @@ type IdentityInput struct {
 	// Identifiers are the linked accounts' unique identifiers by target,
 	// as chosen at creation (fallbacks and NEXT_NUMBER included).
 	Identifiers map[string]string `json:"identifiers,omitempty"`
+	// AccountStates are the linked accounts' states by target
+	// (contract.AccountActive, AccountDisabled), as the step that last
+	// wrote each read it back; absent for links recorded before them.
+	AccountStates map[string]string `json:"account_states,omitempty"`
 	// Receipts remember each received event's content digest and run,
 	// by event ID (bounded like Handled): a resend with other content is
 	// a conflict, not a duplicate.
@@ -124,6 +128,8 @@ type CurrentRun struct {
 	// identity knows them now (a waiting run's accounts included).
 	Accounts    map[string]string `json:"accounts,omitempty"`
 	Identifiers map[string]string `json:"identifiers,omitempty"`
+	// AccountStates: IdentityInput.AccountStates.
+	AccountStates map[string]string `json:"account_states,omitempty"`
 }
 
 // ChildState is what a lifecycle run reports to its identity, which
@@ -143,6 +149,9 @@ type AccountLink struct {
 	Target     string `json:"target"`
 	AccountID  string `json:"account_id"`
 	Identifier string `json:"identifier,omitempty"`
+	// State is the account's state (contract.AccountActive,
+	// AccountDisabled); empty from runs before it.
+	State string `json:"state,omitempty"`
 }
 
 // EventAccepted answers UpdateHREvent.

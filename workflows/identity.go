@@ -84,6 +84,9 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 	if s.in.Identifiers == nil {
 		s.in.Identifiers = map[string]string{}
 	}
+	if s.in.AccountStates == nil {
+		s.in.AccountStates = map[string]string{}
+	}
 	if s.in.Receipts == nil {
 		s.in.Receipts = map[string]Receipt{}
 	}
@@ -286,6 +289,9 @@ func (s *identity) recordLinks(ctx workflow.Context) {
 			if l.Identifier != "" {
 				s.in.Identifiers[l.Target] = l.Identifier
 			}
+			if l.State != "" {
+				s.in.AccountStates[l.Target] = l.State
+			}
 			if s.publish {
 				s.publishRecord(ctx)
 			}
@@ -296,7 +302,7 @@ func (s *identity) recordLinks(ctx workflow.Context) {
 func (s *identity) registerHandlers(ctx workflow.Context) error {
 	err := workflow.SetQueryHandlerWithOptions(ctx, contract.QueryCurrent, func() (CurrentRun, error) {
 		cr := CurrentRun{EmployeeID: s.in.EmployeeID, Status: s.in.Status, LastRun: s.in.LastRun,
-			Accounts: s.in.Accounts, Identifiers: s.in.Identifiers}
+			Accounts: s.in.Accounts, Identifiers: s.in.Identifiers, AccountStates: s.in.AccountStates}
 		if s.current != nil {
 			cr.WorkflowID, cr.Kind, cr.EventID = s.current.workflowID, s.current.kind, s.current.eventID
 		}
@@ -452,7 +458,7 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	maps.Copy(attrs, ev.Employee)
 	in := LifecycleInput{
 		Kind: kind, EmployeeID: s.in.EmployeeID, EventID: ev.EventID,
-		Attributes: attrs, Accounts: s.in.Accounts, Identifiers: s.in.Identifiers,
+		Attributes: attrs, Accounts: s.in.Accounts, Identifiers: s.in.Identifiers, AccountStates: s.in.AccountStates,
 		Rehire:        kind == policy.KindJoiner && (ev.Type == hr.Rehire || s.in.Status == contract.StatusDeprovisioned),
 		EnableAt:      sched.EnableAt,
 		ScheduleError: schedErr,
@@ -527,6 +533,14 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	}
 	if res.Identifiers != nil {
 		s.in.Identifiers = res.Identifiers
+	}
+	if res.Accounts != nil {
+		// States follow the links: a run from before them returns none,
+		// and a state whose link is gone goes with it.
+		if res.AccountStates != nil {
+			s.in.AccountStates = res.AccountStates
+		}
+		maps.DeleteFunc(s.in.AccountStates, func(t, _ string) bool { return res.Accounts[t] == "" })
 	}
 	if !completed(res.State) {
 		return // aborted: the status stays as it was

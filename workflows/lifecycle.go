@@ -50,6 +50,9 @@ type LifecycleInput struct {
 	// name; Identifiers their unique identifiers as chosen at creation.
 	Accounts    map[string]string `json:"accounts,omitempty"`
 	Identifiers map[string]string `json:"identifiers,omitempty"`
+	// AccountStates are the linked accounts' states as last read back
+	// (contract.AccountActive, AccountDisabled), by target.
+	AccountStates map[string]string `json:"account_states,omitempty"`
 	// Rehire reactivates accounts a leaver disabled.
 	Rehire bool `json:"rehire,omitempty"`
 	// EnableAt (pre-hire): accounts are created disabled and enabled at
@@ -76,6 +79,8 @@ type LifecycleResult struct {
 	Attributes  map[string]string `json:"attributes"`
 	Accounts    map[string]string `json:"accounts,omitempty"`
 	Identifiers map[string]string `json:"identifiers,omitempty"`
+	// AccountStates: LifecycleInput.AccountStates after the run.
+	AccountStates map[string]string `json:"account_states,omitempty"`
 	// LeftInPlace lists, on an aborted run, what it created and left
 	// (accounts, group grants), for the operator to keep or undo.
 	LeftInPlace []string `json:"left_in_place,omitempty"`
@@ -110,6 +115,7 @@ type lifecycle struct {
 	secrets  map[string]activities.SecretRef
 	accounts map[string]string
 	idents   map[string]string
+	states   map[string]string // linked accounts' states by target
 	// reporting: the run waits on its state signal to the identity.
 	reporting bool
 	// made is what this run created (accounts, grants), listed on abort;
@@ -171,6 +177,7 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 		secrets:  map[string]activities.SecretRef{},
 		accounts: maps.Clone(in.Accounts),
 		idents:   maps.Clone(in.Identifiers),
+		states:   maps.Clone(in.AccountStates),
 		state:    contract.StateRunning,
 		execs:    map[string]int{},
 		ui:       in.Version >= VersionOperatorUI,
@@ -180,6 +187,9 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 	}
 	if r.idents == nil {
 		r.idents = map[string]string{}
+	}
+	if r.states == nil {
+		r.states = map[string]string{}
 	}
 	if err := r.registerHandlers(ctx); err != nil {
 		return LifecycleResult{}, err
@@ -487,7 +497,21 @@ func (r *lifecycle) reportLink(ctx workflow.Context, target string) {
 	}
 	workflow.SignalExternalWorkflow(ctx, parent.ID, "", contract.SignalAccountLinked, AccountLink{
 		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, Target: target,
-		AccountID: r.accounts[target], Identifier: r.idents[target]})
+		AccountID: r.accounts[target], Identifier: r.idents[target], State: r.states[target]})
+}
+
+// reportState tells the parent identity that a linked account's state
+// changed while its link did not (a leaver's disable, a pre-hire's enable,
+// a mover's reactivation), so starter status reads "disabled" while the
+// run waits for its delete. The "link-state" guard keeps a run whose step
+// result was recorded by a newer worker but whose workflow task an older
+// worker ran (no signal) replaying; it can go with "link-at-write".
+func (r *lifecycle) reportState(ctx workflow.Context, target string) {
+	if workflow.GetInfo(ctx).ParentWorkflowExecution == nil || r.accounts[target] == "" ||
+		workflow.GetVersion(ctx, "link-state", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return
+	}
+	r.reportLink(ctx, target)
 }
 
 // showDetails sets the run's current details (the UI's run page).
@@ -642,10 +666,12 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			r.showDetails(ctx)
 			res, err := r.exec(ctx, st, notice{outcome: contract.OnCompleted})
 			if err == nil {
-				before := r.accounts[st.Target] + "\x00" + r.idents[st.Target]
+				before, state := r.accounts[st.Target]+"\x00"+r.idents[st.Target], r.states[st.Target]
 				r.record(st, res, row)
 				if r.accounts[st.Target]+"\x00"+r.idents[st.Target] != before {
 					r.reportLink(ctx, st.Target)
+				} else if r.states[st.Target] != state {
+					r.reportState(ctx, st.Target)
 				}
 				break
 			}
@@ -846,6 +872,9 @@ func (r *lifecycle) record(st activities.PlannedStep, res activities.StepResult,
 	if res.Correlation != "" {
 		row.Note = res.Correlation + ": " + res.Note
 	}
+	if res.AccountState != "" && res.AccountID != "" && (st.Traits().Links || res.AccountID == r.accounts[st.Target]) {
+		r.states[st.Target] = res.AccountState
+	}
 	if st.Traits().Links && res.AccountID != "" {
 		r.accounts[st.Target] = res.AccountID
 		if res.Identifier != "" {
@@ -862,6 +891,7 @@ func (r *lifecycle) record(st activities.PlannedStep, res activities.StepResult,
 	if st.Traits().Unlinks {
 		delete(r.accounts, st.Target)
 		delete(r.idents, st.Target)
+		delete(r.states, st.Target)
 	}
 }
 
@@ -1046,6 +1076,10 @@ func (r *lifecycle) enableOnStartDate(ctx workflow.Context) error {
 			err := workflow.ExecuteActivity(actx, a.EnableAccount, st.Target, id).Get(ctx, nil)
 			if err == nil {
 				row.State = StepDone
+				if r.states[st.Target] != contract.AccountActive {
+					r.states[st.Target] = contract.AccountActive
+					r.reportState(ctx, st.Target)
+				}
 				break
 			}
 			if ctx.Err() != nil {
@@ -1093,6 +1127,9 @@ const (
 func (r *lifecycle) result() LifecycleResult {
 	res := LifecycleResult{State: r.state, Attributes: r.attrs, Accounts: r.accounts, Identifiers: r.idents,
 		Skipped: r.skipped, Decisions: r.decisions}
+	if len(r.states) > 0 {
+		res.AccountStates = r.states
+	}
 	if r.state == contract.StateAborted {
 		res.LeftInPlace = r.made
 	}
