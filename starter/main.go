@@ -30,20 +30,23 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":    runServe,
-		"import":   runImport,
-		"preview":  runPreview,
-		"status":   runStatus,
-		"list":     runList,
-		"retry":    runRetry,
-		"skip":     runSkip,
-		"abort":    runAbort,
-		"release":  runRelease,
-		"sync":     runSync,
-		"sandbox":  runSandbox,
-		"post":     runPost,
-		"health":   runHealth,
-		"password": runPassword,
+		"serve":     runServe,
+		"import":    runImport,
+		"preview":   runPreview,
+		"status":    runStatus,
+		"list":      runList,
+		"retry":     runRetry,
+		"skip":      runSkip,
+		"abort":     runAbort,
+		"release":   runRelease,
+		"sync":      runSync,
+		"sandbox":   runSandbox,
+		"post":      runPost,
+		"health":    runHealth,
+		"password":  runPassword,
+		"setup":     runSetup,
+		"terminate": runTerminate,
+		"activity":  runActivity,
 
 		"reconcile": runReconcile,
 		"sources":   runSources,
@@ -110,10 +113,13 @@ commands:
   targets check --policy P      reach every target of a policy: auth, discovery, the capabilities the policy uses
   post EVENT.json               send an HR event to the intake (signed with JML_INTAKE_HMAC_SECRET)
   status EMPLOYEE_ID            step table of a person's current run
-  list [--needs-attention|--blocked|--state S]  runs waiting for an operator
+  list [--needs-attention|--blocked|--state S] [--count]  runs waiting for an operator (--count: how many)
   retry EMPLOYEE_ID [--step S] [--set attr=value]…  re-run the failed step (--set corrects an attribute for it and later steps; steps already done keep the old value until the next attribute sync)
   skip EMPLOYEE_ID --step S [--cascade]  skip the failed step (--cascade: and the steps that use its outputs)
   abort EMPLOYEE_ID             stop the run (state Aborted)
+  terminate EMPLOYEE_ID --reason R  end the run at once through Temporal (for a run that cannot take abort)
+  activity pause|unpause|reset EMPLOYEE_ID --step S  pause, unpause or reset the attempts of a step Temporal is retrying
+  setup [--retention 72h]       create the namespace (TEMPORAL_NAMESPACE) if missing and register jml's search attributes
   release EMPLOYEE_ID | --all   release a run (or, after a confirmation, every run) blocked by the safety limit
   sync EMPLOYEE_ID... | --all   run attribute sync now
   reconcile report [--target T] [--json|--csv]  orphans, leftovers, disputed accounts and group drift of the last cycle

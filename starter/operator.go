@@ -407,12 +407,13 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	blocked := f.fs.Bool("blocked", false, "runs stopped by the safety limit")
 	state := f.fs.String("state", "", "runs in this JmlState (Waiting, Running, NeedsAttention, Blocked, Completed, Aborted), or closed by Temporal (Terminated, Canceled, TimedOut, Failed)")
 	limit := f.fs.Int("limit", 200, "at most this many runs")
+	count := f.fs.Bool("count", false, "print only how many runs are in the state (all of them, not limited): for an alert's exporter")
 	pos, err := f.parse(args)
 	if err != nil {
 		return 2
 	}
 	if len(pos) > 0 {
-		fmt.Fprintln(stderr, "usage: starter list [--needs-attention | --blocked | --state S] [--json] [--limit N]")
+		fmt.Fprintln(stderr, "usage: starter list [--needs-attention | --blocked | --state S] [--json] [--limit N] [--count]")
 		return 2
 	}
 	want := contract.StateNeedsAttention
@@ -432,6 +433,18 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		want = contract.StateBlocked
 	}
 	return withClient(ctx, stderr, func(ctx context.Context, c client.Client) int {
+		if *count {
+			n, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: listQuery(want)})
+			if err != nil {
+				fmt.Fprintf(stderr, "starter list: count: %v\n", err)
+				return 1
+			}
+			if *f.jsonOut {
+				return printJSON(stdout, map[string]any{"state": want, "count": n.GetCount()})
+			}
+			fmt.Fprintln(stdout, n.GetCount())
+			return 0
+		}
 		runs, err := listRuns(ctx, c, want, *limit)
 		if err != nil {
 			fmt.Fprintf(stderr, "starter list: %v\n", err)
@@ -466,7 +479,8 @@ type listedRun struct {
 	Started    time.Time `json:"started"`
 }
 
-func listRuns(ctx context.Context, c client.Client, state string, limit int) ([]listedRun, error) {
+// listQuery is the visibility query of the lifecycle runs in state.
+func listQuery(state string) string {
 	// Lifecycle runs only: an identity mirrors its run's state. A run
 	// Temporal closed (terminate, cancel, timeout) keeps the JmlState it
 	// last set: in-flight states are only those of running executions, and
@@ -481,7 +495,11 @@ func listRuns(ctx context.Context, c client.Client, state string, limit int) ([]
 			query = fmt.Sprintf("ExecutionStatus = %q", titleStatus(st.String()))
 		}
 	}
-	query += fmt.Sprintf(" AND WorkflowType != %q", contract.IdentityWorkflowName)
+	return query + fmt.Sprintf(" AND WorkflowType != %q", contract.IdentityWorkflowName)
+}
+
+func listRuns(ctx context.Context, c client.Client, state string, limit int) ([]listedRun, error) {
+	query := listQuery(state)
 	runs := []listedRun{}
 	var token []byte
 	for len(runs) < limit {

@@ -28,10 +28,10 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 	return m
 }
 
-// CreateCommand is the Temporal CLI command that registers one of jml's
-// search attributes in namespace.
-func CreateCommand(namespace, name string) string {
-	return fmt.Sprintf("temporal operator search-attribute create --namespace %s --name %s --type Keyword", namespace, name)
+// SetupCommand is the command that registers jml's search attributes in
+// namespace, run with operator rights.
+func SetupCommand(namespace string) string {
+	return "TEMPORAL_NAMESPACE=" + namespace + " starter setup"
 }
 
 // MissingSearchAttributesError is a namespace that lacks some of jml's
@@ -54,29 +54,18 @@ func (e *MissingSearchAttributesError) Error() string {
 		if e.Err != nil {
 			fmt.Fprintf(&b, " and registering them was refused (%v)", e.Err)
 		}
-		b.WriteString("; register them with:")
-		for _, c := range e.Commands() {
-			b.WriteString("\n  " + c)
-		}
+		b.WriteString("; register them, with operator rights, with:\n  " + SetupCommand(e.Namespace) +
+			"\n(Temporal Cloud: add them as Keyword in the namespace's settings)")
 	}
 	for _, name := range searchAttributeNames {
 		if t, ok := e.WrongType[name]; ok {
 			if b.Len() > 0 {
 				b.WriteString("\n")
 			}
-			fmt.Fprintf(&b, "namespace %s has search attribute %s of type %s, jml needs Keyword: remove it (temporal operator search-attribute remove --namespace %s --name %s) and create it as Keyword", e.Namespace, name, t, e.Namespace, name)
+			fmt.Fprintf(&b, "namespace %s has search attribute %s of type %s, jml needs Keyword: remove it and create it as Keyword", e.Namespace, name, t)
 		}
 	}
 	return b.String()
-}
-
-// Commands are the CLI commands that register the missing attributes.
-func (e *MissingSearchAttributesError) Commands() []string {
-	out := make([]string, len(e.Missing))
-	for i, name := range e.Missing {
-		out[i] = CreateCommand(e.Namespace, name)
-	}
-	return out
 }
 
 // EnsureSearchAttributes checks at start-up that namespace has jml's four
@@ -85,7 +74,7 @@ func (e *MissingSearchAttributesError) Commands() []string {
 // registered. The dev server and a self-hosted cluster with operator rights
 // accept the registration; when it is refused (permission denied, or
 // unimplemented on Temporal Cloud) the error is a
-// *MissingSearchAttributesError carrying the exact commands to run.
+// *MissingSearchAttributesError naming them and the command to run.
 // Any other error means the check itself could not be made (Temporal
 // unreachable, listing not allowed).
 func EnsureSearchAttributes(ctx context.Context, op operatorservice.OperatorServiceClient, namespace string) ([]string, error) {
