@@ -2,12 +2,14 @@
 // the engine ceiling, joiners against the real SCIM peer and the Okta
 // stand-in, a rate-limited target, reconcile, and scale-out over 1-3 worker
 // processes, all against the embedded Temporal server (SQLite file and in
-// memory), each next to the minimal workflow that does the same work (one
-// workflow, four sequential no-op activities).
+// memory) or the pinned server on a private PostgreSQL cluster, each next
+// to the minimal workflow that does the same work (one workflow, four
+// sequential no-op activities).
 //
 //	go run ./bench                 defaults finish in under 5 minutes on 2 cores
 //	go run ./bench --json > out.json
 //	go run ./bench --joiners 1000 --db file
+//	go run ./bench --db postgres --only minimal,ceiling,scim,scale   SQLite and PostgreSQL rows, scale-out on PostgreSQL
 //	go run ./bench --only reconcile --reconcile 50000
 //	go run ./bench --only minimal,ceiling,scim
 package main
@@ -117,7 +119,7 @@ func main() {
 	only := flag.String("only", "", "comma-separated rows to run: minimal, ceiling, scim, paced, okta, rate, reconcile, scale (default all; minimal runs whenever ceiling or scim does)")
 	flag.IntVar(&c.reconcile, "reconcile", 10000, "in-sync identities for the reconcile row")
 	flag.IntVar(&c.parallel, "parallel", 32, "concurrent HR event deliveries")
-	flag.StringVar(&c.db, "db", "both", "dev server database: file, memory or both")
+	flag.StringVar(&c.db, "db", "both", "server databases, in order: a comma-separated list of file, memory (the dev server's SQLite) and postgres (a private PostgreSQL cluster, as production runs); both: file,memory; postgres alone: file,memory,postgres. Rows after the SCIM rows (okta, rate, reconcile, scale-out) run on the last")
 	flag.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	flag.DurationVar(&c.timeout, "timeout", 3*time.Minute, "longest wait for one run's workflows")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (server and in-process workers) to the file")
@@ -160,17 +162,22 @@ func main() {
 	want := func(kind string) bool { return len(selected) == 0 || selected[kind] }
 	// The ratios to minimal need the minimal row of the same database.
 	wantMinimal := want("minimal") || want("ceiling") || want("scim")
-	var dbs []bool // file?
+	var dbs []string
 	switch c.db {
 	case "both":
-		dbs = []bool{true, false}
-	case "file":
-		dbs = []bool{true}
-	case "memory":
-		dbs = []bool{false}
+		dbs = []string{harness.DBFile, harness.DBMemory}
+	case harness.DBPostgres:
+		// PostgreSQL beside the SQLite rows, in one run.
+		dbs = []string{harness.DBFile, harness.DBMemory, harness.DBPostgres}
 	default:
-		fmt.Fprintf(os.Stderr, "bench: --db %q: want file, memory or both\n", c.db)
-		os.Exit(2)
+		for _, d := range strings.Split(c.db, ",") {
+			d = strings.TrimSpace(d)
+			if d != harness.DBFile && d != harness.DBMemory && d != harness.DBPostgres || slices.Contains(dbs, d) {
+				fmt.Fprintf(os.Stderr, "bench: --db %q: want a list of file, memory and postgres, or both\n", c.db)
+				os.Exit(2)
+			}
+			dbs = append(dbs, d)
+		}
 	}
 	if c.json {
 		log.SetOutput(os.Stderr)
@@ -179,33 +186,33 @@ func main() {
 	var rows []row
 	ceiling := map[string]float64{}
 	minimal := map[string]float64{}
-	for _, file := range dbs {
+	for _, db := range dbs {
 		if wantMinimal {
-			r := scenario("minimal", func(tb *runTB) row { return runMinimal(tb, c, file) })
+			r := scenario("minimal", func(tb *runTB) row { return runMinimal(tb, c, db) })
 			minimal[r.DB] = r.PerSecond
 			rows = append(rows, r)
 		}
 		if want("ceiling") {
-			r := scenario("ceiling", func(tb *runTB) row { return runCeiling(tb, c, file) })
+			r := scenario("ceiling", func(tb *runTB) row { return runCeiling(tb, c, db) })
 			ceiling[r.DB] = r.PerSecond
 			rows = append(rows, r)
 		}
 		if want("scim") {
 			rows = append(rows, scenario("scim joiners", func(tb *runTB) row {
-				return runSCIM(tb, c, file, scimRun{name: "scim joiners burst", n: c.joiners, workers: 1})
+				return runSCIM(tb, c, db, scimRun{name: "scim joiners burst", n: c.joiners, workers: 1})
 			}))
 		}
 		if want("paced") {
 			pace := c.pace
 			if pace == 0 {
-				pace = ceiling[dbName(file)] / 2
+				pace = ceiling[db] / 2
 			}
 			name := fmt.Sprintf("scim joiners paced %.1f/s", pace)
 			rows = append(rows, scenario(name, func(tb *runTB) row {
 				if pace <= 0 {
 					tb.Fatalf("no pace: run the ceiling row too or set --pace")
 				}
-				return runSCIM(tb, c, file, scimRun{name: name, n: c.joiners, workers: 1, pace: pace})
+				return runSCIM(tb, c, db, scimRun{name: name, n: c.joiners, workers: 1, pace: pace})
 			}))
 		}
 	}
@@ -260,13 +267,6 @@ func main() {
 	}
 	printTable(os.Stdout, rows)
 	fmt.Printf("\n%d CPUs, %s, total %s\n", runtime.NumCPU(), runtime.Version(), time.Since(start).Round(time.Second))
-}
-
-func dbName(file bool) string {
-	if file {
-		return "file"
-	}
-	return "memory"
 }
 
 func printTable(w io.Writer, rows []row) {
@@ -396,9 +396,9 @@ func latency(p *harness.Proxy, evs []hr.Event, sent map[string]time.Time, r *row
 // workflow, four sequential no-op activities, in this process, with the
 // ceiling's count and concurrency. Its wf/s is the yardstick of the
 // "vs minimal" column.
-func runMinimal(tb *runTB, cfg config, file bool) row {
-	r := row{Scenario: "minimal", DB: dbName(file), Workflows: cfg.joiners}
-	c := harness.StartCluster(tb, file)
+func runMinimal(tb *runTB, cfg config, db string) row {
+	r := row{Scenario: "minimal", DB: db, Workflows: cfg.joiners}
+	c := harness.StartClusterDB(tb, db)
 	c.InProcessMinimal()
 	ctx := context.Background()
 	cpu := cpuMeter(nil)
@@ -436,9 +436,9 @@ func runMinimal(tb *runTB, cfg config, file bool) row {
 // child → plan as a local activity, sync with generated password, groups,
 // hand-off on the host queue of the worker holding the password) with
 // in-memory no-op targets in this process.
-func runCeiling(tb *runTB, cfg config, file bool) row {
-	r := row{Scenario: "ceiling", DB: dbName(file)}
-	c := harness.StartCluster(tb, file)
+func runCeiling(tb *runTB, cfg config, db string) row {
+	r := row{Scenario: "ceiling", DB: db}
+	c := harness.StartClusterDB(tb, db)
 	c.InProcess(harness.SCIMPolicy("https://noop.invalid/scim/v2", "https://noop.invalid"),
 		activities.Config{Targets: map[string]any{"app": memtarget.New()}, REST: harness.NoREST()})
 	drive(c, cfg, hires("C", cfg.joiners), 0, &r)
@@ -459,14 +459,14 @@ type scimRun struct {
 
 // runSCIM runs joiners through worker processes against the SCIMMY peer,
 // optionally behind a rate limit, optionally paced.
-func runSCIM(tb *runTB, cfg config, file bool, s scimRun) row {
+func runSCIM(tb *runTB, cfg config, db string, s scimRun) row {
 	// Floor: find + create, a lookup and a PATCH per group (two), and the
 	// memberships read-back.
-	r := row{Scenario: s.name, DB: dbName(file), Floor: 2 + 2*2 + 1, Pace: s.pace}
+	r := row{Scenario: s.name, DB: db, Floor: 2 + 2*2 + 1, Pace: s.pace}
 	peer := scimtest.Start(tb)
 	proxy := harness.StartProxy(tb, strings.TrimSuffix(peer.BaseURL, "/scim/v2"))
 	portal := harness.StartPortal(tb, peer.PasswordSHA256)
-	c := harness.StartCluster(tb, file)
+	c := harness.StartClusterDB(tb, db)
 	c.Trust(portal)
 	pol := harness.SCIMPolicy(proxy.URL+"/scim/v2", portal.URL)
 	if s.rateLimit > 0 {
@@ -517,11 +517,11 @@ func runSCIM(tb *runTB, cfg config, file bool, s scimRun) row {
 // runOkta runs joiners against the emulate Okta stand-in. The worker binary
 // refuses a plain-http Okta org outside --dev, so this worker runs in
 // process with the same workflows, activities and connector.
-func runOkta(tb *runTB, cfg config, file bool) row {
-	r := row{Scenario: "okta joiners", DB: dbName(file), Floor: 2}
+func runOkta(tb *runTB, cfg config, db string) row {
+	r := row{Scenario: "okta joiners", DB: db, Floor: 2}
 	peer := oktatest.Start(tb)
 	proxy := harness.StartProxy(tb, peer.OrgURL)
-	c := harness.StartCluster(tb, file)
+	c := harness.StartClusterDB(tb, db)
 	pol := harness.OktaPolicy(proxy.URL)
 	conns, err := targets.Build(context.Background(), mustPolicy(tb, pol), targets.Options{
 		Getenv: harness.Getenv(harness.OktaTokenEnv + "=" + peer.Token), AllowInsecure: true})
@@ -544,12 +544,12 @@ func runOkta(tb *runTB, cfg config, file bool) row {
 // process because the identities come from a static directory (in
 // production they are the Identity workflows' memos; listing those is not
 // measured here). Goal: 0 writes, ceil(N/page size) reads.
-func runReconcile(tb *runTB, cfg config, file bool) row {
+func runReconcile(tb *runTB, cfg config, db string) row {
 	n := cfg.reconcile
-	r := row{Scenario: "reconcile", DB: dbName(file), Workflows: n}
+	r := row{Scenario: "reconcile", DB: db, Workflows: n}
 	peer := scimtest.Start(tb, scimtest.WithUsers(n))
 	proxy := harness.StartProxy(tb, strings.TrimSuffix(peer.BaseURL, "/scim/v2"))
-	c := harness.StartCluster(tb, file)
+	c := harness.StartClusterDB(tb, db)
 	pol := harness.ReconcilePolicy(proxy.URL + "/scim/v2")
 	ctx := context.Background()
 	conns, err := targets.Build(ctx, mustPolicy(tb, pol), targets.Options{

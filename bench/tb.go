@@ -30,6 +30,8 @@ func (r *runTB) Errorf(f string, a ...any) { log.Printf(r.name+": ERROR "+f, a..
 func (r *runTB) Fatalf(f string, a ...any) { panic(fatal{fmt.Sprintf(f, a...)}) }
 func (r *runTB) Fatal(a ...any)            { panic(fatal{fmt.Sprint(a...)}) }
 func (r *runTB) Failed() bool              { return false }
+func (r *runTB) Skip(a ...any)             { panic(fatal{"skipped: " + fmt.Sprint(a...)}) }
+func (r *runTB) Skipf(f string, a ...any)  { panic(fatal{"skipped: " + fmt.Sprintf(f, a...)}) }
 
 func (r *runTB) Cleanup(f func()) {
 	r.mu.Lock()

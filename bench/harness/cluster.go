@@ -1,6 +1,7 @@
 // Package harness drives jml under load for the benchmark (go run ./bench)
 // and the fault suite (faults/): an embedded Temporal server (devstack, SQLite
-// file or memory), real worker processes built from ./worker, proxies in front
+// file or memory; or the pinned server on a private PostgreSQL cluster, as
+// the production-shape test runs it), real worker processes built from ./worker, proxies in front
 // of the target peers that count, rate-limit or break requests, and an HR
 // portal that checks each password hand-off against the peer.
 //
@@ -32,16 +33,26 @@ import (
 	"github.com/jml-dev/jml/codec"
 	"github.com/jml-dev/jml/devstack"
 	"github.com/jml-dev/jml/internal/peertest"
+	"github.com/jml-dev/jml/internal/prodshape"
+)
+
+// Databases a Cluster's server can run on.
+const (
+	DBFile     = "file"     // SQLite file (devstack)
+	DBMemory   = "memory"   // SQLite in memory (devstack)
+	DBPostgres = "postgres" // a private PostgreSQL cluster (prodshape)
 )
 
 // Cluster is one embedded Temporal server, a client on it, and the worker
 // processes started against it.
 type Cluster struct {
 	TB     testing.TB
-	Stack  *devstack.Stack
+	Stack  *devstack.Stack // nil on PostgreSQL
 	Client client.Client
 	Codec  converter.PayloadCodec
 	Dir    string
+	// Addr and Namespace are the frontend's address and the namespace.
+	Addr, Namespace string
 
 	opts devstack.Options
 	env  []string // worker environment: Temporal address, codec keys, policy
@@ -55,6 +66,18 @@ type Cluster struct {
 // memory) with a fresh payload-codec key, and dials it.
 func StartCluster(tb testing.TB, file bool) *Cluster {
 	tb.Helper()
+	if file {
+		return StartClusterDB(tb, DBFile)
+	}
+	return StartClusterDB(tb, DBMemory)
+}
+
+// StartClusterDB boots a server on db (DBFile, DBMemory: the dev server;
+// DBPostgres: the pinned server on a fresh private PostgreSQL cluster with
+// 4 history shards, as the production-shape test) with a fresh
+// payload-codec key, and dials it.
+func StartClusterDB(tb testing.TB, db string) *Cluster {
+	tb.Helper()
 	dir := tb.TempDir()
 	var key [32]byte
 	_, _ = rand.Read(key[:])
@@ -63,25 +86,41 @@ func StartCluster(tb testing.TB, file bool) *Cluster {
 	if err != nil {
 		tb.Fatalf("harness: codec: %v", err)
 	}
-	db := devstack.Memory
-	if file {
-		db = "temporal.db"
+	c := &Cluster{TB: tb, Codec: pc, Dir: dir}
+	switch db {
+	case DBFile, DBMemory:
+		c.opts = devstack.Options{DataDir: dir, DBFile: devstack.Memory, UIPort: -1}
+		if db == DBFile {
+			c.opts.DBFile = "temporal.db"
+		}
+		c.startServer()
+	case DBPostgres:
+		pg := prodshape.StartPostgres(tb)
+		logger := prodshape.ServerLogger(tb, dir)
+		prodshape.SetupSchemas(tb, pg, logger)
+		c.Addr, c.Namespace = prodshape.StartTemporal(tb, pg, logger, 4), "default"
+		prodshape.SetupNamespace(tb, c.Addr, c.Namespace)
+	default:
+		tb.Fatalf("harness: database %q: want %s, %s or %s", db, DBFile, DBMemory, DBPostgres)
 	}
-	c := &Cluster{TB: tb, Codec: pc, Dir: dir,
-		opts: devstack.Options{DataDir: dir, DBFile: db, UIPort: -1}}
-	c.startServer()
 	o := client.Options{Logger: sdklog.NewStructuredLogger(discardLogger())}
 	codec.Apply(&o, pc)
-	if c.Client, err = c.Stack.Dial(o); err != nil {
+	if c.Client, err = c.Dial(o); err != nil {
 		tb.Fatalf("harness: dial: %v", err)
 	}
 	tb.Cleanup(c.Client.Close)
 	c.env = []string{
-		"TEMPORAL_ADDRESS=" + c.Stack.FrontendAddr,
-		"TEMPORAL_NAMESPACE=" + c.Stack.Namespace,
+		"TEMPORAL_ADDRESS=" + c.Addr,
+		"TEMPORAL_NAMESPACE=" + c.Namespace,
 		codec.EnvKeys + "=" + keys,
 	}
 	return c
+}
+
+// Dial connects a client with options o to the cluster's server.
+func (c *Cluster) Dial(o client.Options) (client.Client, error) {
+	o.HostPort, o.Namespace = c.Addr, c.Namespace
+	return client.Dial(o)
 }
 
 func (c *Cluster) startServer() {
@@ -90,6 +129,7 @@ func (c *Cluster) startServer() {
 		c.TB.Fatalf("harness: start dev server: %v", err)
 	}
 	c.Stack = st
+	c.Addr, c.Namespace = st.FrontendAddr, st.Namespace
 	// The restarted server keeps the frontend port so clients and workers
 	// reconnect without being told.
 	_, port, _ := strings.Cut(st.FrontendAddr, ":")
@@ -101,6 +141,9 @@ func (c *Cluster) startServer() {
 // the same database file and frontend port.
 func (c *Cluster) RestartServer(down time.Duration) {
 	c.TB.Helper()
+	if c.Stack == nil {
+		c.TB.Fatalf("harness: RestartServer: only the dev server restarts")
+	}
 	c.Stack.Stop()
 	time.Sleep(down)
 	c.startServer()

@@ -48,7 +48,7 @@ func (c *Cluster) InProcessMinimal() (stop func()) {
 	c.TB.Helper()
 	o := client.Options{Logger: sdklog.NewStructuredLogger(discardLogger())}
 	codec.Apply(&o, c.Codec)
-	wc, err := c.Stack.Dial(o)
+	wc, err := c.Dial(o)
 	if err != nil {
 		c.TB.Fatalf("harness: dial: %v", err)
 	}

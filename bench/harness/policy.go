@@ -128,7 +128,7 @@ func (c *Cluster) InProcess(policyYAML string, cfg activities.Config) (stop func
 	}
 	o := client.Options{Logger: sdklog.NewStructuredLogger(discardLogger())}
 	codec.Apply(&o, c.Codec)
-	wc, err := c.Stack.Dial(o)
+	wc, err := c.Dial(o)
 	if err != nil {
 		c.TB.Fatalf("harness: dial: %v", err)
 	}

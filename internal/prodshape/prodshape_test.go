@@ -32,6 +32,7 @@ import (
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/intake"
+	"github.com/jml-dev/jml/internal/prodshape"
 )
 
 const (
@@ -73,19 +74,19 @@ func TestProductionShape(t *testing.T) {
 	go func() { bins <- buildBinaries(work) }()
 
 	t0 := time.Now()
-	pg := startPostgres(t)
+	pg := prodshape.StartPostgres(t)
 	phase("postgresql initdb + start", t0)
-	logger := serverLogger(t, work)
+	logger := prodshape.ServerLogger(t, work)
 	t0 = time.Now()
-	setupSchemas(t, pg, logger)
+	prodshape.SetupSchemas(t, pg, logger)
 	phase("schemas create + update (sql tool)", t0)
 	// The compose job runs on every `up`: a second run changes nothing.
 	t0 = time.Now()
-	setupSchemas(t, pg, logger)
+	prodshape.SetupSchemas(t, pg, logger)
 	phase("schemas again (idempotent)", t0)
 	t0 = time.Now()
-	addr := startTemporal(t, pg, logger)
-	setupNamespace(t, addr, namespace)
+	addr := prodshape.StartTemporal(t, pg, logger, 4)
+	prodshape.SetupNamespace(t, addr, namespace)
 	phase("temporal server + namespace setup", t0)
 
 	t0 = time.Now()
@@ -241,8 +242,8 @@ func TestProductionShape(t *testing.T) {
 
 	// 4. No name reached PostgreSQL, in clear or as bytea hex.
 	t0 = time.Now()
-	for _, db := range []string{temporalDB, visibilityDB} {
-		dump := pg.dump(t, db)
+	for _, db := range []string{prodshape.TemporalDB, prodshape.VisibilityDB} {
+		dump := pg.Dump(t, db)
 		t.Logf("pg_dump %s: %d bytes", db, len(dump))
 		lower := bytes.ToLower(dump)
 		for _, name := range []string{firstName, lastName, bulkFirst, bulkLast} {
@@ -252,7 +253,7 @@ func TestProductionShape(t *testing.T) {
 				}
 			}
 		}
-		if db == temporalDB {
+		if db == prodshape.TemporalDB {
 			// The scan sees inside history blobs: step names are there, in hex.
 			if !bytes.Contains(lower, []byte(hex.EncodeToString([]byte("app.sync_identity")))) {
 				t.Errorf("pg_dump of %s: the step name is not found in hex either; is the scan blind?", db)

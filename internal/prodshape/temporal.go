@@ -1,4 +1,4 @@
-package prodshape_test
+package prodshape
 
 import (
 	"context"
@@ -29,12 +29,13 @@ import (
 	"github.com/jml-dev/jml/internal/temporalenv"
 )
 
+// The databases the server uses.
 const (
-	temporalDB   = "temporal"
-	visibilityDB = "temporal_visibility"
+	TemporalDB   = "temporal"
+	VisibilityDB = "temporal_visibility"
 )
 
-func (pg *pgCluster) sqlConfig(db string) *config.SQL {
+func (pg *Postgres) sqlConfig(db string) *config.SQL {
 	return &config.SQL{
 		PluginName:      postgresql.PluginName, // postgres12
 		ConnectAddr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(pg.port)),
@@ -48,15 +49,15 @@ func (pg *pgCluster) sqlConfig(db string) *config.SQL {
 	}
 }
 
-// setupSchemas does what the compose file's temporal-schema job does with
+// SetupSchemas does what the compose file's temporal-schema job does with
 // temporal-sql-tool, through the same code (go.temporal.io/server/tools/sql
 // at the pinned version): create each database, setup-schema -v 0.0, then
 // update-schema to the newest version shipped with the server.
-func setupSchemas(t *testing.T, pg *pgCluster, logger serverlog.Logger) {
+func SetupSchemas(t testing.TB, pg *Postgres, logger serverlog.Logger) {
 	t.Helper()
 	for _, s := range []struct{ db, schemaName string }{
-		{temporalDB, "postgresql/v12/temporal"},
-		{visibilityDB, "postgresql/v12/visibility"},
+		{TemporalDB, "postgresql/v12/temporal"},
+		{VisibilityDB, "postgresql/v12/visibility"},
 	} {
 		if err := sqltool.DoCreateDatabase(pg.sqlConfig(s.db), "postgres", logger); err != nil {
 			t.Fatalf("create database %s: %v", s.db, err)
@@ -75,18 +76,19 @@ func setupSchemas(t *testing.T, pg *pgCluster, logger serverlog.Logger) {
 	}
 }
 
-// startTemporal runs the pinned Temporal server in this process on
-// PostgreSQL (postgres12 persistence and visibility), every gRPC and
-// membership port at most 32767. It returns the frontend address.
-func startTemporal(t *testing.T, pg *pgCluster, logger serverlog.Logger) string {
+// StartTemporal runs the pinned Temporal server in this process on
+// PostgreSQL (postgres12 persistence and visibility, shards history
+// shards), every gRPC and membership port at most 32767, stopped at tb's
+// cleanup. It returns the frontend address.
+func StartTemporal(t testing.TB, pg *Postgres, logger serverlog.Logger, shards int32) string {
 	t.Helper()
 	const clusterName = "active"
 	services := map[string]config.Service{}
 	for _, name := range []string{"frontend", "history", "matching", "worker"} {
-		services[name] = config.Service{RPC: config.RPC{GRPCPort: freePort(t), MembershipPort: freePort(t), BindOnIP: "127.0.0.1"}}
+		services[name] = config.Service{RPC: config.RPC{GRPCPort: FreePort(t), MembershipPort: FreePort(t), BindOnIP: "127.0.0.1"}}
 	}
 	fe := services["frontend"]
-	fe.RPC.HTTPPort = freePort(t)
+	fe.RPC.HTTPPort = FreePort(t)
 	services["frontend"] = fe
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(fe.RPC.GRPCPort))
 
@@ -95,10 +97,10 @@ func startTemporal(t *testing.T, pg *pgCluster, logger serverlog.Logger) string 
 	cfg.Persistence = config.Persistence{
 		DefaultStore:     "default",
 		VisibilityStore:  "visibility",
-		NumHistoryShards: 4,
+		NumHistoryShards: shards,
 		DataStores: map[string]config.DataStore{
-			"default":    {SQL: pg.sqlConfig(temporalDB)},
-			"visibility": {SQL: pg.sqlConfig(visibilityDB)},
+			"default":    {SQL: pg.sqlConfig(TemporalDB)},
+			"visibility": {SQL: pg.sqlConfig(VisibilityDB)},
 		},
 	}
 	cfg.ClusterMetadata = &cluster.Config{
@@ -128,8 +130,11 @@ func startTemporal(t *testing.T, pg *pgCluster, logger serverlog.Logger) string 
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithLogger(logger),
 		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
-			// The operator commands of docs/operations.md (activity pause/reset).
-			dynamicconfig.FrontendEnableUpdateWorkflowExecution.Key(): true,
+			// As the dev server (devstack): the operator commands of
+			// docs/operations.md (activity pause/reset), and visibility
+			// queries that operators' and the bench's polling make.
+			dynamicconfig.FrontendEnableUpdateWorkflowExecution.Key():        true,
+			dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 		}),
 	)
 	if err != nil {
@@ -142,11 +147,11 @@ func startTemporal(t *testing.T, pg *pgCluster, logger serverlog.Logger) string 
 	return addr
 }
 
-// setupNamespace does what the compose file's temporal-setup job does: wait
+// SetupNamespace does what the compose file's temporal-setup job does: wait
 // for the frontend, create the namespace, register jml's search attributes
 // and check they are there — retrying each until a deadline, then failing
 // loudly (never `|| true`).
-func setupNamespace(t *testing.T, addr, namespace string) {
+func SetupNamespace(t testing.TB, addr, namespace string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -202,9 +207,9 @@ func setupNamespace(t *testing.T, addr, namespace string) {
 	})
 }
 
-// serverLogger writes the server's warnings and errors to a file shown
+// ServerLogger writes the server's warnings and errors to a file shown
 // when the test fails.
-func serverLogger(t *testing.T, dir string) serverlog.Logger {
+func ServerLogger(t testing.TB, dir string) serverlog.Logger {
 	t.Helper()
 	path := filepath.Join(dir, "temporal.log")
 	zc := zap.NewProductionConfig()
