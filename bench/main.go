@@ -318,7 +318,7 @@ func hires(prefix string, n int) []hr.Event {
 // once (cfg.parallel deliveries at a time).
 func drive(c *harness.Cluster, cfg config, evs []hr.Event, pace float64, r *row, ws ...*harness.Worker) map[string]time.Time {
 	ctx := context.Background()
-	cpu := cpuMeter(ws)
+	cpu := cpuMeter(c, ws)
 	begin := time.Now()
 	var sent map[string]time.Time
 	var err error
@@ -359,12 +359,16 @@ func drive(c *harness.Cluster, cfg config, evs []hr.Event, pace float64, r *row,
 	return sent
 }
 
-// cpuMeter starts measuring the processor time of this process and the
-// worker processes ws; the function it returns gives the time per item
-// since, in milliseconds.
-func cpuMeter(ws []*harness.Worker) func(items int) float64 {
+// cpuMeter starts measuring the processor time of this process, the
+// cluster's database server (PostgreSQL's processes) and the worker
+// processes ws; the function it returns gives the time per item since, in
+// milliseconds.
+func cpuMeter(c *harness.Cluster, ws []*harness.Worker) func(items int) float64 {
 	now := func() time.Duration {
 		d := harness.ProcessCPU(os.Getpid())
+		if c.DBCPU != nil {
+			d += c.DBCPU()
+		}
 		for _, w := range ws {
 			d += w.CPU()
 		}
@@ -401,7 +405,7 @@ func runMinimal(tb *runTB, cfg config, db string) row {
 	c := harness.StartClusterDB(tb, db)
 	c.InProcessMinimal()
 	ctx := context.Background()
-	cpu := cpuMeter(nil)
+	cpu := cpuMeter(c, nil)
 	begin := time.Now()
 	if err := c.StartMinimal(ctx, cfg.joiners, cfg.parallel); err != nil {
 		tb.Fatalf("%v", err)

@@ -53,6 +53,9 @@ type Cluster struct {
 	Dir    string
 	// Addr and Namespace are the frontend's address and the namespace.
 	Addr, Namespace string
+	// DBCPU is the processor time the database server has used so far
+	// (PostgreSQL's processes; nil for SQLite, which runs in this process).
+	DBCPU func() time.Duration
 
 	opts devstack.Options
 	env  []string // worker environment: Temporal address, codec keys, policy
@@ -99,6 +102,7 @@ func StartClusterDB(tb testing.TB, db string) *Cluster {
 		logger := prodshape.ServerLogger(tb, dir)
 		prodshape.SetupSchemas(tb, pg, logger)
 		c.Addr, c.Namespace = prodshape.StartTemporal(tb, pg, logger, 4), "default"
+		c.DBCPU = pg.CPU
 		prodshape.SetupNamespace(tb, c.Addr, c.Namespace)
 	default:
 		tb.Fatalf("harness: database %q: want %s, %s or %s", db, DBFile, DBMemory, DBPostgres)

@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // postgresBin finds Debian's PostgreSQL binaries. Without them the test
@@ -148,3 +150,47 @@ var (
 	portsMu    sync.Mutex
 	portsTaken = map[int]bool{} // handed out by this process
 )
+
+// CPU is the processor time the cluster has used so far: the postmaster,
+// its live backends and the children it has reaped (user and system, from
+// /proc); 0 when it cannot be read.
+func (pg *Postgres) CPU() time.Duration {
+	b, err := os.ReadFile(filepath.Join(pg.dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		return 0
+	}
+	ticks := func(pid int) (own, reaped, ppid int64, ok bool) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, 0, 0, false
+		}
+		_, rest, found := strings.Cut(string(b), ") ")
+		f := strings.Fields(rest)
+		if !found || len(f) < 15 {
+			return 0, 0, 0, false
+		}
+		n := func(i int) int64 { v, _ := strconv.ParseInt(f[i], 10, 64); return v }
+		// After the name: state, ppid, …, utime (12th), stime, cutime, cstime.
+		return n(11) + n(12), n(13) + n(14), n(1), true
+	}
+	own, reaped, _, ok := ticks(pid)
+	if !ok {
+		return 0
+	}
+	total := own + reaped
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		if o, _, ppid, ok := ticks(child); ok && ppid == int64(pid) {
+			total += o
+		}
+	}
+	return time.Duration(total) * 10 * time.Millisecond // 100 ticks a second on Linux
+}
