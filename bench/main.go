@@ -52,6 +52,7 @@ type config struct {
 	db                                              string
 	scaleOut                                        []int
 	json                                            bool
+	workerProfile                                   string
 	timeout                                         time.Duration
 }
 
@@ -122,6 +123,7 @@ func main() {
 	flag.StringVar(&c.db, "db", "both", "server databases, in order: a comma-separated list of file, memory (the dev server's SQLite) and postgres (a private PostgreSQL cluster, as production runs); both: file,memory; postgres alone: file,memory,postgres. Rows after the SCIM rows (okta, rate, reconcile, scale-out) run on the last")
 	flag.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	flag.DurationVar(&c.timeout, "timeout", 3*time.Minute, "longest wait for one run's workflows")
+	flag.StringVar(&c.workerProfile, "worker-cpuprofile", "", "write a CPU profile of each SCIM row's worker processes to PREFIX-<row>-<n>.prof (they are stopped with SIGTERM at the row's end)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (server and in-process workers) to the file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -478,7 +480,11 @@ func runSCIM(tb *runTB, cfg config, db string, s scimRun) row {
 	}
 	c.SetPolicy(pol, harness.SCIMTokenEnv+"="+peer.Token)
 	var ws []*harness.Worker
-	for range s.workers {
+	for i := range s.workers {
+		if cfg.workerProfile != "" {
+			name := strings.NewReplacer(" ", "-", "/", "-", "(", "", ")", "").Replace(s.name + "-" + db)
+			c.WorkerEnv(fmt.Sprintf("JML_CPUPROFILE=%s-%s-%d.prof", cfg.workerProfile, name, i+1))
+		}
 		ws = append(ws, c.StartWorker())
 	}
 	proxy.Reset() // worker start-up reads /ServiceProviderConfig
@@ -515,6 +521,11 @@ func runSCIM(tb *runTB, cfg config, db string, s scimRun) row {
 	}
 	hand := fmt.Sprintf("password hand-offs verified at the portal: %d/%d, rejected %d, re-issued %d", accounts, s.n, rejected, reissued)
 	r.note(hand)
+	if cfg.workerProfile != "" {
+		for _, w := range ws {
+			w.Stop() // writes its profile
+		}
+	}
 	return r
 }
 

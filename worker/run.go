@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -57,6 +58,8 @@ type config struct {
 	sessionHeartbeat time.Duration
 	// shutdownGrace is how long in-flight steps may finish after SIGTERM.
 	shutdownGrace time.Duration
+	// cpuProfile: write a CPU profile of the whole run here (profiling).
+	cpuProfile string
 }
 
 // usageError is bad input from the operator: one line, exit 2.
@@ -79,6 +82,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.healthAddr, "health-addr", getenv("JML_HEALTH_ADDR"), "address for /healthz, /readyz and /metrics (empty: off)")
 	fs.StringVar(&c.pwAddr, "password-addr", getenv("JML_PASSWORD_ADDR"), "address for POST /v1/password-changes (HTTPS with JML_PASSWORD_TLS_CERT/KEY unless loopback; empty: off)")
 	c.sandbox.flags(fs, getenv)
+	fs.StringVar(&c.cpuProfile, "cpuprofile", getenv("JML_CPUPROFILE"), "write a CPU profile of the worker to this file, finished at exit (SIGTERM)")
 	c.shutdownGrace = 10 * time.Second
 	for _, d := range []struct {
 		v         *time.Duration
@@ -135,6 +139,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	defer func() { _ = log.Sync() }()
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "worker: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 	if err := serve(ctx, cfg, getenv, log, stdout); err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -504,6 +519,8 @@ const helpText = `usage: worker [flags]
                         (env JML_SESSION_HEARTBEAT; default 20s)
   --shutdown-grace D    after SIGTERM, how long running steps may finish before they are cancelled
                         (env JML_SHUTDOWN_GRACE; default 10s); a second SIGTERM exits at once
+  --cpuprofile FILE     write a CPU profile of the worker to FILE, finished when it exits on SIGTERM
+                        (env JML_CPUPROFILE; for go tool pprof)
   --sandbox             start the sandbox SCIM directory and HR portal sink without --dev (staging);
                         --dev always starts them. Data under --data-dir/sandbox, bearer token in its
                         token file (or env JML_SANDBOX_TOKEN), handed to the policy as JML_SANDBOX_TOKEN

@@ -262,6 +262,16 @@ func (c *Cluster) StartWorker() *Worker {
 	return w
 }
 
+// Stop sends SIGTERM (the worker's bounded shutdown, which also finishes
+// a --cpuprofile) and waits for the process to go, at most a minute.
+func (w *Worker) Stop() {
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+	case <-time.After(time.Minute):
+	}
+}
+
 // Pid is the worker's process ID.
 func (w *Worker) Pid() int { return w.cmd.Process.Pid }
 
