@@ -44,8 +44,8 @@ type Config struct {
 	// REST sends Send REST Request / Notify calls. Nil: a connectors/rest
 	// client over HTTPClient with the policy's named credentials.
 	REST RESTSender
-	// HTTPClient is used by the REST client (nil: http.DefaultClient with
-	// rest's 30 s per-exchange timeout).
+	// HTTPClient is used by the REST client (nil: a client over
+	// connectors.NewHTTPTransport with rest's 30 s per-exchange timeout).
 	HTTPClient *http.Client
 	// AllowInsecureLoopback lets REST requests that carry a secret use
 	// plain http to a loopback address (tests only).

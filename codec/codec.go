@@ -243,11 +243,16 @@ func FailureConverter(dc converter.DataConverter) converter.FailureConverter {
 }
 
 // Apply sets the data and failure converters of client options (worker and
-// starter alike) for codec c. With a nil c it leaves the defaults.
+// starter alike) for codec c, and turns the transport's gzip off. With a
+// nil c it leaves the defaults.
 func Apply(o *client.Options, c converter.PayloadCodec) {
 	if c == nil {
 		return
 	}
 	o.DataConverter = DataConverter(c)
 	o.FailureConverter = FailureConverter(o.DataConverter)
+	// Encrypted payloads do not compress: gzip on the gRPC transport would
+	// cost CPU on both sides (the worker compresses every request, the
+	// server every answer) and save next to nothing.
+	o.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
 }

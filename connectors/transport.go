@@ -2,6 +2,7 @@ package connectors
 
 import (
 	"net"
+	"net/http"
 	"net/url"
 )
 
@@ -22,4 +23,15 @@ func IsLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// NewHTTPTransport is the transport a connector uses when the caller gives
+// it no HTTP client: Go's default transport keeping up to 64 idle
+// connections per host instead of 2. A worker runs many steps against one
+// target at once; with 2 kept, most of its requests would open a new
+// connection (and, over HTTPS, make a new TLS handshake).
+func NewHTTPTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return t
 }

@@ -148,7 +148,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	base := hc.Transport
 	if base == nil {
-		base = http.DefaultTransport
+		base = connectors.NewHTTPTransport()
 	}
 	tr := &transport{base: base, lim: lim}
 	if r := cfg.RateLimit.RequestsPerSecond; r > 0 {

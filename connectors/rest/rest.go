@@ -61,7 +61,7 @@ type Client struct {
 
 // New returns a Client.
 func New(o Options) *Client {
-	hc := http.DefaultClient
+	hc := &http.Client{Transport: connectors.NewHTTPTransport()}
 	if o.HTTPClient != nil {
 		hc = o.HTTPClient
 	}

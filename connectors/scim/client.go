@@ -155,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+		hc = &http.Client{Timeout: 30 * time.Second, Transport: connectors.NewHTTPTransport()}
 	}
 	if o := cfg.Auth.OAuth2; o != nil {
 		if _, err := parseURL("oauth2 token URL", o.TokenURL); err != nil {
