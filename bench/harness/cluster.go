@@ -184,9 +184,13 @@ var (
 )
 
 // WorkerBin builds ./worker once per process: the harness runs the binary
-// users run, so kill -9 and RSS are real.
+// users run, so kill -9 and RSS are real. JML_BENCH_WORKER names a binary
+// to run instead (comparing two builds on the same load).
 func WorkerBin(tb testing.TB) string {
 	tb.Helper()
+	if p := os.Getenv("JML_BENCH_WORKER"); p != "" {
+		return p
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "jml-bench-worker")
 		if err != nil {
