@@ -46,6 +46,8 @@ type Policy struct {
 	Import ImportMapping `yaml:"import" json:"import,omitempty"`
 	// Sources are systems jml polls for HR changes, by name (docs/sources.md).
 	Sources map[string]Source `yaml:"sources" json:"sources,omitempty"`
+	// Approvals configures access requests (policy/approvals.go).
+	Approvals Approvals `yaml:"approvals" json:"approvals,omitzero"`
 }
 
 // Target is one system jml provisions into. Secrets are never in the file:
