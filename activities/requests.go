@@ -108,6 +108,8 @@ type RequestPlan struct {
 	Times     policy.ApprovalTimes `json:"times"`
 	Quorum    int                  `json:"quorum"`
 	Approvers []Approver           `json:"approvers"`
+	// MaxGrant bounds the grant with its extensions.
+	MaxGrant time.Duration `json:"max_grant"`
 	// Person is the subject (never an approver of their own request).
 	Person Approver `json:"person"`
 	// Excluded lists who was left out of the approvers and why.
@@ -131,7 +133,8 @@ func (a *Activities) PlanRequest(ctx context.Context, r AccessRequest) (RequestP
 	if err != nil {
 		return RequestPlan{}, permanent("PolicyInvalid", fmt.Errorf("approvals.approval: %w", err))
 	}
-	plan := RequestPlan{Approval: ap, Times: times, Quorum: max(ap.Quorum, 1), Person: approverOf(rec)}
+	plan := RequestPlan{Approval: ap, Times: times, Quorum: max(ap.Quorum, 1), Person: approverOf(rec),
+		MaxGrant: a.cfg.Policy.Approvals.MaxGrant()}
 	srcs := ap.Approvers
 	if len(srcs) == 0 {
 		srcs = []string{policy.ApproverManager}
@@ -547,8 +550,15 @@ func (a *Activities) RevokeGrantsOf(ctx context.Context, employeeID string) (int
 	}
 	for _, id := range ids {
 		activity.RecordHeartbeat(ctx, id)
-		if err := a.cfg.Client.GetWorkflow(ctx, id, "").Get(ctx, nil); err != nil && ctx.Err() != nil {
-			return 0, toTemporal(connectors.Transient(fmt.Errorf("wait for %s: %w", id, ctx.Err())))
+		// Bounded, so the heartbeat goes on; a request still revoking
+		// (its target down) makes this attempt fail and the next one
+		// wait again.
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := a.cfg.Client.GetWorkflow(wctx, id, "").Get(wctx, nil)
+		timedOut := wctx.Err() != nil
+		cancel()
+		if err != nil && timedOut {
+			return 0, toTemporal(connectors.Transient(fmt.Errorf("%s has not revoked its grant yet", id)))
 		}
 	}
 	return len(ids), nil

@@ -608,6 +608,9 @@ func (r *lifecycle) row(name string) *StepInfo {
 }
 
 func (r *lifecycle) run(ctx workflow.Context) error {
+	if r.in.Kind == policy.KindLeaver && workflow.GetVersion(ctx, "revoke-grants", workflow.DefaultVersion, 1) == 1 {
+		r.revokeGrants(ctx)
+	}
 	for _, st := range r.plan.Steps {
 		if st.Traits().Notification && !st.OnCompleted || st.SkipReason != "" {
 			continue
@@ -1219,4 +1222,30 @@ func (r *lifecycle) rollback(ctx workflow.Context) {
 		row.State, row.Note = StepDone, "rolled back: "+res.Note
 		r.made = append(r.made, fmt.Sprintf("rollback: account %s in %s disabled, groups dropped", r.accounts[target], target))
 	}
+}
+
+// stepRevokeGrants is the leaver's pseudo-step that ends the person's
+// time-bound access grants (access requests), first and at once.
+const stepRevokeGrants = "requests.revoke"
+
+// revokeGrants signals every open access request of the person and waits
+// until each has revoked its grant (read back at the target) or stopped
+// asking. A failure is shown in the step table; the leaver goes on (its
+// own steps deprovision the accounts).
+func (r *lifecycle) revokeGrants(ctx workflow.Context) {
+	var a *activities.Activities
+	r.steps = append([]StepInfo{{Name: stepRevokeGrants, Action: stepRevokeGrants, State: StepRunning, Attempts: 1,
+		Time: workflow.Now(ctx)}}, r.steps...)
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{ActivityID: stepRevokeGrants,
+		Summary: "revoke time-bound access grants", StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute,
+		RetryPolicy: &stepRetry})
+	var n int
+	err := workflow.ExecuteActivity(actx, a.RevokeGrantsOf, r.in.EmployeeID).Get(ctx, &n)
+	row := r.row(stepRevokeGrants)
+	row.Time = workflow.Now(ctx)
+	if err != nil {
+		row.State, row.LastError = StepFailed, errorText(err)
+		return
+	}
+	row.State, row.Note = StepDone, fmt.Sprintf("%d access request(s) revoked", n)
 }

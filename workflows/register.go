@@ -26,5 +26,6 @@ func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(Governor, workflow.RegisterOptions{Name: contract.GovernorWorkflowName})
 	w.RegisterWorkflowWithOptions(AttributeSync, workflow.RegisterOptions{Name: contract.AttributeSyncWorkflowName})
 	w.RegisterWorkflowWithOptions(PasswordSync, workflow.RegisterOptions{Name: contract.PasswordSyncWorkflowName})
+	w.RegisterWorkflowWithOptions(AccessRequest, workflow.RegisterOptions{Name: contract.AccessRequestWorkflowName})
 	w.RegisterWorkflowWithOptions(SourcePoller, workflow.RegisterOptions{Name: contract.SourcePollerWorkflowName})
 }
