@@ -48,7 +48,7 @@ type RequestMail struct {
 func (a *Activities) SendRequestMail(ctx context.Context, m RequestMail) (string, error) {
 	ap := a.cfg.Policy.Approvals
 	if ap.Mail == "" {
-		return "no mail target (approvals.mail): not sent", nil
+		return m.Kind + " mail: no mail target (approvals.mail): not sent", nil
 	}
 	var key []byte
 	if m.Kind != MailOutcome && ap.LinkURL != "" {
