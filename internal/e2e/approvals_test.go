@@ -521,3 +521,51 @@ func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 	s.decide(t, "later", "M1", true)
 	require.Eventually(t, func() bool { return s.memberOf(t, "E1", "prod-000") }, time.Minute, 100*time.Millisecond)
 }
+
+// TestAccessRequestExtendAndRevokeEarly: an extension asks the approvers
+// again (a second round, its own mail and link); approved, the expiry
+// moves; an early revoke then removes the membership at SCIMMY.
+func TestAccessRequestExtendAndRevokeEarly(t *testing.T) {
+	s := newApprovalStack(t, policy.Approval{Approvers: []string{"manager"}, Timeout: "2m"})
+	s.startWorker(t)
+	s.people(t, "prod-admin")
+	s.request(t, "r5", "group:prod-admin@app", "1m")
+	s.waitRequest(t, "r5", func(st workflows.RequestStatus) bool { return st.State == contract.StateWaiting })
+	s.decide(t, "r5", "grace@acme.test", true)
+	st := s.waitRequest(t, "r5", func(st workflows.RequestStatus) bool { return st.State == contract.StateGranted })
+	until := st.Until
+
+	update := func(name string, arg any) (string, error) {
+		h, err := s.c.UpdateWorkflow(context.Background(), client.UpdateWorkflowOptions{WorkflowID: "request/r5",
+			UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{arg}})
+		var answer string
+		if err == nil {
+			err = h.Get(context.Background(), &answer)
+		}
+		return answer, err
+	}
+	_, err := update(contract.UpdateExtend, workflows.ExtendRequest{For: "60d", Reason: "longer", Requester: "it-portal@acme.test"})
+	require.Error(t, err, "beyond max_duration")
+	answer, err := update(contract.UpdateExtend, workflows.ExtendRequest{For: "2h", Reason: "incident still open", Requester: "it-portal@acme.test"})
+	require.NoError(t, err)
+	assert.Contains(t, answer, "grace@acme.test")
+	ext := s.waitMail(t, "grace@acme.test", "Approve an extension", 1)[0]
+	code, page := s.open(t, link(t, ext))
+	require.Equal(t, http.StatusOK, code, page)
+	assert.Contains(t, page, "Approve an extension?")
+	code, page = s.answer(t, tokenOf(t, link(t, ext)), "approve", "fine")
+	require.Equal(t, http.StatusOK, code, page)
+	st = s.waitRequest(t, "r5", func(st workflows.RequestStatus) bool { return st.Until.After(until) })
+	assert.Equal(t, until.Add(2*time.Hour), st.Until)
+	assert.Equal(t, contract.StateGranted, st.State)
+	assert.Equal(t, 2, st.Round)
+	assert.True(t, s.memberOf(t, "E1", "prod-admin"))
+
+	answer, err = update(contract.UpdateRevoke, workflows.RevokeRequest{Operator: "secops@acme.test", Reason: "incident closed"})
+	require.NoError(t, err)
+	assert.Equal(t, "revoking now", answer)
+	st = s.waitRequest(t, "r5", func(st workflows.RequestStatus) bool { return st.State == contract.StateCompleted })
+	assert.Equal(t, workflows.OutcomeRevoked, st.Outcome)
+	assert.Contains(t, st.Note, "incident closed")
+	assert.False(t, s.memberOf(t, "E1", "prod-admin"), "revoked at SCIMMY before the expiry")
+}
