@@ -39,6 +39,9 @@ type RequestMail struct {
 	Outcome string `json:"outcome,omitempty"`
 	// Extension: the round asks to extend a grant.
 	Extension bool `json:"extension,omitempty"`
+	// What is asked, in words, for an approval step of a run (empty: the
+	// request's group, target and duration).
+	What string `json:"what,omitempty"`
 }
 
 // SendRequestMail sends one message per recipient through the policy's
@@ -88,6 +91,9 @@ func requestMessage(m RequestMail, to Approver, key []byte, base string) (subjec
 		who = r.EmployeeID
 	}
 	what := fmt.Sprintf("group %s in %s for %s", r.Group, r.Target, r.For)
+	if m.What != "" {
+		what = m.What
+	}
 	if m.Kind == MailOutcome {
 		subject = fmt.Sprintf("Access request for %s: %s", what, m.Outcome)
 		text = fmt.Sprintf("The request of %s (%s) for %s: %s.\nReason given: %s\n", who, r.EmployeeID, what, m.Outcome, r.Reason)

@@ -218,6 +218,10 @@ const (
 	AccessRequestWorkflowName = "AccessRequest"
 	// JmlEvent of an access request run.
 	EventRequest = "request"
+	// ApprovalWorkflowName is an approval step of a lifecycle run, run as
+	// its child "approval/<run>/<step>"; JmlEvent approval.
+	ApprovalWorkflowName = "Approval"
+	EventApproval        = "approval"
 
 	// UpdateDecide is an approver's answer (arg: workflows.ApprovalDecision;
 	// result: a one-line answer). The same update serves the e-mail link,

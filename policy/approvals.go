@@ -192,3 +192,8 @@ func (c *checker) approver(p *Policy, path, s string, groups bool) {
 		c.at(path, "empty approver")
 	}
 }
+
+// check validates an approval step.
+func (a *Approval) check(c *checker, p *Policy, _ map[string]bool, ap string, _ scope) {
+	c.validateApproval(p, ap, *a)
+}

@@ -169,6 +169,8 @@ type Step struct {
 	ResetPassword       *ResetPassword       `yaml:"reset_password" json:"reset_password,omitempty"`
 	SendRESTRequest     *RESTRequest         `yaml:"send_rest_request" json:"send_rest_request,omitempty"`
 	Notify              *RESTRequest         `yaml:"notify" json:"notify,omitempty"`
+	// Approval waits for approval before the steps after it (policy/approvals.go).
+	Approval *Approval `yaml:"approval" json:"approval,omitempty"`
 }
 
 // SyncIdentity is SYNC_IDENTITIES.

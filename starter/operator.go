@@ -90,7 +90,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "usage: starter status EMPLOYEE_ID|request/REQUEST_ID [--json] [--run WORKFLOW_ID]")
 		return 2
 	}
-	if _, ok := contract.RequestIDOf(pos[0]); ok {
+	if _, ok := contract.RequestIDOf(pos[0]); ok || strings.HasPrefix(pos[0], approvalPrefix) {
 		return withClient(ctx, stderr, func(ctx context.Context, c client.Client) int {
 			st, err := requestStatus(ctx, c, pos[0])
 			if err != nil {

@@ -209,7 +209,7 @@ func requestCommand(ctx context.Context, name string, args []string, stdout, std
 		return 2
 	}
 	setReason(arg, *reason)
-	wid := contract.RequestWorkflowID(pos[0])
+	wid := requestWorkflowID(pos[0])
 	return withClient(ctx, stderr, func(ctx context.Context, c client.Client) int {
 		answer, err := sendUpdate(ctx, c, wid, update, arg)
 		if err != nil {
@@ -268,3 +268,14 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	})
 }
+
+// requestWorkflowID is the workflow an ID names: request/<id>, or an
+// approval step's approval/<run>/<step> as given.
+func requestWorkflowID(id string) string {
+	if strings.HasPrefix(id, approvalPrefix) {
+		return id
+	}
+	return contract.RequestWorkflowID(id)
+}
+
+const approvalPrefix = contract.EventApproval + "/"

@@ -57,6 +57,8 @@ const (
 	OutcomeExpired = "expired" // granted, then revoked at expiry
 	OutcomeRevoked = "revoked" // granted (or asked), then revoked early
 	OutcomeFailed  = "failed"  // the grant could not be written
+	// OutcomeApproved ends an approval step's run: the flow goes on.
+	OutcomeApproved = "approved"
 )
 
 // RequestStatus is an access request as QueryRequest and the result show it.
@@ -95,6 +97,11 @@ type request struct {
 	revoke *RevokeRequest
 	// extended is an approved extension not yet applied.
 	extended time.Duration
+	// event is the run's JmlEvent (request, approval); what says what an
+	// approval step asks (empty: the request's grant); quiet: no outcome
+	// mails (an approval step's run reports itself).
+	event, what string
+	quiet       bool
 }
 
 // AccessRequest is one request for time-bound access ("request/<id>"):
@@ -105,7 +112,7 @@ type request struct {
 func AccessRequest(ctx workflow.Context, in activities.AccessRequest) (RequestStatus, error) {
 	id, _ := contract.RequestIDOf(workflow.GetInfo(ctx).WorkflowExecution.ID)
 	r := &request{st: RequestStatus{ID: id, AccessRequest: in, State: contract.StateRunning},
-		answered: map[string]bool{}, used: map[string]bool{}}
+		answered: map[string]bool{}, used: map[string]bool{}, event: contract.EventRequest}
 	if err := r.handlers(ctx); err != nil {
 		return r.st, err
 	}
@@ -301,7 +308,7 @@ func (r *request) mail(ctx workflow.Context, kind string, to []activities.Approv
 		Summary: "send " + kind + " mail", StartToCloseTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5}})
 	m := activities.RequestMail{Workflow: workflow.GetInfo(ctx).WorkflowExecution.ID, Kind: kind, Round: r.st.Round, To: to,
-		Request: r.st.AccessRequest, Person: r.plan.Person, Expires: r.st.Deadline, Outcome: outcome, Extension: extension}
+		Request: r.st.AccessRequest, Person: r.plan.Person, Expires: r.st.Deadline, Outcome: outcome, Extension: extension, What: r.what}
 	var note string
 	if err := workflow.ExecuteActivity(actx, a.SendRequestMail, m).Get(ctx, &note); err != nil {
 		note = kind + " mail failed: " + errorText(err)
@@ -321,7 +328,7 @@ func (r *request) recipients() []activities.Approver {
 
 func (r *request) finish(ctx workflow.Context, outcome string) RequestStatus {
 	r.st.Outcome, r.st.EndedAt = outcome, workflow.Now(ctx)
-	if outcome != OutcomeRefused || r.plan.Person.Email != "" {
+	if !r.quiet {
 		r.mail(ctx, activities.MailOutcome, r.recipients(), outcome+orEmpty("; ", r.st.Note), false)
 	}
 	r.setState(ctx, contract.StateCompleted)
@@ -353,7 +360,7 @@ func (r *request) publishGrant(ctx workflow.Context) {
 func (r *request) setState(ctx workflow.Context, state string) {
 	r.st.State = state
 	_ = workflow.UpsertTypedSearchAttributes(ctx, saEmployeeID.ValueSet(r.st.EmployeeID),
-		saEvent.ValueSet(contract.EventRequest), saState.ValueSet(state))
+		saEvent.ValueSet(r.event), saState.ValueSet(state))
 	r.showDetails(ctx)
 }
 
@@ -535,4 +542,41 @@ func approverList(aps []activities.Approver) string {
 // itself already holds it (RequestStatus.Decisions, the details).
 func recordDecision(ctx workflow.Context, st RequestStatus, d ApprovalDecision) {
 	workflow.GetLogger(ctx).Info("approval decision", "request", st.ID, "approve", d.Approve, "via", d.Via, "round", d.Round)
+}
+
+// Approval is an approval step of a lifecycle run, as a child workflow
+// ("approval/<run>/<step>"): the same approval as an access request's
+// (ask, remind, escalate, time out; Decide from the link, the CLI or the
+// UI), whose result the run waits for.
+func Approval(ctx workflow.Context, in activities.ApprovalInput) (RequestStatus, error) {
+	r := &request{st: RequestStatus{ID: workflow.GetInfo(ctx).WorkflowExecution.ID, State: contract.StateRunning,
+		AccessRequest: activities.AccessRequest{EmployeeID: in.EmployeeID, Reason: in.What, Requester: "jml (" + in.Run + ")"}},
+		answered: map[string]bool{}, used: map[string]bool{}, event: contract.EventApproval, what: in.What, quiet: true}
+	if err := r.handlers(ctx); err != nil {
+		return r.st, err
+	}
+	r.setState(ctx, contract.StateRunning)
+	var a *activities.Activities
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry, Summary: "resolve approvers"})
+	if err := workflow.ExecuteLocalActivity(lctx, a.PlanApproval, in).Get(ctx, &r.plan); err != nil {
+		r.st.Note = "plan: " + errorText(err)
+		return r.finish(ctx, OutcomeRefused), nil
+	}
+	if r.plan.Refused != "" {
+		r.st.Note = r.plan.Refused
+		return r.finish(ctx, OutcomeRefused), nil
+	}
+	r.st.Quorum = r.plan.Quorum
+	ok, err := r.approve(ctx, 1, false)
+	if err != nil {
+		return r.st, err
+	}
+	if ok {
+		return r.finish(ctx, OutcomeApproved), nil
+	}
+	if r.revoke != nil {
+		r.st.Note = "withdrawn by " + r.revoke.Operator + ": " + r.revoke.Reason
+	}
+	return r.finish(ctx, OutcomeDenied), nil
 }
