@@ -19,7 +19,9 @@ type grantDirectory struct {
 	grants []activities.Grant
 }
 
-func (d grantDirectory) ActiveGrants(context.Context) ([]activities.Grant, error) { return d.grants, nil }
+func (d grantDirectory) ActiveGrants(context.Context) ([]activities.Grant, error) {
+	return d.grants, nil
+}
 
 // TestTimeBoundGrantIsNoDrift: reconciliation of a managed group leaves a
 // member by a grant in force alone until it expires, and removes the same
