@@ -353,9 +353,17 @@ func (a *Activities) GrantAccess(ctx context.Context, r AccessRequest) (GrantRes
 	res := GrantResult{AccountID: acct, GroupID: gid}
 	if slices.ContainsFunc(gs, func(g connectors.Group) bool { return g.ID == gid }) && activity.GetInfo(ctx).Attempt == 1 {
 		// (A retry that finds the membership may be finding its own
-		// earlier write: only the first attempt can tell.)
-		res.Already, res.Note = true, "already a member: kept at expiry"
-		return res, nil
+		// earlier write: only the first attempt can tell.) A membership
+		// another grant holds is no "before": the last grant to end
+		// revokes it.
+		held, err := a.grantedElsewhere(ctx, r, activity.GetInfo(ctx).WorkflowExecution.ID)
+		if err != nil {
+			return GrantResult{}, err
+		}
+		if !held {
+			res.Already, res.Note = true, "already a member: kept at expiry"
+			return res, nil
+		}
 	}
 	if err := rm.AddMember(ctx, gid, acct); err != nil {
 		return GrantResult{}, toTemporal(fmt.Errorf("%s: add member: %w", r.Target, err))
@@ -403,17 +411,12 @@ func (a *Activities) RevokeAccess(ctx context.Context, in RevokeInput) (string, 
 			return "kept: a birthright group of the person", nil
 		}
 	}
-	if gd, ok := a.cfg.Directory.(GrantDirectory); ok {
-		grants, err := gd.ActiveGrants(ctx)
-		if err != nil {
-			return "", toTemporal(err)
-		}
-		if slices.ContainsFunc(grants, func(g Grant) bool {
-			return g.Workflow != in.Workflow && strings.EqualFold(g.EmployeeID, r.EmployeeID) &&
-				g.Target == r.Target && strings.EqualFold(g.Group, r.Group)
-		}) {
-			return "kept: another grant of the same group is in force", nil
-		}
+	held, err := a.grantedElsewhere(ctx, r, in.Workflow)
+	if err != nil {
+		return "", err
+	}
+	if held {
+		return "kept: another grant of the same group is in force", nil
 	}
 	c, err := a.connector(r.Target)
 	if err != nil {
@@ -433,6 +436,23 @@ func (a *Activities) RevokeAccess(ctx context.Context, in RevokeInput) (string, 
 		return "", err
 	}
 	return "removed from " + r.Group + " (read back)", nil
+}
+
+// grantedElsewhere reports whether another request than workflow holds a
+// grant of the same group for the person.
+func (a *Activities) grantedElsewhere(ctx context.Context, r AccessRequest, workflow string) (bool, error) {
+	gd, ok := a.cfg.Directory.(GrantDirectory)
+	if !ok {
+		return false, nil
+	}
+	grants, err := gd.ActiveGrants(ctx)
+	if err != nil {
+		return false, toTemporal(err)
+	}
+	return slices.ContainsFunc(grants, func(g Grant) bool {
+		return g.Workflow != workflow && strings.EqualFold(g.EmployeeID, r.EmployeeID) &&
+			g.Target == r.Target && strings.EqualFold(g.Group, r.Group)
+	}), nil
 }
 
 // membership finds the connector, the person's account and the group.

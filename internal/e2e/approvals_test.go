@@ -569,3 +569,54 @@ func TestAccessRequestExtendAndRevokeEarly(t *testing.T) {
 	assert.Contains(t, st.Note, "incident closed")
 	assert.False(t, s.memberOf(t, "E1", "prod-admin"), "revoked at SCIMMY before the expiry")
 }
+
+// TestApprovalStepInFlow: a joiner whose policy has an approval step
+// waits (Waiting, the manager asked by mail) before its group step; the
+// manager's link approves and the group is granted at SCIMMY. A second
+// joiner's approval is denied: its run ends Aborted with the denial
+// recorded, and its later step never runs.
+func TestApprovalStepInFlow(t *testing.T) {
+	s := newApprovalStack(t, policy.Approval{Approvers: []string{"manager"}, Timeout: "2m"})
+	s.policy.Joiner.Steps = append(s.policy.Joiner.Steps[:1:1],
+		policy.Step{Name: "admin.approval", When: `access eq "admin"`, Approval: &policy.Approval{Approvers: []string{"manager"}, Timeout: "2m"}},
+		policy.Step{ManageRelationships: &policy.ManageRelationships{Target: "app", Add: []string{"prod-admin"}}})
+	s.startWorker(t)
+	s.people(t, "prod-admin")
+	hire := func(id, first string) {
+		s.hire(t, map[string]string{"employee_id": id, "first_name": first, "email": strings.ToLower(first) + "@acme.test",
+			"department": "eng", "manager_id": "M1", "access": "admin"})
+	}
+	hire("E2", "Barbara")
+	asks := s.waitMail(t, "grace@acme.test", "approval of the joiner run of E2", 1)
+	steps := s.joinerSteps(t, "E2")
+	assert.Equal(t, workflows.StepRunning, stepByName(steps, "admin.approval").State)
+	assert.Equal(t, workflows.StepPending, stepByName(steps, "app.manage_relationships").State)
+	wid := "approval/" + contract.LifecycleWorkflowID("joiner", "E2", "E2-hire") + "/admin.approval"
+	v, err := s.c.QueryWorkflow(context.Background(), wid, "", contract.QueryRequest)
+	require.NoError(t, err)
+	var st workflows.RequestStatus
+	require.NoError(t, v.Get(&st))
+	assert.Equal(t, contract.StateWaiting, st.State)
+	assert.Equal(t, "grace@acme.test", st.Asked[0].Email)
+	code, page := s.answer(t, tokenOf(t, link(t, asks[0])), "approve", "welcome")
+	require.Equal(t, http.StatusOK, code, page)
+	s.waitStatus(t, []string{"E2"}, contract.StatusActive)
+	steps = s.joinerSteps(t, "E2")
+	assert.Equal(t, workflows.StepDone, stepByName(steps, "admin.approval").State)
+	assert.Contains(t, stepByName(steps, "admin.approval").Note, "grace@acme.test via link")
+	assert.True(t, s.memberOf(t, "E2", "prod-admin"))
+
+	hire("E3", "Claude")
+	asks = s.waitMail(t, "grace@acme.test", "approval of the joiner run of E3", 1)
+	code, page = s.answer(t, tokenOf(t, link(t, asks[0])), "deny", "not this one")
+	require.Equal(t, http.StatusOK, code, page)
+	require.Eventually(t, func() bool {
+		return stepByName(s.joinerSteps(t, "E3"), "admin.approval").State == workflows.StepAborted
+	}, time.Minute, 100*time.Millisecond)
+	steps = s.joinerSteps(t, "E3")
+	row := stepByName(steps, "admin.approval")
+	require.NotNil(t, row.Decision)
+	assert.Equal(t, "grace@acme.test", row.Decision.Operator)
+	assert.Equal(t, "not this one", row.Decision.Reason)
+	assert.Equal(t, workflows.StepPending, stepByName(steps, "app.manage_relationships").State, "never ran")
+}
