@@ -108,6 +108,11 @@ func (s *approvalStack) people(t *testing.T, groups ...string) {
 	for _, p := range []map[string]string{grace, alan, adaE1} {
 		s.hire(t, p)
 	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("M1 joiner steps: %+v", s.joinerSteps(t, "M1"))
+		}
+	}()
 	s.waitStatus(t, []string{"M1", "M2", "E1"}, contract.StatusActive)
 	for _, g := range groups {
 		_, err := s.scim.EnsureGroup(context.Background(), connectors.Group{Name: g})
@@ -579,7 +584,7 @@ func TestApprovalStepInFlow(t *testing.T) {
 	s := newApprovalStack(t, policy.Approval{Approvers: []string{"manager"}, Timeout: "2m"})
 	s.policy.Joiner.Steps = append(s.policy.Joiner.Steps[:1:1],
 		policy.Step{Name: "admin.approval", When: `access eq "admin"`, Approval: &policy.Approval{Approvers: []string{"manager"}, Timeout: "2m"}},
-		policy.Step{ManageRelationships: &policy.ManageRelationships{Target: "app", Add: []string{"prod-admin"}}})
+		policy.Step{When: `access eq "admin"`, ManageRelationships: &policy.ManageRelationships{Target: "app", Add: []string{"prod-admin"}}})
 	s.startWorker(t)
 	s.people(t, "prod-admin")
 	hire := func(id, first string) {
@@ -600,8 +605,10 @@ func TestApprovalStepInFlow(t *testing.T) {
 	assert.Equal(t, "grace@acme.test", st.Asked[0].Email)
 	code, page := s.answer(t, tokenOf(t, link(t, asks[0])), "approve", "welcome")
 	require.Equal(t, http.StatusOK, code, page)
-	s.waitStatus(t, []string{"E2"}, contract.StatusActive)
-	steps = s.joinerSteps(t, "E2")
+	require.Eventually(t, func() bool {
+		steps = s.joinerSteps(t, "E2")
+		return stepByName(steps, "app.manage_relationships").State == workflows.StepDone
+	}, time.Minute, 100*time.Millisecond, "steps: %+v", steps)
 	assert.Equal(t, workflows.StepDone, stepByName(steps, "admin.approval").State)
 	assert.Contains(t, stepByName(steps, "admin.approval").Note, "grace@acme.test via link")
 	assert.True(t, s.memberOf(t, "E2", "prod-admin"))
