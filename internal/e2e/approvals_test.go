@@ -461,7 +461,7 @@ func (s *approvalStack) decide(t *testing.T, id, who string, approve bool) {
 // for a while stays after its expiry.
 func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 	const n = 100
-	s := newApprovalStack(t, policy.Approval{Approvers: []string{"manager"}, RemindAfter: "8s", Timeout: "2m"})
+	s := newApprovalStack(t, policy.Approval{Approvers: []string{"manager"}, RemindAfter: "8s", Timeout: "30m"})
 	s.policy.Approvals.Mail = "" // 100 asks by CLI: no mail (but the reminder's timer still fires)
 	stop := s.startWorker(t)
 	var groups []string
