@@ -54,7 +54,7 @@ type Action interface {
 // actionTable lists every action, in the policy's documentation order.
 func actionTable() []Action {
 	return []Action{syncIdentity{}, manageRelationships{}, deprovisionIdentity{}, deleteIdentity{},
-		createEntitlement{}, resetPassword{}, sendRESTRequest{}, notifyAction{}}
+		createEntitlement{}, resetPassword{}, sendRESTRequest{}, notifyAction{}, approvalAction{}}
 }
 
 // ActionOf is the action named name (policy.StepAction), nil for none.

@@ -25,6 +25,7 @@ func TestActionTable(t *testing.T) {
 		policy.ActionResetPassword:       "ResetPassword",
 		policy.ActionSendRESTRequest:     "SendRESTRequest",
 		policy.ActionNotify:              "Notify",
+		policy.ActionApproval:            "ApprovalStep",
 	}
 	require.Len(t, actionTable(), len(want), "one action per policy action")
 	for name, activity := range want {

@@ -244,6 +244,8 @@ type reconciler struct {
 	memberOf   map[string]map[string]bool         // account ID → managed group IDs
 	size       map[string]int                     // managed group ID → members
 	missing    map[string]bool                    // due groups absent from the target, reported once
+	// granted: time-bound access grants in force (grantKey), never drift.
+	granted map[string]bool
 }
 
 type membershipOp struct {
@@ -263,12 +265,11 @@ func (a *Activities) ReconcileTarget(ctx context.Context, in ReconcileInput) (Re
 	for _, n := range a.cfg.Policy.Reconcile.Targets[in.Target].NeverTouch {
 		r.never[strings.ToLower(strings.TrimSpace(n))] = true
 	}
-	for _, gr := range a.cfg.Policy.GroupRules(in.Target) {
-		t, err := transform.Parse(gr.Group)
-		if err != nil {
-			return ReconcileResult{}, permanent("PolicyInvalid", fmt.Errorf("%s: group %q: %w", in.Target, gr.Group, err))
-		}
-		r.rules = append(r.rules, groupRule{GroupRule: gr, tmpl: t})
+	if r.rules, err = parseGroupRules(a.cfg.Policy, in.Target); err != nil {
+		return ReconcileResult{}, err
+	}
+	if err := r.loadGrants(ctx); err != nil {
+		return ReconcileResult{}, err
 	}
 	rm, _ := c.(connectors.RelationshipManager)
 	if len(in.EmployeeIDs) > 0 {
@@ -429,12 +430,32 @@ func (r *reconciler) inFlightOwner(acct connectors.Account) []*person {
 // due renders the managed groups the rules give a person. bad: a rule
 // could not be evaluated, so the person's groups are left alone.
 func (r *reconciler) due(attrs map[string]string, tables map[string]*transform.Table) ([]string, bool) {
+	return dueGroups(r.rules, r.managed, attrs, tables)
+}
+
+// parseGroupRules parses the policy's group rules for target once.
+func parseGroupRules(p *policy.Policy, target string) ([]groupRule, error) {
+	var out []groupRule
+	for _, gr := range p.GroupRules(target) {
+		t, err := transform.Parse(gr.Group)
+		if err != nil {
+			return nil, permanent("PolicyInvalid", fmt.Errorf("%s: group %q: %w", target, gr.Group, err))
+		}
+		out = append(out, groupRule{GroupRule: gr, tmpl: t})
+	}
+	return out, nil
+}
+
+// dueGroups renders the groups rules give a person (those matching
+// managed, when it is set): what reconciliation keeps and what the revoke
+// of a time-bound grant leaves alone. bad: a rule could not be evaluated.
+func dueGroups(rules []groupRule, managed []string, attrs map[string]string, tables map[string]*transform.Table) ([]string, bool) {
 	if len(attrs) == 0 {
 		return nil, true // published nothing yet
 	}
 	var out []string
 	env := &transform.Env{Attrs: attrs, Lookups: tables}
-	for _, gr := range r.rules {
+	for _, gr := range rules {
 		if gr.When != "" {
 			ok, err := policy.EvalCondition(gr.When, attrs)
 			if err != nil {
@@ -448,11 +469,35 @@ func (r *reconciler) due(attrs map[string]string, tables map[string]*transform.T
 		if err != nil {
 			return nil, true
 		}
-		if v != "" && policy.MatchGroup(r.managed, v) && !slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, v) }) {
+		if v != "" && (managed == nil || policy.MatchGroup(managed, v)) && !slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, v) }) {
 			out = append(out, v)
 		}
 	}
 	return out, false
+}
+
+// loadGrants reads the time-bound grants in force in the target: a
+// member by grant is no drift until the grant expires.
+func (r *reconciler) loadGrants(ctx context.Context) error {
+	gd, ok := r.a.cfg.Directory.(GrantDirectory)
+	if !ok {
+		return nil
+	}
+	grants, err := gd.ActiveGrants(ctx)
+	if err != nil {
+		return toTemporal(fmt.Errorf("reconcile: access grants: %w", err))
+	}
+	r.granted = map[string]bool{}
+	for _, g := range grants {
+		if g.Target == r.in.Target {
+			r.granted[grantKey(g.EmployeeID, g.Group)] = true
+		}
+	}
+	return nil
+}
+
+func grantKey(employeeID, group string) string {
+	return strings.ToLower(employeeID) + "\x00" + strings.ToLower(group)
 }
 
 // readGroups pages through the target's groups and, for managed ones
@@ -601,7 +646,7 @@ func (r *reconciler) drift(ctx context.Context, c any, p *person, accountID stri
 		}
 	}
 	for _, gid := range slices.Sorted(maps.Keys(current)) {
-		if !due[gid] {
+		if !due[gid] && !r.granted[grantKey(p.id, r.groupName(gid))] {
 			r.res.Counts.ExtraFound++
 			ops = append(ops, membershipOp{groupID: gid, group: r.groupName(gid), accountID: accountID, employeeID: p.id})
 		}

@@ -192,11 +192,13 @@ const (
 	StateAborted            = "Aborted"
 	StateIdle               = "Idle"     // identity workflow with nothing to do
 	StateRetrying           = "Retrying" // a source poller whose last poll failed
+	// StateGranted: an access request's grant is in place until its expiry.
+	StateGranted = "Granted"
 )
 
 // States lists every JmlState value, for checking what a user typed.
 var States = []string{StateWaiting, StateRunning, StateNeedsAttention, StateBlocked, StateCompleted,
-	StateCompletedWithSkips, StateAborted, StateIdle, StateRetrying}
+	StateCompletedWithSkips, StateAborted, StateIdle, StateRetrying, StateGranted}
 
 // IdentityMemoKey is the memo key under which an Identity workflow
 // publishes its IdentityRecord (workflows.PublishIdentity, read by
@@ -216,3 +218,45 @@ const (
 	AccountActive   = "active"
 	AccountDisabled = "disabled"
 )
+
+// Access requests (docs/approvals.md): one AccessRequest workflow per
+// request, ID "request/<id>": approval, grant, a durable expiry, revoke.
+const (
+	AccessRequestWorkflowName = "AccessRequest"
+	// JmlEvent of an access request run.
+	EventRequest = "request"
+	// ApprovalWorkflowName is an approval step of a lifecycle run, run as
+	// its child "approval/<run>/<step>"; JmlEvent approval.
+	ApprovalWorkflowName = "Approval"
+	EventApproval        = "approval"
+
+	// UpdateDecide is an approver's answer (arg: workflows.ApprovalDecision;
+	// result: a one-line answer). The same update serves the e-mail link,
+	// `starter approve|deny` and the Web UI.
+	UpdateDecide = "Decide"
+	// UpdateExtend asks for a longer grant (arg: workflows.ExtendRequest):
+	// a new approval round; the grant stays until its current expiry if
+	// it is denied.
+	UpdateExtend = "Extend"
+	// UpdateRevoke ends a grant now (arg: workflows.RevokeRequest).
+	UpdateRevoke = "Revoke"
+	// SignalRevokeGrants: the person left; revoke at once (arg: reason).
+	SignalRevokeGrants = "revoke-grants"
+	// QueryRequest returns workflows.RequestStatus.
+	QueryRequest = "request"
+	// GrantMemoKey holds the grant of an AccessRequest in state Granted
+	// (workflows.Grant), for reconciliation and overlapping grants.
+	GrantMemoKey = "jml.grant"
+)
+
+const requestPrefix = "request/"
+
+// RequestWorkflowID is the ID of an access request's workflow.
+func RequestWorkflowID(id string) string {
+	return requestPrefix + strings.TrimPrefix(id, requestPrefix)
+}
+
+// RequestIDOf is the request ID a workflow ID names.
+func RequestIDOf(workflowID string) (string, bool) {
+	return strings.CutPrefix(workflowID, requestPrefix)
+}

@@ -18,8 +18,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/policy"
@@ -68,6 +70,15 @@ type Config struct {
 	// Client; none without a Client): an ID another person's event used is
 	// refused (409) with nothing started.
 	Claim func(ctx context.Context, ev hr.Event) error
+
+	// Directory resolves the person of an access request (POST
+	// /v1/requests; default: the identity workflows through Client,
+	// decoded with DataConverter).
+	Directory     activities.Directory
+	DataConverter converter.DataConverter
+	// ApprovalKey (JML_APPROVAL_KEY) verifies the approval links of
+	// GET/POST /v1/approvals; nil: links are refused.
+	ApprovalKey []byte
 }
 
 // parser turns a body into events; one per payload shape.
@@ -84,6 +95,9 @@ type server struct {
 //	POST /v1/events            jml's JSON event
 //	POST /v1/events/workday    Workday-style business process message
 //	POST /v1/events/bamboohr   BambooHR field-based webhook
+//	POST /v1/requests          an access request (docs/approvals.md)
+//	GET  /v1/approvals?t=…     an approval link: what is asked, two buttons
+//	POST /v1/approvals         the answer (form: t, decision, reason)
 //	GET  /healthz              the process is up
 //	GET  /readyz               Temporal answers
 //	GET  /metrics              Prometheus metrics
@@ -112,6 +126,12 @@ func New(cfg Config) http.Handler {
 	if c := cfg.Client; c != nil && cfg.Holder == nil {
 		cfg.Holder = func(ctx context.Context, id string) (string, error) { return Holder(ctx, c, id) }
 	}
+	if c := cfg.Client; c != nil && cfg.Directory == nil {
+		cfg.Directory = activities.TemporalDirectory{Client: c, DataConverter: cfg.DataConverter}
+	}
+	if cfg.Policy == nil {
+		cfg.Policy = &policy.Policy{}
+	}
 	own := cfg.Registry == nil
 	if own {
 		cfg.Registry = prometheus.NewRegistry()
@@ -125,6 +145,9 @@ func New(cfg Config) http.Handler {
 	mux.Handle("POST /v1/events", s.events("api", ours, false))
 	mux.Handle("POST /v1/events/workday", s.events("workday", hr.ParseWorkday, false))
 	mux.Handle("POST /v1/events/bamboohr", s.events("bamboohr", hr.ParseBambooHR, true))
+	mux.HandleFunc("POST /v1/requests", s.requests)
+	mux.HandleFunc("GET /v1/approvals", s.approvalForm)
+	mux.HandleFunc("POST /v1/approvals", s.approvalDecide)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -25,11 +25,14 @@ const (
 	ActionResetPassword       = connectors.ActionResetPassword
 	ActionSendRESTRequest     = connectors.ActionSendRESTRequest
 	ActionNotify              = connectors.ActionNotify
+	// ActionApproval waits for people's approval (docs/approvals.md); a
+	// denial ends the run.
+	ActionApproval = "approval"
 )
 
 // Actions lists every action name in documentation order.
 var actions = []string{ActionSyncIdentity, ActionManageRelationships, ActionDeprovisionIdentity,
-	ActionDeleteIdentity, ActionCreateEntitlement, ActionResetPassword, ActionSendRESTRequest, ActionNotify}
+	ActionDeleteIdentity, ActionCreateEntitlement, ActionResetPassword, ActionSendRESTRequest, ActionNotify, ActionApproval}
 
 // stepAction is an action set on a step: its name, target and fields.
 type stepAction struct {
@@ -59,6 +62,7 @@ func setActions(s Step) []stepAction {
 	add(s.CreateEntitlement != nil, ActionCreateEntitlement, get(s.CreateEntitlement, func(a *CreateEntitlement) string { return a.Target }), s.CreateEntitlement)
 	add(s.ResetPassword != nil, ActionResetPassword, get(s.ResetPassword, func(a *ResetPassword) string { return a.Target }), s.ResetPassword)
 	add(s.SendRESTRequest != nil, ActionSendRESTRequest, get(s.SendRESTRequest, func(a *RESTRequest) string { return a.Target }), s.SendRESTRequest)
+	add(s.Approval != nil, ActionApproval, "", s.Approval)
 	add(s.Notify != nil, ActionNotify, get(s.Notify, func(a *RESTRequest) string { return a.Target }), (*notifySpec)(s.Notify))
 	return out
 }

@@ -46,6 +46,8 @@ type Policy struct {
 	Import ImportMapping `yaml:"import" json:"import,omitempty"`
 	// Sources are systems jml polls for HR changes, by name (docs/sources.md).
 	Sources map[string]Source `yaml:"sources" json:"sources,omitempty"`
+	// Approvals configures access requests (policy/approvals.go).
+	Approvals Approvals `yaml:"approvals" json:"approvals,omitzero"`
 }
 
 // Target is one system jml provisions into. Secrets are never in the file:
@@ -167,6 +169,8 @@ type Step struct {
 	ResetPassword       *ResetPassword       `yaml:"reset_password" json:"reset_password,omitempty"`
 	SendRESTRequest     *RESTRequest         `yaml:"send_rest_request" json:"send_rest_request,omitempty"`
 	Notify              *RESTRequest         `yaml:"notify" json:"notify,omitempty"`
+	// Approval waits for approval before the steps after it (policy/approvals.go).
+	Approval *Approval `yaml:"approval" json:"approval,omitempty"`
 }
 
 // SyncIdentity is SYNC_IDENTITIES.

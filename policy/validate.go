@@ -58,6 +58,7 @@ func (c *checker) validate(p *Policy) {
 	c.validatePasswordSyncGroups(p)
 	c.validateReconcile(p)
 	c.validateSources(p, tables)
+	c.validateApprovals(p)
 }
 
 func keys(m map[string]string) map[string]bool {

@@ -51,6 +51,13 @@ func commands() map[string]command {
 		"reconcile": runReconcile,
 		"sources":   runSources,
 		"targets":   runTargets,
+
+		"request":  runRequest,
+		"requests": runRequests,
+		"approve":  decideCommand(true),
+		"deny":     decideCommand(false),
+		"extend":   runExtend,
+		"revoke":   runRevoke,
 	}
 }
 
@@ -127,6 +134,12 @@ commands:
   health --url URL              probe a health endpoint (container health checks)
   password status ID [--json]   a password sync change (POST /v1/password-changes): state and each account's result
   sources [poll|release|discard NAME]  sources of identity: state, cursor, events emitted; poll now; decide a Blocked poll
+  request EMPLOYEE_ID --grant group:NAME@TARGET --for 8h --reason R  ask for time-bound access (an approval, then a grant that expires)
+  requests                      open access requests and the grants in force
+  approve REQUEST_ID --reason R [--as APPROVER]  approve an access request (see starter status request/ID)
+  deny REQUEST_ID --reason R [--as APPROVER]  deny an access request
+  extend REQUEST_ID --for 4h --reason R  ask to extend a grant (a new approval)
+  revoke REQUEST_ID --reason R  end a grant now (or withdraw a request still waiting)
 
 Operator commands take --json for scripts, --reason R and --as NAME (default $USER@host), recorded in the run.
 starter COMMAND --help prints a command's flags.

@@ -87,8 +87,22 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 2
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: starter status EMPLOYEE_ID [--json] [--run WORKFLOW_ID]")
+		fmt.Fprintln(stderr, "usage: starter status EMPLOYEE_ID|request/REQUEST_ID [--json] [--run WORKFLOW_ID]")
 		return 2
+	}
+	if _, ok := contract.RequestIDOf(pos[0]); ok || strings.HasPrefix(pos[0], approvalPrefix) {
+		return withClient(ctx, stderr, func(ctx context.Context, c client.Client) int {
+			st, err := requestStatus(ctx, c, pos[0])
+			if err != nil {
+				fmt.Fprintf(stderr, "starter status: %v\n", err)
+				return 1
+			}
+			if *f.jsonOut {
+				return printJSON(stdout, st)
+			}
+			printRequest(stdout, st)
+			return 0
+		})
 	}
 	return withClient(ctx, stderr, func(ctx context.Context, c client.Client) int {
 		st, err := status(ctx, c, pos[0], *f.run)

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/approval"
 	"github.com/jml-dev/jml/codec"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/internal/temporalenv"
@@ -105,7 +106,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	defer c.Close()
-	cfg.Client = c
+	cfg.Client, cfg.DataConverter = c, opts.DataConverter
+	// Approval links (GET/POST /v1/approvals) are checked with the key the
+	// workers sign them with; it stays in this process's memory.
+	if v := os.Getenv(approval.KeyEnv); v != "" {
+		if cfg.ApprovalKey, err = approval.Key(v); err != nil {
+			fmt.Fprintf(stderr, "starter serve: %v\n", err)
+			return 2
+		}
+	} else if cfg.Policy != nil && cfg.Policy.Approvals.LinkURL != "" {
+		logger.Warn("approvals.link_url is set but " + approval.KeyEnv + " is not: approval links are refused")
+	}
 	// The intake starts identity workflows with JmlEmployeeId: register
 	// jml's search attributes, or stop with the commands that do. Temporal
 	// down is no reason to stop (the intake answers 503 until it is back):

@@ -17,11 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/approval"
 	"github.com/jml-dev/jml/codec"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/devstack"
@@ -350,7 +352,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	}
 
 	if intakeLn != nil {
-		stopIntake := serveIntake(intakeLn, c, pol, pwHandler, getenv, log)
+		stopIntake := serveIntake(intakeLn, c, pol, pwHandler, codec.DataConverter(pc), getenv, log)
 		front = append(front, stopIntake)
 		fmt.Fprintf(stdout, "HR event intake:   http://%s/v1/events\n", intakeLn.Addr())
 	}
@@ -410,13 +412,18 @@ func startDevStack(ctx context.Context, cfg config, codecURL string, log *zap.Lo
 }
 
 // serveIntake serves the HR event intake (and the password changes).
-func serveIntake(ln net.Listener, c client.Client, pol *policy.Policy, pw http.Handler, getenv func(string) string, log *zap.Logger) func() {
+func serveIntake(ln net.Listener, c client.Client, pol *policy.Policy, pw http.Handler, dc converter.DataConverter, getenv func(string) string, log *zap.Logger) func() {
 	mux := http.NewServeMux()
+	// Approval links are checked with the key this process signs them with
+	// (unset or too short: links are refused).
+	key, _ := approval.Key(getenv(approval.KeyEnv))
 	mux.Handle("/", intake.New(intake.Config{
-		Client:      c,
-		Policy:      pol,
-		HMACSecret:  getenv("JML_INTAKE_HMAC_SECRET"),
-		BearerToken: getenv("JML_INTAKE_TOKEN"),
+		Client:        c,
+		Policy:        pol,
+		DataConverter: dc,
+		ApprovalKey:   key,
+		HMACSecret:    getenv("JML_INTAKE_HMAC_SECRET"),
+		BearerToken:   getenv("JML_INTAKE_TOKEN"),
 		// The dev stack accepts unsigned events so the quick start needs no secret.
 		AllowUnauthenticated: getenv("JML_INTAKE_HMAC_SECRET") == "" && getenv("JML_INTAKE_TOKEN") == "",
 		Logger:               log.Named("intake"),

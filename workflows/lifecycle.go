@@ -632,6 +632,9 @@ func (r *lifecycle) row(name string) *StepInfo {
 }
 
 func (r *lifecycle) run(ctx workflow.Context) error {
+	if r.in.Kind == policy.KindLeaver && workflow.GetVersion(ctx, "revoke-grants", workflow.DefaultVersion, 1) == 1 {
+		r.revokeGrants(ctx)
+	}
 	for _, st := range r.plan.Steps {
 		if st.Traits().Notification && !st.OnCompleted || st.SkipReason != "" {
 			continue
@@ -659,6 +662,13 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			if r.state == contract.StateAborted {
 				return nil
 			}
+		}
+		if st.Action == policy.ActionApproval {
+			approved, err := r.approval(ctx, st, row)
+			if err != nil || !approved && r.state == contract.StateAborted {
+				return err
+			}
+			continue
 		}
 		for {
 			row.State, row.Time = StepRunning, workflow.Now(ctx)
@@ -1255,5 +1265,95 @@ func (r *lifecycle) rollback(ctx workflow.Context) {
 		}
 		row.State, row.Note = StepDone, "rolled back: "+res.Note
 		r.made = append(r.made, fmt.Sprintf("rollback: account %s in %s disabled, groups dropped", r.accounts[target], target))
+	}
+}
+
+// stepRevokeGrants is the leaver's pseudo-step that ends the person's
+// time-bound access grants (access requests), first and at once.
+const stepRevokeGrants = "requests.revoke"
+
+// revokeGrants signals every open access request of the person and waits
+// until each has revoked its grant (read back at the target) or stopped
+// asking. A failure is shown in the step table; the leaver goes on (its
+// own steps deprovision the accounts).
+func (r *lifecycle) revokeGrants(ctx workflow.Context) {
+	var a *activities.Activities
+	r.steps = append([]StepInfo{{Name: stepRevokeGrants, Action: stepRevokeGrants, State: StepRunning, Attempts: 1,
+		Time: workflow.Now(ctx)}}, r.steps...)
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{ActivityID: stepRevokeGrants,
+		Summary: "revoke time-bound access grants", StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute,
+		RetryPolicy: &stepRetry})
+	var n int
+	err := workflow.ExecuteActivity(actx, a.RevokeGrantsOf, r.in.EmployeeID).Get(ctx, &n)
+	row := r.row(stepRevokeGrants)
+	row.Time = workflow.Now(ctx)
+	if err != nil {
+		row.State, row.LastError = StepFailed, errorText(err)
+		return
+	}
+	row.State, row.Note = StepDone, fmt.Sprintf("%d access request(s) revoked", n)
+}
+
+// approval runs an approval step: an Approval child workflow asks, reminds,
+// escalates and times out; the run waits (Waiting) for its answer. Approved,
+// the run goes on; denied, it ends Aborted with the denial recorded; when
+// no approver can be found (or the child fails) an operator decides, as for
+// a failed step (RetryStep asks again).
+func (r *lifecycle) approval(ctx workflow.Context, st activities.PlannedStep, row *StepInfo) (bool, error) {
+	run := workflow.GetInfo(ctx).WorkflowExecution.ID
+	for {
+		r.releaseSecrets(ctx)
+		r.execs[st.Name]++
+		wid := "approval/" + run + "/" + st.Name
+		if n := r.execs[st.Name]; n > 1 {
+			wid += fmt.Sprintf("#%d", n)
+		}
+		row.State, row.Time, row.Note = StepRunning, workflow.Now(ctx), "waiting for approval: "+wid
+		row.Attempts++
+		r.setState(ctx, contract.StateWaiting, "")
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: wid,
+			StaticSummary: "approval before the rest of " + run})
+		in := activities.ApprovalInput{EmployeeID: r.in.EmployeeID, Attributes: r.attrs, Spec: *st.Spec.Approval, Run: run,
+			What: fmt.Sprintf("approval of the %s run of %s to go on (step %s)", r.in.Kind, r.in.EmployeeID, st.Name)}
+		var res RequestStatus
+		err := workflow.ExecuteChildWorkflow(cctx, contract.ApprovalWorkflowName, in).Get(ctx, &res)
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		r.setState(ctx, contract.StateRunning, "")
+		now := workflow.Now(ctx)
+		var last ApprovalDecision
+		if n := len(res.Decisions); n > 0 {
+			last = res.Decisions[n-1]
+		}
+		switch {
+		case err == nil && res.Outcome == OutcomeApproved:
+			row.State, row.Time, row.Note = StepDone, now, fmt.Sprintf("approved (%d of %d), last by %s via %s", res.Approvals, res.Quorum, last.Approver, last.Via)
+			return true, nil
+		case err == nil && res.Outcome == OutcomeDenied:
+			d := Decision{Update: "Denied", Step: st.Name, Operator: last.Approver, Reason: last.Reason, Time: now}
+			if last.Approver == "" {
+				d.Operator, d.Reason = "jml", res.Note
+			}
+			row.State, row.Time, row.Decision = StepAborted, now, &d
+			r.decisions = append(r.decisions, d)
+			r.setState(ctx, contract.StateAborted, "")
+			r.notify(ctx, notice{outcome: contract.OnAborted, step: st.Name, err: "approval denied"},
+				func(p activities.PlannedStep) bool { return p.OnAborted })
+			return false, nil
+		}
+		reason := res.Note
+		if err != nil {
+			reason = errorText(err)
+		}
+		row.State, row.LastError, row.Time = StepFailed, "approval: "+reason, now
+		d, err := r.waitForOperator(ctx, st, contract.StateNeedsAttention, row.LastError)
+		if err != nil || d.update == contract.UpdateAbort {
+			return false, err
+		}
+		if d.update == contract.UpdateSkipStep {
+			r.skip(ctx, row, d)
+			return true, nil
+		}
 	}
 }
