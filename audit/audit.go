@@ -98,15 +98,15 @@ type Record struct {
 	Key string `json:"key"`
 	// Time is when the effect or decision happened (the run's clock);
 	// RecordedAt when the store took it.
-	Time       time.Time `json:"time"`
-	RecordedAt time.Time `json:"recorded_at"`
-	EmployeeID string    `json:"employee_id,omitempty"`
-	Action     string    `json:"action"`
-	Target     string    `json:"target,omitempty"`
-	AccountID  string    `json:"account_id,omitempty"`
-	Group      string    `json:"group,omitempty"`
+	Time       time.Time         `json:"time"`
+	RecordedAt time.Time         `json:"recorded_at"`
+	EmployeeID string            `json:"employee_id,omitempty"`
+	Action     string            `json:"action"`
+	Target     string            `json:"target,omitempty"`
+	AccountID  string            `json:"account_id,omitempty"`
+	Group      string            `json:"group,omitempty"`
 	Attributes map[string]string `json:"attributes,omitempty"`
-	Detail     string    `json:"detail,omitempty"`
+	Detail     string            `json:"detail,omitempty"`
 	// Kind is the run's kind (joiner, mover, leaver, source, reconcile).
 	Kind string `json:"kind,omitempty"`
 	// EventID and EffectiveAt are the HR event's; EffectiveAt is its
