@@ -46,6 +46,26 @@ type Policy struct {
 	Import ImportMapping `yaml:"import" json:"import,omitempty"`
 	// Sources are systems jml polls for HR changes, by name (docs/sources.md).
 	Sources map[string]Source `yaml:"sources" json:"sources,omitempty"`
+	// Audit is what the audit trail records beyond its defaults (docs/audit.md).
+	Audit Audit `yaml:"audit" json:"audit,omitzero"`
+}
+
+// Audit configures the audit trail. By default an account update records
+// the names of the attributes written, never their values.
+type Audit struct {
+	// Attributes are the attributes whose new values an update records
+	// (department, title, manager): the ones an auditor needs to see.
+	Attributes []string `yaml:"attributes" json:"attributes,omitempty"`
+}
+
+// Auditable reports whether attr's value may go into an audit record.
+func (a Audit) Auditable(attr string) bool {
+	for _, x := range a.Attributes {
+		if x == attr {
+			return true
+		}
+	}
+	return false
 }
 
 // Target is one system jml provisions into. Secrets are never in the file:
