@@ -261,7 +261,7 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		res.Secrets = map[string]SecretRef{res.EntityType + ".password": {Handle: h, Target: spec.Target, AccountID: acct.ID}}
 		res.Queue = a.cfg.HostQueue
 	}
-	res.Effects = append(in.Step.AuditEffects(StepResult{AccountID: res.AccountID, Correlation: res.Correlation, Note: res.Note, Secrets: res.Secrets}), updated...)
+	res.Effects = append(in.Step.AuditEffects(StepResult{AccountID: res.AccountID, Identifier: res.Identifier, Correlation: res.Correlation, Note: res.Note, Secrets: res.Secrets}), updated...)
 	a.log.Info("step done", zap.String("step", in.Step.Name), zap.String("target", spec.Target),
 		zap.String("correlation", res.Correlation), zap.String("note", res.Note))
 	return res, nil

@@ -49,14 +49,18 @@ func (s PlannedStep) AuditEffects(res StepResult) []audit.Effect {
 	var out []audit.Effect
 	switch s.Action {
 	case policy.ActionSyncIdentity:
+		action := audit.AccountLinked
 		switch res.Correlation {
 		case Created:
-			out = append(out, acct(audit.AccountCreated))
+			action = audit.AccountCreated
 		case Adopted:
-			out = append(out, acct(audit.AccountAdopted))
-		default:
-			out = append(out, acct(audit.AccountLinked))
+			action = audit.AccountAdopted
 		}
+		e := acct(action)
+		if res.Identifier != "" {
+			e.Detail += "; identifier " + res.Identifier // the name the leavers report lists
+		}
+		out = append(out, e)
 		out = append(out, s.passwordSet(res)...)
 	case policy.ActionDeprovisionIdentity:
 		if res.AccountID == "" || res.Note == NoteNoAccount {

@@ -45,6 +45,7 @@ func commands() map[string]command {
 		"health":   runHealth,
 		"password": runPassword,
 
+		"audit":     runAudit,
 		"reconcile": runReconcile,
 		"sources":   runSources,
 		"targets":   runTargets,
@@ -121,6 +122,7 @@ commands:
   health --url URL              probe a health endpoint (container health checks)
   password status ID [--json]   a password sync change (POST /v1/password-changes): state and each account's result
   sources [poll|release|discard NAME]  sources of identity: state, cursor, events emitted; poll now; decide a Blocked poll
+  audit person|leavers|access|verify|export|purge  the audit trail (docs/audit.md): a person's timeline, the leavers SLA report, who got a group, the hash chain
 
 Operator commands take --json for scripts, --reason R and --as NAME (default $USER@host), recorded in the run.
 starter COMMAND --help prints a command's flags.

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -448,4 +449,16 @@ func (s *Store) Purge(ctx context.Context, before time.Time, key string) (int64,
 	_, err = s.Append(ctx, []audit.Record{{Key: key, Time: s.now(), Action: "audit.purged", Actor: audit.ActorJML,
 		Detail: fmt.Sprintf("retention: %d record(s) before %s removed; the chain now starts after record %d (hash %s)", n, fmtTime(before), last.seq, last.hash)}})
 	return n, err
+}
+
+// Redact is dsn without its password, for logs and messages.
+func Redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
 }
