@@ -64,13 +64,15 @@ type LeaversReport struct {
 	StillActive  []LeaverAccount `json:"still_active"`
 }
 
-// Leavers computes the leavers report from the trail (every record, in
-// chain order): each leaver run started for an event effective at or
+// Leavers computes the leavers report from the trail: each leaver run started for an event effective at or
 // after since, the accounts the person had then (created, adopted or
 // linked before, not deleted), and for each the first record that it read
 // back disabled or deleted. now decides whether an account still active
 // is past its SLA.
 func Leavers(recs []Record, since time.Time, sla time.Duration, now time.Time) LeaversReport {
+	// A run's records land in the order the store takes them, which a
+	// store outage can shuffle: what happened first is told by Time.
+	recs = Timeline(recs)
 	rep := LeaversReport{Since: since, SLA: sla, Breaches: []LeaverAccount{}, StillActive: []LeaverAccount{}, Terminations: []Termination{}}
 	var lat []time.Duration
 	for i, start := range recs {
