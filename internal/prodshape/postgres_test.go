@@ -45,6 +45,8 @@ type pgCluster struct {
 	port     int
 	cred     *syscall.Credential // run as postgres when we are root
 	password string              // of role temporal
+	// auditOnce creates the audit store's role (auditDB).
+	auditOnce sync.Once
 }
 
 func startPostgres(t *testing.T) *pgCluster {
