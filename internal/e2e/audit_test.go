@@ -26,6 +26,7 @@ import (
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
+	"github.com/jml-dev/jml/workflows"
 )
 
 // gatedStore is the audit store with an off switch (the store is down:
@@ -130,7 +131,7 @@ func TestAuditTrailOutlivesTemporal(t *testing.T) {
 		return hr.Event{EventID: p["employee_id"] + "-chg", Type: hr.Change,
 			Employee: map[string]string{"employee_id": p["employee_id"], "department": "sales"}}
 	})
-	s.waitStatus(t, emps, contract.StatusActive)
+	waitAll(t, s, emps, contract.StatusActive)
 	byUser := map[string]connectors.Account{}
 	accts, _, err := sc.ListAccounts(ctx, "", 1000)
 	require.NoError(t, err)
@@ -173,7 +174,7 @@ func TestAuditTrailOutlivesTemporal(t *testing.T) {
 			rest = append(rest, e)
 		}
 	}
-	s.waitStatus(t, rest, contract.StatusDeprovisioned)
+	waitAll(t, s, rest, contract.StatusDeprovisioned)
 	termDone := time.Now()
 	assert.Positive(t, gs.refused.Load(), "the store was asked while down")
 	assert.Positive(t, gs.crashes.Load(), "writes crashed after their commit")
@@ -328,6 +329,34 @@ func assertNoPasswordsIn(t *testing.T, dir string, recs []audit.Record, pws []st
 	}
 	assert.Zero(t, found, "password occurrences in the audit store")
 	t.Logf("scanned %d bytes of audit store for %d passwords", blob.Len(), len(pws))
+}
+
+// waitAll waits until every person's identity is in status with nothing
+// running or pending: like stack.waitStatus, with time for 300 people on
+// a busy machine, and progress in the log.
+func waitAll(t *testing.T, s *stack, emps []string, status string) {
+	t.Helper()
+	ctx := context.Background()
+	left := slices.Clone(emps)
+	deadline := time.Now().Add(20 * time.Minute)
+	for len(left) > 0 {
+		left = slices.DeleteFunc(left, func(e string) bool {
+			v, err := s.c.QueryWorkflow(ctx, contract.IdentityWorkflowID(e), "", contract.QueryCurrent)
+			if err != nil {
+				return false
+			}
+			var cr workflows.CurrentRun
+			return v.Get(&cr) == nil && cr.Status == status && cr.WorkflowID == "" && len(cr.Pending) == 0
+		})
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d people not %s after 20 minutes, e.g. %s", len(left), len(emps), status, left[0])
+		}
+		t.Logf("%d of %d people not yet %s", len(left), len(emps), status)
+		time.Sleep(5 * time.Second)
+	}
 }
 
 // deleteAllExecutions deletes every workflow execution (open ones are
