@@ -161,11 +161,16 @@ func (r *lifecycle) endAudit(ctx workflow.Context) {
 	if !r.audit.on {
 		return
 	}
-	action := audit.RunCompleted
-	if r.state == contract.StateAborted {
+	action, detail := audit.RunCompleted, r.state
+	switch {
+	case ctx.Err() != nil:
+		action, detail = audit.RunAborted, "canceled"
+	case r.state == contract.StateAborted:
 		action = audit.RunAborted
+	case !completed(r.state):
+		action = "run.failed"
 	}
-	r.emit(ctx, audit.Record{Action: action, Detail: r.state})
+	r.emit(ctx, audit.Record{Action: action, Detail: detail})
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	for _, f := range r.audit.sent {
 		_ = f.Get(dctx, nil) // unlimited retries: only a terminated run gives up
