@@ -312,7 +312,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		Identity: workerIdentity(ver), BuildID: bid, WorkerStopTimeout: cfg.shutdownGrace,
 		Interceptors: []interceptor.WorkerInterceptor{jmlMetrics.Interceptor()}})
 	workflows.Register(w, acts)
-	startSources(ctx, w, c, pol, codec.DataConverter(pc), getenv, cfg.dev, log.Named("sources"))
+	startSources(ctx, w, c, pol, codec.DataConverter(pc), getenv, cfg.dev, auditStore != nil, log.Named("sources"))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

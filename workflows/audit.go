@@ -3,6 +3,8 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,17 +92,94 @@ func (r *lifecycle) emit(ctx workflow.Context, recs ...audit.Record) {
 }
 
 func (r *lifecycle) send(ctx workflow.Context, recs []audit.Record) {
+	r.audit.sent = append(r.audit.sent, scheduleAudit(ctx, fmt.Sprintf("audit.%d", len(r.audit.sent)+1), recs))
+}
+
+// scheduleAudit schedules one RecordAudit for recs (keys set), retried
+// until the store takes them; the caller waits for the future before its
+// workflow closes or continues as new.
+func scheduleAudit(ctx workflow.Context, id string, recs []audit.Record) workflow.Future {
 	var a *activities.Activities
 	// Disconnected: a canceled run still records what it did.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	actx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
-		ActivityID:          fmt.Sprintf("audit.%d", len(r.audit.sent)+1),
+		ActivityID:          id,
 		Summary:             "audit: " + recs[0].Action,
 		TaskQueue:           contract.TaskQueue,
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &auditRetry,
 	})
-	r.audit.sent = append(r.audit.sent, workflow.ExecuteActivity(actx, a.RecordAudit, recs))
+	return workflow.ExecuteActivity(actx, a.RecordAudit, recs)
+}
+
+// sourceAudit is a source poller's audit trail: polls applied, held for
+// an operator or discarded, and the operators' decisions. It records when
+// the worker that ran the poll has an audit store (SourcePollResult.Audit)
+// and the run is on the "source-audit" version (histories without the
+// marker replay without RecordAudit; the guard can go once no poller run
+// started before 2026-12-07 is open: pollers continue as new after every
+// applied poll, so within a poll interval of the upgrade, except a
+// Blocked one).
+type sourceAudit struct {
+	decided, on bool
+	n           int
+	sent        []workflow.Future
+}
+
+func (a *sourceAudit) decide(ctx workflow.Context, res SourcePollResult) {
+	if !a.decided && res.Audit {
+		a.decided = true
+		a.on = workflow.GetVersion(ctx, "source-audit", workflow.DefaultVersion, 1) == 1
+	}
+}
+
+func (a *sourceAudit) emit(ctx workflow.Context, source string, recs ...audit.Record) {
+	if !a.on {
+		return
+	}
+	info := workflow.GetInfo(ctx)
+	a.n++
+	for i := range recs {
+		rec := &recs[i]
+		rec.Key = fmt.Sprintf("%s/%s/%d/%d", info.WorkflowExecution.ID, info.WorkflowExecution.RunID, a.n, i)
+		rec.Time, rec.Kind, rec.Target = workflow.Now(ctx), "source", source
+		rec.WorkflowID, rec.RunID = info.WorkflowExecution.ID, info.WorkflowExecution.RunID
+		if rec.Actor == "" {
+			rec.Actor = audit.ActorJML
+		}
+	}
+	a.sent = append(a.sent, scheduleAudit(ctx, fmt.Sprintf("audit.%d", a.n), recs))
+}
+
+// wait waits until the store has every record of the run.
+func (a *sourceAudit) wait(ctx workflow.Context) {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	for _, f := range a.sent {
+		_ = f.Get(dctx, nil)
+	}
+	a.sent = nil
+}
+
+// pollRecord is what a poll did, as one audit record.
+func pollRecord(res SourcePollResult) []audit.Record {
+	switch {
+	case res.Blocked != nil:
+		b := res.Blocked
+		return []audit.Record{{Action: audit.SourceHeld, Detail: fmt.Sprintf(
+			"poll %s would terminate %d of %d people (%.1f %% > %.1f %%); %d hires and %d changes wait with it",
+			b.Digest, b.Terminate, b.Known, b.Percent, b.Limit, b.Hire, b.Change)}}
+	case res.Discarded:
+		return []audit.Record{{Action: audit.SourceDiscarded, Detail: "nothing delivered"}}
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(res.Emitted)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, res.Emitted[k]))
+	}
+	recs := []audit.Record{{Action: audit.SourceApplied, Detail: fmt.Sprintf("%d people; events: %s", res.People, strings.Join(parts, ", "))}}
+	if res.HeldBack > 0 {
+		recs = append(recs, audit.Record{Action: audit.SourceDiscarded, Detail: fmt.Sprintf("%d terminations held back (discarded by an operator)", res.HeldBack)})
+	}
+	return recs
 }
 
 // auditStep records what a step that succeeded did.

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/audit"
@@ -136,4 +137,41 @@ func TestNoAuditStoreNoRecords(t *testing.T) {
 		Attributes: withID(alice), HostQueues: true, Version: workflows.IdentityVersion})
 	require.NoError(t, f.env.GetWorkflowError())
 	assert.Zero(t, recorded)
+}
+
+// TestSourcePollerRecordsPolls: a poll held for an operator, the
+// operator's release (with the reason) and the applied poll are recorded,
+// and the poller waits for its records before it continues as new.
+func TestSourcePollerRecordsPolls(t *testing.T) {
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.SourcePoller, workflow.RegisterOptions{Name: contract.SourcePollerWorkflowName})
+	store := &memAudit{keys: map[string]bool{}}
+	env.RegisterActivity(activities.New(activities.Config{Audit: store}).RecordAudit)
+	polls := 0
+	env.RegisterActivityWithOptions(func(_ context.Context, in workflows.SourcePollInput) (workflows.SourcePollResult, error) {
+		polls++
+		if in.Release == "" {
+			return workflows.SourcePollResult{Audit: true, Blocked: &workflows.SourceBlock{Digest: "d1", Terminate: 40, Known: 100, Percent: 40, Limit: 10}}, nil
+		}
+		return workflows.SourcePollResult{Audit: true, People: 60, Emitted: map[string]int{"terminate": 40}}, nil
+	}, activity.RegisterOptions{Name: contract.SourcePollActivityName})
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(contract.UpdateSourceRelease, "r1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("release rejected: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, workflows.SourceDecision{Digest: "d1", Reason: "reorg confirmed by HR"})
+	}, time.Minute)
+	env.ExecuteWorkflow(contract.SourcePollerWorkflowName, workflows.SourcePollerInput{Source: "hr"})
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, env.GetWorkflowError(), &can)
+	assert.Equal(t, 2, polls)
+
+	got := store.actions()
+	require.Len(t, got[audit.SourceHeld], 1)
+	assert.Contains(t, got[audit.SourceHeld][0].Detail, "would terminate 40 of 100 people")
+	require.Len(t, got[audit.OperatorRelease], 1)
+	assert.Equal(t, "reorg confirmed by HR", got[audit.OperatorRelease][0].Reason)
+	require.Len(t, got[audit.SourceApplied], 1)
+	assert.Equal(t, "60 people; events: terminate 40", got[audit.SourceApplied][0].Detail)
+	assert.Equal(t, "hr", got[audit.SourceApplied][0].Target)
 }
