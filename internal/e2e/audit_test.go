@@ -163,7 +163,7 @@ func TestAuditTrailOutlivesTemporal(t *testing.T) {
 			}
 		}
 		return off >= n/2
-	}, 3*time.Minute, 200*time.Millisecond, "runs go on while the audit store is down")
+	}, 10*time.Minute, 200*time.Millisecond, "runs go on while the audit store is down")
 	disabled, err := st.Records(ctx, auditdb.Filter{Actions: []string{audit.AccountDisabled}})
 	require.NoError(t, err)
 	assert.Empty(t, disabled, "nothing reached the store while it was down")
