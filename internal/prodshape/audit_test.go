@@ -118,7 +118,9 @@ func checkAuditBulk(t *testing.T, dsn string, users []scimUser) {
 	t.Helper()
 	st := openAudit(t, dsn)
 	adopted := 0
-	defer func() { t.Logf("audit: %d of %d bulk accounts recorded as adopted after the SIGKILL", adopted, bulkHires) }()
+	defer func() {
+		t.Logf("audit: %d of %d bulk accounts recorded as adopted after the SIGKILL", adopted, bulkHires)
+	}()
 	for i := range bulkHires {
 		emp := fmt.Sprintf("B%03d", i)
 		name := strings.ToLower(bulkName(i) + "." + bulkLast + "@example.com")
