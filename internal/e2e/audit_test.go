@@ -352,7 +352,18 @@ func waitAll(t *testing.T, s *stack, emps []string, status string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d people not %s after 20 minutes, e.g. %s", len(left), len(emps), status, left[0])
+			// Say where the first one is: its identity and its current run.
+			var cr workflows.CurrentRun
+			if v, err := s.c.QueryWorkflow(ctx, contract.IdentityWorkflowID(left[0]), "", contract.QueryCurrent); err == nil {
+				_ = v.Get(&cr)
+			}
+			var rows []workflows.StepInfo
+			if cr.WorkflowID != "" {
+				if v, err := s.c.QueryWorkflow(ctx, cr.WorkflowID, "", contract.QuerySteps); err == nil {
+					_ = v.Get(&rows)
+				}
+			}
+			t.Fatalf("%d of %d people not %s after 20 minutes, e.g. %s: %+v; steps %+v", len(left), len(emps), status, left[0], cr, rows)
 		}
 		t.Logf("%d of %d people not yet %s", len(left), len(emps), status)
 		time.Sleep(5 * time.Second)
