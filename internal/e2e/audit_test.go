@@ -133,7 +133,7 @@ func TestAuditTrailOutlivesTemporal(t *testing.T) {
 	})
 	waitAll(t, s, emps, contract.StatusActive)
 	byUser := map[string]connectors.Account{}
-	accts, _, err := sc.ListAccounts(ctx, "", 1000)
+	accts, err := allAccounts(ctx, sc)
 	require.NoError(t, err)
 	for _, a := range accts {
 		byUser[a.Attributes["user_name"]] = a
@@ -152,7 +152,7 @@ func TestAuditTrailOutlivesTemporal(t *testing.T) {
 		return ev
 	})
 	require.Eventually(t, func() bool {
-		accts, _, err := sc.ListAccounts(ctx, "", 1000)
+		accts, err := allAccounts(ctx, sc)
 		if err != nil {
 			return false
 		}
@@ -193,7 +193,7 @@ func TestAuditTrailOutlivesTemporal(t *testing.T) {
 	deleteAllExecutions(t, s)
 
 	// 4. Every effect, once, as the peer has it.
-	accts, _, err = sc.ListAccounts(ctx, "", 1000)
+	accts, err = allAccounts(ctx, sc)
 	require.NoError(t, err)
 	require.Len(t, accts, n)
 	byUser = map[string]connectors.Account{}
@@ -391,5 +391,23 @@ func deleteAllExecutions(t *testing.T, s *stack) {
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// allAccounts reads every account of the peer, page by page (the peer
+// answers at most 200 a page).
+func allAccounts(ctx context.Context, sc *scim.Client) ([]connectors.Account, error) {
+	var all []connectors.Account
+	cursor := ""
+	for {
+		page, next, err := sc.ListAccounts(ctx, cursor, 200)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if next == "" || len(page) == 0 {
+			return all, nil
+		}
+		cursor = next
 	}
 }
