@@ -1,12 +1,14 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/transform"
@@ -127,7 +129,8 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 		_, drop := GroupDiff(oldAdd, add)
 		remove = append(remove, drop...)
 	}
-	addIDs, err := a.groupIDs(ctx, c, spec.Target, add, spec.CreateMissing, false)
+	named := map[string]string{} // group ID → name, for the audit trail
+	addIDs, err := a.groupIDs(ctx, c, spec.Target, add, spec.CreateMissing, false, named)
 	if err != nil {
 		return StepResult{}, err
 	}
@@ -139,10 +142,11 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 		}
 		for _, g := range gs {
 			removeIDs = append(removeIDs, g.ID)
+			named[g.ID] = cmp.Or(g.Name, g.ID)
 		}
 	} else {
 		// Leaving a group that does not exist is done.
-		if removeIDs, err = a.groupIDs(ctx, c, spec.Target, remove, false, true); err != nil {
+		if removeIDs, err = a.groupIDs(ctx, c, spec.Target, remove, false, true, named); err != nil {
 			return StepResult{}, err
 		}
 	}
@@ -184,5 +188,20 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 			return StepResult{}, err
 		}
 	}
-	return StepResult{AccountID: id, Note: note}, nil
+	res := StepResult{AccountID: id, Note: note}
+	for _, set := range []struct {
+		action string
+		ids    []string
+	}{{audit.GroupRemoved, removeIDs}, {audit.GroupAdded, addIDs}} {
+		for _, g := range set.ids {
+			res.Effects = append(res.Effects, audit.Effect{Action: set.action, Target: spec.Target, AccountID: id,
+				Group: cmp.Or(named[g], g), Detail: "group id " + g, Verified: true})
+		}
+	}
+	if len(res.Effects) == 0 {
+		// Nothing to change: the record says the step ran and found the
+		// memberships as wanted.
+		res.Effects = []audit.Effect{{Action: "group.unchanged", Target: spec.Target, AccountID: id, Detail: note, Verified: true}}
+	}
+	return res, nil
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/connectors/rest"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/notify"
@@ -106,6 +108,11 @@ func (a *Activities) Notify(ctx context.Context, in StepInput) (_ StepResult, er
 			res.Note += fmt.Sprintf(" to %d recipient(s)", n)
 		}
 	}
+	to := strings.Join(slices.Concat(msg.to, msg.cc, msg.bcc), ", ")
+	if to == "" {
+		to = spec.URLEnv
+	}
+	res.Effects = deliveryEffects(audit.NotificationSent, ch, to, len(msg.secrets) > 0)
 	return res, nil
 }
 

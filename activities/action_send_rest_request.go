@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/policy"
 )
 
@@ -91,5 +92,6 @@ func (a *Activities) SendRESTRequest(ctx context.Context, in StepInput) (StepRes
 	if res.Note == "" {
 		res.Note = "sent"
 	}
+	res.Effects = deliveryEffects(audit.RequestSent, "https", requestDoes(spec), len(req.Secrets) > 0)
 	return res, nil
 }

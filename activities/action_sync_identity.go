@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
@@ -209,6 +210,7 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		}
 	}
 	var pw secret.Secret
+	var updated []audit.Effect // what an update of an existing account wrote
 	if acct == nil {
 		if !spec.CreateAllowed {
 			return StepResult{}, permanent(ErrTypeNotFound, fmt.Errorf("%s: no account with that %s and create is not allowed", spec.Target, uid))
@@ -218,8 +220,22 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		}
 		res.Correlation, res.Note = Created, NoteCreated
 	} else {
-		if err := a.update(ctx, c, syncer, spec, uid, acct, attrs, old, in.Reactivate); err != nil {
+		diff, reactivated, err := a.update(ctx, c, syncer, spec, uid, acct, attrs, old, in.Reactivate)
+		if err != nil {
 			return StepResult{}, err
+		}
+		if len(diff) > 0 {
+			written := map[string]string{}
+			for k, v := range diff {
+				if !a.cfg.Policy.Audit.Auditable(k) {
+					v = "" // the name only: the policy does not mark it auditable
+				}
+				written[k] = v
+			}
+			updated = append(updated, audit.Effect{Action: audit.AccountUpdated, Target: spec.Target, AccountID: acct.ID, Attributes: written, Verified: true})
+		}
+		if reactivated {
+			updated = append(updated, audit.Effect{Action: audit.AccountEnabled, Target: spec.Target, AccountID: acct.ID, Verified: true})
 		}
 		res.Note = NoteExisting
 		if res.Correlation == Adopted {
@@ -254,6 +270,7 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		res.Secrets = map[string]SecretRef{res.EntityType + ".password": {Handle: h, Target: spec.Target, AccountID: acct.ID}}
 		res.Queue = a.cfg.HostQueue
 	}
+	res.Effects = append(in.Step.AuditEffects(StepResult{AccountID: res.AccountID, Identifier: res.Identifier, Correlation: res.Correlation, Note: res.Note, Secrets: res.Secrets}), updated...)
 	a.log.Info("step done", zap.String("step", in.Step.Name), zap.String("target", spec.Target),
 		zap.String("correlation", res.Correlation), zap.String("note", res.Note))
 	return res, nil
@@ -401,7 +418,7 @@ func (a *Activities) create(ctx context.Context, c any, s connectors.AccountSync
 
 // update writes what differs (a mover: only what the HR change touched),
 // reactivates when asked, and reads the account back.
-func (a *Activities) update(ctx context.Context, c any, s connectors.AccountSyncer, spec *policy.SyncIdentity, uid string, acct *connectors.Account, attrs, old connectors.Attributes, reactivate bool) error {
+func (a *Activities) update(ctx context.Context, c any, s connectors.AccountSyncer, spec *policy.SyncIdentity, uid string, acct *connectors.Account, attrs, old connectors.Attributes, reactivate bool) (connectors.Diff, bool, error) {
 	diff := connectors.Diff{}
 	for k, v := range attrs {
 		if slices.Contains(spec.NotContinuouslySynced, k) {
@@ -416,21 +433,21 @@ func (a *Activities) update(ctx context.Context, c any, s connectors.AccountSync
 	}
 	if len(diff) > 0 {
 		if err := s.UpdateAccount(ctx, acct.ID, diff); err != nil {
-			return toTemporal(fmt.Errorf("%s: update account: %w", spec.Target, err))
+			return nil, false, toTemporal(fmt.Errorf("%s: update account: %w", spec.Target, err))
 		}
 	}
 	reactivate = reactivate && !acct.Active
 	if reactivate {
 		r, ok := c.(connectors.Reactivator)
 		if !ok {
-			return unsupported(spec.Target, "reactivate accounts")
+			return nil, false, unsupported(spec.Target, "reactivate accounts")
 		}
 		if err := r.Reactivate(ctx, acct.ID); err != nil {
-			return toTemporal(fmt.Errorf("%s: reactivate: %w", spec.Target, err))
+			return nil, false, toTemporal(fmt.Errorf("%s: reactivate: %w", spec.Target, err))
 		}
 	}
 	if len(diff) == 0 && !reactivate {
-		return nil // nothing written: nothing to verify
+		return nil, false, nil // nothing written: nothing to verify
 	}
 	_, err := a.readBack(ctx, c, spec.Target, acct.ID, func(got *connectors.Account) string {
 		if got == nil {
@@ -444,7 +461,7 @@ func (a *Activities) update(ctx context.Context, c any, s connectors.AccountSync
 		}
 		return ""
 	})
-	return err
+	return diff, reactivate, err
 }
 
 // uniqueValue picks the unique identifier of a new account whose first

@@ -27,6 +27,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/connectors/rest"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/secret"
@@ -83,6 +84,10 @@ type Config struct {
 	// Metrics counts notifications (internal/metrics.Metrics); nil counts
 	// nothing. Steps are counted by the worker's interceptor.
 	Metrics Metrics
+
+	// Audit is the audit store RecordAudit writes to. Nil: runs planned
+	// on this worker record nothing (Plan.Audit false).
+	Audit AuditStore
 }
 
 // Metrics is what the activities count themselves.
@@ -208,6 +213,9 @@ type StepResult struct {
 	// step's secrets (Config.HostQueue); later steps that read them run
 	// there.
 	Queue string `json:"queue,omitempty"`
+	// Effects are what the step did, for the audit trail, when the step
+	// knows more than its action and result say (AuditEffects).
+	Effects []audit.Effect `json:"effects,omitempty"`
 }
 
 // Correlation outcomes of a sync step, after midPoint's synchronization

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/rest"
 	"github.com/jml-dev/jml/notify"
@@ -49,6 +50,9 @@ func (a *Activities) notifyWebhook(ctx context.Context, in StepInput, spec *poli
 	}
 	if res.Note == "" {
 		res.Note = map[bool]string{true: "sent", false: "not subscribed to " + ev.Kind}[sent]
+	}
+	if sent {
+		res.Effects = deliveryEffects(audit.NotificationSent, policy.ChannelWebhook, requestDoes(spec), len(req.Secrets) > 0)
 	}
 	return res, sent, nil
 }

@@ -48,6 +48,9 @@ type Plan struct {
 	// thresholds (policy safety; 0: no limit).
 	MaxDestructivePerHour int     `json:"max_destructive_per_hour,omitempty"`
 	MaxDestructivePercent float64 `json:"max_destructive_percent,omitempty"`
+	// Audit: the planning worker has an audit store; the run records its
+	// effects and decisions (RecordAudit).
+	Audit bool `json:"audit,omitempty"`
 }
 
 // Limited reports whether destructive steps must ask the governor.
@@ -181,6 +184,7 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 		HostTimeout:           a.cfg.HostTimeout,
 		MaxDestructivePerHour: p.Safety.MaxDestructivePerHour,
 		MaxDestructivePercent: p.Safety.MaxDestructivePercent,
+		Audit:                 a.cfg.Audit != nil,
 	}
 	seen := map[string]bool{}
 	for _, s := range pp.Steps {

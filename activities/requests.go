@@ -289,7 +289,7 @@ func (a *Activities) groupMembers(ctx context.Context, src string) ([]Approver, 
 	if !ok {
 		return nil, unsupported(target, "list group members")
 	}
-	ids, err := a.groupIDs(ctx, c, target, []string{name}, false, false)
+	ids, err := a.groupIDs(ctx, c, target, []string{name}, false, false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -472,7 +472,7 @@ func (a *Activities) membership(ctx context.Context, r AccessRequest, rec Identi
 	if acct == "" {
 		return nil, nil, "", "", permanent(ErrTypeNotFound, fmt.Errorf("%s: %s has no account to grant to", r.Target, r.EmployeeID))
 	}
-	ids, err := a.groupIDs(ctx, c, r.Target, []string{r.Group}, false, false)
+	ids, err := a.groupIDs(ctx, c, r.Target, []string{r.Group}, false, false, nil)
 	if err != nil {
 		return nil, nil, "", "", err
 	}

@@ -246,10 +246,10 @@ func (a *Activities) resolveGroups(ctx context.Context, c any, target string, tm
 	if err != nil {
 		return nil, err
 	}
-	return a.groupIDs(ctx, c, target, names, create, false)
+	return a.groupIDs(ctx, c, target, names, create, false, nil)
 }
 
-func (a *Activities) groupIDs(ctx context.Context, c any, target string, names []string, create, skipMissing bool) ([]string, error) {
+func (a *Activities) groupIDs(ctx context.Context, c any, target string, names []string, create, skipMissing bool, named map[string]string) ([]string, error) {
 	var ids []string
 	for _, n := range names {
 		var g *connectors.Group
@@ -271,6 +271,9 @@ func (a *Activities) groupIDs(ctx context.Context, c any, target string, names [
 			return nil, toTemporal(fmt.Errorf("%s: group %q: %w", target, n, err))
 		}
 		ids = append(ids, g.ID)
+		if named != nil {
+			named[g.ID] = n
+		}
 	}
 	return ids, nil
 }

@@ -48,6 +48,26 @@ type Policy struct {
 	Sources map[string]Source `yaml:"sources" json:"sources,omitempty"`
 	// Approvals configures access requests (policy/approvals.go).
 	Approvals Approvals `yaml:"approvals" json:"approvals,omitzero"`
+	// Audit is what the audit trail records beyond its defaults (docs/audit.md).
+	Audit Audit `yaml:"audit" json:"audit,omitzero"`
+}
+
+// Audit configures the audit trail. By default an account update records
+// the names of the attributes written, never their values.
+type Audit struct {
+	// Attributes are the attributes whose new values an update records
+	// (department, title, manager): the ones an auditor needs to see.
+	Attributes []string `yaml:"attributes" json:"attributes,omitempty"`
+}
+
+// Auditable reports whether attr's value may go into an audit record.
+func (a Audit) Auditable(attr string) bool {
+	for _, x := range a.Attributes {
+		if x == attr {
+			return true
+		}
+	}
+	return false
 }
 
 // Target is one system jml provisions into. Secrets are never in the file:

@@ -59,6 +59,17 @@ func (c *checker) validate(p *Policy) {
 	c.validateReconcile(p)
 	c.validateSources(p, tables)
 	c.validateApprovals(p)
+	for i, a := range p.Audit.Attributes {
+		if secretish(a) {
+			c.at(fmt.Sprintf("audit.attributes[%d]", i), "%s may hold a secret: its value never goes into the audit trail (its name always does)", a)
+		}
+	}
+}
+
+// secretish: an attribute name that may carry a password or a credential.
+func secretish(attr string) bool {
+	a := strings.ToLower(attr)
+	return strings.Contains(a, "password") || strings.Contains(a, "secret") || strings.Contains(a, "token") || strings.Contains(a, "pwd")
 }
 
 func keys(m map[string]string) map[string]bool {

@@ -53,6 +53,9 @@ type Config struct {
 	// AllowInsecure permits plain-http Okta org URLs on loopback (tests, dev).
 	AllowInsecure bool
 	Logger        *zap.Logger
+	// Audit: this worker has an audit store; the poller records what each
+	// poll did (SourcePollResult.Audit).
+	Audit bool
 }
 
 // Poller is the SourcePoll activity.
@@ -118,7 +121,7 @@ func (p *Poller) Poll(ctx context.Context, in workflows.SourcePollInput) (workfl
 	if err != nil {
 		return workflows.SourcePollResult{}, fail("SourceConfig", err)
 	}
-	res := workflows.SourcePollResult{Every: src.PollEvery(), Cursor: in.Cursor}
+	res := workflows.SourcePollResult{Every: src.PollEvery(), Cursor: in.Cursor, Audit: p.cfg.Audit}
 	first := in.Generation == 1 // the first poll this poller applies
 	var changes []change
 	switch src.Type {

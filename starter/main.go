@@ -48,6 +48,7 @@ func commands() map[string]command {
 		"terminate": runTerminate,
 		"activity":  runActivity,
 
+		"audit":     runAudit,
 		"reconcile": runReconcile,
 		"sources":   runSources,
 		"targets":   runTargets,
@@ -140,6 +141,7 @@ commands:
   deny REQUEST_ID --reason R [--as APPROVER]  deny an access request
   extend REQUEST_ID --for 4h --reason R  ask to extend a grant (a new approval)
   revoke REQUEST_ID --reason R  end a grant now (or withdraw a request still waiting)
+  audit person|leavers|access|verify|export|purge  the audit trail (docs/audit.md): a person's timeline, the leavers SLA report, who got a group, the hash chain
 
 Operator commands take --json for scripts, --reason R and --as NAME (default $USER@host), recorded in the run.
 starter COMMAND --help prints a command's flags.

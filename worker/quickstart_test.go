@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/intake"
 	"github.com/jml-dev/jml/internal/peertest"
@@ -357,6 +358,25 @@ func TestQuickStart(t *testing.T) {
 
 	// The sandbox keeps its data in the data dir (so it survives a restart).
 	assert.FileExists(t, filepath.Join(dataDir, "sandbox", sandbox.DirectoryFile))
+
+	// The audit trail (audit.db in the data dir): the person's timeline,
+	// every effect on the sandbox account, and no password in its files.
+	code, out := starter(t, "audit", "person", "E1042", "--json", "--audit-db", filepath.Join(dataDir, "audit.db"))
+	require.Equal(t, 0, code, out)
+	for _, action := range []string{audit.AccountCreated, audit.PasswordSet, audit.PasswordDelivered, audit.GroupAdded,
+		audit.AccountUpdated, audit.GroupRemoved, audit.AccountDisabled, audit.AccountDeleted, audit.NotificationSent} {
+		assert.Contains(t, out, `"action": "`+action+`"`)
+	}
+	assert.Contains(t, out, `"account_id": "`+accountID+`"`)
+	files, _ := filepath.Glob(filepath.Join(dataDir, "audit.db*"))
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, form := range passwordForms(pws) {
+			assert.NotContains(t, string(b), form, "a password in %s", f)
+		}
+	}
 }
 
 // passwordForms are the ways a password could show up in a payload.

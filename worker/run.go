@@ -24,6 +24,7 @@ import (
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/approval"
+	"github.com/jml-dev/jml/audit/auditdb"
 	"github.com/jml-dev/jml/codec"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/devstack"
@@ -62,6 +63,9 @@ type config struct {
 	shutdownGrace time.Duration
 	// cpuProfile: write a CPU profile of the whole run here (profiling).
 	cpuProfile string
+	// auditDB is the audit store: a PostgreSQL URL or a SQLite file
+	// (default with --dev: audit.db under --data-dir).
+	auditDB string
 }
 
 // usageError is bad input from the operator: one line, exit 2.
@@ -83,6 +87,7 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.policyPath, "policy", getenv("JML_POLICY"), "policy file (default examples/dev-policy.yaml with --dev)")
 	fs.StringVar(&c.healthAddr, "health-addr", getenv("JML_HEALTH_ADDR"), "address for /healthz, /readyz and /metrics (empty: off)")
 	fs.StringVar(&c.pwAddr, "password-addr", getenv("JML_PASSWORD_ADDR"), "address for POST /v1/password-changes (HTTPS with JML_PASSWORD_TLS_CERT/KEY unless loopback; empty: off)")
+	fs.StringVar(&c.auditDB, "audit-db", getenv("JML_AUDIT_DB"), "audit store: postgres://… or a SQLite file (default with --dev: audit.db under --data-dir)")
 	c.sandbox.flags(fs, getenv)
 	fs.StringVar(&c.cpuProfile, "cpuprofile", getenv("JML_CPUPROFILE"), "write a CPU profile of the worker to this file, finished at exit (SIGTERM)")
 	c.shutdownGrace = 10 * time.Second
@@ -111,6 +116,9 @@ func parseFlags(args []string, getenv func(string) string) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, usageError{fmt.Sprintf("worker: unexpected argument %q (see worker --help)", fs.Arg(0))}
+	}
+	if c.auditDB == "" && c.dev {
+		c.auditDB = filepath.Join(c.dataDir, "audit.db")
 	}
 	if c.stepTimeout < 0 || c.sessionHeartbeat < 0 || c.shutdownGrace < 0 {
 		return c, usageError{"worker: --step-timeout, --session-heartbeat and --shutdown-grace must not be negative"}
@@ -279,6 +287,18 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	// This process's own task queue: steps that read a secret held in this
 	// vault are sent here (and password sync changes enter here).
 	queue := hostQueue()
+	var auditStore activities.AuditStore
+	if cfg.auditDB != "" {
+		st, err := auditdb.Open(ctx, cfg.auditDB)
+		if err != nil {
+			return fmt.Errorf("audit store %s: %w", auditdb.Redact(cfg.auditDB), err)
+		}
+		td.add(func() { _ = st.Close() })
+		auditStore = st
+		fmt.Fprintf(stdout, "Audit store:       %s\n", auditdb.Redact(cfg.auditDB))
+	} else {
+		log.Warn("no audit store (--audit-db, JML_AUDIT_DB): runs record no audit trail")
+	}
 	vault := secret.NewVault(time.Hour)
 	go vault.Sweep(ctx, time.Minute)
 	jmlMetrics, err := metrics.New(promReg, vault.Len)
@@ -300,6 +320,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		StepTimeout:      cfg.stepTimeout,
 		SessionHeartbeat: cfg.sessionHeartbeat,
 		Metrics:          jmlMetrics,
+		Audit:            auditStore,
 	})
 	// Canceled and terminated runs lose their secrets within seconds.
 	go activities.WipeClosedRuns(ctx, c, vault, log.Named("vault"), 2*time.Second)
@@ -308,7 +329,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		Identity: workerIdentity(ver), BuildID: bid, WorkerStopTimeout: cfg.shutdownGrace,
 		Interceptors: []interceptor.WorkerInterceptor{jmlMetrics.Interceptor()}})
 	workflows.Register(w, acts)
-	startSources(ctx, w, c, pol, codec.DataConverter(pc), getenv, cfg.dev, log.Named("sources"))
+	startSources(ctx, w, c, pol, codec.DataConverter(pc), getenv, cfg.dev, auditStore != nil, log.Named("sources"))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -520,6 +541,8 @@ const helpText = `usage: worker [flags]
   --password-addr ADDR  serve POST /v1/password-changes and GET /v1/password-changes/ID for password sync
                         groups (docs/password-sync.md; env JML_PASSWORD_ADDR; bearer JML_PASSWORD_TOKEN;
                         HTTPS with JML_PASSWORD_TLS_CERT/KEY unless loopback)
+  --audit-db DSN        audit store (docs/audit.md): postgres://user@host/db or a SQLite file
+                        (env JML_AUDIT_DB; default with --dev: audit.db under --data-dir)
   --policy FILE         policy file (env JML_POLICY; default examples/dev-policy.yaml with --dev)
   --step-timeout D      longest attempt of one step before it is retried (env JML_STEP_TIMEOUT; default 1m)
   --session-heartbeat D how soon a run notices that the worker holding its passwords is gone

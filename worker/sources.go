@@ -16,9 +16,9 @@ import (
 // startSources registers the source poll activity on w and, in the
 // background, starts a poller for each of the policy's sources.
 func startSources(ctx context.Context, w worker.Worker, c client.Client, pol *policy.Policy, dc converter.DataConverter,
-	getenv func(string) string, dev bool, log *zap.Logger) {
+	getenv func(string) string, dev, audited bool, log *zap.Logger) {
 	sources.Register(w, sources.New(sources.Config{
-		Policy: pol, Client: c, Getenv: getenv, AllowInsecure: dev, Logger: log,
+		Policy: pol, Client: c, Getenv: getenv, AllowInsecure: dev, Logger: log, Audit: audited,
 		Directory: activities.TemporalDirectory{Client: c, DataConverter: dc},
 	}))
 	if len(pol.Sources) == 0 {

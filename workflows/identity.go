@@ -464,9 +464,9 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 		ScheduleError: schedErr,
 		HostQueues:    s.hostQueues,
 		Version:       int(s.version),
-	}
-	if schedErr != "" {
-		in.EffectiveAt = ev.EffectiveAt
+		// The HR effective time: the run's reschedule needs it after a
+		// schedule error; the audit trail (a leaver's SLA) always.
+		EffectiveAt: ev.EffectiveAt,
 	}
 	applied := s.in.Applied
 	if applied == nil {

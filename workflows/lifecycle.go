@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 )
@@ -152,6 +153,8 @@ type lifecycle struct {
 	// current the step running (current details).
 	failedAt time.Time
 	current  string
+	// audit emits the run's audit records (audit.go).
+	audit auditTrail
 }
 
 // Lifecycle runs the policy steps of one HR event, registered as Joiner,
@@ -216,7 +219,9 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 	if err := r.planSteps(ctx); err != nil {
 		return LifecycleResult{}, err
 	}
+	r.startAudit(ctx)
 	if r.state == contract.StateAborted {
+		r.endAudit(ctx)
 		return r.result(), nil
 	}
 	for _, s := range r.plan.Steps {
@@ -238,6 +243,7 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 	if !r.queues || err != nil {
 		r.releaseSecrets(dctx)
 	}
+	r.endAudit(ctx)
 	res := r.result()
 	if err != nil {
 		if temporal.IsCanceledError(err) || ctx.Err() != nil {
@@ -678,6 +684,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 			if err == nil {
 				before, state := r.accounts[st.Target]+"\x00"+r.idents[st.Target], r.states[st.Target]
 				r.record(st, res, row)
+				r.auditStep(ctx, st, res)
 				if r.accounts[st.Target]+"\x00"+r.idents[st.Target] != before {
 					r.reportLink(ctx, st.Target)
 				} else if r.states[st.Target] != state {
@@ -693,6 +700,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 				continue // a live worker re-runs the step (and re-issues the secret)
 			}
 			row.State, row.LastError, row.Time = StepFailed, errorText(err), workflow.Now(ctx)
+			r.auditFailure(ctx, st, err)
 			d, err := r.waitForOperator(ctx, st, contract.StateNeedsAttention, row.LastError)
 			if err != nil {
 				return err
@@ -781,6 +789,7 @@ func (r *lifecycle) permit(ctx workflow.Context, st activities.PlannedStep, row 
 		return nil
 	}
 	row.State, row.LastError, row.Time = StepBlocked, p.Reason, workflow.Now(ctx)
+	r.emit(ctx, audit.Record{Action: audit.SafetyHold, Target: st.Target, Step: st.Name, Detail: p.Reason})
 	if workflow.GetVersion(ctx, "notify-blocked", workflow.DefaultVersion, 1) == 1 {
 		r.notify(ctx, notice{outcome: contract.OnBlocked, step: st.Name, err: p.Reason},
 			func(p activities.PlannedStep) bool { return p.OnBlocked })
@@ -819,6 +828,7 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 	r.decision, r.waitingOn = nil, ""
 	d.record.Step = st.Name
 	r.decisions = append(r.decisions, d.record)
+	r.auditDecision(ctx, st, d, state == contract.StateBlocked)
 	if row := r.row(st.Name); row != nil {
 		rec := d.record
 		row.Decision = &rec
@@ -860,9 +870,13 @@ func (r *lifecycle) notify(ctx workflow.Context, n notice, wants func(activities
 		if !st.Traits().Notification || !wants(st) || st.SkipReason != "" {
 			continue
 		}
-		if _, err := r.exec(ctx, st, n); err != nil {
+		res, err := r.exec(ctx, st, n)
+		if err != nil {
 			workflow.GetLogger(ctx).Warn("notification failed", "step", st.Name, "outcome", n.outcome)
+			r.auditFailure(ctx, st, err)
+			continue
 		}
+		r.auditStep(ctx, st, res)
 	}
 	r.releaseSecrets(ctx)
 }
@@ -1090,12 +1104,14 @@ func (r *lifecycle) enableOnStartDate(ctx workflow.Context) error {
 					r.states[st.Target] = contract.AccountActive
 					r.reportState(ctx, st.Target)
 				}
+				r.auditStep(ctx, step, activities.StepResult{AccountID: id})
 				break
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			row.State, row.LastError = StepFailed, errorText(err)
+			r.auditFailure(ctx, step, err)
 			d, err := r.waitForOperator(ctx, step, contract.StateNeedsAttention, row.LastError)
 			if err != nil || d.update == contract.UpdateAbort {
 				return err
@@ -1264,6 +1280,7 @@ func (r *lifecycle) rollback(ctx workflow.Context) {
 			continue
 		}
 		row.State, row.Note = StepDone, "rolled back: "+res.Note
+		r.auditStep(ctx, st, res)
 		r.made = append(r.made, fmt.Sprintf("rollback: account %s in %s disabled, groups dropped", r.accounts[target], target))
 	}
 }

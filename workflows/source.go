@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/contract"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -136,6 +137,9 @@ type SourcePollResult struct {
 	People    int            `json:"people"`
 	Emitted   map[string]int `json:"emitted,omitempty"`
 	Problems  []string       `json:"problems,omitempty"`
+	// Audit: the worker that polled has an audit store; the poller
+	// records what the poll did.
+	Audit bool `json:"audit,omitempty"`
 	// More: the source has changes this poll did not deliver; the next
 	// poll follows at once.
 	More bool `json:"more,omitempty"`
@@ -166,6 +170,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 	}
 	in.Status.Source = in.Source
 	polled := 0 // polls finished in this run (handlers wait for the next)
+	var trail sourceAudit
 	err := workflow.SetQueryHandler(ctx, contract.QuerySourceStatus, func() (SourceStatus, error) { return in.Status, nil })
 	if err != nil {
 		return err
@@ -198,6 +203,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		return nil
 	}
 	err = workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateSourceRelease, func(ctx workflow.Context, d SourceDecision) (SourceStatus, error) {
+		trail.emit(ctx, in.Source, audit.Record{Action: audit.OperatorRelease, Detail: "poll " + in.Status.Blocked.Digest, Actor: "operator", Reason: d.Reason})
 		in.Release, in.Status.Blocked, in.PollNow = in.Status.Blocked.Digest, nil, true
 		workflow.GetLogger(ctx).Info("blocked poll released", "reason", d.Reason)
 		return waitPoll(ctx)
@@ -206,6 +212,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		return err
 	}
 	err = workflow.SetUpdateHandlerWithOptions(ctx, contract.UpdateSourceDiscard, func(ctx workflow.Context, d SourceDecision) (SourceStatus, error) {
+		trail.emit(ctx, in.Source, audit.Record{Action: "operator.discard", Detail: "poll " + in.Status.Blocked.Digest, Actor: "operator", Reason: d.Reason})
 		in.Discard, in.Status.Blocked, in.PollAt = in.Status.Blocked.Digest, nil, time.Time{}
 		in.Status.Problems = nil
 		workflow.GetLogger(ctx).Info("blocked poll discarded", "reason", d.Reason)
@@ -228,6 +235,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		// A source failing for days, or blocked, still keeps its history
 		// short.
 		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() && workflow.AllHandlersFinished(ctx) {
+			trail.wait(ctx)
 			return workflow.NewContinueAsNewError(ctx, contract.SourcePollerWorkflowName, in)
 		}
 		if in.Status.Blocked != nil {
@@ -272,6 +280,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 		if errors.As(err, &app) && app.Type() == SourceRemovedError {
 			in.Status.LastError = errorText(err)
 			setSourceState(ctx, &in.Status, contract.StateCompleted)
+			trail.wait(ctx)
 			return nil
 		}
 		if err != nil {
@@ -284,6 +293,8 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 			setSourceState(ctx, &in.Status, contract.StateRetrying)
 			continue
 		}
+		trail.decide(ctx, res)
+		trail.emit(ctx, in.Source, pollRecord(res)...)
 		if res.Every > 0 {
 			in.Every = res.Every
 		}
@@ -327,6 +338,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 			return err
 		}
 		if !in.PollNow {
+			trail.wait(ctx)
 			return workflow.NewContinueAsNewError(ctx, contract.SourcePollerWorkflowName, in)
 		}
 	}

@@ -57,6 +57,8 @@ type stack struct {
 	vault *secret.Vault
 	// stepTimeout, when set, is the workers' step timeout (default 10s).
 	stepTimeout time.Duration
+	// audit, when set, is the audit store of the workers started next.
+	audit activities.AuditStore
 	// log records everything the workers and clients log (logs reads it).
 	log    *zap.Logger
 	logs   func() string
@@ -180,6 +182,7 @@ func (s *stack) workerWith(t *testing.T, targets map[string]any, hc *http.Client
 		HTTPClient: hc, Client: c, Logger: s.log,
 		Directory:   activities.TemporalDirectory{Client: c},
 		StepTimeout: stepTimeout, SessionHeartbeat: 2 * time.Second,
+		Audit: s.audit,
 	})
 	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true, WorkflowPanicPolicy: worker.FailWorkflow})
 	workflows.Register(w, a)

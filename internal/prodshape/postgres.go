@@ -47,6 +47,8 @@ type Postgres struct {
 	port     int
 	cred     *syscall.Credential // run as postgres when we are root
 	password string              // of role temporal
+	// auditOnce creates the audit store's role (AuditDB).
+	auditOnce sync.Once
 }
 
 // StartPostgres initdbs and starts a cluster (fsync off), stopped and
@@ -193,4 +195,32 @@ func (pg *Postgres) CPU() time.Duration {
 		}
 	}
 	return time.Duration(total) * 10 * time.Millisecond // 100 ticks a second on Linux
+}
+
+// psql runs one SQL statement as the superuser.
+func (pg *Postgres) psql(t testing.TB, sql string) {
+	t.Helper()
+	pg.run(t, "psql", "-h", pg.dir, "-p", strconv.Itoa(pg.port), "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql)
+}
+
+// AuditDB creates database name, owned by its own role jml_audit, and
+// returns its URL: the audit store's place on the server the production
+// shape runs.
+func (pg *Postgres) AuditDB(t testing.TB, name string) string {
+	t.Helper()
+	pg.auditOnce.Do(func() {
+		pg.psql(t, fmt.Sprintf("CREATE ROLE jml_audit LOGIN PASSWORD '%s'", pg.password))
+	})
+	pg.psql(t, fmt.Sprintf("CREATE DATABASE %s OWNER jml_audit", name))
+	return fmt.Sprintf("postgres://jml_audit:%s@127.0.0.1:%d/%s?sslmode=disable", pg.password, pg.port, name)
+}
+
+// AuditOutage takes database db away (no connections; the open ones cut)
+// or gives it back.
+func (pg *Postgres) AuditOutage(t testing.TB, db string, down bool) {
+	t.Helper()
+	pg.psql(t, fmt.Sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %t", db, !down))
+	if down {
+		pg.psql(t, fmt.Sprintf("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'", db))
+	}
 }

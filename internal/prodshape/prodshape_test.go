@@ -59,7 +59,10 @@ const (
 //   - the codec endpoint decodes a history payload for the UI's origin;
 //   - 100 hires complete with 0 duplicate accounts while one of the three
 //     workers is killed with SIGKILL mid-run;
-//   - a pg_dump of both databases holds no plaintext name.
+//   - a pg_dump of both databases holds no plaintext name;
+//   - the audit trail (PostgreSQL, its own database) holds every effect
+//     exactly once across the SIGKILL and an outage of its database, and
+//     `starter audit verify` names a row edited in it.
 func TestProductionShape(t *testing.T) {
 	if testing.Short() {
 		t.Skip("production-shape test: PostgreSQL + Temporal + 4 processes (skipped with -short)")
@@ -85,6 +88,7 @@ func TestProductionShape(t *testing.T) {
 	prodshape.SetupSchemas(t, pg, logger)
 	phase("schemas again (idempotent)", t0)
 	t0 = time.Now()
+	auditDSN := pg.AuditDB(t, "jml_audit")
 	addr := prodshape.StartTemporal(t, pg, logger, 4)
 	prodshape.SetupNamespace(t, addr, namespace)
 	phase("temporal server + namespace setup", t0)
@@ -125,6 +129,7 @@ func TestProductionShape(t *testing.T) {
 			// A killed worker's steps are retried elsewhere within seconds.
 			"JML_STEP_TIMEOUT=10s",
 			"JML_SESSION_HEARTBEAT=2s",
+			"JML_AUDIT_DB="+auditDSN,
 		))
 		w.waitReady(t, "http://127.0.0.1:"+strconv.Itoa(health)+"/readyz")
 		workers = append(workers, w)
@@ -170,12 +175,17 @@ func TestProductionShape(t *testing.T) {
 		t.Fatalf("after the terminate the peer has %+v", u)
 	}
 	phase("hire + change + terminate", t0)
+	checkAuditPerson(t, auditDSN, emp, u.ID)
 
 	// 2. The Web UI decodes history through the starter's codec endpoint.
 	checkCodecEndpoint(t, c, base, codecBase, contract.LifecycleWorkflowID("joiner", emp, "ps-hire"))
 
 	// 3. 100 hires, three workers, one killed with SIGKILL mid-run.
 	t0 = time.Now()
+	// The audit database goes away as the burst starts and comes back
+	// after the kill: the runs make their effects meanwhile and close
+	// only once their records are in.
+	pg.AuditOutage(t, "jml_audit", true)
 	var posted atomic.Int32
 	var wg sync.WaitGroup
 	jobs := make(chan int)
@@ -202,6 +212,7 @@ func TestProductionShape(t *testing.T) {
 	t.Logf("throughput before the kill: %.1f accounts/s (8 concurrent posters)", float64(atKill)/time.Since(t0).Seconds())
 	workers[0].kill9(t)
 	t.Logf("killed worker1 (SIGKILL) with %d of %d accounts created, %d events posted", atKill, bulkHires, posted.Load())
+	pg.AuditOutage(t, "jml_audit", false)
 	wg.Wait()
 	for i := range bulkHires {
 		waitCompleted(t, c, contract.LifecycleWorkflowID("joiner", fmt.Sprintf("B%03d", i), fmt.Sprintf("bulk-%03d", i)), 3*time.Minute, workers[1:], st)
@@ -239,6 +250,8 @@ func TestProductionShape(t *testing.T) {
 			t.Errorf("worker2 /metrics lacks %s", want)
 		}
 	}
+	checkAuditBulk(t, auditDSN, users)
+	checkAuditVerify(t, pg, work, auditDSN)
 
 	// 4. No name reached PostgreSQL, in clear or as bytea hex.
 	t0 = time.Now()

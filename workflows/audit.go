@@ -1,0 +1,258 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/audit"
+	"github.com/jml-dev/jml/contract"
+)
+
+// auditRetry: a record is retried until the store takes it, however long
+// it is down; the run's history holds it meanwhile.
+var auditRetry = temporal.RetryPolicy{
+	InitialInterval:    time.Second,
+	BackoffCoefficient: 2,
+	MaximumInterval:    time.Minute,
+	MaximumAttempts:    0, // unlimited
+}
+
+// auditTrail emits a run's audit records: each effect and decision is
+// scheduled as a RecordAudit activity the moment the run knows it (the
+// scheduled activity is in history: durable), keyed
+// <workflow>/<run>/<n>/<i> so it lands once whatever the retries. The run
+// goes on while the store is down and waits for its records before it
+// closes.
+type auditTrail struct {
+	// decided: the plan said whether this run records; on: it does.
+	decided, on bool
+	// pending are the records of decisions taken before the plan (the
+	// schedule pseudo-step), sent once it is known.
+	pending [][]audit.Record
+	n       int
+	sent    []workflow.Future
+}
+
+// startAudit decides, with the plan, whether the run records: the worker
+// that planned it has an audit store, and the run started on code that
+// records (the "audit-trail" version: histories without it replay
+// without RecordAudit; the guard can go once no run started before
+// 2026-12-07 is open).
+func (r *lifecycle) startAudit(ctx workflow.Context) {
+	if r.audit.decided {
+		return
+	}
+	r.audit.decided = true
+	r.audit.on = r.plan.Audit && workflow.GetVersion(ctx, "audit-trail", workflow.DefaultVersion, 1) == 1
+	if !r.audit.on {
+		r.audit.pending = nil
+		return
+	}
+	r.emit(ctx, audit.Record{Action: audit.RunStarted, Detail: r.in.Kind})
+	for _, recs := range r.audit.pending {
+		r.send(ctx, recs)
+	}
+	r.audit.pending = nil
+}
+
+// emit records recs for this run: run context, time and key added.
+func (r *lifecycle) emit(ctx workflow.Context, recs ...audit.Record) {
+	if len(recs) == 0 || r.audit.decided && !r.audit.on {
+		return
+	}
+	info := workflow.GetInfo(ctx)
+	eff := r.in.EffectiveAt
+	if eff.IsZero() {
+		eff = info.WorkflowStartTime // an event effective at once
+	}
+	r.audit.n++
+	for i := range recs {
+		rec := &recs[i]
+		rec.Key = fmt.Sprintf("%s/%s/%d/%d", info.WorkflowExecution.ID, info.WorkflowExecution.RunID, r.audit.n, i)
+		rec.Time = workflow.Now(ctx)
+		rec.EmployeeID, rec.Kind, rec.EventID, rec.EffectiveAt = r.in.EmployeeID, r.in.Kind, r.in.EventID, eff
+		rec.WorkflowID, rec.RunID = info.WorkflowExecution.ID, info.WorkflowExecution.RunID
+		if rec.Actor == "" {
+			rec.Actor = audit.ActorJML
+		}
+	}
+	if !r.audit.decided {
+		r.audit.pending = append(r.audit.pending, recs)
+		return
+	}
+	r.send(ctx, recs)
+}
+
+func (r *lifecycle) send(ctx workflow.Context, recs []audit.Record) {
+	r.audit.sent = append(r.audit.sent, scheduleAudit(ctx, fmt.Sprintf("audit.%d", len(r.audit.sent)+1), recs))
+}
+
+// scheduleAudit schedules one RecordAudit for recs (keys set), retried
+// until the store takes them; the caller waits for the future before its
+// workflow closes or continues as new.
+func scheduleAudit(ctx workflow.Context, id string, recs []audit.Record) workflow.Future {
+	var a *activities.Activities
+	// Disconnected: a canceled run still records what it did.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	actx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
+		ActivityID:          id,
+		Summary:             "audit: " + recs[0].Action,
+		TaskQueue:           contract.TaskQueue,
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &auditRetry,
+	})
+	return workflow.ExecuteActivity(actx, a.RecordAudit, recs)
+}
+
+// sourceAudit is a source poller's audit trail: polls applied, held for
+// an operator or discarded, and the operators' decisions. It records when
+// the worker that ran the poll has an audit store (SourcePollResult.Audit)
+// and the run is on the "source-audit" version (histories without the
+// marker replay without RecordAudit; the guard can go once no poller run
+// started before 2026-12-07 is open: pollers continue as new after every
+// applied poll, so within a poll interval of the upgrade, except a
+// Blocked one).
+type sourceAudit struct {
+	decided, on bool
+	n           int
+	sent        []workflow.Future
+}
+
+func (a *sourceAudit) decide(ctx workflow.Context, res SourcePollResult) {
+	if !a.decided && res.Audit {
+		a.decided = true
+		a.on = workflow.GetVersion(ctx, "source-audit", workflow.DefaultVersion, 1) == 1
+	}
+}
+
+func (a *sourceAudit) emit(ctx workflow.Context, source string, recs ...audit.Record) {
+	if !a.on {
+		return
+	}
+	info := workflow.GetInfo(ctx)
+	a.n++
+	for i := range recs {
+		rec := &recs[i]
+		rec.Key = fmt.Sprintf("%s/%s/%d/%d", info.WorkflowExecution.ID, info.WorkflowExecution.RunID, a.n, i)
+		rec.Time, rec.Kind, rec.Target = workflow.Now(ctx), "source", source
+		rec.WorkflowID, rec.RunID = info.WorkflowExecution.ID, info.WorkflowExecution.RunID
+		if rec.Actor == "" {
+			rec.Actor = audit.ActorJML
+		}
+	}
+	a.sent = append(a.sent, scheduleAudit(ctx, fmt.Sprintf("audit.%d", a.n), recs))
+}
+
+// wait waits until the store has every record of the run.
+func (a *sourceAudit) wait(ctx workflow.Context) {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	for _, f := range a.sent {
+		_ = f.Get(dctx, nil)
+	}
+	a.sent = nil
+}
+
+// pollRecord is what a poll did, as one audit record.
+func pollRecord(res SourcePollResult) []audit.Record {
+	switch {
+	case res.Blocked != nil:
+		b := res.Blocked
+		return []audit.Record{{Action: audit.SourceHeld, Detail: fmt.Sprintf(
+			"poll %s would terminate %d of %d people (%.1f %% > %.1f %%); %d hires and %d changes wait with it",
+			b.Digest, b.Terminate, b.Known, b.Percent, b.Limit, b.Hire, b.Change)}}
+	case res.Discarded:
+		return []audit.Record{{Action: audit.SourceDiscarded, Detail: "nothing delivered"}}
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(res.Emitted)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, res.Emitted[k]))
+	}
+	recs := []audit.Record{{Action: audit.SourceApplied, Detail: fmt.Sprintf("%d people; events: %s", res.People, strings.Join(parts, ", "))}}
+	if res.HeldBack > 0 {
+		recs = append(recs, audit.Record{Action: audit.SourceDiscarded, Detail: fmt.Sprintf("%d terminations held back (discarded by an operator)", res.HeldBack)})
+	}
+	return recs
+}
+
+// auditStep records what a step that succeeded did.
+func (r *lifecycle) auditStep(ctx workflow.Context, st activities.PlannedStep, res activities.StepResult) {
+	var recs []audit.Record
+	for _, e := range st.AuditEffects(res) {
+		recs = append(recs, audit.Record{Action: e.Action, Target: e.Target, AccountID: e.AccountID, Group: e.Group,
+			Attributes: e.Attributes, Detail: e.Detail, Verified: e.Verified, Step: st.Name})
+		if recs[len(recs)-1].Target == "" {
+			recs[len(recs)-1].Target = st.Target
+		}
+	}
+	r.emit(ctx, recs...)
+}
+
+// auditFailure records a step that failed for good: a correlation
+// conflict (the identifier is another person's account) or a failure.
+func (r *lifecycle) auditFailure(ctx workflow.Context, st activities.PlannedStep, err error) {
+	action := audit.StepFailed
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Type() == activities.ErrTypeConflict {
+		action = audit.CorrelationConflict
+	}
+	r.emit(ctx, audit.Record{Action: action, Target: st.Target, AccountID: r.accounts[st.Target], Step: st.Name, Detail: errorText(err)})
+}
+
+// auditDecision records an operator's (or jml's) decision on a waiting
+// step, and the steps it skipped with it.
+func (r *lifecycle) auditDecision(ctx workflow.Context, st activities.PlannedStep, d decision, blocked bool) {
+	actions := map[string]string{contract.UpdateRetryStep: audit.OperatorRetry, contract.UpdateSkipStep: audit.OperatorSkip,
+		contract.UpdateAbort: audit.OperatorAbort, contract.UpdateRelease: audit.OperatorRelease}
+	rec := audit.Record{Action: actions[d.update], Target: st.Target, Step: st.Name, Actor: d.record.Operator, Reason: d.record.Reason}
+	if rec.Action == "" {
+		rec.Action = "operator." + strings.ToLower(d.update)
+	}
+	if rec.Actor == "" {
+		rec.Actor = "operator (no name given)"
+	}
+	if len(d.attrs) > 0 {
+		rec.Attributes = map[string]string{}
+		for k := range d.attrs {
+			rec.Attributes[k] = "" // corrected: the names only
+		}
+	}
+	recs := []audit.Record{rec}
+	if blocked && d.update != contract.UpdateAbort {
+		recs = append(recs, audit.Record{Action: audit.SafetyRelease, Target: st.Target, Step: st.Name, Actor: rec.Actor, Reason: rec.Reason})
+	}
+	for _, name := range d.cascade {
+		recs = append(recs, audit.Record{Action: audit.StepSkipped, Step: name, Actor: rec.Actor, Reason: "skipped with " + st.Name + " (cascade)"})
+	}
+	r.emit(ctx, recs...)
+}
+
+// endAudit records how the run ended and waits until the store has every
+// record of the run (however long it is down).
+func (r *lifecycle) endAudit(ctx workflow.Context) {
+	if !r.audit.on {
+		return
+	}
+	action, detail := audit.RunCompleted, r.state
+	switch {
+	case ctx.Err() != nil:
+		action, detail = audit.RunAborted, "canceled"
+	case r.state == contract.StateAborted:
+		action = audit.RunAborted
+	case !completed(r.state):
+		action = "run.failed"
+	}
+	r.emit(ctx, audit.Record{Action: action, Detail: detail})
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	for _, f := range r.audit.sent {
+		_ = f.Get(dctx, nil) // unlimited retries: only a terminated run gives up
+	}
+	r.audit.sent = nil
+}
