@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,8 +71,8 @@ func (s *stuckSCIM) Deprovision(ctx context.Context, id string, o connectors.Dep
 	return s.Client.Deprovision(ctx, id, o)
 }
 
-// TestAuditTrailOutlivesTemporal hires, changes and terminates 300 people
-// (30 with -short) through real workers on a real Temporal server and the
+// TestAuditTrailOutlivesTemporal hires, changes and terminates 30 people
+// (JML_AUDIT_PEOPLE=300 for the size) through real workers on a real Temporal server and the
 // SCIM peer, with the audit store down during the terminations and every
 // seventh write "crashing" after its commit; then deletes every workflow
 // execution from Temporal. The trail still shows every effect of every
@@ -79,9 +80,9 @@ func (s *stuckSCIM) Deprovision(ctx context.Context, id string, o connectors.Dep
 // agrees with the peer and with a computation by hand, the chain
 // verifies, and no generated password is anywhere in the store's files.
 func TestAuditTrailOutlivesTemporal(t *testing.T) {
-	n := 300
-	if testing.Short() {
-		n = 30
+	n := 30
+	if v, err := strconv.Atoi(os.Getenv("JML_AUDIT_PEOPLE")); err == nil && v > 0 {
+		n = v
 	}
 	s := newStack(t)
 	s.policy.Audit.Attributes = []string{"department"}
