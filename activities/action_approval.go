@@ -57,7 +57,7 @@ func (a *Activities) PlanApproval(ctx context.Context, in ApprovalInput) (Reques
 		return RequestPlan{}, permanent("PolicyInvalid", fmt.Errorf("approval: %w", err))
 	}
 	rec := IdentityRecord{EmployeeID: in.EmployeeID, Attributes: in.Attributes}
-	plan := RequestPlan{Approval: in.Spec, Times: times, Quorum: max(in.Spec.Quorum, 1), Person: approverOf(rec)}
+	plan := RequestPlan{Approval: in.Spec, Times: times, Quorum: max(in.Spec.Quorum, 1), Person: approverOf(rec), Audit: a.cfg.Audit != nil}
 	srcs := in.Spec.Approvers
 	if len(srcs) == 0 {
 		srcs = []string{policy.ApproverManager}

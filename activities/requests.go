@@ -116,6 +116,9 @@ type RequestPlan struct {
 	Excluded []string `json:"excluded,omitempty"`
 	// Refused: the request cannot go on (RequestError text); nothing is granted.
 	Refused string `json:"refused,omitempty"`
+	// Audit: the planning worker has an audit store; the run records its
+	// decisions, grant and revoke (RecordAudit).
+	Audit bool `json:"audit,omitempty"`
 }
 
 // PlanRequest checks the request again and resolves its approvers.
@@ -134,7 +137,7 @@ func (a *Activities) PlanRequest(ctx context.Context, r AccessRequest) (RequestP
 		return RequestPlan{}, permanent("PolicyInvalid", fmt.Errorf("approvals.approval: %w", err))
 	}
 	plan := RequestPlan{Approval: ap, Times: times, Quorum: max(ap.Quorum, 1), Person: approverOf(rec),
-		MaxGrant: a.cfg.Policy.Approvals.MaxGrant()}
+		MaxGrant: a.cfg.Policy.Approvals.MaxGrant(), Audit: a.cfg.Audit != nil}
 	srcs := ap.Approvers
 	if len(srcs) == 0 {
 		srcs = []string{policy.ApproverManager}

@@ -55,6 +55,9 @@ const (
 	SafetyHold      = "safety.hold"
 	SafetyRelease   = "safety.release"
 
+	ApprovalApproved = "approval.approved"
+	ApprovalDenied   = "approval.denied"
+
 	RunStarted   = "run.started"
 	RunCompleted = "run.completed"
 	RunAborted   = "run.aborted"

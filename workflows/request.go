@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
 )
@@ -102,6 +103,9 @@ type request struct {
 	// mails (an approval step's run reports itself).
 	event, what string
 	quiet       bool
+	// audited: records scheduled (RecordAudit), waited for before the run
+	// closes.
+	audited []workflow.Future
 }
 
 // AccessRequest is one request for time-bound access ("request/<id>"):
@@ -159,6 +163,10 @@ func AccessRequest(ctx workflow.Context, in activities.AccessRequest) (RequestSt
 	now := workflow.Now(ctx)
 	r.st.GrantedAt, r.st.Until, r.st.Outcome, r.st.Note = now, now.Add(in.For), OutcomeGranted, r.grant.Note
 	r.publishGrant(ctx)
+	if !r.grant.Already { // a membership held before the grant is not the grant's
+		r.record(ctx, audit.Record{Action: audit.GroupAdded, AccountID: r.grant.AccountID, Verified: true,
+			Reason: in.Reason, Detail: "granted until " + r.st.Until.UTC().Format(time.RFC3339) + " at the request of " + in.Requester})
+	}
 	r.setState(ctx, contract.StateGranted)
 	r.mail(ctx, activities.MailOutcome, r.recipients(), "granted until "+r.st.Until.UTC().Format(time.RFC3339), false)
 
@@ -205,6 +213,13 @@ func AccessRequest(ctx workflow.Context, in activities.AccessRequest) (RequestSt
 	}
 	if r.st.Note != "" && outcome == OutcomeRevoked {
 		note = r.st.Note + "; " + note
+	}
+	revoked := audit.Record{Action: audit.GroupRemoved, AccountID: r.grant.AccountID, Verified: true, Detail: outcome + ": " + note}
+	if r.revoke != nil {
+		revoked.Actor, revoked.Reason = r.revoke.Operator, r.revoke.Reason
+	}
+	if !r.grant.Already {
+		r.record(ctx, revoked)
 	}
 	r.st.Note = note
 	return r.finish(ctx, outcome), nil
@@ -271,7 +286,7 @@ func (r *request) approve(ctx workflow.Context, round int, extension bool) (bool
 			d := ApprovalDecision{Approver: "jml", Approve: ok, Via: "timeout", Round: round, Time: now,
 				Reason: fmt.Sprintf("no answer within %s: on_timeout %s", t.Timeout, orDefault(r.plan.Approval.OnTimeout, policy.OnTimeoutDeny))}
 			r.st.Decisions = append(r.st.Decisions, d)
-			recordDecision(ctx, r.st, d)
+			r.recordDecision(ctx, d)
 			return ok, nil
 		}
 	}
@@ -330,6 +345,10 @@ func (r *request) finish(ctx workflow.Context, outcome string) RequestStatus {
 	r.st.Outcome, r.st.EndedAt = outcome, workflow.Now(ctx)
 	if !r.quiet {
 		r.mail(ctx, activities.MailOutcome, r.recipients(), outcome+orEmpty("; ", r.st.Note), false)
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	for _, f := range r.audited {
+		_ = f.Get(dctx, nil)
 	}
 	r.setState(ctx, contract.StateCompleted)
 	return r.st
@@ -423,7 +442,7 @@ func (r *request) handlers(ctx workflow.Context) error {
 			} else {
 				r.denied = true
 			}
-			recordDecision(ctx, r.st, d)
+			r.recordDecision(ctx, d)
 			r.showDetails(ctx)
 			switch {
 			case r.denied:
@@ -537,11 +556,45 @@ func approverList(aps []activities.Approver) string {
 	return strings.Join(s, ", ")
 }
 
-// recordDecision is where an approval decision (who, when, why, through
-// what) reaches the audit trail: the audit store hooks in here. The run
-// itself already holds it (RequestStatus.Decisions, the details).
-func recordDecision(ctx workflow.Context, st RequestStatus, d ApprovalDecision) {
-	workflow.GetLogger(ctx).Info("approval decision", "request", st.ID, "approve", d.Approve, "via", d.Via, "round", d.Round)
+// recordDecision records an approval decision (who, when, why, through
+// which channel) in the audit trail.
+func (r *request) recordDecision(ctx workflow.Context, d ApprovalDecision) {
+	workflow.GetLogger(ctx).Info("approval decision", "request", r.st.ID, "approve", d.Approve, "via", d.Via, "round", d.Round)
+	action := audit.ApprovalDenied
+	if d.Approve {
+		action = audit.ApprovalApproved
+	}
+	actor := d.Approver
+	if d.Via == "timeout" {
+		actor = audit.ActorJML
+	}
+	r.record(ctx, audit.Record{Action: action, Actor: actor, Reason: d.Reason, Verified: true,
+		Detail: fmt.Sprintf("round %d via %s", d.Round, orDefault(d.Via, "ui"))})
+}
+
+// record schedules recs for the audit trail when the planning worker has
+// a store (RequestPlan.Audit), keyed <workflow>/<run>/<n>/0 so a retry
+// lands once. Request runs are new with the audit trail: no history needs
+// a version guard.
+func (r *request) record(ctx workflow.Context, recs ...audit.Record) {
+	if !r.plan.Audit {
+		return
+	}
+	info := workflow.GetInfo(ctx)
+	n := len(r.audited) + 1
+	for i := range recs {
+		rec := &recs[i]
+		rec.Key = fmt.Sprintf("%s/%s/%d/%d", info.WorkflowExecution.ID, info.WorkflowExecution.RunID, n, i)
+		rec.Time, rec.EmployeeID, rec.Kind = workflow.Now(ctx), r.st.EmployeeID, r.event
+		rec.WorkflowID, rec.RunID, rec.EffectiveAt = info.WorkflowExecution.ID, info.WorkflowExecution.RunID, info.WorkflowStartTime
+		if rec.Target == "" {
+			rec.Target, rec.Group = r.st.Target, r.st.Group
+		}
+		if rec.Actor == "" {
+			rec.Actor = audit.ActorJML
+		}
+	}
+	r.audited = append(r.audited, scheduleAudit(ctx, fmt.Sprintf("audit.%d", n), recs))
 }
 
 // Approval is an approval step of a lifecycle run, as a child workflow

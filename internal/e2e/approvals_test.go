@@ -26,6 +26,7 @@ import (
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/approval"
+	"github.com/jml-dev/jml/audit/auditdb"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/contract"
@@ -83,6 +84,7 @@ func (s *approvalStack) startWorker(t *testing.T) (stop func()) {
 		HostTimeout: 5 * time.Second, HTTPClient: s.portal.Client(), Client: c, Logger: s.log,
 		Directory: activities.TemporalDirectory{Client: c}, Getenv: func(k string) string { return env[k] },
 		StepTimeout: 10 * time.Second, SessionHeartbeat: 2 * time.Second, AllowInsecureLoopback: true,
+		Audit: s.audit,
 	})
 	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true, WorkflowPanicPolicy: worker.FailWorkflow})
 	workflows.Register(w, a)
@@ -236,6 +238,10 @@ func (s *approvalStack) memberOf(t *testing.T, emp, group string) bool {
 // at expiry it is revoked there; the person is told both times.
 func TestAccessRequestApprovedByMailLink(t *testing.T) {
 	s := newApprovalStack(t, policy.Approval{Approvers: []string{"manager"}, Timeout: "2m"})
+	store, err := auditdb.Open(context.Background(), filepath.Join(t.TempDir(), "audit.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	s.audit = store
 	s.startWorker(t)
 	s.people(t, "prod-admin")
 
@@ -278,6 +284,21 @@ func TestAccessRequestApprovedByMailLink(t *testing.T) {
 	s.waitMail(t, "ada@acme.test", "expired", 1)
 	assert.NotEmpty(t, s.mails(t, "ada@acme.test", "granted until"))
 	t.Logf("approval → granted at SCIMMY: %v; expiry → revoked at SCIMMY: %v", grantedAfter, revokedAfter)
+
+	// The audit trail has the decision (who, why, how), the grant and the
+	// revoke, once each.
+	recs, err := store.Records(context.Background(), auditdb.Filter{EmployeeID: "E1", Group: "prod-admin"})
+	require.NoError(t, err)
+	var got []string
+	for _, r := range recs {
+		got = append(got, r.Kind+" "+r.Action+" by "+r.Actor)
+	}
+	assert.Equal(t, []string{"request approval.approved by grace@acme.test", "request group.added by jml", "request group.removed by jml"}, got)
+	if len(recs) == 3 {
+		assert.Equal(t, "on call this week", recs[0].Reason)
+		assert.Equal(t, "round 1 via link", recs[0].Detail)
+		assert.True(t, recs[1].Verified && recs[2].Verified, "read back at the target")
+	}
 	s.assertNoSecrets(t, []string{approvalKey, tokenOf(t, l), "smtp-secret"})
 }
 
