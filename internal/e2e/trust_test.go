@@ -255,7 +255,8 @@ func TestRehireDuringGracePeriod(t *testing.T) {
 	s.waitStatus(t, []string{emp}, contract.StatusActive)
 
 	rows := s.steps(t, lv.WorkflowID)
-	require.Len(t, rows, 2)
+	require.Len(t, rows, 3, "requests.revoke, deprovision, delete")
+	assert.Equal(t, workflows.StepDone, rows["requests.revoke"].State)
 	assert.Equal(t, workflows.StepSuperseded, rows["app.delete_identity"].State)
 	acct := s.account(t, p["email"])
 	assert.Equal(t, id, acct.ID, "the same account")
