@@ -233,6 +233,30 @@ type AttrSyncPageInput struct {
 	EmployeeIDs []string `json:"employee_ids,omitempty"`
 	// Guard holds the loop-guard entries of this target.
 	Guard []GuardEntry `json:"guard,omitempty"`
+	// Since is the change link the previous cycle kept for this target (a
+	// connectors.ChangeLister): the first chunk reads only what changed
+	// since, when the desired state is still the one compared then.
+	Since DeltaState `json:"since,omitzero"`
+	// Round is what the previous chunk of this target's round handed on.
+	Round AttrSyncRound `json:"round,omitzero"`
+}
+
+// DeltaState is where a target's next cycle starts reading changes.
+type DeltaState struct {
+	Link string `json:"link"`
+	// Desired fingerprints the desired state the round compared against:
+	// when HR or the policy changed it, accounts that did not change must
+	// be compared again, so the next cycle reads the whole target.
+	Desired string `json:"desired"`
+}
+
+// AttrSyncRound is what one chunk of a target's round tells the next.
+type AttrSyncRound struct {
+	// Incremental: the round reads only the changes since Since.
+	Incremental bool `json:"incremental,omitempty"`
+	// Unsynced: an account write failed for good. A change round would
+	// not see that account again, so the round keeps no link.
+	Unsynced bool `json:"unsynced,omitempty"`
 }
 
 // AttrSyncPageResult is one chunk's outcome.
@@ -241,8 +265,12 @@ type AttrSyncPageResult struct {
 	Counts   AttrSyncCounts    `json:"counts"`
 	Problems []AttrSyncProblem `json:"problems,omitempty"`
 	// Guard entries written or updated; Cleared keys of entries resolved.
-	Guard   []GuardEntry `json:"guard,omitempty"`
-	Cleared []string     `json:"cleared,omitempty"`
+	Guard   []GuardEntry  `json:"guard,omitempty"`
+	Cleared []string      `json:"cleared,omitempty"`
+	Round   AttrSyncRound `json:"round,omitzero"`
+	// Delta is the link the next cycle starts from, on the last chunk of a
+	// round over a connectors.ChangeLister that wrote nothing in vain.
+	Delta DeltaState `json:"delta,omitzero"`
 }
 
 // syncRule is one sync_identity step of a target, reduced to what can be
@@ -267,7 +295,8 @@ type snapshot struct {
 	byAccount map[string]*desired
 	byUID     map[string]*desired // lower-cased unique identifier
 	uid       string
-	active    int // identities with desired state (for Unmatched)
+	active    int    // identities with desired state (for Unmatched)
+	desired   string // fingerprint of the desired state (DeltaState)
 	built     time.Time
 	problems  []AttrSyncProblem
 
@@ -528,7 +557,33 @@ func (a *Activities) buildSnapshot(ctx context.Context, target string) (*snapsho
 		activity.RecordHeartbeat(ctx) // listing a large directory takes a while
 	}
 	a.snapshotReferences(target, s, links)
+	s.desired = s.fingerprint()
 	return s, nil
+}
+
+// fingerprint hashes the desired state: every rendered identity with its
+// account and attributes, and every identity that could not be rendered.
+func (s *snapshot) fingerprint() string {
+	h := sha256.New()
+	var ds []*desired
+	for _, m := range []map[string]*desired{s.byAccount, s.byUID} {
+		for _, d := range m {
+			if d != nil && !slices.Contains(ds, d) {
+				ds = append(ds, d)
+			}
+		}
+	}
+	slices.SortFunc(ds, func(a, b *desired) int { return strings.Compare(a.employeeID, b.employeeID) })
+	for _, d := range ds {
+		fmt.Fprintf(h, "%q %q\n", d.employeeID, d.accountID)
+		for _, k := range slices.Sorted(maps.Keys(d.attrs)) {
+			fmt.Fprintf(h, "\t%q=%q\n", k, d.attrs[k])
+		}
+	}
+	for _, p := range s.problems {
+		fmt.Fprintf(h, "! %q %q %q\n", p.EmployeeID, p.AccountID, p.Error)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // snapshotReferences resolves, in every desired state of the snapshot,
@@ -610,7 +665,8 @@ func (a *Activities) SyncAttributesPage(ctx context.Context, in AttrSyncPageInpu
 	if snap.active == 0 && len(snap.problems) == 0 {
 		return AttrSyncPageResult{}, nil // nobody to sync: spare the target its reads
 	}
-	p := progress{Cursor: in.Cursor}
+	changes, _ := c.(connectors.ChangeLister)
+	p := progress{Cursor: in.Cursor, Result: AttrSyncPageResult{Round: in.Round}}
 	if activity.HasHeartbeatDetails(ctx) {
 		_ = activity.GetHeartbeatDetails(ctx, &p) // resume the last attempt
 		if p.Done {
@@ -618,21 +674,42 @@ func (a *Activities) SyncAttributesPage(ctx context.Context, in AttrSyncPageInpu
 		}
 	}
 	res := &p.Result
-	if in.Cursor == "" && p.Cursor == "" && res.Counts.PagesRead == 0 {
-		// The first chunk of a target reports identities it could not render
-		// and the population size, from which Unmatched is derived.
+	// full starts a round over every account. The first chunk of it reports
+	// identities it could not render and the population size, from which
+	// Unmatched is derived (a change round sees too few accounts for that).
+	full := func() {
+		p.Cursor, res.Round.Incremental = "", false
 		for _, p := range snap.problems {
 			res.problem(p)
 		}
 		res.Counts.Failures += len(snap.problems)
 		res.Counts.Unmatched += snap.active
 	}
+	if in.Cursor == "" && p.Cursor == "" && res.Counts.PagesRead == 0 {
+		if changes != nil && in.Since.Link != "" && in.Since.Desired == snap.desired {
+			p.Cursor, res.Round.Incremental = in.Since.Link, true
+		} else {
+			full()
+		}
+	}
 	maxPages := in.MaxPages
 	if maxPages <= 0 {
 		maxPages = 20
 	}
 	for range maxPages {
-		accts, next, err := lister.ListAccounts(ctx, p.Cursor, in.PageSize)
+		var (
+			accts       []connectors.Account
+			next, delta string
+		)
+		if changes != nil {
+			accts, _, next, delta, err = changes.ListChanges(ctx, p.Cursor)
+			if errors.Is(err, connectors.ErrResync) && res.Round.Incremental && p.Cursor == in.Since.Link {
+				full() // the target forgot the link: read everything again
+				accts, _, next, delta, err = changes.ListChanges(ctx, p.Cursor)
+			}
+		} else {
+			accts, next, err = lister.ListAccounts(ctx, p.Cursor, in.PageSize)
+		}
 		if err != nil {
 			return AttrSyncPageResult{}, toTemporal(fmt.Errorf("%s: list accounts: %w", in.Target, err))
 		}
@@ -650,17 +727,24 @@ func (a *Activities) SyncAttributesPage(ctx context.Context, in AttrSyncPageInpu
 				continue // not an account of an active identity
 			}
 			res.Counts.IdentitiesChecked++
-			res.Counts.Unmatched--
+			if !res.Round.Incremental {
+				res.Counts.Unmatched--
+			}
 			work = append(work, pending{d: d, acct: acct})
 		}
 		changed := res.Counts.AccountsChanged
 		if err := a.writeAll(ctx, in.Target, syncer, work, guard, res); err != nil {
 			return AttrSyncPageResult{}, err
 		}
+		// A change round starts at its link, never at "": reconciliation
+		// finds no full list of this run here and reads the target itself.
 		snap.remember(p.Cursor, accts, next, res.Counts.AccountsChanged == changed)
 		p.Cursor = next
 		p.Done = next == ""
 		res.Next = next
+		if p.Done && delta != "" && !res.Round.Unsynced {
+			res.Delta = DeltaState{Link: delta, Desired: snap.desired}
+		}
 		activity.RecordHeartbeat(ctx, p)
 		if p.Done {
 			break
@@ -811,6 +895,7 @@ func (a *Activities) writeAll(ctx context.Context, target string, syncer connect
 			names := slices.Sorted(maps.Keys(j.diff))
 			if err != nil {
 				if connectors.IsPermanent(err) || errors.Is(err, connectors.ErrNotFound) || errors.Is(err, connectors.ErrConflict) {
+					res.Round.Unsynced = true
 					res.Counts.Failures++
 					res.problem(AttrSyncProblem{Target: target, EmployeeID: j.p.d.employeeID, AccountID: j.p.acct.ID, Attributes: names, Error: err.Error()})
 					return
@@ -968,17 +1053,34 @@ type GuardQuery struct {
 // PreviousAttrSyncGuard returns the loop-guard entries the last completed
 // scheduled run ended with (its result's "guard"), so a value that never
 // sticks is not rewritten on every run. None when there is no such run or
-// no Client.
+// no Client. Runs before "attribute-sync-delta" call it; later ones call
+// PreviousAttrSyncState.
 func (a *Activities) PreviousAttrSyncGuard(ctx context.Context, q GuardQuery) ([]GuardEntry, error) {
+	st, err := a.PreviousAttrSyncState(ctx, q)
+	return st.Guard, err
+}
+
+// AttrSyncState is what the last completed scheduled run of the attribute
+// sync ended with and the next one starts from.
+type AttrSyncState struct {
+	Guard []GuardEntry `json:"guard,omitempty"`
+	// Delta are the change links by target (AttrSyncPageInput.Since).
+	Delta map[string]DeltaState `json:"delta,omitempty"`
+}
+
+// PreviousAttrSyncState returns the loop guard and the change links the
+// last completed scheduled run ended with (its result's "guard" and
+// "delta"). None when there is no such run or no Client.
+func (a *Activities) PreviousAttrSyncState(ctx context.Context, q GuardQuery) (AttrSyncState, error) {
 	if a.cfg.Client == nil {
-		return nil, nil
+		return AttrSyncState{}, nil
 	}
 	resp, err := a.cfg.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		Query:    fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Completed'", q.WorkflowType),
 		PageSize: 100,
 	})
 	if err != nil {
-		return nil, toTemporal(connectors.Transient(fmt.Errorf("attribute sync: list previous runs: %w", err)))
+		return AttrSyncState{}, toTemporal(connectors.Transient(fmt.Errorf("attribute sync: list previous runs: %w", err)))
 	}
 	var last *workflowpb.WorkflowExecutionInfo
 	for _, e := range resp.GetExecutions() {
@@ -990,15 +1092,13 @@ func (a *Activities) PreviousAttrSyncGuard(ctx context.Context, q GuardQuery) ([
 		}
 	}
 	if last == nil {
-		return nil, nil
+		return AttrSyncState{}, nil
 	}
-	var prev struct {
-		Guard []GuardEntry `json:"guard"`
-	}
+	var prev AttrSyncState
 	run := a.cfg.Client.GetWorkflow(ctx, last.GetExecution().GetWorkflowId(), last.GetExecution().GetRunId())
 	if err := run.Get(ctx, &prev); err != nil {
-		a.log.Warn("attribute sync: previous run's guard unreadable; starting without", zap.Error(err))
-		return nil, nil
+		a.log.Warn("attribute sync: previous run's state unreadable; starting without", zap.Error(err))
+		return AttrSyncState{}, nil
 	}
-	return prev.Guard, nil
+	return prev, nil
 }

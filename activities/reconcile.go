@@ -320,6 +320,9 @@ func (a *Activities) ReconcileTarget(ctx context.Context, in ReconcileInput) (Re
 			lister = nil
 		}
 	}
+	// Reconciliation reads the full list even where the attribute sync
+	// reads changes (connectors.ChangeLister): an orphan or a leftover is
+	// found by what is there, and a change round shows only what moved.
 	for cursor := ""; lister != nil; {
 		accts, next, err := lister.ListAccounts(ctx, cursor, in.PageSize)
 		if err != nil {

@@ -1,6 +1,9 @@
 package connectors
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // GroupMembers is a group with the IDs of its member accounts.
 type GroupMembers struct {
@@ -29,3 +32,7 @@ type GroupLister interface {
 type ChangeLister interface {
 	ListChanges(ctx context.Context, cursor string) (changed []Account, removed []string, next, delta string, err error)
 }
+
+// ErrResync means the target no longer knows a change link (Graph answers
+// 410 Gone, syncStateNotFound): the caller starts over with a full round.
+var ErrResync = errors.New("change link expired: start over with a full round")

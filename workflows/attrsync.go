@@ -44,7 +44,11 @@ type AttributeSyncInput struct {
 	Cursor   string                  `json:"cursor,omitempty"`
 	Chunk    int                     `json:"chunk,omitempty"`
 	Guard    []activities.GuardEntry `json:"guard,omitempty"`
-	Result   AttributeSyncResult     `json:"result"`
+	// Since are the change links the previous cycle kept, by target; Round
+	// is what the last chunk of the target in progress handed on.
+	Since  map[string]activities.DeltaState `json:"since,omitempty"`
+	Round  activities.AttrSyncRound         `json:"round,omitzero"`
+	Result AttributeSyncResult              `json:"result"`
 	// Reconciliation is the progress of the reconcile phase.
 	Reconciliation reconcileState `json:"reconciliation,omitzero"`
 }
@@ -56,6 +60,9 @@ type AttributeSyncResult struct {
 	Targets  map[string]activities.AttrSyncCounts `json:"targets,omitempty"`
 	Problems []activities.AttrSyncProblem         `json:"problems,omitempty"`
 	Guard    []activities.GuardEntry              `json:"guard,omitempty"`
+	// Delta are the change links the next scheduled cycle starts from, by
+	// target (a connectors.ChangeLister, such as Entra's /users/delta).
+	Delta map[string]activities.DeltaState `json:"delta,omitempty"`
 	// Reconcile is the reconciliation of each target (docs/reconciliation.md).
 	Reconcile map[string]activities.ReconcileResult `json:"reconcile,omitempty"`
 }
@@ -97,6 +104,9 @@ func AttributeSync(ctx workflow.Context, in AttributeSyncInput) (AttributeSyncRe
 	short := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry,
 	})
+	// Version 1 keeps each target's change link across cycles: a cycle
+	// reads only the accounts changed since the previous one.
+	changes := workflow.GetVersion(ctx, "attribute-sync-delta", workflow.DefaultVersion, 1) == 1
 	if !in.Started {
 		if len(in.Targets) == 0 || in.PageSize == 0 {
 			var ts activities.AttrSyncTargets
@@ -116,7 +126,13 @@ func AttributeSync(ctx workflow.Context, in AttributeSyncInput) (AttributeSyncRe
 			gctx := workflow.WithActivityOptions(short, workflow.ActivityOptions{ActivityID: "attribute_sync.guard", Summary: "loop guard of the previous run",
 				StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry})
 			q := activities.GuardQuery{WorkflowType: contract.AttributeSyncWorkflowName, IDPrefix: contract.AttributeSyncScheduleID}
-			if err := workflow.ExecuteActivity(gctx, a.PreviousAttrSyncGuard, q).Get(ctx, &in.Guard); err != nil {
+			if changes {
+				var prev activities.AttrSyncState
+				if err := workflow.ExecuteActivity(gctx, a.PreviousAttrSyncState, q).Get(ctx, &prev); err != nil {
+					workflow.GetLogger(ctx).Warn("previous run's state unavailable; reading every target in full", "error", errorText(err))
+				}
+				in.Guard, in.Since = prev.Guard, prev.Delta
+			} else if err := workflow.ExecuteActivity(gctx, a.PreviousAttrSyncGuard, q).Get(ctx, &in.Guard); err != nil {
 				workflow.GetLogger(ctx).Warn("loop guard unavailable; starting without", "error", errorText(err))
 			}
 		}
@@ -144,6 +160,7 @@ func AttributeSync(ctx workflow.Context, in AttributeSyncInput) (AttributeSyncRe
 		page := activities.AttrSyncPageInput{
 			Snapshot: in.Snapshot, Target: target, Cursor: in.Cursor, PageSize: in.PageSize, MaxPages: in.MaxPages,
 			EmployeeIDs: in.EmployeeIDs, Guard: targetGuard(guard, target),
+			Since: in.Since[target], Round: in.Round,
 		}
 		var res activities.AttrSyncPageResult
 		if err := workflow.ExecuteActivity(actx, a.SyncAttributesPage, page).Get(ctx, &res); err != nil {
@@ -152,9 +169,15 @@ func AttributeSync(ctx workflow.Context, in AttributeSyncInput) (AttributeSyncRe
 				Problems: []activities.AttrSyncProblem{{Target: target, Error: errorText(err)}}}
 		}
 		in.merge(target, res, guard)
-		in.Cursor = res.Next
+		in.Cursor, in.Round = res.Next, res.Round
+		if res.Delta.Link != "" && len(in.EmployeeIDs) == 0 {
+			if in.Result.Delta == nil {
+				in.Result.Delta = map[string]activities.DeltaState{}
+			}
+			in.Result.Delta[target] = res.Delta
+		}
 		if res.Next == "" || len(in.EmployeeIDs) > 0 {
-			in.Cursor = ""
+			in.Cursor, in.Round = "", activities.AttrSyncRound{}
 			in.Next++
 			emitMetrics(ctx, target, in.Result.Targets[target])
 		}

@@ -227,6 +227,14 @@ func fromGraph(props map[string]any) connectors.Attributes {
 		out[attrManagerID], _ = m["id"].(string)
 		out[attrManager], _ = m["userPrincipalName"].(string)
 	}
+	// A delta read carries the manager's ID only (ListChanges).
+	if ms, ok := props["manager@delta"].([]any); ok && len(ms) > 0 {
+		if m, ok := ms[0].(map[string]any); ok && m["@removed"] == nil {
+			if id, _ := m["id"].(string); id != "" {
+				out[attrManagerID] = id
+			}
+		}
+	}
 	return out
 }
 

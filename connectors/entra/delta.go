@@ -2,7 +2,9 @@ package entra
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/jml-dev/jml/connectors"
@@ -24,8 +26,14 @@ func (c *Connector) ListChanges(ctx context.Context, cursor string) ([]connector
 		NextLink  string           `json:"@odata.nextLink"`
 		DeltaLink string           `json:"@odata.deltaLink"`
 	}
-	first := call{method: "GET", path: "/users/delta", query: query("$select", c.selectUser)}
+	first := call{method: "GET", path: "/users/delta", query: query("$select", c.selectUser+",manager")}
 	if err := c.page(ctx, op, cursor, "/users/delta?", first, &page); err != nil {
+		// Graph forgets delta state (410 Gone with syncStateNotFound or
+		// resyncRequired): the caller must start a full round again
+		// (https://learn.microsoft.com/en-us/graph/delta-query-overview#synchronization-reset).
+		if e, ok := errors.AsType[*apiError](err); ok && e.Status == http.StatusGone {
+			return nil, nil, "", "", fmt.Errorf("%w: %w", connectors.ErrResync, err)
+		}
 		return nil, nil, "", "", err
 	}
 	var changed []connectors.Account

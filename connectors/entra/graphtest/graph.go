@@ -563,6 +563,8 @@ func (s *Server) managerRef(w http.ResponseWriter, r *http.Request, key string) 
 			return
 		}
 		u.manager = ""
+		s.change++
+		u.changed = s.change
 		w.WriteHeader(204)
 	default:
 		writeError(w, 405, "Request_BadRequest", "The requested method is not allowed.", nil)
@@ -799,7 +801,15 @@ func (s *Server) groupByUniqueName(w http.ResponseWriter, r *http.Request, seg s
 // round, never skipped.
 func (s *Server) delta(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	sel, bad := parseSelect(r, isUserProp, defaultUserSelect)
+	// The manager is selected, not expanded, on delta and comes back as
+	// manager@delta, the manager's ID only
+	// (https://learn.microsoft.com/en-us/graph/delta-query-users#example-3-get-changes-to-the-manager-of-users).
+	withManager := false
+	sel, bad := parseSelect(r, func(p string) bool {
+		withManager = withManager || p == "manager"
+		return isUserProp(p) || p == "manager"
+	}, defaultUserSelect)
+	sel = slices.DeleteFunc(sel, func(p string) bool { return p == "manager" })
 	if bad != "" {
 		writeError(w, 400, "BadRequest", "Could not find a property named '"+bad+"' on type 'microsoft.graph.user'.", nil)
 		return
@@ -814,6 +824,14 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request) {
 		since = n
 	}
 	s.mu.Lock()
+	if since != 0 && since < s.deltaFloor {
+		s.mu.Unlock()
+		// Graph answers an expired delta token with 410 Gone and asks for
+		// a full resync
+		// (https://learn.microsoft.com/en-us/graph/delta-query-overview#synchronization-reset).
+		writeError(w, 410, "syncStateNotFound", "The requested sync state is no longer available; a full resync is required.", nil)
+		return
+	}
 	upTo := s.change
 	var items []map[string]any
 	for _, id := range s.order {
@@ -833,7 +851,11 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request) {
 			items = append(items, map[string]any{"id": id, "@removed": map[string]any{"reason": "changed"}})
 			continue
 		}
-		items = append(items, s.renderUser(u, sel, nil, false))
+		item := s.renderUser(u, sel, nil, false)
+		if withManager && u.manager != "" {
+			item["manager@delta"] = []any{map[string]any{"@odata.type": "#microsoft.graph.user", "id": u.manager}}
+		}
+		items = append(items, item)
 	}
 	s.mu.Unlock()
 	skip := atoi(q.Get("$skiptoken"), 0)

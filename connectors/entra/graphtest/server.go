@@ -116,6 +116,8 @@ type Server struct {
 	log       []string
 	// change is the directory's change sequence (delta tokens).
 	change int
+	// deltaFloor: delta tokens below it are forgotten (ExpireDeltaLinks).
+	deltaFloor int
 	// window and inWindow count requests for Throttle.
 	window     time.Time
 	inWindow   int
@@ -230,6 +232,14 @@ func (s *Server) ResetCounts() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests, s.inner, s.tokenReqs, s.log = 0, 0, 0, nil
+}
+
+// ExpireDeltaLinks forgets the delta state of every link handed out so
+// far, as Graph does after a while: they answer 410 Gone.
+func (s *Server) ExpireDeltaLinks() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deltaFloor = s.change + 1
 }
 
 // ExpireTokens invalidates every issued access token.
