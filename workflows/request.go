@@ -130,18 +130,10 @@ func AccessRequest(ctx workflow.Context, in activities.AccessRequest) (RequestSt
 	r.setState(ctx, contract.StateRunning)
 
 	var a *activities.Activities
-	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry, Summary: "check request, resolve approvers"})
-	if err := workflow.ExecuteLocalActivity(lctx, a.PlanRequest, in).Get(ctx, &r.plan); err != nil {
-		r.st.Note = "plan: " + errorText(err)
+	ok, refused, err := r.planAndApprove(ctx, "check request, resolve approvers", a.PlanRequest, in)
+	if refused {
 		return r.finish(ctx, OutcomeRefused), nil
 	}
-	if r.plan.Refused != "" {
-		r.st.Note = r.plan.Refused
-		return r.finish(ctx, OutcomeRefused), nil
-	}
-	r.st.Quorum = r.plan.Quorum
-	ok, err := r.approve(ctx, 1, false)
 	if err != nil {
 		return r.st, err
 	}
@@ -223,6 +215,25 @@ func AccessRequest(ctx workflow.Context, in activities.AccessRequest) (RequestSt
 	}
 	r.st.Note = note
 	return r.finish(ctx, outcome), nil
+}
+
+// planAndApprove plans the run (plan: PlanRequest or PlanApproval, a
+// local activity) and asks the first approval round; refused: the plan
+// refused it and the note says why.
+func (r *request) planAndApprove(ctx workflow.Context, summary string, plan, in any) (ok, refused bool, err error) {
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry, Summary: summary})
+	if err := workflow.ExecuteLocalActivity(lctx, plan, in).Get(ctx, &r.plan); err != nil {
+		r.st.Note = "plan: " + errorText(err)
+		return false, true, nil
+	}
+	if r.plan.Refused != "" {
+		r.st.Note = r.plan.Refused
+		return false, true, nil
+	}
+	r.st.Quorum = r.plan.Quorum
+	ok, err = r.approve(ctx, 1, false)
+	return ok, false, err
 }
 
 // approve runs one approval round: asks, reminds, escalates and times
@@ -610,18 +621,10 @@ func Approval(ctx workflow.Context, in activities.ApprovalInput) (RequestStatus,
 	}
 	r.setState(ctx, contract.StateRunning)
 	var a *activities.Activities
-	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry, Summary: "resolve approvers"})
-	if err := workflow.ExecuteLocalActivity(lctx, a.PlanApproval, in).Get(ctx, &r.plan); err != nil {
-		r.st.Note = "plan: " + errorText(err)
+	ok, refused, err := r.planAndApprove(ctx, "resolve approvers", a.PlanApproval, in)
+	if refused {
 		return r.finish(ctx, OutcomeRefused), nil
 	}
-	if r.plan.Refused != "" {
-		r.st.Note = r.plan.Refused
-		return r.finish(ctx, OutcomeRefused), nil
-	}
-	r.st.Quorum = r.plan.Quorum
-	ok, err := r.approve(ctx, 1, false)
 	if err != nil {
 		return r.st, err
 	}
