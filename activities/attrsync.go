@@ -732,6 +732,11 @@ func (a *Activities) SyncAttributesPage(ctx context.Context, in AttrSyncPageInpu
 			}
 			work = append(work, pending{d: d, acct: acct})
 		}
+		if res.Round.Incremental {
+			if work, err = readWhole(ctx, c, work); err != nil {
+				return AttrSyncPageResult{}, toTemporal(fmt.Errorf("%s: read changed account: %w", in.Target, err))
+			}
+		}
 		changed := res.Counts.AccountsChanged
 		if err := a.writeAll(ctx, in.Target, syncer, work, guard, res); err != nil {
 			return AttrSyncPageResult{}, err
@@ -1101,4 +1106,30 @@ func (a *Activities) PreviousAttrSyncState(ctx context.Context, q GuardQuery) (A
 		return AttrSyncState{}, nil
 	}
 	return prev, nil
+}
+
+// readWhole reads each account of a change round whole before it is
+// compared: Graph's delta answers an updated user with at least its
+// changed properties, not all of them
+// (https://learn.microsoft.com/en-us/graph/delta-query-users), and a
+// property it left out is not an empty one. An account gone since is
+// dropped.
+func readWhole(ctx context.Context, c any, work []pending) ([]pending, error) {
+	rd, ok := c.(connectors.AccountReader)
+	if !ok {
+		return work, nil
+	}
+	out := work[:0]
+	for _, w := range work {
+		acct, err := rd.ReadAccount(ctx, w.acct.ID)
+		if errors.Is(err, connectors.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		w.acct = *acct
+		out = append(out, w)
+	}
+	return out, nil
 }

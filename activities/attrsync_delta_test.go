@@ -19,8 +19,10 @@ import (
 // /users/delta link of a cycle and the next cycle reads only the users
 // changed since, never the whole tenant through /users; a link Graph has
 // forgotten (410 Gone) starts a full round again.
-func TestAttributeSyncReadsChangesThroughDeltaLink(t *testing.T) {
-	graph := graphtest.New(t, graphtest.Options{})
+// deltaSync is three Entra users linked to three identities and one
+// attribute-sync cycle over them from a delta state.
+func deltaSync(t *testing.T, opts graphtest.Options) (*graphtest.Server, map[string]string, activities.StaticDirectory, func(string, activities.DeltaState) activities.AttrSyncPageResult) {
+	graph := graphtest.New(t, opts)
 	o := graph.Options()
 	c, err := entra.New(context.Background(), entra.Config{Tenant: o.Tenant, ClientID: o.ClientID,
 		ClientSecret: secret.New(o.ClientSecret), AuthorityURL: graph.AuthorityURL(), GraphURL: graph.GraphURL()})
@@ -56,7 +58,11 @@ func TestAttributeSyncReadsChangesThroughDeltaLink(t *testing.T) {
 		assert.NotContains(t, graph.Log(), "GET /v1.0/users", "the sync never lists the tenant through /users")
 		return res
 	}
+	return graph, ids, dir, cycle
+}
 
+func TestAttributeSyncReadsChangesThroughDeltaLink(t *testing.T) {
+	graph, ids, dir, cycle := deltaSync(t, graphtest.Options{})
 	first := cycle("cycle-1", activities.DeltaState{})
 	assert.False(t, first.Round.Incremental)
 	assert.Equal(t, 3, first.Counts.IdentitiesChecked, "the first cycle reads every user")
@@ -89,4 +95,18 @@ func TestAttributeSyncReadsChangesThroughDeltaLink(t *testing.T) {
 	assert.False(t, fourth.Round.Incremental)
 	assert.Equal(t, 3, fourth.Counts.IdentitiesChecked)
 	assert.Equal(t, "Ops", graph.User(ids["E1"])["department"], "Ada's new department is written though her account did not change")
+}
+
+// Graph's change round may carry only what changed: an edit of a property
+// the policy does not manage writes nothing, and a managed one left out
+// of the round is not taken for empty.
+func TestAttributeSyncDeltaReadsChangedAccountsWhole(t *testing.T) {
+	graph, ids, _, cycle := deltaSync(t, graphtest.Options{DeltaSparse: true})
+	first := cycle("cycle-1", activities.DeltaState{})
+	graph.UpdateUser(ids["E1"], map[string]any{"jobTitle": "Lead"})
+	second := cycle("cycle-2", first.Delta)
+	assert.True(t, second.Round.Incremental)
+	assert.Equal(t, 1, second.Counts.IdentitiesChecked)
+	assert.Zero(t, second.Counts.AccountsChanged, "nothing the policy manages changed")
+	assert.NotContains(t, graph.Log(), "PATCH /v1.0/users/"+ids["E1"])
 }

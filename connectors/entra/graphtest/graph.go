@@ -852,6 +852,15 @@ func (s *Server) delta(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		item := s.renderUser(u, sel, nil, false)
+		if since != 0 && s.opts.DeltaSparse {
+			sparse := map[string]any{"id": item["id"]}
+			for _, k := range u.changedProps {
+				if v, ok := item[k]; ok {
+					sparse[k] = v
+				}
+			}
+			item = sparse
+		}
 		if withManager && u.manager != "" {
 			item["manager@delta"] = []any{map[string]any{"@odata.type": "#microsoft.graph.user", "id": u.manager}}
 		}

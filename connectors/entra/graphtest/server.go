@@ -55,6 +55,11 @@ type Options struct {
 	// a newly created object may return Not Found). Uniqueness checks of
 	// writes see every object at once.
 	ReplicationLag time.Duration
+	// DeltaSparse: a change round through a delta link answers an updated
+	// user with its ID and only the properties its last change set, the
+	// least Graph promises ("at least the properties that have been
+	// updated", https://learn.microsoft.com/en-us/graph/delta-query-users).
+	DeltaSparse bool
 	// Throttle, when Limit > 0, answers 429 with Retry-After once more
 	// than Limit requests (batched ones each count) arrive in one Window
 	// (https://learn.microsoft.com/en-us/graph/throttling).
@@ -127,6 +132,7 @@ type Server struct {
 type user struct {
 	visibleAt    time.Time // ReplicationLag: invisible to reads before
 	changed      int       // change sequence of the last write (delta)
+	changedProps []string  // what UpdateUser last set (DeltaSparse)
 	props        map[string]any
 	password     string
 	forceChange  bool
@@ -278,7 +284,9 @@ func (s *Server) UpdateUser(id string, props map[string]any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	u := s.users[id]
+	u.changedProps = u.changedProps[:0]
 	for k, v := range props {
+		u.changedProps = append(u.changedProps, k)
 		if v == nil {
 			delete(u.props, k)
 		} else {
