@@ -142,6 +142,9 @@ type runStatusResult struct {
 	// their steps read them back: the header's state comes from them.
 	AccountStates map[string]string    `json:"account_states,omitempty"`
 	Steps         []workflows.StepInfo `json:"steps"`
+	// StepsUnavailable: a closed run's steps could not be queried (a query
+	// of a closed run needs a worker to replay it); the rest still shows.
+	StepsUnavailable string `json:"steps_unavailable,omitempty"`
 	// Retrying are the run's steps Temporal is retrying right now (its
 	// pending activities): attempt and last error, before any operator
 	// is asked.
@@ -199,11 +202,15 @@ func status(ctx context.Context, c client.Client, employeeID, run string) (*runS
 		st.State, st.LastState = closed, st.State
 	}
 	v, err := c.QueryWorkflow(ctx, st.Run, "", contract.QuerySteps)
-	if err != nil {
+	switch {
+	case err != nil && closedBy(d.Status) != "":
+		st.StepsUnavailable = err.Error()
+	case err != nil:
 		return nil, fmt.Errorf("query steps of %s: %w", st.Run, err)
-	}
-	if err := v.Get(&st.Steps); err != nil {
-		return nil, fmt.Errorf("decode steps of %s: %w", st.Run, err)
+	default:
+		if err := v.Get(&st.Steps); err != nil {
+			return nil, fmt.Errorf("decode steps of %s: %w", st.Run, err)
+		}
 	}
 	if d.Status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 		var res workflows.LifecycleResult
@@ -364,6 +371,9 @@ func printStatus(w io.Writer, st *runStatusResult) {
 			fmt.Fprintf(w, " %s", s)
 		}
 		fmt.Fprintln(w)
+	}
+	if st.StepsUnavailable != "" {
+		fmt.Fprintf(w, "\nsteps     not available: %s\n", st.StepsUnavailable)
 	}
 	if len(st.Steps) > 0 {
 		fmt.Fprintln(w)
