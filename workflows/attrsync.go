@@ -105,7 +105,9 @@ func AttributeSync(ctx workflow.Context, in AttributeSyncInput) (AttributeSyncRe
 		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry,
 	})
 	// Version 1 keeps each target's change link across cycles: a cycle
-	// reads only the accounts changed since the previous one.
+	// reads only the accounts changed since the previous one. The guard can
+	// go once no attribute-sync run started before 2026-12-07 is open (each
+	// scheduled run is short and continues as new: one cycle after upgrade).
 	changes := workflow.GetVersion(ctx, "attribute-sync-delta", workflow.DefaultVersion, 1) == 1
 	if !in.Started {
 		if len(in.Targets) == 0 || in.PageSize == 0 {
