@@ -67,6 +67,7 @@ func TestAttributeSyncSecondCycleReadsDeltaOnly(t *testing.T) {
 	assert.Zero(t, res.Failures, "%+v", res.Problems)
 	assert.Equal(t, "Engineer", graph.User(ids["E3"])["jobTitle"], "the portal edit is undone")
 	assert.NotEmpty(t, res.Delta["app"].Link)
+	saveHistory(t, s.c, contract.AttributeSyncScheduleID+"-2", "guard-attribute-sync-delta-new.json")
 }
 
 func (s *syncStack) runOn(t *testing.T, id string) workflows.AttributeSyncResult {

@@ -4,8 +4,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/workflows"
 )
@@ -40,4 +43,97 @@ func TestReplay(t *testing.T) {
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}
+}
+
+// guardHistories are, for each version guard, a history that takes its
+// old branch and one that takes its new branch. The old ones were recorded
+// by the code before the guard (TestRecordGuardHistories as it stood at
+// that commit) or are older fixtures; the new ones by
+// TestRecordGuardHistories (attribute-sync-delta: by
+// TestAttributeSyncSecondCycleReadsDeltaOnly). An old history of a guard
+// whose code path it never reaches would prove nothing: the replay below
+// checks that each history asks for its guard and gets the branch named.
+var guardHistories = []struct {
+	guard, file string
+	version     workflow.Version // the branch: DefaultVersion old, 1 new
+	shape       string
+}{
+	// audit-trail: only a session-shape run (Plan as an activity) whose
+	// Plan ran on a worker with an audit store while a worker from before
+	// audit-trail ran its workflow task (a rolling upgrade) reaches the
+	// guard without its marker; every other older run has no "audit" in
+	// its plan and never asks (recorded at 426fc5d^ with such a Plan).
+	{"audit-trail", "guard-audit-trail-old.json", workflow.DefaultVersion, "joiner planned by a newer worker with an audit store, run by an older one"},
+	{"audit-trail", "guard-audit-trail-new.json", 1, "joiner with an audit store"},
+	// source-audit: likewise, a poll by a worker with an audit store
+	// applied by a poller task from before source-audit (6574bf7^).
+	{"source-audit", "guard-source-audit-old.json", workflow.DefaultVersion, "poll by a newer worker with an audit store, poller run by an older one"},
+	{"source-audit", "guard-source-audit-new.json", 1, "poll by a worker with an audit store"},
+	// link-state: a pre-hire joiner of the link-at-write shape enabling
+	// its account on the start date (a7b6c48^); runs before link-at-write
+	// also ask, but that guard stops them anyway.
+	{"link-state", "guard-link-state-old.json", workflow.DefaultVersion, "pre-hire joiner enabling on the start date, link-at-write shape"},
+	{"link-state", "guard-link-state-new.json", 1, "pre-hire joiner enabling on the start date"},
+	{"link-state", "guard-revoke-grants-new.json", 1, "leaver disabling its account"},
+	// revoke-grants: every leaver started before it.
+	{"revoke-grants", "leaver.json", workflow.DefaultVersion, "leaver without requests.revoke"},
+	{"revoke-grants", "leaver-before-links.json", workflow.DefaultVersion, "leaver without requests.revoke, before links"},
+	{"revoke-grants", "guard-revoke-grants-new.json", 1, "leaver revoking grants first"},
+	// attribute-sync-delta: every attribute-sync run started before it.
+	{"attribute-sync-delta", "attrsync.json", workflow.DefaultVersion, "cycle reading the loop guard only"},
+	{"attribute-sync-delta", "attrsync-reconcile-released.json", workflow.DefaultVersion, "cycle with reconciliation, before deltas"},
+	{"attribute-sync-delta", "guard-attribute-sync-delta-new.json", 1, "second cycle starting from the delta link"},
+}
+
+// TestReplayGuards replays each guard's histories and checks that the
+// replay asked for the guard and took the branch the history is for.
+func TestReplayGuards(t *testing.T) {
+	for _, h := range guardHistories {
+		branch := "new"
+		if h.version == workflow.DefaultVersion {
+			branch = "old"
+		}
+		t.Run(h.guard+"/"+branch+"/"+h.file, func(t *testing.T) {
+			spy := &versionSpy{got: map[string][]workflow.Version{}}
+			r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+				Interceptors: []interceptor.WorkerInterceptor{spy}})
+			require.NoError(t, err)
+			workflows.RegisterWorkflows(r)
+			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, filepath.Join("testdata", h.file)), h.shape)
+			require.NotEmpty(t, spy.got[h.guard], "%s never reaches the %q guard: it proves nothing about it", h.file, h.guard)
+			for _, v := range spy.got[h.guard] {
+				assert.Equal(t, h.version, v, "%s takes the %s branch of %q", h.file, branch, h.guard)
+			}
+		})
+	}
+}
+
+// versionSpy records what each GetVersion of a replay returned.
+type versionSpy struct {
+	interceptor.WorkerInterceptorBase
+	got map[string][]workflow.Version
+}
+
+func (s *versionSpy) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
+	return &versionSpyInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}, spy: s}
+}
+
+type versionSpyInbound struct {
+	interceptor.WorkflowInboundInterceptorBase
+	spy *versionSpy
+}
+
+func (i *versionSpyInbound) Init(out interceptor.WorkflowOutboundInterceptor) error {
+	return i.Next.Init(&versionSpyOutbound{WorkflowOutboundInterceptorBase: interceptor.WorkflowOutboundInterceptorBase{Next: out}, spy: i.spy})
+}
+
+type versionSpyOutbound struct {
+	interceptor.WorkflowOutboundInterceptorBase
+	spy *versionSpy
+}
+
+func (o *versionSpyOutbound) GetVersion(ctx workflow.Context, changeID string, minSupported, maxSupported workflow.Version) workflow.Version {
+	v := o.Next.GetVersion(ctx, changeID, minSupported, maxSupported)
+	o.spy.got[changeID] = append(o.spy.got[changeID], v)
+	return v
 }
