@@ -105,9 +105,12 @@ func AttributeSync(ctx workflow.Context, in AttributeSyncInput) (AttributeSyncRe
 		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry,
 	})
 	// Version 1 keeps each target's change link across cycles: a cycle
-	// reads only the accounts changed since the previous one. The guard can
-	// go once no attribute-sync run started before 2026-12-07 is open (each
-	// scheduled run is short and continues as new: one cycle after upgrade).
+	// reads only the accounts changed since the previous one. Every run
+	// started before it (2026-12-07) takes the old branch (attrsync.json and
+	// attrsync-reconcile-released.json replay it). The guard can go, with
+	// those fixtures, once no such run is open: each scheduled run is short
+	// (one cycle after the upgrade), except one whose reconciliation waits
+	// Blocked for an operator (`starter list --state Blocked`).
 	changes := workflow.GetVersion(ctx, "attribute-sync-delta", workflow.DefaultVersion, 1) == 1
 	if !in.Started {
 		if len(in.Targets) == 0 || in.PageSize == 0 {

@@ -43,9 +43,15 @@ type auditTrail struct {
 
 // startAudit decides, with the plan, whether the run records: the worker
 // that planned it has an audit store, and the run started on code that
-// records (the "audit-trail" version: histories without it replay
-// without RecordAudit; the guard can go once no run started before
-// 2026-12-07 is open).
+// records. The "audit-trail" guard is asked only when the plan says
+// "audit", so most older histories (no "audit" in their plan) never reach
+// it; its old branch is for a run of the session shape (Plan an activity,
+// not a local one) whose Plan a newer worker with a store ran while a
+// worker from before the guard ran its workflow task, during the rolling
+// upgrade (guard-audit-trail-old.json replays it). It can go, with that
+// fixture, once no lifecycle run started before 2026-12-07 is open (a run
+// can wait for an operator indefinitely: check with `starter list
+// --state NeedsAttention` and `--state Blocked`).
 func (r *lifecycle) startAudit(ctx workflow.Context) {
 	if r.audit.decided {
 		return
@@ -115,11 +121,14 @@ func scheduleAudit(ctx workflow.Context, id string, recs []audit.Record) workflo
 // sourceAudit is a source poller's audit trail: polls applied, held for
 // an operator or discarded, and the operators' decisions. It records when
 // the worker that ran the poll has an audit store (SourcePollResult.Audit)
-// and the run is on the "source-audit" version (histories without the
-// marker replay without RecordAudit; the guard can go once no poller run
-// started before 2026-12-07 is open: pollers continue as new after every
-// applied poll, so within a poll interval of the upgrade, except a
-// Blocked one).
+// and the run is on the "source-audit" version. The guard is asked only
+// when a poll result says "audit", so older polls never reach it; its old
+// branch is for a poller whose poll a newer worker with a store ran while
+// a worker from before the guard ran the poller's task, during the rolling
+// upgrade (guard-source-audit-old.json replays it). It can go, with that
+// fixture, once no poller run started before 2026-12-07 is open: pollers
+// continue as new after every applied poll, so within a poll interval of
+// the upgrade, except a Blocked one (`starter list --state Blocked`).
 type sourceAudit struct {
 	decided, on bool
 	n           int

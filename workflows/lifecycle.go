@@ -509,9 +509,15 @@ func (r *lifecycle) reportLink(ctx workflow.Context, target string) {
 // reportState tells the parent identity that a linked account's state
 // changed while its link did not (a leaver's disable, a pre-hire's enable,
 // a mover's reactivation), so starter status reads "disabled" while the
-// run waits for its delete. The "link-state" guard keeps a run whose step
-// result was recorded by a newer worker but whose workflow task an older
-// worker ran (no signal) replaying; it can go with "link-at-write".
+// run waits for its delete. The "link-state" guard keeps runs of the
+// link-at-write shape started before it (2026-12-07) replaying without the
+// signal: a pre-hire joiner that enables its account on the start date
+// (guard-link-state-old.json replays it), or a run whose step result, with
+// the state, a newer worker recorded while an older one ran its workflow
+// task. Runs from before link-at-write ask too, but reportLink's own guard
+// stops them. It can go, with that fixture, together with "link-at-write"
+// (a pre-hire joiner waits for its start date: check with `starter list
+// --state Waiting` as well).
 func (r *lifecycle) reportState(ctx workflow.Context, target string) {
 	if workflow.GetInfo(ctx).ParentWorkflowExecution == nil || r.accounts[target] == "" ||
 		workflow.GetVersion(ctx, "link-state", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
@@ -638,8 +644,11 @@ func (r *lifecycle) row(name string) *StepInfo {
 }
 
 func (r *lifecycle) run(ctx workflow.Context) error {
-	// "revoke-grants": leavers started before 2026-12-07 replay without the
-	// requests.revoke step; the guard can go once none of them is open.
+	// "revoke-grants": every leaver started before it (2026-12-07) replays
+	// without the requests.revoke step (leaver*.json replay that branch).
+	// It can go, with those fixtures, once none of them is open: a leaver
+	// waits for its delayed delete (the policy's delete after, such as
+	// 30d) and for an operator indefinitely (`starter list`).
 	if r.in.Kind == policy.KindLeaver && workflow.GetVersion(ctx, "revoke-grants", workflow.DefaultVersion, 1) == 1 {
 		r.revokeGrants(ctx)
 	}

@@ -51,8 +51,8 @@ func guardParent(ctx workflow.Context, name, id string, in workflows.LifecycleIn
 // TestRecordGuardHistories records the current-shape histories of the
 // version guards TestReplayGuards replays (JML_UPDATE_HISTORIES=1 go test
 // ./workflows -run TestRecordGuardHistories). The old-shape histories
-// were recorded by this test as it stood at the commit before each guard
-// (see guardHistories).
+// were recorded by a copy of it at the commit before each guard (see
+// guardHistories).
 func TestRecordGuardHistories(t *testing.T) {
 	if os.Getenv("JML_UPDATE_HISTORIES") == "" {
 		t.Skip("records histories only with JML_UPDATE_HISTORIES=1")

@@ -31,7 +31,8 @@ import (
 // joiner-link-waiting (a joiner that reports its new account to the
 // identity at once, then waits in NeedsAttention until skipped; regenerate:
 // JML_UPDATE_HISTORIES=1 go test ./workflows -run
-// TestReconcileLeavesWaitingJoinersAccount).
+// TestReconcileLeavesWaitingJoinersAccount), guard-* (the branches of the
+// version guards: guardHistories).
 func TestReplay(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
@@ -46,10 +47,11 @@ func TestReplay(t *testing.T) {
 }
 
 // guardHistories are, for each version guard, a history that takes its
-// old branch and one that takes its new branch. The old ones were recorded
-// by the code before the guard (TestRecordGuardHistories as it stood at
-// that commit) or are older fixtures; the new ones by
-// TestRecordGuardHistories (attribute-sync-delta: by
+// old branch and one that takes its new branch. guard-*-old.json were
+// recorded at the commit before their guard (426fc5d^, 6574bf7^, a7b6c48^)
+// by a copy of TestRecordGuardHistories, with a stand-in for the newer
+// worker's Plan or SourcePoll where noted; the others are older fixtures.
+// guard-*-new.json: TestRecordGuardHistories (attribute-sync-delta:
 // TestAttributeSyncSecondCycleReadsDeltaOnly). An old history of a guard
 // whose code path it never reaches would prove nothing: the replay below
 // checks that each history asks for its guard and gets the branch named.
