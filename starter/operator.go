@@ -375,11 +375,11 @@ func printStatus(w io.Writer, st *runStatusResult) {
 	if st.StepsUnavailable != "" {
 		fmt.Fprintf(w, "\nsteps     not available: %s\n", st.StepsUnavailable)
 	}
-	if len(st.Steps) > 0 {
+	if shown := workflows.ShownSteps(st.Steps); len(shown) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "STEP\tACTION\tTARGET\tSTATE\tATTEMPTS\tLAST ERROR")
-		for _, s := range st.Steps {
+		for _, s := range shown {
 			msg := s.LastError
 			if s.Note != "" {
 				msg = strings.TrimSpace(msg + " (" + s.Note + ")")

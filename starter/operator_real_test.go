@@ -304,7 +304,8 @@ func startNotifyJoiner(t *testing.T, portalURL string) (*intaketest.Env, *memtar
 // TestStatusHeaderReadsAccountState: a leaver has disabled the account and
 // waits a day for its delete. The person is not deprovisioned yet (the
 // run has not ended), and the account is not active: the header reads the
-// state the link carries, "disabled", not the identity's "active".
+// state the link carries, "disabled", not the identity's "active". The
+// person has no access requests: the step table leaves requests.revoke out.
 func TestStatusHeaderReadsAccountState(t *testing.T) {
 	p := &policy.Policy{
 		Targets: map[string]policy.Target{"app": {Type: "scim"}},
@@ -349,8 +350,11 @@ func TestStatusHeaderReadsAccountState(t *testing.T) {
 	assert.Contains(t, out, "employee  D1 (disabled)", "the account's state, from the link")
 	assert.Contains(t, out, "accounts  app: "+acct.ID+" (dora@acme.test) disabled")
 	assert.Contains(t, out, "state     Waiting")
+	assert.Regexp(t, `app\.deprovision_identity\s+deprovision_identity\s+app\s+done`, out)
+	assert.NotContains(t, out, "requests.revoke", "no access requests: the revoke row is left out of the table")
 	code, js, errs := starter(t, "status", "D1", "--json")
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, js, `"account_states": {`)
 	assert.Contains(t, js, `"app": "disabled"`)
+	assert.Contains(t, js, `"note": "0 access request(s) revoked"`, "the JSON keeps every row")
 }

@@ -236,3 +236,21 @@ type StepInfo struct {
 	// Decision is the operator's last update on this step (who and why).
 	Decision *Decision `json:"decision,omitempty"`
 }
+
+// NotApplicable: the row is the leaver's requests.revoke that found no
+// access request to revoke. Step tables leave it out (it would be noise in
+// every leaver of a company that uses no requests); the query keeps it.
+func (s StepInfo) NotApplicable() bool {
+	return s.Action == stepRevokeGrants && s.State == StepDone && s.Note == revokedNote(0)
+}
+
+// ShownSteps are the rows a step table shows: those not NotApplicable.
+func ShownSteps(rows []StepInfo) []StepInfo {
+	var out []StepInfo
+	for _, s := range rows {
+		if !s.NotApplicable() {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -541,8 +541,9 @@ func (r *lifecycle) details(ctx workflow.Context) string {
 	if step == "" {
 		step = r.current
 	}
-	n, m := 0, len(r.steps)
-	for i, row := range r.steps {
+	shown := ShownSteps(r.steps)
+	n, m := 0, len(shown)
+	for i, row := range shown {
 		if row.Name == step {
 			n = i + 1
 		}
@@ -599,7 +600,7 @@ func (r *lifecycle) details(ctx workflow.Context) string {
 		b.WriteString("\n\n")
 	}
 	b.WriteString("**Steps**\n\n")
-	for _, row := range r.steps {
+	for _, row := range shown {
 		fmt.Fprintf(&b, "- `%s` %s", row.Name, row.State)
 		if row.Attempts > 1 {
 			fmt.Fprintf(&b, " (%d attempts)", row.Attempts)
@@ -1319,8 +1320,11 @@ func (r *lifecycle) revokeGrants(ctx workflow.Context) {
 		row.State, row.LastError = StepFailed, errorText(err)
 		return
 	}
-	row.State, row.Note = StepDone, fmt.Sprintf("%d access request(s) revoked", n)
+	row.State, row.Note = StepDone, revokedNote(n)
 }
+
+// revokedNote is the requests.revoke row's note once done.
+func revokedNote(n int) string { return fmt.Sprintf("%d access request(s) revoked", n) }
 
 // approval runs an approval step: an Approval child workflow asks, reminds,
 // escalates and times out; the run waits (Waiting) for its answer. Approved,
