@@ -328,6 +328,17 @@ func printLeavers(w io.Writer, format string, rep audit.LeaversReport) int {
 	}
 	list("Breaches", rep.Breaches)
 	list("Still active", rep.StillActive)
+	// The rest of the accounts, so the lists add up to the count above:
+	// none verified disabled, none still active.
+	var other []audit.LeaverAccount
+	for _, t := range rep.Terminations {
+		for _, a := range t.Accounts {
+			if a.State == audit.LeaverAbsent || a.State == audit.LeaverRehired {
+				other = append(other, a)
+			}
+		}
+	}
+	list("Absent at the leaver or rehired (no disable to verify)", other)
 	return 0
 }
 

@@ -51,7 +51,20 @@ func auditFixture(t *testing.T) (string, *auditdb.Store) {
 }
 
 func TestAuditPersonAndLeavers(t *testing.T) {
-	path, _ := auditFixture(t)
+	path, st := auditFixture(t)
+	// E3's account was gone when its leaver ran (deleted out of band).
+	eff := time.Date(2026, 12, 1, 17, 0, 0, 0, time.UTC)
+	rec := func(key, action string, at time.Time) audit.Record {
+		return audit.Record{Key: key, Time: at, EmployeeID: "E3", Action: action, Target: "okta", AccountID: "00u3", WorkflowID: "wf-" + key, EventID: "ev-" + key}
+	}
+	hire3 := rec("6", audit.AccountCreated, eff.Add(-48*time.Hour))
+	hire3.Detail = "account created; identifier cid@acme.test"
+	start3 := rec("7", audit.RunStarted, eff)
+	start3.Kind, start3.EffectiveAt, start3.Target, start3.AccountID = "leaver", eff, "", ""
+	absent3 := rec("8", audit.AccountAbsent, eff.Add(time.Minute))
+	absent3.Verified, absent3.WorkflowID = true, start3.WorkflowID
+	_, err := st.Append(context.Background(), []audit.Record{hire3, start3, absent3})
+	require.NoError(t, err)
 	db := []string{"--audit-db", path}
 
 	code, out, errs := runCmd(t, append([]string{"audit", "person", "E1"}, db...)...)
@@ -79,12 +92,16 @@ func TestAuditPersonAndLeavers(t *testing.T) {
 	assert.Contains(t, out, "p50 2h0m0s, p95 2h0m0s, max 2h0m0s (SLA 1h0m0s)")
 	assert.Contains(t, out, "Breaches: 1")
 	assert.Contains(t, out, "ann@acme.test")
+	// Every account counted is listed somewhere: E3's absent one too.
+	assert.Contains(t, out, "accounts 2, verified disabled or deleted 1")
+	assert.Contains(t, out, "Absent at the leaver or rehired (no disable to verify): 1")
+	assert.Contains(t, out, "cid@acme.test")
 
 	code, out, errs = runCmd(t, append([]string{"audit", "leavers", "--since", "2026-11-01", "--sla", "4h", "--csv"}, db...)...)
 	require.Equal(t, 0, code, errs)
 	rows, err = csv.NewReader(strings.NewReader(out)).ReadAll()
 	require.NoError(t, err)
-	require.Len(t, rows, 2)
+	require.Len(t, rows, 3)
 	assert.Equal(t, []string{"E1", "ev-3", "2026-12-01T17:00:00.000Z", "okta", "00u1", "ann@acme.test", "disabled", "2026-12-01T19:00:00.000Z", "7200.000", "false"}, rows[1])
 
 	code, out, errs = runCmd(t, append([]string{"audit", "access", "--group", "admins", "--target", "okta", "--json"}, db...)...)
