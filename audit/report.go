@@ -4,17 +4,39 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
-// Timeline orders a person's records as they happened (time, then chain
-// order for records of the same instant).
+// Timeline orders a person's records as they happened: by time, then,
+// within one run, in the order the run decided them (the key's step and
+// index: a run's last step and its end share an instant, and their
+// records may reach the store in either order), then chain order.
 func Timeline(recs []Record) []Record {
 	out := slices.Clone(recs)
 	slices.SortStableFunc(out, func(a, b Record) int {
-		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Seq, b.Seq))
+		an, ai := keyOrder(a.Key)
+		bn, bi := keyOrder(b.Key)
+		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.WorkflowID, b.WorkflowID), cmp.Compare(a.RunID, b.RunID),
+			cmp.Compare(an, bn), cmp.Compare(ai, bi), cmp.Compare(a.Seq, b.Seq))
 	})
 	return out
+}
+
+// keyOrder is the step and index of a run's record key
+// (<workflow ID>/<run ID>/<n>/<i>); -1, -1 for another key.
+func keyOrder(key string) (n, i int) {
+	parts := strings.Split(key, "/")
+	if len(parts) < 4 {
+		return -1, -1
+	}
+	n, err1 := strconv.Atoi(parts[len(parts)-2])
+	i, err2 := strconv.Atoi(parts[len(parts)-1])
+	if err1 != nil || err2 != nil {
+		return -1, -1
+	}
+	return n, i
 }
 
 // Account states in the leavers report.

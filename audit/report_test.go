@@ -118,3 +118,23 @@ func TestChainNamesFirstBadRecord(t *testing.T) {
 	swapped := []audit.Record{recs[0], recs[2], recs[1], recs[3]}
 	assert.Equal(t, int64(3), check(swapped).Seq)
 }
+
+// A run's last step and its end share an instant and may reach the store
+// in either order: the timeline follows the run's own order.
+func TestTimelineRunOrderAtOneInstant(t *testing.T) {
+	const wf, run = "joiner/E1/ev1", "r1"
+	rec := func(action, key string, d time.Duration) audit.Record {
+		return audit.Record{Action: action, Key: wf + "/" + run + "/" + key, WorkflowID: wf, RunID: run, Time: at(d)}
+	}
+	got := audit.Timeline(trail(
+		rec(audit.RunStarted, "1/0", 0),
+		rec(audit.RunCompleted, "4/0", time.Second), // stored first
+		rec(audit.GroupAdded, "3/0", time.Second),
+		rec(audit.GroupAdded, "3/1", time.Second),
+	))
+	var actions []string
+	for _, r := range got {
+		actions = append(actions, r.Action+" "+r.Key[len(wf)+len(run)+2:])
+	}
+	assert.Equal(t, []string{"run.started 1/0", "group.added 3/0", "group.added 3/1", "run.completed 4/0"}, actions)
+}
