@@ -11,6 +11,7 @@ import (
 
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/connectors"
+	"github.com/jml-dev/jml/connectors/ldap"
 	"github.com/jml-dev/jml/policy"
 )
 
@@ -210,6 +211,12 @@ func Needs(p *policy.Policy) map[string][]Need {
 		for _, s := range f.Flow.Steps {
 			if a := activities.StepActionOf(s); a != nil {
 				add(policy.StepTarget(s), f.Name+"."+policy.StepName(s), a.Needs(s, f.Kind)...)
+			}
+			// Every step on a directory reads or writes in its containers
+			// (a leaver moves the account to disabled_container) and
+			// through its schema: one missing fails those steps.
+			if typ := p.Targets[policy.StepTarget(s)].Type; typ == ldap.TypeAD || typ == ldap.TypeOpenLDAP {
+				add(policy.StepTarget(s), f.Name+"."+policy.StepName(s), ldap.CapContainers, ldap.CapSchema)
 			}
 		}
 	}

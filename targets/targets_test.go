@@ -173,3 +173,22 @@ func TestConnectorsRunTheActionsTheyDescribe(t *testing.T) {
 	require.Len(t, missing, 1)
 	assert.Equal(t, Need{Step: "joiner.app.sync_identity", Capability: "sync_identity", Detail: "the connector cannot run sync_identity"}, missing[0])
 }
+
+// A directory's missing container (here the leaver's disabled_container)
+// fails the steps on it: targets check must list them (and exit 1), not
+// pass a policy whose every leaver would retry a move to a missing OU.
+func TestNeedsDirectoryContainersAndSchema(t *testing.T) {
+	p := &policy.Policy{
+		Targets: map[string]policy.Target{"ad": {Type: "active_directory"}, "app": {Type: "scim"}},
+		Leaver: policy.Flow{Steps: []policy.Step{
+			{DeprovisionIdentity: &policy.DeprovisionIdentity{Target: "ad", RemoveGroups: true}},
+			{DeprovisionIdentity: &policy.DeprovisionIdentity{Target: "app"}},
+		}},
+	}
+	needs := Needs(p)
+	assert.Contains(t, needs["ad"], Need{Step: "leaver.ad.deprovision_identity", Capability: "containers"})
+	assert.Contains(t, needs["ad"], Need{Step: "leaver.ad.deprovision_identity", Capability: "schemas"})
+	for _, n := range needs["app"] {
+		assert.NotContains(t, []string{"containers", "schemas"}, n.Capability, "only directories have containers")
+	}
+}
