@@ -297,7 +297,7 @@ func printLeavers(w io.Writer, format string, rep audit.LeaversReport) int {
 		for _, t := range rep.Terminations {
 			for _, a := range t.Accounts {
 				lat := ""
-				if !a.DoneAt.IsZero() {
+				if a.State == audit.LeaverDisabled || a.State == audit.LeaverDeleted {
 					lat = strconv.FormatFloat(a.Latency.Seconds(), 'f', 3, 64)
 				}
 				_ = cw.Write([]string{t.EmployeeID, t.EventID, fmtT(t.EffectiveAt), a.Target, a.AccountID, a.Identifier, a.State,
@@ -309,7 +309,12 @@ func printLeavers(w io.Writer, format string, rep audit.LeaversReport) int {
 	}
 	fmt.Fprintf(w, "Terminations since %s: %d; accounts %d, verified disabled or deleted %d\n",
 		rep.Since.UTC().Format(time.DateOnly), len(rep.Terminations), rep.Accounts, rep.Done)
-	fmt.Fprintf(w, "HR effective time → verified disabled: p50 %s, p95 %s, max %s (SLA %s)\n", rep.P50, rep.P95, rep.Max, rep.SLA)
+	if rep.Done == 0 {
+		// No latency measured: 0s would read as "instant".
+		fmt.Fprintf(w, "HR effective time → verified disabled: no account verified disabled yet (SLA %s)\n", rep.SLA)
+	} else {
+		fmt.Fprintf(w, "HR effective time → verified disabled: p50 %s, p95 %s, max %s (SLA %s)\n", rep.P50, rep.P95, rep.Max, rep.SLA)
+	}
 	list := func(title string, as []audit.LeaverAccount) {
 		fmt.Fprintf(w, "%s: %d\n", title, len(as))
 		if len(as) == 0 {
@@ -319,7 +324,7 @@ func printLeavers(w io.Writer, format string, rep audit.LeaversReport) int {
 		fmt.Fprintln(tw, "  EMPLOYEE\tTARGET\tACCOUNT\tIDENTIFIER\tSTATE\tLATENCY")
 		for _, a := range as {
 			lat := "-"
-			if !a.DoneAt.IsZero() {
+			if a.State == audit.LeaverDisabled || a.State == audit.LeaverDeleted {
 				lat = a.Latency.String()
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", a.EmployeeID, a.Target, a.AccountID, a.Identifier, a.State, lat)

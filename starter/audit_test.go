@@ -52,8 +52,9 @@ func auditFixture(t *testing.T) (string, *auditdb.Store) {
 
 func TestAuditPersonAndLeavers(t *testing.T) {
 	path, st := auditFixture(t)
-	// E3's account was gone when its leaver ran (deleted out of band).
-	eff := time.Date(2026, 12, 1, 17, 0, 0, 0, time.UTC)
+	// E3's account was gone when its leaver ran (deleted out of band), a
+	// day after E1's.
+	eff := time.Date(2026, 12, 2, 17, 0, 0, 0, time.UTC)
 	rec := func(key, action string, at time.Time) audit.Record {
 		return audit.Record{Key: key, Time: at, EmployeeID: "E3", Action: action, Target: "okta", AccountID: "00u3", WorkflowID: "wf-" + key, EventID: "ev-" + key}
 	}
@@ -97,11 +98,19 @@ func TestAuditPersonAndLeavers(t *testing.T) {
 	assert.Contains(t, out, "Absent at the leaver or rehired (no disable to verify): 1")
 	assert.Contains(t, out, "cid@acme.test")
 
+	// Only E3 (absent) since its termination's day: no latency to report.
+	code, out, errs = runCmd(t, append([]string{"audit", "leavers", "--since", "2026-12-02", "--sla", "1h"}, db...)...)
+	require.Equal(t, 0, code, errs)
+	assert.NotContains(t, out, "p50")
+	assert.NotContains(t, out, " 0s")
+	assert.Contains(t, out, "no account verified disabled yet")
+
 	code, out, errs = runCmd(t, append([]string{"audit", "leavers", "--since", "2026-11-01", "--sla", "4h", "--csv"}, db...)...)
 	require.Equal(t, 0, code, errs)
 	rows, err = csv.NewReader(strings.NewReader(out)).ReadAll()
 	require.NoError(t, err)
 	require.Len(t, rows, 3)
+	assert.Equal(t, []string{"absent", ""}, []string{rows[2][6], rows[2][8]}, "no latency for an account never disabled")
 	assert.Equal(t, []string{"E1", "ev-3", "2026-12-01T17:00:00.000Z", "okta", "00u1", "ann@acme.test", "disabled", "2026-12-01T19:00:00.000Z", "7200.000", "false"}, rows[1])
 
 	code, out, errs = runCmd(t, append([]string{"audit", "access", "--group", "admins", "--target", "okta", "--json"}, db...)...)
