@@ -65,6 +65,9 @@ func TestAdminCommandsRealServer(t *testing.T) {
 	assert.Contains(t, out, "paused")
 	_, paused := pending()
 	assert.True(t, paused, "Temporal holds the step paused")
+	code, out, errs = starter(t, "status", "A1")
+	require.Equal(t, 0, code, errs)
+	assert.Regexp(t, `portal\.create\s+send_rest_request\s+portal\s+paused\s`, out, "status says paused, not retrying")
 
 	code, _, errs = starter(t, "activity", "unpause", "A1", "--step", "portal.create")
 	require.Equal(t, 0, code, errs)

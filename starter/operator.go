@@ -164,6 +164,9 @@ type pendingStep struct {
 	LastError   string    `json:"last_error,omitempty"`
 	LastFailed  time.Time `json:"last_failed,omitempty"`
 	NextAttempt time.Time `json:"next_attempt,omitempty"`
+	// Paused: an operator paused it (starter activity pause); Temporal
+	// does not retry it until it is unpaused.
+	Paused bool `json:"paused,omitempty"`
 }
 
 var (
@@ -226,7 +229,7 @@ func status(ctx context.Context, c client.Client, employeeID, run string) (*runS
 		}
 		for _, pa := range raw.GetPendingActivities() {
 			ps := pendingStep{ActivityID: pa.GetActivityId(), Step: stepOf(pa.GetActivityId()),
-				Attempt: pa.GetAttempt(), LastError: pa.GetLastFailure().GetMessage()}
+				Attempt: pa.GetAttempt(), LastError: pa.GetLastFailure().GetMessage(), Paused: pa.GetPaused()}
 			if t := pa.GetLastAttemptCompleteTime(); t != nil {
 				ps.LastFailed = t.AsTime()
 			}
@@ -389,7 +392,10 @@ func printStatus(w io.Writer, st *runStatusResult) {
 			}
 			state, attempts := s.State, fmt.Sprint(s.Attempts)
 			for _, p := range st.Retrying {
-				if p.Step == s.Name && s.State == workflows.StepRunning && p.Attempt > 1 {
+				switch {
+				case p.Step == s.Name && s.State == workflows.StepRunning && p.Paused:
+					state, msg = "paused", p.LastError
+				case p.Step == s.Name && s.State == workflows.StepRunning && p.Attempt > 1:
 					// Temporal retries the step: show its attempt and error.
 					state = "retrying"
 					msg = p.LastError
