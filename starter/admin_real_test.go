@@ -105,6 +105,7 @@ func TestAdminCommandsRealServer(t *testing.T) {
 	code, out, errs = starter(t, "status", "A1", "--run", acc.WorkflowID)
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, out, "state     Terminated")
+	assert.Regexp(t, `portal\.create\s+send_rest_request\s+portal\s+stopped \(terminated\)\s`, out, "the step runs no more")
 
 	code, out, errs = starter(t, "setup")
 	require.Equal(t, 0, code, errs)

@@ -391,6 +391,11 @@ func printStatus(w io.Writer, st *runStatusResult) {
 				msg = strings.TrimSpace(fmt.Sprintf("%s [%s by %s: %s]", msg, d.Update, operatorName(d.Operator), d.Reason))
 			}
 			state, attempts := s.State, fmt.Sprint(s.Attempts)
+			if st.LastState != "" && s.State == workflows.StepRunning {
+				// Temporal closed the run (terminate, cancel, timeout)
+				// while the step ran: it runs no more.
+				state = "stopped (" + strings.ToLower(st.State) + ")"
+			}
 			for _, p := range st.Retrying {
 				switch {
 				case p.Step == s.Name && s.State == workflows.StepRunning && p.Paused:
