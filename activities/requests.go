@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/contract"
@@ -436,6 +437,13 @@ func (a *Activities) RevokeAccess(ctx context.Context, in RevokeInput) (string, 
 		return "", toTemporal(fmt.Errorf("%s: remove member: %w", r.Target, err))
 	}
 	if err := verifyMemberships(ctx, rm, r.Target, in.Grant.AccountID, nil, []string{in.Grant.GroupID}); err != nil {
+		// A target that answered the removal and kept the member: a grant
+		// must end, so the revoke is retried (the remove is idempotent)
+		// until the target reads back without it.
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) && app.Type() == ErrTypePostcondition {
+			return "", temporal.NewApplicationError(app.Message(), ErrTypePostcondition)
+		}
 		return "", err
 	}
 	return "removed from " + r.Group + " (read back)", nil

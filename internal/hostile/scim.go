@@ -99,6 +99,15 @@ type SCIMSwitches struct {
 	DropWrites bool
 }
 
+// Strict is every switch a real server may have on while it still does
+// what a flow needs (so not NoGroups or DropWrites, which break flows by
+// design): the members filter refused, groups left out of Users though
+// /Schemas declares them, PATCH answered 204, count capped at 100,
+// excludedAttributes ignored.
+func Strict() SCIMSwitches {
+	return SCIMSwitches{RejectMembersFilter: true, OmitUserGroups: true, Patch204: true, MaxCount: 100, IgnoreExcludedAttributes: true}
+}
+
 // NoGroupsBody is the HTML body of the NoGroups 404.
 const NoGroupsBody = "<html>\n<head><title>404 Not Found</title></head>\n<body>\n<center><h1>404 Not Found</h1></center>\n" +
 	"<hr><center>nginx</center>\n</body>\n</html>\n"
