@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -225,20 +226,22 @@ func TestHostileAccessRequestDroppedWrites(t *testing.T) {
 		// The expiry passed: the revoke runs, the target drops it, the
 		// read-back finds the member: retried, not given up.
 		var pending string
-		require.Eventually(t, func() bool {
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+			require.True(t, time.Now().Before(deadline), "the revoke is not retried: %s", pending)
 			d, err := s.c.DescribeWorkflowExecution(context.Background(), contract.RequestWorkflowID("d2"), "")
-			if err != nil || d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-				pending = fmt.Sprintf("not running: %v %v", d.GetWorkflowExecutionInfo().GetStatus(), err)
-				return false
+			require.NoError(t, err)
+			require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, d.GetWorkflowExecutionInfo().GetStatus(),
+				"the request's run ended with the grant in place (last: %s)", pending)
+			i := slices.IndexFunc(d.GetPendingActivities(), func(a *workflowpb.PendingActivityInfo) bool { return a.GetActivityId() == "revoke" })
+			if i < 0 {
+				continue
 			}
-			for _, a := range d.GetPendingActivities() {
-				if a.GetActivityId() == "revoke" {
-					pending = fmt.Sprintf("attempt %d: %s", a.GetAttempt(), a.GetLastFailure().GetMessage())
-					return a.GetAttempt() >= 3
-				}
+			a := d.GetPendingActivities()[i]
+			pending = fmt.Sprintf("attempt %d: %s", a.GetAttempt(), a.GetLastFailure().GetMessage())
+			if a.GetAttempt() >= 3 {
+				break
 			}
-			return false
-		}, 2*time.Minute, 100*time.Millisecond, "the revoke is retried: %s", pending)
+		}
 		assert.Contains(t, pending, "still in group "+db)
 		assert.Greater(t, px.Faults(hostile.FaultDropWrites), dropped, "the proxy dropped the removal")
 		st := s.status(t, "d2")
