@@ -37,7 +37,7 @@ const (
 	PasswordPartlyFailed = "PartlyFailed" // the auth target changed, some member did not
 	PasswordEnded        = "Ended"        // the run stopped without a result (terminated, timed out)
 
-	AccountChanged      = "changed"
+	AccountChanged      = "changed" // the target accepted the write (a password cannot be read back)
 	AccountFailed       = "failed"
 	AccountNotAttempted = "not_attempted"
 	AccountMissing      = "no_account"
