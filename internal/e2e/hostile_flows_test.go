@@ -136,15 +136,15 @@ func grantedStopped(t *testing.T, s *approvalStack, id string, stop func()) work
 	return st
 }
 
-// requestRecords are E1's audit records of kind request for the group, as
-// "action verified".
-func requestRecords(t *testing.T, store *auditdb.Store, group string) []string {
+// requestRecords are the audit records of request id, as "action
+// verified".
+func requestRecords(t *testing.T, store *auditdb.Store, id string) []string {
 	t.Helper()
-	recs, err := store.Records(context.Background(), auditdb.Filter{EmployeeID: "E1", Group: group})
+	recs, err := store.Records(context.Background(), auditdb.Filter{EmployeeID: "E1"})
 	require.NoError(t, err)
 	var out []string
 	for _, r := range recs {
-		if r.Kind == contract.EventRequest {
+		if r.WorkflowID == contract.RequestWorkflowID(id) {
 			out = append(out, fmt.Sprintf("%s %v", r.Action, r.Verified))
 		}
 	}
@@ -180,8 +180,8 @@ func TestHostileAccessRequest(t *testing.T) {
 	assert.False(t, memberAtPeer(t, direct, acct, gid), "revoked at SCIMMY")
 	readsAfter(t, after(px, mark), "PATCH /scim/v2/Groups/"+gid, "GET /scim/v2/Users/"+acct, "GET /scim/v2/Groups?")
 
-	assert.Equal(t, []string{"approval.approved true", "group.added true", "group.removed true"}, requestRecords(t, store, "prod-admin"))
-	assertFired(t, px, hostile.FaultRejectMembersFilter, hostile.FaultOmitUserGroups, hostile.FaultPatch204, hostile.FaultIgnoreExcluded)
+	assert.Equal(t, []string{"approval.approved true", "group.added true", "group.removed true"}, requestRecords(t, store, "h1"))
+	assertFired(t, px, hostile.FaultRejectMembersFilter, hostile.FaultOmitUserGroups, hostile.FaultPatch204, hostile.FaultIgnoreExcluded, hostile.FaultMaxCount)
 }
 
 // TestHostileAccessRequestDroppedWrites: the target answers the
@@ -189,7 +189,8 @@ func TestHostileAccessRequest(t *testing.T) {
 // reported granted: the request ends failed, naming the read-back, with
 // no group.added in the audit trail. A revoke it dropped is retried (the
 // grant stays reported in force, the attempts show) until the target
-// takes it, then read back.
+// takes it, then read back. A target without /Groups fails the grant
+// naming the endpoint.
 func TestHostileAccessRequestDroppedWrites(t *testing.T) {
 	s, px, direct, store := hostileRequestStack(t)
 	stop := s.startWorker(t)
@@ -213,7 +214,24 @@ func TestHostileAccessRequestDroppedWrites(t *testing.T) {
 		assert.True(t, st.GrantedAt.IsZero() && st.Until.IsZero(), "no grant in force: %+v", st)
 		assert.False(t, memberAtPeer(t, direct, acct, admin))
 		assert.NotEmpty(t, s.mails(t, "ada@acme.test", "failed"), "the person is told it failed")
-		assert.Equal(t, []string{"approval.approved true"}, requestRecords(t, store, "prod-admin"), "no group.added")
+		assert.Equal(t, []string{"approval.approved true"}, requestRecords(t, store, "d1"), "no group.added")
+	})
+
+	t.Run("no /Groups", func(t *testing.T) {
+		// A server without /Groups answers 404 with an HTML page.
+		s.request(t, "d3", "group:prod-admin@app", "1h")
+		s.waitRequest(t, "d3", func(st workflows.RequestStatus) bool { return st.State == contract.StateWaiting })
+		sw := hostile.Strict()
+		sw.NoGroups = true
+		px.Set(sw)
+		s.decide(t, "d3", "grace@acme.test", true)
+		st := s.waitRequest(t, "d3", func(st workflows.RequestStatus) bool { return st.State == contract.StateCompleted })
+		px.Set(hostile.Strict())
+		assert.Positive(t, px.Faults(hostile.FaultNoGroups))
+		assert.Equal(t, workflows.OutcomeFailed, st.Outcome, "never granted: %+v", st)
+		assert.Contains(t, st.Note, "/Groups")
+		assert.False(t, memberAtPeer(t, direct, acct, admin))
+		assert.Equal(t, []string{"approval.approved true"}, requestRecords(t, store, "d3"), "no group.added")
 	})
 
 	t.Run("revoke dropped", func(t *testing.T) {
@@ -254,7 +272,7 @@ func TestHostileAccessRequestDroppedWrites(t *testing.T) {
 		assert.Equal(t, workflows.OutcomeExpired, st.Outcome)
 		assert.Equal(t, "removed from prod-db (read back)", st.Note)
 		assert.False(t, memberAtPeer(t, direct, acct, db))
-		assert.Equal(t, []string{"approval.approved true", "group.added true", "group.removed true"}, requestRecords(t, store, "prod-db"))
+		assert.Equal(t, []string{"approval.approved true", "group.added true", "group.removed true"}, requestRecords(t, store, "d2"))
 	})
 }
 
@@ -352,7 +370,7 @@ func TestHostileAuditTrail(t *testing.T) {
 	require.Len(t, rep.StillActive, 1, "%+v", rep)
 	assert.Equal(t, "E002", rep.StillActive[0].EmployeeID)
 	assert.Equal(t, 1, rep.Done)
-	assertFired(t, px, hostile.FaultRejectMembersFilter, hostile.FaultOmitUserGroups, hostile.FaultPatch204)
+	assertFired(t, px, hostile.FaultRejectMembersFilter, hostile.FaultOmitUserGroups, hostile.FaultPatch204, hostile.FaultMaxCount)
 }
 
 // pwWorker starts a worker (as workerWith) and returns its vault and host
