@@ -210,6 +210,7 @@ func TestHostileAccessRequestDroppedWrites(t *testing.T) {
 		px.Set(hostile.Strict())
 		assert.Greater(t, px.Faults(hostile.FaultDropWrites), dropped, "the proxy dropped the membership write")
 		assert.Equal(t, workflows.OutcomeFailed, st.Outcome, "never granted: %+v", st)
+		t.Logf("d1: %s: %s", st.Outcome, st.Note)
 		assert.Contains(t, st.Note, "read back missing group "+admin)
 		assert.True(t, st.GrantedAt.IsZero() && st.Until.IsZero(), "no grant in force: %+v", st)
 		assert.False(t, memberAtPeer(t, direct, acct, admin))
@@ -229,6 +230,7 @@ func TestHostileAccessRequestDroppedWrites(t *testing.T) {
 		px.Set(hostile.Strict())
 		assert.Positive(t, px.Faults(hostile.FaultNoGroups))
 		assert.Equal(t, workflows.OutcomeFailed, st.Outcome, "never granted: %+v", st)
+		t.Logf("d3: %s: %s", st.Outcome, st.Note)
 		assert.Contains(t, st.Note, "/Groups")
 		assert.False(t, memberAtPeer(t, direct, acct, admin))
 		assert.Equal(t, []string{"approval.approved true"}, requestRecords(t, store, "d3"), "no group.added")
@@ -260,6 +262,7 @@ func TestHostileAccessRequestDroppedWrites(t *testing.T) {
 				break
 			}
 		}
+		t.Logf("d2 revoke: %s", pending)
 		assert.Contains(t, pending, "still in group "+db)
 		assert.Greater(t, px.Faults(hostile.FaultDropWrites), dropped, "the proxy dropped the removal")
 		st := s.status(t, "d2")
