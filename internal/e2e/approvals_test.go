@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -48,6 +49,10 @@ type approvalStack struct {
 	smtp   *smtptest.Server
 	intake *httptest.Server
 	scim   *scim.Client
+	// more are targets the workers hold besides app (SCIMMY); env more
+	// of the workers' environment.
+	more map[string]any
+	env  map[string]string
 }
 
 func newApprovalStack(t *testing.T, ap policy.Approval) *approvalStack {
@@ -78,9 +83,12 @@ func (s *approvalStack) startWorker(t *testing.T) (stop func()) {
 	t.Helper()
 	c := s.ts.NewClientWithOptions(client.Options{Logger: logging.Temporal(s.log)})
 	env := map[string]string{"SMTP_USERNAME": "jml", "SMTP_PASSWORD": "smtp-secret", approval.KeyEnv: approvalKey}
+	maps.Copy(env, s.env)
 	host := contract.HostTaskQueue(fmt.Sprintf("e2e-%d", time.Now().UnixNano()))
+	tgts := map[string]any{"app": s.scim}
+	maps.Copy(tgts, s.more)
 	a := activities.New(activities.Config{
-		Policy: s.policy, Targets: map[string]any{"app": s.scim}, Vault: secret.NewVault(time.Hour), HostQueue: host,
+		Policy: s.policy, Targets: tgts, Vault: secret.NewVault(time.Hour), HostQueue: host,
 		HostTimeout: 5 * time.Second, HTTPClient: s.portal.Client(), Client: c, Logger: s.log,
 		Directory: activities.TemporalDirectory{Client: c}, Getenv: func(k string) string { return env[k] },
 		StepTimeout: 10 * time.Second, SessionHeartbeat: 2 * time.Second, AllowInsecureLoopback: true,
