@@ -41,6 +41,9 @@ type RequestMail struct {
 	Outcome string `json:"outcome,omitempty"`
 	// Extension: the round asks to extend a grant.
 	Extension bool `json:"extension,omitempty"`
+	// Move: the round asks again whether a grant in force may stay after
+	// the person moved (why: the attributes that changed).
+	Move string `json:"move,omitempty"`
 	// What is asked, in words, for an approval step of a run (empty: the
 	// request's group, target and duration).
 	What string `json:"what,omitempty"`
@@ -151,7 +154,10 @@ func requestMessage(m RequestMail, to Approver, key []byte, base string) (reques
 		return out, nil
 	}
 	verb := "Approve"
-	if m.Extension {
+	switch {
+	case m.Move != "":
+		verb = "Approve again after a move"
+	case m.Extension:
 		verb = "Approve an extension"
 	}
 	switch m.Kind {
@@ -163,6 +169,9 @@ func requestMessage(m RequestMail, to Approver, key []byte, base string) (reques
 	out.subject += fmt.Sprintf("%s: %s for %s?", verb, what, who)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (%s) asks for %s.\nRequested by: %s\nReason: %s\n", who, r.EmployeeID, what, r.Requester, r.Reason)
+	if m.Move != "" {
+		fmt.Fprintf(&b, "The access is granted and the person has %s: may they keep it? Denied or unanswered, it is revoked.\n", m.Move)
+	}
 	if m.Kind == MailEscalation {
 		b.WriteString("You are asked because the approvers did not answer in time.\n")
 	}

@@ -32,7 +32,12 @@ import (
 // identity at once, then waits in NeedsAttention until skipped; regenerate:
 // JML_UPDATE_HISTORIES=1 go test ./workflows -run
 // TestReconcileLeavesWaitingJoinersAccount), guard-* (the branches of the
-// version guards: guardHistories).
+// version guards: guardHistories); request-extend-revoke and
+// request-leaver (access requests before approvals.on_move, recorded with
+// the code of 2026-12-07: JML_UPDATE_HISTORIES=1 go test ./internal/e2e -run
+// 'TestAccessRequestExtendAndRevokeEarly|TestAccessRequestTerminationRevokes'),
+// request-move-denied and mover-review-grants (a move's review: -run
+// TestMoverReapprovesGrants).
 func TestReplay(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)

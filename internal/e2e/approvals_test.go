@@ -462,6 +462,7 @@ func TestAccessRequestTerminationRevokes(t *testing.T) {
 	assert.Equal(t, http.StatusUnprocessableEntity, code, body)
 	assert.Contains(t, body, "terminated")
 	assert.Equal(t, n, s.countRequests(t), "nothing started for a terminated person")
+	writeHistory(t, s.c, "request/r4", "request-leaver.json")
 }
 
 func (s *approvalStack) countRequests(t *testing.T) int {
@@ -602,6 +603,7 @@ func TestAccessRequestExtendAndRevokeEarly(t *testing.T) {
 	assert.Equal(t, workflows.OutcomeRevoked, st.Outcome)
 	assert.Contains(t, st.Note, "incident closed")
 	assert.False(t, s.memberOf(t, "E1", "prod-admin"), "revoked at SCIMMY before the expiry")
+	writeHistory(t, s.c, "request/r5", "request-extend-revoke.json")
 }
 
 // TestApprovalStepInFlow: a joiner whose policy has an approval step
