@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -488,7 +489,10 @@ func (s *approvalStack) decide(t *testing.T, id, who string, approve bool) {
 // they wait (and while one request waits for its reminder) and started
 // again after their expiries passed: every grant is revoked, each read
 // back at SCIMMY, and the reminder is sent. A birthright group requested
-// for a while stays after its expiry.
+// for a while stays after its expiry. Then 99 more grants expire with the
+// worker up. The test logs p50/p95/max of approval → granted (read back),
+// of due → revoked after the restart, and of expiry → revoked (read back,
+// the run closed) with the worker up (docs/approvals.md, Measured).
 func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 	const n = 100
 	s := newApprovalStack(t, policy.Approval{Approvers: []string{"manager"}, RemindAfter: "8s", Timeout: "30m"})
@@ -518,13 +522,16 @@ func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 	s.waitRequest(t, "later", func(st workflows.RequestStatus) bool { return st.State == contract.StateWaiting })
 
 	var last time.Time
+	var granting []time.Duration
 	for i := range n {
 		st := s.waitRequest(t, fmt.Sprintf("bulk-%03d", i), func(st workflows.RequestStatus) bool { return !st.Until.IsZero() })
 		require.Equal(t, contract.StateGranted, st.State, "granted, not expired yet: the expiry is long enough for the set-up")
 		if st.Until.After(last) {
 			last = st.Until
 		}
+		granting = append(granting, st.GrantedAt.Sub(st.Decisions[0].Time))
 	}
+	t.Logf("approval → granted (read back at SCIMMY), %d approved at once: %s", n, percentiles(granting))
 	rec, err := activities.TemporalDirectory{Client: s.c}.Identity(context.Background(), "E1")
 	require.NoError(t, err)
 	gs, err := s.scim.Memberships(context.Background(), rec.Accounts["app"])
@@ -535,12 +542,15 @@ func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 	time.Sleep(time.Until(last) + 2*time.Second) // every expiry and the reminder pass with no worker
 	s.startWorker(t)
 	restarted := time.Now()
+	var recovering []time.Duration
 	for i := range n {
 		st := s.waitRequest(t, fmt.Sprintf("bulk-%03d", i), func(st workflows.RequestStatus) bool { return st.State == contract.StateCompleted })
 		assert.Equal(t, workflows.OutcomeExpired, st.Outcome)
 		assert.Contains(t, st.Note, "removed from")
+		recovering = append(recovering, st.EndedAt.Sub(restarted))
 	}
 	allRevoked := time.Since(restarted)
+	t.Logf("worker restart → revoked (read back), %d expired while it was down: %s", n, percentiles(recovering))
 	gs, err = s.scim.Memberships(context.Background(), rec.Accounts["app"])
 	require.NoError(t, err)
 	assert.Empty(t, slices.DeleteFunc(gs, func(g connectors.Group) bool { return !strings.HasPrefix(g.Name, "prod-") }), "every grant revoked at SCIMMY")
@@ -555,6 +565,54 @@ func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 	assert.Contains(t, strings.Join(later.Mails, "; "), "reminder", "the reminder's timer fired after the restart")
 	s.decide(t, "later", "M1", true)
 	require.Eventually(t, func() bool { return s.memberOf(t, "E1", "prod-000") }, time.Minute, 100*time.Millisecond)
+
+	// Expiries with the worker up (prod-000 is later's).
+	for i := 1; i < n; i++ {
+		s.request(t, fmt.Sprintf("again-%03d", i), "group:"+groups[i]+"@app", "5s")
+	}
+	for i := 1; i < n; i++ {
+		wg.Go(func() {
+			id := fmt.Sprintf("again-%03d", i)
+			s.waitRequest(t, id, func(st workflows.RequestStatus) bool { return st.State == contract.StateWaiting })
+			s.decide(t, id, "M1", true)
+		})
+	}
+	wg.Wait()
+	var expiring []time.Duration
+	granting = nil
+	for i := 1; i < n; i++ {
+		st := s.waitRequest(t, fmt.Sprintf("again-%03d", i), func(st workflows.RequestStatus) bool { return st.State == contract.StateCompleted })
+		assert.Equal(t, workflows.OutcomeExpired, st.Outcome)
+		assert.Contains(t, st.Note, "removed from")
+		granting = append(granting, st.GrantedAt.Sub(st.Decisions[0].Time))
+		expiring = append(expiring, st.EndedAt.Sub(st.Until))
+	}
+	gs, err = s.scim.Memberships(context.Background(), rec.Accounts["app"])
+	require.NoError(t, err)
+	assert.Equal(t, []string{"prod-000"}, groupNames(slices.DeleteFunc(gs, func(g connectors.Group) bool { return !strings.HasPrefix(g.Name, "prod-") })))
+	t.Logf("approval → granted (read back at SCIMMY), %d approved at once: %s", n-1, percentiles(granting))
+	t.Logf("expiry → revoked (read back at SCIMMY, run closed), %d with the worker up: %s", n-1, percentiles(expiring))
+}
+
+func groupNames(gs []connectors.Group) []string {
+	var out []string
+	for _, g := range gs {
+		out = append(out, g.Name)
+	}
+	return out
+}
+
+// percentiles renders p50, p95 and the maximum of ds (nearest rank).
+func percentiles(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "no samples"
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	at := func(q float64) time.Duration {
+		return ds[int(math.Ceil(q*float64(len(ds))))-1].Round(time.Millisecond)
+	}
+	return fmt.Sprintf("p50 %v, p95 %v, max %v (n=%d)", at(0.5), at(0.95), ds[len(ds)-1].Round(time.Millisecond), len(ds))
 }
 
 // TestAccessRequestExtendAndRevokeEarly: an extension asks the approvers
