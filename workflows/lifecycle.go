@@ -653,8 +653,11 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 	if r.in.Kind == policy.KindLeaver && workflow.GetVersion(ctx, "revoke-grants", workflow.DefaultVersion, 1) == 1 {
 		r.revokeGrants(ctx)
 	}
-	// "review-grants": new with approvals.on_move; only movers whose plan
-	// says so reach it (older plans have no GrantReview).
+	// "review-grants": movers started before it (2026-12-07) have no
+	// GrantReview in their plan and never ask; only a session-shape mover
+	// whose Plan activity ran on a newer worker while an older one ran its
+	// workflow task takes the old branch (no fixture: none was recorded).
+	// It can go once no mover started before it is open.
 	if r.in.Kind == policy.KindMover && r.plan.GrantReview != "" &&
 		workflow.GetVersion(ctx, "review-grants", workflow.DefaultVersion, 1) == 1 {
 		r.reviewGrants(ctx)

@@ -90,6 +90,13 @@ var guardHistories = []struct {
 	{"attribute-sync-delta", "attrsync.json", workflow.DefaultVersion, "cycle reading the loop guard only"},
 	{"attribute-sync-delta", "attrsync-reconcile-released.json", workflow.DefaultVersion, "cycle with reconciliation, before deltas"},
 	{"attribute-sync-delta", "guard-attribute-sync-delta-new.json", 1, "second cycle starting from the delta link"},
+	// reapprove-on-move: a request run by a worker from before it that got
+	// the signal from a newer worker's mover ignored it (recorded at
+	// 2f5d2ea, the signal sent by hand, then a revoke).
+	{"reapprove-on-move", "guard-reapprove-on-move-old.json", workflow.DefaultVersion, "granted request ignoring a move's signal, then revoked"},
+	{"reapprove-on-move", "request-move-denied.json", 1, "granted request asked again after a move, denied, revoked"},
+	// review-grants: only its new branch has a fixture (see lifecycle.run).
+	{"review-grants", "mover-review-grants.json", 1, "mover asking its grants again first"},
 }
 
 // TestReplayGuards replays each guard's histories and checks that the

@@ -138,7 +138,13 @@ func AccessRequest(ctx workflow.Context, in activities.AccessRequest) (RequestSt
 		for {
 			var why string
 			ch.Receive(ctx, &why)
-			r.moved = why
+			// "reapprove-on-move": a request run by a worker from before it
+			// (2026-12-07) ignored the signal, and its replay must not wake
+			// (guard-reapprove-on-move-old.json). It can go once no request
+			// granted before it is open (they last max_duration at most).
+			if workflow.GetVersion(ctx, "reapprove-on-move", workflow.DefaultVersion, 1) == 1 {
+				r.moved = why
+			}
 		}
 	})
 	r.setState(ctx, contract.StateRunning)
@@ -198,11 +204,7 @@ func AccessRequest(ctx workflow.Context, in activities.AccessRequest) (RequestSt
 		if r.moved != "" {
 			why := r.moved
 			r.moved = ""
-			// "reapprove-on-move": new with the signal; runs that never
-			// got it replay without reaching here.
-			if workflow.GetVersion(ctx, "reapprove-on-move", workflow.DefaultVersion, 1) == 1 {
-				r.reapprove(ctx, why)
-			}
+			r.reapprove(ctx, why)
 			continue
 		}
 		if r.extended > 0 {
