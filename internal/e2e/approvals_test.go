@@ -507,13 +507,10 @@ func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 		s.request(t, fmt.Sprintf("bulk-%03d", i), "group:"+g+"@app", "40s")
 	}
 	s.request(t, "birth", "group:everyone@app", "3s")
+	s.waitWaiting(t, n+1)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() {
-			id := fmt.Sprintf("bulk-%03d", i)
-			s.waitRequest(t, id, func(st workflows.RequestStatus) bool { return st.State == contract.StateWaiting })
-			s.decide(t, id, "M1", true)
-		})
+		wg.Go(func() { s.decide(t, fmt.Sprintf("bulk-%03d", i), "M1", true) })
 	}
 	wg.Wait()
 	s.waitRequest(t, "birth", func(st workflows.RequestStatus) bool { return st.State == contract.StateWaiting })
@@ -544,7 +541,7 @@ func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 	restarted := time.Now()
 	var recovering []time.Duration
 	for i := range n {
-		st := s.waitRequest(t, fmt.Sprintf("bulk-%03d", i), func(st workflows.RequestStatus) bool { return st.State == contract.StateCompleted })
+		st := s.result(t, fmt.Sprintf("bulk-%03d", i))
 		assert.Equal(t, workflows.OutcomeExpired, st.Outcome)
 		assert.Contains(t, st.Note, "removed from")
 		recovering = append(recovering, st.EndedAt.Sub(restarted))
@@ -570,18 +567,15 @@ func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 	for i := 1; i < n; i++ {
 		s.request(t, fmt.Sprintf("again-%03d", i), "group:"+groups[i]+"@app", "5s")
 	}
+	s.waitWaiting(t, n-1)
 	for i := 1; i < n; i++ {
-		wg.Go(func() {
-			id := fmt.Sprintf("again-%03d", i)
-			s.waitRequest(t, id, func(st workflows.RequestStatus) bool { return st.State == contract.StateWaiting })
-			s.decide(t, id, "M1", true)
-		})
+		wg.Go(func() { s.decide(t, fmt.Sprintf("again-%03d", i), "M1", true) })
 	}
 	wg.Wait()
 	var expiring []time.Duration
 	granting = nil
 	for i := 1; i < n; i++ {
-		st := s.waitRequest(t, fmt.Sprintf("again-%03d", i), func(st workflows.RequestStatus) bool { return st.State == contract.StateCompleted })
+		st := s.result(t, fmt.Sprintf("again-%03d", i))
 		assert.Equal(t, workflows.OutcomeExpired, st.Outcome)
 		assert.Contains(t, st.Note, "removed from")
 		granting = append(granting, st.GrantedAt.Sub(st.Decisions[0].Time))
@@ -592,6 +586,62 @@ func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 	assert.Equal(t, []string{"prod-000"}, groupNames(slices.DeleteFunc(gs, func(g connectors.Group) bool { return !strings.HasPrefix(g.Name, "prod-") })))
 	t.Logf("approval → granted (read back at SCIMMY), %d approved at once: %s", n-1, percentiles(granting))
 	t.Logf("expiry → revoked (read back at SCIMMY, run closed), %d with the worker up: %s", n-1, percentiles(expiring))
+	retried := map[string]int{}
+	for i := range n {
+		for _, id := range []string{fmt.Sprintf("bulk-%03d", i), fmt.Sprintf("again-%03d", i)} {
+			for _, r := range s.retries(t, id) {
+				retried[r]++
+			}
+		}
+	}
+	t.Logf("activities retried (what the outliers waited for): %v", retried)
+}
+
+// retries lists the activities of a request's run that needed more than
+// one attempt, each as "Type attempt N after: last failure".
+func (s *approvalStack) retries(t *testing.T, id string) []string {
+	t.Helper()
+	var out []string
+	var typ string
+	it := s.c.GetWorkflowHistory(context.Background(), contract.RequestWorkflowID(id), "", false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return out // bulk-000 has no "again" twin
+		}
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			typ = a.GetActivityType().GetName()
+		}
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() > 1 {
+			out = append(out, fmt.Sprintf("%s attempt %d after: %s", typ, a.GetAttempt(), a.GetLastFailure().GetMessage()))
+		}
+	}
+	return out
+}
+
+// result waits for a request's end and returns its result (a long poll
+// of the server, not queries, which load the worker being measured).
+func (s *approvalStack) result(t *testing.T, id string) workflows.RequestStatus {
+	t.Helper()
+	var st workflows.RequestStatus
+	require.NoError(t, s.c.GetWorkflow(context.Background(), contract.RequestWorkflowID(id), "").Get(context.Background(), &st))
+	return st
+}
+
+// waitWaiting waits until n requests wait for approval, as visibility
+// shows it (polling one count, not every request's query: queries are
+// workflow tasks, and 100 pollers would load the worker being measured).
+func (s *approvalStack) waitWaiting(t *testing.T, n int) {
+	t.Helper()
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s = '%s'",
+		contract.AccessRequestWorkflowName, contract.SAState, contract.StateWaiting)
+	var got int64
+	require.Eventually(t, func() bool {
+		resp, err := s.c.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Query: q})
+		require.NoError(t, err)
+		got = resp.GetCount()
+		return got == int64(n)
+	}, 2*time.Minute, 200*time.Millisecond, "waiting requests: %d of %d", got, n)
 }
 
 func groupNames(gs []connectors.Group) []string {
