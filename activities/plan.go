@@ -51,6 +51,11 @@ type Plan struct {
 	// Audit: the planning worker has an audit store; the run records its
 	// effects and decisions (RecordAudit).
 	Audit bool `json:"audit,omitempty"`
+	// GrantReview (a mover): what the run does to the person's time-bound
+	// grants first (policy.OnMoveReapprove or OnMoveRevoke; empty: keep),
+	// and why (the watched attributes that changed).
+	GrantReview    string `json:"grant_review,omitempty"`
+	GrantReviewWhy string `json:"grant_review_why,omitempty"`
 }
 
 // Limited reports whether destructive steps must ask the governor.
@@ -185,6 +190,11 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (Plan, error) {
 		MaxDestructivePerHour: p.Safety.MaxDestructivePerHour,
 		MaxDestructivePercent: p.Safety.MaxDestructivePercent,
 		Audit:                 a.cfg.Audit != nil,
+	}
+	if in.Kind == policy.KindMover && len(p.Approvals.Requestable) > 0 {
+		if act, why := p.Approvals.OnMove.Review(in.OldAttributes, in.Attributes); act != policy.OnMoveKeep {
+			plan.GrantReview, plan.GrantReviewWhy = act, why
+		}
 	}
 	seen := map[string]bool{}
 	for _, s := range pp.Steps {

@@ -560,22 +560,72 @@ func (d TemporalDirectory) ActiveGrants(ctx context.Context) ([]Grant, error) {
 // waits until they have ended, so the leaver's step is done when every
 // grant is gone at its target. Returns how many there were.
 func (a *Activities) RevokeGrantsOf(ctx context.Context, employeeID string) (int, error) {
-	if a.cfg.Client == nil {
-		return 0, nil
+	return a.endGrants(ctx, employeeID, "the person left (leaver)")
+}
+
+// GrantReview is a mover's review of the person's time-bound grants
+// (Plan.GrantReview).
+type GrantReview struct {
+	EmployeeID string `json:"employee_id"`
+	Action     string `json:"action"` // policy.OnMoveReapprove | OnMoveRevoke
+	Why        string `json:"why"`
+}
+
+// ReviewGrantsOf does what the policy's approvals.on_move says to the
+// person's grants after a move: reapprove signals each grant in force to
+// ask its approvers again (it does not wait for them: a denial or a
+// timeout revokes); revoke ends every open request as a leaver does.
+// Returns how many requests it told.
+func (a *Activities) ReviewGrantsOf(ctx context.Context, in GrantReview) (int, error) {
+	switch in.Action {
+	case policy.OnMoveRevoke:
+		return a.endGrants(ctx, in.EmployeeID, in.Why)
+	case policy.OnMoveReapprove:
+		ids, err := a.openRequests(ctx, in.EmployeeID, contract.StateGranted)
+		if err != nil {
+			return 0, err
+		}
+		for _, id := range ids {
+			if err := a.cfg.Client.SignalWorkflow(ctx, id, "", contract.SignalReapproveGrants, in.Why); err != nil {
+				return 0, toTemporal(connectors.Transient(fmt.Errorf("signal %s: %w", id, err)))
+			}
+		}
+		return len(ids), nil
 	}
-	resp, err := a.cfg.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s = '%s'",
-			contract.AccessRequestWorkflowName, contract.SAEmployeeID, strings.ReplaceAll(employeeID, "'", "\\'")),
-		PageSize: 1000,
-	})
+	return 0, permanent("PolicyInvalid", fmt.Errorf("approvals.on_move.action %q: want reapprove or revoke", in.Action))
+}
+
+// openRequests lists the running access requests of a person (in state,
+// when set).
+func (a *Activities) openRequests(ctx context.Context, employeeID, state string) ([]string, error) {
+	if a.cfg.Client == nil {
+		return nil, nil
+	}
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s = '%s'",
+		contract.AccessRequestWorkflowName, contract.SAEmployeeID, strings.ReplaceAll(employeeID, "'", "\\'"))
+	if state != "" {
+		q += fmt.Sprintf(" AND %s = '%s'", contract.SAState, state)
+	}
+	resp, err := a.cfg.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, PageSize: 1000})
 	if err != nil {
-		return 0, toTemporal(connectors.Transient(fmt.Errorf("list access requests: %w", err)))
+		return nil, toTemporal(connectors.Transient(fmt.Errorf("list access requests: %w", err)))
 	}
 	var ids []string
 	for _, e := range resp.GetExecutions() {
-		id := e.GetExecution().GetWorkflowId()
-		ids = append(ids, id)
-		if err := a.cfg.Client.SignalWorkflow(ctx, id, "", contract.SignalRevokeGrants, "the person left (leaver)"); err != nil {
+		ids = append(ids, e.GetExecution().GetWorkflowId())
+	}
+	return ids, nil
+}
+
+// endGrants signals every open access request of a person to revoke (or
+// stop asking) for reason, and waits until each has ended.
+func (a *Activities) endGrants(ctx context.Context, employeeID, reason string) (int, error) {
+	ids, err := a.openRequests(ctx, employeeID, "")
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if err := a.cfg.Client.SignalWorkflow(ctx, id, "", contract.SignalRevokeGrants, reason); err != nil {
 			return 0, toTemporal(connectors.Transient(fmt.Errorf("signal %s: %w", id, err)))
 		}
 	}

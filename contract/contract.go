@@ -242,6 +242,9 @@ const (
 	UpdateRevoke = "Revoke"
 	// SignalRevokeGrants: the person left; revoke at once (arg: reason).
 	SignalRevokeGrants = "revoke-grants"
+	// SignalReapproveGrants: the person moved and the policy asks the
+	// grant's approval again (arg: why); denied or timed out, it revokes.
+	SignalReapproveGrants = "reapprove-grants"
 	// QueryRequest returns workflows.RequestStatus.
 	QueryRequest = "request"
 	// GrantMemoKey holds the grant of an AccessRequest in state Granted

@@ -236,11 +236,14 @@ func (s *server) approvalForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	title := "Approve access?"
-	if st.Extending {
+	switch {
+	case st.Review != "":
+		title = "Approve again after a move?"
+	case st.Extending:
 		title = "Approve an extension?"
 	}
 	d := pageData{Title: title, Token: tok, Approver: l.Approver, Request: &st}
-	if st.Round != l.Round || st.State == contract.StateCompleted || (!st.Extending && st.State != contract.StateWaiting) {
+	if st.Round != l.Round || st.State == contract.StateCompleted || (!st.Extending && st.Review == "" && st.State != contract.StateWaiting) {
 		d.Token, d.Title = "", "This request is no longer waiting for this answer"
 		d.Message = "State: " + st.State + " " + st.Outcome
 		s.page(w, http.StatusConflict, d)

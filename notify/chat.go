@@ -28,8 +28,9 @@ type Chat struct {
 	Title string
 	// Text is the message (plain text; chat markup is escaped).
 	Text string
-	// Link, when set, is shown as a button/link "Open in Temporal UI".
-	Link string
+	// Link, when set, is shown as a button/link LinkText (default "Open
+	// in Temporal UI").
+	Link, LinkText string
 	// Secret: the message carries a secret (refused without TLS).
 	Secret bool
 }
@@ -53,9 +54,10 @@ func SlackPayload(m Chat) []byte {
 		Elements []textObj `json:"elements,omitempty"`
 	}
 	fallback := text
+	label := linkText(m)
 	blocks := []block{{Type: "section", Text: &textObj{Type: "mrkdwn", Text: text}}}
 	if m.Link != "" {
-		blocks = append(blocks, block{Type: "context", Elements: []textObj{{Type: "mrkdwn", Text: "<" + m.Link + "|Open in Temporal UI>"}}})
+		blocks = append(blocks, block{Type: "context", Elements: []textObj{{Type: "mrkdwn", Text: "<" + m.Link + "|" + esc(label) + ">"}}})
 	}
 	b, _ := json.Marshal(struct {
 		Text   string  `json:"text"`
@@ -82,7 +84,7 @@ func TeamsPayload(m Chat) []byte {
 		"body":    body,
 	}
 	if m.Link != "" {
-		card["actions"] = []map[string]any{{"type": "Action.OpenUrl", "title": "Open in Temporal UI", "url": m.Link}}
+		card["actions"] = []map[string]any{{"type": "Action.OpenUrl", "title": linkText(m), "url": m.Link}}
 	}
 	b, _ := json.Marshal(map[string]any{
 		"type": "message",
@@ -93,6 +95,13 @@ func TeamsPayload(m Chat) []byte {
 		}},
 	})
 	return b
+}
+
+func linkText(m Chat) string {
+	if m.LinkText != "" {
+		return m.LinkText
+	}
+	return "Open in Temporal UI"
 }
 
 // Webhook posts chat messages to incoming-webhook URLs. The URL is a

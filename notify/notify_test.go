@@ -2,10 +2,7 @@ package notify_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/internal/peertest"
 	"github.com/jml-dev/jml/notify"
+	"github.com/jml-dev/jml/notify/chattest"
 	"github.com/jml-dev/jml/notify/smtptest"
 )
 
@@ -130,19 +128,9 @@ func TestEmailUntrustedCertificate(t *testing.T) {
 }
 
 // chatServer records what a Slack or Teams incoming webhook receives.
-func chatServer(t *testing.T, status int) (*httptest.Server, *[]map[string]any) {
-	var got []map[string]any
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		assert.Equal(t, http.MethodPost, r.Method)
-		assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
-		b, _ := io.ReadAll(r.Body)
-		var v map[string]any
-		require.NoError(t, json.Unmarshal(b, &v))
-		got = append(got, v)
-		w.WriteHeader(status)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &got
+func chatServer(t *testing.T, status int) (*chattest.Server, func() []map[string]any) {
+	srv := chattest.Start(t, status)
+	return srv, srv.Messages
 }
 
 func TestSlackPayload(t *testing.T) {
@@ -150,8 +138,8 @@ func TestSlackPayload(t *testing.T) {
 	w := notify.Webhook{HTTPClient: srv.Client()}
 	m := notify.Chat{Title: "joiner E1 needs attention", Text: "step okta.sync_identity failed: <400> & more", Link: "http://127.0.0.1:8233/namespaces/default/workflows/joiner%2FE1"}
 	require.NoError(t, w.Post(context.Background(), notify.ChannelSlack, srv.URL+"/services/T0/B0/XXXX", m))
-	require.Len(t, *got, 1)
-	v := (*got)[0]
+	require.Len(t, got(), 1)
+	v := got()[0]
 	// https://api.slack.com/messaging/webhooks: text (fallback) + blocks.
 	assert.Equal(t, "*joiner E1 needs attention*\nstep okta.sync_identity failed: &lt;400&gt; &amp; more", v["text"])
 	blocks := v["blocks"].([]any)
@@ -169,8 +157,8 @@ func TestTeamsPayload(t *testing.T) {
 	w := notify.Webhook{HTTPClient: srv.Client()}
 	m := notify.Chat{Title: "joiner E1 completed", Text: "Ada Lovelace has her accounts.", Link: "https://temporal.acme.test/x"}
 	require.NoError(t, w.Post(context.Background(), notify.ChannelTeams, srv.URL+"/webhookb2/abc", m))
-	require.Len(t, *got, 1)
-	v := (*got)[0]
+	require.Len(t, got(), 1)
+	v := got()[0]
 	assert.Equal(t, "message", v["type"])
 	att := v["attachments"].([]any)
 	require.Len(t, att, 1)

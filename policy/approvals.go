@@ -23,6 +23,59 @@ type Approvals struct {
 	MaxDuration string `yaml:"max_duration" json:"max_duration,omitempty"`
 	// Approval is how a request (and each extension) is approved.
 	Approval Approval `yaml:"approval" json:"approval"`
+	// Chat posts each approver's message (its signed link included) to
+	// these Slack or Teams incoming webhooks too.
+	Chat []ApprovalChat `yaml:"chat" json:"chat,omitempty"`
+	// OnMove is what a mover does to the person's time-bound grants.
+	OnMove OnMove `yaml:"on_move" json:"on_move,omitzero"`
+}
+
+// ApprovalChat is a chat channel approvers are asked in: an incoming
+// webhook whose URL (a credential) is in the environment variable URLEnv.
+type ApprovalChat struct {
+	Channel string `yaml:"channel" json:"channel"` // slack | teams
+	URLEnv  string `yaml:"url_env" json:"url_env"`
+}
+
+// OnMove: a mover whose attributes change in one of Attributes re-asks
+// approval of the person's grants in force (reapprove), revokes them and
+// withdraws the open requests (revoke), or leaves them (keep).
+type OnMove struct {
+	// Attributes whose change makes a mover review grants (default:
+	// department, manager_id).
+	Attributes []string `yaml:"attributes" json:"attributes,omitempty"`
+	// Action is reapprove (default), revoke or keep.
+	Action string `yaml:"action" json:"action,omitempty"`
+}
+
+// Actions of OnMove.
+const (
+	OnMoveReapprove = "reapprove"
+	OnMoveRevoke    = "revoke"
+	OnMoveKeep      = "keep"
+)
+
+// Review returns what a mover from old to attrs does to the person's
+// grants (OnMoveKeep when no watched attribute changed) and why.
+func (o OnMove) Review(old, attrs map[string]string) (action, why string) {
+	action = o.Action
+	if action == "" {
+		action = OnMoveReapprove
+	}
+	watched := o.Attributes
+	if len(watched) == 0 {
+		watched = []string{"department", "manager_id"}
+	}
+	var changed []string
+	for _, k := range watched {
+		if old[k] != attrs[k] {
+			changed = append(changed, fmt.Sprintf("%s %q → %q", k, old[k], attrs[k]))
+		}
+	}
+	if len(changed) == 0 || action == OnMoveKeep {
+		return OnMoveKeep, ""
+	}
+	return action, "moved: " + strings.Join(changed, ", ")
 }
 
 // Approval is one approval: who is asked, how many must agree, and what
@@ -135,6 +188,18 @@ func (c *checker) validateApprovals(p *Policy) {
 		c.duration("approvals.max_duration", a.MaxDuration, false)
 	}
 	c.validateApproval(p, "approvals.approval", a.Approval)
+	for i, ch := range a.Chat {
+		path := fmt.Sprintf("approvals.chat[%d]", i)
+		if ch.Channel != ChannelSlack && ch.Channel != ChannelTeams {
+			c.at(path+".channel", "channel %q: want slack or teams", ch.Channel)
+		}
+		c.envName(path+".url_env", ch.URLEnv, true)
+	}
+	switch a.OnMove.Action {
+	case "", OnMoveReapprove, OnMoveRevoke, OnMoveKeep:
+	default:
+		c.at("approvals.on_move.action", "action %q: want reapprove, revoke or keep", a.OnMove.Action)
+	}
 }
 
 func (c *checker) validateApproval(p *Policy, path string, a Approval) {

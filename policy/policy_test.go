@@ -160,6 +160,12 @@ joiner: [{name: nothing}]`, "no action: want one of sync_identity"},
 lookups: {t: {key: code, csv: "a,b\n1,2\n"}}`, `key column "code" not in the header`},
 		{"lookup file missing", `targets: {o: {type: okta, org_url: "https://o.example", token_env: T}}
 lookups: {t: {file: nope.csv}}`, "cannot read nope.csv"},
+		{"approval chat channel", `targets: {o: {type: okta, org_url: "https://o.example", token_env: T}}
+approvals: {chat: [{channel: email, url_env: HOOK}]}`, `approvals.chat[0].channel: channel "email": want slack or teams`},
+		{"approval chat url_env", `targets: {o: {type: okta, org_url: "https://o.example", token_env: T}}
+approvals: {chat: [{channel: slack}]}`, "approvals.chat[0].url_env: required"},
+		{"on_move action", `targets: {o: {type: okta, org_url: "https://o.example", token_env: T}}
+approvals: {on_move: {action: ask}}`, `approvals.on_move.action: action "ask": want reapprove, revoke or keep`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -390,5 +396,32 @@ func BenchmarkRenderAttributes(b *testing.B) {
 		if _, err := RenderAttributes(p, step, env); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestOnMoveReview(t *testing.T) {
+	eng := map[string]string{"department": "eng", "manager_id": "M1", "title": "dev"}
+	tests := []struct {
+		name      string
+		on        OnMove
+		attrs     map[string]string
+		want, why string
+	}{
+		{"default: a department change re-asks", OnMove{}, map[string]string{"department": "sales", "manager_id": "M1", "title": "dev"},
+			OnMoveReapprove, `moved: department "eng" → "sales"`},
+		{"default: a new manager re-asks", OnMove{}, map[string]string{"department": "eng", "manager_id": "M2", "title": "dev"},
+			OnMoveReapprove, `moved: manager_id "M1" → "M2"`},
+		{"default: a title change is no move", OnMove{}, map[string]string{"department": "eng", "manager_id": "M1", "title": "lead"}, OnMoveKeep, ""},
+		{"revoke", OnMove{Action: OnMoveRevoke}, map[string]string{"department": "sales", "manager_id": "M1"}, OnMoveRevoke, `moved: department "eng" → "sales"`},
+		{"keep", OnMove{Action: OnMoveKeep}, map[string]string{"department": "sales"}, OnMoveKeep, ""},
+		{"own attributes", OnMove{Attributes: []string{"title"}}, map[string]string{"department": "sales", "manager_id": "M1", "title": "lead"},
+			OnMoveReapprove, `moved: title "dev" → "lead"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, why := tt.on.Review(eng, tt.attrs)
+			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.why, why)
+		})
 	}
 }

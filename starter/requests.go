@@ -103,7 +103,10 @@ func runRequests(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			when := approverList(st.Asked)
 			if !st.Until.IsZero() {
 				when = "until " + st.Until.UTC().Format(time.RFC3339)
-				if st.Extending {
+				switch {
+				case st.Review != "":
+					when += " (asked again after a move: " + approverList(st.Asked) + ")"
+				case st.Extending:
 					when += " (extension asked)"
 				}
 			}
@@ -163,7 +166,10 @@ func requestStatus(ctx context.Context, c client.Client, wid string) (workflows.
 func printRequest(w io.Writer, st workflows.RequestStatus) {
 	fmt.Fprintf(w, "request   %s\nperson    %s\ngrant     group:%s@%s for %s\nreason    %s\nrequester %s\nstate     %s %s\n",
 		st.ID, st.EmployeeID, st.Group, st.Target, st.For, st.Reason, st.Requester, st.State, st.Outcome)
-	if st.State == contract.StateWaiting || st.Extending {
+	if st.Review != "" {
+		fmt.Fprintf(w, "review    asked again because the person %s\n", st.Review)
+	}
+	if st.State == contract.StateWaiting || st.Extending || st.Review != "" {
 		fmt.Fprintf(w, "waiting   for %d of %d approvals (round %d) from %s, until %s\n", st.Quorum-st.Approvals, st.Quorum, st.Round,
 			approverList(st.Asked), st.Deadline.UTC().Format(time.RFC3339))
 	}

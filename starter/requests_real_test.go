@@ -114,3 +114,16 @@ approvals:
 	_, out, _ = starter(t, "requests")
 	assert.NotContains(t, out, "q1")
 }
+
+// TestPrintRequestUnderReview: a grant asked again after a move shows why,
+// who is asked and until when.
+func TestPrintRequestUnderReview(t *testing.T) {
+	st := workflows.RequestStatus{ID: "r1", State: contract.StateGranted, Round: 2, Quorum: 1,
+		Review: `moved: department "eng" → "sales"`, Asked: []activities.Approver{{Email: "alan@acme.test"}},
+		Deadline: time.Date(2026, 12, 8, 9, 0, 0, 0, time.UTC), GrantedAt: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC),
+		Until: time.Date(2026, 12, 7, 17, 0, 0, 0, time.UTC)}
+	var b strings.Builder
+	printRequest(&b, st)
+	assert.Contains(t, b.String(), "review    asked again because the person moved: department \"eng\" → \"sales\"\n")
+	assert.Contains(t, b.String(), "waiting   for 1 of 1 approvals (round 2) from alan@acme.test, until 2026-12-08T09:00:00Z\n")
+}

@@ -32,7 +32,12 @@ import (
 // identity at once, then waits in NeedsAttention until skipped; regenerate:
 // JML_UPDATE_HISTORIES=1 go test ./workflows -run
 // TestReconcileLeavesWaitingJoinersAccount), guard-* (the branches of the
-// version guards: guardHistories).
+// version guards: guardHistories); request-extend-revoke and
+// request-leaver (access requests before approvals.on_move, recorded with
+// the code of 2026-12-07: JML_UPDATE_HISTORIES=1 go test ./internal/e2e -run
+// 'TestAccessRequestExtendAndRevokeEarly|TestAccessRequestTerminationRevokes'),
+// request-move-denied and mover-review-grants (a move's review: -run
+// TestMoverReapprovesGrants).
 func TestReplay(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
@@ -85,6 +90,13 @@ var guardHistories = []struct {
 	{"attribute-sync-delta", "attrsync.json", workflow.DefaultVersion, "cycle reading the loop guard only"},
 	{"attribute-sync-delta", "attrsync-reconcile-released.json", workflow.DefaultVersion, "cycle with reconciliation, before deltas"},
 	{"attribute-sync-delta", "guard-attribute-sync-delta-new.json", 1, "second cycle starting from the delta link"},
+	// reapprove-on-move: a request run by a worker from before it that got
+	// the signal from a newer worker's mover ignored it (recorded at
+	// 2f5d2ea, the signal sent by hand, then a revoke).
+	{"reapprove-on-move", "guard-reapprove-on-move-old.json", workflow.DefaultVersion, "granted request ignoring a move's signal, then revoked"},
+	{"reapprove-on-move", "request-move-denied.json", 1, "granted request asked again after a move, denied, revoked"},
+	// review-grants: only its new branch has a fixture (see lifecycle.run).
+	{"review-grants", "mover-review-grants.json", 1, "mover asking its grants again first"},
 }
 
 // TestReplayGuards replays each guard's histories and checks that the

@@ -76,12 +76,15 @@ type RequestStatus struct {
 	Approvals int                   `json:"approvals"`
 	Deadline  time.Time             `json:"deadline,omitzero"` // of the open approval
 	Extending bool                  `json:"extending,omitempty"`
-	GrantedAt time.Time             `json:"granted_at,omitzero"`
-	Until     time.Time             `json:"until,omitzero"`
-	EndedAt   time.Time             `json:"ended_at,omitzero"`
-	Note      string                `json:"note,omitempty"`
-	Decisions []ApprovalDecision    `json:"decisions,omitempty"`
-	Mails     []string              `json:"mails,omitempty"`
+	// Review: the grant's approvers are asked again because the person
+	// moved (why); empty when no such round is open.
+	Review    string             `json:"review,omitempty"`
+	GrantedAt time.Time          `json:"granted_at,omitzero"`
+	Until     time.Time          `json:"until,omitzero"`
+	EndedAt   time.Time          `json:"ended_at,omitzero"`
+	Note      string             `json:"note,omitempty"`
+	Decisions []ApprovalDecision `json:"decisions,omitempty"`
+	Mails     []string           `json:"mails,omitempty"`
 }
 
 type request struct {
@@ -98,6 +101,9 @@ type request struct {
 	revoke *RevokeRequest
 	// extended is an approved extension not yet applied.
 	extended time.Duration
+	// moved: the person moved and the policy asks again (why), not yet
+	// acted on (SignalReapproveGrants).
+	moved string
 	// event is the run's JmlEvent (request, approval); what says what an
 	// approval step asks (empty: the request's grant); quiet: no outcome
 	// mails (an approval step's run reports itself).
@@ -125,6 +131,20 @@ func AccessRequest(ctx workflow.Context, in activities.AccessRequest) (RequestSt
 		workflow.GetSignalChannel(ctx, contract.SignalRevokeGrants).Receive(ctx, &reason)
 		if r.revoke == nil {
 			r.revoke = &RevokeRequest{Operator: "jml", Reason: reason}
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		ch := workflow.GetSignalChannel(ctx, contract.SignalReapproveGrants)
+		for {
+			var why string
+			ch.Receive(ctx, &why)
+			// "reapprove-on-move": a request run by a worker from before it
+			// (2026-12-07) ignored the signal, and its replay must not wake
+			// (guard-reapprove-on-move-old.json). It can go once no request
+			// granted before it is open (they last max_duration at most).
+			if workflow.GetVersion(ctx, "reapprove-on-move", workflow.DefaultVersion, 1) == 1 {
+				r.moved = why
+			}
 		}
 	})
 	r.setState(ctx, contract.StateRunning)
@@ -170,7 +190,7 @@ func AccessRequest(ctx workflow.Context, in activities.AccessRequest) (RequestSt
 			var err error
 			done, err = workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: wait,
 				TimerOptions: workflow.TimerOptions{Summary: "grant expires"}},
-				func() bool { return r.revoke != nil || r.extended > 0 })
+				func() bool { return r.revoke != nil || r.extended > 0 || r.moved != "" })
 			if err != nil {
 				return r.st, err
 			}
@@ -180,6 +200,12 @@ func AccessRequest(ctx workflow.Context, in activities.AccessRequest) (RequestSt
 			outcome = OutcomeRevoked
 			r.st.Note = "revoked early by " + r.revoke.Operator + ": " + r.revoke.Reason
 			break
+		}
+		if r.moved != "" {
+			why := r.moved
+			r.moved = ""
+			r.reapprove(ctx, why)
+			continue
 		}
 		if r.extended > 0 {
 			r.st.Until = r.st.Until.Add(r.extended)
@@ -244,9 +270,12 @@ func (r *request) approve(ctx workflow.Context, round int, extension bool) (bool
 	r.st.Round, r.st.Asked, r.st.Approvals, r.st.Deadline = round, r.plan.Approvers, 0, start.Add(t.Timeout)
 	r.answered, r.denied, r.asking = map[string]bool{}, false, true
 	defer func() { r.asking = false }()
-	if !extension {
+	switch {
+	case !extension:
 		r.setState(ctx, contract.StateWaiting)
-	} else {
+	case r.st.Review != "": // a move's round: the grant stays in force meanwhile
+		r.showDetails(ctx)
+	default:
 		r.st.Extending = true
 		r.showDetails(ctx)
 		defer func() { r.st.Extending = false }()
@@ -303,6 +332,45 @@ func (r *request) approve(ctx workflow.Context, round int, extension bool) (bool
 	}
 }
 
+// reapprove asks the approvers again whether a grant in force may stay
+// after the person moved (approvals.on_move: reapprove), as the policy
+// and the person are now (a new manager is asked). The grant stays while
+// they decide; denied, timed out to deny, or refused by the policy now,
+// it is revoked. Another move while a round is open asks nothing more.
+func (r *request) reapprove(ctx workflow.Context, why string) {
+	if r.st.Review != "" {
+		return
+	}
+	r.st.Review = why
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { r.st.Review = ""; r.showDetails(ctx) }()
+		// An extension's round closes first: one round at a time.
+		if err := workflow.Await(ctx, func() bool { return !r.asking || r.revoke != nil }); err != nil || r.revoke != nil {
+			return
+		}
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry, Summary: "check grant after a move, resolve approvers"})
+		var a *activities.Activities
+		var plan activities.RequestPlan
+		err := workflow.ExecuteLocalActivity(lctx, a.PlanRequest, r.st.AccessRequest).Get(ctx, &plan)
+		switch {
+		case err != nil:
+			plan.Refused = "plan: " + errorText(err)
+		case plan.Refused == "":
+			plan.MaxGrant = r.plan.MaxGrant // the grant's bound stays the one it was granted under
+			r.plan, r.st.Quorum = plan, plan.Quorum
+			ok, err := r.approve(ctx, r.st.Round+1, true)
+			if err != nil || ok || r.revoke != nil {
+				return
+			}
+			plan.Refused = "not approved again"
+		}
+		if r.revoke == nil {
+			r.revoke = &RevokeRequest{Operator: "jml", Reason: "after a move (" + why + "): " + plan.Refused}
+		}
+	})
+}
+
 // escalate asks the escalation approvers (each approver's manager, the
 // fallback list) besides those asked.
 func (r *request) escalate(ctx workflow.Context, extension bool) {
@@ -335,6 +403,9 @@ func (r *request) mail(ctx workflow.Context, kind string, to []activities.Approv
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5}})
 	m := activities.RequestMail{Workflow: workflow.GetInfo(ctx).WorkflowExecution.ID, Kind: kind, Round: r.st.Round, To: to,
 		Request: r.st.AccessRequest, Person: r.plan.Person, Expires: r.st.Deadline, Outcome: outcome, Extension: extension, What: r.what}
+	if extension {
+		m.Move = r.st.Review
+	}
 	var note string
 	if err := workflow.ExecuteActivity(actx, a.SendRequestMail, m).Get(ctx, &note); err != nil {
 		note = kind + " mail failed: " + errorText(err)
@@ -411,7 +482,10 @@ func (r *request) showDetails(ctx workflow.Context) {
 			asked = append(asked, s)
 		}
 		what := "approval"
-		if st.Extending {
+		switch {
+		case st.Review != "":
+			what = "approval again (" + st.Review + ")"
+		case st.Extending:
 			what = "approval of an extension"
 		}
 		fmt.Fprintf(&b, "Waiting for %s (round %d): %d of %d approvals; asked: %s; until %s\n\n", what, st.Round,
@@ -488,7 +562,7 @@ func (r *request) handlers(ctx workflow.Context) error {
 				case r.st.State != contract.StateGranted:
 					return fmt.Errorf("nothing to extend: the request is %s", r.st.State)
 				case r.st.Extending || r.asking:
-					return errors.New("an extension is already waiting for approval")
+					return errors.New("an approval round (an extension, or a review after a move) is open: wait for it")
 				case err != nil || d <= 0:
 					return fmt.Errorf("for %q: want a positive duration such as 4h", q.For)
 				case r.st.Until.Add(d).Sub(r.st.GrantedAt) > r.plan.MaxGrant && r.plan.MaxGrant > 0:

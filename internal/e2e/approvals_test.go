@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -48,6 +50,10 @@ type approvalStack struct {
 	smtp   *smtptest.Server
 	intake *httptest.Server
 	scim   *scim.Client
+	// more are targets the workers hold besides app (SCIMMY); env more
+	// of the workers' environment.
+	more map[string]any
+	env  map[string]string
 }
 
 func newApprovalStack(t *testing.T, ap policy.Approval) *approvalStack {
@@ -78,9 +84,12 @@ func (s *approvalStack) startWorker(t *testing.T) (stop func()) {
 	t.Helper()
 	c := s.ts.NewClientWithOptions(client.Options{Logger: logging.Temporal(s.log)})
 	env := map[string]string{"SMTP_USERNAME": "jml", "SMTP_PASSWORD": "smtp-secret", approval.KeyEnv: approvalKey}
+	maps.Copy(env, s.env)
 	host := contract.HostTaskQueue(fmt.Sprintf("e2e-%d", time.Now().UnixNano()))
+	tgts := map[string]any{"app": s.scim}
+	maps.Copy(tgts, s.more)
 	a := activities.New(activities.Config{
-		Policy: s.policy, Targets: map[string]any{"app": s.scim}, Vault: secret.NewVault(time.Hour), HostQueue: host,
+		Policy: s.policy, Targets: tgts, Vault: secret.NewVault(time.Hour), HostQueue: host,
 		HostTimeout: 5 * time.Second, HTTPClient: s.portal.Client(), Client: c, Logger: s.log,
 		Directory: activities.TemporalDirectory{Client: c}, Getenv: func(k string) string { return env[k] },
 		StepTimeout: 10 * time.Second, SessionHeartbeat: 2 * time.Second, AllowInsecureLoopback: true,
@@ -454,6 +463,7 @@ func TestAccessRequestTerminationRevokes(t *testing.T) {
 	assert.Equal(t, http.StatusUnprocessableEntity, code, body)
 	assert.Contains(t, body, "terminated")
 	assert.Equal(t, n, s.countRequests(t), "nothing started for a terminated person")
+	writeHistory(t, s.c, "request/r4", "request-leaver.json")
 }
 
 func (s *approvalStack) countRequests(t *testing.T) int {
@@ -479,7 +489,10 @@ func (s *approvalStack) decide(t *testing.T, id, who string, approve bool) {
 // they wait (and while one request waits for its reminder) and started
 // again after their expiries passed: every grant is revoked, each read
 // back at SCIMMY, and the reminder is sent. A birthright group requested
-// for a while stays after its expiry.
+// for a while stays after its expiry. Then 99 more grants expire with the
+// worker up. The test logs p50/p95/max of approval → granted (read back),
+// of due → revoked after the restart, and of expiry → revoked (read back,
+// the run closed) with the worker up (docs/approvals.md, Measured).
 func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 	const n = 100
 	s := newApprovalStack(t, policy.Approval{Approvers: []string{"manager"}, RemindAfter: "8s", Timeout: "30m"})
@@ -494,13 +507,10 @@ func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 		s.request(t, fmt.Sprintf("bulk-%03d", i), "group:"+g+"@app", "40s")
 	}
 	s.request(t, "birth", "group:everyone@app", "3s")
+	s.waitWaiting(t, n+1)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() {
-			id := fmt.Sprintf("bulk-%03d", i)
-			s.waitRequest(t, id, func(st workflows.RequestStatus) bool { return st.State == contract.StateWaiting })
-			s.decide(t, id, "M1", true)
-		})
+		wg.Go(func() { s.decide(t, fmt.Sprintf("bulk-%03d", i), "M1", true) })
 	}
 	wg.Wait()
 	s.waitRequest(t, "birth", func(st workflows.RequestStatus) bool { return st.State == contract.StateWaiting })
@@ -509,13 +519,16 @@ func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 	s.waitRequest(t, "later", func(st workflows.RequestStatus) bool { return st.State == contract.StateWaiting })
 
 	var last time.Time
+	var granting []time.Duration
 	for i := range n {
 		st := s.waitRequest(t, fmt.Sprintf("bulk-%03d", i), func(st workflows.RequestStatus) bool { return !st.Until.IsZero() })
 		require.Equal(t, contract.StateGranted, st.State, "granted, not expired yet: the expiry is long enough for the set-up")
 		if st.Until.After(last) {
 			last = st.Until
 		}
+		granting = append(granting, st.GrantedAt.Sub(st.Decisions[0].Time))
 	}
+	t.Logf("approval → granted (read back at SCIMMY), %d approved at once: %s", n, percentiles(granting))
 	rec, err := activities.TemporalDirectory{Client: s.c}.Identity(context.Background(), "E1")
 	require.NoError(t, err)
 	gs, err := s.scim.Memberships(context.Background(), rec.Accounts["app"])
@@ -526,12 +539,15 @@ func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 	time.Sleep(time.Until(last) + 2*time.Second) // every expiry and the reminder pass with no worker
 	s.startWorker(t)
 	restarted := time.Now()
+	var recovering []time.Duration
 	for i := range n {
-		st := s.waitRequest(t, fmt.Sprintf("bulk-%03d", i), func(st workflows.RequestStatus) bool { return st.State == contract.StateCompleted })
+		st := s.result(t, fmt.Sprintf("bulk-%03d", i))
 		assert.Equal(t, workflows.OutcomeExpired, st.Outcome)
 		assert.Contains(t, st.Note, "removed from")
+		recovering = append(recovering, st.EndedAt.Sub(restarted))
 	}
 	allRevoked := time.Since(restarted)
+	t.Logf("worker restart → revoked (read back), %d expired while it was down: %s", n, percentiles(recovering))
 	gs, err = s.scim.Memberships(context.Background(), rec.Accounts["app"])
 	require.NoError(t, err)
 	assert.Empty(t, slices.DeleteFunc(gs, func(g connectors.Group) bool { return !strings.HasPrefix(g.Name, "prod-") }), "every grant revoked at SCIMMY")
@@ -546,6 +562,107 @@ func TestAccessRequests100ExpireAcrossRestart(t *testing.T) {
 	assert.Contains(t, strings.Join(later.Mails, "; "), "reminder", "the reminder's timer fired after the restart")
 	s.decide(t, "later", "M1", true)
 	require.Eventually(t, func() bool { return s.memberOf(t, "E1", "prod-000") }, time.Minute, 100*time.Millisecond)
+
+	// Expiries with the worker up (prod-000 is later's).
+	for i := 1; i < n; i++ {
+		s.request(t, fmt.Sprintf("again-%03d", i), "group:"+groups[i]+"@app", "5s")
+	}
+	s.waitWaiting(t, n-1)
+	for i := 1; i < n; i++ {
+		wg.Go(func() { s.decide(t, fmt.Sprintf("again-%03d", i), "M1", true) })
+	}
+	wg.Wait()
+	var expiring []time.Duration
+	granting = nil
+	for i := 1; i < n; i++ {
+		st := s.result(t, fmt.Sprintf("again-%03d", i))
+		assert.Equal(t, workflows.OutcomeExpired, st.Outcome)
+		assert.Contains(t, st.Note, "removed from")
+		granting = append(granting, st.GrantedAt.Sub(st.Decisions[0].Time))
+		expiring = append(expiring, st.EndedAt.Sub(st.Until))
+	}
+	gs, err = s.scim.Memberships(context.Background(), rec.Accounts["app"])
+	require.NoError(t, err)
+	assert.Equal(t, []string{"prod-000"}, groupNames(slices.DeleteFunc(gs, func(g connectors.Group) bool { return !strings.HasPrefix(g.Name, "prod-") })))
+	t.Logf("approval → granted (read back at SCIMMY), %d approved at once: %s", n-1, percentiles(granting))
+	t.Logf("expiry → revoked (read back at SCIMMY, run closed), %d with the worker up: %s", n-1, percentiles(expiring))
+	retried := map[string]int{}
+	for i := range n {
+		for _, id := range []string{fmt.Sprintf("bulk-%03d", i), fmt.Sprintf("again-%03d", i)} {
+			for _, r := range s.retries(t, id) {
+				retried[r]++
+			}
+		}
+	}
+	t.Logf("activities retried (what the outliers waited for): %v", retried)
+}
+
+// retries lists the activities of a request's run that needed more than
+// one attempt, each as "Type attempt N after: last failure".
+func (s *approvalStack) retries(t *testing.T, id string) []string {
+	t.Helper()
+	var out []string
+	var typ string
+	it := s.c.GetWorkflowHistory(context.Background(), contract.RequestWorkflowID(id), "", false, 0)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return out // bulk-000 has no "again" twin
+		}
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			typ = a.GetActivityType().GetName()
+		}
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() > 1 {
+			out = append(out, fmt.Sprintf("%s attempt %d after: %s", typ, a.GetAttempt(), a.GetLastFailure().GetMessage()))
+		}
+	}
+	return out
+}
+
+// result waits for a request's end and returns its result (a long poll
+// of the server, not queries, which load the worker being measured).
+func (s *approvalStack) result(t *testing.T, id string) workflows.RequestStatus {
+	t.Helper()
+	var st workflows.RequestStatus
+	require.NoError(t, s.c.GetWorkflow(context.Background(), contract.RequestWorkflowID(id), "").Get(context.Background(), &st))
+	return st
+}
+
+// waitWaiting waits until n requests wait for approval, as visibility
+// shows it (polling one count, not every request's query: queries are
+// workflow tasks, and 100 pollers would load the worker being measured).
+func (s *approvalStack) waitWaiting(t *testing.T, n int) {
+	t.Helper()
+	q := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Running' AND %s = '%s'",
+		contract.AccessRequestWorkflowName, contract.SAState, contract.StateWaiting)
+	var got int64
+	require.Eventually(t, func() bool {
+		resp, err := s.c.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Query: q})
+		require.NoError(t, err)
+		got = resp.GetCount()
+		return got == int64(n)
+	}, 2*time.Minute, 200*time.Millisecond, "waiting requests: %d of %d", got, n)
+}
+
+func groupNames(gs []connectors.Group) []string {
+	var out []string
+	for _, g := range gs {
+		out = append(out, g.Name)
+	}
+	return out
+}
+
+// percentiles renders p50, p95 and the maximum of ds (nearest rank).
+func percentiles(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "no samples"
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	at := func(q float64) time.Duration {
+		return ds[int(math.Ceil(q*float64(len(ds))))-1].Round(time.Millisecond)
+	}
+	return fmt.Sprintf("p50 %v, p95 %v, max %v (n=%d)", at(0.5), at(0.95), ds[len(ds)-1].Round(time.Millisecond), len(ds))
 }
 
 // TestAccessRequestExtendAndRevokeEarly: an extension asks the approvers
@@ -594,6 +711,7 @@ func TestAccessRequestExtendAndRevokeEarly(t *testing.T) {
 	assert.Equal(t, workflows.OutcomeRevoked, st.Outcome)
 	assert.Contains(t, st.Note, "incident closed")
 	assert.False(t, s.memberOf(t, "E1", "prod-admin"), "revoked at SCIMMY before the expiry")
+	writeHistory(t, s.c, "request/r5", "request-extend-revoke.json")
 }
 
 // TestApprovalStepInFlow: a joiner whose policy has an approval step

@@ -396,7 +396,6 @@ func saveHistories(t *testing.T, s *stack, emp string) {
 	if os.Getenv("JML_UPDATE_HISTORIES") != "1" {
 		return
 	}
-	ctx := context.Background()
 	ids := []string{
 		contract.IdentityWorkflowID(emp),
 		contract.LifecycleWorkflowID("joiner", emp, emp+"-hire"),
@@ -404,18 +403,26 @@ func saveHistories(t *testing.T, s *stack, emp string) {
 		contract.LifecycleWorkflowID("leaver", emp, emp+"-term"),
 	}
 	for _, id := range ids {
-		var h historypb.History
-		it := s.c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() {
-			ev, err := it.Next()
-			require.NoError(t, err)
-			h.Events = append(h.Events, ev)
-		}
-		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
-		require.NoError(t, err)
-		name := strings.SplitN(id, "/", 2)[0] + ".json"
-		require.NoError(t, os.WriteFile(filepath.Join("..", "..", "workflows", "testdata", name), b, 0o644))
+		writeHistory(t, s.c, id, strings.SplitN(id, "/", 2)[0]+".json")
 	}
+}
+
+// writeHistory writes a workflow's history to workflows/testdata/name
+// for the replay test when JML_UPDATE_HISTORIES=1.
+func writeHistory(t *testing.T, c client.Client, id, name string) {
+	if os.Getenv("JML_UPDATE_HISTORIES") != "1" {
+		return
+	}
+	var h historypb.History
+	it := c.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join("..", "..", "workflows", "testdata", name), b, 0o644))
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
