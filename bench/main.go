@@ -24,6 +24,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -53,6 +54,8 @@ type config struct {
 	scaleOut                                        []int
 	json                                            bool
 	workerProfile                                   string
+	history                                         bool
+	audit                                           bool
 	timeout                                         time.Duration
 }
 
@@ -124,6 +127,8 @@ func main() {
 	flag.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	flag.DurationVar(&c.timeout, "timeout", 3*time.Minute, "longest wait for one run's workflows")
 	flag.StringVar(&c.workerProfile, "worker-cpuprofile", "", "write a CPU profile of each SCIM row's worker processes to PREFIX-<row>-<n>.prof (they are stopped with SIGTERM at the row's end)")
+	flag.BoolVar(&c.history, "history", false, "print the event list of each joiner row's first joiner and its identity to stderr (where a joiner's events go)")
+	flag.BoolVar(&c.audit, "audit", false, "SCIM rows: the worker processes write the audit trail to a SQLite file (as --dev does; without it they record none)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (server and in-process workers) to the file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -353,6 +358,15 @@ func drive(c *harness.Cluster, cfg config, evs []hr.Event, pace float64, r *row,
 			r.PerSecond = float64(r.Completed) / d
 		}
 	}
+	if cfg.history && len(evs) > 0 {
+		for _, id := range []string{harness.JoinerID(evs[0]), contract.IdentityWorkflowID(evs[0].EmployeeID())} {
+			lines, err := c.EventList(ctx, id)
+			fmt.Fprintf(os.Stderr, "history of %s (%s, %s), %d events:\n  %s\n", id, r.Scenario, r.DB, len(lines), strings.Join(lines, "\n  "))
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "  (%v)\n", err)
+			}
+		}
+	}
 	sample := min(len(evs), 20)
 	for _, ev := range evs[:sample] {
 		r.JoinerEvents += float64(c.HistoryLength(ctx, harness.JoinerID(ev))) / float64(sample)
@@ -479,6 +493,10 @@ func runSCIM(tb *runTB, cfg config, db string, s scimRun) row {
 		pol = harness.SCIMPolicyLimited(proxy.URL+"/scim/v2", portal.URL, s.rateLimit)
 	}
 	c.SetPolicy(pol, harness.SCIMTokenEnv+"="+peer.Token)
+	if cfg.audit {
+		c.WorkerEnv("JML_AUDIT_DB=" + filepath.Join(c.Dir, "audit.db"))
+		r.note("audit trail on (SQLite file)")
+	}
 	var ws []*harness.Worker
 	for i := range s.workers {
 		if cfg.workerProfile != "" {

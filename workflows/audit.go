@@ -57,7 +57,7 @@ func (r *lifecycle) startAudit(ctx workflow.Context) {
 		return
 	}
 	r.audit.decided = true
-	r.audit.on = r.plan.Audit && workflow.GetVersion(ctx, "audit-trail", workflow.DefaultVersion, 1) == 1
+	r.audit.on = r.plan.Audit && r.newer(ctx, "audit-trail")
 	if !r.audit.on {
 		r.audit.pending = nil
 		return

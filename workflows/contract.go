@@ -29,12 +29,21 @@ const (
 // (LifecycleInput.HostQueues) and publishes once it knows something; 3
 // (VersionOperatorUI) mirrors its child's state and details, and its
 // children take one safety-limit permit per person, end
-// CompletedWithSkips when steps were skipped and report progress.
-const IdentityVersion = VersionOperatorUI
+// CompletedWithSkips when steps were skipped and report progress; 4
+// (VersionLean) records no version markers for the guards of changes
+// older than it (link-at-write, link-state, revoke-grants, audit-trail):
+// the shape comes with the input, so a run pays no marker and no
+// TemporalChangeVersion upsert (a visibility write) for them.
+const IdentityVersion = VersionLean
 
 // VersionOperatorUI is the identity (and LifecycleInput.Version) shape
 // from which runs show operators what to do (see IdentityVersion).
 const VersionOperatorUI = 3
+
+// VersionLean is the shape from which the identity and its runs take the
+// guarded changes that predate it as given (see IdentityVersion) instead
+// of asking workflow.GetVersion.
+const VersionLean = 4
 
 // IdentityInput starts (and continues-as-new) the identity workflow. The
 // intake starts a new identity with its first event in Pending (see

@@ -119,7 +119,7 @@ func Identity(ctx workflow.Context, in IdentityInput) error {
 	v := workflow.Version(s.in.Version)
 	if v == 0 {
 		v = workflow.GetVersion(ctx, "publish-identity", workflow.DefaultVersion, IdentityVersion)
-		if v == IdentityVersion {
+		if v >= VersionOperatorUI {
 			s.in.Version = int(v) // continue-as-new carries it
 		}
 	}
@@ -281,8 +281,9 @@ func (s *identity) recordLinks(ctx workflow.Context) {
 			}
 			// Only runs of the "link-at-write" version send this signal, so
 			// no history from before it reaches here; the guard can go with
-			// the lifecycle's (reportLink), under the same condition.
-			if workflow.GetVersion(ctx, "link-at-write", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			// the lifecycle's (reportLink), under the same condition. A lean
+			// identity (VersionLean) records no marker for it.
+			if s.version < VersionLean && workflow.GetVersion(ctx, "link-at-write", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 				continue
 			}
 			s.in.Accounts[l.Target] = l.AccountID

@@ -144,6 +144,10 @@ type lifecycle struct {
 	// ui (in.Version >= VersionOperatorUI): report to the identity, one
 	// permit per person, CompletedWithSkips.
 	ui bool
+	// lean (in.Version >= VersionLean): the changes guarded by
+	// link-at-write, link-state, revoke-grants and audit-trail are given,
+	// with no version marker (see newer).
+	lean bool
 	// permitted: the safety limit let this person's destructive steps
 	// run (granted or released); later ones (a delayed delete) do not ask.
 	permitted bool
@@ -184,6 +188,7 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 		state:    contract.StateRunning,
 		execs:    map[string]int{},
 		ui:       in.Version >= VersionOperatorUI,
+		lean:     in.Version >= VersionLean,
 	}
 	if r.accounts == nil {
 		r.accounts = map[string]string{}
@@ -497,8 +502,7 @@ func (r *lifecycle) report(ctx workflow.Context, prev string) {
 // `starter list --state NeedsAttention`).
 func (r *lifecycle) reportLink(ctx workflow.Context, target string) {
 	parent := workflow.GetInfo(ctx).ParentWorkflowExecution
-	if parent == nil || r.accounts[target] == "" ||
-		workflow.GetVersion(ctx, "link-at-write", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if parent == nil || r.accounts[target] == "" || !r.newer(ctx, "link-at-write") {
 		return
 	}
 	workflow.SignalExternalWorkflow(ctx, parent.ID, "", contract.SignalAccountLinked, AccountLink{
@@ -519,11 +523,19 @@ func (r *lifecycle) reportLink(ctx workflow.Context, target string) {
 // (a pre-hire joiner waits for its start date: check with `starter list
 // --state Waiting` as well).
 func (r *lifecycle) reportState(ctx workflow.Context, target string) {
-	if workflow.GetInfo(ctx).ParentWorkflowExecution == nil || r.accounts[target] == "" ||
-		workflow.GetVersion(ctx, "link-state", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if workflow.GetInfo(ctx).ParentWorkflowExecution == nil || r.accounts[target] == "" || !r.newer(ctx, "link-state") {
 		return
 	}
 	r.reportLink(ctx, target)
+}
+
+// newer reports whether the run takes the change guarded by changeID (a
+// guard of version 1 over workflow.DefaultVersion). A lean run
+// (VersionLean) takes every change older than it without a marker: each
+// GetVersion costs a marker event and a TemporalChangeVersion upsert, a
+// visibility write, per run.
+func (r *lifecycle) newer(ctx workflow.Context, changeID string) bool {
+	return r.lean || workflow.GetVersion(ctx, changeID, workflow.DefaultVersion, 1) == 1
 }
 
 // showDetails sets the run's current details (the UI's run page).
@@ -650,7 +662,7 @@ func (r *lifecycle) run(ctx workflow.Context) error {
 	// It can go, with those fixtures, once none of them is open: a leaver
 	// waits for its delayed delete (the policy's delete after, such as
 	// 30d) and for an operator indefinitely (`starter list`).
-	if r.in.Kind == policy.KindLeaver && workflow.GetVersion(ctx, "revoke-grants", workflow.DefaultVersion, 1) == 1 {
+	if r.in.Kind == policy.KindLeaver && r.newer(ctx, "revoke-grants") {
 		r.revokeGrants(ctx)
 	}
 	// "review-grants": movers started before it (2026-12-07) have no

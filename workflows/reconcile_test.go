@@ -600,8 +600,8 @@ func TestReconcileLeavesWaitingJoinersAccount(t *testing.T) {
 			require.Eventually(t, func() bool { return identities(contract.StateIdle) == 1 },
 				time.Minute, 100*time.Millisecond, "the joiner completes")
 			if tc.sw == nil {
-				saveHistory(t, s.c, contract.IdentityWorkflowID("E1"), "identity-link-waiting.json")
-				saveHistory(t, s.c, acc.WorkflowID, "joiner-link-waiting.json")
+				saveHistory(t, s.c, contract.IdentityWorkflowID("E1"), "identity-lean-link-waiting.json")
+				saveHistory(t, s.c, acc.WorkflowID, "joiner-lean-link-waiting.json")
 			}
 
 			r = s.cycle(t).Reconcile["app"]

@@ -15,7 +15,7 @@ import (
 
 // TestReplay replays histories recorded from a real end-to-end run
 // (regenerate: JML_UPDATE_HISTORIES=1 go test ./internal/e2e -run
-// TestHireChangeTerminate50). A workflow change that would break running
+// 'TestHireChangeTerminate50$'). A workflow change that would break running
 // workflows fails here; guard such changes with workflow.GetVersion.
 // Histories of older code stay beside the current ones, so every shape
 // keeps replaying: *-before-links (before account links and the GetVersion
@@ -37,7 +37,11 @@ import (
 // the code of 2026-12-07: JML_UPDATE_HISTORIES=1 go test ./internal/e2e -run
 // 'TestAccessRequestExtendAndRevokeEarly|TestAccessRequestTerminationRevokes'),
 // request-move-denied and mover-review-grants (a move's review: -run
-// TestMoverReapprovesGrants).
+// TestMoverReapprovesGrants), *-lean (the current shape, VersionLean: no
+// version markers for the older guards; the e2e run above writes
+// identity-lean, joiner-lean, mover-lean and leaver-lean, the reconcile
+// test the *-lean-link-waiting pair; the files without -lean are older
+// shapes and stay).
 func TestReplay(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)

@@ -169,3 +169,51 @@ func (c *Cluster) history(ctx context.Context, id string, fn func(historyEvent))
 	}
 	return nil
 }
+
+// EventList is a workflow's history (latest run) as one line per event:
+// its type and, where there is one, the activity type, marker, signal or
+// timer it is about. For reading where a run's events go (bench --history).
+func (c *Cluster) EventList(ctx context.Context, id string) ([]string, error) {
+	var out []string
+	types := map[int64]string{}
+	it := c.Client.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			return out, fmt.Errorf("history of %s: %w", id, err)
+		}
+		what := ""
+		switch {
+		case e.GetActivityTaskScheduledEventAttributes() != nil:
+			a := e.GetActivityTaskScheduledEventAttributes()
+			what = a.GetActivityType().GetName() + " " + a.GetActivityId()
+			types[e.EventId] = what
+		case e.GetActivityTaskStartedEventAttributes() != nil:
+			what = types[e.GetActivityTaskStartedEventAttributes().ScheduledEventId]
+		case e.GetActivityTaskCompletedEventAttributes() != nil:
+			what = types[e.GetActivityTaskCompletedEventAttributes().ScheduledEventId]
+		case e.GetMarkerRecordedEventAttributes() != nil:
+			m := e.GetMarkerRecordedEventAttributes()
+			what = m.GetMarkerName()
+			if p, ok := m.GetDetails()["change-id"]; ok && len(p.GetPayloads()) > 0 {
+				if dec, err := c.Codec.Decode(p.GetPayloads()[:1]); err == nil {
+					what += " " + string(dec[0].GetData())
+				}
+			}
+		case e.GetWorkflowExecutionSignaledEventAttributes() != nil:
+			what = e.GetWorkflowExecutionSignaledEventAttributes().GetSignalName()
+		case e.GetSignalExternalWorkflowExecutionInitiatedEventAttributes() != nil:
+			what = e.GetSignalExternalWorkflowExecutionInitiatedEventAttributes().GetSignalName()
+		case e.GetUpsertWorkflowSearchAttributesEventAttributes() != nil:
+			for k := range e.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields() {
+				what += k + " "
+			}
+		case e.GetWorkflowPropertiesModifiedEventAttributes() != nil:
+			for k := range e.GetWorkflowPropertiesModifiedEventAttributes().GetUpsertedMemo().GetFields() {
+				what += "memo:" + k + " "
+			}
+		}
+		out = append(out, fmt.Sprintf("%3d %s %s", e.EventId, strings.TrimPrefix(e.EventType.String(), "EVENT_TYPE_"), what))
+	}
+	return out, nil
+}
