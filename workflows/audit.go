@@ -26,8 +26,9 @@ var auditRetry = temporal.RetryPolicy{
 }
 
 // auditTrail emits a run's audit records: each effect and decision is
-// scheduled as a RecordAudit activity the moment the run knows it (the
-// scheduled activity is in history: durable), keyed
+// written the moment the run knows it, by a RecordAudit activity
+// scheduled then (the scheduled activity is in history: durable) or, in a
+// lean run, a local activity first (recordAudit), keyed
 // <workflow>/<run>/<n>/<i> so it lands once whatever the retries. The run
 // goes on while the store is down and waits for its records before it
 // closes.
@@ -98,7 +99,40 @@ func (r *lifecycle) emit(ctx workflow.Context, recs ...audit.Record) {
 }
 
 func (r *lifecycle) send(ctx workflow.Context, recs []audit.Record) {
-	r.audit.sent = append(r.audit.sent, scheduleAudit(ctx, fmt.Sprintf("audit.%d", len(r.audit.sent)+1), recs))
+	id := fmt.Sprintf("audit.%d", len(r.audit.sent)+1)
+	if r.lean {
+		r.audit.sent = append(r.audit.sent, recordAudit(ctx, id, recs))
+		return
+	}
+	r.audit.sent = append(r.audit.sent, scheduleAudit(ctx, id, recs))
+}
+
+// recordAudit writes recs from the workflow task that knows them, as a
+// local activity, and falls back to scheduleAudit when that does not land
+// within its few quick attempts (the store is down). A record that lands
+// at once costs its run one marker event instead of an activity's three
+// and the workflow task its completion wakes; while the store is down the
+// fallback's retries are the server's, not markers and timers in the
+// run's history. Durable all the same: until the marker is recorded a
+// replay runs the local activity again, and the key makes the store take
+// each record once.
+func recordAudit(ctx workflow.Context, id string, recs []audit.Record) workflow.Future {
+	var a *activities.Activities
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	f, set := workflow.NewFuture(dctx)
+	workflow.Go(dctx, func(ctx workflow.Context) {
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			Summary:             "audit: " + recs[0].Action,
+			StartToCloseTimeout: 5 * time.Second,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 2},
+		})
+		if workflow.ExecuteLocalActivity(lctx, a.RecordAudit, recs).Get(ctx, nil) == nil {
+			set.Set(nil, nil)
+			return
+		}
+		set.Set(nil, scheduleAudit(ctx, id, recs).Get(ctx, nil))
+	})
+	return f
 }
 
 // scheduleAudit schedules one RecordAudit for recs (keys set), retried

@@ -190,6 +190,14 @@ func TestAuditTrailOutlivesTemporal(t *testing.T) {
 		return err == nil && len(recs) == 4
 	}, 5*time.Minute, 200*time.Millisecond)
 
+	if os.Getenv("JML_UPDATE_HISTORIES") == "1" {
+		// For the replay test: a joiner whose records landed at once
+		// (local activities) and a leaver whose records waited for the
+		// store (the RecordAudit fallback).
+		saveHistory(t, s, contract.LifecycleWorkflowID("joiner", "E001", "E001-hire"), "", "joiner-lean-audit.json")
+		saveHistory(t, s, contract.LifecycleWorkflowID("leaver", "E001", "E001-term"), "", "leaver-lean-audit-store-down.json")
+	}
+
 	// 3. Temporal forgets every run.
 	deleteAllExecutions(t, s)
 
