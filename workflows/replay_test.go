@@ -41,7 +41,11 @@ import (
 // version markers for the older guards; the e2e run above writes
 // identity-lean, joiner-lean, mover-lean and leaver-lean, the reconcile
 // test the *-lean-link-waiting pair; the files without -lean are older
-// shapes and stay).
+// shapes and stay), joiner-lean-audit and leaver-lean-audit-store-down
+// (audit records written by local activities, and the RecordAudit
+// fallback of a leaver whose store was down; regenerate:
+// JML_UPDATE_HISTORIES=1 go test ./internal/e2e -run
+// TestAuditTrailOutlivesTemporal).
 func TestReplay(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
