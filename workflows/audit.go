@@ -52,7 +52,8 @@ type auditTrail struct {
 // upgrade (guard-audit-trail-old.json replays it). It can go, with that
 // fixture, once no lifecycle run started before 2026-12-07 is open (a run
 // can wait for an operator indefinitely: check with `starter list
-// --state NeedsAttention` and `--state Blocked`).
+// --state NeedsAttention` and `--state Blocked`). A lean run does not ask
+// (lifecycle.newer).
 func (r *lifecycle) startAudit(ctx workflow.Context) {
 	if r.audit.decided {
 		return

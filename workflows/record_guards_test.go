@@ -82,10 +82,13 @@ func TestRecordGuardHistories(t *testing.T) {
 		require.NoError(t, err)
 	}
 	attrs := map[string]string{"employee_id": "E1", "email": "e1@acme.test"}
+	// Runs of shape 3 (VersionOperatorUI), the last that asks these
+	// guards: a lean run (VersionLean) takes their new branch from its
+	// input without asking (TestLeanRunsAskNoGuards).
 
 	// audit-trail, new branch: a joiner planned by a worker with a store.
 	run("joiner/E1/audit", contract.JoinerWorkflowName, workflows.LifecycleInput{Kind: policy.KindJoiner, EmployeeID: "E1",
-		EventID: "h1", Attributes: attrs, HostQueues: true, Version: workflows.IdentityVersion})
+		EventID: "h1", Attributes: attrs, HostQueues: true, Version: workflows.VersionOperatorUI})
 	saveHistory(t, c, "joiner/E1/audit", "guard-audit-trail-new.json")
 
 	// link-state, new branch: a pre-hire joiner enables its account on the
@@ -93,7 +96,7 @@ func TestRecordGuardHistories(t *testing.T) {
 	pre := map[string]string{"employee_id": "E2", "email": "e2@acme.test"}
 	run("parent/E2", "GuardParent", contract.JoinerWorkflowName, "joiner/E2/prehire", workflows.LifecycleInput{
 		Kind: policy.KindJoiner, EmployeeID: "E2", EventID: "h2", Attributes: pre, HostQueues: true,
-		Version: workflows.IdentityVersion, EnableAt: time.Now().Add(3 * time.Second)})
+		Version: workflows.VersionOperatorUI, EnableAt: time.Now().Add(3 * time.Second)})
 	saveHistory(t, c, "joiner/E2/prehire", "guard-link-state-new.json")
 
 	// revoke-grants, new branch: a leaver revokes grants first.
@@ -101,7 +104,7 @@ func TestRecordGuardHistories(t *testing.T) {
 	require.NoError(t, err)
 	run("parent/E3", "GuardParent", contract.LeaverWorkflowName, "leaver/E3/term", workflows.LifecycleInput{
 		Kind: policy.KindLeaver, EmployeeID: "E3", EventID: "t3", Attributes: map[string]string{"employee_id": "E3"},
-		Accounts: map[string]string{"app": acct.ID}, HostQueues: true, Version: workflows.IdentityVersion})
+		Accounts: map[string]string{"app": acct.ID}, HostQueues: true, Version: workflows.VersionOperatorUI})
 	saveHistory(t, c, "leaver/E3/term", "guard-revoke-grants-new.json")
 
 	// source-audit, new branch: a poll applied by a worker with a store.

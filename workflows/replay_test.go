@@ -159,3 +159,26 @@ func (o *versionSpyOutbound) GetVersion(ctx workflow.Context, changeID string, m
 	o.spy.got[changeID] = append(o.spy.got[changeID], v)
 	return v
 }
+
+// TestLeanRunsAskNoGuards: a lean run (VersionLean) takes the changes the
+// guards below introduced without asking workflow.GetVersion, so it
+// records no marker and no TemporalChangeVersion upsert for them; the
+// *-lean histories replay without one.
+func TestLeanRunsAskNoGuards(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*-lean*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			spy := &versionSpy{got: map[string][]workflow.Version{}}
+			r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+				Interceptors: []interceptor.WorkerInterceptor{spy}})
+			require.NoError(t, err)
+			workflows.RegisterWorkflows(r)
+			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
+			for _, guard := range []string{"link-at-write", "link-state", "revoke-grants", "audit-trail"} {
+				assert.Empty(t, spy.got[guard], "%s asks the %q guard", f, guard)
+			}
+		})
+	}
+}
