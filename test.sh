@@ -34,4 +34,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-exec go test "$@" ./...
+# The end-to-end package runs for about 10 minutes on 2 busy cores: past go
+# test's default 10-minute limit per package (a later -timeout wins).
+exec go test -timeout 30m "$@" ./...
