@@ -359,3 +359,50 @@ func TestPasswordNeverOverPlainLDAP(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, acct.Active)
 }
+
+// TestLeaverToMissingContainer: a disabled_container that does not exist
+// makes the leaver's move fail for good (Samba answers 80 with
+// 00002095, OpenLDAP noSuchObject on the new superior): a configuration
+// error naming the container, for the operator, not a retry forever nor
+// "account not found". The account is still disabled.
+func TestLeaverToMissingContainer(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		start func(t *testing.T) (ldap.Flavour, *ldappeer.Directory, string)
+	}{
+		{"samba", func(t *testing.T) (ldap.Flavour, *ldappeer.Directory, string) {
+			s := ldappeer.StartSamba(t)
+			s.CreateOU(t, "OU=Sales,"+s.StaffDN)
+			return ldap.ActiveDirectory, &s.Directory, "OU=Nowhere," + s.BaseDN
+		}},
+		{"openldap", func(t *testing.T) (ldap.Flavour, *ldappeer.Directory, string) {
+			s := ldappeer.StartSlapd(t)
+			s.CreateOU(t, "ou=Sales,"+s.StaffDN)
+			return ldap.OpenLDAP, &s.Directory, "ou=Nowhere," + s.BaseDN
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, d, nowhere := tt.start(t)
+			ctx := context.Background()
+			cfg := peerConfig(t, f, d)
+			cfg.MustChangePassword = false
+			cfg.DisabledContainer = nowhere
+			c := newPeerConnector(t, cfg)
+			acct, err := c.CreateAccount(ctx, connectors.Attributes{"login": "lleaver", "first_name": "Lee", "last_name": "Leaver",
+				"display_name": "Lee Leaver", "department": "Sales", "employee_id": "E0500"}, connectors.CreateOptions{})
+			require.NoError(t, err)
+
+			err = c.Deprovision(ctx, acct.ID, connectors.DeprovisionOptions{RemoveGroups: true})
+			var pe *connectors.PermanentError
+			require.ErrorAs(t, err, &pe, "%v", err)
+			assert.Equal(t, ldap.TypeConfig, pe.Type)
+			assert.Contains(t, err.Error(), "disabled_container")
+			assert.Contains(t, err.Error(), nowhere)
+			assert.NotErrorIs(t, err, connectors.ErrNotFound, "the account is there; its destination is not")
+
+			got, err := c.ReadAccount(ctx, acct.ID)
+			require.NoError(t, err)
+			assert.False(t, got.Active, "disabled before the move")
+		})
+	}
+}

@@ -517,6 +517,19 @@ func (c *Connector) move(ctx context.Context, dn, container string) (string, err
 func (c *Connector) moveDN(ctx context.Context, dn, newRDN, container string) (string, error) {
 	req := ldapv3.NewModifyDNRequest(dn, newRDN, true, container)
 	if err := c.do(ctx, "move account", func(conn ldapv3.Client) error { return conn.ModifyDN(req) }); err != nil {
+		// Samba answers a missing new parent with other (80, 00002095),
+		// which classify retries; OpenLDAP with noSuchObject, which reads
+		// as the account missing. The container is read to tell.
+		if container != "" && !errors.Is(err, connectors.ErrConflict) && c.absent(ctx, container) {
+			field := "user_container"
+			if sameDN(container, c.cfg.DisabledContainer) {
+				field = "disabled_container"
+			}
+			// Not retried: the directory will refuse it until someone
+			// creates the container or corrects the configuration.
+			return "", connectors.Permanentf(TypeConfig, "ldap: move account: %s %s does not exist: create it or correct the target's %s (%v)",
+				field, container, field, err)
+		}
 		return "", err
 	}
 	c.cache.moved(dn)
@@ -524,6 +537,13 @@ func (c *Connector) moveDN(ctx context.Context, dn, newRDN, container string) (s
 		container = parentDN(dn)
 	}
 	return newRDN + "," + container, nil
+}
+
+// absent reports whether the directory says dn does not exist (an error
+// reading it is not proof).
+func (c *Connector) absent(ctx context.Context, dn string) bool {
+	_, err := c.readDN(ctx, "read container", dn, []string{"1.1"})
+	return errors.Is(err, connectors.ErrNotFound)
 }
 
 // Deprovision disables the account (AD: userAccountControl
