@@ -16,11 +16,14 @@ import (
 
 // Error types of jml's own (connectors bring their own, e.g. ScimValidation).
 const (
-	ErrTypeConflict    = "Conflict"
-	ErrTypeNotFound    = "AccountNotFound"
-	ErrTypeUnsupported = "Unsupported"
-	ErrTypeRateLimited = "RateLimited"
-	ErrTypeTransient   = "Transient"
+	ErrTypeConflict = "Conflict"
+	ErrTypeNotFound = "AccountNotFound"
+	// ErrTypeGroupNotFound: a group a step or a request names does not exist
+	// at the target.
+	ErrTypeGroupNotFound = "GroupNotFound"
+	ErrTypeUnsupported   = "Unsupported"
+	ErrTypeRateLimited   = "RateLimited"
+	ErrTypeTransient     = "Transient"
 	// ErrTypeInvalidIdentifier: a unique identifier no account can have.
 	ErrTypeInvalidIdentifier = "InvalidIdentifier"
 )

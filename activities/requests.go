@@ -379,6 +379,18 @@ func (a *Activities) GrantAccess(ctx context.Context, r AccessRequest) (GrantRes
 	return res, nil
 }
 
+// CheckGrant looks the request's group up at its target, as the grant
+// will (groupIDs): a group that does not exist fails GroupNotFound before
+// anyone is asked to approve it.
+func (a *Activities) CheckGrant(ctx context.Context, r AccessRequest) error {
+	c, err := a.connector(r.Target)
+	if err != nil {
+		return err
+	}
+	_, err = a.groupIDs(ctx, c, r.Target, []string{r.Group}, false, false, nil)
+	return err
+}
+
 // RevokeInput is a grant to end.
 type RevokeInput struct {
 	Request AccessRequest `json:"request"`

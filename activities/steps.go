@@ -262,7 +262,7 @@ func (a *Activities) groupIDs(ctx context.Context, c any, target string, names [
 				if skipMissing {
 					continue
 				}
-				return nil, permanent("GroupNotFound", fmt.Errorf("%s: group %q does not exist", target, n))
+				return nil, permanent(ErrTypeGroupNotFound, fmt.Errorf("%s: group %q does not exist", target, n))
 			}
 		} else {
 			g = &connectors.Group{ID: n, Name: n}

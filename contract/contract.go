@@ -223,6 +223,9 @@ const (
 // request, ID "request/<id>": approval, grant, a durable expiry, revoke.
 const (
 	AccessRequestWorkflowName = "AccessRequest"
+	// RequestCheckWorkflowName looks a request's group up at its target
+	// before the request starts, ID "request-check/<id>".
+	RequestCheckWorkflowName = "AccessRequestCheck"
 	// JmlEvent of an access request run.
 	EventRequest = "request"
 	// ApprovalWorkflowName is an approval step of a lifecycle run, run as

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -92,6 +93,9 @@ func StartRequest(ctx context.Context, c client.Client, p *policy.Policy, dir ac
 		}
 		id = hex.EncodeToString(b[:])
 	}
+	if err := checkGrant(ctx, c, id, r); err != nil {
+		return "", err
+	}
 	wid := contract.RequestWorkflowID(id)
 	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: wid, TaskQueue: contract.TaskQueue,
@@ -111,6 +115,36 @@ func StartRequest(ctx context.Context, c client.Client, p *policy.Policy, dir ac
 		return "", fmt.Errorf("start %s: %w", wid, err)
 	}
 	return wid, nil
+}
+
+// checkGrant runs the RequestCheck workflow on a worker and waits for
+// it: a group the target does not have, a target that is not configured
+// or cannot manage memberships is a RequestError on grant; a check that
+// cannot be done (worker or target unreachable) is an error (503): the
+// request is not accepted blindly.
+func checkGrant(ctx context.Context, c client.Client, id string, r activities.AccessRequest) error {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: "request-check/" + id, TaskQueue: contract.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowExecutionTimeout: time.Minute,
+		StaticSummary:            "check access request: " + r.Group + " in " + r.Target,
+	}, contract.RequestCheckWorkflowName, r)
+	if err == nil {
+		err = run.Get(ctx, nil)
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		switch app.Type() {
+		case activities.ErrTypeGroupNotFound:
+			return &activities.RequestError{Field: "grant", Msg: fmt.Sprintf("group %q does not exist at %q", r.Group, r.Target)}
+		case "PolicyInvalid", activities.ErrTypeUnsupported:
+			return &activities.RequestError{Field: "grant", Msg: app.Message()}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("look up group %q at %q: %w", r.Group, r.Target, err)
+	}
+	return nil
 }
 
 // requests answers POST /v1/requests, authenticated like the events.

@@ -27,6 +27,7 @@ func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(AttributeSync, workflow.RegisterOptions{Name: contract.AttributeSyncWorkflowName})
 	w.RegisterWorkflowWithOptions(PasswordSync, workflow.RegisterOptions{Name: contract.PasswordSyncWorkflowName})
 	w.RegisterWorkflowWithOptions(AccessRequest, workflow.RegisterOptions{Name: contract.AccessRequestWorkflowName})
+	w.RegisterWorkflowWithOptions(RequestCheck, workflow.RegisterOptions{Name: contract.RequestCheckWorkflowName})
 	w.RegisterWorkflowWithOptions(Approval, workflow.RegisterOptions{Name: contract.ApprovalWorkflowName})
 	w.RegisterWorkflowWithOptions(SourcePoller, workflow.RegisterOptions{Name: contract.SourcePollerWorkflowName})
 }
