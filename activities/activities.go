@@ -81,8 +81,8 @@ type Config struct {
 	// (default 20s).
 	SessionHeartbeat time.Duration
 
-	// Metrics counts notifications (internal/metrics.Metrics); nil counts
-	// nothing. Steps are counted by the worker's interceptor.
+	// Metrics counts notifications and failed audit writes
+	// (internal/metrics.Metrics); nil counts nothing. Steps are counted by the worker's interceptor.
 	Metrics Metrics
 
 	// Audit is the audit store RecordAudit writes to. Nil: runs planned
@@ -95,6 +95,8 @@ type Metrics interface {
 	// Notification counts a notify attempt: result is sent,
 	// not_subscribed or failed.
 	Notification(channel, event, result string)
+	// AuditWriteFailed counts a write the audit store failed.
+	AuditWriteFailed()
 }
 
 // Activities is the activity struct registered with the worker.

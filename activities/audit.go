@@ -29,6 +29,9 @@ func (a *Activities) RecordAudit(ctx context.Context, recs []audit.Record) error
 		return temporal.NewApplicationError("this worker has no audit store", ErrTypeNoAuditStore)
 	}
 	if _, err := a.cfg.Audit.Append(ctx, recs); err != nil {
+		if a.cfg.Metrics != nil {
+			a.cfg.Metrics.AuditWriteFailed()
+		}
 		return temporal.NewApplicationError(err.Error(), "AuditStoreUnavailable")
 	}
 	return nil

@@ -19,6 +19,8 @@ func (n *notifications) Notification(channel, event, result string) {
 	*n = append(*n, channel+" "+event+" "+result)
 }
 
+func (n *notifications) AuditWriteFailed() { *n = append(*n, "audit failed") }
+
 // Each notify attempt is counted once, by channel, outcome and result.
 func TestNotifyIsCounted(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

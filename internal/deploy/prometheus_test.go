@@ -66,6 +66,7 @@ func TestPrometheusRulesTestFailsOnAChangedThreshold(t *testing.T) {
 		{"JmlRunsNeedAttention", "for: 4h", "for: 6h"},
 		{"JmlStepsWaitForWorkers", "[5m]))) > 30", "[5m]))) > 90"},
 		{"JmlVaultHoldsPasswordsWithoutRuns", "[15m]) > 0\n", "[15m]) > 2\n"},
+		{"JmlAuditStoreFailing", "jml_audit_write_failures_total{job=\"jml-worker\"}[5m]", "jml_audit_write_failures_total{job=\"jml-worker\"}[15m]"},
 	} {
 		t.Run(tc.alert, func(t *testing.T) {
 			require.Equal(t, 1, strings.Count(string(rules), tc.from), "the threshold %q appears once", tc.from)

@@ -10,7 +10,7 @@
 //     which the SDK drops during replay (Handler: jml_runs_total,
 //     jml_reconcile_*_total, jml_attribute_sync_*_total);
 //   - what the worker itself counts (Metrics): step attempts, source polls,
-//     notifications and the passwords its vault holds.
+//     notifications, failed audit writes and the passwords its vault holds.
 package metrics
 
 import (
@@ -37,6 +37,7 @@ type Metrics struct {
 	steps         *prometheus.CounterVec
 	sourcePolls   *prometheus.CounterVec
 	notifications *prometheus.CounterVec
+	auditFailures prometheus.Counter
 }
 
 // New registers jml's worker metrics on reg. vaultEntries reports how many
@@ -56,8 +57,12 @@ func New(reg prometheus.Registerer, vaultEntries func() int) (*Metrics, error) {
 			Name: "jml_notifications_total",
 			Help: "Notify step attempts, by channel, run outcome and result (sent, not_subscribed, failed).",
 		}, []string{"channel", "event", "result"}),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "jml_audit_write_failures_total",
+			Help: "Audit record writes the audit store refused or did not answer (each is retried; the run waits until its records are stored).",
+		}),
 	}
-	cs := []prometheus.Collector{m.steps, m.sourcePolls, m.notifications}
+	cs := []prometheus.Collector{m.steps, m.sourcePolls, m.notifications, m.auditFailures}
 	if vaultEntries != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "jml_vault_entries",
@@ -79,6 +84,14 @@ func (m *Metrics) Notification(channel, event, result string) {
 		return
 	}
 	m.notifications.WithLabelValues(channel, event, result).Inc()
+}
+
+// AuditWriteFailed counts one write to the audit store that failed.
+func (m *Metrics) AuditWriteFailed() {
+	if m == nil {
+		return
+	}
+	m.auditFailures.Inc()
 }
 
 // ErrorClass is how an activity's error is counted: the Temporal

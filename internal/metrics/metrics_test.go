@@ -73,7 +73,7 @@ jml_steps_total{action="sync_identity",error_class="none",target="okta"} 2
 # HELP jml_source_polls_total Source poll attempts finished on this worker, by source and error class ("none": succeeded).
 # TYPE jml_source_polls_total counter
 jml_source_polls_total{error_class="none",source="workday"} 1
-`)))
+`), "jml_steps_total", "jml_source_polls_total"))
 }
 
 func TestErrorClass(t *testing.T) {
