@@ -52,6 +52,9 @@ const (
 	OperatorSkip    = "operator.skip"
 	OperatorAbort   = "operator.abort"
 	OperatorRelease = "operator.release"
+	// OperatorTerminate: `starter terminate` ended the run through
+	// Temporal (recorded by the CLI, before).
+	OperatorTerminate = "operator.terminate"
 	SafetyHold      = "safety.hold"
 	SafetyRelease   = "safety.release"
 

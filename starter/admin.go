@@ -17,6 +17,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/jml-dev/jml/audit"
+	"github.com/jml-dev/jml/audit/auditdb"
 	"github.com/jml-dev/jml/internal/temporalenv"
 )
 
@@ -103,27 +105,57 @@ func isNotFound(err error) bool {
 func runTerminate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := newOpFlags("terminate", stderr)
 	reason := f.fs.String("reason", "", "why (required), recorded in the run's history with the operator")
+	db := f.fs.String("audit-db", os.Getenv("JML_AUDIT_DB"), "audit store the termination is recorded in first (default: the dev worker's $JML_DATA_DIR/audit.db when it exists)")
 	pos, err := f.parse(args)
 	if err != nil {
 		return 2
 	}
 	if len(pos) != 1 || strings.TrimSpace(*reason) == "" {
-		fmt.Fprintln(stderr, "usage: starter terminate EMPLOYEE_ID --reason R [--run WORKFLOW_ID]")
+		fmt.Fprintln(stderr, "usage: starter terminate EMPLOYEE_ID --reason R [--run WORKFLOW_ID] [--audit-db DSN]")
 		return 2
 	}
 	return withClient(ctx, stderr, func(ctx context.Context, c client.Client) int {
-		run, err := targetRun(ctx, c, pos[0], *f.run)
+		wid, err := targetRun(ctx, c, pos[0], *f.run)
 		if err != nil {
 			fmt.Fprintf(stderr, "starter terminate: %v\n", err)
 			return 1
 		}
-		if err := c.TerminateWorkflow(ctx, run, "", fmt.Sprintf("%s (by %s)", *reason, *f.as)); err != nil {
-			fmt.Fprintf(stderr, "starter terminate: %s: %v\n", run, err)
+		d, err := c.DescribeWorkflowExecution(ctx, wid, "")
+		if err != nil {
+			fmt.Fprintf(stderr, "starter terminate: %s: %v\n", wid, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s terminated\n", run)
+		runID := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+		// The run records nothing of its own termination: the audit
+		// trail gets it here, before, or the run is not terminated.
+		if dsn, ok := auditDSN(*db); ok {
+			if err := recordTerminate(ctx, dsn, audit.Record{Key: wid + "/" + runID + "/terminate", Time: time.Now().UTC(),
+				EmployeeID: pos[0], Action: audit.OperatorTerminate, WorkflowID: wid, RunID: runID,
+				Actor: *f.as, Reason: *reason, Detail: "terminated through Temporal"}); err != nil {
+				fmt.Fprintf(stderr, "starter terminate: %s: not terminated: the audit store did not take the record: %v\n", wid, err)
+				return 1
+			}
+		} else {
+			fmt.Fprintf(stderr, "starter terminate: no audit store (--audit-db or JML_AUDIT_DB): the run's history alone records this\n")
+		}
+		if err := c.TerminateWorkflow(ctx, wid, runID, fmt.Sprintf("%s (by %s)", *reason, *f.as)); err != nil {
+			fmt.Fprintf(stderr, "starter terminate: %s: %v\n", wid, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s terminated\n", wid)
 		return 0
 	})
+}
+
+// recordTerminate appends r to the audit store dsn.
+func recordTerminate(ctx context.Context, dsn string, r audit.Record) error {
+	st, err := auditdb.Open(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("%s: %w", auditdb.Redact(dsn), err)
+	}
+	defer st.Close()
+	_, err = st.Append(ctx, []audit.Record{r})
+	return err
 }
 
 // runActivity pauses, unpauses or resets the attempt of a step Temporal is

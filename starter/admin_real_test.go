@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/audit"
+	"github.com/jml-dev/jml/audit/auditdb"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/intake"
@@ -86,12 +89,26 @@ func TestAdminCommandsRealServer(t *testing.T) {
 	code, _, errs = starter(t, "terminate", "A1")
 	assert.Equal(t, 2, code, "a reason is required")
 	assert.Contains(t, errs, "--reason R")
+	auditDB := filepath.Join(t.TempDir(), "audit.db")
+	t.Setenv("JML_AUDIT_DB", auditDB)
 	code, out, errs = starter(t, "terminate", "A1", "--reason", "portal retired", "--as", "ops@test")
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, out, acc.WorkflowID+" terminated")
 	d, err := env.Client.DescribeWorkflowExecution(ctx, acc.WorkflowID, "")
 	require.NoError(t, err)
 	assert.Equal(t, "Terminated", titleStatus(d.GetWorkflowExecutionInfo().GetStatus().String()))
+	st, err := auditdb.Open(ctx, auditDB)
+	require.NoError(t, err)
+	recs, err := st.Records(ctx, auditdb.Filter{})
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	require.Len(t, recs, 1, "the termination is in the audit trail")
+	assert.Equal(t, audit.OperatorTerminate, recs[0].Action)
+	assert.Equal(t, "ops@test", recs[0].Actor)
+	assert.Equal(t, "portal retired", recs[0].Reason)
+	assert.Equal(t, "A1", recs[0].EmployeeID)
+	assert.Equal(t, acc.WorkflowID, recs[0].WorkflowID)
+	assert.Equal(t, d.GetWorkflowExecutionInfo().GetExecution().GetRunId(), recs[0].RunID)
 	it := env.Client.GetWorkflowHistory(ctx, acc.WorkflowID, "", false, 0)
 	var reason string
 	for it.HasNext() {

@@ -123,17 +123,10 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case *to != "" && !strings.HasPrefix(*to, "https://"):
 		return bad("--to must be an https:// URL: audit records leave the machine")
 	}
-	dsn := *db
-	if dsn == "" {
-		dir := os.Getenv("JML_DATA_DIR")
-		if dir == "" {
-			dir = "jml-data"
-		}
-		dsn = filepath.Join(dir, "audit.db")
-		if _, err := os.Stat(dsn); err != nil {
-			fmt.Fprintf(stderr, "starter audit: no audit store: set --audit-db or JML_AUDIT_DB (%s does not exist)\n", dsn)
-			return 2
-		}
+	dsn, ok := auditDSN(*db)
+	if !ok {
+		fmt.Fprintf(stderr, "starter audit: no audit store: set --audit-db or JML_AUDIT_DB (%s does not exist)\n", dsn)
+		return 2
 	}
 	st, err := auditdb.Open(ctx, dsn)
 	if err != nil {
@@ -448,4 +441,20 @@ func exportHTTPS(ctx context.Context, st *auditdb.Store, f auditdb.Filter, url, 
 		err = post()
 	}
 	return sent, err
+}
+
+// auditDSN is the audit store the commands open: flag (--audit-db,
+// default JML_AUDIT_DB), else the dev worker's $JML_DATA_DIR/audit.db when
+// it exists; ok false (with that path) when there is none.
+func auditDSN(flag string) (dsn string, ok bool) {
+	if flag != "" {
+		return flag, true
+	}
+	dir := os.Getenv("JML_DATA_DIR")
+	if dir == "" {
+		dir = "jml-data"
+	}
+	dsn = filepath.Join(dir, "audit.db")
+	_, err := os.Stat(dsn)
+	return dsn, err == nil
 }
