@@ -55,8 +55,8 @@ const (
 	// OperatorTerminate: `starter terminate` ended the run through
 	// Temporal (recorded by the CLI, before).
 	OperatorTerminate = "operator.terminate"
-	SafetyHold      = "safety.hold"
-	SafetyRelease   = "safety.release"
+	SafetyHold        = "safety.hold"
+	SafetyRelease     = "safety.release"
 
 	ApprovalApproved = "approval.approved"
 	ApprovalDenied   = "approval.denied"
