@@ -65,17 +65,21 @@ func defaultOperator() string {
 
 // parse accepts flags before and after positional arguments
 // (`retry E123 --step okta.sync_identity`).
-func (o opFlags) parse(args []string) ([]string, error) {
+func (o opFlags) parse(args []string) ([]string, error) { return parseAnywhere(o.fs, args) }
+
+// parseAnywhere parses fs's flags before and after positional arguments
+// and returns the positional ones.
+func parseAnywhere(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := o.fs.Parse(args); err != nil {
+		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
-		if o.fs.NArg() == 0 {
+		if fs.NArg() == 0 {
 			return pos, nil
 		}
-		pos = append(pos, o.fs.Arg(0))
-		args = o.fs.Args()[1:]
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
 }
 

@@ -22,14 +22,15 @@ func runPost(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("post", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	url := fs.String("url", envOr("JML_INTAKE_URL", "http://127.0.0.1:8080/v1/events"), "intake URL (env JML_INTAKE_URL)")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseAnywhere(fs, args)
+	if err != nil {
 		return 2
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "usage: starter post [--url URL] EVENT.json")
 		return 2
 	}
-	body, err := os.ReadFile(fs.Arg(0))
+	body, err := os.ReadFile(pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "starter post: %v\n", err)
 		return 2
