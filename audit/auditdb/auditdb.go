@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -54,6 +55,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return nil, fmt.Errorf("audit store: %w", err)
 			}
+		}
+		// The trail names people: a new file is the owner's alone (SQLite
+		// gives its -wal and -shm files the same mode).
+		if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+			_ = f.Close()
+		} else if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("audit store: %w", err)
 		}
 		// Immediate transactions: the append that reads the chain's end
 		// holds the write lock, also across processes; WAL lets readers
