@@ -525,6 +525,10 @@ func (s *identity) runEvent(ctx workflow.Context, ev hr.Event, sched activities.
 	case temporal.IsCanceledError(err):
 		workflow.GetLogger(ctx).Info("lifecycle run canceled", "workflow_id", id)
 		return
+	case temporal.IsTerminatedError(err):
+		// An operator's `starter terminate` (or Temporal's): no failure of jml's.
+		workflow.GetLogger(ctx).Warn("lifecycle run terminated", "workflow_id", id)
+		return
 	default:
 		workflow.GetLogger(ctx).Error("lifecycle run failed", "workflow_id", id, "error", errorText(err))
 		return

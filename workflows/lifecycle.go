@@ -1172,6 +1172,9 @@ func errorText(err error) string {
 	if temporal.IsCanceledError(err) {
 		return "canceled"
 	}
+	if temporal.IsTerminatedError(err) {
+		return "terminated"
+	}
 	return "error"
 }
 
