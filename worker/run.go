@@ -365,11 +365,14 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	}
 
 	if cfg.healthAddr != "" {
-		stopHealth, err := serveHealth(cfg.healthAddr, c, promReg)
+		stopHealth, addr, err := serveHealth(cfg.healthAddr, c, promReg)
 		if err != nil {
 			return err
 		}
 		front = append(front, stopHealth)
+		fmt.Fprintf(stdout, "Health, metrics:   http://%s/healthz, /readyz, /metrics\n", addr)
+	} else if cfg.dev {
+		fmt.Fprintln(stdout, "Health, metrics:   off (--health-addr 127.0.0.1:9090 serves /healthz, /readyz, /metrics)")
 	}
 
 	if intakeLn != nil {
@@ -496,11 +499,11 @@ func servePasswords(addr string, h http.Handler, getenv func(string) string) (fu
 }
 
 // serveHealth answers /healthz (the process is up) and /readyz (Temporal
-// answers) for container orchestrators.
-func serveHealth(addr string, c client.Client, reg *prometheus.Registry) (func(), error) {
+// answers) for container orchestrators; it returns the address it listens on.
+func serveHealth(addr string, c client.Client, reg *prometheus.Registry) (func(), string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("worker: health address %s: %v", addr, firstLine(err))}
+		return nil, "", usageError{fmt.Sprintf("worker: health address %s: %v", addr, firstLine(err))}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -517,7 +520,7 @@ func serveHealth(addr string, c client.Client, reg *prometheus.Registry) (func()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return func() { _ = srv.Close() }, nil
+	return func() { _ = srv.Close() }, ln.Addr().String(), nil
 }
 
 func firstLine(err error) string {

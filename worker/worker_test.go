@@ -249,7 +249,11 @@ func TestBadInputOneLineExit2(t *testing.T) {
 // intake's answers 404) and answers the UI's origin, and only that one.
 func TestDevModeWiresCodecIntoUI(t *testing.T) {
 	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
-	p, _, ui := startDevEnv(t, t.TempDir(), []string{"JML_CODEC_KEYS=k1:" + key, "JML_CODEC_ACTIVE_KEY=k1"}, "--dev-db", ":memory:")
+	healthAddr := fmt.Sprintf("127.0.0.1:%d", peertest.FreePort(t))
+	p, _, ui := startDevEnv(t, t.TempDir(), []string{"JML_CODEC_KEYS=k1:" + key, "JML_CODEC_ACTIVE_KEY=k1"}, "--dev-db", ":memory:",
+		"--health-addr", healthAddr)
+	// The start-up lines say where the health checks and metrics are.
+	assert.Contains(t, p.output(), "Health, metrics:   http://"+healthAddr+"/healthz, /readyz, /metrics")
 	m := regexp.MustCompile(`Codec endpoint:\s+(http://\S+/codec)`).FindStringSubmatch(p.output())
 	require.NotNil(t, m, p.output())
 	codecURL := m[1]
