@@ -189,7 +189,7 @@ func runActivity(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			fmt.Fprintf(stderr, "starter activity: %v\n", err)
 			return 1
 		}
-		id, err := pendingActivity(ctx, c, run, *step)
+		id, attempt, err := pendingActivity(ctx, c, run, *step)
 		if err != nil {
 			fmt.Fprintf(stderr, "starter activity: %v\n", err)
 			return 1
@@ -213,6 +213,11 @@ func runActivity(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s: step %s (activity %s) %s\n", run, *step, id, map[string]string{"pause": "paused", "unpause": "unpaused", "reset": "reset"}[op])
+		if op == "reset" && attempt > 1 {
+			// Temporal keeps no record of the attempts before a reset: the
+			// run's history never had them, so status counts from here.
+			fmt.Fprintf(stdout, "attempts start again at 1; the %d before the reset are not in the run's history and no longer count in status's ATTEMPTS\n", attempt)
+		}
 		return 0
 	})
 }
@@ -235,19 +240,19 @@ func targetRun(ctx context.Context, c client.Client, employeeID, run string) (st
 
 // pendingActivity is the ID of the step's activity Temporal holds as
 // pending in run (<step> or <step>#<n>).
-func pendingActivity(ctx context.Context, c client.Client, run, step string) (string, error) {
+func pendingActivity(ctx context.Context, c client.Client, run, step string) (id string, attempt int32, err error) {
 	d, err := c.DescribeWorkflowExecution(ctx, run, "")
 	if err != nil {
-		return "", fmt.Errorf("describe %s: %w", run, err)
+		return "", 0, fmt.Errorf("describe %s: %w", run, err)
 	}
 	var ids []string
 	for _, pa := range d.GetPendingActivities() {
 		ids = append(ids, pa.GetActivityId())
 		if stepOf(pa.GetActivityId()) == step {
-			return pa.GetActivityId(), nil
+			return pa.GetActivityId(), pa.GetAttempt(), nil
 		}
 	}
-	return "", fmt.Errorf("%s: step %s is not being run or retried (pending: %s)", run, step, or(strings.Join(ids, ", "), "none"))
+	return "", 0, fmt.Errorf("%s: step %s is not being run or retried (pending: %s)", run, step, or(strings.Join(ids, ", "), "none"))
 }
 
 func namespaceOf() string {

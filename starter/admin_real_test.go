@@ -76,8 +76,11 @@ func TestAdminCommandsRealServer(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	_, paused = pending()
 	assert.False(t, paused)
-	code, _, errs = starter(t, "activity", "reset", "A1", "--step", "portal.create")
+	before, _ := pending()
+	code, out, errs = starter(t, "activity", "reset", "A1", "--step", "portal.create")
 	require.Equal(t, 0, code, errs)
+	assert.Regexp(t, `attempts start again at 1; the \d+ before the reset are not in the run's history`, out,
+		"reset says what it does to the count (it had %d)", before)
 	code, _, errs = starter(t, "activity", "pause", "A1", "--step", "no.such_step")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errs, "step no.such_step is not being run or retried (pending: portal.create)")
