@@ -153,32 +153,40 @@ func scheduleAudit(ctx workflow.Context, id string, recs []audit.Record) workflo
 	return workflow.ExecuteActivity(actx, a.RecordAudit, recs)
 }
 
-// sourceAudit is a source poller's audit trail: polls applied, held for
-// an operator or discarded, and the operators' decisions. It records when
-// the worker that ran the poll has an audit store (SourcePollResult.Audit)
-// and the run is on the "source-audit" version. The guard is asked only
-// when a poll result says "audit", so older polls never reach it; its old
-// branch is for a poller whose poll a newer worker with a store ran while
-// a worker from before the guard ran the poller's task, during the rolling
-// upgrade (guard-source-audit-old.json replays it). It can go, with that
-// fixture, once no poller run started before 2026-12-07 is open: pollers
-// continue as new after every applied poll, so within a poll interval of
-// the upgrade, except a Blocked one (`starter list --state Blocked`).
-type sourceAudit struct {
-	decided, on bool
-	n           int
-	sent        []workflow.Future
+// runTrail is the audit trail of a run that is not a person's lifecycle:
+// a source poller's polls and the operators' decisions on them, an
+// attribute sync's reconciliation actions and decisions. It records once
+// the worker that did the work has an audit store (the activity's result
+// says so) and the run is on the version that records (the marker named
+// version; histories without it replay without RecordAudit).
+//   - "source-audit": asked only when a poll result says "audit", so
+//     older polls never reach it; its old branch is for a poller whose
+//     poll a newer worker with a store ran while a worker from before the
+//     guard ran the poller's task, during the rolling upgrade
+//     (guard-source-audit-old.json replays it). It can go, with that
+//     fixture, once no poller run started before 2026-12-07 is open:
+//     pollers continue as new after every applied poll, so within a poll
+//     interval of the upgrade, except a Blocked one (`starter list
+//     --state Blocked`);
+//   - "reconcile-audit": once no attribute sync run started before
+//     2026-12-07 is open (one cycle).
+type runTrail struct {
+	version, kind string
+	decided, on   bool
+	n             int
+	sent          []workflow.Future
 }
 
-func (a *sourceAudit) decide(ctx workflow.Context, res SourcePollResult) {
-	if !a.decided && res.Audit {
+func (a *runTrail) decide(ctx workflow.Context, store bool) {
+	if !a.decided && store {
 		a.decided = true
-		a.on = workflow.GetVersion(ctx, "source-audit", workflow.DefaultVersion, 1) == 1
+		a.on = workflow.GetVersion(ctx, a.version, workflow.DefaultVersion, 1) == 1
 	}
 }
 
-func (a *sourceAudit) emit(ctx workflow.Context, source string, recs ...audit.Record) {
-	if !a.on {
+// emit records recs (target: the default target of each).
+func (a *runTrail) emit(ctx workflow.Context, target string, recs ...audit.Record) {
+	if !a.on || len(recs) == 0 {
 		return
 	}
 	info := workflow.GetInfo(ctx)
@@ -186,7 +194,10 @@ func (a *sourceAudit) emit(ctx workflow.Context, source string, recs ...audit.Re
 	for i := range recs {
 		rec := &recs[i]
 		rec.Key = fmt.Sprintf("%s/%s/%d/%d", info.WorkflowExecution.ID, info.WorkflowExecution.RunID, a.n, i)
-		rec.Time, rec.Kind, rec.Target = workflow.Now(ctx), "source", source
+		rec.Time, rec.Kind = workflow.Now(ctx), a.kind
+		if rec.Target == "" {
+			rec.Target = target
+		}
 		rec.WorkflowID, rec.RunID = info.WorkflowExecution.ID, info.WorkflowExecution.RunID
 		if rec.Actor == "" {
 			rec.Actor = audit.ActorJML
@@ -196,12 +207,22 @@ func (a *sourceAudit) emit(ctx workflow.Context, source string, recs ...audit.Re
 }
 
 // wait waits until the store has every record of the run.
-func (a *sourceAudit) wait(ctx workflow.Context) {
+func (a *runTrail) wait(ctx workflow.Context) {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	for _, f := range a.sent {
 		_ = f.Get(dctx, nil)
 	}
 	a.sent = nil
+}
+
+// effectRecords are a run's effects as records of step.
+func effectRecords(step string, effects []audit.Effect) []audit.Record {
+	var recs []audit.Record
+	for _, e := range effects {
+		recs = append(recs, audit.Record{Action: e.Action, Target: e.Target, AccountID: e.AccountID, EmployeeID: e.EmployeeID,
+			Group: e.Group, Attributes: e.Attributes, Detail: e.Detail, Verified: e.Verified, Step: step})
+	}
+	return recs
 }
 
 // pollRecord is what a poll did, as one audit record.

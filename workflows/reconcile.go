@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/contract"
 )
 
@@ -43,16 +44,23 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 	var (
 		waiting  string // the blocked target
 		decision string
+		by       StepRequest // who decided, and why
 		blocked  bool
 	)
+	trail := runTrail{version: "reconcile-audit", kind: "reconcile"}
+	defer trail.wait(ctx)
 	for ; in.Reconciliation.Next < len(in.Reconciliation.Targets); in.Reconciliation.Next++ {
 		target := in.Reconciliation.Targets[in.Reconciliation.Next]
 		rin := activities.ReconcileInput{Snapshot: in.Snapshot, Target: target, PageSize: in.PageSize, EmployeeIDs: in.EmployeeIDs,
 			Governor: activities.GovernorCall{WorkflowID: contract.GovernorWorkflowID, WorkflowType: contract.GovernorWorkflowName, TaskQueue: contract.TaskQueue, Update: contract.UpdatePermit}}
+		step := target + ".reconcile"
 		res := in.reconcileTarget(ctx, rin, "")
+		trail.decide(ctx, res.Audit)
+		res.Effects = trail.effects(ctx, target, step, res.Effects)
 		if res.BlockedReason != "" {
+			trail.emit(ctx, target, audit.Record{Action: audit.SafetyHold, Step: step, Detail: res.BlockedReason})
 			if waiting == "" && decision == "" {
-				if err := registerReconcileUpdates(ctx, &waiting, &decision); err != nil {
+				if err := registerReconcileUpdates(ctx, &waiting, &decision, &by); err != nil {
 					return err
 				}
 			}
@@ -70,9 +78,25 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 			}
 			waiting = ""
 			_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(contract.StateRunning), saFailedStep.ValueSet(""))
+			if ok {
+				actor := by.Operator
+				if actor == "" {
+					actor = "operator (no name given)"
+				}
+				action := audit.OperatorAbort
+				if decision == contract.UpdateRelease {
+					action = audit.OperatorRelease
+				}
+				trail.emit(ctx, target, audit.Record{Action: action, Step: step, Actor: actor, Reason: by.Reason})
+				if action == audit.OperatorRelease {
+					trail.emit(ctx, target, audit.Record{Action: audit.SafetyRelease, Step: step, Actor: actor, Reason: by.Reason})
+				}
+			}
 			if ok && decision == contract.UpdateRelease {
 				rin.Release = true
-				res = released(res, in.reconcileTarget(ctx, rin, ".released"))
+				second := in.reconcileTarget(ctx, rin, ".released")
+				second.Effects = trail.effects(ctx, target, step, second.Effects)
+				res = released(res, second)
 			}
 		}
 		in.Result.Reconcile[target] = res
@@ -136,11 +160,11 @@ func released(first, second activities.ReconcileResult) activities.ReconcileResu
 	return out
 }
 
-func registerReconcileUpdates(ctx workflow.Context, waiting, decision *string) error {
+func registerReconcileUpdates(ctx workflow.Context, waiting, decision *string, by *StepRequest) error {
 	for _, name := range []string{contract.UpdateRelease, contract.UpdateAbort} {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
 			func(ctx workflow.Context, q StepRequest) error {
-				*decision = name
+				*decision, *by = name, q
 				return nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, q StepRequest) error {
@@ -156,6 +180,14 @@ func registerReconcileUpdates(ctx workflow.Context, waiting, decision *string) e
 			return err
 		}
 	}
+	return nil
+}
+
+// effects records a reconciliation pass's effects and returns what the
+// run keeps of them: nothing (the records are in the trail, or nowhere
+// without a store; the run's result stays small).
+func (a *runTrail) effects(ctx workflow.Context, target, step string, effects []audit.Effect) []audit.Effect {
+	a.emit(ctx, target, effectRecords(step, effects)...)
 	return nil
 }
 
