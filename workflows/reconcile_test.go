@@ -480,7 +480,8 @@ func TestReconcileMassRemovalBlocks(t *testing.T) {
 
 	run = s.start(t)
 	res = decide(run, contract.UpdateRelease)
-	saveHistory(t, s.c, run.GetID(), "attrsync-reconcile-released.json")
+	// (attrsync-reconcile-released.json: the same before the audit trail.)
+	saveHistory(t, s.c, run.GetID(), "attrsync-reconcile-audit.json")
 	r = res.Reconcile["app"]
 	assert.Equal(t, 60, r.Counts.Removed)
 	assert.Zero(t, r.Counts.Added)

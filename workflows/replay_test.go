@@ -45,7 +45,11 @@ import (
 // (audit records written by local activities, and the RecordAudit
 // fallback of a leaver whose store was down; regenerate:
 // JML_UPDATE_HISTORIES=1 go test ./internal/e2e -run
-// TestAuditTrailOutlivesTemporal).
+// TestAuditTrailOutlivesTemporal), attrsync-reconcile-released (a
+// blocked reconciliation released, before its audit trail) and
+// attrsync-reconcile-audit (the same, recorded; regenerate:
+// JML_UPDATE_HISTORIES=1 go test ./workflows -run
+// TestReconcileMassRemovalBlocks).
 func TestReplay(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
