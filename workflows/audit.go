@@ -59,7 +59,17 @@ func (r *lifecycle) startAudit(ctx workflow.Context) {
 		return
 	}
 	r.audit.decided = true
-	r.audit.on = r.plan.Audit && r.newer(ctx, "audit-trail")
+	on := r.plan.Audit
+	if r.plan.Flow == "" && len(r.audit.pending) > 0 &&
+		workflow.GetVersion(ctx, "audit-unplanned", workflow.DefaultVersion, 1) == 1 {
+		// No plan (the schedule or plan pseudo-step failed and an
+		// operator aborted it): this worker says whether it records.
+		// (Runs without the marker, lean ones too, recorded nothing here;
+		// the guard can go once no lifecycle run started before
+		// 2026-12-07 is open.)
+		on = r.hasAuditStore(ctx)
+	}
+	r.audit.on = on && r.newer(ctx, "audit-trail")
 	if !r.audit.on {
 		r.audit.pending = nil
 		return
@@ -69,6 +79,20 @@ func (r *lifecycle) startAudit(ctx workflow.Context) {
 		r.send(ctx, recs)
 	}
 	r.audit.pending = nil
+}
+
+// hasAuditStore asks this worker whether it has an audit store (a local
+// activity: its answer is in history).
+func (r *lifecycle) hasAuditStore(ctx workflow.Context) bool {
+	var a *activities.Activities
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry, Summary: "has this worker an audit store",
+	})
+	var on bool
+	if err := workflow.ExecuteLocalActivity(lctx, a.HasAuditStore).Get(ctx, &on); err != nil {
+		return false
+	}
+	return on
 }
 
 // emit records recs for this run: run context, time and key added.
@@ -273,7 +297,7 @@ func (r *lifecycle) auditFailure(ctx workflow.Context, st activities.PlannedStep
 
 // auditDecision records an operator's (or jml's) decision on a waiting
 // step, and the steps it skipped with it.
-func (r *lifecycle) auditDecision(ctx workflow.Context, st activities.PlannedStep, d decision, blocked bool) {
+func (r *lifecycle) auditDecision(ctx workflow.Context, st activities.PlannedStep, d decision, blocked bool, reason string) {
 	actions := map[string]string{contract.UpdateRetryStep: audit.OperatorRetry, contract.UpdateSkipStep: audit.OperatorSkip,
 		contract.UpdateAbort: audit.OperatorAbort, contract.UpdateRelease: audit.OperatorRelease}
 	rec := audit.Record{Action: actions[d.update], Target: st.Target, Step: st.Name, Actor: d.record.Operator, Reason: d.record.Reason}
@@ -290,6 +314,11 @@ func (r *lifecycle) auditDecision(ctx workflow.Context, st activities.PlannedSte
 		}
 	}
 	recs := []audit.Record{rec}
+	if st.Name == stepSchedule || st.Name == stepPlan {
+		// A pseudo-step's failure has no record of its own (no step ran):
+		// it goes with the decision on it.
+		recs = []audit.Record{{Action: audit.StepFailed, Step: st.Name, Detail: reason}, rec}
+	}
 	if blocked && d.update != contract.UpdateAbort {
 		recs = append(recs, audit.Record{Action: audit.SafetyRelease, Target: st.Target, Step: st.Name, Actor: rec.Actor, Reason: rec.Reason})
 	}

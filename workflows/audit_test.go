@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -216,4 +217,56 @@ func TestAuditLeaverRecordsEachGroupRemoved(t *testing.T) {
 		removed = append(removed, r.Group)
 	}
 	assert.ElementsMatch(t, []string{"everyone", "dept-eng"}, removed)
+}
+
+// TestAuditRecordsAbortBeforeThePlan: an event the identity could not
+// schedule waits at the schedule pseudo-step; the operator's abort there,
+// before the run has a plan, is recorded with the failure it answered,
+// who and why. A worker without a store records nothing.
+func TestAuditRecordsAbortBeforeThePlan(t *testing.T) {
+	for _, withStore := range []bool{true, false} {
+		t.Run(fmt.Sprint("store ", withStore), func(t *testing.T) {
+			var s testsuite.WorkflowTestSuite
+			f := &fixture{env: s.NewTestWorkflowEnvironment(), target: memtarget.New()}
+			f.env.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
+			cfg := activities.Config{Policy: testPolicy(), Targets: map[string]any{"app": f.target}, HTTPClient: &http.Client{Transport: f}}
+			store := &memAudit{keys: map[string]bool{}}
+			if withStore {
+				cfg.Audit = store
+			}
+			workflows.Register(f.env, activities.New(cfg))
+			recorded := 0
+			f.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+				if info.ActivityType.Name == "RecordAudit" {
+					recorded++
+				}
+			})
+			var abort *result
+			f.env.RegisterDelayedCallback(func() {
+				abort = updateResult(f.env, contract.UpdateAbort, workflows.StepRequest{Step: "schedule", Reason: "wrong start date from HR", Operator: "carol"})
+			}, time.Minute)
+			f.env.ExecuteWorkflow(contract.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1",
+				Attributes: withID(alice), HostQueues: true, Version: workflows.IdentityVersion, ScheduleError: "start_date: not a date"})
+			var res workflows.LifecycleResult
+			require.NoError(t, f.env.GetWorkflowResult(&res))
+			require.NoError(t, abort.rejected)
+			assert.Equal(t, contract.StateAborted, res.State)
+			if !withStore {
+				assert.Zero(t, recorded)
+				return
+			}
+			var got []string
+			for _, r := range store.recs {
+				got = append(got, r.Action+" "+r.Step+" "+r.Actor+" "+r.Reason+r.Detail)
+				assert.Equal(t, "E1", r.EmployeeID)
+				assert.Equal(t, "h1", r.EventID)
+			}
+			assert.ElementsMatch(t, []string{
+				"run.started  jml joiner",
+				"step.failed schedule jml start_date: not a date",
+				"operator.abort schedule carol wrong start date from HR",
+				"run.aborted  jml Aborted",
+			}, got)
+		})
+	}
 }
