@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -179,7 +180,8 @@ func scheduleAudit(ctx workflow.Context, id string, recs []audit.Record) workflo
 
 // runTrail is the audit trail of a run that is not a person's lifecycle:
 // a source poller's polls and the operators' decisions on them, an
-// attribute sync's reconciliation actions and decisions. It records once
+// attribute sync's account updates and its reconciliation's actions and
+// decisions (records of kind reconcile). It records once
 // the worker that did the work has an audit store (the activity's result
 // says so) and the run is on the version that records (the marker named
 // version; histories without it replay without RecordAudit).
@@ -192,7 +194,7 @@ func scheduleAudit(ctx workflow.Context, id string, recs []audit.Record) workflo
 //     pollers continue as new after every applied poll, so within a poll
 //     interval of the upgrade, except a Blocked one (`starter list
 //     --state Blocked`);
-//   - "reconcile-audit": once no attribute sync run started before
+//   - "attrsync-audit": once no attribute sync run started before
 //     2026-12-07 is open (one cycle).
 type runTrail struct {
 	version, kind string
@@ -218,7 +220,7 @@ func (a *runTrail) emit(ctx workflow.Context, target string, recs ...audit.Recor
 	for i := range recs {
 		rec := &recs[i]
 		rec.Key = fmt.Sprintf("%s/%s/%d/%d", info.WorkflowExecution.ID, info.WorkflowExecution.RunID, a.n, i)
-		rec.Time, rec.Kind = workflow.Now(ctx), a.kind
+		rec.Time, rec.Kind = workflow.Now(ctx), cmp.Or(rec.Kind, a.kind)
 		if rec.Target == "" {
 			rec.Target = target
 		}

@@ -13,6 +13,9 @@ import (
 	"github.com/jml-dev/jml/contract"
 )
 
+// kindReconcile is the Kind of a reconciliation's audit records.
+const kindReconcile = "reconcile"
+
 // reconcileBlockWait is how long held changes wait for an operator; then
 // they are dropped for this cycle and the next one asks again.
 const reconcileBlockWait = 12 * time.Hour
@@ -31,7 +34,7 @@ type reconcileState struct {
 // Changes held by the mass-removal share or the safety limit wait for an
 // operator's Release (run them) or Abort (keep things as they are) update,
 // at most reconcileBlockWait.
-func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
+func (in *AttributeSyncInput) reconcile(ctx workflow.Context, trail *runTrail) error {
 	var a *activities.Activities
 	if !in.Reconciliation.Started {
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{ActivityID: "reconcile.targets", Summary: "targets to reconcile",
@@ -47,8 +50,6 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 		by       StepRequest // who decided, and why
 		blocked  bool
 	)
-	trail := runTrail{version: "reconcile-audit", kind: "reconcile"}
-	defer trail.wait(ctx)
 	for ; in.Reconciliation.Next < len(in.Reconciliation.Targets); in.Reconciliation.Next++ {
 		target := in.Reconciliation.Targets[in.Reconciliation.Next]
 		rin := activities.ReconcileInput{Snapshot: in.Snapshot, Target: target, PageSize: in.PageSize, EmployeeIDs: in.EmployeeIDs,
@@ -58,7 +59,7 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 		trail.decide(ctx, res.Audit)
 		res.Effects = trail.effects(ctx, target, step, res.Effects)
 		if res.BlockedReason != "" {
-			trail.emit(ctx, target, audit.Record{Action: audit.SafetyHold, Step: step, Detail: res.BlockedReason})
+			trail.emit(ctx, target, audit.Record{Kind: kindReconcile, Action: audit.SafetyHold, Step: step, Detail: res.BlockedReason})
 			if waiting == "" && decision == "" {
 				if err := registerReconcileUpdates(ctx, &waiting, &decision, &by); err != nil {
 					return err
@@ -87,9 +88,9 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 				if decision == contract.UpdateRelease {
 					action = audit.OperatorRelease
 				}
-				trail.emit(ctx, target, audit.Record{Action: action, Step: step, Actor: actor, Reason: by.Reason})
+				trail.emit(ctx, target, audit.Record{Kind: kindReconcile, Action: action, Step: step, Actor: actor, Reason: by.Reason})
 				if action == audit.OperatorRelease {
-					trail.emit(ctx, target, audit.Record{Action: audit.SafetyRelease, Step: step, Actor: actor, Reason: by.Reason})
+					trail.emit(ctx, target, audit.Record{Kind: kindReconcile, Action: audit.SafetyRelease, Step: step, Actor: actor, Reason: by.Reason})
 				}
 			}
 			if ok && decision == contract.UpdateRelease {
@@ -187,7 +188,11 @@ func registerReconcileUpdates(ctx workflow.Context, waiting, decision *string, b
 // run keeps of them: nothing (the records are in the trail, or nowhere
 // without a store; the run's result stays small).
 func (a *runTrail) effects(ctx workflow.Context, target, step string, effects []audit.Effect) []audit.Effect {
-	a.emit(ctx, target, effectRecords(step, effects)...)
+	recs := effectRecords(step, effects)
+	for i := range recs {
+		recs[i].Kind = kindReconcile
+	}
+	a.emit(ctx, target, recs...)
 	return nil
 }
 

@@ -386,13 +386,16 @@ func TestReconcileWritesTheTargetLoses(t *testing.T) {
 // audit record, jml's, of kind reconcile, naming the person, the account
 // and the group, read back: two memberships dropped by hand come back, a
 // person moved in HR changes department group, a terminated person's
-// active account is disabled. A cycle with nothing to do records nothing.
+// active account is disabled; and the attribute sync's write of a stale
+// e-mail address is recorded too. A cycle with nothing to do records
+// nothing.
 func TestReconcileRecordsActions(t *testing.T) {
 	const n = 20
 	users, groups, dir := inSync(n)
 	groups["all-staff"] = slices.DeleteFunc(groups["all-staff"], func(u string) bool { return u == "u00004" })
 	groups["dept-d2"] = slices.DeleteFunc(groups["dept-d2"], func(u string) bool { return u == "u00007" })
 	dir[0].Attributes["department"] = "D3" // u00001: dept-d1 → dept-d3
+	users[9].Email = "stale@example.com"    // u00010: the attribute sync writes it
 	leaver := reconPerson(n+1, "")
 	leaver.Status = contract.StatusDeprovisioned
 	dir = append(dir, leaver)
@@ -409,6 +412,18 @@ func TestReconcileRecordsActions(t *testing.T) {
 	type rec struct{ action, emp, account, group string }
 	var recs []rec
 	for _, r := range s.audit.recs {
+		if r.Kind == "attribute_sync" {
+			// The attribute sync's write: the names written, no value
+			// (the policy marks none auditable); read back next cycle.
+			assert.Equal(t, audit.AccountUpdated, r.Action)
+			assert.Equal(t, "E00010", r.EmployeeID)
+			assert.Equal(t, s.ids.Users["u00010"], r.AccountID)
+			assert.Equal(t, map[string]string{"email": ""}, r.Attributes)
+			assert.Equal(t, "app.attribute_sync", r.Step)
+			assert.False(t, r.Verified)
+			recs = append(recs, rec{r.Action, r.EmployeeID, r.AccountID, r.Group})
+			continue
+		}
 		assert.Equal(t, "reconcile", r.Kind)
 		assert.Equal(t, audit.ActorJML, r.Actor)
 		assert.Equal(t, "app", r.Target)
@@ -424,6 +439,7 @@ func TestReconcileRecordsActions(t *testing.T) {
 		{audit.GroupAdded, "E00001", u["u00001"], "dept-d3"},
 		{audit.GroupRemoved, "E00001", u["u00001"], "dept-d1"},
 		{audit.AccountDisabled, leaver.EmployeeID, u[leaver.Attributes["username"]], ""},
+		{audit.AccountUpdated, "E00010", u["u00010"], ""},
 	}, recs)
 
 	s.cycle(t)
