@@ -395,7 +395,7 @@ func TestReconcileRecordsActions(t *testing.T) {
 	groups["all-staff"] = slices.DeleteFunc(groups["all-staff"], func(u string) bool { return u == "u00004" })
 	groups["dept-d2"] = slices.DeleteFunc(groups["dept-d2"], func(u string) bool { return u == "u00007" })
 	dir[0].Attributes["department"] = "D3" // u00001: dept-d1 → dept-d3
-	users[9].Email = "stale@example.com"    // u00010: the attribute sync writes it
+	users[9].Email = "stale@example.com"   // u00010: the attribute sync writes it
 	leaver := reconPerson(n+1, "")
 	leaver.Status = contract.StatusDeprovisioned
 	dir = append(dir, leaver)
