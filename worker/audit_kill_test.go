@@ -23,6 +23,7 @@ import (
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/intake"
+	"github.com/jml-dev/jml/internal/hostile"
 	"github.com/jml-dev/jml/internal/peertest"
 	"github.com/jml-dev/jml/workflows"
 )
@@ -52,7 +53,9 @@ leaver:
 // TestAuditKillNine: the --dev worker (its Temporal server, its audit
 // store) is killed with SIGKILL twice while joiners, movers and leavers
 // run against the SCIM peer, and started again on the same data
-// directory each time. Then every account the peer holds has exactly one
+// directory each time; the second time, the changes in flight were made
+// at the peer and their answers lost, so the steps' retries find them
+// done. Then every account the peer holds has exactly one
 // record of each effect it shows: created (or adopted by the retry of a
 // create whose attempt the kill lost), disabled when it is, each group it
 // is in added once and not removed, each group it left added and removed
@@ -63,16 +66,20 @@ func TestAuditKillNine(t *testing.T) {
 		t.Skip("kills and restarts the dev stack (skipped with -short)")
 	}
 	peer := scimtest.Start(t)
+	// The worker talks to the peer through a proxy that, in phase 2, lets
+	// every PATCH through and loses its answer: the kill finds changes
+	// made whose steps never heard of them.
+	px := hostile.StartSCIM(t, peer.Root(), hostile.SCIMSwitches{})
 	work := t.TempDir()
 	policyPath := filepath.Join(work, "policy.yaml")
-	require.NoError(t, os.WriteFile(policyPath, []byte(strings.ReplaceAll(killPolicy, "{{BASE_URL}}", peer.BaseURL)), 0o600))
+	require.NoError(t, os.WriteFile(policyPath, []byte(strings.ReplaceAll(killPolicy, "{{BASE_URL}}", px.Rewrite(peer.BaseURL))), 0o600))
 	dataDir := filepath.Join(work, "data")
-	port, uiPort := peertest.FreePort(t), peertest.FreePort(t)
 	start := func() (*devProc, client.Client) {
 		t.Helper()
 		// A short step timeout: the steps the killed worker held are
-		// retried soon after the restart.
-		p, addr, _ := startDevOnEnv(t, dataDir, port, uiPort, []string{"APP_SCIM_TOKEN=" + peer.Token},
+		// retried soon after the restart. Fresh ports each time: the data
+		// directory is what the restart keeps.
+		p, addr, _ := startDevOnEnv(t, dataDir, peertest.FreePort(t), peertest.FreePort(t), []string{"APP_SCIM_TOKEN=" + peer.Token},
 			"--intake-addr", "127.0.0.1:0", "--health-addr", "127.0.0.1:0", "--policy", policyPath, "--step-timeout", "10s")
 		c, err := client.Dial(client.Options{HostPort: addr, Namespace: "default"})
 		require.NoError(t, err)
@@ -94,10 +101,10 @@ func TestAuditKillNine(t *testing.T) {
 			cursor = next
 		}
 	}
-	// killWhen SIGKILLs the worker once cond holds of the peer's accounts.
-	killWhen := func(p *devProc, c client.Client, what string, cond func([]connectors.Account) bool) {
+	// killWhen SIGKILLs the worker once cond holds.
+	killWhen := func(p *devProc, c client.Client, what string, cond func() bool) {
 		t.Helper()
-		require.Eventually(t, func() bool { return cond(accounts()) }, 5*time.Minute, 50*time.Millisecond, what)
+		require.Eventually(t, cond, 5*time.Minute, 50*time.Millisecond, what)
 		require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
 		p.waitExit(t)
 		c.Close()
@@ -118,10 +125,12 @@ func TestAuditKillNine(t *testing.T) {
 	for i := range hires {
 		submit(c, hr.Event{EventID: fmt.Sprintf("K%03d-hire", i), Type: hr.Hire, Employee: person(i)})
 	}
-	killWhen(p, c, "with hires in flight", func(a []connectors.Account) bool { return len(a) >= hires/3 })
+	killWhen(p, c, "with hires in flight", func() bool { return len(accounts()) >= hires/3 })
 
 	// 2. After the restart: changes and terminations, and more hires;
-	// killed once some leavers' accounts are disabled.
+	// every change the peer makes answered to nobody; killed once many
+	// such changes (movers' updates, leavers' disables, groups) are made.
+	px.Set(hostile.SCIMSwitches{LoseWriteAnswers: true})
 	p, c = start()
 	for i := range movers {
 		submit(c, hr.Event{EventID: fmt.Sprintf("K%03d-chg", i), Type: hr.Change,
@@ -133,17 +142,13 @@ func TestAuditKillNine(t *testing.T) {
 	for i := hires; i < hires+10; i++ {
 		submit(c, hr.Event{EventID: fmt.Sprintf("K%03d-hire", i), Type: hr.Hire, Employee: person(i)})
 	}
-	killWhen(p, c, "with movers, leavers and hires in flight", func(a []connectors.Account) bool {
-		off := 0
-		for _, x := range a {
-			if !x.Active {
-				off++
-			}
-		}
-		return off >= 2
+	killWhen(p, c, "with movers, leavers and hires in flight, their changes made and unanswered", func() bool {
+		return px.Faults(hostile.FaultLoseWriteAnswers) >= movers+leavers
 	})
+	t.Logf("%d changes made and their answers lost", px.Faults(hostile.FaultLoseWriteAnswers))
 
 	// 3. The last restart finishes every run.
+	px.Set(hostile.SCIMSwitches{})
 	p, c = start()
 	want := map[string]string{}
 	for i := range hires + 10 {

@@ -220,6 +220,10 @@ func TestAuditTrailOutlivesTemporal(t *testing.T) {
 				// machine: the retry finds the account and says so.
 				r.Action = audit.AccountCreated
 			}
+			if r.Action == audit.GroupRemoved && r.Kind == "leaver" {
+				// The leaver's remove_groups: counted apart (below).
+				continue
+			}
 			if r.Action == action && r.Group == group {
 				k++
 			}
