@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
@@ -81,6 +82,10 @@ func (a *Activities) DeprovisionIdentity(ctx context.Context, in StepInput) (Ste
 		return StepResult{Note: NoteNoAccount}, nil
 	}
 	opts := connectors.DeprovisionOptions{Mode: spec.Mode, RemoveGroups: spec.RemoveGroups, ClearSessions: spec.ClearSessions}
+	dropped, err := groupsToDrop(ctx, c, spec.Target, id, opts)
+	if err != nil {
+		return StepResult{}, err
+	}
 	derr := d.Deprovision(ctx, id, opts)
 	if derr != nil && !errors.Is(derr, connectors.ErrNotFound) && !connectors.IsPermanent(derr) {
 		return StepResult{}, toTemporal(fmt.Errorf("%s: deprovision: %w", spec.Target, derr))
@@ -123,7 +128,31 @@ func (a *Activities) DeprovisionIdentity(ctx context.Context, in StepInput) (Ste
 	if note != "" {
 		res.Note += "; " + note
 	}
+	if len(dropped) > 0 && !gone {
+		// One record per group dropped: read back none left, above.
+		res.Effects = in.Step.AuditEffects(res)
+		for _, g := range dropped {
+			res.Effects = append(res.Effects, audit.Effect{Action: audit.GroupRemoved, Target: spec.Target, AccountID: id,
+				Group: cmp.Or(g.Name, g.ID), Detail: "group id " + g.ID + "; remove_groups", Verified: true})
+		}
+	}
 	return res, nil
+}
+
+// groupsToDrop are the groups remove_groups is about to drop, read first
+// so the audit trail names each (the connector drops them all at once).
+// An attempt retried after an earlier one dropped them finds none: the
+// earlier attempt's drops are then unnamed in the trail, its disable not.
+func groupsToDrop(ctx context.Context, c any, target, id string, opts connectors.DeprovisionOptions) ([]connectors.Group, error) {
+	rm, ok := c.(connectors.RelationshipManager)
+	if !opts.RemoveGroups || !ok || previewing(ctx) {
+		return nil, nil
+	}
+	gs, err := rm.Memberships(ctx, id)
+	if err != nil && !errors.Is(err, connectors.ErrNotFound) {
+		return nil, toTemporal(fmt.Errorf("%s: memberships: %w", target, err))
+	}
+	return gs, nil
 }
 
 // verifyNoGroups reads the account's memberships and wants none (a leaver

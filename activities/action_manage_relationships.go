@@ -118,6 +118,7 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 	if err != nil {
 		return StepResult{}, err
 	}
+	var newly, drop []string // HR's change: the groups it grants and takes away
 	if in.OldAttributes != nil {
 		oldAdd, _, err := a.renderList(spec.Add, in.OldAttributes, in)
 		if err != nil {
@@ -126,7 +127,7 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 		// Every group the new attributes grant is ensured, not only the
 		// new ones: an earlier run may not have granted them (aborted), or
 		// someone took them away at the target.
-		_, drop := GroupDiff(oldAdd, add)
+		newly, drop = GroupDiff(oldAdd, add)
 		remove = append(remove, drop...)
 	}
 	named := map[string]string{} // group ID → name, for the audit trail
@@ -150,6 +151,7 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 			return StepResult{}, err
 		}
 	}
+	var earlier []audit.Effect // changes an earlier attempt made (retried)
 	// A group granted here is never also taken away: two names can resolve
 	// to one group (dept-sales and dept-Sales at a case-insensitive target).
 	removeIDs = slices.DeleteFunc(removeIDs, func(g string) bool { return slices.Contains(addIDs, g) })
@@ -162,6 +164,21 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 		}
 		has := func(g string) bool {
 			return slices.ContainsFunc(gs, func(m connectors.Group) bool { return m.ID == g })
+		}
+		if retried(ctx, in) {
+			// An earlier attempt of this step may have made HR's change
+			// and lost its result (timed out, its worker killed): what of
+			// the change is already in place is recorded here, once.
+			for _, g := range addIDs {
+				if has(g) && containsFold(newly, named[g]) {
+					earlier = append(earlier, audit.Effect{Action: audit.GroupAdded, Group: cmp.Or(named[g], g), Detail: "group id " + g + "; " + NoteEarlierAttempt})
+				}
+			}
+			for _, g := range removeIDs {
+				if !has(g) && containsFold(drop, named[g]) {
+					earlier = append(earlier, audit.Effect{Action: audit.GroupRemoved, Group: cmp.Or(named[g], g), Detail: "group id " + g + "; " + NoteEarlierAttempt})
+				}
+			}
 		}
 		addIDs = slices.DeleteFunc(addIDs, has)
 		removeIDs = slices.DeleteFunc(removeIDs, func(g string) bool { return !has(g) })
@@ -198,10 +215,20 @@ func (a *Activities) ManageRelationships(ctx context.Context, in StepInput) (Ste
 				Group: cmp.Or(named[g], g), Detail: "group id " + g, Verified: true})
 		}
 	}
+	for _, e := range earlier {
+		e.Target, e.AccountID, e.Verified = spec.Target, id, true
+		res.Effects = append(res.Effects, e)
+	}
 	if len(res.Effects) == 0 {
 		// Nothing to change: the record says the step ran and found the
 		// memberships as wanted.
 		res.Effects = []audit.Effect{{Action: "group.unchanged", Target: spec.Target, AccountID: id, Detail: note, Verified: true}}
 	}
 	return res, nil
+}
+
+// containsFold: name is in names, whatever the case (a target may answer
+// a group's name in its own case).
+func containsFold(names []string, name string) bool {
+	return name != "" && slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, name) })
 }

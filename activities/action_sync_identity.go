@@ -224,6 +224,14 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		if err != nil {
 			return StepResult{}, err
 		}
+		detail := ""
+		if len(diff) == 0 && old != nil && retried(ctx, in) {
+			// An earlier attempt of this step may have written HR's change
+			// and lost its result: what of it is in place is recorded
+			// here, once.
+			diff = changed(spec, attrs, old, acct)
+			detail = NoteEarlierAttempt
+		}
 		if len(diff) > 0 {
 			written := map[string]string{}
 			for k, v := range diff {
@@ -232,7 +240,7 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 				}
 				written[k] = v
 			}
-			updated = append(updated, audit.Effect{Action: audit.AccountUpdated, Target: spec.Target, AccountID: acct.ID, Attributes: written, Verified: true})
+			updated = append(updated, audit.Effect{Action: audit.AccountUpdated, Target: spec.Target, AccountID: acct.ID, Attributes: written, Detail: detail, Verified: true})
 		}
 		if reactivated {
 			updated = append(updated, audit.Effect{Action: audit.AccountEnabled, Target: spec.Target, AccountID: acct.ID, Verified: true})
@@ -243,7 +251,7 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		}
 		if spec.Password == "generate" && in.Kind == policy.KindJoiner && res.Correlation == Adopted {
 			switch {
-			case in.Rerun || activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt > 1:
+			case retried(ctx, in):
 				// This step's earlier attempt may have created the account
 				// and lost the password with its result: set a fresh one
 				// rather than hand out nothing.
@@ -418,6 +426,26 @@ func (a *Activities) create(ctx context.Context, c any, s connectors.AccountSync
 
 // update writes what differs (a mover: only what the HR change touched),
 // reactivates when asked, and reads the account back.
+// retried: this step ran before in this run (a retry after a failure or
+// a timeout, or a rerun after a lost worker): what it finds done may be
+// its own earlier attempt's work.
+func retried(ctx context.Context, in StepInput) bool {
+	return in.Rerun || activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt > 1
+}
+
+// changed is HR's change as the account holds it: the attributes whose
+// values differ between the old and the new rendering and that the
+// account already has (an update's diff finds them done).
+func changed(spec *policy.SyncIdentity, attrs, old connectors.Attributes, acct *connectors.Account) connectors.Diff {
+	d := connectors.Diff{}
+	for k, v := range attrs {
+		if old[k] != v && acct.Attributes[k] == v && !slices.Contains(spec.NotContinuouslySynced, k) {
+			d[k] = v
+		}
+	}
+	return d
+}
+
 func (a *Activities) update(ctx context.Context, c any, s connectors.AccountSyncer, spec *policy.SyncIdentity, uid string, acct *connectors.Account, attrs, old connectors.Attributes, reactivate bool) (connectors.Diff, bool, error) {
 	diff := connectors.Diff{}
 	for k, v := range attrs {

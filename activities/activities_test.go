@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/internal/e2e/memtarget"
 	"github.com/jml-dev/jml/policy"
@@ -273,4 +275,62 @@ func TestSyncIdentityCorrelatesByTheTargetsKeyFirst(t *testing.T) {
 	assert.Len(t, target.Accounts(), 1, "no jsmith created")
 	got, _ := target.Find("employee_id", "E1")
 	assert.Equal(t, "Rep", got.Attrs["title"])
+}
+
+// TestRetriedMoverRecordsTheChangeItFindsMade: a mover's step whose
+// earlier attempt made HR's change and lost its result (timed out, its
+// worker killed) finds nothing left to write; its effects still name the
+// change, once, saying an earlier attempt may have made it. A retry with
+// no HR change to find records none.
+func TestRetriedMoverRecordsTheChangeItFindsMade(t *testing.T) {
+	ctx := t.Context()
+	target := memtarget.New()
+	acct, err := target.CreateAccount(ctx, connectors.Attributes{"user_name": "jdoe", "department": "eng"}, connectors.CreateOptions{Activate: true})
+	require.NoError(t, err)
+	for _, g := range []string{"everyone", "dept-eng"} {
+		require.NoError(t, target.AddMember(ctx, g, acct.ID))
+	}
+	p := &policy.Policy{Targets: map[string]policy.Target{"app": {Type: "scim"}}}
+	a := New(Config{Policy: p, Targets: map[string]any{"app": target}})
+	sync := PlannedStep{Name: "app.sync_identity", Action: policy.ActionSyncIdentity, Target: "app", Spec: policy.Step{SyncIdentity: &policy.SyncIdentity{
+		Target: "app", Attributes: map[string]string{"user_name": "jdoe", "department": "{department}"}}}}
+	groups := PlannedStep{Name: "app.manage_relationships", Action: policy.ActionManageRelationships, Target: "app", Spec: policy.Step{
+		ManageRelationships: &policy.ManageRelationships{Target: "app", Add: []string{"everyone", "dept-{department}"}}}}
+	run := func(st PlannedStep, rerun bool, old, now string) []string {
+		t.Helper()
+		in := StepInput{Owner: "mover/E1/c1", Kind: policy.KindMover, Rerun: rerun, Step: st, Accounts: map[string]string{"app": acct.ID},
+			Attributes: map[string]string{"department": now}, OldAttributes: map[string]string{"department": old}}
+		var res StepResult
+		if st.Action == policy.ActionSyncIdentity {
+			res, err = a.SyncIdentity(ctx, in)
+		} else {
+			res, err = a.ManageRelationships(ctx, in)
+		}
+		require.NoError(t, err)
+		var out []string
+		for _, e := range st.AuditEffects(res) {
+			if e.Action == audit.AccountLinked {
+				continue
+			}
+			s := e.Action + " " + e.Group
+			for k := range e.Attributes {
+				s += k
+			}
+			if strings.Contains(e.Detail, NoteEarlierAttempt) {
+				s += " (earlier attempt)"
+			}
+			out = append(out, s)
+		}
+		slices.Sort(out)
+		return out
+	}
+	// The first attempt writes and reports.
+	assert.Equal(t, []string{"account.updated department"}, run(sync, false, "eng", "sales"))
+	assert.Equal(t, []string{"group.added dept-sales", "group.removed dept-eng"}, run(groups, false, "eng", "sales"))
+	// Its result lost, the retry finds the change made.
+	assert.Equal(t, []string{"account.updated department (earlier attempt)"}, run(sync, true, "eng", "sales"))
+	assert.Equal(t, []string{"group.added dept-sales (earlier attempt)", "group.removed dept-eng (earlier attempt)"}, run(groups, true, "eng", "sales"))
+	// A retry of a run HR changed nothing for records no change.
+	assert.Empty(t, run(sync, true, "sales", "sales"))
+	assert.Equal(t, []string{"group.unchanged "}, run(groups, true, "sales", "sales"))
 }

@@ -50,6 +50,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/policy"
@@ -271,6 +272,11 @@ type AttrSyncPageResult struct {
 	// Delta is the link the next cycle starts from, on the last chunk of a
 	// round over a connectors.ChangeLister that wrote nothing in vain.
 	Delta DeltaState `json:"delta,omitzero"`
+	// Effects are the accounts updated, for the audit trail (the
+	// heartbeat carries them to a retry); Audit: this worker has an audit
+	// store (the run records them).
+	Effects []audit.Effect `json:"effects,omitempty"`
+	Audit   bool           `json:"audit,omitempty"`
 }
 
 // syncRule is one sync_identity step of a target, reduced to what can be
@@ -635,6 +641,12 @@ type progress struct {
 // error fails the attempt, which Temporal retries (after the server's delay
 // for a 429) from the last cursor.
 func (a *Activities) SyncAttributesPage(ctx context.Context, in AttrSyncPageInput) (AttrSyncPageResult, error) {
+	res, err := a.syncAttributesPage(ctx, in)
+	res.Audit = a.cfg.Audit != nil
+	return res, err
+}
+
+func (a *Activities) syncAttributesPage(ctx context.Context, in AttrSyncPageInput) (AttrSyncPageResult, error) {
 	c, err := a.connector(in.Target)
 	if err != nil {
 		return AttrSyncPageResult{}, err
@@ -912,6 +924,16 @@ func (a *Activities) writeAll(ctx context.Context, target string, syncer connect
 			}
 			res.Counts.AccountsChanged++
 			res.Counts.AttributesWritten += len(j.diff)
+			written := map[string]string{}
+			for k, v := range j.diff {
+				if !a.cfg.Policy.Audit.Auditable(k) {
+					v = "" // the name only
+				}
+				written[k] = v
+			}
+			// Read back by the next cycle (the loop guard), not here.
+			res.Effects = append(res.Effects, audit.Effect{Action: audit.AccountUpdated, Target: target, AccountID: j.p.acct.ID,
+				EmployeeID: j.p.d.employeeID, Attributes: written, Detail: "attribute sync: the next cycle reads it back"})
 			for _, name := range names {
 				e := GuardEntry{Target: target, AccountID: j.p.acct.ID, Attribute: name, Want: valueHash(j.diff[name]), Writes: 1}
 				if g, ok := guard[e.Key()]; ok && g.Want == e.Want {

@@ -37,6 +37,12 @@ func (a *Activities) RecordAudit(ctx context.Context, recs []audit.Record) error
 	return nil
 }
 
+// HasAuditStore says whether this worker has an audit store: a run that
+// has no plan to say so (aborted at its schedule or plan step) asks.
+func (a *Activities) HasAuditStore(context.Context) (bool, error) {
+	return a.cfg.Audit != nil, nil
+}
+
 // AuditEffects are the effects a step that ended with res had, for the
 // audit trail: the ones the step reported (StepResult.Effects), else what
 // its action and result say. Steps read back what they wrote, so a step

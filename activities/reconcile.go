@@ -39,6 +39,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/transform"
@@ -161,6 +162,11 @@ type ReconcileResult struct {
 	Blocked       []BlockedGroup    `json:"blocked,omitempty"`
 	BlockedReason string            `json:"blocked_reason,omitempty"`
 	Problems      []AttrSyncProblem `json:"problems,omitempty"`
+	// Effects are the changes made, one per membership and disable, each
+	// with its read-back, for the audit trail; Audit: this worker has an
+	// audit store (the run records them).
+	Effects []audit.Effect `json:"effects,omitempty"`
+	Audit   bool           `json:"audit,omitempty"`
 }
 
 // maxReportAccounts bounds the accounts one target's result lists.
@@ -259,7 +265,7 @@ func (a *Activities) ReconcileTarget(ctx context.Context, in ReconcileInput) (Re
 	if err != nil {
 		return ReconcileResult{}, err
 	}
-	r := &reconciler{a: a, in: in, res: &ReconcileResult{}, managed: a.cfg.Policy.ManagedGroupPatterns(in.Target),
+	r := &reconciler{a: a, in: in, res: &ReconcileResult{Audit: a.cfg.Audit != nil}, managed: a.cfg.Policy.ManagedGroupPatterns(in.Target),
 		never: map[string]bool{}, byLink: map[string][]*person{}, byUID: map[string][]*person{}, byEmployee: map[string][]*person{},
 		byName: map[string]connectors.GroupMembers{}, memberOf: map[string]map[string]bool{}, size: map[string]int{}, missing: map[string]bool{}}
 	for _, n := range a.cfg.Policy.Reconcile.Targets[in.Target].NeverTouch {
@@ -782,11 +788,13 @@ func (r *reconciler) apply(ctx context.Context, rm connectors.RelationshipManage
 			// operator looks (a retry would only write the same again).
 			r.res.problem(AttrSyncProblem{Target: r.in.Target, EmployeeID: written[id][0].employeeID, AccountID: id,
 				Error: "group membership: " + app.Message()})
+			r.membershipEffects(written[id], false, "; not read back: "+app.Message())
 		case err != nil && retryErr == nil:
 			retryErr = err
 		case err == nil:
 			r.res.Counts.Added += len(added)
 			r.res.Counts.Removed += len(removed)
+			r.membershipEffects(written[id], true, "")
 		}
 	})
 	if retryErr != nil {
@@ -797,6 +805,19 @@ func (r *reconciler) apply(ctx context.Context, rm connectors.RelationshipManage
 			zap.Int("added", r.res.Counts.Added), zap.Int("removed", r.res.Counts.Removed))
 	}
 	return nil
+}
+
+// membershipEffects are the audit effects of one account's membership
+// writes; verified: the target read them back.
+func (r *reconciler) membershipEffects(ops []membershipOp, verified bool, note string) {
+	for _, op := range ops {
+		e := audit.Effect{Action: audit.GroupAdded, Target: r.in.Target, AccountID: op.accountID, EmployeeID: op.employeeID,
+			Group: op.group, Detail: "reconcile: due by the group rules, missing" + note, Verified: verified}
+		if !op.add {
+			e.Action, e.Detail = audit.GroupRemoved, "reconcile: managed, no longer due"+note
+		}
+		r.res.Effects = append(r.res.Effects, e)
+	}
 }
 
 // each runs f over items, writeConcurrency at a time.
@@ -869,6 +890,12 @@ func (r *reconciler) disable(ctx context.Context, c any, accts []ReconcileAccoun
 		switch {
 		case err == nil:
 			e.Action = ActionDisabled
+			eff := audit.Effect{Action: audit.AccountDisabled, Target: r.in.Target, AccountID: e.AccountID,
+				Detail: "reconcile: " + e.Situation + " disabled; identifier " + e.Identifier, Verified: true}
+			if len(e.EmployeeIDs) > 0 {
+				eff.EmployeeID = e.EmployeeIDs[0]
+			}
+			r.res.Effects = append(r.res.Effects, eff)
 			if e.Situation == SituationLeftover {
 				r.res.Counts.LeftoversDisabled++
 			} else {

@@ -21,10 +21,12 @@ import (
 
 // Notes written into the step table.
 const (
-	NoteCreated             = "account created"
-	NoteExisting            = "account existed"
-	NoteAdopted             = "existing account adopted; its password kept"
-	NotePasswordSet         = "password set: an earlier attempt of this step may have created the account"
+	NoteCreated     = "account created"
+	NoteExisting    = "account existed"
+	NoteAdopted     = "existing account adopted; its password kept"
+	NotePasswordSet = "password set: an earlier attempt of this step may have created the account"
+	// NoteEarlierAttempt: a retried step found (part of) its change made.
+	NoteEarlierAttempt      = "an earlier attempt of this step may have made this change (it lost its result)"
 	NotePasswordSetByPolicy = "existing account adopted; password set (on_existing_account: set_password)"
 	NotePasswordReissued    = "password re-issued: the one set earlier is no longer held (a run that waited for an operator or moved workers does not keep it)"
 	NoteNoAccount           = "no account: nothing to do"

@@ -21,7 +21,9 @@ import (
 
 // Actions. An effect on a target is account.*, group.*, entitlement.*,
 // password.*, notification.*, request.*; a decision is operator.*,
-// safety.*, correlation.*, step.*, run.*, source.* or reconcile.*.
+// safety.*, correlation.*, step.*, run.* or source.*. A reconciliation's
+// actions are the effects they had (group.added, account.disabled, …) of
+// Kind "reconcile".
 const (
 	AccountCreated = "account.created"
 	AccountAdopted = "account.adopted"
@@ -68,10 +70,6 @@ const (
 	SourceApplied   = "source.applied"
 	SourceHeld      = "source.held"
 	SourceDiscarded = "source.discarded"
-
-	// Reconcile actions are "reconcile." + the reconciliation's own action
-	// name (disable, link, report, …).
-	ReconcilePrefix = "reconcile."
 )
 
 // ActorJML is the actor of everything jml did by itself.
@@ -83,6 +81,9 @@ type Effect struct {
 	Action    string `json:"action"`
 	Target    string `json:"target,omitempty"`
 	AccountID string `json:"account_id,omitempty"`
+	// EmployeeID is the person of an effect on someone else's account than
+	// the run's (a reconciliation's); "" for the run's own person.
+	EmployeeID string `json:"employee_id,omitempty"`
 	// Group names the group of group.* and entitlement.*.
 	Group string `json:"group,omitempty"`
 	// Attributes are the names of the attributes written; a value only

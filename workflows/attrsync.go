@@ -147,11 +147,13 @@ func AttributeSync(ctx workflow.Context, in AttributeSyncInput) (AttributeSyncRe
 	for _, g := range in.Guard {
 		guard[g.Key()] = g
 	}
+	trail := &runTrail{version: "attrsync-audit", kind: "attribute_sync"}
 
 	for chunks := 0; in.Next < len(in.Targets); chunks++ {
 		target := in.Targets[in.Next]
 		if chunks >= cmp.Or(in.ChunksPerRun, chunksPerExecution) || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			in.Guard = guardList(guard)
+			trail.wait(ctx)
 			return in.Result, workflow.NewContinueAsNewError(ctx, contract.AttributeSyncWorkflowName, in)
 		}
 		in.Chunk++
@@ -173,6 +175,9 @@ func AttributeSync(ctx workflow.Context, in AttributeSyncInput) (AttributeSyncRe
 			res = activities.AttrSyncPageResult{Counts: activities.AttrSyncCounts{Failures: 1},
 				Problems: []activities.AttrSyncProblem{{Target: target, Error: errorText(err)}}}
 		}
+		trail.decide(ctx, res.Audit)
+		trail.emit(ctx, target, effectRecords(target+".attribute_sync", res.Effects)...)
+		res.Effects = nil
 		in.merge(target, res, guard)
 		in.Cursor, in.Round = res.Next, res.Round
 		if res.Delta.Link != "" && len(in.EmployeeIDs) == 0 {
@@ -194,11 +199,12 @@ func AttributeSync(ctx workflow.Context, in AttributeSyncInput) (AttributeSyncRe
 		if in.Result.Reconcile == nil {
 			in.Result.Reconcile = map[string]activities.ReconcileResult{}
 		}
-		if err := in.reconcile(ctx); err != nil {
+		if err := in.reconcile(ctx, trail); err != nil {
 			return in.Result, err
 		}
 	}
 	in.Result.Guard = guardList(guard)
+	trail.wait(ctx)
 	return in.Result, nil
 }
 

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -59,7 +60,17 @@ func (r *lifecycle) startAudit(ctx workflow.Context) {
 		return
 	}
 	r.audit.decided = true
-	r.audit.on = r.plan.Audit && r.newer(ctx, "audit-trail")
+	on := r.plan.Audit
+	if r.plan.Flow == "" && len(r.audit.pending) > 0 &&
+		workflow.GetVersion(ctx, "audit-unplanned", workflow.DefaultVersion, 1) == 1 {
+		// No plan (the schedule or plan pseudo-step failed and an
+		// operator aborted it): this worker says whether it records.
+		// (Runs without the marker, lean ones too, recorded nothing here;
+		// the guard can go once no lifecycle run started before
+		// 2026-12-07 is open.)
+		on = r.hasAuditStore(ctx)
+	}
+	r.audit.on = on && r.newer(ctx, "audit-trail")
 	if !r.audit.on {
 		r.audit.pending = nil
 		return
@@ -69,6 +80,20 @@ func (r *lifecycle) startAudit(ctx workflow.Context) {
 		r.send(ctx, recs)
 	}
 	r.audit.pending = nil
+}
+
+// hasAuditStore asks this worker whether it has an audit store (a local
+// activity: its answer is in history).
+func (r *lifecycle) hasAuditStore(ctx workflow.Context) bool {
+	var a *activities.Activities
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: time.Minute, RetryPolicy: &stepRetry, Summary: "has this worker an audit store",
+	})
+	var on bool
+	if err := workflow.ExecuteLocalActivity(lctx, a.HasAuditStore).Get(ctx, &on); err != nil {
+		return false
+	}
+	return on
 }
 
 // emit records recs for this run: run context, time and key added.
@@ -153,32 +178,41 @@ func scheduleAudit(ctx workflow.Context, id string, recs []audit.Record) workflo
 	return workflow.ExecuteActivity(actx, a.RecordAudit, recs)
 }
 
-// sourceAudit is a source poller's audit trail: polls applied, held for
-// an operator or discarded, and the operators' decisions. It records when
-// the worker that ran the poll has an audit store (SourcePollResult.Audit)
-// and the run is on the "source-audit" version. The guard is asked only
-// when a poll result says "audit", so older polls never reach it; its old
-// branch is for a poller whose poll a newer worker with a store ran while
-// a worker from before the guard ran the poller's task, during the rolling
-// upgrade (guard-source-audit-old.json replays it). It can go, with that
-// fixture, once no poller run started before 2026-12-07 is open: pollers
-// continue as new after every applied poll, so within a poll interval of
-// the upgrade, except a Blocked one (`starter list --state Blocked`).
-type sourceAudit struct {
-	decided, on bool
-	n           int
-	sent        []workflow.Future
+// runTrail is the audit trail of a run that is not a person's lifecycle:
+// a source poller's polls and the operators' decisions on them, an
+// attribute sync's account updates and its reconciliation's actions and
+// decisions (records of kind reconcile). It records once
+// the worker that did the work has an audit store (the activity's result
+// says so) and the run is on the version that records (the marker named
+// version; histories without it replay without RecordAudit).
+//   - "source-audit": asked only when a poll result says "audit", so
+//     older polls never reach it; its old branch is for a poller whose
+//     poll a newer worker with a store ran while a worker from before the
+//     guard ran the poller's task, during the rolling upgrade
+//     (guard-source-audit-old.json replays it). It can go, with that
+//     fixture, once no poller run started before 2026-12-07 is open:
+//     pollers continue as new after every applied poll, so within a poll
+//     interval of the upgrade, except a Blocked one (`starter list
+//     --state Blocked`);
+//   - "attrsync-audit": once no attribute sync run started before
+//     2026-12-07 is open (one cycle).
+type runTrail struct {
+	version, kind string
+	decided, on   bool
+	n             int
+	sent          []workflow.Future
 }
 
-func (a *sourceAudit) decide(ctx workflow.Context, res SourcePollResult) {
-	if !a.decided && res.Audit {
+func (a *runTrail) decide(ctx workflow.Context, store bool) {
+	if !a.decided && store {
 		a.decided = true
-		a.on = workflow.GetVersion(ctx, "source-audit", workflow.DefaultVersion, 1) == 1
+		a.on = workflow.GetVersion(ctx, a.version, workflow.DefaultVersion, 1) == 1
 	}
 }
 
-func (a *sourceAudit) emit(ctx workflow.Context, source string, recs ...audit.Record) {
-	if !a.on {
+// emit records recs (target: the default target of each).
+func (a *runTrail) emit(ctx workflow.Context, target string, recs ...audit.Record) {
+	if !a.on || len(recs) == 0 {
 		return
 	}
 	info := workflow.GetInfo(ctx)
@@ -186,7 +220,10 @@ func (a *sourceAudit) emit(ctx workflow.Context, source string, recs ...audit.Re
 	for i := range recs {
 		rec := &recs[i]
 		rec.Key = fmt.Sprintf("%s/%s/%d/%d", info.WorkflowExecution.ID, info.WorkflowExecution.RunID, a.n, i)
-		rec.Time, rec.Kind, rec.Target = workflow.Now(ctx), "source", source
+		rec.Time, rec.Kind = workflow.Now(ctx), cmp.Or(rec.Kind, a.kind)
+		if rec.Target == "" {
+			rec.Target = target
+		}
 		rec.WorkflowID, rec.RunID = info.WorkflowExecution.ID, info.WorkflowExecution.RunID
 		if rec.Actor == "" {
 			rec.Actor = audit.ActorJML
@@ -196,12 +233,22 @@ func (a *sourceAudit) emit(ctx workflow.Context, source string, recs ...audit.Re
 }
 
 // wait waits until the store has every record of the run.
-func (a *sourceAudit) wait(ctx workflow.Context) {
+func (a *runTrail) wait(ctx workflow.Context) {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	for _, f := range a.sent {
 		_ = f.Get(dctx, nil)
 	}
 	a.sent = nil
+}
+
+// effectRecords are a run's effects as records of step.
+func effectRecords(step string, effects []audit.Effect) []audit.Record {
+	var recs []audit.Record
+	for _, e := range effects {
+		recs = append(recs, audit.Record{Action: e.Action, Target: e.Target, AccountID: e.AccountID, EmployeeID: e.EmployeeID,
+			Group: e.Group, Attributes: e.Attributes, Detail: e.Detail, Verified: e.Verified, Step: step})
+	}
+	return recs
 }
 
 // pollRecord is what a poll did, as one audit record.
@@ -252,7 +299,7 @@ func (r *lifecycle) auditFailure(ctx workflow.Context, st activities.PlannedStep
 
 // auditDecision records an operator's (or jml's) decision on a waiting
 // step, and the steps it skipped with it.
-func (r *lifecycle) auditDecision(ctx workflow.Context, st activities.PlannedStep, d decision, blocked bool) {
+func (r *lifecycle) auditDecision(ctx workflow.Context, st activities.PlannedStep, d decision, blocked bool, reason string) {
 	actions := map[string]string{contract.UpdateRetryStep: audit.OperatorRetry, contract.UpdateSkipStep: audit.OperatorSkip,
 		contract.UpdateAbort: audit.OperatorAbort, contract.UpdateRelease: audit.OperatorRelease}
 	rec := audit.Record{Action: actions[d.update], Target: st.Target, Step: st.Name, Actor: d.record.Operator, Reason: d.record.Reason}
@@ -269,6 +316,11 @@ func (r *lifecycle) auditDecision(ctx workflow.Context, st activities.PlannedSte
 		}
 	}
 	recs := []audit.Record{rec}
+	if st.Name == stepSchedule || st.Name == stepPlan {
+		// A pseudo-step's failure has no record of its own (no step ran):
+		// it goes with the decision on it.
+		recs = []audit.Record{{Action: audit.StepFailed, Step: st.Name, Detail: reason}, rec}
+	}
 	if blocked && d.update != contract.UpdateAbort {
 		recs = append(recs, audit.Record{Action: audit.SafetyRelease, Target: st.Target, Step: st.Name, Actor: rec.Actor, Reason: rec.Reason})
 	}

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/jml-dev/jml/activities"
 	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/contract"
+	"github.com/jml-dev/jml/hr"
 	"github.com/jml-dev/jml/internal/e2e/memtarget"
 	"github.com/jml-dev/jml/policy"
 	"github.com/jml-dev/jml/workflows"
@@ -174,4 +176,97 @@ func TestSourcePollerRecordsPolls(t *testing.T) {
 	require.Len(t, got[audit.SourceApplied], 1)
 	assert.Equal(t, "60 people; events: terminate 40", got[audit.SourceApplied][0].Detail)
 	assert.Equal(t, "hr", got[audit.SourceApplied][0].Target)
+}
+
+// newAuditFixture is newFixture with an audit store.
+func newAuditFixture(t *testing.T, p *policy.Policy) (*fixture, *memAudit) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	f := &fixture{env: s.NewTestWorkflowEnvironment(), target: memtarget.New()}
+	f.env.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
+	f.env.SetStartTime(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
+	store := &memAudit{keys: map[string]bool{}}
+	a := activities.New(activities.Config{Policy: p, Targets: map[string]any{"app": f.target}, HTTPClient: &http.Client{Transport: f}, Audit: store})
+	workflows.Register(f.env, a)
+	return f, store
+}
+
+// TestAuditLeaverRecordsEachGroupRemoved: a leaver's remove_groups drops
+// every group at once in the connector; the trail has one group.removed
+// per group the account was in, beside the disable, each once.
+func TestAuditLeaverRecordsEachGroupRemoved(t *testing.T) {
+	p := testPolicy()
+	p.Leaver = policy.Flow{Steps: p.Leaver.Steps[:1]} // deprovision with remove_groups, now
+	f, store := newAuditFixture(t, p)
+	f.send(t, time.Second, event("h1", hr.Hire, "E1", alice), nil)
+	f.send(t, time.Minute, event("t1", hr.Terminate, "E1", nil), nil)
+	f.runIdentity(time.Hour)
+	a, ok := f.target.Find("user_name", "alice@acme.test")
+	require.True(t, ok)
+	require.False(t, a.Active)
+	require.Empty(t, a.Groups)
+
+	got := store.actions()
+	require.Len(t, got[audit.AccountDisabled], 1)
+	var removed []string
+	for _, r := range got[audit.GroupRemoved] {
+		assert.Equal(t, a.ID, r.AccountID)
+		assert.Equal(t, "leaver", r.Kind)
+		assert.Equal(t, "t1", r.EventID)
+		assert.True(t, r.Verified)
+		removed = append(removed, r.Group)
+	}
+	assert.ElementsMatch(t, []string{"everyone", "dept-eng"}, removed)
+}
+
+// TestAuditRecordsAbortBeforeThePlan: an event the identity could not
+// schedule waits at the schedule pseudo-step; the operator's abort there,
+// before the run has a plan, is recorded with the failure it answered,
+// who and why. A worker without a store records nothing.
+func TestAuditRecordsAbortBeforeThePlan(t *testing.T) {
+	for _, withStore := range []bool{true, false} {
+		t.Run(fmt.Sprint("store ", withStore), func(t *testing.T) {
+			var s testsuite.WorkflowTestSuite
+			f := &fixture{env: s.NewTestWorkflowEnvironment(), target: memtarget.New()}
+			f.env.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
+			cfg := activities.Config{Policy: testPolicy(), Targets: map[string]any{"app": f.target}, HTTPClient: &http.Client{Transport: f}}
+			store := &memAudit{keys: map[string]bool{}}
+			if withStore {
+				cfg.Audit = store
+			}
+			workflows.Register(f.env, activities.New(cfg))
+			recorded := 0
+			f.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+				if info.ActivityType.Name == "RecordAudit" {
+					recorded++
+				}
+			})
+			var abort *result
+			f.env.RegisterDelayedCallback(func() {
+				abort = updateResult(f.env, contract.UpdateAbort, workflows.StepRequest{Step: "schedule", Reason: "wrong start date from HR", Operator: "carol"})
+			}, time.Minute)
+			f.env.ExecuteWorkflow(contract.JoinerWorkflowName, workflows.LifecycleInput{Kind: "joiner", EmployeeID: "E1", EventID: "h1",
+				Attributes: withID(alice), HostQueues: true, Version: workflows.IdentityVersion, ScheduleError: "start_date: not a date"})
+			var res workflows.LifecycleResult
+			require.NoError(t, f.env.GetWorkflowResult(&res))
+			require.NoError(t, abort.rejected)
+			assert.Equal(t, contract.StateAborted, res.State)
+			if !withStore {
+				assert.Zero(t, recorded)
+				return
+			}
+			var got []string
+			for _, r := range store.recs {
+				got = append(got, r.Action+" "+r.Step+" "+r.Actor+" "+r.Reason+r.Detail)
+				assert.Equal(t, "E1", r.EmployeeID)
+				assert.Equal(t, "h1", r.EventID)
+			}
+			assert.ElementsMatch(t, []string{
+				"run.started  jml joiner",
+				"step.failed schedule jml start_date: not a date",
+				"operator.abort schedule carol wrong start date from HR",
+				"run.aborted  jml Aborted",
+			}, got)
+		})
+	}
 }

@@ -218,6 +218,9 @@ func Lifecycle(ctx workflow.Context, in LifecycleInput) (LifecycleResult, error)
 
 	if in.ScheduleError != "" {
 		if err := r.reschedule(ctx); err != nil || r.state == contract.StateAborted {
+			// Aborted before the run had a plan: the decision is recorded.
+			r.startAudit(ctx)
+			r.endAudit(ctx)
 			return r.result(), err
 		}
 	}
@@ -861,7 +864,7 @@ func (r *lifecycle) waitForOperator(ctx workflow.Context, st activities.PlannedS
 	r.decision, r.waitingOn = nil, ""
 	d.record.Step = st.Name
 	r.decisions = append(r.decisions, d.record)
-	r.auditDecision(ctx, st, d, state == contract.StateBlocked)
+	r.auditDecision(ctx, st, d, state == contract.StateBlocked, reason)
 	if row := r.row(st.Name); row != nil {
 		rec := d.record
 		row.Decision = &rec

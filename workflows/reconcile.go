@@ -9,8 +9,12 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/contract"
 )
+
+// kindReconcile is the Kind of a reconciliation's audit records.
+const kindReconcile = "reconcile"
 
 // reconcileBlockWait is how long held changes wait for an operator; then
 // they are dropped for this cycle and the next one asks again.
@@ -30,7 +34,7 @@ type reconcileState struct {
 // Changes held by the mass-removal share or the safety limit wait for an
 // operator's Release (run them) or Abort (keep things as they are) update,
 // at most reconcileBlockWait.
-func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
+func (in *AttributeSyncInput) reconcile(ctx workflow.Context, trail *runTrail) error {
 	var a *activities.Activities
 	if !in.Reconciliation.Started {
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{ActivityID: "reconcile.targets", Summary: "targets to reconcile",
@@ -43,16 +47,21 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 	var (
 		waiting  string // the blocked target
 		decision string
+		by       StepRequest // who decided, and why
 		blocked  bool
 	)
 	for ; in.Reconciliation.Next < len(in.Reconciliation.Targets); in.Reconciliation.Next++ {
 		target := in.Reconciliation.Targets[in.Reconciliation.Next]
 		rin := activities.ReconcileInput{Snapshot: in.Snapshot, Target: target, PageSize: in.PageSize, EmployeeIDs: in.EmployeeIDs,
 			Governor: activities.GovernorCall{WorkflowID: contract.GovernorWorkflowID, WorkflowType: contract.GovernorWorkflowName, TaskQueue: contract.TaskQueue, Update: contract.UpdatePermit}}
+		step := target + ".reconcile"
 		res := in.reconcileTarget(ctx, rin, "")
+		trail.decide(ctx, res.Audit)
+		res.Effects = trail.effects(ctx, target, step, res.Effects)
 		if res.BlockedReason != "" {
+			trail.emit(ctx, target, audit.Record{Kind: kindReconcile, Action: audit.SafetyHold, Step: step, Detail: res.BlockedReason})
 			if waiting == "" && decision == "" {
-				if err := registerReconcileUpdates(ctx, &waiting, &decision); err != nil {
+				if err := registerReconcileUpdates(ctx, &waiting, &decision, &by); err != nil {
 					return err
 				}
 			}
@@ -70,9 +79,25 @@ func (in *AttributeSyncInput) reconcile(ctx workflow.Context) error {
 			}
 			waiting = ""
 			_ = workflow.UpsertTypedSearchAttributes(ctx, saState.ValueSet(contract.StateRunning), saFailedStep.ValueSet(""))
+			if ok {
+				actor := by.Operator
+				if actor == "" {
+					actor = "operator (no name given)"
+				}
+				action := audit.OperatorAbort
+				if decision == contract.UpdateRelease {
+					action = audit.OperatorRelease
+				}
+				trail.emit(ctx, target, audit.Record{Kind: kindReconcile, Action: action, Step: step, Actor: actor, Reason: by.Reason})
+				if action == audit.OperatorRelease {
+					trail.emit(ctx, target, audit.Record{Kind: kindReconcile, Action: audit.SafetyRelease, Step: step, Actor: actor, Reason: by.Reason})
+				}
+			}
 			if ok && decision == contract.UpdateRelease {
 				rin.Release = true
-				res = released(res, in.reconcileTarget(ctx, rin, ".released"))
+				second := in.reconcileTarget(ctx, rin, ".released")
+				second.Effects = trail.effects(ctx, target, step, second.Effects)
+				res = released(res, second)
 			}
 		}
 		in.Result.Reconcile[target] = res
@@ -136,11 +161,11 @@ func released(first, second activities.ReconcileResult) activities.ReconcileResu
 	return out
 }
 
-func registerReconcileUpdates(ctx workflow.Context, waiting, decision *string) error {
+func registerReconcileUpdates(ctx workflow.Context, waiting, decision *string, by *StepRequest) error {
 	for _, name := range []string{contract.UpdateRelease, contract.UpdateAbort} {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
 			func(ctx workflow.Context, q StepRequest) error {
-				*decision = name
+				*decision, *by = name, q
 				return nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, q StepRequest) error {
@@ -156,6 +181,18 @@ func registerReconcileUpdates(ctx workflow.Context, waiting, decision *string) e
 			return err
 		}
 	}
+	return nil
+}
+
+// effects records a reconciliation pass's effects and returns what the
+// run keeps of them: nothing (the records are in the trail, or nowhere
+// without a store; the run's result stays small).
+func (a *runTrail) effects(ctx workflow.Context, target, step string, effects []audit.Effect) []audit.Effect {
+	recs := effectRecords(step, effects)
+	for i := range recs {
+		recs[i].Kind = kindReconcile
+	}
+	a.emit(ctx, target, recs...)
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/scim"
 	"github.com/jml-dev/jml/connectors/scim/scimtest"
@@ -71,6 +72,8 @@ type reconStack struct {
 	px   *hostile.SCIMProxy // nil: the worker talks to the peer directly
 	ids  scimtest.Loaded
 	runs int
+	// audit is the worker's audit store.
+	audit *memAudit
 }
 
 // newReconStack loads the SCIM peer with users, groups and the directory
@@ -79,7 +82,7 @@ type reconStack struct {
 // with those switches, when given).
 func newReconStack(t testing.TB, pol *policy.Policy, users []scimtest.LoadUser, groups []scimtest.LoadGroup, dir activities.Directory, sw ...hostile.SCIMSwitches) *reconStack {
 	t.Helper()
-	s := &reconStack{peer: scimtest.Start(t)}
+	s := &reconStack{peer: scimtest.Start(t), audit: &memAudit{keys: map[string]bool{}}}
 	s.ids = s.peer.Load(users, groups)
 	base := s.peer.BaseURL
 	if len(sw) > 0 {
@@ -101,6 +104,7 @@ func newReconStack(t testing.TB, pol *policy.Policy, users []scimtest.LoadUser, 
 		Directory:             dir,
 		Client:                s.c,
 		AllowInsecureLoopback: true, // notify steps to an httptest portal
+		Audit:                 s.audit,
 	})
 	w := worker.New(s.c, contract.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w, acts)
@@ -353,11 +357,93 @@ func TestReconcileWritesTheTargetLoses(t *testing.T) {
 		}
 	}
 
+	// The audit trail: the adds the target acknowledged and lost are
+	// recorded as not read back; the failed disable is no effect.
+	got := s.audit.actions()
+	require.Len(t, got[audit.GroupAdded], 2)
+	for _, r := range got[audit.GroupAdded] {
+		assert.False(t, r.Verified, "%s %s: lost by the target", r.EmployeeID, r.Group)
+		assert.Contains(t, r.Detail, "not read back")
+	}
+	assert.Empty(t, got[audit.AccountDisabled])
+
 	s.px.Set(hostile.SCIMSwitches{})
 	r = s.cycle(t).Reconcile["app"]
 	assert.Empty(t, r.Problems)
 	assert.Equal(t, 2, r.Counts.Added)
 	assert.Equal(t, 1, r.Counts.LeftoversDisabled)
+	got = s.audit.actions()
+	require.Len(t, got[audit.GroupAdded], 4)
+	for _, r := range got[audit.GroupAdded][2:] {
+		assert.True(t, r.Verified, "%s %s", r.EmployeeID, r.Group)
+	}
+	require.Len(t, got[audit.AccountDisabled], 1)
+	assert.Equal(t, leaver.EmployeeID, got[audit.AccountDisabled][0].EmployeeID)
+	assert.True(t, got[audit.AccountDisabled][0].Verified)
+}
+
+// TestReconcileRecordsActions: each change a reconciliation makes has one
+// audit record, jml's, of kind reconcile, naming the person, the account
+// and the group, read back: two memberships dropped by hand come back, a
+// person moved in HR changes department group, a terminated person's
+// active account is disabled; and the attribute sync's write of a stale
+// e-mail address is recorded too. A cycle with nothing to do records
+// nothing.
+func TestReconcileRecordsActions(t *testing.T) {
+	const n = 20
+	users, groups, dir := inSync(n)
+	groups["all-staff"] = slices.DeleteFunc(groups["all-staff"], func(u string) bool { return u == "u00004" })
+	groups["dept-d2"] = slices.DeleteFunc(groups["dept-d2"], func(u string) bool { return u == "u00007" })
+	dir[0].Attributes["department"] = "D3" // u00001: dept-d1 → dept-d3
+	users[9].Email = "stale@example.com"   // u00010: the attribute sync writes it
+	leaver := reconPerson(n+1, "")
+	leaver.Status = contract.StatusDeprovisioned
+	dir = append(dir, leaver)
+	users = append(users, scimtest.LoadUser{UserName: leaver.Attributes["username"], Email: leaver.Attributes["email"], Active: true})
+	s := newReconStack(t, reconcilePolicy(scimTarget, "user_name", policy.Reconcile{Leftovers: policy.ReconcileDisable}), users, loadGroups(groups), dir)
+
+	r := s.cycle(t).Reconcile["app"]
+	require.Empty(t, r.Problems)
+	require.Equal(t, 3, r.Counts.Added)
+	require.Equal(t, 1, r.Counts.Removed)
+	require.Equal(t, 1, r.Counts.LeftoversDisabled)
+	assert.Empty(t, r.Effects, "the records are in the trail, not in the run's result")
+
+	type rec struct{ action, emp, account, group string }
+	var recs []rec
+	for _, r := range s.audit.recs {
+		if r.Kind == "attribute_sync" {
+			// The attribute sync's write: the names written, no value
+			// (the policy marks none auditable); read back next cycle.
+			assert.Equal(t, audit.AccountUpdated, r.Action)
+			assert.Equal(t, "E00010", r.EmployeeID)
+			assert.Equal(t, s.ids.Users["u00010"], r.AccountID)
+			assert.Equal(t, map[string]string{"email": ""}, r.Attributes)
+			assert.Equal(t, "app.attribute_sync", r.Step)
+			assert.False(t, r.Verified)
+			recs = append(recs, rec{r.Action, r.EmployeeID, r.AccountID, r.Group})
+			continue
+		}
+		assert.Equal(t, "reconcile", r.Kind)
+		assert.Equal(t, audit.ActorJML, r.Actor)
+		assert.Equal(t, "app", r.Target)
+		assert.Equal(t, "app.reconcile", r.Step)
+		assert.True(t, r.Verified, "%s %s: read back", r.Action, r.EmployeeID)
+		assert.NotEmpty(t, r.WorkflowID)
+		recs = append(recs, rec{r.Action, r.EmployeeID, r.AccountID, r.Group})
+	}
+	u := s.ids.Users
+	assert.ElementsMatch(t, []rec{
+		{audit.GroupAdded, "E00004", u["u00004"], "all-staff"},
+		{audit.GroupAdded, "E00007", u["u00007"], "dept-d2"},
+		{audit.GroupAdded, "E00001", u["u00001"], "dept-d3"},
+		{audit.GroupRemoved, "E00001", u["u00001"], "dept-d1"},
+		{audit.AccountDisabled, leaver.EmployeeID, u[leaver.Attributes["username"]], ""},
+		{audit.AccountUpdated, "E00010", u["u00010"], ""},
+	}, recs)
+
+	s.cycle(t)
+	assert.Len(t, s.audit.recs, len(recs), "nothing to do, nothing recorded")
 }
 
 // TestReconcileMassRemovalBlocks: 60 % of dept-d0's members moved to D1 in
@@ -385,7 +471,7 @@ func TestReconcileMassRemovalBlocks(t *testing.T) {
 		defer cancel()
 		require.Eventually(t, func() bool {
 			h, err := s.c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: run.GetID(), RunID: run.GetRunID(),
-				UpdateName: update, Args: []any{workflows.StepRequest{Step: "app"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+				UpdateName: update, Args: []any{workflows.StepRequest{Step: "app", Operator: "bob", Reason: "checked with HR (" + update + ")"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
 			return err == nil && h.Get(ctx, nil) == nil
 		}, time.Minute, 100*time.Millisecond, "the run blocks")
 		var res workflows.AttributeSyncResult
@@ -410,7 +496,8 @@ func TestReconcileMassRemovalBlocks(t *testing.T) {
 
 	run = s.start(t)
 	res = decide(run, contract.UpdateRelease)
-	saveHistory(t, s.c, run.GetID(), "attrsync-reconcile-released.json")
+	// (attrsync-reconcile-released.json: the same before the audit trail.)
+	saveHistory(t, s.c, run.GetID(), "attrsync-reconcile-audit.json")
 	r = res.Reconcile["app"]
 	assert.Equal(t, 60, r.Counts.Removed)
 	assert.Zero(t, r.Counts.Added)
@@ -419,6 +506,24 @@ func TestReconcileMassRemovalBlocks(t *testing.T) {
 	res = s.cycle(t)
 	assert.Empty(t, s.peer.Writes())
 	assert.Zero(t, res.Reconcile["app"].Counts.Blocked)
+
+	// The trail: each hold, the operator's abort and release with who and
+	// why, and each membership change once.
+	got := s.audit.actions()
+	require.Len(t, got[audit.SafetyHold], 2)
+	assert.Contains(t, got[audit.SafetyHold][0].Detail, "mass removal")
+	require.Len(t, got[audit.OperatorAbort], 1)
+	assert.Equal(t, "bob", got[audit.OperatorAbort][0].Actor)
+	assert.Equal(t, "checked with HR (Abort)", got[audit.OperatorAbort][0].Reason)
+	require.Len(t, got[audit.OperatorRelease], 1)
+	assert.Equal(t, "bob", got[audit.OperatorRelease][0].Actor)
+	require.Len(t, got[audit.SafetyRelease], 1)
+	assert.Len(t, got[audit.GroupAdded], 60)
+	assert.Len(t, got[audit.GroupRemoved], 60)
+	for _, r := range got[audit.GroupRemoved] {
+		assert.Equal(t, "dept-d0", r.Group)
+		assert.Equal(t, audit.ActorJML, r.Actor)
+	}
 }
 
 // BenchmarkReconcile10k: 10,000 people × 5 managed groups each, in sync,

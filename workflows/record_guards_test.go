@@ -135,3 +135,37 @@ func saveFirstRun(t *testing.T, c client.Client, id, name string, in any, file s
 	require.NoError(t, os.WriteFile(filepath.Join("testdata", file), b, 0o644))
 	require.NoError(t, c.TerminateWorkflow(ctx, id, "", "recorded"))
 }
+
+// TestRecordAuditUnplannedHistory records the new branch of the
+// audit-unplanned guard: a joiner whose event could not be scheduled,
+// aborted by an operator at its schedule step, before it had a plan
+// (JML_UPDATE_HISTORIES=1 go test ./workflows -run
+// TestRecordAuditUnplannedHistory).
+func TestRecordAuditUnplannedHistory(t *testing.T) {
+	if os.Getenv("JML_UPDATE_HISTORIES") == "" {
+		t.Skip("records histories only with JML_UPDATE_HISTORIES=1")
+	}
+	ts := temporalServer(t)
+	c := ts.GetDefaultClient()
+	require.NoError(t, temporalenv.CheckSearchAttributes(context.Background(), c.OperatorService(), ts.GetDefaultNamespace(), nil))
+	acts := activities.New(activities.Config{Policy: guardPolicy(), Targets: map[string]any{"app": memtarget.New()}, Client: c,
+		Audit: &memAudit{keys: map[string]bool{}}})
+	w := worker.New(c, contract.TaskQueue, worker.Options{EnableSessionWorker: true})
+	workflows.Register(w, acts)
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const id = "joiner/E4/unschedulable"
+	r, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: contract.TaskQueue}, contract.JoinerWorkflowName,
+		workflows.LifecycleInput{Kind: policy.KindJoiner, EmployeeID: "E4", EventID: "h4", Attributes: map[string]string{"employee_id": "E4"},
+			HostQueues: true, Version: workflows.IdentityVersion, ScheduleError: "start_date: not a date"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: contract.UpdateAbort,
+			Args: []any{workflows.StepRequest{Step: "schedule", Operator: "carol", Reason: "wrong start date"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		return err == nil && h.Get(ctx, nil) == nil
+	}, time.Minute, 100*time.Millisecond)
+	require.NoError(t, r.Get(ctx, nil))
+	saveHistory(t, c, id, "guard-audit-unplanned-new.json")
+}

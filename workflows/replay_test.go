@@ -45,7 +45,11 @@ import (
 // (audit records written by local activities, and the RecordAudit
 // fallback of a leaver whose store was down; regenerate:
 // JML_UPDATE_HISTORIES=1 go test ./internal/e2e -run
-// TestAuditTrailOutlivesTemporal).
+// TestAuditTrailOutlivesTemporal), attrsync-reconcile-released (a
+// blocked reconciliation released, before its audit trail) and
+// attrsync-reconcile-audit (the same, recorded; regenerate:
+// JML_UPDATE_HISTORIES=1 go test ./workflows -run
+// TestReconcileMassRemovalBlocks).
 func TestReplay(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
@@ -103,6 +107,13 @@ var guardHistories = []struct {
 	// 2f5d2ea, the signal sent by hand, then a revoke).
 	{"reapprove-on-move", "guard-reapprove-on-move-old.json", workflow.DefaultVersion, "granted request ignoring a move's signal, then revoked"},
 	{"reapprove-on-move", "request-move-denied.json", 1, "granted request asked again after a move, denied, revoked"},
+	// audit-unplanned: only its new branch has a fixture (a run aborted at
+	// its schedule step before the guard recorded nothing and asks no
+	// guard then: the guard's old branch is for such a run's replay).
+	{"audit-unplanned", "guard-audit-unplanned-new.json", 1, "joiner aborted at its schedule step, before it had a plan"},
+	// attrsync-audit: only its new branch; an older cycle never asks (its
+	// results carry no "audit"), but during a rolling upgrade.
+	{"attrsync-audit", "attrsync-reconcile-audit.json", 1, "released reconciliation recording its changes"},
 	// review-grants: only its new branch has a fixture (see lifecycle.run).
 	{"review-grants", "mover-review-grants.json", 1, "mover asking its grants again first"},
 }

@@ -170,7 +170,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 	}
 	in.Status.Source = in.Source
 	polled := 0 // polls finished in this run (handlers wait for the next)
-	var trail sourceAudit
+	trail := runTrail{version: "source-audit", kind: "source"}
 	err := workflow.SetQueryHandler(ctx, contract.QuerySourceStatus, func() (SourceStatus, error) { return in.Status, nil })
 	if err != nil {
 		return err
@@ -293,7 +293,7 @@ func SourcePoller(ctx workflow.Context, in SourcePollerInput) error {
 			setSourceState(ctx, &in.Status, contract.StateRetrying)
 			continue
 		}
-		trail.decide(ctx, res)
+		trail.decide(ctx, res.Audit)
 		trail.emit(ctx, in.Source, pollRecord(res)...)
 		if res.Every > 0 {
 			in.Every = res.Every

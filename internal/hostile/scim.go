@@ -39,6 +39,9 @@
 //     request, so the answer comes in full (counted when dropped).
 //   - DropWrites: a PATCH or PUT is answered 204 and never reaches the
 //     peer, as a server that acknowledges a change and loses it.
+//   - LoseWriteAnswers: a PATCH reaches the peer, which makes the change;
+//     its answer never comes back (held until the client gives up), as
+//     when the connection or the worker dies after the write.
 //
 // Switches can be changed while the proxy runs (Set). Requests counts what
 // reached the proxy, by method.
@@ -70,6 +73,7 @@ const (
 	FaultIgnoreExcluded      = "ignore_excluded_attributes"
 	FaultDropWrites          = "drop_writes"
 	FaultOmitUserGroups      = "omit_user_groups"
+	FaultLoseWriteAnswers    = "lose_write_answers"
 )
 
 // SCIMSwitches select the hostile behaviours; the zero value proxies
@@ -97,6 +101,8 @@ type SCIMSwitches struct {
 	IgnoreExcludedAttributes bool
 	// DropWrites: PATCH and PUT → 204, not forwarded.
 	DropWrites bool
+	// LoseWriteAnswers: PATCH forwarded, its answer withheld.
+	LoseWriteAnswers bool
 }
 
 // Strict is every switch a real server may have on while it still does
@@ -283,9 +289,33 @@ func (p *SCIMProxy) handler(rp *httputil.ReverseProxy) http.Handler {
 				r.URL.RawQuery = q.Encode()
 			}
 		}
+		if sw.LoseWriteAnswers && r.Method == http.MethodPatch {
+			var lost lostAnswer
+			rp.ServeHTTP(&lost, r)
+			if lost.status >= 200 && lost.status < 300 {
+				p.fired(FaultLoseWriteAnswers)
+			}
+			<-r.Context().Done()
+			return
+		}
 		rp.ServeHTTP(w, r)
 	})
 }
+
+// lostAnswer is a peer's answer nobody receives.
+type lostAnswer struct {
+	header http.Header
+	status int
+}
+
+func (l *lostAnswer) Header() http.Header {
+	if l.header == nil {
+		l.header = http.Header{}
+	}
+	return l.header
+}
+func (l *lostAnswer) Write(b []byte) (int, error) { return len(b), nil }
+func (l *lostAnswer) WriteHeader(status int)      { l.status = status }
 
 // modify rewrites the peer's answer per the switches.
 func (p *SCIMProxy) modify(resp *http.Response) error {

@@ -2,6 +2,7 @@ package prodshape_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,10 +11,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/jml-dev/jml/audit"
 	"github.com/jml-dev/jml/audit/auditdb"
 	"github.com/jml-dev/jml/audit/auditdb/auditdbtest"
+	"github.com/jml-dev/jml/contract"
 	"github.com/jml-dev/jml/internal/prodshape"
 )
 
@@ -165,5 +172,60 @@ func checkAuditVerify(t *testing.T, pg *prodshape.Postgres, work, dsn string) {
 	want := fmt.Sprintf("audit chain broken at record %d (key %s)", recs[0].Seq, recs[0].Key)
 	if code != 1 || !strings.Contains(out, want) {
 		t.Errorf("audit verify after an edit: exit %d, want 1 naming %q:\n%s", code, want, out)
+	}
+}
+
+// checkAuditAfterDelete: every workflow execution of emp (its identity and
+// its hire, change and terminate runs) is deleted from Temporal on
+// PostgreSQL; `starter audit person` still shows the timeline from the
+// audit database: each effect once, on the peer's account, in time order.
+func checkAuditAfterDelete(t *testing.T, c client.Client, work, dsn, emp, accountID string) {
+	t.Helper()
+	ctx := context.Background()
+	ids := []string{contract.IdentityWorkflowID(emp)}
+	for kind, ev := range map[string]string{"joiner": "ps-hire", "mover": "ps-change", "leaver": "ps-terminate"} {
+		ids = append(ids, contract.LifecycleWorkflowID(kind, emp, ev))
+	}
+	for _, id := range ids {
+		if _, err := c.WorkflowService().DeleteWorkflowExecution(ctx, &workflowservice.DeleteWorkflowExecutionRequest{
+			Namespace: namespace, WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: id}}); err != nil {
+			t.Fatalf("delete %s: %v", id, err)
+		}
+	}
+	if !waitFor(2*time.Minute, func() bool {
+		for _, id := range ids {
+			if _, err := c.DescribeWorkflowExecution(ctx, id, ""); err == nil {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("Temporal still has runs of %s", emp)
+	}
+	cmd := exec.Command(filepath.Join(work, "bin", "starter"), "audit", "person", emp, "--json")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "JML_AUDIT_DB=" + dsn}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("starter audit person %s after the delete: %v\n%s", emp, err, out)
+	}
+	var recs []audit.Record
+	if err := json.Unmarshal(out, &recs); err != nil {
+		t.Fatalf("starter audit person --json: %v\n%s", err, out)
+	}
+	n := map[string]int{}
+	for i, r := range recs {
+		n[r.Action]++
+		if r.AccountID != "" && r.AccountID != accountID {
+			t.Errorf("%s %s names account %s, the peer's is %s", emp, r.Action, r.AccountID, accountID)
+		}
+		if i > 0 && r.Time.Before(recs[i-1].Time) {
+			t.Errorf("timeline out of order at %d: %s before %s", i, r.Time, recs[i-1].Time)
+		}
+	}
+	for action, want := range map[string]int{audit.RunStarted: 3, audit.AccountCreated: 1, audit.PasswordSet: 1,
+		audit.AccountUpdated: 1, audit.AccountDisabled: 1, audit.RunCompleted: 3} {
+		if n[action] != want {
+			t.Errorf("%s after the delete: %d %s records, want %d (all: %v)", emp, n[action], action, want, n)
+		}
 	}
 }

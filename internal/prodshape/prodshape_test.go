@@ -61,8 +61,9 @@ const (
 //     workers is killed with SIGKILL mid-run;
 //   - a pg_dump of both databases holds no plaintext name;
 //   - the audit trail (PostgreSQL, its own database) holds every effect
-//     exactly once across the SIGKILL and an outage of its database, and
-//     `starter audit verify` names a row edited in it.
+//     exactly once across the SIGKILL and an outage of its database,
+//     `starter audit verify` names a row edited in it, and `starter audit
+//     person` shows the timeline after Temporal deleted the person's runs.
 func TestProductionShape(t *testing.T) {
 	if testing.Short() {
 		t.Skip("production-shape test: PostgreSQL + Temporal + 4 processes (skipped with -short)")
@@ -277,6 +278,9 @@ func TestProductionShape(t *testing.T) {
 		}
 	}
 	phase("pg_dump scan", t0)
+
+	// 5. Temporal forgets the person's runs; the audit trail does not.
+	checkAuditAfterDelete(t, c, work, auditDSN, emp, u.ID)
 }
 
 // get returns the body of a GET that answers 200.
