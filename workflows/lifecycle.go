@@ -1334,20 +1334,7 @@ const stepRevokeGrants = "requests.revoke"
 // own steps deprovision the accounts).
 func (r *lifecycle) revokeGrants(ctx workflow.Context) {
 	var a *activities.Activities
-	r.steps = append([]StepInfo{{Name: stepRevokeGrants, Action: stepRevokeGrants, State: StepRunning, Attempts: 1,
-		Time: workflow.Now(ctx)}}, r.steps...)
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{ActivityID: stepRevokeGrants,
-		Summary: "revoke time-bound access grants", StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute,
-		RetryPolicy: &stepRetry})
-	var n int
-	err := workflow.ExecuteActivity(actx, a.RevokeGrantsOf, r.in.EmployeeID).Get(ctx, &n)
-	row := r.row(stepRevokeGrants)
-	row.Time = workflow.Now(ctx)
-	if err != nil {
-		row.State, row.LastError = StepFailed, errorText(err)
-		return
-	}
-	row.State, row.Note = StepDone, revokedNote(n)
+	r.grantsStep(ctx, stepRevokeGrants, "revoke time-bound access grants", a.RevokeGrantsOf, r.in.EmployeeID, revokedNote)
 }
 
 // revokedNote is the requests.revoke row's note once done.
@@ -1362,25 +1349,33 @@ const stepReviewGrants = "requests.review"
 // A failure shows in the step table; the mover goes on.
 func (r *lifecycle) reviewGrants(ctx workflow.Context) {
 	var a *activities.Activities
-	r.steps = append([]StepInfo{{Name: stepReviewGrants, Action: stepReviewGrants, State: StepRunning, Attempts: 1,
+	verb := "revoked"
+	if r.plan.GrantReview == policy.OnMoveReapprove {
+		verb = "asked for approval again"
+	}
+	r.grantsStep(ctx, stepReviewGrants, r.plan.GrantReview+" time-bound access grants after a move", a.ReviewGrantsOf,
+		activities.GrantReview{EmployeeID: r.in.EmployeeID, Action: r.plan.GrantReview, Why: r.plan.GrantReviewWhy},
+		func(n int) string { return fmt.Sprintf("%d access request(s) %s (%s)", n, verb, r.plan.GrantReviewWhy) })
+}
+
+// grantsStep runs a pseudo-step over the person's access requests as the
+// first row of the step table: the activity answers how many requests it
+// acted on. A failure shows in the row; the run goes on.
+func (r *lifecycle) grantsStep(ctx workflow.Context, name, summary string, activity, arg any, note func(int) string) {
+	r.steps = append([]StepInfo{{Name: name, Action: name, State: StepRunning, Attempts: 1,
 		Time: workflow.Now(ctx)}}, r.steps...)
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{ActivityID: stepReviewGrants,
-		Summary: r.plan.GrantReview + " time-bound access grants after a move", StartToCloseTimeout: 10 * time.Minute,
-		HeartbeatTimeout: time.Minute, RetryPolicy: &stepRetry})
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{ActivityID: name,
+		Summary: summary, StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute,
+		RetryPolicy: &stepRetry})
 	var n int
-	err := workflow.ExecuteActivity(actx, a.ReviewGrantsOf, activities.GrantReview{EmployeeID: r.in.EmployeeID,
-		Action: r.plan.GrantReview, Why: r.plan.GrantReviewWhy}).Get(ctx, &n)
-	row := r.row(stepReviewGrants)
+	err := workflow.ExecuteActivity(actx, activity, arg).Get(ctx, &n)
+	row := r.row(name)
 	row.Time = workflow.Now(ctx)
 	if err != nil {
 		row.State, row.LastError = StepFailed, errorText(err)
 		return
 	}
-	verb := "revoked"
-	if r.plan.GrantReview == policy.OnMoveReapprove {
-		verb = "asked for approval again"
-	}
-	row.State, row.Note = StepDone, fmt.Sprintf("%d access request(s) %s (%s)", n, verb, r.plan.GrantReviewWhy)
+	row.State, row.Note = StepDone, note(n)
 }
 
 // approval runs an approval step: an Approval child workflow asks, reminds,
