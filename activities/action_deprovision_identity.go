@@ -86,6 +86,10 @@ func (a *Activities) DeprovisionIdentity(ctx context.Context, in StepInput) (Ste
 	if err != nil {
 		return StepResult{}, err
 	}
+	before, err := a.beforeMove(ctx, c, spec.Target, id)
+	if err != nil {
+		return StepResult{}, err
+	}
 	derr := d.Deprovision(ctx, id, opts)
 	if derr != nil && !errors.Is(derr, connectors.ErrNotFound) && !connectors.IsPermanent(derr) {
 		return StepResult{}, toTemporal(fmt.Errorf("%s: deprovision: %w", spec.Target, derr))
@@ -93,7 +97,9 @@ func (a *Activities) DeprovisionIdentity(ctx context.Context, in StepInput) (Ste
 	// Done when the target says so: the account reads back disabled (and
 	// without groups when they were to go), or absent.
 	gone, groupsUnread := false, false
+	var after *connectors.Account
 	note, err := a.readBack(ctx, c, spec.Target, id, func(got *connectors.Account) string {
+		after = got
 		switch {
 		case got == nil:
 			gone = true
@@ -128,15 +134,38 @@ func (a *Activities) DeprovisionIdentity(ctx context.Context, in StepInput) (Ste
 	if note != "" {
 		res.Note += "; " + note
 	}
-	if len(dropped) > 0 && !gone {
-		// One record per group dropped: read back none left, above.
-		res.Effects = in.Step.AuditEffects(res)
-		for _, g := range dropped {
-			res.Effects = append(res.Effects, audit.Effect{Action: audit.GroupRemoved, Target: spec.Target, AccountID: id,
-				Group: cmp.Or(g.Name, g.ID), Detail: "group id " + g.ID + "; remove_groups", Verified: true})
-		}
+	if gone {
+		return res, nil
+	}
+	var more []audit.Effect
+	// One record per group dropped: read back none left, above.
+	for _, g := range dropped {
+		more = append(more, audit.Effect{Action: audit.GroupRemoved, Target: spec.Target, AccountID: id,
+			Group: cmp.Or(g.Name, g.ID), Detail: "group id " + g.ID + "; remove_groups", Verified: true})
+	}
+	more = append(more, movedEffect(spec.Target, before, after)...)
+	if len(more) > 0 {
+		res.Effects = append(in.Step.AuditEffects(res), more...)
 	}
 	return res, nil
+}
+
+// beforeMove reads the account before a deprovision that may move it (a
+// directory with a disabled container), so the move is recorded with
+// where it was (movedEffect); nil when none can, at no request.
+func (a *Activities) beforeMove(ctx context.Context, c any, target, id string) (*connectors.Account, error) {
+	r, ok := c.(connectors.AccountReader)
+	if !ok || a.cfg.Policy.Targets[target].DisabledContainer == "" {
+		return nil, nil
+	}
+	acct, err := r.ReadAccount(ctx, id)
+	if errors.Is(err, connectors.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, toTemporal(fmt.Errorf("%s: read account before deprovision: %w", target, err))
+	}
+	return acct, nil
 }
 
 // groupsToDrop are the groups remove_groups is about to drop, read first

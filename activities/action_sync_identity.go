@@ -220,7 +220,7 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		}
 		res.Correlation, res.Note = Created, NoteCreated
 	} else {
-		diff, reactivated, err := a.update(ctx, c, syncer, spec, uid, acct, attrs, old, in.Reactivate)
+		diff, reactivated, after, err := a.update(ctx, c, syncer, spec, uid, acct, attrs, old, in.Reactivate)
 		if err != nil {
 			return StepResult{}, err
 		}
@@ -245,6 +245,9 @@ func (a *Activities) SyncIdentity(ctx context.Context, in StepInput) (StepResult
 		if reactivated {
 			updated = append(updated, audit.Effect{Action: audit.AccountEnabled, Target: spec.Target, AccountID: acct.ID, Verified: true})
 		}
+		// A directory moves the account when its container's attributes
+		// change, or out of the disabled container on a rehire.
+		updated = append(updated, movedEffect(spec.Target, acct, after)...)
 		res.Note = NoteExisting
 		if res.Correlation == Adopted {
 			res.Note = NoteAdopted
@@ -446,8 +449,8 @@ func changed(spec *policy.SyncIdentity, attrs, old connectors.Attributes, acct *
 	return d
 }
 
-func (a *Activities) update(ctx context.Context, c any, s connectors.AccountSyncer, spec *policy.SyncIdentity, uid string, acct *connectors.Account, attrs, old connectors.Attributes, reactivate bool) (connectors.Diff, bool, error) {
-	diff := connectors.Diff{}
+func (a *Activities) update(ctx context.Context, c any, s connectors.AccountSyncer, spec *policy.SyncIdentity, uid string, acct *connectors.Account, attrs, old connectors.Attributes, reactivate bool) (diff connectors.Diff, reactivated bool, after *connectors.Account, err error) {
+	diff = connectors.Diff{}
 	for k, v := range attrs {
 		if slices.Contains(spec.NotContinuouslySynced, k) {
 			continue
@@ -461,23 +464,24 @@ func (a *Activities) update(ctx context.Context, c any, s connectors.AccountSync
 	}
 	if len(diff) > 0 {
 		if err := s.UpdateAccount(ctx, acct.ID, diff); err != nil {
-			return nil, false, toTemporal(fmt.Errorf("%s: update account: %w", spec.Target, err))
+			return nil, false, nil, toTemporal(fmt.Errorf("%s: update account: %w", spec.Target, err))
 		}
 	}
 	reactivate = reactivate && !acct.Active
 	if reactivate {
 		r, ok := c.(connectors.Reactivator)
 		if !ok {
-			return nil, false, unsupported(spec.Target, "reactivate accounts")
+			return nil, false, nil, unsupported(spec.Target, "reactivate accounts")
 		}
 		if err := r.Reactivate(ctx, acct.ID); err != nil {
-			return nil, false, toTemporal(fmt.Errorf("%s: reactivate: %w", spec.Target, err))
+			return nil, false, nil, toTemporal(fmt.Errorf("%s: reactivate: %w", spec.Target, err))
 		}
 	}
 	if len(diff) == 0 && !reactivate {
-		return nil, false, nil // nothing written: nothing to verify
+		return nil, false, nil, nil // nothing written: nothing to verify
 	}
-	_, err := a.readBack(ctx, c, spec.Target, acct.ID, func(got *connectors.Account) string {
+	_, err = a.readBack(ctx, c, spec.Target, acct.ID, func(got *connectors.Account) string {
+		after = got
 		if got == nil {
 			return "absent after update"
 		}
@@ -489,7 +493,7 @@ func (a *Activities) update(ctx context.Context, c any, s connectors.AccountSync
 		}
 		return ""
 	})
-	return diff, reactivate, err
+	return diff, reactivate, after, err
 }
 
 // uniqueValue picks the unique identifier of a new account whose first

@@ -2,10 +2,12 @@ package activities
 
 import (
 	"context"
+	"strings"
 
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/jml-dev/jml/audit"
+	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/policy"
 )
 
@@ -131,4 +133,21 @@ func deliveryEffects(action, channel, recipient string, carriedSecret bool) []au
 		out = append(out, audit.Effect{Action: audit.PasswordDelivered, Detail: d, Verified: true})
 	}
 	return out
+}
+
+// movedEffect is the account.moved effect of an account whose DN
+// (connectors.AttrDN, which only directories report) differs between
+// before, read before the write, and after, its read-back: the directory
+// moved it (a new container) or renamed it. Verified: the read-back found
+// it at its new DN. Nothing when either read is missing or says no DN.
+func movedEffect(target string, before, after *connectors.Account) []audit.Effect {
+	if before == nil || after == nil {
+		return nil
+	}
+	from, to := before.Attributes[connectors.AttrDN], after.Attributes[connectors.AttrDN]
+	if from == "" || to == "" || strings.EqualFold(from, to) {
+		return nil
+	}
+	return []audit.Effect{{Action: audit.AccountMoved, Target: target, AccountID: after.ID,
+		Detail: "from " + from + " to " + to, Verified: true}}
 }

@@ -34,6 +34,12 @@ type Key struct {
 	Value     string
 }
 
+// AttrDN is the read-only attribute in which a directory (LDAP, AD)
+// reports where an account is, its distinguished name: a change of it
+// between the read before a write and the read-back is a move
+// (audit.AccountMoved). Not a secret.
+const AttrDN = "dn"
+
 // Account is one account in a target system.
 type Account struct {
 	ID         string     // the target's own ID

@@ -7,6 +7,8 @@ import (
 
 	ldapv3 "github.com/go-ldap/ldap/v3"
 	"github.com/google/uuid"
+
+	"github.com/jml-dev/jml/connectors"
 )
 
 // attr is one mapped attribute: the normalized name, the directory's.
@@ -34,7 +36,7 @@ const (
 	attrCN       = "cn"
 	attrManager  = "manager"
 	attrEmployee = "employee_id"
-	attrDN       = "dn" // read only: where the account is
+	attrDN       = connectors.AttrDN // read only: where the account is
 )
 
 // User account control bits (MS-ADTS 2.2.16).

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/jml-dev/jml/activities"
+	"github.com/jml-dev/jml/audit"
+	"github.com/jml-dev/jml/audit/auditdb"
 	"github.com/jml-dev/jml/connectors"
 	"github.com/jml-dev/jml/connectors/ldap"
 	"github.com/jml-dev/jml/contract"
@@ -84,6 +87,8 @@ type ldapRig struct {
 	dir  *ldappeer.Directory
 	conn *ldap.Connector
 	ops  *targets.Recorder
+	// audit is the worker's audit store (SQLite).
+	audit *auditdb.Store
 }
 
 // newLDAPRig binds as the directory's least-privileged service account
@@ -96,6 +101,10 @@ func newLDAPRig(t *testing.T, typ string, d *ldappeer.Directory, svc ldappeer.Ac
 	dir.BindDN = svc.DN
 	s.policy.Targets["dir"] = dir
 	r := &ldapRig{stack: s, dir: d, ops: &targets.Recorder{Live: http.DefaultTransport, Wire: true}}
+	st, err := auditdb.Open(context.Background(), filepath.Join(t.TempDir(), "audit.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	r.audit, s.audit = st, st
 	c, err := targets.BuildOne(context.Background(), "dir", s.policy.Targets["dir"], targets.Options{
 		Getenv: func(k string) string {
 			if k == bindPasswordEnv {
@@ -142,6 +151,40 @@ func (r *ldapRig) count() map[string]int {
 		ops["total"]++
 	}
 	return ops
+}
+
+// audited waits for emp's record of action from run workflowID (a step's
+// effects land in one write) and returns the run's records of emp.
+func (r *ldapRig) audited(t *testing.T, emp, workflowID, action string) []audit.Record {
+	t.Helper()
+	var recs []audit.Record
+	require.Eventually(t, func() bool {
+		all, err := r.audit.Records(context.Background(), auditdb.Filter{EmployeeID: emp})
+		if err != nil {
+			return false
+		}
+		recs = recs[:0]
+		found := false
+		for _, rec := range all {
+			if rec.WorkflowID == workflowID {
+				recs = append(recs, rec)
+				found = found || rec.Action == action
+			}
+		}
+		return found
+	}, time.Minute, 100*time.Millisecond, "%s: %s", emp, action)
+	return recs
+}
+
+// moves are the account.moved records among recs.
+func moves(recs []audit.Record) []audit.Record {
+	var out []audit.Record
+	for _, rec := range recs {
+		if rec.Action == audit.AccountMoved {
+			out = append(out, rec)
+		}
+	}
+	return out
 }
 
 func (r *ldapRig) account(t *testing.T, employeeID string) *connectors.Account {
@@ -209,6 +252,13 @@ func TestActiveDirectoryJoinerMoverLeaver(t *testing.T) {
 	moved := r.account(t, "E0100")
 	assert.Equal(t, j1.ID, moved.ID)
 	assert.Equal(t, "CN=John Smith,OU=Engineering,"+sb.StaffDN, moved.Attributes["dn"])
+	// One account.moved record, naming both DNs, read back at the new one.
+	if mvs := moves(r.audited(t, "E0100", mv.WorkflowID, audit.AccountUpdated)); assert.Len(t, mvs, 1, "the mover's move") {
+		assert.Equal(t, "from CN=John Smith,OU=Sales,"+sb.StaffDN+" to CN=John Smith,OU=Engineering,"+sb.StaffDN, mvs[0].Detail)
+		assert.True(t, mvs[0].Verified)
+		assert.Equal(t, j1.ID, mvs[0].AccountID)
+		assert.Equal(t, "dir.sync_identity", mvs[0].Step)
+	}
 
 	// Leaver: disabled, no groups, in the disabled OU, and the bind fails
 	// because the account is disabled (533), not for its password.
@@ -223,6 +273,12 @@ func TestActiveDirectoryJoinerMoverLeaver(t *testing.T) {
 	assert.Equal(t, j2.ID, left.ID)
 	assert.False(t, left.Active)
 	assert.Equal(t, "CN=John Smith (jsmith2),"+sb.DisabledDN, left.Attributes["dn"])
+	if mvs := moves(r.audited(t, "E0101", lv.WorkflowID, audit.AccountDisabled)); assert.Len(t, mvs, 1, "the leaver's move to the disabled container") {
+		assert.Equal(t, "from CN=John Smith (jsmith2),OU=Sales,"+sb.StaffDN+" to CN=John Smith (jsmith2),"+sb.DisabledDN, mvs[0].Detail)
+		assert.True(t, mvs[0].Verified)
+		assert.Equal(t, j2.ID, mvs[0].AccountID)
+		assert.Equal(t, "dir.deprovision_identity", mvs[0].Step)
+	}
 	gs, err = r.conn.Memberships(ctx, left.ID)
 	require.NoError(t, err)
 	assert.Empty(t, gs)
@@ -234,11 +290,15 @@ func TestActiveDirectoryJoinerMoverLeaver(t *testing.T) {
 	// never deleted.
 	rehire := staff("E0101", "John", "Smith", "Sales", "E0007")
 	rehire["rehired"] = "yes"
-	r.run(t, hr.Event{EventID: "j2-rehire", Type: hr.Rehire, Employee: rehire}, contract.StatusActive)
+	rh, _ := r.run(t, hr.Event{EventID: "j2-rehire", Type: hr.Rehire, Employee: rehire}, contract.StatusActive)
 	back := r.account(t, "E0101")
 	assert.Equal(t, j2.ID, back.ID, "the same object")
 	assert.True(t, back.Active)
 	assert.Equal(t, "CN=John Smith (jsmith2),OU=Sales,"+sb.StaffDN, back.Attributes["dn"])
+	if mvs := moves(r.audited(t, "E0101", rh.WorkflowID, audit.AccountEnabled)); assert.Len(t, mvs, 1, "the rehire's move out of the disabled container") {
+		assert.Equal(t, "from CN=John Smith (jsmith2),"+sb.DisabledDN+" to CN=John Smith (jsmith2),OU=Sales,"+sb.StaffDN, mvs[0].Detail)
+		assert.True(t, mvs[0].Verified)
+	}
 	assert.Equal(t, workflows.StepSuperseded, r.steps(t, lv.WorkflowID)["dir.delete_identity"].State)
 
 	// A password the domain refuses (14 characters wanted, 12 generated):
