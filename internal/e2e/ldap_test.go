@@ -176,15 +176,21 @@ func (r *ldapRig) audited(t *testing.T, emp, workflowID, action string) []audit.
 	return recs
 }
 
-// moves are the account.moved records among recs.
-func moves(recs []audit.Record) []audit.Record {
-	var out []audit.Record
-	for _, rec := range recs {
+// assertMoved asserts that run workflowID has one account.moved record
+// of emp, from one DN to the other, verified, once its step's record of
+// action is in.
+func (r *ldapRig) assertMoved(t *testing.T, emp, workflowID, action, from, to string) {
+	t.Helper()
+	var mvs []audit.Record
+	for _, rec := range r.audited(t, emp, workflowID, action) {
 		if rec.Action == audit.AccountMoved {
-			out = append(out, rec)
+			mvs = append(mvs, rec)
 		}
 	}
-	return out
+	if assert.Len(t, mvs, 1, "%s: one move in %s", emp, workflowID) {
+		assert.Equal(t, "from "+from+" to "+to, mvs[0].Detail)
+		assert.True(t, mvs[0].Verified, "read back at the new DN")
+	}
 }
 
 func (r *ldapRig) account(t *testing.T, employeeID string) *connectors.Account {
@@ -253,12 +259,7 @@ func TestActiveDirectoryJoinerMoverLeaver(t *testing.T) {
 	assert.Equal(t, j1.ID, moved.ID)
 	assert.Equal(t, "CN=John Smith,OU=Engineering,"+sb.StaffDN, moved.Attributes["dn"])
 	// One account.moved record, naming both DNs, read back at the new one.
-	if mvs := moves(r.audited(t, "E0100", mv.WorkflowID, audit.AccountUpdated)); assert.Len(t, mvs, 1, "the mover's move") {
-		assert.Equal(t, "from CN=John Smith,OU=Sales,"+sb.StaffDN+" to CN=John Smith,OU=Engineering,"+sb.StaffDN, mvs[0].Detail)
-		assert.True(t, mvs[0].Verified)
-		assert.Equal(t, j1.ID, mvs[0].AccountID)
-		assert.Equal(t, "dir.sync_identity", mvs[0].Step)
-	}
+	r.assertMoved(t, "E0100", mv.WorkflowID, audit.AccountUpdated, j1.Attributes["dn"], moved.Attributes["dn"])
 
 	// Leaver: disabled, no groups, in the disabled OU, and the bind fails
 	// because the account is disabled (533), not for its password.
@@ -273,12 +274,7 @@ func TestActiveDirectoryJoinerMoverLeaver(t *testing.T) {
 	assert.Equal(t, j2.ID, left.ID)
 	assert.False(t, left.Active)
 	assert.Equal(t, "CN=John Smith (jsmith2),"+sb.DisabledDN, left.Attributes["dn"])
-	if mvs := moves(r.audited(t, "E0101", lv.WorkflowID, audit.AccountDisabled)); assert.Len(t, mvs, 1, "the leaver's move to the disabled container") {
-		assert.Equal(t, "from CN=John Smith (jsmith2),OU=Sales,"+sb.StaffDN+" to CN=John Smith (jsmith2),"+sb.DisabledDN, mvs[0].Detail)
-		assert.True(t, mvs[0].Verified)
-		assert.Equal(t, j2.ID, mvs[0].AccountID)
-		assert.Equal(t, "dir.deprovision_identity", mvs[0].Step)
-	}
+	r.assertMoved(t, "E0101", lv.WorkflowID, audit.AccountDisabled, j2.Attributes["dn"], left.Attributes["dn"])
 	gs, err = r.conn.Memberships(ctx, left.ID)
 	require.NoError(t, err)
 	assert.Empty(t, gs)
@@ -295,10 +291,7 @@ func TestActiveDirectoryJoinerMoverLeaver(t *testing.T) {
 	assert.Equal(t, j2.ID, back.ID, "the same object")
 	assert.True(t, back.Active)
 	assert.Equal(t, "CN=John Smith (jsmith2),OU=Sales,"+sb.StaffDN, back.Attributes["dn"])
-	if mvs := moves(r.audited(t, "E0101", rh.WorkflowID, audit.AccountEnabled)); assert.Len(t, mvs, 1, "the rehire's move out of the disabled container") {
-		assert.Equal(t, "from CN=John Smith (jsmith2),"+sb.DisabledDN+" to CN=John Smith (jsmith2),OU=Sales,"+sb.StaffDN, mvs[0].Detail)
-		assert.True(t, mvs[0].Verified)
-	}
+	r.assertMoved(t, "E0101", rh.WorkflowID, audit.AccountEnabled, left.Attributes["dn"], back.Attributes["dn"])
 	assert.Equal(t, workflows.StepSuperseded, r.steps(t, lv.WorkflowID)["dir.delete_identity"].State)
 
 	// A password the domain refuses (14 characters wanted, 12 generated):
@@ -389,10 +382,11 @@ func TestOpenLDAPJoinerMoverLeaver(t *testing.T) {
 	pw := r.passwords[1]
 	r.mu.Unlock()
 
-	_, moveOps := r.run(t, hr.Event{EventID: "j1-move", Type: hr.Change, Employee: map[string]string{"employee_id": "E0100", "department": "Engineering"}}, contract.StatusActive)
+	mv, moveOps := r.run(t, hr.Event{EventID: "j1-move", Type: hr.Change, Employee: map[string]string{"employee_id": "E0100", "department": "Engineering"}}, contract.StatusActive)
 	moved := r.account(t, "E0100")
 	assert.Equal(t, j1.ID, moved.ID, "entryUUID: the link holds")
 	assert.Equal(t, "uid=jsmith,ou=Engineering,"+sl.StaffDN, moved.Attributes["dn"])
+	r.assertMoved(t, "E0100", mv.WorkflowID, audit.AccountUpdated, j1.Attributes["dn"], moved.Attributes["dn"])
 	gs, err := reader.Memberships(ctx, j1.ID)
 	require.NoError(t, err)
 	var names []string
@@ -408,6 +402,7 @@ func TestOpenLDAPJoinerMoverLeaver(t *testing.T) {
 	left := r.account(t, "E0100")
 	assert.False(t, left.Active)
 	assert.Equal(t, "uid=jsmith,"+sl.DisabledDN, left.Attributes["dn"])
+	r.assertMoved(t, "E0100", lv.WorkflowID, audit.AccountDisabled, moved.Attributes["dn"], left.Attributes["dn"])
 	gs, err = reader.Memberships(ctx, j1.ID)
 	require.NoError(t, err)
 	assert.Empty(t, gs)
