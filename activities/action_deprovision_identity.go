@@ -174,7 +174,7 @@ func (a *Activities) beforeMove(ctx context.Context, c any, target, id string) (
 // earlier attempt's drops are then unnamed in the trail, its disable not.
 func groupsToDrop(ctx context.Context, c any, target, id string, opts connectors.DeprovisionOptions) ([]connectors.Group, error) {
 	rm, ok := c.(connectors.RelationshipManager)
-	if !opts.RemoveGroups || !ok || previewing(ctx) {
+	if !opts.RemoveGroups || !ok {
 		return nil, nil
 	}
 	gs, err := rm.Memberships(ctx, id)
