@@ -129,7 +129,7 @@ func (a *Activities) DeprovisionIdentity(ctx context.Context, in StepInput) (Ste
 	}
 	res := StepResult{AccountID: id, Note: "deprovisioned", AccountState: contract.AccountDisabled}
 	if gone {
-		res.Note, res.AccountState = NoteNoAccount, ""
+		res.Note, res.AccountState = NoteNoAccount, contract.AccountAbsent
 	}
 	if note != "" {
 		res.Note += "; " + note

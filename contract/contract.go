@@ -217,6 +217,9 @@ const (
 const (
 	AccountActive   = "active"
 	AccountDisabled = "disabled"
+	// AccountAbsent: the leaver found no account under the link (deleted
+	// out of band): nothing left to disable.
+	AccountAbsent = "absent"
 )
 
 // Access requests (docs/approvals.md): one AccessRequest workflow per

@@ -357,4 +357,25 @@ func TestStatusHeaderReadsAccountState(t *testing.T) {
 	assert.Contains(t, js, `"account_states": {`)
 	assert.Contains(t, js, `"app": "disabled"`)
 	assert.Contains(t, js, `"note": "0 access request(s) revoked"`, "the JSON keeps every row")
+
+	// An account deleted out of band before the leaver: the header says
+	// so, not the "active" its joiner read back.
+	eve := map[string]string{"employee_id": "D2", "email": "eve@acme.test"}
+	_, err = intake.Submit(ctx, env.Client, hr.Event{EventID: "evt-3", Type: hr.Hire, Employee: eve})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return countWorkflows(t, env, `WorkflowId = "joiner/D2/evt-3" AND JmlState = "Completed"`) == 1
+	}, 30*time.Second, 100*time.Millisecond)
+	eveAcct, ok := app.Find("user_name", "eve@acme.test")
+	require.True(t, ok)
+	require.NoError(t, app.Delete(ctx, eveAcct.ID))
+	_, err = intake.Submit(ctx, env.Client, hr.Event{EventID: "evt-4", Type: hr.Terminate, Employee: eve})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return countWorkflows(t, env, `WorkflowId = "leaver/D2/evt-4" AND JmlState = "Waiting"`) == 1
+	}, 30*time.Second, 100*time.Millisecond)
+	code, out, errs = starter(t, "status", "D2")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "employee  D2 (absent)", "the leaver found no account")
+	assert.Contains(t, out, "accounts  app: "+eveAcct.ID+" (eve@acme.test) absent")
 }
