@@ -195,21 +195,33 @@ func parseTime(s string) (time.Time, error) {
 	return time.Parse(timeFormat, s)
 }
 
+// beginChain begins a transaction that writes the chain: on PostgreSQL it
+// holds the chain's advisory lock until the end, so concurrent writers
+// (several workers) append one after another (SQLite has one writer).
+func (s *Store) beginChain(ctx context.Context) (*sql.Tx, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("audit store: begin: %w", err)
+	}
+	if s.pg {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7243002)`); err != nil {
+			_ = tx.Rollback()
+			return nil, fmt.Errorf("audit store: lock: %w", err)
+		}
+	}
+	return tx, nil
+}
+
 // Append stores records in order after the chain's last one, exactly once
 // per Key: a record whose key is stored already is skipped (a retried
 // RecordAudit after a worker died between commit and completion).
 // It returns how many were new.
 func (s *Store) Append(ctx context.Context, recs []audit.Record) (int, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginChain(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("audit store: begin: %w", err)
+		return 0, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	if s.pg {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7243002)`); err != nil {
-			return 0, fmt.Errorf("audit store: lock: %w", err)
-		}
-	}
 	var seq int64
 	var prev string
 	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
@@ -402,16 +414,11 @@ func (s *Store) Verify(ctx context.Context) (Verification, error) {
 // and only a prefix of the chain, moves the anchor to the last one deleted
 // and appends an audit.purged record saying so. It returns how many went.
 func (s *Store) Purge(ctx context.Context, before time.Time, key string) (int64, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginChain(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("audit store: begin: %w", err)
+		return 0, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	if s.pg {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7243002)`); err != nil {
-			return 0, fmt.Errorf("audit store: lock: %w", err)
-		}
-	}
 	// The prefix: up to the first record not older than before.
 	var upTo sql.NullInt64
 	if err := tx.QueryRowContext(ctx, s.rebind(`SELECT MIN(seq) FROM audit_records WHERE at >= ?`), fmtTime(before)).Scan(&upTo); err != nil {
